@@ -1,1 +1,122 @@
-pub fn x() {}
+//! otelite's backend: an OTLP/HTTP receiver that keeps every span in SQLite
+//! and counts, at each stage, how many spans got through.
+//!
+//! # Layout: the pipeline, in module order
+//! - [`receive`]: `POST /v1/traces` and `/v1/metrics`; body limits, gzip,
+//!   protobuf or JSON, OTLP status codes.
+//! - [`process`]: OTLP → the trace-info model (`otelite_exporter::model`),
+//!   rejecting invalid spans; exporter counters out of OTLP metrics.
+//! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges.
+//! - [`store`]: SQLite: one writer thread with group commit, read-only readers.
+//! - [`rates`] and [`query`]: the stage rates and the query API.
+//!
+//! # Use
+//! ```no_run
+//! # async fn example() -> Result<(), otelite_backend::Error> {
+//! let server = otelite_backend::Server::bind(otelite_backend::Config::default()).await?;
+//! println!("OTLP on {}", server.otlp_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+pub mod analyze;
+mod config;
+pub mod process;
+pub mod query;
+pub mod rates;
+pub mod receive;
+pub mod stage;
+pub mod store;
+
+pub use config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_WRITE_QUEUE};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use store::{Store, StoreError, WriterThread};
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A backend whose listeners are bound and whose database is open.
+pub struct Server {
+    otlp: TcpListener,
+    query: TcpListener,
+    store: Store,
+    writer: WriterThread,
+    max_body_bytes: usize,
+}
+
+impl Server {
+    pub async fn bind(config: Config) -> Result<Self, Error> {
+        let (store, writer) = Store::open(&config.db_path, config.write_queue_capacity)?;
+        let otlp = listen(config.otlp_listen).await?;
+        let query = listen(config.query_listen).await?;
+        Ok(Self {
+            otlp,
+            query,
+            store,
+            writer,
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
+
+    pub fn otlp_addr(&self) -> SocketAddr {
+        self.otlp
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    pub fn query_addr(&self) -> SocketAddr {
+        self.query
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets
+    /// in-flight requests finish and waits for the last commit.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let receive = receive::router(receive::ReceiveState {
+            store: self.store.clone(),
+            max_body_bytes: self.max_body_bytes,
+        });
+        let query = query::router(self.store.clone());
+        drop(self.store);
+        let otlp = axum::serve(self.otlp, receive).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let query = axum::serve(self.query, query).with_graceful_shutdown(stopped(stop_rx));
+        let (otlp, query) = tokio::join!(otlp.into_future(), query.into_future());
+        otlp.and(query).map_err(Error::Serve)?;
+        // Every Store handle is gone with the routers: the writer drains and ends.
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        Ok(())
+    }
+}
+
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+async fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}

@@ -54,7 +54,7 @@ fn scope_matches(scope_spans: &pb::ScopeSpans, scope: &model::Scope) -> bool {
         && attributes_to_otlp(&scope.attributes) == pb_scope.attributes
 }
 
-fn resource_to_otlp(resource: &model::Resource) -> pb::ResourceSpans {
+pub fn resource_to_otlp(resource: &model::Resource) -> pb::ResourceSpans {
     pb::ResourceSpans {
         resource: Some(PbResource {
             attributes: attributes_to_otlp(&resource.attributes),
@@ -66,7 +66,7 @@ fn resource_to_otlp(resource: &model::Resource) -> pb::ResourceSpans {
     }
 }
 
-fn scope_to_otlp(scope: &model::Scope) -> pb::ScopeSpans {
+pub fn scope_to_otlp(scope: &model::Scope) -> pb::ScopeSpans {
     pb::ScopeSpans {
         scope: Some(pb_common::InstrumentationScope {
             name: scope.name.clone(),

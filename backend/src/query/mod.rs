@@ -1,0 +1,51 @@
+//! The query API on the query listener: a trace by id, a trace search, the
+//! stage rates and the service list, as JSON. Errors go through `ApiError`,
+//! which maps each cause to a status and keeps internals out of the answer.
+
+mod rates;
+mod traces;
+
+use crate::store::{Store, StoreError};
+use axum::Json;
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use serde_json::json;
+
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .route("/api/traces/{trace_id}", get(traces::by_id))
+        .route("/api/search", get(traces::search))
+        .route("/api/services", get(traces::services))
+        .route("/api/rates", get(rates::rates))
+        .with_state(store)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadParameter(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadParameter(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match &self {
+            ApiError::Store(error) => {
+                tracing::error!(%error, "query failed");
+                "the query failed; see the server log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}

@@ -1,0 +1,160 @@
+//! Reading a request body as OTLP/HTTP allows it: any transfer framing
+//! (Content-Length or chunked), optionally gzip-compressed, and never more
+//! than the limit — counted after decompression, and enforced while
+//! inflating so a gzip bomb stops at the limit instead of filling memory.
+
+use axum::body::Body;
+use bytes::Bytes;
+use flate2::read::MultiGzDecoder;
+use http::HeaderMap;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::io::Read;
+
+/// The two OTLP/HTTP encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Protobuf,
+    Json,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Protobuf => "application/x-protobuf",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
+    UnsupportedContentType(String),
+    #[error("unsupported content encoding {0:?}: use gzip or none")]
+    UnsupportedEncoding(String),
+    #[error("request body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("request body could not be read: {0}")]
+    Read(String),
+    #[error("request body is not valid gzip: {0}")]
+    BadGzip(std::io::Error),
+}
+
+pub fn format_of(headers: &HeaderMap) -> Result<Format, BodyError> {
+    let value = headers
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let media_type = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match media_type.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
+        "application/json" => Ok(Format::Json),
+        _ => Err(BodyError::UnsupportedContentType(value)),
+    }
+}
+
+fn is_gzip(headers: &HeaderMap) -> Result<bool, BodyError> {
+    let Some(value) = headers.get(CONTENT_ENCODING) else {
+        return Ok(false);
+    };
+    let value = String::from_utf8_lossy(value.as_bytes())
+        .trim()
+        .to_ascii_lowercase();
+    match value.as_str() {
+        "gzip" | "x-gzip" => Ok(true),
+        "" | "identity" => Ok(false),
+        _ => Err(BodyError::UnsupportedEncoding(value)),
+    }
+}
+
+/// Checks the headers before any byte of the body is read.
+pub fn check_headers(headers: &HeaderMap) -> Result<(Format, bool), BodyError> {
+    Ok((format_of(headers)?, is_gzip(headers)?))
+}
+
+/// Reads the whole body, at most `limit` bytes on the wire.
+pub async fn read(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge { limit }),
+        Err(error) => Err(BodyError::Read(error.to_string())),
+    }
+}
+
+/// Inflates a gzip body, stopping one byte past `limit`.
+pub fn gunzip(compressed: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
+    MultiGzDecoder::new(compressed)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(BodyError::BadGzip)?;
+    if out.len() > limit {
+        return Err(BodyError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(data).expect("writing to a Vec");
+        encoder.finish().expect("writing to a Vec")
+    }
+
+    #[test]
+    fn gunzip_round_trips_within_the_limit() {
+        assert_eq!(gunzip(&gzip(b"hello"), 5).ok(), Some(b"hello".to_vec()));
+    }
+
+    #[test]
+    fn gunzip_stops_a_bomb_at_the_limit() {
+        let bomb = gzip(&vec![0u8; 10 << 20]);
+        assert!(bomb.len() < 100 << 10);
+        assert!(
+            matches!(gunzip(&bomb, 1 << 20), Err(BodyError::TooLarge { limit }) if limit == 1 << 20)
+        );
+    }
+
+    #[test]
+    fn gunzip_rejects_garbage_and_truncation() {
+        assert!(matches!(
+            gunzip(b"not gzip at all", 100),
+            Err(BodyError::BadGzip(_))
+        ));
+        let whole = gzip(&vec![7u8; 10_000]);
+        assert!(matches!(
+            gunzip(&whole[..whole.len() / 2], 1 << 20),
+            Err(BodyError::BadGzip(_))
+        ));
+    }
+
+    #[test]
+    fn content_types_with_parameters_are_recognised() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            "application/json; charset=utf-8"
+                .parse()
+                .expect("valid header"),
+        );
+        assert_eq!(format_of(&headers).ok(), Some(Format::Json));
+        headers.insert(CONTENT_TYPE, "text/plain".parse().expect("valid header"));
+        assert!(matches!(
+            format_of(&headers),
+            Err(BodyError::UnsupportedContentType(_))
+        ));
+        headers.remove(CONTENT_TYPE);
+        assert!(format_of(&headers).is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! The OTLP/HTTP receiver: `POST /v1/traces` and `POST /v1/metrics`.
+//! A request is read (`body`), decoded into the `opentelemetry-proto` types
+//! (protobuf and JSON meet there), then handed to the pipeline: process →
+//! analyze → store. The answer waits for the commit, so a 200 means stored.
+
+mod body;
+mod response;
+
+pub use body::Format;
+pub use response::RpcStatus;
+
+use crate::analyze;
+use crate::process;
+use crate::stage::Stage;
+use crate::store::{SpanBatch, Store};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use body::BodyError;
+use http::{HeaderMap, StatusCode};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use response::ReceiveError;
+use serde::de::DeserializeOwned;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Clone)]
+pub struct ReceiveState {
+    pub store: Store,
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: ReceiveState) -> Router {
+    Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/v1/metrics", post(metrics))
+        .with_state(state)
+}
+
+async fn traces(State(state): State<ReceiveState>, headers: HeaderMap, body: Body) -> Response {
+    let format = body::format_of(&headers).ok();
+    match receive_traces(&state, &headers, body).await {
+        Ok((format, answer)) => response::encode(format, &answer, StatusCode::OK),
+        Err(error) => error.into_response(format),
+    }
+}
+
+async fn receive_traces(
+    state: &ReceiveState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Format, ExportTraceServiceResponse), ReceiveError> {
+    let (format, limit) = (body::check_headers(headers)?, state.max_body_bytes);
+    let bytes = body::read(body, limit).await?;
+    // Decoding, conversion and analysis are CPU work: keep them off the
+    // threads that serve connections.
+    let (batch, rejected) = tokio::task::spawn_blocking(move || {
+        let request: ExportTraceServiceRequest = decode(format, &bytes, limit)?;
+        let processed = process::process(request);
+        let mut counted: Vec<(String, Stage, u64)> = Vec::new();
+        for (service, n) in process::count_by_service(&processed.spans) {
+            counted.push((service.clone(), Stage::Process, n));
+            counted.push((service, Stage::Analyze, n));
+        }
+        let batch = SpanBatch {
+            spans: analyze::analyze(processed.spans),
+            counted,
+            received_ns: now_ns(),
+        };
+        Ok::<_, ReceiveError>((batch, processed.rejected))
+    })
+    .await
+    .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
+    let format = format.0;
+    if !batch.spans.is_empty() {
+        state
+            .store
+            .try_write_spans(batch)?
+            .await
+            .map_err(|_| crate::store::StoreError::Closed)??;
+    }
+    let partial_success = (!rejected.is_empty()).then(|| ExportTracePartialSuccess {
+        rejected_spans: rejected.len() as i64,
+        error_message: rejection_message(&rejected),
+    });
+    Ok((format, ExportTraceServiceResponse { partial_success }))
+}
+
+fn rejection_message(rejected: &[otelite_exporter::convert::InvalidSpan]) -> String {
+    const SHOWN: usize = 5;
+    let mut message: Vec<String> = rejected
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    if rejected.len() > SHOWN {
+        message.push(format!("and {} more", rejected.len() - SHOWN));
+    }
+    message.join("; ")
+}
+
+async fn metrics(State(state): State<ReceiveState>, headers: HeaderMap, body: Body) -> Response {
+    let format = body::format_of(&headers).ok();
+    match receive_metrics(&state, &headers, body).await {
+        Ok(format) => response::encode(
+            format,
+            &ExportMetricsServiceResponse {
+                partial_success: None,
+            },
+            StatusCode::OK,
+        ),
+        Err(error) => error.into_response(format),
+    }
+}
+
+async fn receive_metrics(
+    state: &ReceiveState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Format, ReceiveError> {
+    let ((format, gzip), limit) = (body::check_headers(headers)?, state.max_body_bytes);
+    let bytes = body::read(body, limit).await?;
+    let request: ExportMetricsServiceRequest = decode((format, gzip), &bytes, limit)?;
+    let points = process::counter_points(request);
+    if !points.is_empty() {
+        state
+            .store
+            .try_write_counters(points)?
+            .await
+            .map_err(|_| crate::store::StoreError::Closed)??;
+    }
+    Ok(format)
+}
+
+/// Inflates (when gzip) and decodes a body into an OTLP request type.
+fn decode<T>((format, gzip): (Format, bool), bytes: &[u8], limit: usize) -> Result<T, ReceiveError>
+where
+    T: prost::Message + Default + DeserializeOwned,
+{
+    let inflated;
+    let bytes = if gzip {
+        inflated = body::gunzip(bytes, limit)?;
+        &inflated[..]
+    } else {
+        bytes
+    };
+    match format {
+        Format::Protobuf => T::decode(bytes).map_err(|e| ReceiveError::Decode {
+            what: "OTLP protobuf message",
+            reason: e.to_string(),
+        }),
+        Format::Json => serde_json::from_slice(bytes).map_err(|e| ReceiveError::Decode {
+            what: "OTLP JSON message",
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

@@ -1,0 +1,103 @@
+//! OTLP/HTTP responses: the success message in the request's encoding, and
+//! failures as a `google.rpc.Status` body with the status code the OTLP/HTTP
+//! specification gives each cause.
+
+use super::body::{BodyError, Format};
+use crate::store::StoreError;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use prost::Message;
+use serde::Serialize;
+
+/// Seconds a client is asked to wait when the store is behind.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// `google.rpc.Status`, which OTLP/HTTP uses for error bodies. It is not an
+/// OTLP message, so `opentelemetry-proto` does not ship it; `details` is
+/// never filled here and so is left out.
+#[derive(Clone, PartialEq, prost::Message, Serialize)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// gRPC codes used in `RpcStatus.code`.
+const INVALID_ARGUMENT: i32 = 3;
+const RESOURCE_EXHAUSTED: i32 = 8;
+const UNAVAILABLE: i32 = 14;
+
+/// Everything that can fail while receiving, each mapped to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error("request body is not a valid {what}: {reason}")]
+    Decode { what: &'static str, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ReceiveError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ReceiveError::Body(
+                BodyError::UnsupportedContentType(_) | BodyError::UnsupportedEncoding(_),
+            ) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ReceiveError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ReceiveError::Body(BodyError::Read(_) | BodyError::BadGzip(_))
+            | ReceiveError::Decode { .. } => StatusCode::BAD_REQUEST,
+            ReceiveError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn rpc_code(&self) -> i32 {
+        match self.status() {
+            StatusCode::SERVICE_UNAVAILABLE => UNAVAILABLE,
+            StatusCode::PAYLOAD_TOO_LARGE => RESOURCE_EXHAUSTED,
+            _ => INVALID_ARGUMENT,
+        }
+    }
+
+    /// The response, in the request's encoding when it is known.
+    pub fn into_response(self, format: Option<Format>) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "refusing an OTLP request");
+        } else {
+            tracing::debug!(error = %self, "rejecting an OTLP request");
+        }
+        let message = match &self {
+            // Internals of a store failure are for the log, not the client.
+            ReceiveError::Store(StoreError::Overloaded) => {
+                "the store is busy; retry later".to_owned()
+            }
+            ReceiveError::Store(_) => "the spans could not be stored; retry later".to_owned(),
+            other => other.to_string(),
+        };
+        let body = RpcStatus {
+            code: self.rpc_code(),
+            message,
+        };
+        let mut response = encode(format.unwrap_or(Format::Json), &body, status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                RETRY_AFTER,
+                http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
+    }
+}
+
+/// A message in the given encoding, with that content type.
+pub fn encode<M: Message + Serialize>(format: Format, message: &M, status: StatusCode) -> Response {
+    let body = match format {
+        Format::Protobuf => message.encode_to_vec(),
+        // Serialising plain prost structs cannot fail.
+        Format::Json => serde_json::to_vec(message).unwrap_or_default(),
+    };
+    (status, [(CONTENT_TYPE, format.content_type())], body).into_response()
+}

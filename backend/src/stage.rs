@@ -1,0 +1,57 @@
+//! The pipeline stages whose span counts give the loss rates.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Spans ended in the app (exporter side).
+    Total,
+    /// Spans accepted by the exporter's queue (exporter side).
+    Collect,
+    /// Spans acknowledged by the backend (exporter side).
+    Transmit,
+    /// Spans decoded and validated into the model.
+    Process,
+    /// Spans through trace analysis.
+    Analyze,
+    /// Spans committed to SQLite.
+    Store,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Total,
+        Stage::Collect,
+        Stage::Transmit,
+        Stage::Process,
+        Stage::Analyze,
+        Stage::Store,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Total => "total",
+            Stage::Collect => "collect",
+            Stage::Transmit => "transmit",
+            Stage::Process => "process",
+            Stage::Analyze => "analyze",
+            Stage::Store => "store",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the exporter, not the backend, counts this stage.
+    pub fn is_exporter_side(self) -> bool {
+        matches!(self, Stage::Total | Stage::Collect | Stage::Transmit)
+    }
+}
+
+/// Unix seconds of the minute that holds `unix_nanos`.
+pub fn minute_of(unix_nanos: u64) -> i64 {
+    let seconds = (unix_nanos / 1_000_000_000) as i64;
+    seconds - seconds.rem_euclid(60)
+}

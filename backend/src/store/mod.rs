@@ -1,0 +1,160 @@
+//! SQLite storage: one writer thread (see `writer`) fed by a bounded queue,
+//! and a small pool of read-only connections for queries. WAL mode lets
+//! reads run while the writer commits.
+
+mod encode;
+mod migrations;
+mod read;
+mod writer;
+
+pub use read::{RateRow, TraceQuery, TraceSummary, search, services, stage_counts, trace};
+pub use writer::{CounterPoint, SpanBatch, Stored, WriteOp};
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    Migration(#[from] migrations::MigrationError),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the write failed: {0}")]
+    WriteFailed(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("the store's write queue is full")]
+    Overloaded,
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    writes: mpsc::Sender<WriteOp>,
+    readers: Arc<ReaderPool>,
+}
+
+/// The writer thread; join it after every `Store` handle is dropped to be
+/// sure the last commit is done.
+pub struct WriterThread(std::thread::JoinHandle<()>);
+
+impl WriterThread {
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("the writer thread panicked");
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database at `path` and
+    /// starts the writer with room for `queue_capacity` waiting requests.
+    pub fn open(path: &Path, queue_capacity: usize) -> Result<(Store, WriterThread), StoreError> {
+        let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        migrations::configure(&conn)?;
+        migrations::migrate(&mut conn)?;
+        let (writes, queue) = mpsc::channel(queue_capacity.max(1));
+        let thread = std::thread::Builder::new()
+            .name("otelite-writer".into())
+            .spawn(move || writer::run(conn, queue))
+            .map_err(|e| StoreError::WriteFailed(format!("cannot start the writer thread: {e}")))?;
+        let readers = Arc::new(ReaderPool {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        });
+        Ok((Store { writes, readers }, WriterThread(thread)))
+    }
+
+    /// Queues a batch; `Overloaded` at once when the queue is full, so the
+    /// receiver can answer 503 instead of holding memory.
+    pub fn try_write_spans(
+        &self,
+        batch: SpanBatch,
+    ) -> Result<oneshot::Receiver<Result<Stored, StoreError>>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.try_send(WriteOp::Spans(batch, tx))?;
+        Ok(rx)
+    }
+
+    pub fn try_write_counters(
+        &self,
+        points: Vec<CounterPoint>,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.try_send(WriteOp::Counters(points, tx))?;
+        Ok(rx)
+    }
+
+    fn try_send(&self, op: WriteOp) -> Result<(), StoreError> {
+        self.writes.try_send(op).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+        })
+    }
+
+    /// Waiting write requests, for readiness and metrics.
+    pub fn queue_depth(&self) -> usize {
+        self.writes.max_capacity() - self.writes.capacity()
+    }
+
+    /// Runs `query` on a read-only connection, off the async threads.
+    pub async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = query(&conn);
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::WriteFailed(format!("query task failed: {e}")))?
+    }
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA query_only = 1;")?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < 8
+        {
+            idle.push(conn);
+        }
+    }
+}

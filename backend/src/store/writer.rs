@@ -1,0 +1,458 @@
+//! The one thread that writes to SQLite. SQLite allows one writer at a time,
+//! so instead of contending for a lock every request hands its batch to this
+//! thread over a bounded channel and waits on a oneshot. The thread takes
+//! whatever has queued up, commits it in one transaction (group commit: one
+//! fsync for many requests) and only then answers each request, which is
+//! what lets the receiver promise "2xx means committed".
+
+use super::StoreError;
+use super::encode;
+use crate::analyze::{self, AnalyzedSpan, Edge, EdgeResolver};
+use crate::stage::{Stage, minute_of};
+use otelite_exporter::model::{Resource, Scope};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests taken into one transaction at most.
+const MAX_GROUP: usize = 64;
+/// Spans remembered for edge resolution.
+const EDGE_MEMORY: usize = 200_000;
+
+/// Spans that went through process and analyze, to be stored.
+#[derive(Debug)]
+pub struct SpanBatch {
+    pub spans: Vec<AnalyzedSpan>,
+    /// Spans counted at process and analyze, per service.
+    pub counted: Vec<(String, Stage, u64)>,
+    /// When the batch arrived, unix nanoseconds (the minute its counts go to).
+    pub received_ns: u64,
+}
+
+/// What a committed span batch added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stored {
+    /// Spans newly stored; a span already present (a retry) is not counted.
+    pub inserted: u64,
+    pub duplicates: u64,
+}
+
+/// One reading of an exporter's counter, from `/v1/metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CounterPoint {
+    pub service: String,
+    pub stage: Stage,
+    /// Identifies the series: its attributes and start time.
+    pub series: String,
+    pub value: u64,
+    /// Cumulative points carry the running total; delta points an increment.
+    pub cumulative: bool,
+    pub time_ns: u64,
+}
+
+pub enum WriteOp {
+    Spans(SpanBatch, oneshot::Sender<Result<Stored, StoreError>>),
+    Counters(Vec<CounterPoint>, oneshot::Sender<Result<(), StoreError>>),
+}
+
+pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<WriteOp>) {
+    let mut state = WriterState::new();
+    while let Some(first) = ops.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match ops.try_recv() {
+                Ok(op) => group.push(op),
+                Err(_) => break,
+            }
+        }
+        match write_group(&mut conn, &mut state, &group) {
+            Ok(results) => reply(group, results),
+            Err(error) => {
+                tracing::error!(%error, "write transaction failed");
+                // Ids cached during the failed transaction may not exist.
+                state.forget_ids();
+                keep_stage_counts(&mut conn, &mut state, &group);
+                fail(group, &error);
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Spans(Stored),
+    Counters,
+}
+
+fn reply(group: Vec<WriteOp>, results: Vec<Outcome>) {
+    for (op, outcome) in group.into_iter().zip(results) {
+        // A requester that gave up (timeout, disconnect) no longer listens.
+        match (op, outcome) {
+            (WriteOp::Spans(_, tx), Outcome::Spans(stored)) => drop(tx.send(Ok(stored))),
+            (WriteOp::Counters(_, tx), Outcome::Counters) => drop(tx.send(Ok(()))),
+            _ => unreachable!("outcomes are produced in op order"),
+        }
+    }
+}
+
+fn fail(group: Vec<WriteOp>, error: &StoreError) {
+    for op in group {
+        let error = StoreError::WriteFailed(error.to_string());
+        match op {
+            WriteOp::Spans(_, tx) => drop(tx.send(Err(error))),
+            WriteOp::Counters(_, tx) => drop(tx.send(Err(error))),
+        }
+    }
+}
+
+/// After a failed commit the spans are lost, but that they were processed
+/// and analyzed is still true: keep those counts so the store stage shows
+/// the loss instead of the earlier stages hiding it.
+fn keep_stage_counts(conn: &mut Connection, state: &mut WriterState, group: &[WriteOp]) {
+    let result = (|| -> Result<(), StoreError> {
+        let tx = conn.transaction()?;
+        for op in group {
+            if let WriteOp::Spans(batch, _) = op {
+                add_counts(&tx, state, &batch.counted, batch.received_ns)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    if let Err(error) = result {
+        state.forget_ids();
+        tracing::error!(%error, "could not record stage counts of a failed write");
+    }
+}
+
+fn write_group(
+    conn: &mut Connection,
+    state: &mut WriterState,
+    group: &[WriteOp],
+) -> Result<Vec<Outcome>, StoreError> {
+    let tx = conn.transaction()?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for op in group {
+        outcomes.push(match op {
+            WriteOp::Spans(batch, _) => Outcome::Spans(write_spans(&tx, state, batch)?),
+            WriteOp::Counters(points, _) => {
+                write_counters(&tx, state, points)?;
+                Outcome::Counters
+            }
+        });
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+fn write_spans(
+    tx: &Transaction,
+    state: &mut WriterState,
+    batch: &SpanBatch,
+) -> Result<Stored, StoreError> {
+    let mut insert_span = tx.prepare_cached(
+        "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, service_id, resource_id,
+             scope_id, name, kind, start_ns, duration_ns, status_code, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let mut insert_tokens =
+        tx.prepare_cached("INSERT INTO span_attributes (rowid, tokens) VALUES (?1, ?2)")?;
+    let mut ids = BatchIds::default();
+    let mut inserted: Vec<&AnalyzedSpan> = Vec::with_capacity(batch.spans.len());
+    let mut stored_per_service: HashMap<&str, u64> = HashMap::new();
+    for analyzed in &batch.spans {
+        let span = &analyzed.span;
+        let resource_id = ids.resource(tx, state, &span.resource)?;
+        let scope_id = ids.scope(tx, state, &span.scope)?;
+        let service_id = state.service_id(tx, span.service_name())?;
+        let changed = insert_span.execute(params![
+            &span.trace_id.0[..],
+            &span.span_id.0[..],
+            span.parent_span_id.as_ref().map(|p| &p.0[..]),
+            service_id,
+            resource_id,
+            scope_id,
+            span.name,
+            span.kind.as_i32(),
+            clamp(span.start_time_unix_nano),
+            clamp(analyzed.duration_ns),
+            span.status.code.as_i32(),
+            encode::span_body(span),
+        ])?;
+        if changed == 0 {
+            continue;
+        }
+        let tokens = encode::span_tokens(span);
+        if !tokens.is_empty() {
+            insert_tokens.execute(params![tx.last_insert_rowid(), tokens])?;
+        }
+        *stored_per_service.entry(span.service_name()).or_default() += 1;
+        inserted.push(analyzed);
+    }
+    for (trace_id, delta) in analyze::summarize(inserted.iter().copied()) {
+        upsert_trace(tx, &trace_id.0, &delta)?;
+    }
+    let edges = state.edges.resolve(inserted.iter().copied());
+    add_edges(tx, state, &edges)?;
+    add_counts(tx, state, &batch.counted, batch.received_ns)?;
+    let minute = minute_of(batch.received_ns);
+    for (service, n) in &stored_per_service {
+        let service_id = state.service_id(tx, service)?;
+        add_count(tx, service_id, Stage::Store, minute, *n)?;
+    }
+    let inserted = inserted.len() as u64;
+    Ok(Stored {
+        inserted,
+        duplicates: batch.spans.len() as u64 - inserted,
+    })
+}
+
+fn upsert_trace(
+    tx: &Transaction,
+    trace_id: &[u8],
+    delta: &analyze::TraceDelta,
+) -> rusqlite::Result<()> {
+    let (root_service, root_name) = match &delta.root {
+        Some((service, name)) => (Some(service.as_str()), Some(name.as_str())),
+        None => (None, None),
+    };
+    tx.prepare_cached(
+        "INSERT INTO traces (trace_id, root_service, root_name, start_ns, end_ns, span_count, error_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (trace_id) DO UPDATE SET
+             root_service = COALESCE(excluded.root_service, root_service),
+             root_name = COALESCE(excluded.root_name, root_name),
+             start_ns = MIN(start_ns, excluded.start_ns),
+             end_ns = MAX(end_ns, excluded.end_ns),
+             span_count = span_count + excluded.span_count,
+             error_count = error_count + excluded.error_count",
+    )?
+    .execute(params![
+        trace_id,
+        root_service,
+        root_name,
+        clamp(delta.start_ns),
+        clamp(delta.end_ns),
+        clamp(delta.span_count),
+        clamp(delta.error_count),
+    ])?;
+    Ok(())
+}
+
+fn add_edges(tx: &Transaction, state: &mut WriterState, edges: &[Edge]) -> Result<(), StoreError> {
+    for edge in edges {
+        let parent = state.service_id(tx, &edge.parent_service)?;
+        let child = state.service_id(tx, &edge.child_service)?;
+        tx.prepare_cached(
+            "INSERT INTO service_edges (parent_service_id, child_service_id, minute, calls, errors)
+             VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT DO UPDATE SET calls = calls + 1, errors = errors + excluded.errors",
+        )?
+        .execute(params![
+            parent,
+            child,
+            minute_of(edge.child_start_ns),
+            i64::from(edge.is_error)
+        ])?;
+    }
+    Ok(())
+}
+
+fn add_counts(
+    tx: &Transaction,
+    state: &mut WriterState,
+    counted: &[(String, Stage, u64)],
+    received_ns: u64,
+) -> Result<(), StoreError> {
+    let minute = minute_of(received_ns);
+    for (service, stage, n) in counted {
+        let service_id = state.service_id(tx, service)?;
+        add_count(tx, service_id, *stage, minute, *n)?;
+    }
+    Ok(())
+}
+
+fn add_count(
+    tx: &Transaction,
+    service_id: i64,
+    stage: Stage,
+    minute: i64,
+    n: u64,
+) -> rusqlite::Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "INSERT INTO stage_counts (service_id, stage, minute, n) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    )?
+    .execute(params![service_id, stage.as_str(), minute, clamp(n)])?;
+    Ok(())
+}
+
+/// Turns exporter counter readings into per-minute increments: a cumulative
+/// point adds what it grew since the series' last reading (all of it after a
+/// restart of the app, when the counter starts again from zero).
+fn write_counters(
+    tx: &Transaction,
+    state: &mut WriterState,
+    points: &[CounterPoint],
+) -> Result<(), StoreError> {
+    for point in points {
+        let service_id = state.service_id(tx, &point.service)?;
+        let increment = if point.cumulative {
+            let last: Option<i64> = tx
+                .prepare_cached("SELECT last_value FROM exporter_series WHERE service_id = ?1 AND stage = ?2 AND series = ?3")?
+                .query_row(params![service_id, point.stage.as_str(), point.series], |r| r.get(0))
+                .optional()?;
+            tx.prepare_cached(
+                "INSERT INTO exporter_series (service_id, stage, series, last_value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO UPDATE SET last_value = excluded.last_value",
+            )?
+            .execute(params![service_id, point.stage.as_str(), point.series, clamp(point.value)])?;
+            match last.map(|v| v as u64) {
+                Some(last) if point.value >= last => point.value - last,
+                _ => point.value,
+            }
+        } else {
+            point.value
+        };
+        add_count(
+            tx,
+            service_id,
+            point.stage,
+            minute_of(point.time_ns),
+            increment,
+        )?;
+    }
+    Ok(())
+}
+
+/// SQLite integers are signed; nanosecond times fit until 2262.
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Ids the writer has already looked up, so a batch costs no query for
+/// names, resources and scopes seen before.
+struct WriterState {
+    services: HashMap<String, i64>,
+    resources: HashMap<i64, i64>,
+    scopes: HashMap<i64, i64>,
+    edges: EdgeResolver,
+}
+
+impl WriterState {
+    fn new() -> Self {
+        Self {
+            services: HashMap::new(),
+            resources: HashMap::new(),
+            scopes: HashMap::new(),
+            edges: EdgeResolver::new(EDGE_MEMORY),
+        }
+    }
+
+    fn forget_ids(&mut self) {
+        self.services.clear();
+        self.resources.clear();
+        self.scopes.clear();
+    }
+
+    fn service_id(&mut self, tx: &Transaction, name: &str) -> rusqlite::Result<i64> {
+        if let Some(id) = self.services.get(name) {
+            return Ok(*id);
+        }
+        tx.prepare_cached("INSERT OR IGNORE INTO services (name) VALUES (?1)")?
+            .execute([name])?;
+        let id = tx
+            .prepare_cached("SELECT id FROM services WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))?;
+        self.services.insert(name.to_owned(), id);
+        Ok(id)
+    }
+}
+
+/// Per batch, resources and scopes by `Arc` identity: the spans of one
+/// request share them, so each is encoded and hashed once per batch.
+#[derive(Default)]
+struct BatchIds {
+    resources: HashMap<*const Resource, i64>,
+    scopes: HashMap<*const Scope, i64>,
+}
+
+impl BatchIds {
+    fn resource(
+        &mut self,
+        tx: &Transaction,
+        state: &mut WriterState,
+        resource: &Arc<Resource>,
+    ) -> rusqlite::Result<i64> {
+        if let Some(id) = self.resources.get(&Arc::as_ptr(resource)) {
+            return Ok(*id);
+        }
+        let body = encode::resource_body(resource);
+        let hash = encode::stable_hash(&[&body]);
+        let id = match state.resources.get(&hash) {
+            Some(id) => *id,
+            None => {
+                let service_id = state.service_id(tx, &resource.service_name)?;
+                let id = intern_body(tx, "resources", hash, &body, Some(service_id))?;
+                state.resources.insert(hash, id);
+                id
+            }
+        };
+        self.resources.insert(Arc::as_ptr(resource), id);
+        Ok(id)
+    }
+
+    fn scope(
+        &mut self,
+        tx: &Transaction,
+        state: &mut WriterState,
+        scope: &Arc<Scope>,
+    ) -> rusqlite::Result<i64> {
+        if let Some(id) = self.scopes.get(&Arc::as_ptr(scope)) {
+            return Ok(*id);
+        }
+        let body = encode::scope_body(scope);
+        let hash = encode::stable_hash(&[&body]);
+        let id = match state.scopes.get(&hash) {
+            Some(id) => *id,
+            None => {
+                let id = intern_body(tx, "scopes", hash, &body, None)?;
+                state.scopes.insert(hash, id);
+                id
+            }
+        };
+        self.scopes.insert(Arc::as_ptr(scope), id);
+        Ok(id)
+    }
+}
+
+/// The id of a stored resource or scope body, inserting it when new.
+fn intern_body(
+    tx: &Transaction,
+    table: &str,
+    hash: i64,
+    body: &[u8],
+    service_id: Option<i64>,
+) -> rusqlite::Result<i64> {
+    let found: Option<i64> = tx
+        .prepare_cached(&format!("SELECT id FROM {table} WHERE hash = ?1"))?
+        .query_row([hash], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    match service_id {
+        Some(service_id) => tx
+            .prepare_cached(&format!(
+                "INSERT INTO {table} (hash, service_id, body) VALUES (?1, ?2, ?3)"
+            ))?
+            .execute(params![hash, service_id, body])?,
+        None => tx
+            .prepare_cached(&format!("INSERT INTO {table} (hash, body) VALUES (?1, ?2)"))?
+            .execute(params![hash, body])?,
+    };
+    Ok(tx.last_insert_rowid())
+}
