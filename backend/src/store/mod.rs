@@ -158,3 +158,6 @@ impl ReaderPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
