@@ -1,2 +1,75 @@
+//! # otelite-exporter
+//!
+//! An OpenTelemetry span exporter for otelite (and any OTLP/HTTP endpoint):
+//! spans are converted through otelite's trace-info model, sent as OTLP
+//! protobuf (gzip by default) to `{endpoint}/v1/traces` with retries under one
+//! deadline, and every loss along the pipeline is counted: spans ended, spans
+//! that reached the exporter (the batch queue drops silently when full), spans
+//! acknowledged, spans failed by error type. The counters are pushed as OTLP
+//! metrics to `{endpoint}/v1/metrics` every 10 s and once at shutdown.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use opentelemetry::trace::{Tracer, TracerProvider};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let resource = opentelemetry_sdk::Resource::builder().with_service_name("shop").build();
+//! let provider = otelite_exporter::OteliteExporter::builder()
+//!     .with_endpoint("http://127.0.0.1:4318") // base URL
+//!     .build_provider(resource)?;
+//! provider.tracer("checkout").in_span("pay", |_cx| { /* work */ });
+//! provider.shutdown()?; // flushes the spans, then sends the final counters
+//! # Ok(()) }
+//! ```
+//!
+//! For your own processor wiring use `OteliteExporter::builder().build()`;
+//! wrap the processor in `CountingProcessor` (with
+//! `exporter.metrics_reporter()`) to count ended spans.
+//!
+//! The exporter owns a small tokio runtime on its own thread: the SDK's
+//! `BatchSpanProcessor` calls `export` from a plain thread without a reactor,
+//! so requests run there. It works with or without a runtime in the app.
+//!
+//! ## Environment variables
+//!
+//! Read at `build`; a builder setting wins over the variables, a
+//! `TRACES_` variable over the generic one. Empty variables count as unset.
+//!
+//! | Variable | Meaning | Default |
+//! |---|---|---|
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL; `/v1/traces`, `/v1/metrics` appended | `http://localhost:4318` |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | full traces URL, used as-is | |
+//! | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | full metrics URL, used as-is | generic base, else traces URL minus `/v1/traces` |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_TRACES_HEADERS` | `k=v,k2=v2`, values percent-decoded | none |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_TRACES_TIMEOUT` | milliseconds for one export, retries included | `10000` |
+//! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_TRACES_COMPRESSION` | `gzip` or `none` | `gzip` |
+//!
+//! Only `http://` is supported. Invalid values are a `ConfigError`, not ignored.
+//!
+//! ## Retries
+//!
+//! 429, 502, 503, 504 and connection errors are retried with exponential
+//! backoff and jitter, honouring `Retry-After` (seconds or HTTP date) when the
+//! deadline leaves room for it; other statuses fail at once. The body is
+//! encoded and compressed once. A 2xx answer's `partial_success.rejected_spans`
+//! are counted as failed with `error.type = rejected`.
+//!
+//! ## Layout
+//!
+//! `model` (trace info) · `convert` (SpanData → model → OTLP → model) ·
+//! `export` (exporter, `config`, one HTTP attempt, `retry`, runtime thread) ·
+//! `processor` (`CountingProcessor`) · `counters` · `metrics` (OTLP report) · `error`.
+
 pub mod convert;
+pub mod counters;
+pub mod error;
+pub mod export;
+pub mod metrics;
 pub mod model;
+pub mod processor;
+
+pub use counters::{Counters, CountersSnapshot, FailureKind};
+pub use error::{ConfigError, ExportError};
+pub use export::{Compression, ExporterConfig, OteliteExporter, OteliteExporterBuilder};
+pub use metrics::MetricsReporter;
+pub use processor::CountingProcessor;

@@ -1,0 +1,336 @@
+//! The `SpanExporter`: SDK spans → model → OTLP protobuf, POSTed (gzip by
+//! default) to `{endpoint}/v1/traces` on the exporter's own runtime, with
+//! retries under one deadline, counting collected/exported/failed spans.
+//! Also the builder, including `build_provider` for the common wiring.
+
+mod attempt;
+pub mod config;
+pub mod retry;
+pub(crate) mod runtime;
+
+pub use attempt::encode_body;
+pub use config::{Compression, ExporterConfig, RawConfig};
+
+use crate::convert::{self, SdkConverter};
+use crate::counters::{Counters, FailureKind};
+use crate::error::{ConfigError, ExportError};
+use crate::metrics::MetricsReporter;
+use crate::processor::CountingProcessor;
+use attempt::HttpClient;
+use bytes::Bytes;
+use http::Uri;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{
+    BatchConfig, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter,
+};
+use runtime::RuntimeThread;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// State shared by the exporter, its periodic metrics task and the
+/// `CountingProcessor`. It does not own the runtime, so a task holding it
+/// cannot keep the runtime alive.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: ExporterConfig,
+    client: HttpClient,
+    pub counters: Arc<Counters>,
+    converter: Mutex<SdkConverter>,
+    pub start_time: SystemTime,
+    /// Set when a `CountingProcessor` sends the final report instead of `shutdown`.
+    pub final_report_by_processor: AtomicBool,
+    pub periodic: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Shared {
+    pub(crate) fn converter(&self) -> SdkConverter {
+        self.converter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_resource(&self, resource: &opentelemetry_sdk::Resource) {
+        *self
+            .converter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = SdkConverter::new(resource);
+    }
+
+    /// POSTs an encoded body with retries until `deadline`; the 2xx body on success.
+    pub(crate) async fn post(
+        &self,
+        url: &Uri,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Bytes, ExportError> {
+        let config = &self.config;
+        retry::post_with_retry(
+            &self.client,
+            url,
+            &config.headers,
+            config.compression,
+            body,
+            deadline,
+            config.timeout,
+        )
+        .await
+    }
+
+    pub(crate) fn stop_periodic_reports(&self) {
+        if let Some(task) = self
+            .periodic
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// The otelite span exporter. See the crate docs for a quick start.
+#[derive(Debug)]
+pub struct OteliteExporter {
+    shared: Arc<Shared>,
+    runtime: Arc<RuntimeThread>,
+}
+
+impl OteliteExporter {
+    /// Starts a builder; nothing is read from the environment before `build`.
+    pub fn builder() -> OteliteExporterBuilder {
+        OteliteExporterBuilder::default()
+    }
+
+    /// An exporter for an already-resolved configuration, counting into `counters`.
+    pub fn from_config(
+        config: ExporterConfig,
+        counters: Arc<Counters>,
+    ) -> Result<Self, ConfigError> {
+        let runtime = Arc::new(RuntimeThread::start()?);
+        let interval = config.metrics_interval;
+        let shared = Arc::new(Shared {
+            config,
+            client: attempt::http_client(),
+            counters,
+            converter: Mutex::new(SdkConverter::new(
+                &opentelemetry_sdk::Resource::builder().build(),
+            )),
+            start_time: SystemTime::now(),
+            final_report_by_processor: AtomicBool::new(false),
+            periodic: Mutex::new(None),
+        });
+        if let Some(interval) = interval {
+            let task = runtime.spawn(crate::metrics::periodic(shared.clone(), interval));
+            *shared
+                .periodic
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
+        }
+        Ok(Self { shared, runtime })
+    }
+
+    /// The counters this exporter (and its `CountingProcessor`) update.
+    pub fn counters(&self) -> Arc<Counters> {
+        self.shared.counters.clone()
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &ExporterConfig {
+        &self.shared.config
+    }
+
+    /// A handle for `CountingProcessor::new`. Taking it hands the final
+    /// metrics report over to that processor (the exporter's own `shutdown`
+    /// then sends none, so the report is not sent twice).
+    pub fn metrics_reporter(&self) -> MetricsReporter {
+        self.shared
+            .final_report_by_processor
+            .store(true, Ordering::Relaxed);
+        MetricsReporter::new(self.shared.clone(), self.runtime.clone())
+    }
+
+    /// Counts the batch as collected, converts and encodes it (once).
+    fn prepare(&self, batch: Vec<SpanData>) -> Result<Bytes, ExportError> {
+        self.shared.counters.record_collected(batch.len() as u64);
+        let spans = self.shared.converter().convert(batch);
+        encode_body(&convert::to_otlp(&spans), self.shared.config.compression)
+    }
+}
+
+/// The instant `timeout` from now (far in the future if that overflows).
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
+/// Sends one encoded batch and counts the outcome.
+async fn send_batch(
+    shared: Arc<Shared>,
+    body: Bytes,
+    spans: u64,
+    deadline: Instant,
+) -> Result<(), ExportError> {
+    let url = shared.config.traces_url.clone();
+    match shared.post(&url, body, deadline).await {
+        Ok(answer) => {
+            // A 2xx whose body is not a response message still acknowledges the batch.
+            let rejected = <ExportTraceServiceResponse as prost::Message>::decode(answer)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0));
+            shared.counters.record_acknowledged(spans, rejected);
+            Ok(())
+        }
+        Err(error) => {
+            shared
+                .counters
+                .record_failed(FailureKind::of(&error), spans);
+            Err(error)
+        }
+    }
+}
+
+impl SpanExporter for OteliteExporter {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        let spans = batch.len() as u64;
+        let deadline = deadline_after(self.shared.config.timeout);
+        let shared = self.shared.clone();
+        let task = match (spans, self.prepare(batch)) {
+            (0, _) => Ok(None),
+            (_, Ok(body)) => Ok(Some(self.runtime.spawn(send_batch(
+                shared.clone(),
+                body,
+                spans,
+                deadline,
+            )))),
+            (_, Err(error)) => Err(error),
+        };
+        async move {
+            let outcome = match task {
+                Ok(None) => Ok(()),
+                Ok(Some(join)) => match join.await {
+                    Ok(outcome) => outcome,
+                    Err(join_error) => {
+                        let error =
+                            ExportError::Internal(format!("exporter runtime: {join_error}"));
+                        shared.counters.record_failed(FailureKind::Internal, spans);
+                        Err(error)
+                    }
+                },
+                Err(error) => {
+                    shared
+                        .counters
+                        .record_failed(FailureKind::of(&error), spans);
+                    Err(error)
+                }
+            };
+            outcome.map_err(|e| match e {
+                ExportError::Timeout(t) => OTelSdkError::Timeout(t),
+                other => OTelSdkError::InternalFailure(other.to_string()),
+            })
+        }
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        if !self
+            .shared
+            .final_report_by_processor
+            .load(Ordering::Relaxed)
+        {
+            let reporter = MetricsReporter::new(self.shared.clone(), self.runtime.clone());
+            reporter.final_report(None);
+        }
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.shared.set_resource(resource);
+    }
+}
+
+/// Builder for `OteliteExporter` and for a ready `SdkTracerProvider`.
+#[derive(Debug, Default)]
+pub struct OteliteExporterBuilder {
+    raw: RawConfig,
+    batch_config: Option<BatchConfig>,
+    counters: Arc<Counters>,
+}
+
+impl OteliteExporterBuilder {
+    /// Base URL, e.g. `http://127.0.0.1:4318`; `/v1/traces` and `/v1/metrics` are appended.
+    pub fn with_endpoint(mut self, base_url: impl Into<String>) -> Self {
+        self.raw.endpoint = Some(base_url.into());
+        self
+    }
+
+    /// Request headers; they replace any from `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`.
+    pub fn with_headers<K: Into<String>, V: Into<String>>(
+        mut self,
+        headers: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.raw.headers = Some(
+            headers
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// The deadline for one export, retries included (default 10 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.raw.timeout = Some(timeout);
+        self
+    }
+
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.raw.compression = Some(compression);
+        self
+    }
+
+    /// How often the counters are pushed to `/v1/metrics` (default 10 s; zero: only at shutdown).
+    pub fn with_metrics_interval(mut self, interval: Duration) -> Self {
+        self.raw.metrics_interval = Some(interval);
+        self
+    }
+
+    /// The `BatchSpanProcessor` settings `build_provider` uses.
+    pub fn with_batch_config(mut self, config: BatchConfig) -> Self {
+        self.batch_config = Some(config);
+        self
+    }
+
+    /// The counters the built exporter will update; take them before `build_provider`.
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    /// Resolves the configuration (builder > env) and starts the exporter.
+    pub fn build(self) -> Result<OteliteExporter, ConfigError> {
+        OteliteExporter::from_config(ExporterConfig::from_env(&self.raw)?, self.counters)
+    }
+
+    /// A provider with `resource` and `CountingProcessor<BatchSpanProcessor>`
+    /// around this exporter. Its `shutdown` flushes the spans, then sends the
+    /// final counters to `/v1/metrics`.
+    pub fn build_provider(
+        mut self,
+        resource: opentelemetry_sdk::Resource,
+    ) -> Result<SdkTracerProvider, ConfigError> {
+        let batch_config = self.batch_config.take().unwrap_or_default();
+        let exporter = self.build()?;
+        let reporter = exporter.metrics_reporter();
+        let processor =
+            CountingProcessor::new(BatchSpanProcessor::new(exporter, batch_config), reporter);
+        Ok(SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_span_processor(processor)
+            .build())
+    }
+}

@@ -1,0 +1,70 @@
+//! `CountingProcessor`: wraps a span processor (the SDK's `BatchSpanProcessor`)
+//! to count every ended span (N_total) before the queue can drop it, and to
+//! push the metrics report after a flush and a final one after shutdown.
+
+use crate::metrics::MetricsReporter;
+use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Counts ended spans, then forwards everything to `inner`.
+#[derive(Debug)]
+pub struct CountingProcessor<P: SpanProcessor> {
+    inner: P,
+    reporter: MetricsReporter,
+    shut_down: AtomicBool,
+}
+
+impl<P: SpanProcessor> CountingProcessor<P> {
+    /// `reporter` comes from `OteliteExporter::metrics_reporter` of the
+    /// exporter inside `inner`.
+    pub fn new(inner: P, reporter: MetricsReporter) -> Self {
+        Self {
+            inner,
+            reporter,
+            shut_down: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        self.reporter.shared().counters.record_ended(1);
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        let result = self.inner.force_flush();
+        if let Err(error) = self.reporter.report(None) {
+            tracing::debug!(%error, "otelite-exporter: metrics report after flush failed");
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return self.inner.shutdown_with_timeout(timeout);
+        }
+        let result = self.inner.shutdown_with_timeout(timeout);
+        // After a completed shutdown every span the queue accepted has reached
+        // `export`, so the difference is exactly what the queue dropped.
+        let queue_full = result.is_ok().then(|| {
+            let snap = self.reporter.shared().counters.snapshot();
+            snap.spans_ended.saturating_sub(snap.spans_collected)
+        });
+        self.reporter.final_report(queue_full);
+        result
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.reporter.shared().set_resource(resource);
+        self.inner.set_resource(resource);
+    }
+}
