@@ -53,10 +53,13 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
             return self.inner.shutdown_with_timeout(timeout);
         }
         let result = self.inner.shutdown_with_timeout(timeout);
-        // After a completed shutdown every span the queue accepted has reached
-        // `export`, so the difference is exactly what the queue dropped.
-        let queue_full = result.is_ok().then(|| {
-            let snap = self.reporter.shared().counters.snapshot();
+        // Once the inner processor has drained and shut its exporter down
+        // (even if the last export failed), every span the queue accepted has
+        // reached `export`: the difference is exactly what the queue dropped.
+        // After a shutdown timeout it is not known, and left out.
+        let shared = self.reporter.shared();
+        let queue_full = shared.exporter_shut_down.load(Ordering::Acquire).then(|| {
+            let snap = shared.counters.snapshot();
             snap.spans_ended.saturating_sub(snap.spans_collected)
         });
         self.reporter.final_report(queue_full);

@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     pub start_time: SystemTime,
     /// Set when a `CountingProcessor` sends the final report instead of `shutdown`.
     pub final_report_by_processor: AtomicBool,
+    /// Set by `SpanExporter::shutdown`, which the batch processor calls after
+    /// its last drain: from then on every accepted span has been counted.
+    pub exporter_shut_down: AtomicBool,
     pub periodic: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -122,6 +125,7 @@ impl OteliteExporter {
             )),
             start_time: SystemTime::now(),
             final_report_by_processor: AtomicBool::new(false),
+            exporter_shut_down: AtomicBool::new(false),
             periodic: Mutex::new(None),
         });
         if let Some(interval) = interval {
@@ -238,6 +242,9 @@ impl SpanExporter for OteliteExporter {
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.shared
+            .exporter_shut_down
+            .store(true, Ordering::Release);
         if !self
             .shared
             .final_report_by_processor
