@@ -22,9 +22,39 @@
 //! # Ok(()) }
 //! ```
 //!
-//! For your own processor wiring use `OteliteExporter::builder().build()`;
-//! wrap the processor in `CountingProcessor` (with
-//! `exporter.metrics_reporter()`) to count ended spans.
+//! To read the counters (tests, diagnostics), take them from the builder
+//! before `build_provider`: `let counters = builder.counters();` then
+//! `counters.snapshot()`.
+//!
+//! ## Wiring the processors yourself
+//!
+//! ```no_run
+//! use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+//! use otelite_exporter::{CountingProcessor, OteliteExporter};
+//! # fn main() -> Result<(), otelite_exporter::ConfigError> {
+//! let exporter = OteliteExporter::builder().build()?; // endpoint from OTEL_* or localhost:4318
+//! let counters = exporter.counters();
+//! // Optional: count ended spans and send the final report after the flush.
+//! let reporter = exporter.metrics_reporter();
+//! let processor = CountingProcessor::new(BatchSpanProcessor::builder(exporter).build(), reporter);
+//! let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+//! # let _ = (provider, counters); Ok(()) }
+//! ```
+//!
+//! Without a `CountingProcessor` the exporter sends the final report from its
+//! own `shutdown`, with `otel.sdk.span.ended` at 0 and no queue-drop point.
+//!
+//! ## Metrics report
+//!
+//! Cumulative monotonic int sums, scope `otelite-exporter`, the SDK's
+//! resource, `start_time_unix_nano` = exporter start:
+//! `otel.sdk.span.ended` (N_total), `otel.sdk.processor.span.processed`
+//! (N_collect; plus `error.type=queue_full` = N_total − N_collect in the
+//! report sent after shutdown, when the queue has been drained and the count
+//! is exact), `otel.sdk.exporter.span.exported` (acknowledged spans; failures
+//! as extra points with `error.type` = `rejected`, `timeout`, `http_4xx`,
+//! `http_5xx`, `transport` or `internal`). `force_flush` on the
+//! `CountingProcessor` also sends a report (waiting up to the timeout).
 //!
 //! The exporter owns a small tokio runtime on its own thread: the SDK's
 //! `BatchSpanProcessor` calls `export` from a plain thread without a reactor,

@@ -368,3 +368,23 @@ fn works_without_a_runtime_in_the_app() {
     assert_eq!(counters.snapshot().spans_exported, 2);
     assert_eq!(endpoint.traces().len(), 1);
 }
+
+/// Spans and shutdown from inside a single-threaded tokio runtime: the
+/// exporter does not need that runtime, so there is no deadlock.
+#[test]
+fn shutdown_inside_a_current_thread_runtime_does_not_deadlock() {
+    let server = tokio::runtime::Runtime::new().expect("server runtime");
+    let endpoint = server.block_on(FakeEndpoint::start(vec![], Reply::Ok));
+    let app = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("app runtime");
+    let counters = app.block_on(async {
+        let (provider, counters) = start(builder(&endpoint.url()));
+        emit(&provider, 2);
+        provider.shutdown().expect("shutdown");
+        counters
+    });
+    assert_eq!(counters.snapshot().spans_exported, 2);
+    assert_eq!(endpoint.metrics().len(), 1);
+}
