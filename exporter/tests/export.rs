@@ -123,6 +123,20 @@ async fn retries_503_honouring_retry_after_then_succeeds() {
     assert_eq!(points(&report, EXPORTER_SPAN_EXPORTED), vec![(None, 3)]);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn endless_503_backs_off_until_the_deadline_then_fails() {
+    let endpoint = FakeEndpoint::start(vec![], Reply::Status(503, None)).await;
+    let (provider, counters) =
+        start(builder(&endpoint.url()).with_timeout(Duration::from_millis(1500)));
+    emit(&provider, 2);
+    let _ = shutdown(provider).await;
+
+    assert!(endpoint.traces().len() >= 2, "retried with backoff");
+    let snap = counters.snapshot();
+    assert_eq!(snap.failed(FailureKind::Http5xx), 2, "{snap:?}");
+    assert_eq!(snap.spans_exported, 0);
+}
+
 async fn refused_without_retry(status: u16) {
     let endpoint = FakeEndpoint::start(vec![Reply::Status(status, Some("0"))], Reply::Ok).await;
     let (provider, counters) = start(builder(&endpoint.url()));

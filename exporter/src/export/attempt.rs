@@ -7,7 +7,7 @@ use crate::error::ExportError;
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -19,6 +19,8 @@ pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 pub(crate) fn http_client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
+
+const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// What the endpoint answered.
 #[derive(Debug)]
@@ -78,11 +80,11 @@ pub(crate) async fn attempt(
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = response
-        .into_body()
+    // The answer is a small status message; a huge body is not worth reading.
+    let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
         .collect()
         .await
-        .map_err(|e| ExportError::Transport(error_chain(&e)))?
+        .map_err(|e| ExportError::Transport(error_chain(&*e)))?
         .to_bytes();
     Ok(Answer {
         status,

@@ -55,14 +55,16 @@ pub fn backoff(retry: u32) -> Duration {
     half + half.mul_f64(rand::random::<f64>())
 }
 
-/// How long to wait before the next attempt; `None` when that wait would not
-/// leave the deadline any room (waiting past it is pointless).
+/// How long to wait before the next attempt: our own backoff, or the
+/// server's `Retry-After` when that is longer (a `Retry-After: 0` must not turn
+/// into a tight loop). `None` when the wait would not leave the deadline any
+/// room: sleeping until the deadline only to give up is pointless.
 pub fn next_delay(
     server_hint: Option<Duration>,
     retry: u32,
     remaining: Duration,
 ) -> Option<Duration> {
-    let delay = server_hint.unwrap_or_else(|| backoff(retry));
+    let delay = server_hint.map_or_else(|| backoff(retry), |hint| hint.max(backoff(retry)));
     (delay < remaining).then_some(delay)
 }
 
@@ -183,5 +185,11 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(next_delay(None, 0, Duration::from_millis(10)), None);
+        // A zero hint still backs off.
+        let floor = next_delay(Some(Duration::ZERO), 3, Duration::from_secs(10));
+        assert!(
+            floor.is_some_and(|d| d >= Duration::from_millis(400)),
+            "{floor:?}"
+        );
     }
 }
