@@ -1,1 +1,16 @@
-mod x {}
+//! otelite's end-to-end suite: one test binary (so it links once) with a
+//! module per area. Every test starts its own backend in-process on port 0
+//! with a database in a temporary directory; see `support`.
+//!
+//! - `rust_sdk`: the Rust SDK with the otelite exporter, field for field, and
+//!   loss-free stage rates.
+//! - `loss`: loss at a known stage shows at that stage with exact counts.
+//! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
+//! - `bad_input`: malformed, oversized and otherwise hostile requests.
+
+mod support;
+
+mod bad_input;
+mod foreign_clients;
+mod loss;
+mod rust_sdk;

@@ -52,6 +52,8 @@ async function main() {
     resource: resourceFromAttributes({ 'service.name': `node-${protocol}-client`, 'run.id': runId }),
     spanProcessors: [new BatchSpanProcessor(exporter)],
   });
+  // Installs the async-hooks context manager that startActiveSpan relies on.
+  provider.register();
   const tracer = provider.getTracer('otelite-e2e-node', '1.0.0');
 
   const ids = {};

@@ -1,0 +1,116 @@
+//! Finding and running the foreign clients in `tests/clients/`. Their
+//! dependencies are installed by `.ci/run`; when they are missing the test
+//! fails and says how to install them, since CI must never skip them.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A client script gets this long to send its trace and exit.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+const INSTALL_HINT: &str = "install the foreign-client dependencies as `.ci/run` does: \
+    `python3 -m pip install -r tests/clients/python/requirements.txt` and \
+    `(cd tests/clients/node && npm ci)`";
+
+pub fn clients_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// What a client script prints: its trace id and span ids by span name.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sent {
+    pub trace_id: String,
+    pub spans: BTreeMap<String, String>,
+}
+
+/// The Python interpreter: `$OTELITE_PYTHON`, else `python3`.
+pub fn python() -> String {
+    let python = std::env::var("OTELITE_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let check = Command::new(&python)
+        .args([
+            "-c",
+            "import opentelemetry.sdk.trace, \
+             opentelemetry.exporter.otlp.proto.http.trace_exporter, \
+             opentelemetry.exporter.otlp.json.http.trace_exporter",
+        ])
+        .output();
+    match check {
+        Ok(out) if out.status.success() => python,
+        Ok(out) => panic!(
+            "{python} lacks the OpenTelemetry packages ({}); {INSTALL_HINT}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!("cannot run {python} ({e}); {INSTALL_HINT}"),
+    }
+}
+
+/// The Node binary: `$OTELITE_NODE`, else `node`; checks `npm ci` was run.
+pub fn node() -> String {
+    let node = std::env::var("OTELITE_NODE").unwrap_or_else(|_| "node".to_owned());
+    let modules = clients_dir().join("node/node_modules/@opentelemetry");
+    for package in ["sdk-trace-node", "exporter-trace-otlp-http", "exporter-trace-otlp-proto"] {
+        assert!(
+            modules.join(package).is_dir(),
+            "tests/clients/node/node_modules lacks @opentelemetry/{package}; {INSTALL_HINT}"
+        );
+    }
+    match Command::new(&node).arg("--version").output() {
+        Ok(out) if out.status.success() => node,
+        Ok(out) => panic!("{node} --version failed: {out:?}; {INSTALL_HINT}"),
+        Err(e) => panic!("cannot run {node} ({e}); {INSTALL_HINT}"),
+    }
+}
+
+/// Runs a client program to completion (killing it past the timeout) and
+/// parses the line it prints.
+pub fn run(mut command: Command) -> Sent {
+    let shown = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {shown}: {e}"));
+    // Read both pipes on threads so a chatty client cannot block on them.
+    let mut stdout = child.stdout.take().expect("stdout pipe");
+    let mut stderr = child.stderr.take().expect("stderr pipe");
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for client") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{shown} did not finish within {CLIENT_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (
+        out.join().expect("stdout reader"),
+        err.join().expect("stderr reader"),
+    );
+    assert!(
+        status.success(),
+        "{shown} failed with {status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!("{shown} printed no result line ({e})\nstdout:\n{stdout}\nstderr:\n{stderr}")
+    })
+}
