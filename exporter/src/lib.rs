@@ -76,6 +76,14 @@
 //!
 //! Only `http://` is supported. Invalid values are a `ConfigError`, not ignored.
 //!
+//! ## Shutdown
+//!
+//! `provider.shutdown()` waits at most 5 s for the last batch (the SDK's
+//! default), less than the 10 s export timeout: against a dead endpoint it
+//! returns `Timeout` while the export finishes in the background. Use
+//! `provider.shutdown_with_timeout(..)` to wait longer. The final metrics
+//! report gets what is left of that timeout (at least 0.5 s).
+//!
 //! ## Retries
 //!
 //! 429, 502, 503, 504 and connection errors are retried with exponential

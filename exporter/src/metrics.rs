@@ -141,9 +141,13 @@ pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Builds and POSTs one report, under the configured timeout.
-pub(crate) async fn push(shared: &Shared, queue_full: Option<u64>) -> Result<(), ExportError> {
-    let deadline = deadline_after(shared.config.timeout);
+/// Builds and POSTs one report, retries included, within `budget`.
+pub(crate) async fn push(
+    shared: &Shared,
+    queue_full: Option<u64>,
+    budget: Duration,
+) -> Result<(), ExportError> {
+    let deadline = deadline_after(budget);
     let input = ReportInput {
         snapshot: shared.counters.snapshot(),
         queue_full,
@@ -164,7 +168,7 @@ pub(crate) async fn periodic(shared: Arc<Shared>, every: Duration) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(error) = push(&shared, None).await {
+        if let Err(error) = push(&shared, None, shared.config.timeout).await {
             tracing::debug!(%error, "otelite-exporter: metrics report failed");
         }
     }
@@ -189,17 +193,22 @@ impl MetricsReporter {
 
     /// Sends a report now and waits for it (bounded by the configured timeout).
     pub fn report(&self, queue_full: Option<u64>) -> Result<(), ExportError> {
+        self.report_within(queue_full, self.shared.config.timeout)
+    }
+
+    /// Sends a report now and waits for it, at most about `budget`.
+    pub fn report_within(
+        &self,
+        queue_full: Option<u64>,
+        budget: Duration,
+    ) -> Result<(), ExportError> {
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
         let shared = self.shared.clone();
         self.runtime.spawn(async move {
-            let _ = done_tx.send(push(&shared, queue_full).await);
+            let _ = done_tx.send(push(&shared, queue_full, budget).await);
         });
         // A little slack over the deadline the push itself honours.
-        let wait = self
-            .shared
-            .config
-            .timeout
-            .saturating_add(Duration::from_millis(500));
+        let wait = budget.saturating_add(Duration::from_millis(200));
         match done_rx.recv_timeout(wait) {
             Ok(outcome) => outcome,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(ExportError::Timeout(wait)),
@@ -209,10 +218,12 @@ impl MetricsReporter {
         }
     }
 
-    /// Stops the periodic reports and sends the last one (best effort, logged).
-    pub fn final_report(&self, queue_full: Option<u64>) {
+    /// Stops the periodic reports and sends the last one (best effort,
+    /// logged), within `budget` but never longer than the configured timeout.
+    pub fn final_report(&self, queue_full: Option<u64>, budget: Duration) {
         self.shared.stop_periodic_reports();
-        if let Err(error) = self.report(queue_full) {
+        let budget = budget.min(self.shared.config.timeout);
+        if let Err(error) = self.report_within(queue_full, budget) {
             tracing::warn!(%error, "otelite-exporter: final metrics report failed");
         }
     }

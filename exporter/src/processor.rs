@@ -8,7 +8,10 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The least time the final report gets after a shutdown that used up its timeout.
+const LAST_CHANCE: Duration = Duration::from_millis(500);
 
 /// Counts ended spans, then forwards everything to `inner`.
 #[derive(Debug)]
@@ -52,6 +55,7 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return self.inner.shutdown_with_timeout(timeout);
         }
+        let started = Instant::now();
         let result = self.inner.shutdown_with_timeout(timeout);
         // Once the inner processor has drained and shut its exporter down
         // (even if the last export failed), every span the queue accepted has
@@ -62,7 +66,10 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
             let snap = shared.counters.snapshot();
             snap.spans_ended.saturating_sub(snap.spans_collected)
         });
-        self.reporter.final_report(queue_full);
+        // What is left of the caller's timeout, but a last short chance even
+        // when the flush used it all (the report says what was lost).
+        let budget = timeout.saturating_sub(started.elapsed()).max(LAST_CHANCE);
+        self.reporter.final_report(queue_full, budget);
         result
     }
 

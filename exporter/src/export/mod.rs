@@ -241,7 +241,7 @@ impl SpanExporter for OteliteExporter {
         }
     }
 
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.shared
             .exporter_shut_down
             .store(true, Ordering::Release);
@@ -251,7 +251,7 @@ impl SpanExporter for OteliteExporter {
             .load(Ordering::Relaxed)
         {
             let reporter = MetricsReporter::new(self.shared.clone(), self.runtime.clone());
-            reporter.final_report(None);
+            reporter.final_report(None, timeout);
         }
         Ok(())
     }
