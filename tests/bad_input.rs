@@ -54,7 +54,10 @@ fn span(trace: TraceId, id: u8, parent: Option<u8>, name: &str) -> model::Span {
         trace_state: String::new(),
         flags: 0x101,
         resource: Arc::new(Resource::new(
-            vec![KeyValue::new("service.name", AnyValue::String("bad-input".into()))],
+            vec![KeyValue::new(
+                "service.name",
+                AnyValue::String("bad-input".into()),
+            )],
             0,
             String::new(),
         )),
@@ -163,8 +166,14 @@ impl Fixture {
     async fn still_serves(&mut self, after: &str) {
         self.checks += 1;
         let (id, spans) = trace(self.checks, 2);
-        let reply = self.backend.post("/v1/traces", JSON, None, json(&spans)).await;
-        assert_eq!(reply.status, 200, "after {after}: a valid request is accepted: {reply:?}");
+        let reply = self
+            .backend
+            .post("/v1/traces", JSON, None, json(&spans))
+            .await;
+        assert_eq!(
+            reply.status, 200,
+            "after {after}: a valid request is accepted: {reply:?}"
+        );
         let stored = self.backend.wait_for_trace(&id, 2).await;
         assert_eq!(sorted(stored), spans, "after {after}: new data stored");
         let baseline = self.backend.trace(&self.baseline_id).await;
@@ -176,24 +185,36 @@ impl Fixture {
     }
 
     async fn post(&self, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> Reply {
-        self.backend.post("/v1/traces", content_type, encoding, body).await
+        self.backend
+            .post("/v1/traces", content_type, encoding, body)
+            .await
     }
 }
 
 /// Checks a 400 carries `google.rpc.Status` in the request's encoding.
 fn assert_bad_request(reply: &Reply, content_type: &str, what: &str) {
     assert_eq!(reply.status, 400, "{what}: {reply:?}");
-    assert_eq!(reply.content_type.as_deref(), Some(content_type), "{what}: {reply:?}");
+    assert_eq!(
+        reply.content_type.as_deref(),
+        Some(content_type),
+        "{what}: {reply:?}"
+    );
     let (code, message) = if content_type == JSON {
         let body = reply.json();
-        (body["code"].as_i64(), body["message"].as_str().map(str::to_owned))
+        (
+            body["code"].as_i64(),
+            body["message"].as_str().map(str::to_owned),
+        )
     } else {
         let status = RpcStatus::decode(reply.body.as_slice())
             .unwrap_or_else(|e| panic!("{what}: body is not a google.rpc.Status ({e}): {reply:?}"));
         (Some(i64::from(status.code)), Some(status.message))
     };
     assert_eq!(code, Some(i64::from(INVALID_ARGUMENT)), "{what}: {reply:?}");
-    assert!(message.is_some_and(|m| !m.is_empty()), "{what}: a message says why: {reply:?}");
+    assert!(
+        message.is_some_and(|m| !m.is_empty()),
+        "{what}: a message says why: {reply:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,15 +227,21 @@ async fn undecodable_bodies_are_400_with_an_rpc_status() {
     assert_bad_request(&garbage, PROTOBUF, "garbage protobuf");
     fx.still_serves("garbage protobuf").await;
 
-    let truncated = fx.post(PROTOBUF, None, valid[..valid.len() / 2].to_vec()).await;
+    let truncated = fx
+        .post(PROTOBUF, None, valid[..valid.len() / 2].to_vec())
+        .await;
     assert_bad_request(&truncated, PROTOBUF, "truncated protobuf");
     fx.still_serves("truncated protobuf").await;
 
-    let cut = fx.post(JSON, None, br#"{"resourceSpans":[{"scopeSpans":["#.to_vec()).await;
+    let cut = fx
+        .post(JSON, None, br#"{"resourceSpans":[{"scopeSpans":["#.to_vec())
+        .await;
     assert_bad_request(&cut, JSON, "truncated JSON");
     fx.still_serves("truncated JSON").await;
 
-    let mistyped = fx.post(JSON, None, br#"{"resourceSpans":"nope"}"#.to_vec()).await;
+    let mistyped = fx
+        .post(JSON, None, br#"{"resourceSpans":"nope"}"#.to_vec())
+        .await;
     assert_bad_request(&mistyped, JSON, "mistyped JSON");
     fx.still_serves("mistyped JSON").await;
 
@@ -237,7 +264,11 @@ async fn bad_gzip_is_400_and_good_gzip_is_accepted() {
     let truncated = fx.post(PROTOBUF, Some("gzip"), cut).await;
     assert_bad_request(&truncated, PROTOBUF, "truncated gzip stream");
     fx.still_serves("truncated gzip").await;
-    assert_eq!(fx.backend.trace(&id).await, None, "nothing of the bad bodies stored");
+    assert_eq!(
+        fx.backend.trace(&id).await,
+        None,
+        "nothing of the bad bodies stored"
+    );
 
     let good = fx.post(PROTOBUF, Some("gzip"), compressed).await;
     assert_eq!(good.status, 200, "gzip protobuf: {good:?}");
@@ -259,7 +290,11 @@ async fn wrong_content_type_is_415_and_wrong_method_is_405() {
         assert_eq!(reply.status, 415, "{content_type}: {reply:?}");
         fx.still_serves(content_type).await;
     }
-    assert_eq!(fx.backend.trace(&id).await, None, "nothing stored from a 415");
+    assert_eq!(
+        fx.backend.trace(&id).await,
+        None,
+        "nothing stored from a 415"
+    );
 
     let url = format!("{}/v1/traces", fx.backend.otlp_url());
     let get = reqwest::get(&url).await.expect("GET reaches the backend");
@@ -272,37 +307,51 @@ async fn bodies_past_the_limit_are_413_even_when_compressed() {
     let mut fx = Fixture::start().await;
     let big = |tag: u8, size: usize| {
         let (id, mut spans) = trace(tag, 1);
-        spans[0].attributes.push(KeyValue::new(
-            "payload",
-            AnyValue::String("a".repeat(size)),
-        ));
+        spans[0]
+            .attributes
+            .push(KeyValue::new("payload", AnyValue::String("a".repeat(size))));
         (id, spans)
     };
 
     let (id, spans) = big(1, 3 * LIMIT);
     let reply = fx.post(PROTOBUF, None, protobuf(&spans)).await;
-    assert_eq!(reply.status, 413, "uncompressed body of 3x the limit: {reply:?}");
+    assert_eq!(
+        reply.status, 413,
+        "uncompressed body of 3x the limit: {reply:?}"
+    );
     fx.still_serves("oversized body").await;
     assert_eq!(fx.backend.trace(&id).await, None);
 
     // Small on the wire, large once inflated: the limit applies after gunzip.
     let (id, spans) = big(2, 4 * LIMIT);
     let compressed = gzip(&protobuf(&spans));
-    assert!(compressed.len() < LIMIT / 4, "the test body compresses well");
+    assert!(
+        compressed.len() < LIMIT / 4,
+        "the test body compresses well"
+    );
     let reply = fx.post(PROTOBUF, Some("gzip"), compressed).await;
-    assert_eq!(reply.status, 413, "valid request inflating past the limit: {reply:?}");
+    assert_eq!(
+        reply.status, 413,
+        "valid request inflating past the limit: {reply:?}"
+    );
     fx.still_serves("inflating request").await;
     assert_eq!(fx.backend.trace(&id).await, None);
 
     let bomb = gzip(&vec![0u8; 16 * 1024 * 1024]);
-    assert!(bomb.len() < LIMIT, "the bomb is small on the wire ({} bytes)", bomb.len());
+    assert!(
+        bomb.len() < LIMIT,
+        "the bomb is small on the wire ({} bytes)",
+        bomb.len()
+    );
     let reply = fx.post(PROTOBUF, Some("gzip"), bomb).await;
     assert_eq!(reply.status, 413, "gzip bomb of 16 MiB: {reply:?}");
     fx.still_serves("gzip bomb").await;
 
     // Just under the limit is fine: the limit is not off by a lot.
     let (id, spans) = big(3, LIMIT / 2);
-    let reply = fx.post(PROTOBUF, Some("gzip"), gzip(&protobuf(&spans))).await;
+    let reply = fx
+        .post(PROTOBUF, Some("gzip"), gzip(&protobuf(&spans)))
+        .await;
     assert_eq!(reply.status, 200, "request of half the limit: {reply:?}");
     assert_eq!(fx.backend.wait_for_trace(&id, 1).await, spans);
 }
@@ -321,8 +370,12 @@ async fn partial_success(fx: &mut Fixture, content_type: &str) {
     let mut zero_trace_id = valid[1].clone();
     zero_trace_id.trace_id = vec![0; 16];
     zero_trace_id.span_id = vec![0x78; 8];
-    request.resource_spans[0].scope_spans[0].spans =
-        vec![valid[0].clone(), short_span_id, short_trace_id, zero_trace_id];
+    request.resource_spans[0].scope_spans[0].spans = vec![
+        valid[0].clone(),
+        short_span_id,
+        short_trace_id,
+        zero_trace_id,
+    ];
     let body = if content_type == JSON {
         serde_json::to_vec(&request).expect("JSON request")
     } else {
@@ -331,7 +384,11 @@ async fn partial_success(fx: &mut Fixture, content_type: &str) {
 
     let reply = fx.post(content_type, None, body).await;
     assert_eq!(reply.status, 200, "{content_type}: {reply:?}");
-    assert_eq!(reply.content_type.as_deref(), Some(content_type), "{reply:?}");
+    assert_eq!(
+        reply.content_type.as_deref(),
+        Some(content_type),
+        "{reply:?}"
+    );
     let (rejected, message) = if content_type == JSON {
         let body = reply.json();
         let partial = &body["partialSuccess"];
@@ -348,11 +405,22 @@ async fn partial_success(fx: &mut Fixture, content_type: &str) {
             Some(partial.error_message),
         )
     };
-    assert_eq!(rejected, Some(3), "{content_type}: rejected spans counted: {reply:?}");
-    assert!(message.is_some_and(|m| !m.is_empty()), "{content_type}: reason given: {reply:?}");
+    assert_eq!(
+        rejected,
+        Some(3),
+        "{content_type}: rejected spans counted: {reply:?}"
+    );
+    assert!(
+        message.is_some_and(|m| !m.is_empty()),
+        "{content_type}: reason given: {reply:?}"
+    );
 
     let stored = fx.backend.wait_for_trace(&id, 1).await;
-    assert_eq!(stored, vec![spans[0].clone()], "{content_type}: the valid span is stored");
+    assert_eq!(
+        stored,
+        vec![spans[0].clone()],
+        "{content_type}: the valid span is stored"
+    );
     fx.still_serves("partial success").await;
 }
 
@@ -414,7 +482,11 @@ async fn chunked_bodies_without_length_are_accepted_and_limited() {
         AnyValue::String("b".repeat(2 * LIMIT)),
     ));
     let reply = raw(addr, &chunked(addr, &protobuf(&spans)), false).await;
-    assert_eq!(reply.as_ref().map(|r| r.0), Some(413), "chunked past the limit");
+    assert_eq!(
+        reply.as_ref().map(|r| r.0),
+        Some(413),
+        "chunked past the limit"
+    );
     fx.still_serves("chunked past the limit").await;
     assert_eq!(fx.backend.trace(&id).await, None);
 }
@@ -439,5 +511,9 @@ async fn a_body_cut_short_on_the_wire_is_not_stored() {
     }
     fx.still_serves("a cut body").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(fx.backend.trace(&id).await, None, "half a request stores nothing");
+    assert_eq!(
+        fx.backend.trace(&id).await,
+        None,
+        "half a request stores nothing"
+    );
 }

@@ -19,7 +19,10 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 fn attr<'a>(attributes: &'a [model::KeyValue], key: &str) -> Option<&'a AnyValue> {
-    attributes.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| &kv.value)
 }
 
 fn string(text: &str) -> AnyValue {
@@ -59,7 +62,10 @@ async fn check(backend: &Backend, sent: &Sent, service: &str, scope: &str, run_i
             "{service}: resource of {name}: {:#?}",
             span.resource
         );
-        assert_eq!((span.scope.name.as_str(), span.scope.version.as_str()), (scope, "1.0.0"));
+        assert_eq!(
+            (span.scope.name.as_str(), span.scope.version.as_str()),
+            (scope, "1.0.0")
+        );
         assert!(
             0 < span.start_time_unix_nano && span.start_time_unix_nano <= span.end_time_unix_nano,
             "{service} {name}: times {span:#?}"
@@ -96,12 +102,20 @@ async fn check(backend: &Backend, sent: &Sent, service: &str, scope: &str, run_i
 
     let cart = by_name["load-cart"];
     assert_eq!(cart.kind, Kind::Internal, "{service}");
-    assert_eq!(attr(&cart.attributes, "cart.items"), Some(&AnyValue::Int(3)), "{service}");
+    assert_eq!(
+        attr(&cart.attributes, "cart.items"),
+        Some(&AnyValue::Int(3)),
+        "{service}"
+    );
     assert_eq!(cart.status.code, StatusCode::Unset, "{service}");
 
     let db = by_name["db.select"];
     assert_eq!(db.kind, Kind::Client, "{service}");
-    assert_eq!(attr(&db.attributes, "db.system"), Some(&string("sqlite")), "{service}");
+    assert_eq!(
+        attr(&db.attributes, "db.system"),
+        Some(&string("sqlite")),
+        "{service}"
+    );
 
     let charge = by_name["charge"];
     assert_eq!(charge.kind, Kind::Client, "{service}");
@@ -126,7 +140,10 @@ async fn check(backend: &Backend, sent: &Sent, service: &str, scope: &str, run_i
     let rates = backend
         .wait_for_rates(service, |r| r.n("store") == Some(4))
         .await;
-    assert!(!rates.exporter_counters, "{service} sends no otelite counters: {rates:#?}");
+    assert!(
+        !rates.exporter_counters,
+        "{service} sends no otelite counters: {rates:#?}"
+    );
     assert_eq!(rates.baseline, "process", "{rates:#?}");
     assert_eq!(
         rates.counts(),
@@ -134,12 +151,23 @@ async fn check(backend: &Backend, sent: &Sent, service: &str, scope: &str, run_i
         "{rates:#?}"
     );
     for stage in ["total", "collect", "transmit"] {
-        assert_eq!(rates.stage(stage).rate, None, "{service} {stage}: {rates:#?}");
+        assert_eq!(
+            rates.stage(stage).rate,
+            None,
+            "{service} {stage}: {rates:#?}"
+        );
     }
     for stage in ["process", "analyze", "store"] {
-        assert_eq!(rates.stage(stage).rate, Some(1.0), "{service} {stage}: {rates:#?}");
+        assert_eq!(
+            rates.stage(stage).rate,
+            Some(1.0),
+            "{service} {stage}: {rates:#?}"
+        );
     }
-    assert!(rates.note.is_some(), "the missing counters are explained: {rates:#?}");
+    assert!(
+        rates.note.is_some(),
+        "the missing counters are explained: {rates:#?}"
+    );
 }
 
 fn run_id(client: &str) -> String {
@@ -201,9 +229,15 @@ fn rust_otlp_client(endpoint: String, run_id: String, protocol: Protocol) -> Sen
         .with_kind(SpanKind::Client)
         .start_with_context(&tracer, &cart_cx);
     db.set_attribute(KeyValue::new("db.system", "sqlite"));
-    spans.insert("db.select".to_owned(), db.span_context().span_id().to_string());
+    spans.insert(
+        "db.select".to_owned(),
+        db.span_context().span_id().to_string(),
+    );
     db.end();
-    spans.insert("load-cart".to_owned(), cart.span_context().span_id().to_string());
+    spans.insert(
+        "load-cart".to_owned(),
+        cart.span_context().span_id().to_string(),
+    );
     cart.end();
     let mut charge = tracer
         .span_builder("charge")
@@ -214,13 +248,21 @@ fn rust_otlp_client(endpoint: String, run_id: String, protocol: Protocol) -> Sen
         vec![KeyValue::new("exception.message", "card declined")],
     );
     charge.set_status(Status::error("card declined"));
-    spans.insert("charge".to_owned(), charge.span_context().span_id().to_string());
+    spans.insert(
+        "charge".to_owned(),
+        charge.span_context().span_id().to_string(),
+    );
     charge.end();
     root.set_status(Status::error("payment failed"));
-    spans.insert("checkout".to_owned(), root.span_context().span_id().to_string());
+    spans.insert(
+        "checkout".to_owned(),
+        root.span_context().span_id().to_string(),
+    );
     let trace_id = root.span_context().trace_id().to_string();
     root.end();
-    provider.shutdown().expect("opentelemetry-otlp exports and shuts down");
+    provider
+        .shutdown()
+        .expect("opentelemetry-otlp exports and shuts down");
     Sent { trace_id, spans }
 }
 

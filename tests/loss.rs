@@ -3,11 +3,11 @@
 //! down loses them at `transmit`. The ground truth is what the backend stored.
 
 use crate::support::{self, Backend, GatedProxy};
-use opentelemetry::trace::{
-    Span as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-    Tracer as _, TracerProvider as _,
-};
 use opentelemetry::Context;
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _,
+    TracerProvider as _,
+};
 use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, SdkTracerProvider};
 use std::time::{Duration, Instant};
@@ -23,7 +23,10 @@ fn group(tag: u8) -> (Context, String) {
         true,
         TraceState::default(),
     );
-    (Context::new().with_remote_span_context(parent), trace_id.to_string())
+    (
+        Context::new().with_remote_span_context(parent),
+        trace_id.to_string(),
+    )
 }
 
 /// Ends `count` spans named `{prefix}-{i}` under `parent`, as fast as it can.
@@ -154,7 +157,11 @@ async fn backend_outage_is_lost_at_transmit() {
         stored_before,
         "spans stored before the outage survive the restart"
     );
-    assert_eq!(backend.trace(&during).await, None, "nothing sent during the outage");
+    assert_eq!(
+        backend.trace(&during).await,
+        None,
+        "nothing sent during the outage"
+    );
     let stored_after = backend.wait_for_trace(&after, AFTER as usize).await;
     assert_eq!(stored_after.len() as u64, AFTER);
     assert_eq!(

@@ -89,9 +89,15 @@ fn typed_attributes() -> Vec<KeyValue> {
                 StringValue::from("express"),
             ])),
         ),
-        KeyValue::new("cart.item_ids", Value::Array(Array::I64(vec![7, -3, i64::MAX]))),
+        KeyValue::new(
+            "cart.item_ids",
+            Value::Array(Array::I64(vec![7, -3, i64::MAX])),
+        ),
         KeyValue::new("cart.weights", Value::Array(Array::F64(vec![0.5, 1.25]))),
-        KeyValue::new("cart.gift_wrap", Value::Array(Array::Bool(vec![true, false]))),
+        KeyValue::new(
+            "cart.gift_wrap",
+            Value::Array(Array::Bool(vec![true, false])),
+        ),
         KeyValue::new("text.unicode", "grüße, 世界 ✓"),
         KeyValue::new("text.empty", ""),
     ]
@@ -121,7 +127,10 @@ fn produce(web: &mut Service, orders: &mut Service, payments: &mut Service) -> [
     root.add_event_with_timestamp(
         "request.parsed",
         at(11),
-        vec![KeyValue::new("bytes", 512_i64), KeyValue::new("valid", true)],
+        vec![
+            KeyValue::new("bytes", 512_i64),
+            KeyValue::new("valid", true),
+        ],
     );
     root.add_event_with_timestamp("no.attributes", at(12), vec![]);
     root.set_status(Status::Ok);
@@ -192,7 +201,10 @@ fn produce(web: &mut Service, orders: &mut Service, payments: &mut Service) -> [
     web.end(call_orders, at(24));
     web.end(root, at(25));
 
-    [root_cx.trace_id().to_string(), warmup.trace_id().to_string()]
+    [
+        root_cx.trace_id().to_string(),
+        warmup.trace_id().to_string(),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +235,12 @@ async fn spans_from_three_services_arrive_field_for_field() {
             let want = expected
                 .get(&id)
                 .unwrap_or_else(|| panic!("backend returned a span nobody sent: {span:#?}"));
-            assert_eq!(&support::normalized(span), want, "span {id} ({})", want.name);
+            assert_eq!(
+                &support::normalized(span),
+                want,
+                "span {id} ({})",
+                want.name
+            );
             seen += 1;
         }
     }
@@ -236,11 +253,18 @@ async fn spans_from_three_services_arrive_field_for_field() {
             })
             .await;
         assert_eq!(rates.stage_names(), STAGES, "stages of {service}");
-        assert!(rates.exporter_counters, "{service} sent exporter counters: {rates:#?}");
+        assert!(
+            rates.exporter_counters,
+            "{service} sent exporter counters: {rates:#?}"
+        );
         assert_eq!(rates.baseline, "total", "{rates:#?}");
         assert_eq!(rates.counts(), vec![Some(produced); 6], "{rates:#?}");
         for stage in STAGES {
-            assert_eq!(rates.stage(stage).rate, Some(1.0), "{service} {stage}: {rates:#?}");
+            assert_eq!(
+                rates.stage(stage).rate,
+                Some(1.0),
+                "{service} {stage}: {rates:#?}"
+            );
         }
     }
 }
@@ -255,7 +279,10 @@ async fn search_finds_the_traces_newest_first() {
     ];
     let [web, orders, payments] = &mut services;
     let [checkout, warmup] = produce(web, orders, payments);
-    let expected: Vec<model::Span> = services.iter().flat_map(|s| s.expected().into_values()).collect();
+    let expected: Vec<model::Span> = services
+        .iter()
+        .flat_map(|s| s.expected().into_values())
+        .collect();
     for service in services {
         support::shutdown(service.provider).await;
     }
@@ -264,7 +291,11 @@ async fn search_finds_the_traces_newest_first() {
 
     let found = backend.search("service=web&limit=10").await;
     let ids: Vec<&str> = found.iter().filter_map(|t| t["traceId"].as_str()).collect();
-    assert_eq!(ids, [checkout.as_str(), warmup.as_str()], "newest first: {found:#?}");
+    assert_eq!(
+        ids,
+        [checkout.as_str(), warmup.as_str()],
+        "newest first: {found:#?}"
+    );
 
     let in_checkout: Vec<&model::Span> = expected
         .iter()
@@ -277,8 +308,16 @@ async fn search_finds_the_traces_newest_first() {
     assert_eq!(summary["rootName"], "GET /checkout", "{summary}");
     assert_eq!(summary["spanCount"], 6, "{summary}");
     assert_eq!(summary["errorCount"], 1, "{summary}");
-    assert_eq!(support::as_u64(&summary["startTimeUnixNano"]), start, "{summary}");
-    assert_eq!(support::as_u64(&summary["endTimeUnixNano"]), end, "{summary}");
+    assert_eq!(
+        support::as_u64(&summary["startTimeUnixNano"]),
+        start,
+        "{summary}"
+    );
+    assert_eq!(
+        support::as_u64(&summary["endTimeUnixNano"]),
+        end,
+        "{summary}"
+    );
     assert_eq!(
         support::as_u64(&summary["durationNanos"]),
         end.zip(start).map(|(e, s)| e - s),
@@ -286,7 +325,10 @@ async fn search_finds_the_traces_newest_first() {
     );
 
     let by_operation = backend.search("service=web&operation=warmup").await;
-    let ids: Vec<&str> = by_operation.iter().filter_map(|t| t["traceId"].as_str()).collect();
+    let ids: Vec<&str> = by_operation
+        .iter()
+        .filter_map(|t| t["traceId"].as_str())
+        .collect();
     assert_eq!(ids, [warmup.as_str()], "{by_operation:#?}");
 
     let limited = backend.search("service=web&limit=1").await;
@@ -304,7 +346,11 @@ async fn trace_lookup_rejects_bad_ids_and_unknown_traces() {
         .await;
     assert_eq!(status, 404, "unknown trace: {body}");
     assert!(body["error"].is_string(), "404 body has an error: {body}");
-    for bad in ["not-hex", "0af7651916cd43dd", "0af7651916cd43dd8448eb211c80319c00"] {
+    for bad in [
+        "not-hex",
+        "0af7651916cd43dd",
+        "0af7651916cd43dd8448eb211c80319c00",
+    ] {
         let (status, body) = backend.get_json(&format!("/api/traces/{bad}")).await;
         assert_eq!(status, 400, "trace id {bad:?}: {body}");
         assert!(body["error"].is_string(), "400 body has an error: {body}");
@@ -339,6 +385,9 @@ async fn remote_parent_trace_state_is_kept() {
     assert_eq!(stored.len(), 1);
     let span = support::normalized(stored[0].clone());
     assert_eq!(span.trace_state, "vendor=abc,other=x-1");
-    assert_eq!(span.parent_span_id.map(|id| id.to_hex()).as_deref(), Some("0102030405060708"));
+    assert_eq!(
+        span.parent_span_id.map(|id| id.to_hex()).as_deref(),
+        Some("0102030405060708")
+    );
     assert_eq!(Some(&span), expected.get(&context.span_id().to_string()));
 }

@@ -53,7 +53,11 @@ pub fn python() -> String {
 pub fn node() -> String {
     let node = std::env::var("OTELITE_NODE").unwrap_or_else(|_| "node".to_owned());
     let modules = clients_dir().join("node/node_modules/@opentelemetry");
-    for package in ["sdk-trace-node", "exporter-trace-otlp-http", "exporter-trace-otlp-proto"] {
+    for package in [
+        "sdk-trace-node",
+        "exporter-trace-otlp-http",
+        "exporter-trace-otlp-proto",
+    ] {
         assert!(
             modules.join(package).is_dir(),
             "tests/clients/node/node_modules lacks @opentelemetry/{package}; {INSTALL_HINT}"

@@ -148,8 +148,9 @@ impl Backend {
             .expect("GET reaches the query listener");
         let status = reply.status().as_u16();
         let text = reply.text().await.expect("read query reply");
-        let json = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{path_and_query} answered {status} with non-JSON {text:?}: {e}"));
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("{path_and_query} answered {status} with non-JSON {text:?}: {e}")
+        });
         (status, json)
     }
 
@@ -191,10 +192,14 @@ impl Backend {
 
     /// One service's entry of `/api/rates`, if the backend knows the service.
     pub async fn rates(&self, service: &str) -> Option<ServiceRates> {
-        let (status, body) = self.get_json(&format!("/api/rates?service={service}")).await;
+        let (status, body) = self
+            .get_json(&format!("/api/rates?service={service}"))
+            .await;
         assert_eq!(status, 200, "rates for {service}: {body}");
         let services: Vec<ServiceRates> = serde_json::from_value(body["services"].clone())
-            .unwrap_or_else(|e| panic!("rates for {service} have the documented shape: {e}\n{body}"));
+            .unwrap_or_else(|e| {
+                panic!("rates for {service} have the documented shape: {e}\n{body}")
+            });
         services.into_iter().find(|s| s.service == service)
     }
 
@@ -281,7 +286,9 @@ pub struct StageRate {
 }
 
 /// The stages `/api/rates` lists, in pipeline order.
-pub const STAGES: [&str; 6] = ["total", "collect", "transmit", "process", "analyze", "store"];
+pub const STAGES: [&str; 6] = [
+    "total", "collect", "transmit", "process", "analyze", "store",
+];
 
 impl ServiceRates {
     pub fn stage(&self, name: &str) -> &StageRate {

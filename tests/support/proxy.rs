@@ -16,9 +16,7 @@ pub struct GatedProxy {
 impl GatedProxy {
     /// Listens on a fresh loopback port and forwards to `upstream` once open.
     pub async fn start(upstream: SocketAddr, open: bool) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("proxy binds");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
         let addr = listener.local_addr().expect("proxy address");
         let (gate, watcher) = watch::channel(open);
         let task = tokio::spawn(async move {
