@@ -6,7 +6,7 @@
 //! parent. Both memories are bounded; an edge whose other end arrives after
 //! eviction (or after a restart) is not counted.
 
-use super::AnalyzedSpan;
+use super::SpanFacts;
 use otelite_exporter::model::{SpanId, TraceId};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -54,29 +54,29 @@ impl EdgeResolver {
     }
 
     /// Records the spans and returns the edges they complete.
-    pub fn resolve<'a>(&mut self, spans: impl IntoIterator<Item = &'a AnalyzedSpan>) -> Vec<Edge> {
-        let spans: Vec<&AnalyzedSpan> = spans.into_iter().collect();
+    pub fn resolve<'a>(&mut self, spans: impl IntoIterator<Item = &'a SpanFacts>) -> Vec<Edge> {
+        let spans: Vec<&SpanFacts> = spans.into_iter().collect();
         // Remember the whole batch first, so order within a batch does not matter.
         for span in &spans {
-            let service = self.intern(span.span.service_name());
-            self.remember((span.span.trace_id, span.span.span_id), service);
+            let service = self.intern(span.service());
+            self.remember((span.trace_id, span.span_id), service);
         }
         let mut edges = Vec::new();
         for span in &spans {
-            let key = (span.span.trace_id, span.span.span_id);
-            let service = self.intern(span.span.service_name());
+            let key = (span.trace_id, span.span_id);
+            let service = self.intern(span.service());
             if let Some(children) = self.waiting.remove(&key) {
                 edges.extend(children.into_iter().filter_map(|c| edge(&service, c)));
             }
-            let Some(parent_id) = span.span.parent_span_id else {
+            let Some(parent_id) = span.parent_span_id else {
                 continue;
             };
             let child = Child {
                 service,
-                start_ns: span.span.start_time_unix_nano,
+                start_ns: span.start_ns,
                 is_error: span.is_error,
             };
-            let parent_key = (span.span.trace_id, parent_id);
+            let parent_key = (span.trace_id, parent_id);
             match self.services.get(&parent_key) {
                 Some(parent_service) => edges.extend(edge(&parent_service.clone(), child)),
                 None => self.wait(parent_key, child),

@@ -7,25 +7,55 @@ mod edges;
 
 pub use edges::{Edge, EdgeResolver};
 
-use otelite_exporter::model::{Span, StatusCode, TraceId};
+use otelite_exporter::model::{Resource, Span, SpanId, StatusCode, TraceId};
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What analysis learnt about a span: the facts that summaries, edges and
+/// the store's index columns need, apart from the span itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanFacts {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    pub resource: Arc<Resource>,
+    pub name: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub duration_ns: u64,
+    pub is_root: bool,
+    pub is_error: bool,
+}
+
+impl SpanFacts {
+    pub fn service(&self) -> &str {
+        &self.resource.service_name
+    }
+}
 
 /// A span with what analysis learnt about it.
 #[derive(Debug, Clone)]
 pub struct AnalyzedSpan {
+    pub facts: SpanFacts,
     pub span: Span,
-    pub duration_ns: u64,
-    pub is_root: bool,
-    pub is_error: bool,
 }
 
 pub fn analyze(spans: Vec<Span>) -> Vec<AnalyzedSpan> {
     spans
         .into_iter()
         .map(|span| AnalyzedSpan {
-            duration_ns: span.duration_nanos(),
-            is_root: span.parent_span_id.is_none(),
-            is_error: span.status.code == StatusCode::Error,
+            facts: SpanFacts {
+                trace_id: span.trace_id,
+                span_id: span.span_id,
+                parent_span_id: span.parent_span_id,
+                resource: span.resource.clone(),
+                name: span.name.clone(),
+                start_ns: span.start_time_unix_nano,
+                end_ns: span.end_time_unix_nano,
+                duration_ns: span.duration_nanos(),
+                is_root: span.parent_span_id.is_none(),
+                is_error: span.status.code == StatusCode::Error,
+            },
             span,
         })
         .collect()
@@ -43,23 +73,23 @@ pub struct TraceDelta {
 }
 
 impl TraceDelta {
-    fn new(span: &AnalyzedSpan) -> Self {
+    fn new(span: &SpanFacts) -> Self {
         Self {
-            start_ns: span.span.start_time_unix_nano,
-            end_ns: span.span.end_time_unix_nano,
+            start_ns: span.start_ns,
+            end_ns: span.end_ns,
             span_count: 0,
             error_count: 0,
             root: None,
         }
     }
 
-    pub fn add(&mut self, span: &AnalyzedSpan) {
-        self.start_ns = self.start_ns.min(span.span.start_time_unix_nano);
-        self.end_ns = self.end_ns.max(span.span.end_time_unix_nano);
+    pub fn add(&mut self, span: &SpanFacts) {
+        self.start_ns = self.start_ns.min(span.start_ns);
+        self.end_ns = self.end_ns.max(span.end_ns);
         self.span_count += 1;
         self.error_count += u64::from(span.is_error);
         if span.is_root {
-            self.root = Some((span.span.service_name().to_owned(), span.span.name.clone()));
+            self.root = Some((span.service().to_owned(), span.name.clone()));
         }
     }
 }
@@ -67,12 +97,12 @@ impl TraceDelta {
 /// Per-trace summaries of the given spans (the store passes only the spans it
 /// actually inserted, so a retried batch adds nothing).
 pub fn summarize<'a>(
-    spans: impl IntoIterator<Item = &'a AnalyzedSpan>,
+    spans: impl IntoIterator<Item = &'a SpanFacts>,
 ) -> HashMap<TraceId, TraceDelta> {
     let mut traces: HashMap<TraceId, TraceDelta> = HashMap::new();
     for span in spans {
         traces
-            .entry(span.span.trace_id)
+            .entry(span.trace_id)
             .or_insert_with(|| TraceDelta::new(span))
             .add(span);
     }

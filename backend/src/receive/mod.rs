@@ -12,7 +12,7 @@ pub use response::RpcStatus;
 use crate::analyze;
 use crate::process;
 use crate::stage::Stage;
-use crate::store::{SpanBatch, Store};
+use crate::store::{SpanBatch, SpanRow, Store};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -69,7 +69,10 @@ async fn receive_traces(
             counted.push((service, Stage::Analyze, n));
         }
         let batch = SpanBatch {
-            spans: analyze::analyze(processed.spans),
+            spans: analyze::analyze(processed.spans)
+                .into_iter()
+                .map(SpanRow::new)
+                .collect(),
             counted,
             received_ns: now_ns(),
         };

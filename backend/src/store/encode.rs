@@ -3,9 +3,37 @@
 //! and attributes as search tokens. Reading goes back through
 //! `otelite_exporter::convert::from_otlp`, the one OTLP → model path.
 
+use crate::analyze::{AnalyzedSpan, SpanFacts};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use otelite_exporter::convert;
 use otelite_exporter::model::{AnyValue, KeyValue, Resource, Scope, Span};
+use std::sync::Arc;
+
+/// A span ready for the writer: everything encoded beforehand, on the
+/// request's thread, so that the single writer thread only inserts.
+#[derive(Debug)]
+pub struct SpanRow {
+    pub facts: SpanFacts,
+    pub scope: Arc<Scope>,
+    pub kind: i32,
+    pub status_code: i32,
+    pub body: Vec<u8>,
+    pub tokens: String,
+}
+
+impl SpanRow {
+    pub fn new(analyzed: AnalyzedSpan) -> Self {
+        let AnalyzedSpan { facts, span } = analyzed;
+        Self {
+            scope: span.scope.clone(),
+            kind: span.kind.as_i32(),
+            status_code: span.status.code.as_i32(),
+            body: span_body(&span),
+            tokens: span_tokens(&span),
+            facts,
+        }
+    }
+}
 use prost::Message;
 
 pub fn span_body(span: &Span) -> Vec<u8> {

@@ -7,6 +7,7 @@ mod migrations;
 mod read;
 mod writer;
 
+pub use encode::SpanRow;
 pub use read::{RateRow, TraceQuery, TraceSummary, search, services, stage_counts, trace};
 pub use writer::{CounterPoint, SpanBatch, Stored, WriteOp};
 

@@ -53,7 +53,10 @@ fn spans(trace: u8, count: u8) -> Vec<Span> {
 async fn write(store: &Store, spans: Vec<Span>) -> Result<Stored, StoreError> {
     let counted = vec![("shop".to_owned(), Stage::Process, spans.len() as u64)];
     let batch = SpanBatch {
-        spans: analyze::analyze(spans),
+        spans: analyze::analyze(spans)
+            .into_iter()
+            .map(SpanRow::new)
+            .collect(),
         counted,
         received_ns: 60_000_000_000,
     };

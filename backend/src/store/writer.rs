@@ -6,8 +6,8 @@
 //! what lets the receiver promise "2xx means committed".
 
 use super::StoreError;
-use super::encode;
-use crate::analyze::{self, AnalyzedSpan, Edge, EdgeResolver};
+use super::encode::{self, SpanRow};
+use crate::analyze::{self, Edge, EdgeResolver, SpanFacts};
 use crate::stage::{Stage, minute_of};
 use otelite_exporter::model::{Resource, Scope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -23,7 +23,7 @@ const EDGE_MEMORY: usize = 200_000;
 /// Spans that went through process and analyze, to be stored.
 #[derive(Debug)]
 pub struct SpanBatch {
-    pub spans: Vec<AnalyzedSpan>,
+    pub spans: Vec<SpanRow>,
     /// Spans counted at process and analyze, per service.
     pub counted: Vec<(String, Stage, u64)>,
     /// When the batch arrived, unix nanoseconds (the minute its counts go to).
@@ -158,13 +158,13 @@ fn write_spans(
     let mut insert_tokens =
         tx.prepare_cached("INSERT INTO span_attributes (rowid, tokens) VALUES (?1, ?2)")?;
     let mut ids = BatchIds::default();
-    let mut inserted: Vec<&AnalyzedSpan> = Vec::with_capacity(batch.spans.len());
+    let mut inserted: Vec<&SpanFacts> = Vec::with_capacity(batch.spans.len());
     let mut stored_per_service: HashMap<&str, u64> = HashMap::new();
-    for analyzed in &batch.spans {
-        let span = &analyzed.span;
+    for row in &batch.spans {
+        let span = &row.facts;
         let resource_id = ids.resource(tx, state, &span.resource)?;
-        let scope_id = ids.scope(tx, state, &span.scope)?;
-        let service_id = state.service_id(tx, span.service_name())?;
+        let scope_id = ids.scope(tx, state, &row.scope)?;
+        let service_id = state.service_id(tx, span.service())?;
         let changed = insert_span.execute(params![
             &span.trace_id.0[..],
             &span.span_id.0[..],
@@ -173,21 +173,20 @@ fn write_spans(
             resource_id,
             scope_id,
             span.name,
-            span.kind.as_i32(),
-            clamp(span.start_time_unix_nano),
-            clamp(analyzed.duration_ns),
-            span.status.code.as_i32(),
-            encode::span_body(span),
+            row.kind,
+            clamp(span.start_ns),
+            clamp(span.duration_ns),
+            row.status_code,
+            row.body,
         ])?;
         if changed == 0 {
             continue;
         }
-        let tokens = encode::span_tokens(span);
-        if !tokens.is_empty() {
-            insert_tokens.execute(params![tx.last_insert_rowid(), tokens])?;
+        if !row.tokens.is_empty() {
+            insert_tokens.execute(params![tx.last_insert_rowid(), row.tokens])?;
         }
-        *stored_per_service.entry(span.service_name()).or_default() += 1;
-        inserted.push(analyzed);
+        *stored_per_service.entry(span.service()).or_default() += 1;
+        inserted.push(span);
     }
     for (trace_id, delta) in analyze::summarize(inserted.iter().copied()) {
         upsert_trace(tx, &trace_id.0, &delta)?;
