@@ -152,6 +152,9 @@ impl Fixture {
             .post("/v1/traces", PROTOBUF, None, protobuf(&baseline))
             .await;
         assert_eq!(reply.status, 200, "baseline accepted: {reply:?}");
+        assert_eq!(reply.content_type.as_deref(), Some(PROTOBUF), "{reply:?}");
+        ExportTraceServiceResponse::decode(reply.body.as_slice())
+            .unwrap_or_else(|e| panic!("not an ExportTraceServiceResponse ({e}): {reply:?}"));
         let stored = backend.wait_for_trace(&baseline_id, 3).await;
         assert_eq!(sorted(stored), baseline, "baseline stored as sent");
         Self {
