@@ -146,7 +146,15 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Self {
-        let backend = Backend::start_with(|c| c.max_body_bytes = LIMIT).await;
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(tweak: impl FnOnce(&mut otelite_backend::Config)) -> Self {
+        let backend = Backend::start_with(|c| {
+            c.max_body_bytes = LIMIT;
+            tweak(c);
+        })
+        .await;
         let (baseline_id, baseline) = trace(100, 3);
         let reply = backend
             .post("/v1/traces", PROTOBUF, None, protobuf(&baseline))
@@ -519,4 +527,70 @@ async fn a_body_cut_short_on_the_wire_is_not_stored() {
         None,
         "half a request stores nothing"
     );
+}
+
+/// A flood against a one-slot write queue: every request is either stored
+/// in full (200) or refused with Retry-After (429/503) and not stored at all.
+/// Whether the queue overflows depends on timing; the assertions hold for
+/// each reply either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_stored_in_full_or_refused_with_retry_after() {
+    let mut fx = Fixture::start_with(|c| c.write_queue_capacity = 1).await;
+    let requests: Vec<(String, Vec<model::Span>)> =
+        (0..32).map(|i| trace(200 + i as u8, 40)).collect();
+    let replies = post_all(&fx.backend, &requests).await;
+    let mut refused = 0;
+    for ((id, spans), reply) in requests.iter().zip(&replies) {
+        match reply.status {
+            200 => {
+                let stored = fx.backend.wait_for_trace(id, spans.len()).await;
+                assert_eq!(
+                    sorted(stored),
+                    *spans,
+                    "an accepted request is stored in full"
+                );
+            }
+            429 | 503 => {
+                refused += 1;
+                let retry_after = reply.retry_after.as_deref().unwrap_or_default();
+                assert!(
+                    retry_after.trim().parse::<u64>().is_ok(),
+                    "{} needs Retry-After in seconds: {reply:?}",
+                    reply.status
+                );
+                assert_eq!(
+                    fx.backend.trace(id).await,
+                    None,
+                    "a refused request stores nothing"
+                );
+            }
+            other => panic!("flood reply {other}: {reply:?}"),
+        }
+    }
+    eprintln!("flood: {refused} of {} requests refused", requests.len());
+    fx.still_serves("a flood").await;
+}
+
+/// Sends all requests at once, each on its own task.
+async fn post_all(backend: &Backend, requests: &[(String, Vec<model::Span>)]) -> Vec<Reply> {
+    let url = format!("{}/v1/traces", backend.otlp_url());
+    let client = reqwest::Client::new();
+    let tasks: Vec<_> = requests
+        .iter()
+        .map(|(_, spans)| {
+            let request = client
+                .post(&url)
+                .header("content-type", PROTOBUF)
+                .body(protobuf(spans));
+            tokio::spawn(async move {
+                let response = request.send().await.expect("flood request");
+                Reply::read(response).await
+            })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.expect("flood task"));
+    }
+    replies
 }
