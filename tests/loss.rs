@@ -86,6 +86,10 @@ async fn queue_overflow_is_lost_at_collect() {
     // the trace lookup tells how many that was.
     let stored = backend.trace(&trace_id).await.unwrap_or_default().len() as u64;
     let dropped = PRODUCED - stored;
+    eprintln!(
+        "queue overflow: {PRODUCED} ended, {stored} stored, counts {:?}",
+        rates.counts()
+    );
     assert!(stored > 0, "the first batch went through: {rates:#?}");
     assert!(
         dropped > 0,
@@ -162,6 +166,7 @@ async fn backend_outage_is_lost_at_transmit() {
         None,
         "nothing sent during the outage"
     );
+    eprintln!("outage: counts {:?}", rates.counts());
     let stored_after = backend.wait_for_trace(&after, AFTER as usize).await;
     assert_eq!(stored_after.len() as u64, AFTER);
     assert_eq!(
