@@ -38,7 +38,10 @@ fn request(batch: u64, spans: u64) -> ExportTraceServiceRequest {
         .enumerate()
         .map(|(s, service)| ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![string("service.name", service.to_string()), string("host.name", "bench-1".into())],
+                attributes: vec![
+                    string("service.name", service.to_string()),
+                    string("host.name", "bench-1".into()),
+                ],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans {
@@ -64,7 +67,8 @@ fn span(batch: u64, i: u64) -> Span {
     trace_id[..8].copy_from_slice(&trace.to_be_bytes());
     trace_id[8..].copy_from_slice(&(trace ^ 0x9e37_79b9_7f4a_7c15).to_be_bytes());
     let span_id = (batch << 32 | i) + 1;
-    let parent = (i % 10 != 0).then(|| ((batch << 32 | (i - i % 10)) + 1).to_be_bytes().to_vec());
+    let parent =
+        (!i.is_multiple_of(10)).then(|| ((batch << 32 | (i - i % 10)) + 1).to_be_bytes().to_vec());
     let start = 1_700_000_000_000_000_000 + batch * 1_000_000_000 + i * 1000;
     Span {
         trace_id: trace_id.to_vec(),
@@ -75,7 +79,12 @@ fn span(batch: u64, i: u64) -> Span {
         start_time_unix_nano: start,
         end_time_unix_nano: start + 1_000_000 + i * 10,
         attributes: (0..10)
-            .map(|a| string(&format!("attr.{a}"), format!("value-{}-{}", a, (i + a) % 50)))
+            .map(|a| {
+                string(
+                    &format!("attr.{a}"),
+                    format!("value-{}-{}", a, (i + a) % 50),
+                )
+            })
             .collect(),
         events: vec![span::Event {
             time_unix_nano: start + 10,
@@ -87,7 +96,10 @@ fn span(batch: u64, i: u64) -> Span {
     }
 }
 
-fn baseline(requests: &[ExportTraceServiceRequest], path: &std::path::Path) -> rusqlite::Result<u64> {
+fn baseline(
+    requests: &[ExportTraceServiceRequest],
+    path: &std::path::Path,
+) -> rusqlite::Result<u64> {
     let mut conn = rusqlite::Connection::open(path)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
@@ -98,24 +110,34 @@ fn baseline(requests: &[ExportTraceServiceRequest], path: &std::path::Path) -> r
     let mut tx = conn.transaction()?;
     for request in requests {
         for rs in &request.resource_spans {
-            let service = rs.resource.as_ref().map(|r| r.attributes[0].key.clone()).unwrap_or_default();
+            let service = rs
+                .resource
+                .as_ref()
+                .map(|r| r.attributes[0].key.clone())
+                .unwrap_or_default();
             for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
-                let attributes: Vec<u8> = span.attributes.iter().flat_map(|kv| kv.encode_to_vec()).collect();
-                tx.prepare_cached("INSERT INTO flat VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?
-                    .execute(rusqlite::params![
-                        span.trace_id,
-                        span.span_id,
-                        span.parent_span_id,
-                        service,
-                        span.name,
-                        span.kind,
-                        span.start_time_unix_nano as i64,
-                        span.end_time_unix_nano as i64,
-                        0,
-                        attributes
-                    ])?;
+                let attributes: Vec<u8> = span
+                    .attributes
+                    .iter()
+                    .flat_map(|kv| kv.encode_to_vec())
+                    .collect();
+                tx.prepare_cached(
+                    "INSERT INTO flat VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(rusqlite::params![
+                    span.trace_id,
+                    span.span_id,
+                    span.parent_span_id,
+                    service,
+                    span.name,
+                    span.kind,
+                    span.start_time_unix_nano as i64,
+                    span.end_time_unix_nano as i64,
+                    0,
+                    attributes
+                ])?;
                 rows += 1;
-                if rows % 1000 == 0 {
+                if rows.is_multiple_of(1000) {
                     tx.commit()?;
                     tx = conn.transaction()?;
                 }
@@ -128,13 +150,17 @@ fn baseline(requests: &[ExportTraceServiceRequest], path: &std::path::Path) -> r
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let (batches, per_batch, concurrency) = (
         args.first().copied().unwrap_or(200),
         args.get(1).copied().unwrap_or(1000),
         args.get(2).copied().unwrap_or(4) as usize,
     );
-    let requests: Vec<ExportTraceServiceRequest> = (0..batches).map(|b| request(b, per_batch)).collect();
+    let requests: Vec<ExportTraceServiceRequest> =
+        (0..batches).map(|b| request(b, per_batch)).collect();
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(requests.iter().map(|r| r.encode_to_vec()).collect());
     let total = batches * per_batch;
     let dir = tempfile::tempdir()?;
@@ -161,11 +187,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, url, bodies, next) = (client.clone(), url.clone(), bodies.clone(), next.clone());
+            let (client, url, bodies, next) =
+                (client.clone(), url.clone(), bodies.clone(), next.clone());
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else { return Ok::<_, reqwest::Error>(()) };
+                    let Some(body) = bodies.get(i) else {
+                        return Ok::<_, reqwest::Error>(());
+                    };
                     loop {
                         let response = client
                             .post(&url)
@@ -192,6 +221,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("spans: {total} in {batches} requests of {per_batch}, concurrency {concurrency}");
     println!("baseline (flat SQLite rows, no index): {baseline_rate:>10.0} spans/s");
     println!("otelite end to end (OTLP/HTTP → SQLite): {otelite_rate:>10.0} spans/s");
-    println!("ratio otelite / baseline: {:.3}", otelite_rate / baseline_rate);
+    println!(
+        "ratio otelite / baseline: {:.3}",
+        otelite_rate / baseline_rate
+    );
     Ok(())
 }
