@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 /// Write requests that may wait for the writer before new ones get 503.
 pub const DEFAULT_WRITE_QUEUE: usize = 256;
+/// Spans that may wait for the writer before new requests get 503.
+pub const DEFAULT_MAX_QUEUED_SPANS: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -17,6 +19,7 @@ pub struct Config {
     pub query_listen: SocketAddr,
     pub max_body_bytes: usize,
     pub write_queue_capacity: usize,
+    pub max_queued_spans: usize,
 }
 
 impl Default for Config {
@@ -27,6 +30,7 @@ impl Default for Config {
             query_listen: SocketAddr::from(([127, 0, 0, 1], 16686)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             write_queue_capacity: DEFAULT_WRITE_QUEUE,
+            max_queued_spans: DEFAULT_MAX_QUEUED_SPANS,
         }
     }
 }

@@ -28,7 +28,7 @@ pub mod receive;
 pub mod stage;
 pub mod store;
 
-pub use config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_WRITE_QUEUE};
+pub use config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED_SPANS, DEFAULT_WRITE_QUEUE};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -59,7 +59,11 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(config: Config) -> Result<Self, Error> {
-        let (store, writer) = Store::open(&config.db_path, config.write_queue_capacity)?;
+        let limits = store::QueueLimits {
+            requests: config.write_queue_capacity,
+            spans: config.max_queued_spans,
+        };
+        let (store, writer) = Store::open(&config.db_path, limits)?;
         let otlp = listen(config.otlp_listen).await?;
         let query = listen(config.query_listen).await?;
         Ok(Self {

@@ -14,7 +14,7 @@ pub use writer::{CounterPoint, SpanBatch, Stored, WriteOp};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,10 +37,21 @@ pub enum StoreError {
     Overloaded,
 }
 
+/// How much may wait for the writer before new writes are refused.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub requests: usize,
+    pub spans: usize,
+}
+
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     writes: mpsc::Sender<WriteOp>,
+    /// Spans that may wait for the writer: with the queue's length this
+    /// bounds the memory that waiting batches hold.
+    span_budget: Arc<Semaphore>,
+    max_queued_spans: usize,
     readers: Arc<ReaderPool>,
 }
 
@@ -58,8 +69,12 @@ impl WriterThread {
 
 impl Store {
     /// Opens (creating and migrating if needed) the database at `path` and
-    /// starts the writer with room for `queue_capacity` waiting requests.
-    pub fn open(path: &Path, queue_capacity: usize) -> Result<(Store, WriterThread), StoreError> {
+    /// starts the writer with room for `limits` waiting requests and spans.
+    pub fn open(path: &Path, limits: QueueLimits) -> Result<(Store, WriterThread), StoreError> {
+        let QueueLimits {
+            requests: queue_capacity,
+            spans: max_queued_spans,
+        } = limits;
         let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.to_owned(),
             source,
@@ -75,7 +90,13 @@ impl Store {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
         });
-        Ok((Store { writes, readers }, WriterThread(thread)))
+        let store = Store {
+            writes,
+            span_budget: Arc::new(Semaphore::new(max_queued_spans.max(1))),
+            max_queued_spans: max_queued_spans.max(1),
+            readers,
+        };
+        Ok((store, WriterThread(thread)))
     }
 
     /// Queues a batch; `Overloaded` at once when the queue is full, so the
@@ -84,8 +105,15 @@ impl Store {
         &self,
         batch: SpanBatch,
     ) -> Result<oneshot::Receiver<Result<Stored, StoreError>>, StoreError> {
+        // A batch larger than the whole budget waits for an empty queue.
+        let wanted = batch.spans.len().clamp(1, self.max_queued_spans) as u32;
+        let permit = self
+            .span_budget
+            .clone()
+            .try_acquire_many_owned(wanted)
+            .map_err(|_| StoreError::Overloaded)?;
         let (tx, rx) = oneshot::channel();
-        self.try_send(WriteOp::Spans(batch, tx))?;
+        self.try_send(WriteOp::Spans(batch, permit, tx))?;
         Ok(rx)
     }
 

@@ -70,7 +70,13 @@ async fn write(store: &Store, spans: Vec<Span>) -> Result<Stored, StoreError> {
 async fn spans_read_back_equal_and_retries_are_not_stored_twice()
 -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let (store, writer) = Store::open(&dir.path().join("t.db"), 4)?;
+    let (store, writer) = Store::open(
+        &dir.path().join("t.db"),
+        QueueLimits {
+            requests: 4,
+            spans: 1000,
+        },
+    )?;
     let sent = spans(7, 3);
     assert_eq!(
         write(&store, sent.clone()).await?,
@@ -126,7 +132,13 @@ async fn spans_read_back_equal_and_retries_are_not_stored_twice()
 #[tokio::test]
 async fn cumulative_counters_become_increments() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let (store, writer) = Store::open(&dir.path().join("t.db"), 4)?;
+    let (store, writer) = Store::open(
+        &dir.path().join("t.db"),
+        QueueLimits {
+            requests: 4,
+            spans: 1000,
+        },
+    )?;
     let point = |value| CounterPoint {
         service: "shop".into(),
         stage: Stage::Total,

@@ -13,7 +13,7 @@ use otelite_exporter::model::{Resource, Scope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 /// Requests taken into one transaction at most.
 const MAX_GROUP: usize = 64;
@@ -52,7 +52,13 @@ pub struct CounterPoint {
 }
 
 pub enum WriteOp {
-    Spans(SpanBatch, oneshot::Sender<Result<Stored, StoreError>>),
+    /// The permit holds the batch's share of the queued-span budget until
+    /// the batch is written.
+    Spans(
+        SpanBatch,
+        OwnedSemaphorePermit,
+        oneshot::Sender<Result<Stored, StoreError>>,
+    ),
     Counters(Vec<CounterPoint>, oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -88,7 +94,7 @@ fn reply(group: Vec<WriteOp>, results: Vec<Outcome>) {
     for (op, outcome) in group.into_iter().zip(results) {
         // A requester that gave up (timeout, disconnect) no longer listens.
         match (op, outcome) {
-            (WriteOp::Spans(_, tx), Outcome::Spans(stored)) => drop(tx.send(Ok(stored))),
+            (WriteOp::Spans(_, _, tx), Outcome::Spans(stored)) => drop(tx.send(Ok(stored))),
             (WriteOp::Counters(_, tx), Outcome::Counters) => drop(tx.send(Ok(()))),
             _ => unreachable!("outcomes are produced in op order"),
         }
@@ -99,7 +105,7 @@ fn fail(group: Vec<WriteOp>, error: &StoreError) {
     for op in group {
         let error = StoreError::WriteFailed(error.to_string());
         match op {
-            WriteOp::Spans(_, tx) => drop(tx.send(Err(error))),
+            WriteOp::Spans(_, _, tx) => drop(tx.send(Err(error))),
             WriteOp::Counters(_, tx) => drop(tx.send(Err(error))),
         }
     }
@@ -112,7 +118,7 @@ fn keep_stage_counts(conn: &mut Connection, state: &mut WriterState, group: &[Wr
     let result = (|| -> Result<(), StoreError> {
         let tx = conn.transaction()?;
         for op in group {
-            if let WriteOp::Spans(batch, _) = op {
+            if let WriteOp::Spans(batch, _, _) = op {
                 add_counts(&tx, state, &batch.counted, batch.received_ns)?;
             }
         }
@@ -134,7 +140,7 @@ fn write_group(
     let mut outcomes = Vec::with_capacity(group.len());
     for op in group {
         outcomes.push(match op {
-            WriteOp::Spans(batch, _) => Outcome::Spans(write_spans(&tx, state, batch)?),
+            WriteOp::Spans(batch, _, _) => Outcome::Spans(write_spans(&tx, state, batch)?),
             WriteOp::Counters(points, _) => {
                 write_counters(&tx, state, points)?;
                 Outcome::Counters
