@@ -62,10 +62,11 @@ fn request(batch: u64, spans: u64) -> ExportTraceServiceRequest {
 }
 
 fn span(batch: u64, i: u64) -> Span {
+    // Random-looking ids, as real ones are: the trace index sees no order.
     let trace = batch * 1_000_000 + i / 10;
     let mut trace_id = [0u8; 16];
-    trace_id[..8].copy_from_slice(&trace.to_be_bytes());
-    trace_id[8..].copy_from_slice(&(trace ^ 0x9e37_79b9_7f4a_7c15).to_be_bytes());
+    trace_id[..8].copy_from_slice(&mix(trace).to_be_bytes());
+    trace_id[8..].copy_from_slice(&mix(!trace).to_be_bytes());
     let span_id = (batch << 32 | i) + 1;
     let parent =
         (!i.is_multiple_of(10)).then(|| ((batch << 32 | (i - i % 10)) + 1).to_be_bytes().to_vec());
@@ -94,6 +95,13 @@ fn span(batch: u64, i: u64) -> Span {
         }],
         ..Default::default()
     }
+}
+
+/// splitmix64's finaliser: a cheap bijection that scatters sequential input.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 fn baseline(

@@ -2,6 +2,7 @@
 //! and a small pool of read-only connections for queries. WAL mode lets
 //! reads run while the writer commits.
 
+mod checkpoint;
 mod encode;
 mod migrations;
 mod read;
@@ -81,10 +82,19 @@ impl Store {
         })?;
         migrations::configure(&conn)?;
         migrations::migrate(&mut conn)?;
+        // Checkpoints run on their own thread (see `checkpoint`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = checkpoint::Checkpointer::start(path.to_owned()).map_err(|e| {
+            StoreError::WriteFailed(format!("cannot start the checkpoint thread: {e}"))
+        })?;
         let (writes, queue) = mpsc::channel(queue_capacity.max(1));
         let thread = std::thread::Builder::new()
             .name("otelite-writer".into())
-            .spawn(move || writer::run(conn, queue))
+            .spawn(move || {
+                writer::run(conn, queue);
+                // After the last commit, so the final checkpoint includes it.
+                drop(checkpointer);
+            })
             .map_err(|e| StoreError::WriteFailed(format!("cannot start the writer thread: {e}")))?;
         let readers = Arc::new(ReaderPool {
             path: path.to_owned(),

@@ -42,7 +42,6 @@ CREATE TABLE spans (
 CREATE UNIQUE INDEX spans_by_trace ON spans(trace_id, span_id);
 CREATE INDEX spans_by_service_time ON spans(service_id, start_ns);
 CREATE INDEX spans_by_operation ON spans(service_id, name, start_ns);
-CREATE INDEX spans_by_duration ON spans(service_id, duration_ns);
 
 -- Attribute search: each span's key=value pairs, hashed into one token each,
 -- in a contentless FTS5 index whose rowid is the span's id. FTS5 buffers and
