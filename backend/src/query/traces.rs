@@ -38,6 +38,8 @@ pub async fn by_id(
 pub struct SearchParams {
     service: Option<String>,
     operation: Option<String>,
+    /// `key=value`: spans with that attribute (numbers and booleans as in JSON).
+    attribute: Option<String>,
     /// Unix nanoseconds.
     start: Option<u64>,
     end: Option<u64>,
@@ -64,9 +66,21 @@ pub async fn search(
     {
         return Err(ApiError::BadParameter("start must not be after end".into()));
     }
+    let attribute = match params.attribute.filter(|a| !a.is_empty()) {
+        None => None,
+        Some(pair) => match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Some((key.to_owned(), value.to_owned())),
+            _ => {
+                return Err(ApiError::BadParameter(format!(
+                    "attribute {pair:?} must be key=value"
+                )));
+            }
+        },
+    };
     let query = TraceQuery {
         service: params.service.filter(|s| !s.is_empty()),
         operation: params.operation.filter(|s| !s.is_empty()),
+        attribute,
         start_ns: params.start,
         end_ns: params.end,
         limit,

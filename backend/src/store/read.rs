@@ -62,6 +62,8 @@ fn body_of(conn: &Connection, table: &str, id: i64) -> Result<Vec<u8>, StoreErro
 pub struct TraceQuery {
     pub service: Option<String>,
     pub operation: Option<String>,
+    /// A span attribute `(key, value)`, the value as `searchable_text` writes it.
+    pub attribute: Option<(String, String)>,
     pub start_ns: Option<u64>,
     pub end_ns: Option<u64>,
     pub limit: usize,
@@ -80,34 +82,46 @@ pub struct TraceSummary {
     pub error_count: u64,
 }
 
-/// Newest traces first. With a service (and operation), the span indexes
-/// find the traces that have such spans in the time range; without, the
-/// trace table's start time does.
+/// Newest traces first. With span-level filters (service, operation,
+/// attribute) the span indexes find the traces that have such spans in the
+/// time range; without, the trace table's start time does.
 pub fn search(conn: &Connection, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
     let start = query.start_ns.map_or(0, |t| t.min(i64::MAX as u64) as i64);
     let end = query
         .end_ns
         .map_or(i64::MAX, |t| t.min(i64::MAX as u64) as i64);
     let limit = query.limit as i64;
+    let token = query
+        .attribute
+        .as_ref()
+        .map(|(key, value)| encode::attribute_token(key, value));
     const SUMMARY: &str = "SELECT t.trace_id, t.root_service, t.root_name, t.start_ns, t.end_ns, t.span_count, t.error_count FROM traces t";
-    let sql = match (&query.service, &query.operation) {
-        (None, None) => format!("{SUMMARY} WHERE t.start_ns BETWEEN ?3 AND ?4 ORDER BY t.start_ns DESC LIMIT ?5"),
-        (None, Some(_)) => format!(
-            "{SUMMARY} JOIN (SELECT trace_id, MAX(start_ns) AS latest FROM spans
-                 WHERE name = ?2 AND start_ns BETWEEN ?3 AND ?4 GROUP BY trace_id) m ON m.trace_id = t.trace_id
-             ORDER BY m.latest DESC LIMIT ?5"
-        ),
-        (Some(_), operation) => format!(
+    let mut span_filters = Vec::new();
+    if query.service.is_some() {
+        span_filters.push("s.service_id = (SELECT id FROM services WHERE name = ?1)");
+    }
+    if query.operation.is_some() {
+        span_filters.push("s.name = ?2");
+    }
+    if token.is_some() {
+        span_filters
+            .push("s.id IN (SELECT rowid FROM span_attributes WHERE span_attributes MATCH ?5)");
+    }
+    // Parameters: ?1 service, ?2 operation, ?3 start, ?4 end, ?5 attribute
+    // token, ?6 limit; the unused ones are simply not referenced.
+    let sql = if span_filters.is_empty() {
+        format!("{SUMMARY} WHERE t.start_ns BETWEEN ?3 AND ?4 ORDER BY t.start_ns DESC LIMIT ?6")
+    } else {
+        format!(
             "{SUMMARY} JOIN (SELECT s.trace_id, MAX(s.start_ns) AS latest FROM spans s
-                 JOIN services v ON v.id = s.service_id
-                 WHERE v.name = ?1 {} AND s.start_ns BETWEEN ?3 AND ?4 GROUP BY s.trace_id) m ON m.trace_id = t.trace_id
-             ORDER BY m.latest DESC LIMIT ?5",
-            if operation.is_some() { "AND s.name = ?2" } else { "" }
-        ),
+                 WHERE {} AND s.start_ns BETWEEN ?3 AND ?4 GROUP BY s.trace_id) m ON m.trace_id = t.trace_id
+             ORDER BY m.latest DESC LIMIT ?6",
+            span_filters.join(" AND ")
+        )
     };
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(
-        params![query.service, query.operation, start, end, limit],
+        params![query.service, query.operation, start, end, token, limit],
         |row| {
             let trace_id: Vec<u8> = row.get(0)?;
             let start: i64 = row.get(3)?;

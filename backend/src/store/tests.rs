@@ -119,6 +119,31 @@ async fn spans_read_back_equal_and_retries_are_not_stored_twice()
         "a retry must not inflate the summary"
     );
 
+    for (attribute, expected) in [
+        (("user.id", "2"), 1),
+        (("user.id", "9"), 0),
+        (("user.name", "2"), 0),
+    ] {
+        let query = TraceQuery {
+            attribute: Some((attribute.0.to_owned(), attribute.1.to_owned())),
+            limit: 10,
+            ..TraceQuery::default()
+        };
+        let found = store.read(move |conn| search(conn, &query)).await?;
+        assert_eq!(found.len(), expected, "attribute {attribute:?}");
+    }
+    let by_other_service = TraceQuery {
+        service: Some("nobody".into()),
+        limit: 10,
+        ..TraceQuery::default()
+    };
+    assert!(
+        store
+            .read(move |conn| search(conn, &by_other_service))
+            .await?
+            .is_empty()
+    );
+
     let counts = store
         .read(|conn| stage_counts(conn, None, 0, i64::MAX))
         .await?;
