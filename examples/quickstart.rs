@@ -150,8 +150,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         std::process::exit(1);
     }
     println!("\nNext:");
-    println!("  traces of a service: {query_url}/api/search?service=shop-frontend");
-    println!("  one trace:           {query_url}/api/traces/<traceId from the search>");
+    println!("  traces of a service: {query_url}/api/otelite/search?service=shop-frontend");
+    println!("  one trace:           {query_url}/api/otelite/traces/<traceId from the search>");
     println!(
         "  rates for a window:  {query_url}/api/rates?service=shop-payments&start=<ns>&end=<ns>"
     );

@@ -342,7 +342,7 @@ async fn search_finds_the_traces_newest_first() {
 async fn trace_lookup_rejects_bad_ids_and_unknown_traces() {
     let backend = Backend::start().await;
     let (status, body) = backend
-        .get_json("/api/traces/0af7651916cd43dd8448eb211c80319c")
+        .get_json("/api/otelite/traces/0af7651916cd43dd8448eb211c80319c")
         .await;
     assert_eq!(status, 404, "unknown trace: {body}");
     assert!(body["error"].is_string(), "404 body has an error: {body}");
@@ -351,7 +351,9 @@ async fn trace_lookup_rejects_bad_ids_and_unknown_traces() {
         "0af7651916cd43dd",
         "0af7651916cd43dd8448eb211c80319c00",
     ] {
-        let (status, body) = backend.get_json(&format!("/api/traces/{bad}")).await;
+        let (status, body) = backend
+            .get_json(&format!("/api/otelite/traces/{bad}"))
+            .await;
         assert_eq!(status, 400, "trace id {bad:?}: {body}");
         assert!(body["error"].is_string(), "400 body has an error: {body}");
     }

@@ -156,7 +156,9 @@ impl Backend {
 
     /// The spans stored for a trace, or `None` on 404.
     pub async fn trace(&self, trace_id: &str) -> Option<Vec<model::Span>> {
-        let (status, body) = self.get_json(&format!("/api/traces/{trace_id}")).await;
+        let (status, body) = self
+            .get_json(&format!("/api/otelite/traces/{trace_id}"))
+            .await;
         match status {
             404 => None,
             200 => {
@@ -166,7 +168,7 @@ impl Backend {
                     panic!("spans of {trace_id} deserialize into model::Span: {e}\n{body}")
                 }))
             }
-            other => panic!("GET /api/traces/{trace_id} answered {other}: {body}"),
+            other => panic!("GET /api/otelite/traces/{trace_id} answered {other}: {body}"),
         }
     }
 
@@ -180,9 +182,9 @@ impl Backend {
         .await
     }
 
-    /// `/api/search` results.
+    /// `/api/otelite/search` results.
     pub async fn search(&self, query: &str) -> Vec<Value> {
-        let (status, body) = self.get_json(&format!("/api/search?{query}")).await;
+        let (status, body) = self.get_json(&format!("/api/otelite/search?{query}")).await;
         assert_eq!(status, 200, "search {query}: {body}");
         body["traces"]
             .as_array()

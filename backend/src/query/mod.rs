@@ -1,5 +1,7 @@
 //! The query API on the query listener: a trace by id, a trace search, the
-//! stage rates and the service list, as JSON. Errors go through `ApiError`,
+//! stage rates and the service list, as JSON. otelite's own routes live
+//! under `/api/otelite/` because `/api/traces` and `/api/services` are
+//! Jaeger's, which otelite is to answer in Jaeger's shapes. Errors go through `ApiError`,
 //! which maps each cause to a status and keeps internals out of the answer.
 
 mod rates;
@@ -15,9 +17,9 @@ use serde_json::json;
 
 pub fn router(store: Store) -> Router {
     Router::new()
-        .route("/api/traces/{trace_id}", get(traces::by_id))
-        .route("/api/search", get(traces::search))
-        .route("/api/services", get(traces::services))
+        .route("/api/otelite/traces/{trace_id}", get(traces::by_id))
+        .route("/api/otelite/search", get(traces::search))
+        .route("/api/otelite/services", get(traces::services))
         .route("/api/rates", get(rates::rates))
         .with_state(store)
 }

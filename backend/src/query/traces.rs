@@ -1,4 +1,4 @@
-//! `GET /api/traces/{id}`, `GET /api/search`, `GET /api/services`.
+//! `GET /api/otelite/traces/{id}`, `GET /api/otelite/search`, `GET /api/otelite/services`.
 
 use super::ApiError;
 use crate::store::{self, Store, TraceQuery, TraceSummary};
