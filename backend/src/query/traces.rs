@@ -66,10 +66,10 @@ pub async fn search(
     {
         return Err(ApiError::BadParameter("start must not be after end".into()));
     }
-    let attribute = match params.attribute.filter(|a| !a.is_empty()) {
-        None => None,
+    let attributes = match params.attribute.filter(|a| !a.is_empty()) {
+        None => Vec::new(),
         Some(pair) => match pair.split_once('=') {
-            Some((key, value)) if !key.is_empty() => Some((key.to_owned(), value.to_owned())),
+            Some((key, value)) if !key.is_empty() => vec![(key.to_owned(), value.to_owned())],
             _ => {
                 return Err(ApiError::BadParameter(format!(
                     "attribute {pair:?} must be key=value"
@@ -80,10 +80,11 @@ pub async fn search(
     let query = TraceQuery {
         service: params.service.filter(|s| !s.is_empty()),
         operation: params.operation.filter(|s| !s.is_empty()),
-        attribute,
+        attributes,
         start_ns: params.start,
         end_ns: params.end,
         limit,
+        ..TraceQuery::default()
     };
     let traces = store.read(move |conn| store::search(conn, &query)).await?;
     Ok(Json(SearchBody { traces }))

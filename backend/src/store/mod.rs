@@ -6,10 +6,14 @@ mod checkpoint;
 mod encode;
 mod migrations;
 mod read;
+mod search;
 mod writer;
 
 pub use encode::SpanRow;
-pub use read::{RateRow, TraceQuery, TraceSummary, search, services, stage_counts, trace};
+pub use read::{
+    Dependency, RateRow, dependencies, open_read_only, operations, services, stage_counts, trace,
+};
+pub use search::{ServiceCount, TraceQuery, TraceSummary, search};
 pub use writer::{CounterPoint, SpanBatch, Stored, WriteOp};
 
 use rusqlite::{Connection, OpenFlags};
@@ -30,6 +34,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the write failed: {0}")]
     WriteFailed(String),
+    #[error("{} is not an otelite database", .0.display())]
+    NotOtelite(PathBuf),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the store is shutting down")]

@@ -2,16 +2,60 @@
 //! and returns model values; spans come back through the same OTLP → model
 //! conversion that ingest uses.
 
-use super::{StoreError, encode};
+use super::{StoreError, encode, migrations};
 use crate::stage::Stage;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
 use otelite_exporter::convert;
-use otelite_exporter::model::{Span, TraceId};
+use otelite_exporter::model::{Span, SpanKind, TraceId};
 use prost::Message;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OpenFlags, params};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Opens an existing otelite database for reading only, as the command
+/// line does: no writer, no migration, and a clear error for a file that is
+/// missing or is not an otelite database.
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Open {
+            path: path.to_owned(),
+            source: rusqlite::Error::InvalidPath(path.to_owned()),
+        });
+    }
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
+            StoreError::Open {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let not_otelite = || StoreError::NotOtelite(path.to_owned());
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|_| not_otelite())?;
+    let has_spans: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'spans'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n == 1)
+        .map_err(|_| not_otelite())?;
+    if version < 1 || !has_spans {
+        return Err(not_otelite());
+    }
+    if version > migrations::CURRENT_VERSION {
+        return Err(migrations::MigrationError::TooNew {
+            found: version,
+            supported: migrations::CURRENT_VERSION,
+        }
+        .into());
+    }
+    Ok(conn)
+}
 
 /// All stored spans of a trace, by start time; `None` when there are none.
 pub fn trace(conn: &Connection, trace_id: &TraceId) -> Result<Option<Vec<Span>>, StoreError> {
@@ -55,90 +99,6 @@ fn body_of(conn: &Connection, table: &str, id: i64) -> Result<Vec<u8>, StoreErro
     Ok(conn
         .prepare_cached(&format!("SELECT body FROM {table} WHERE id = ?1"))?
         .query_row([id], |r| r.get(0))?)
-}
-
-/// A trace search; every field is optional but the limit.
-#[derive(Debug, Clone, Default)]
-pub struct TraceQuery {
-    pub service: Option<String>,
-    pub operation: Option<String>,
-    /// A span attribute `(key, value)`, the value as `searchable_text` writes it.
-    pub attribute: Option<(String, String)>,
-    pub start_ns: Option<u64>,
-    pub end_ns: Option<u64>,
-    pub limit: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TraceSummary {
-    pub trace_id: String,
-    pub root_service: Option<String>,
-    pub root_name: Option<String>,
-    pub start_time_unix_nano: u64,
-    pub end_time_unix_nano: u64,
-    pub duration_nanos: u64,
-    pub span_count: u64,
-    pub error_count: u64,
-}
-
-/// Newest traces first. With span-level filters (service, operation,
-/// attribute) the span indexes find the traces that have such spans in the
-/// time range; without, the trace table's start time does.
-pub fn search(conn: &Connection, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
-    let start = query.start_ns.map_or(0, |t| t.min(i64::MAX as u64) as i64);
-    let end = query
-        .end_ns
-        .map_or(i64::MAX, |t| t.min(i64::MAX as u64) as i64);
-    let limit = query.limit as i64;
-    let token = query
-        .attribute
-        .as_ref()
-        .map(|(key, value)| encode::attribute_token(key, value));
-    const SUMMARY: &str = "SELECT t.trace_id, t.root_service, t.root_name, t.start_ns, t.end_ns, t.span_count, t.error_count FROM traces t";
-    let mut span_filters = Vec::new();
-    if query.service.is_some() {
-        span_filters.push("s.service_id = (SELECT id FROM services WHERE name = ?1)");
-    }
-    if query.operation.is_some() {
-        span_filters.push("s.name = ?2");
-    }
-    if token.is_some() {
-        span_filters
-            .push("s.id IN (SELECT rowid FROM span_attributes WHERE span_attributes MATCH ?5)");
-    }
-    // Parameters: ?1 service, ?2 operation, ?3 start, ?4 end, ?5 attribute
-    // token, ?6 limit; the unused ones are simply not referenced.
-    let sql = if span_filters.is_empty() {
-        format!("{SUMMARY} WHERE t.start_ns BETWEEN ?3 AND ?4 ORDER BY t.start_ns DESC LIMIT ?6")
-    } else {
-        format!(
-            "{SUMMARY} JOIN (SELECT s.trace_id, MAX(s.start_ns) AS latest FROM spans s
-                 WHERE {} AND s.start_ns BETWEEN ?3 AND ?4 GROUP BY s.trace_id) m ON m.trace_id = t.trace_id
-             ORDER BY m.latest DESC LIMIT ?6",
-            span_filters.join(" AND ")
-        )
-    };
-    let mut statement = conn.prepare_cached(&sql)?;
-    let rows = statement.query_map(
-        params![query.service, query.operation, start, end, token, limit],
-        |row| {
-            let trace_id: Vec<u8> = row.get(0)?;
-            let start: i64 = row.get(3)?;
-            let end: i64 = row.get(4)?;
-            Ok(TraceSummary {
-                trace_id: hex::encode(trace_id),
-                root_service: row.get(1)?,
-                root_name: row.get(2)?,
-                start_time_unix_nano: start as u64,
-                end_time_unix_nano: end as u64,
-                duration_nanos: end.saturating_sub(start).max(0) as u64,
-                span_count: row.get::<_, i64>(5)? as u64,
-                error_count: row.get::<_, i64>(6)? as u64,
-            })
-        },
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// One stage's count for one service over a time range.
@@ -186,5 +146,61 @@ pub fn stage_counts(
 pub fn services(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let mut statement = conn.prepare_cached("SELECT DISTINCT v.name FROM resources r JOIN services v ON v.id = r.service_id ORDER BY v.name")?;
     let rows = statement.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Operation names of a service with their span kinds, sorted.
+pub fn operations(
+    conn: &Connection,
+    service: &str,
+    kind: Option<SpanKind>,
+) -> Result<Vec<(String, SpanKind)>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT DISTINCT s.name, s.kind FROM spans s
+         WHERE s.service_id = (SELECT id FROM services WHERE name = ?1) AND (?2 IS NULL OR s.kind = ?2)
+         ORDER BY s.name, s.kind",
+    )?;
+    let rows = statement.query_map(params![service, kind.map(SpanKind::as_i32)], |r| {
+        Ok((r.get::<_, String>(0)?, SpanKind::from_i32(r.get(1)?)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Calls from one service to another over a time range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    pub parent: String,
+    pub child: String,
+    pub call_count: u64,
+    pub error_count: u64,
+}
+
+/// The service graph between `start_ns` and `end_ns` (by the calls' start
+/// minute), from the edges analysis found at ingest.
+pub fn dependencies(
+    conn: &Connection,
+    start_ns: u64,
+    end_ns: u64,
+) -> Result<Vec<Dependency>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT p.name, c.name, SUM(e.calls), SUM(e.errors) FROM service_edges e
+         JOIN services p ON p.id = e.parent_service_id JOIN services c ON c.id = e.child_service_id
+         WHERE e.minute BETWEEN ?1 AND ?2 GROUP BY p.name, c.name ORDER BY p.name, c.name",
+    )?;
+    let rows = statement.query_map(
+        params![
+            crate::stage::minute_of(start_ns),
+            crate::stage::minute_of(end_ns)
+        ],
+        |r| {
+            Ok(Dependency {
+                parent: r.get(0)?,
+                child: r.get(1)?,
+                call_count: r.get::<_, i64>(2)?.max(0) as u64,
+                error_count: r.get::<_, i64>(3)?.max(0) as u64,
+            })
+        },
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -125,7 +125,7 @@ async fn spans_read_back_equal_and_retries_are_not_stored_twice()
         (("user.name", "2"), 0),
     ] {
         let query = TraceQuery {
-            attribute: Some((attribute.0.to_owned(), attribute.1.to_owned())),
+            attributes: vec![(attribute.0.to_owned(), attribute.1.to_owned())],
             limit: 10,
             ..TraceQuery::default()
         };
@@ -189,5 +189,169 @@ async fn cumulative_counters_become_increments() -> Result<(), Box<dyn std::erro
     );
     drop(store);
     writer.join();
+    Ok(())
+}
+
+async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (store, writer) = Store::open(
+        &dir.path().join("t.db"),
+        QueueLimits {
+            requests: 4,
+            spans: 1000,
+        },
+    )?;
+    // Trace 1: op1 (root) → op2 (error) → op3; trace 2 lacks its root.
+    write(&store, spans(1, 3)).await?;
+    let mut orphaned = spans(2, 3);
+    orphaned.remove(0);
+    write(&store, orphaned).await?;
+    Ok((dir, store, writer))
+}
+
+async fn found(store: &Store, query: TraceQuery) -> Result<Vec<String>, StoreError> {
+    let summaries = store.read(move |conn| search(conn, &query)).await?;
+    Ok(summaries
+        .into_iter()
+        .map(|s| s.trace_id[..2].to_owned())
+        .collect())
+}
+
+#[tokio::test]
+async fn search_filters_compose_and_summaries_list_services_and_orphans()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = seeded().await?;
+    let q = |f: fn(&mut TraceQuery)| {
+        let mut query = TraceQuery {
+            limit: 10,
+            ..TraceQuery::default()
+        };
+        f(&mut query);
+        query
+    };
+    // Both traces start with span 2 at 2000 ns or span 1 at 1000 ns: trace 1 is older.
+    assert_eq!(found(&store, q(|_| {})).await?, ["02", "01"]);
+    assert_eq!(
+        found(&store, q(|q| q.operation = Some("op1".into()))).await?,
+        ["01"]
+    );
+    assert_eq!(
+        found(&store, q(|q| q.kind = Some(SpanKind::Server))).await?,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        found(&store, q(|q| q.kind = Some(SpanKind::Internal)))
+            .await?
+            .len(),
+        2
+    );
+    assert_eq!(
+        found(&store, q(|q| q.error_only = true)).await?,
+        ["02", "01"]
+    );
+    // With a span filter, the error must be on the matching span.
+    let error_on_op3 = q(|q| {
+        q.operation = Some("op3".into());
+        q.error_only = true;
+    });
+    assert!(found(&store, error_on_op3).await?.is_empty());
+    let two_attributes = q(|q| {
+        q.attributes = vec![
+            ("user.id".into(), "2".into()),
+            ("user.id".into(), "3".into()),
+        ]
+    });
+    assert!(
+        found(&store, two_attributes).await?.is_empty(),
+        "both must hold on one span"
+    );
+    assert_eq!(
+        found(&store, q(|q| q.min_duration_ns = Some(500)))
+            .await?
+            .len(),
+        2
+    );
+    assert!(
+        found(&store, q(|q| q.min_duration_ns = Some(501)))
+            .await?
+            .is_empty()
+    );
+    assert!(
+        found(&store, q(|q| q.max_duration_ns = Some(499)))
+            .await?
+            .is_empty()
+    );
+    assert_eq!(
+        found(&store, q(|q| q.start_ns = Some(1_500))).await?,
+        ["02", "01"]
+    );
+    assert_eq!(found(&store, q(|q| q.end_ns = Some(1_500))).await?, ["01"]);
+    assert_eq!(found(&store, q(|q| q.limit = 1)).await?, ["02"]);
+
+    let summaries = store
+        .read(|conn| {
+            search(
+                conn,
+                &TraceQuery {
+                    limit: 10,
+                    ..TraceQuery::default()
+                },
+            )
+        })
+        .await?;
+    let orphaned = &summaries[0];
+    assert_eq!(
+        (
+            orphaned.span_count,
+            orphaned.orphan_span_count,
+            orphaned.root_service.clone()
+        ),
+        (2, 2, None)
+    );
+    assert_eq!(summaries[1].orphan_span_count, 0);
+    assert_eq!(
+        summaries[1].services,
+        vec![ServiceCount {
+            name: "shop".into(),
+            span_count: 3,
+            error_count: 1
+        }]
+    );
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
+#[tokio::test]
+async fn operations_and_read_only_open() -> Result<(), Box<dyn std::error::Error>> {
+    let (dir, store, writer) = seeded().await?;
+    let found_operations = store.read(|conn| operations(conn, "shop", None)).await?;
+    let names: Vec<&str> = found_operations
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(names, ["op1", "op2", "op3"]);
+    assert!(
+        store
+            .read(|conn| operations(conn, "shop", Some(SpanKind::Client)))
+            .await?
+            .is_empty()
+    );
+    drop(store);
+    writer.join();
+
+    let conn = open_read_only(&dir.path().join("t.db"))?;
+    assert_eq!(services(&conn)?, ["shop"]);
+    assert!(matches!(
+        open_read_only(&dir.path().join("missing.db")),
+        Err(StoreError::Open { .. })
+    ));
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other)?.execute_batch("CREATE TABLE notes (x)")?;
+    let error = open_read_only(&other).map(|_| ()).unwrap_err();
+    assert!(
+        error.to_string().contains("not an otelite database"),
+        "{error}"
+    );
     Ok(())
 }

@@ -1,0 +1,180 @@
+//! Trace search: filters on spans (service, operation, kind, attributes,
+//! status, duration) and on time, newest traces first, as summaries.
+
+use super::{StoreError, encode};
+use otelite_exporter::model::{SpanKind, StatusCode};
+use rusqlite::types::Value;
+use rusqlite::{Connection, params_from_iter};
+use serde::Serialize;
+
+/// A trace search; every filter is optional, and all given must hold on one
+/// span of the trace.
+#[derive(Debug, Clone, Default)]
+pub struct TraceQuery {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+    pub kind: Option<SpanKind>,
+    /// Span attributes `(key, value)`, values as `searchable_text` writes them.
+    pub attributes: Vec<(String, String)>,
+    pub error_only: bool,
+    pub min_duration_ns: Option<u64>,
+    pub max_duration_ns: Option<u64>,
+    /// The time window, unix nanoseconds: with span filters a matching span
+    /// must start in it; without, the trace must overlap it.
+    pub start_ns: Option<u64>,
+    pub end_ns: Option<u64>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceCount {
+    pub name: String,
+    pub span_count: u64,
+    pub error_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceSummary {
+    pub trace_id: String,
+    pub root_service: Option<String>,
+    pub root_name: Option<String>,
+    pub start_time_unix_nano: u64,
+    pub end_time_unix_nano: u64,
+    pub duration_nanos: u64,
+    pub span_count: u64,
+    pub error_count: u64,
+    /// Spans whose parent is not (yet) stored.
+    pub orphan_span_count: u64,
+    pub services: Vec<ServiceCount>,
+}
+
+fn nanos(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Newest traces first. With span filters the span indexes find the traces
+/// that have a matching span in the time range; without, the trace table's
+/// start time does.
+pub fn search(conn: &Connection, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+    let mut filters: Vec<&str> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(service) = &query.service {
+        filters.push("s.service_id = (SELECT id FROM services WHERE name = ?)");
+        args.push(Value::Text(service.clone()));
+    }
+    if let Some(operation) = &query.operation {
+        filters.push("s.name = ?");
+        args.push(Value::Text(operation.clone()));
+    }
+    if let Some(kind) = query.kind {
+        filters.push("s.kind = ?");
+        args.push(Value::Integer(i64::from(kind.as_i32())));
+    }
+    if !query.attributes.is_empty() {
+        // Space-separated FTS5 terms must all match.
+        let tokens: Vec<String> = query
+            .attributes
+            .iter()
+            .map(|(k, v)| encode::attribute_token(k, v))
+            .collect();
+        filters.push("s.id IN (SELECT rowid FROM span_attributes WHERE span_attributes MATCH ?)");
+        args.push(Value::Text(tokens.join(" ")));
+    }
+    if let Some(min) = query.min_duration_ns {
+        filters.push("s.duration_ns >= ?");
+        args.push(Value::Integer(nanos(min)));
+    }
+    if let Some(max) = query.max_duration_ns {
+        filters.push("s.duration_ns <= ?");
+        args.push(Value::Integer(nanos(max)));
+    }
+    // Alone, "has errors" is a property of the trace; with span filters, of the span.
+    let error_on_spans = query.error_only && !filters.is_empty();
+    if error_on_spans {
+        filters.push("s.status_code = ?");
+        args.push(Value::Integer(i64::from(StatusCode::Error.as_i32())));
+    }
+    let start = query.start_ns.map_or(0, nanos);
+    let end = query.end_ns.map_or(i64::MAX, nanos);
+    const SUMMARY: &str = "SELECT t.trace_id, t.root_service, t.root_name, t.start_ns, t.end_ns, t.span_count, t.error_count FROM traces t";
+    let sql = if filters.is_empty() {
+        let errors = if query.error_only {
+            "AND t.error_count > 0"
+        } else {
+            ""
+        };
+        // Traces that overlap the window: ?1 start, ?2 end, ?3 limit.
+        format!(
+            "{SUMMARY} WHERE t.end_ns >= ?1 AND t.start_ns <= ?2 {errors} ORDER BY t.start_ns DESC LIMIT ?3"
+        )
+    } else {
+        format!(
+            "{SUMMARY} JOIN (SELECT s.trace_id, MAX(s.start_ns) AS latest FROM spans s
+                 WHERE {} AND s.start_ns BETWEEN ? AND ? GROUP BY s.trace_id) m ON m.trace_id = t.trace_id
+             ORDER BY m.latest DESC LIMIT ?",
+            filters.join(" AND ")
+        )
+    };
+    args.extend([
+        Value::Integer(start),
+        Value::Integer(end),
+        Value::Integer(query.limit as i64),
+    ]);
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(params_from_iter(args), |row| {
+        let trace_id: Vec<u8> = row.get(0)?;
+        let (start, end): (i64, i64) = (row.get(3)?, row.get(4)?);
+        Ok((
+            trace_id,
+            TraceSummary {
+                trace_id: String::new(),
+                root_service: row.get(1)?,
+                root_name: row.get(2)?,
+                start_time_unix_nano: start.max(0) as u64,
+                end_time_unix_nano: end.max(0) as u64,
+                duration_nanos: end.saturating_sub(start).max(0) as u64,
+                span_count: row.get::<_, i64>(5)?.max(0) as u64,
+                error_count: row.get::<_, i64>(6)?.max(0) as u64,
+                orphan_span_count: 0,
+                services: Vec::new(),
+            },
+        ))
+    })?;
+    let found: Vec<(Vec<u8>, TraceSummary)> = rows.collect::<Result<_, _>>()?;
+    found
+        .into_iter()
+        .map(|(trace_id, mut summary)| {
+            summary.trace_id = hex::encode(&trace_id);
+            summary.services = services_of(conn, &trace_id)?;
+            summary.orphan_span_count = orphans_of(conn, &trace_id)?;
+            Ok(summary)
+        })
+        .collect()
+}
+
+fn services_of(conn: &Connection, trace_id: &[u8]) -> Result<Vec<ServiceCount>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT v.name, COUNT(*), SUM(s.status_code = 2) FROM spans s JOIN services v ON v.id = s.service_id
+         WHERE s.trace_id = ?1 GROUP BY v.name ORDER BY v.name",
+    )?;
+    let rows = statement.query_map([trace_id], |r| {
+        Ok(ServiceCount {
+            name: r.get(0)?,
+            span_count: r.get::<_, i64>(1)?.max(0) as u64,
+            error_count: r.get::<_, i64>(2)?.max(0) as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn orphans_of(conn: &Connection, trace_id: &[u8]) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM spans c WHERE c.trace_id = ?1 AND c.parent_span_id IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = c.trace_id AND p.span_id = c.parent_span_id)",
+        )?
+        .query_row([trace_id], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
