@@ -348,7 +348,9 @@ async fn operations_and_read_only_open() -> Result<(), Box<dyn std::error::Error
     ));
     let other = dir.path().join("other.db");
     rusqlite::Connection::open(&other)?.execute_batch("CREATE TABLE notes (x)")?;
-    let error = open_read_only(&other).map(|_| ()).unwrap_err();
+    let error = open_read_only(&other)
+        .map(|_| ())
+        .expect_err("a database without otelite tables is refused");
     assert!(
         error.to_string().contains("not an otelite database"),
         "{error}"
