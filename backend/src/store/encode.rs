@@ -98,8 +98,13 @@ pub fn searchable_text(value: &AnyValue) -> Option<String> {
 
 /// All search tokens of a span's own attributes.
 pub fn span_tokens(span: &Span) -> String {
-    let mut tokens = String::with_capacity(18 * span.attributes.len());
-    for KeyValue { key, value } in &span.attributes {
+    attribute_tokens(&span.attributes)
+}
+
+/// The search tokens of a list of attributes, space-separated.
+pub fn attribute_tokens(attributes: &[KeyValue]) -> String {
+    let mut tokens = String::with_capacity(18 * attributes.len());
+    for KeyValue { key, value } in attributes {
         if let Some(text) = searchable_text(value) {
             tokens.push_str(&attribute_token(key, &text));
             tokens.push(' ');

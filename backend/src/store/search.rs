@@ -14,7 +14,8 @@ pub struct TraceQuery {
     pub service: Option<String>,
     pub operation: Option<String>,
     pub kind: Option<SpanKind>,
-    /// Span attributes `(key, value)`, values as `searchable_text` writes them.
+    /// Attributes `(key, value)` of the span or of its resource, values as
+    /// `searchable_text` writes them.
     pub attributes: Vec<(String, String)>,
     pub error_only: bool,
     pub min_duration_ns: Option<u64>,
@@ -72,15 +73,15 @@ pub fn search(conn: &Connection, query: &TraceQuery) -> Result<Vec<TraceSummary>
         filters.push("s.kind = ?");
         args.push(Value::Integer(i64::from(kind.as_i32())));
     }
-    if !query.attributes.is_empty() {
-        // Space-separated FTS5 terms must all match.
-        let tokens: Vec<String> = query
-            .attributes
-            .iter()
-            .map(|(k, v)| encode::attribute_token(k, v))
-            .collect();
-        filters.push("s.id IN (SELECT rowid FROM span_attributes WHERE span_attributes MATCH ?)");
-        args.push(Value::Text(tokens.join(" ")));
+    // Each attribute may be the span's own or its resource's.
+    for (key, value) in &query.attributes {
+        let token = encode::attribute_token(key, value);
+        filters.push(
+            "(s.id IN (SELECT rowid FROM span_attributes WHERE span_attributes MATCH ?)
+              OR s.resource_id IN (SELECT rowid FROM resource_attributes WHERE resource_attributes MATCH ?))",
+        );
+        args.push(Value::Text(token.clone()));
+        args.push(Value::Text(token));
     }
     if let Some(min) = query.min_duration_ns {
         filters.push("s.duration_ns >= ?");

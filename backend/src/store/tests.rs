@@ -265,6 +265,19 @@ async fn search_filters_compose_and_summaries_list_services_and_orphans()
         found(&store, two_attributes).await?.is_empty(),
         "both must hold on one span"
     );
+    let by_resource = q(|q| q.attributes = vec![("service.name".into(), "shop".into())]);
+    assert_eq!(
+        found(&store, by_resource).await?.len(),
+        2,
+        "resource attributes are searchable"
+    );
+    let span_and_resource = q(|q| {
+        q.attributes = vec![
+            ("service.name".into(), "shop".into()),
+            ("user.id".into(), "1".into()),
+        ]
+    });
+    assert_eq!(found(&store, span_and_resource).await?, ["01"]);
     assert_eq!(
         found(&store, q(|q| q.min_duration_ns = Some(500)))
             .await?

@@ -400,8 +400,10 @@ impl BatchIds {
         let id = match state.resources.get(&hash) {
             Some(id) => *id,
             None => {
-                let service_id = state.service_id(tx, &resource.service_name)?;
-                let id = intern_body(tx, "resources", hash, &body, Some(service_id))?;
+                let id = match find_body(tx, "resources", hash)? {
+                    Some(id) => id,
+                    None => insert_resource(tx, state, resource, hash, &body)?,
+                };
                 state.resources.insert(hash, id);
                 id
             }
@@ -424,7 +426,14 @@ impl BatchIds {
         let id = match state.scopes.get(&hash) {
             Some(id) => *id,
             None => {
-                let id = intern_body(tx, "scopes", hash, &body, None)?;
+                let id = match find_body(tx, "scopes", hash)? {
+                    Some(id) => id,
+                    None => {
+                        tx.prepare_cached("INSERT INTO scopes (hash, body) VALUES (?1, ?2)")?
+                            .execute(params![hash, body])?;
+                        tx.last_insert_rowid()
+                    }
+                };
                 state.scopes.insert(hash, id);
                 id
             }
@@ -434,30 +443,29 @@ impl BatchIds {
     }
 }
 
-/// The id of a stored resource or scope body, inserting it when new.
-fn intern_body(
+/// The id of a stored resource or scope with this body hash, if any.
+fn find_body(tx: &Transaction, table: &str, hash: i64) -> rusqlite::Result<Option<i64>> {
+    tx.prepare_cached(&format!("SELECT id FROM {table} WHERE hash = ?1"))?
+        .query_row([hash], |r| r.get(0))
+        .optional()
+}
+
+/// Stores a new resource and makes its attributes searchable.
+fn insert_resource(
     tx: &Transaction,
-    table: &str,
+    state: &mut WriterState,
+    resource: &Resource,
     hash: i64,
     body: &[u8],
-    service_id: Option<i64>,
 ) -> rusqlite::Result<i64> {
-    let found: Option<i64> = tx
-        .prepare_cached(&format!("SELECT id FROM {table} WHERE hash = ?1"))?
-        .query_row([hash], |r| r.get(0))
-        .optional()?;
-    if let Some(id) = found {
-        return Ok(id);
+    let service_id = state.service_id(tx, &resource.service_name)?;
+    tx.prepare_cached("INSERT INTO resources (hash, service_id, body) VALUES (?1, ?2, ?3)")?
+        .execute(params![hash, service_id, body])?;
+    let id = tx.last_insert_rowid();
+    let tokens = encode::attribute_tokens(&resource.attributes);
+    if !tokens.is_empty() {
+        tx.prepare_cached("INSERT INTO resource_attributes (rowid, tokens) VALUES (?1, ?2)")?
+            .execute(params![id, tokens])?;
     }
-    match service_id {
-        Some(service_id) => tx
-            .prepare_cached(&format!(
-                "INSERT INTO {table} (hash, service_id, body) VALUES (?1, ?2, ?3)"
-            ))?
-            .execute(params![hash, service_id, body])?,
-        None => tx
-            .prepare_cached(&format!("INSERT INTO {table} (hash, body) VALUES (?1, ?2)"))?
-            .execute(params![hash, body])?,
-    };
-    Ok(tx.last_insert_rowid())
+    Ok(id)
 }
