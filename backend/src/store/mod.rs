@@ -13,7 +13,7 @@ pub use encode::SpanRow;
 pub use read::{
     Dependency, RateRow, dependencies, open_read_only, operations, services, stage_counts, trace,
 };
-pub use search::{ServiceCount, TraceQuery, TraceSummary, search};
+pub use search::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary, search, search_page};
 pub use writer::{CounterPoint, SpanBatch, Stored, WriteOp};
 
 use rusqlite::{Connection, OpenFlags};

@@ -2,7 +2,7 @@
 //! status, duration) and on time, newest traces first, as summaries.
 
 use super::{StoreError, encode};
-use otelite_exporter::model::{SpanKind, StatusCode};
+use otelite_exporter::model::{SpanKind, StatusCode, TraceId};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 use serde::Serialize;
@@ -25,6 +25,8 @@ pub struct TraceQuery {
     pub start_ns: Option<u64>,
     pub end_ns: Option<u64>,
     pub limit: usize,
+    /// Continue after this point of an earlier page.
+    pub cursor: Option<Cursor>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,10 +57,10 @@ fn nanos(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Newest traces first. With span filters the span indexes find the traces
-/// that have a matching span in the time range; without, the trace table's
-/// start time does.
-pub fn search(conn: &Connection, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+/// Newest traces first, one page. With span filters the span indexes find
+/// the traces that have a matching span in the time range; without, the
+/// trace table's start time does.
+pub fn search_page(conn: &Connection, query: &TraceQuery) -> Result<Page, StoreError> {
     let mut filters: Vec<&str> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     if let Some(service) = &query.service {
@@ -99,36 +101,50 @@ pub fn search(conn: &Connection, query: &TraceQuery) -> Result<Vec<TraceSummary>
     }
     let start = query.start_ns.map_or(0, nanos);
     let end = query.end_ns.map_or(i64::MAX, nanos);
-    const SUMMARY: &str = "SELECT t.trace_id, t.root_service, t.root_name, t.start_ns, t.end_ns, t.span_count, t.error_count FROM traces t";
-    let sql = if filters.is_empty() {
+    // Traces are ordered by a sort key: the trace's start when only the
+    // trace table is asked, else the latest matching span's start.
+    let (mut from, sort_key) = if filters.is_empty() {
         let errors = if query.error_only {
             "AND t.error_count > 0"
         } else {
             ""
         };
-        // Traces that overlap the window: ?1 start, ?2 end, ?3 limit.
-        format!(
-            "{SUMMARY} WHERE t.end_ns >= ?1 AND t.start_ns <= ?2 {errors} ORDER BY t.start_ns DESC LIMIT ?3"
+        // Traces that overlap the window.
+        (
+            format!("FROM traces t WHERE t.end_ns >= ? AND t.start_ns <= ? {errors}"),
+            "t.start_ns",
         )
     } else {
-        format!(
-            "{SUMMARY} JOIN (SELECT s.trace_id, MAX(s.start_ns) AS latest FROM spans s
-                 WHERE {} AND s.start_ns BETWEEN ? AND ? GROUP BY s.trace_id) m ON m.trace_id = t.trace_id
-             ORDER BY m.latest DESC LIMIT ?",
+        let spans = format!(
+            "SELECT s.trace_id, MAX(s.start_ns) AS latest FROM spans s
+             WHERE {} AND s.start_ns BETWEEN ? AND ? GROUP BY s.trace_id",
             filters.join(" AND ")
+        );
+        (
+            format!("FROM traces t JOIN ({spans}) m ON m.trace_id = t.trace_id WHERE 1"),
+            "m.latest",
         )
     };
-    args.extend([
-        Value::Integer(start),
-        Value::Integer(end),
-        Value::Integer(query.limit as i64),
-    ]);
+    args.extend([Value::Integer(start), Value::Integer(end)]);
+    if let Some(cursor) = &query.cursor {
+        from.push_str(&format!(" AND ({sort_key}, t.trace_id) < (?, ?)"));
+        args.extend([
+            Value::Integer(cursor.sort_ns),
+            Value::Blob(cursor.trace_id.0.to_vec()),
+        ]);
+    }
+    args.push(Value::Integer(query.limit as i64));
+    let sql = format!(
+        "SELECT t.trace_id, t.root_service, t.root_name, t.start_ns, t.end_ns, t.span_count, t.error_count, {sort_key}
+         {from} ORDER BY {sort_key} DESC, t.trace_id DESC LIMIT ?"
+    );
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(params_from_iter(args), |row| {
         let trace_id: Vec<u8> = row.get(0)?;
         let (start, end): (i64, i64) = (row.get(3)?, row.get(4)?);
         Ok((
             trace_id,
+            row.get::<_, i64>(7)?,
             TraceSummary {
                 trace_id: String::new(),
                 root_service: row.get(1)?,
@@ -143,18 +159,65 @@ pub fn search(conn: &Connection, query: &TraceQuery) -> Result<Vec<TraceSummary>
             },
         ))
     })?;
-    let found: Vec<(Vec<u8>, TraceSummary)> = rows.collect::<Result<_, _>>()?;
-    found
+    let found: Vec<(Vec<u8>, i64, TraceSummary)> = rows.collect::<Result<_, _>>()?;
+    let next = match found.last() {
+        Some((trace_id, sort_ns, _)) if found.len() == query.limit => TraceId::from_slice(trace_id)
+            .map(|trace_id| Cursor {
+                sort_ns: *sort_ns,
+                trace_id,
+            }),
+        _ => None,
+    };
+    let traces = found
         .into_iter()
-        .map(|(trace_id, mut summary)| {
+        .map(|(trace_id, _, mut summary)| {
             summary.trace_id = hex::encode(&trace_id);
             summary.services = services_of(conn, &trace_id)?;
             summary.orphan_span_count = orphans_of(conn, &trace_id)?;
             Ok(summary)
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Page { traces, next })
 }
 
+/// One page of search results, and where the next one starts when this
+/// one is full.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub traces: Vec<TraceSummary>,
+    pub next: Option<Cursor>,
+}
+
+/// Where a page of results continues: after this sort key and trace id.
+/// Written as `{sort_ns}-{trace id hex}` in URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub sort_ns: i64,
+    pub trace_id: TraceId,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.sort_ns, self.trace_id)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let (sort_ns, trace_id) = text.split_once('-').ok_or(())?;
+        Ok(Self {
+            sort_ns: sort_ns.parse().map_err(|_| ())?,
+            trace_id: TraceId::from_hex(trace_id).ok_or(())?,
+        })
+    }
+}
+
+/// The first page of a search, newest first.
+pub fn search(conn: &Connection, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+    Ok(search_page(conn, query)?.traces)
+}
 fn services_of(conn: &Connection, trace_id: &[u8]) -> Result<Vec<ServiceCount>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT v.name, COUNT(*), SUM(s.status_code = 2) FROM spans s JOIN services v ON v.id = s.service_id
