@@ -4,6 +4,7 @@
 //! Jaeger's, which otelite is to answer in Jaeger's shapes. Errors go through `ApiError`,
 //! which maps each cause to a status and keeps internals out of the answer.
 
+mod params;
 mod rates;
 mod traces;
 
@@ -20,8 +21,18 @@ pub fn router(store: Store) -> Router {
         .route("/api/otelite/traces/{trace_id}", get(traces::by_id))
         .route("/api/otelite/search", get(traces::search))
         .route("/api/otelite/services", get(traces::services))
+        .route("/api/otelite/dependencies", get(traces::dependencies))
         .route("/api/rates", get(rates::rates))
+        .route("/api/openapi.json", get(openapi))
         .with_state(store)
+}
+
+/// The OpenAPI 3 document of the routes above; tests check each route
+/// answers as it says.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,3 +62,6 @@ impl IntoResponse for ApiError {
         (status, Json(json!({ "error": message }))).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests;

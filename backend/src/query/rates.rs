@@ -2,19 +2,13 @@
 //! (unix nanoseconds, default: everything up to now).
 
 use super::ApiError;
+use super::params::{self, Params};
 use crate::rates::{self, RatesReport};
 use crate::stage::minute_of;
 use crate::store::{self, Store};
 use axum::Json;
-use axum::extract::{Query, State};
-use serde::{Deserialize, Serialize};
-
-#[derive(Deserialize)]
-pub struct RatesParams {
-    service: Option<String>,
-    start: Option<u64>,
-    end: Option<u64>,
-}
+use axum::extract::{RawQuery, State};
+use serde::Serialize;
 
 #[derive(Serialize)]
 pub struct RatesBody {
@@ -26,14 +20,12 @@ pub struct RatesBody {
 
 pub async fn rates(
     State(store): State<Store>,
-    Query(params): Query<RatesParams>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<RatesBody>, ApiError> {
-    let start = params.start.unwrap_or(0);
-    let end = params.end.unwrap_or(u64::MAX / 2);
-    if start > end {
-        return Err(ApiError::BadParameter("start must not be after end".into()));
-    }
-    let service = params.service.filter(|s| !s.is_empty());
+    let params = Params::parse(raw.as_deref(), &["service", "start", "end"])?;
+    let (start, end) = params::window(&params)?;
+    let (start, end) = (start.unwrap_or(0), end.unwrap_or(u64::MAX / 2));
+    let service: Option<String> = params.get("service")?;
     let rows = store
         .read(move |conn| {
             store::stage_counts(conn, service.as_deref(), minute_of(start), minute_of(end))

@@ -1,11 +1,13 @@
-//! `GET /api/otelite/traces/{id}`, `GET /api/otelite/search`, `GET /api/otelite/services`.
+//! otelite's own trace routes: a trace by id, the search, the services and
+//! the dependencies between them.
 
 use super::ApiError;
+use super::params::{self, Params};
 use crate::store::{self, Store, TraceQuery, TraceSummary};
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use otelite_exporter::model::{Span, TraceId};
-use serde::{Deserialize, Serialize};
+use axum::extract::{Path, RawQuery, State};
+use otelite_exporter::model::{Span, SpanKind, TraceId};
+use serde::Serialize;
 
 /// Search results when no limit is given, and the most one may ask for.
 const DEFAULT_LIMIT: usize = 20;
@@ -34,60 +36,131 @@ pub async fn by_id(
     }
 }
 
-#[derive(Deserialize)]
-pub struct SearchParams {
-    service: Option<String>,
-    operation: Option<String>,
-    /// `key=value`: spans with that attribute (numbers and booleans as in JSON).
-    attribute: Option<String>,
-    /// Unix nanoseconds.
-    start: Option<u64>,
-    end: Option<u64>,
-    limit: Option<usize>,
-}
-
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SearchBody {
     traces: Vec<TraceSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
 }
 
+/// `GET /api/otelite/search`: every parameter is optional, `attribute` may
+/// repeat (all must hold on one span, each on the span or its resource).
 pub async fn search(
     State(store): State<Store>,
-    Query(params): Query<SearchParams>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<SearchBody>, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
+    let query = search_query(raw.as_deref())?;
+    let page = store
+        .read(move |conn| store::search_page(conn, &query))
+        .await?;
+    Ok(Json(SearchBody {
+        traces: page.traces,
+        next_cursor: page.next.map(|cursor| cursor.to_string()),
+    }))
+}
+
+/// The search parameters, each checked, into a store query.
+fn search_query(raw: Option<&str>) -> Result<TraceQuery, ApiError> {
+    const KNOWN: &[&str] = &[
+        "service",
+        "operation",
+        "kind",
+        "attribute",
+        "error",
+        "minDurationNanos",
+        "maxDurationNanos",
+        "start",
+        "end",
+        "limit",
+        "cursor",
+    ];
+    let params = Params::parse(raw, KNOWN)?;
+    let (start_ns, end_ns) = params::window(&params)?;
+    let query = TraceQuery {
+        service: params.get("service")?,
+        operation: params.get("operation")?,
+        kind: params
+            .get::<String>("kind")?
+            .as_deref()
+            .map(kind)
+            .transpose()?,
+        attributes: params
+            .all("attribute")
+            .map(attribute)
+            .collect::<Result<_, _>>()?,
+        error_only: params.get("error")?.unwrap_or(false),
+        min_duration_ns: params.get("minDurationNanos")?,
+        max_duration_ns: params.get("maxDurationNanos")?,
+        start_ns,
+        end_ns,
+        limit: params.get("limit")?.unwrap_or(DEFAULT_LIMIT),
+        cursor: params
+            .get::<String>("cursor")?
+            .map(|text| {
+                text.parse().map_err(|()| {
+                    ApiError::BadParameter(format!("cursor {text:?} is not one this API returned"))
+                })
+            })
+            .transpose()?,
+    };
+    if query.limit == 0 || query.limit > MAX_LIMIT {
         return Err(ApiError::BadParameter(format!(
             "limit must be between 1 and {MAX_LIMIT}"
         )));
     }
-    if let (Some(start), Some(end)) = (params.start, params.end)
-        && start > end
+    if let (Some(min), Some(max)) = (query.min_duration_ns, query.max_duration_ns)
+        && min > max
     {
-        return Err(ApiError::BadParameter("start must not be after end".into()));
+        return Err(ApiError::BadParameter(
+            "minDurationNanos must not exceed maxDurationNanos".into(),
+        ));
     }
-    let attributes = match params.attribute.filter(|a| !a.is_empty()) {
-        None => Vec::new(),
-        Some(pair) => match pair.split_once('=') {
-            Some((key, value)) if !key.is_empty() => vec![(key.to_owned(), value.to_owned())],
-            _ => {
-                return Err(ApiError::BadParameter(format!(
-                    "attribute {pair:?} must be key=value"
-                )));
-            }
-        },
+    Ok(query)
+}
+
+fn attribute(pair: &str) -> Result<(String, String), ApiError> {
+    match pair.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(ApiError::BadParameter(format!(
+            "attribute {pair:?} must be key=value"
+        ))),
+    }
+}
+
+fn kind(text: &str) -> Result<SpanKind, ApiError> {
+    let kind = match text {
+        "internal" => SpanKind::Internal,
+        "server" => SpanKind::Server,
+        "client" => SpanKind::Client,
+        "producer" => SpanKind::Producer,
+        "consumer" => SpanKind::Consumer,
+        "unspecified" => SpanKind::Unspecified,
+        _ => {
+            return Err(ApiError::BadParameter(format!(
+                "kind {text:?} must be one of internal, server, client, producer, consumer, unspecified"
+            )));
+        }
     };
-    let query = TraceQuery {
-        service: params.service.filter(|s| !s.is_empty()),
-        operation: params.operation.filter(|s| !s.is_empty()),
-        attributes,
-        start_ns: params.start,
-        end_ns: params.end,
-        limit,
-        ..TraceQuery::default()
-    };
-    let traces = store.read(move |conn| store::search(conn, &query)).await?;
-    Ok(Json(SearchBody { traces }))
+    Ok(kind)
+}
+
+#[derive(Serialize)]
+pub struct DependenciesBody {
+    dependencies: Vec<store::Dependency>,
+}
+
+/// `GET /api/otelite/dependencies`: calls between services in a window.
+pub async fn dependencies(
+    State(store): State<Store>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<DependenciesBody>, ApiError> {
+    let (start, end) = params::window(&Params::parse(raw.as_deref(), &["start", "end"])?)?;
+    let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX as u64));
+    let dependencies = store
+        .read(move |conn| store::dependencies(conn, start, end))
+        .await?;
+    Ok(Json(DependenciesBody { dependencies }))
 }
 
 #[derive(Serialize)]

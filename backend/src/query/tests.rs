@@ -1,0 +1,253 @@
+//! otelite's own routes, through the router without sockets, on a seeded
+//! store; and every route of the OpenAPI document answering as it says.
+
+use super::{OPENAPI, router};
+use crate::analyze;
+use crate::stage::Stage;
+use crate::store::{QueueLimits, SpanBatch, SpanRow, Store, WriterThread};
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use otelite_exporter::model::{
+    AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode as SpanStatus,
+    TraceId,
+};
+use serde_json::Value;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn span(service: &Arc<Resource>, trace: u8, id: u8, parent: Option<u8>, error: bool) -> Span {
+    Span {
+        trace_id: TraceId([trace; 16]),
+        span_id: SpanId([id; 8]),
+        parent_span_id: parent.map(|p| SpanId([p; 8])),
+        trace_state: String::new(),
+        flags: 1,
+        resource: service.clone(),
+        scope: Arc::new(Scope::default()),
+        name: format!("op{id}"),
+        kind: if parent.is_none() {
+            SpanKind::Server
+        } else {
+            SpanKind::Client
+        },
+        start_time_unix_nano: 1_000 * u64::from(id),
+        end_time_unix_nano: 1_000 * u64::from(id) + 700,
+        status: Status {
+            code: if error {
+                SpanStatus::Error
+            } else {
+                SpanStatus::Unset
+            },
+            message: String::new(),
+        },
+        attributes: vec![KeyValue::new(
+            "http.route",
+            AnyValue::String(format!("/r{id}")),
+        )],
+        dropped_attributes_count: 0,
+        events: vec![],
+        dropped_events_count: 0,
+        links: vec![],
+        dropped_links_count: 0,
+    }
+}
+
+fn resource(service: &str) -> Arc<Resource> {
+    Arc::new(Resource::new(
+        vec![KeyValue::new(
+            "service.name",
+            AnyValue::String(service.into()),
+        )],
+        0,
+        String::new(),
+    ))
+}
+
+/// Trace 1: web (root) → db (error); trace 2: web only.
+async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (store, writer) = Store::open(
+        &dir.path().join("q.db"),
+        QueueLimits {
+            requests: 4,
+            spans: 100,
+        },
+    )?;
+    let (web, db) = (resource("web"), resource("db"));
+    for spans in [
+        vec![
+            span(&web, 1, 1, None, false),
+            span(&db, 1, 2, Some(1), true),
+        ],
+        vec![span(&web, 2, 3, None, false)],
+    ] {
+        let batch = SpanBatch {
+            spans: analyze::analyze(spans)
+                .into_iter()
+                .map(SpanRow::new)
+                .collect(),
+            counted: vec![("web".into(), Stage::Process, 1)],
+            received_ns: 0,
+        };
+        store.try_write_spans(batch)?.await??;
+    }
+    Ok((dir, store, writer))
+}
+
+async fn get(store: &Store, uri: &str) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
+    let response = router(store.clone())
+        .oneshot(Request::get(uri).body(Body::empty())?)
+        .await?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&bytes)?))
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["traces"]
+        .as_array()
+        .map(|traces| {
+            traces
+                .iter()
+                .map(|t| t["traceId"].as_str().unwrap_or("")[..2].to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn search_parameters_filter_and_page() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = seeded().await?;
+    let search = |q: &str| format!("/api/otelite/search?{q}");
+    assert_eq!(ids(&get(&store, &search("")).await?.1), ["02", "01"]);
+    assert_eq!(ids(&get(&store, &search("service=db")).await?.1), ["01"]);
+    assert_eq!(
+        ids(&get(&store, &search("kind=server&service=web")).await?.1),
+        ["02", "01"]
+    );
+    assert_eq!(ids(&get(&store, &search("error=true")).await?.1), ["01"]);
+    assert_eq!(
+        ids(&get(&store, &search("attribute=http.route%3D%2Fr3"))
+            .await?
+            .1),
+        ["02"]
+    );
+    assert_eq!(
+        ids(&get(
+            &store,
+            &search("attribute=http.route%3D%2Fr3&attribute=service.name%3Ddb")
+        )
+        .await?
+        .1),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&get(&store, &search("attribute=service.name%3Ddb")).await?.1),
+        ["01"]
+    );
+    assert_eq!(
+        ids(&get(&store, &search("minDurationNanos=701")).await?.1),
+        Vec::<String>::new()
+    );
+    let (_, first) = get(&store, &search("limit=1")).await?;
+    assert_eq!(ids(&first), ["02"]);
+    let cursor = first["nextCursor"]
+        .as_str()
+        .ok_or("a full page has a next cursor")?
+        .to_owned();
+    let (_, second) = get(&store, &search(&format!("limit=1&cursor={cursor}"))).await?;
+    assert_eq!(ids(&second), ["01"]);
+
+    let summary = &get(&store, &search("service=db")).await?.1["traces"][0];
+    assert_eq!(summary["services"].as_array().map(Vec::len), Some(2));
+    assert_eq!(summary["errorCount"], 1);
+
+    for (bad, names) in [
+        ("kind=sideways", "kind"),
+        ("limit=0", "limit"),
+        ("start=soon", "start"),
+        ("attribute=novalue", "attribute"),
+        ("cursor=nonsense", "cursor"),
+        ("colour=red", "colour"),
+        ("start=5&end=4", "start"),
+    ] {
+        let (status, body) = get(&store, &search(bad)).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        let message = body["error"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{bad}: {message}");
+    }
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
+#[tokio::test]
+async fn dependencies_show_the_call_from_web_to_db() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = seeded().await?;
+    let (status, body) = get(&store, "/api/otelite/dependencies").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["dependencies"],
+        serde_json::json!([{"parent": "web", "child": "db", "callCount": 1, "errorCount": 1}])
+    );
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
+/// Resolves a `$ref` within the document.
+fn resolve<'a>(doc: &'a Value, node: &'a Value) -> &'a Value {
+    match node["$ref"].as_str().and_then(|r| r.strip_prefix("#/")) {
+        Some(path) => path.split('/').fold(doc, |at, part| &at[part]),
+        None => node,
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_answers_as_the_document_says()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = seeded().await?;
+    let doc: Value = serde_json::from_str(OPENAPI)?;
+    let paths = doc["paths"].as_object().ok_or("paths")?;
+    assert!(paths.len() >= 6);
+    for (path, item) in paths {
+        let operation = &item["get"];
+        let mut uri = path.clone();
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            if parameter["in"] == "path" {
+                let example = parameter["example"]
+                    .as_str()
+                    .ok_or("path parameters have examples")?;
+                uri = uri.replace(
+                    &format!("{{{}}}", parameter["name"].as_str().unwrap_or_default()),
+                    example,
+                );
+            }
+        }
+        let (status, body) = get(&store, &uri).await?;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        let schema = resolve(
+            &doc,
+            &operation["responses"]["200"]["content"]["application/json"]["schema"],
+        );
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let name = required.as_str().unwrap_or_default();
+            assert!(body.get(name).is_some(), "{uri} lacks {name}: {body}");
+        }
+        // Where the document promises a 400, a bad parameter gets it.
+        if operation["responses"].get("400").is_some() {
+            let bad = if path.contains('{') {
+                path.replace("{traceId}", "xyz")
+            } else {
+                format!("{path}?start=-1")
+            };
+            let (status, body) = get(&store, &bad).await?;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+            assert!(body["error"].is_string(), "{bad}: {body}");
+        }
+    }
+    drop(store);
+    writer.join();
+    Ok(())
+}
