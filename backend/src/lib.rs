@@ -9,6 +9,7 @@
 //! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges.
 //! - [`store`]: SQLite: one writer thread with group commit, read-only readers.
 //! - [`rates`] and [`query`]: the stage rates and the query API.
+//! - [`cli`]: the `otelite` commands that read a database file directly.
 //!
 //! # Use
 //! ```no_run
@@ -20,6 +21,7 @@
 //! ```
 
 pub mod analyze;
+pub mod cli;
 mod config;
 pub mod process;
 pub mod query;

@@ -1,8 +1,9 @@
-//! The `otelite` command: parses flags and runs the backend.
+//! The `otelite` command: parses flags, then runs the backend (`serve`) or
+//! one of the commands that read a database file (`otelite_backend::cli`).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use otelite_backend::{Config, Server};
+use otelite_backend::{Config, Server, cli};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -34,6 +35,8 @@ enum Command {
         #[arg(long, default_value_t = otelite_backend::DEFAULT_MAX_BODY_BYTES)]
         max_body_bytes: usize,
     },
+    #[command(flatten)]
+    Read(cli::Command),
 }
 
 #[tokio::main]
@@ -73,6 +76,10 @@ async fn main() -> anyhow::Result<()> {
             server.run(shutdown_signal()).await.context("serving")?;
             println!("otelite: stopped");
             Ok(())
+        }
+        Command::Read(command) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            Ok(cli::run(&command, &mut out, cli::Context::detect())?)
         }
     }
 }

@@ -1,0 +1,127 @@
+//! `otelite rates`: per service, how many spans each of the six stages saw
+//! (N) and what share of the baseline that is (R). Losses (R < 1) are
+//! marked; stages nothing counted (exporter stages of SDKs without otelite's
+//! counters) show as `-`.
+
+use super::render::{self, Cell, Tone};
+use super::time::{self, parse_duration, parse_time};
+use super::{CliError, Common, Context, open, write_json};
+use crate::rates::{Rates, StageRate, report};
+use crate::stage::{Stage, minute_of};
+use crate::store;
+use serde::Serialize;
+use std::io::Write;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RatesArgs {
+    /// Only this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only spans counted within this long before now, e.g. 1h.
+    #[arg(long, value_parser = parse_duration, conflicts_with_all = ["start", "end"])]
+    pub since: Option<Duration>,
+    /// From this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    pub start: Option<u64>,
+    /// Up to this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    pub end: Option<u64>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Serialize)]
+struct RatesBody {
+    start: u64,
+    end: u64,
+    #[serde(flatten)]
+    report: crate::rates::RatesReport,
+}
+
+pub fn run(args: &RatesArgs, out: &mut impl Write, context: Context) -> Result<(), CliError> {
+    let (start, end) = time::range(args.since, args.start, args.end, context.now_ns)
+        .map_err(CliError::BadArgument)?;
+    let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX as u64));
+    let rows = store::stage_counts(
+        &open(&args.common.db)?,
+        args.service.as_deref(),
+        minute_of(start),
+        minute_of(end),
+    )?;
+    let report = report(&rows);
+    if args.common.json {
+        return write_json(out, &RatesBody { start, end, report });
+    }
+    if report.services.is_empty() {
+        writeln!(out, "no stage counts recorded")?;
+        return Ok(());
+    }
+    let mut table: Vec<Vec<Cell>> = report.services.iter().map(row).collect();
+    if args.service.is_none() {
+        table.push(row(&report.all));
+    }
+    let headers = [
+        "SERVICE", "TOTAL", "COLLECT", "TRANSMIT", "PROCESS", "ANALYZE", "STORE",
+    ];
+    render::table(out, &headers, &table, context.colour)?;
+    if let Some(note) = &report.all.note {
+        writeln!(out, "\nnote: {note}")?;
+    }
+    Ok(())
+}
+
+fn row(rates: &Rates) -> Vec<Cell> {
+    let name = rates.service.clone().unwrap_or_else(|| "(all)".into());
+    std::iter::once(Cell::plain(name))
+        .chain(Stage::ALL.into_iter().map(|stage| {
+            rates
+                .stages
+                .iter()
+                .find(|s| s.stage == stage)
+                .map_or_else(|| Cell::toned("-", Tone::Faint), stage_cell)
+        }))
+        .collect()
+}
+
+/// `N (R%)`; a loss gets a trailing `!` so it shows without colour too.
+pub fn stage_cell(stage: &StageRate) -> Cell {
+    match (stage.n, stage.rate) {
+        (None, _) => Cell::toned("-", Tone::Faint),
+        (Some(n), None) => Cell::plain(n.to_string()),
+        (Some(n), Some(rate)) if rate < 1.0 => {
+            Cell::toned(format!("{n} ({:.1}%) !", rate * 100.0), Tone::Alert)
+        }
+        (Some(n), Some(rate)) => Cell::plain(format!("{n} ({:.1}%)", rate * 100.0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(n: Option<u64>, rate: Option<f64>) -> StageRate {
+        StageRate {
+            stage: Stage::Store,
+            n,
+            rate,
+        }
+    }
+
+    #[test]
+    fn cells_show_unknowns_and_mark_losses() {
+        assert_eq!(
+            stage_cell(&stage(None, None)),
+            Cell::toned("-", Tone::Faint)
+        );
+        assert_eq!(stage_cell(&stage(Some(0), None)), Cell::plain("0"));
+        assert_eq!(
+            stage_cell(&stage(Some(10), Some(1.0))),
+            Cell::plain("10 (100.0%)")
+        );
+        assert_eq!(
+            stage_cell(&stage(Some(9), Some(0.9))),
+            Cell::toned("9 (90.0%) !", Tone::Alert)
+        );
+    }
+}
