@@ -4,6 +4,7 @@
 //! Jaeger's, which otelite is to answer in Jaeger's shapes. Errors go through `ApiError`,
 //! which maps each cause to a status and keeps internals out of the answer.
 
+mod jaeger;
 mod params;
 mod rates;
 mod traces;
@@ -24,7 +25,8 @@ pub fn router(store: Store) -> Router {
         .route("/api/otelite/dependencies", get(traces::dependencies))
         .route("/api/rates", get(rates::rates))
         .route("/api/openapi.json", get(openapi))
-        .with_state(store)
+        .with_state(store.clone())
+        .merge(jaeger::router(store))
 }
 
 /// The OpenAPI 3 document of the routes above; tests check each route

@@ -1,0 +1,85 @@
+//! Jaeger's query API over the store, so Grafana's Jaeger data source (v1,
+//! `/api/…`) and the Jaeger UI 2.x (v3, `/api/v3/…`) can read otelite.
+//! `params` parses Jaeger's query formats, `shapes` turns model spans into
+//! Jaeger's JSON; `v1` and `v3` are the handlers, each with Jaeger's own
+//! error envelope.
+
+mod params;
+mod shapes;
+mod v1;
+mod v3;
+
+use crate::store::{Store, StoreError};
+use axum::Router;
+use axum::routing::get;
+use http::StatusCode;
+
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .route("/api/services", get(v1::services))
+        .route(
+            "/api/services/{service}/operations",
+            get(v1::service_operations),
+        )
+        .route("/api/operations", get(v1::operations))
+        .route("/api/traces", get(v1::find_traces))
+        .route("/api/traces/{trace_id}", get(v1::trace))
+        .route("/api/dependencies", get(v1::dependencies))
+        .route("/api/v3/services", get(v3::services))
+        .route("/api/v3/operations", get(v3::operations))
+        .route("/api/v3/trace-summaries", get(v3::trace_summaries))
+        .route("/api/v3/traces", get(v3::find_traces))
+        .route("/api/v3/traces/{trace_id}", get(v3::trace))
+        .with_state(store)
+}
+
+/// Why a Jaeger request failed; `v1` and `v3` wrap it in their envelopes.
+#[derive(Debug)]
+pub enum Fault {
+    BadParameter(String),
+    NotFound(String),
+    Store(StoreError),
+}
+
+impl Fault {
+    /// A malformed parameter, named the way the client sent it.
+    fn malformed(name: &str, why: String) -> Self {
+        Fault::BadParameter(format!("malformed parameter {name}: {why}"))
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Fault::BadParameter(_) => StatusCode::BAD_REQUEST,
+            Fault::NotFound(_) => StatusCode::NOT_FOUND,
+            Fault::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message for the client; store failures stay in the log.
+    fn message(self) -> String {
+        match self {
+            Fault::BadParameter(message) | Fault::NotFound(message) => message,
+            Fault::Store(error) => {
+                tracing::error!(%error, "jaeger query failed");
+                "the query failed; see the server log".to_owned()
+            }
+        }
+    }
+}
+
+impl From<StoreError> for Fault {
+    fn from(error: StoreError) -> Self {
+        Fault::Store(error)
+    }
+}
+
+/// A trace id of up to 32 hex digits (Jaeger drops leading zeros).
+fn trace_id(text: &str, name: &str) -> Result<otelite_exporter::model::TraceId, Fault> {
+    let padded = format!("{text:0>32}");
+    otelite_exporter::model::TraceId::from_hex(&padded)
+        .filter(|_| !text.is_empty() && text.len() <= 32)
+        .ok_or_else(|| Fault::malformed(name, format!("{text:?} is not a hex trace id")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,640 @@
+use crate::analyze;
+use crate::query;
+use crate::stage::Stage;
+use crate::store::{QueueLimits, SpanBatch, SpanRow, Store, WriterThread};
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use otelite_exporter::model::{
+    AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status,
+    StatusCode as SpanStatus, TraceId,
+};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// 1000 s after the epoch, in nanoseconds: trace A starts here, B at 2000 s,
+/// C at 3000 s.
+const T0: u64 = 1_000_000_000_000;
+const A: &str = "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a";
+const B: &str = "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b";
+const C: &str = "0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c";
+
+fn resource(service: &str, host: &str) -> Arc<Resource> {
+    Arc::new(Resource::new(
+        vec![
+            KeyValue::new("service.name", AnyValue::String(service.into())),
+            KeyValue::new("host.name", AnyValue::String(host.into())),
+        ],
+        0,
+        String::new(),
+    ))
+}
+
+fn span(trace: u8, id: u8, resource: &Arc<Resource>, name: &str, start: u64, nanos: u64) -> Span {
+    Span {
+        trace_id: TraceId([trace; 16]),
+        span_id: SpanId([id; 8]),
+        parent_span_id: None,
+        trace_state: String::new(),
+        flags: 1,
+        resource: resource.clone(),
+        scope: Arc::new(Scope {
+            name: "http-lib".into(),
+            version: "1.2".into(),
+            ..Scope::default()
+        }),
+        name: name.into(),
+        kind: SpanKind::Server,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + nanos,
+        status: Status {
+            code: SpanStatus::Unset,
+            message: String::new(),
+        },
+        attributes: vec![],
+        dropped_attributes_count: 0,
+        events: vec![],
+        dropped_events_count: 0,
+        links: vec![],
+        dropped_links_count: 0,
+    }
+}
+
+/// Trace A: frontend `GET /checkout` (2 ms, OK) calls payments `charge`
+/// (1 ms, error, an event, a link to B). Trace B: payments `refund`, 10 ms,
+/// internal. Trace C: frontend `GET /health`, 50 µs, kind unspecified.
+fn fixture() -> Vec<Span> {
+    let frontend = resource("frontend", "web-1");
+    let payments = resource("payments", "pay-1");
+    let mut root = span(0x0a, 1, &frontend, "GET /checkout", T0, 2_000_000);
+    root.status.code = SpanStatus::Ok;
+    root.attributes = vec![
+        KeyValue::new("http.method", AnyValue::String("GET".into())),
+        KeyValue::new("http.status_code", AnyValue::Int(200)),
+        KeyValue::new("ratio", AnyValue::Double(0.5)),
+        KeyValue::new("cached", AnyValue::Bool(false)),
+        KeyValue::new("raw", AnyValue::Bytes(vec![1, 2, 3])),
+        KeyValue::new(
+            "list",
+            AnyValue::Array(vec![AnyValue::String("a".into()), AnyValue::Int(1)]),
+        ),
+    ];
+    let mut charge = span(0x0a, 2, &payments, "charge", T0 + 100_000, 1_000_000);
+    charge.parent_span_id = Some(SpanId([1; 8]));
+    charge.kind = SpanKind::Client;
+    charge.status = Status {
+        code: SpanStatus::Error,
+        message: "card declined".into(),
+    };
+    charge.events = vec![Event {
+        name: "retry".into(),
+        time_unix_nano: T0 + 600_000,
+        attributes: vec![KeyValue::new("attempt", AnyValue::Int(2))],
+        dropped_attributes_count: 0,
+    }];
+    charge.links = vec![Link {
+        trace_id: TraceId([0x0b; 16]),
+        span_id: SpanId([3; 8]),
+        trace_state: String::new(),
+        flags: 0,
+        attributes: vec![],
+        dropped_attributes_count: 0,
+    }];
+    let mut refund = span(0x0b, 3, &payments, "refund", 2 * T0, 10_000_000);
+    refund.kind = SpanKind::Internal;
+    refund.attributes = vec![KeyValue::new(
+        "http.method",
+        AnyValue::String("POST".into()),
+    )];
+    let mut health = span(0x0c, 4, &frontend, "GET /health", 3 * T0, 50_000);
+    health.kind = SpanKind::Unspecified;
+    vec![root, charge, refund, health]
+}
+
+struct Fixture {
+    router: axum::Router,
+    _writer: WriterThread,
+    _dir: tempfile::TempDir,
+}
+
+async fn seeded() -> Result<Fixture, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let limits = QueueLimits {
+        requests: 4,
+        spans: 1000,
+    };
+    let (store, writer) = Store::open(&dir.path().join("j.db"), limits)?;
+    let spans = fixture();
+    let batch = SpanBatch {
+        counted: vec![("frontend".to_owned(), Stage::Process, spans.len() as u64)],
+        spans: analyze::analyze(spans)
+            .into_iter()
+            .map(SpanRow::new)
+            .collect(),
+        received_ns: T0,
+    };
+    store.try_write_spans(batch)?.await??;
+    Ok(Fixture {
+        router: query::router(store),
+        _writer: writer,
+        _dir: dir,
+    })
+}
+
+impl Fixture {
+    async fn get(&self, uri: &str) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
+        let request = Request::get(uri).body(Body::empty())?;
+        let response = self.router.clone().oneshot(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        let value = serde_json::from_slice(&body)
+            .map_err(|e| format!("{uri}: {e}: {}", String::from_utf8_lossy(&body)))?;
+        Ok((status, value))
+    }
+
+    /// Trace ids of a v1 `/api/traces` answer, in order.
+    async fn v1_ids(&self, uri: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let (status, body) = self.get(uri).await?;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        Ok(ids(&body["data"], "traceID"))
+    }
+
+    /// Trace ids of a v3 `/api/v3/trace-summaries` answer, in order.
+    async fn v3_ids(&self, uri: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let (status, body) = self.get(uri).await?;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        Ok(ids(&body["summaries"], "traceId"))
+    }
+}
+
+fn ids(list: &Value, field: &str) -> Vec<String> {
+    list.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|t| t[field].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn envelope(data: Value) -> Value {
+    let total = data.as_array().map_or(0, Vec::len);
+    json!({ "data": data, "total": total, "limit": 0, "offset": 0, "errors": null })
+}
+
+fn v1_error(code: u16, msg: &str) -> Value {
+    json!({ "data": null, "total": 0, "limit": 0, "offset": 0,
+            "errors": [{ "code": code, "msg": msg }] })
+}
+
+/// Trace A as Jaeger's v1 API shows it.
+fn golden_trace_a() -> Value {
+    json!({
+        "traceID": A,
+        "spans": [
+            {
+                "traceID": A, "spanID": "0101010101010101", "flags": 1,
+                "operationName": "GET /checkout", "references": [],
+                "startTime": 1_000_000_000u64, "duration": 2000,
+                "tags": [
+                    { "key": "http.method", "type": "string", "value": "GET" },
+                    { "key": "http.status_code", "type": "int64", "value": 200 },
+                    { "key": "ratio", "type": "float64", "value": 0.5 },
+                    { "key": "cached", "type": "bool", "value": false },
+                    { "key": "raw", "type": "binary", "value": "AQID" },
+                    { "key": "list", "type": "string", "value": "[\"a\",1]" },
+                    { "key": "otel.scope.name", "type": "string", "value": "http-lib" },
+                    { "key": "otel.scope.version", "type": "string", "value": "1.2" },
+                    { "key": "span.kind", "type": "string", "value": "server" },
+                    { "key": "otel.status_code", "type": "string", "value": "OK" }
+                ],
+                "logs": [], "processID": "p1", "warnings": null
+            },
+            {
+                "traceID": A, "spanID": "0202020202020202", "flags": 1,
+                "operationName": "charge",
+                "references": [
+                    { "refType": "CHILD_OF", "traceID": A, "spanID": "0101010101010101" },
+                    { "refType": "FOLLOWS_FROM", "traceID": B, "spanID": "0303030303030303" }
+                ],
+                "startTime": 1_000_000_100u64, "duration": 1000,
+                "tags": [
+                    { "key": "otel.scope.name", "type": "string", "value": "http-lib" },
+                    { "key": "otel.scope.version", "type": "string", "value": "1.2" },
+                    { "key": "span.kind", "type": "string", "value": "client" },
+                    { "key": "otel.status_code", "type": "string", "value": "ERROR" },
+                    { "key": "error", "type": "bool", "value": true },
+                    { "key": "otel.status_description", "type": "string", "value": "card declined" }
+                ],
+                "logs": [{
+                    "timestamp": 1_000_000_600u64,
+                    "fields": [
+                        { "key": "event", "type": "string", "value": "retry" },
+                        { "key": "attempt", "type": "int64", "value": 2 }
+                    ]
+                }],
+                "processID": "p2", "warnings": null
+            }
+        ],
+        "processes": {
+            "p1": { "serviceName": "frontend",
+                    "tags": [{ "key": "host.name", "type": "string", "value": "web-1" }] },
+            "p2": { "serviceName": "payments",
+                    "tags": [{ "key": "host.name", "type": "string", "value": "pay-1" }] }
+        },
+        "warnings": null
+    })
+}
+
+#[tokio::test]
+async fn v1_trace_by_id_has_jaegers_shape() -> TestResult {
+    let f = seeded().await?;
+    let (status, body) = f.get(&format!("/api/traces/{A}")).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, envelope(json!([golden_trace_a()])));
+    Ok(())
+}
+
+#[tokio::test]
+async fn v1_unknown_and_malformed_trace_ids() -> TestResult {
+    let f = seeded().await?;
+    let (status, body) = f.get(&format!("/api/traces/{}", "f".repeat(32))).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, v1_error(404, "trace not found"));
+    let (status, body) = f.get("/api/traces/xyz").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["code"], 400);
+    assert!(
+        body["errors"][0]["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("traceID")
+    );
+    // Jaeger drops leading zeros of trace ids; a short id still finds A.
+    let (status, _) = f.get("/api/traces/a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a").await?;
+    assert_eq!(status, StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn v1_services_and_operations() -> TestResult {
+    let f = seeded().await?;
+    assert_eq!(
+        f.get("/api/services").await?,
+        (StatusCode::OK, envelope(json!(["frontend", "payments"])))
+    );
+    assert_eq!(
+        f.get("/api/services/frontend/operations").await?,
+        (
+            StatusCode::OK,
+            envelope(json!(["GET /checkout", "GET /health"]))
+        )
+    );
+    assert_eq!(
+        f.get("/api/operations?service=frontend").await?,
+        (
+            StatusCode::OK,
+            envelope(json!([
+                { "name": "GET /checkout", "spanKind": "server" },
+                { "name": "GET /health", "spanKind": "" }
+            ]))
+        )
+    );
+    assert_eq!(
+        f.get("/api/operations?service=payments&spanKind=client")
+            .await?,
+        (
+            StatusCode::OK,
+            envelope(json!([{ "name": "charge", "spanKind": "client" }]))
+        )
+    );
+    let (status, body) = f.get("/api/operations").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, v1_error(400, "parameter 'service' is required"));
+    let (status, body) = f
+        .get("/api/operations?service=frontend&spanKind=sideways")
+        .await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["errors"][0]["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("spanKind")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn v1_search_filters() -> TestResult {
+    let f = seeded().await?;
+    assert_eq!(f.v1_ids("/api/traces").await?, [C, B, A]);
+    assert_eq!(f.v1_ids("/api/traces?service=payments").await?, [B, A]);
+    assert_eq!(
+        f.v1_ids("/api/traces?service=frontend&operation=GET%20%2Fhealth")
+            .await?,
+        [C]
+    );
+    assert_eq!(f.v1_ids("/api/traces?tag=http.method:POST").await?, [B]);
+    assert_eq!(
+        f.v1_ids("/api/traces?tag=http.method:GET&tag=http.status_code:200")
+            .await?,
+        [A]
+    );
+    assert!(
+        f.v1_ids("/api/traces?tag=http.method:GET&tag=http.status_code:404")
+            .await?
+            .is_empty()
+    );
+    let tags = "%7B%22http.method%22%3A%22GET%22%2C%22http.status_code%22%3A200%7D";
+    assert_eq!(f.v1_ids(&format!("/api/traces?tags={tags}")).await?, [A]);
+    assert_eq!(f.v1_ids("/api/traces?tag=error:true").await?, [A]);
+    assert_eq!(f.v1_ids("/api/traces?tag=span.kind:internal").await?, [B]);
+    assert_eq!(f.v1_ids("/api/traces?minDuration=5ms").await?, [B]);
+    assert_eq!(f.v1_ids("/api/traces?maxDuration=100us").await?, [C]);
+    assert_eq!(
+        f.v1_ids("/api/traces?minDuration=1.5ms&maxDuration=3ms")
+            .await?,
+        [A]
+    );
+    // start and end are unix microseconds: T0 is 1e9 µs.
+    assert_eq!(
+        f.v1_ids("/api/traces?start=1500000000&end=2500000000")
+            .await?,
+        [B]
+    );
+    assert_eq!(f.v1_ids("/api/traces?start=1500000000").await?, [C, B]);
+    assert_eq!(f.v1_ids("/api/traces?limit=2").await?, [C, B]);
+    assert_eq!(
+        f.v1_ids(&format!("/api/traces?traceID={B}&traceID={C}"))
+            .await?,
+        [B, C]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn v1_search_returns_full_traces() -> TestResult {
+    let f = seeded().await?;
+    let (status, body) = f
+        .get("/api/traces?service=frontend&operation=GET%20%2Fcheckout")
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, envelope(json!([golden_trace_a()])));
+    Ok(())
+}
+
+#[tokio::test]
+async fn v1_search_rejects_bad_parameters() -> TestResult {
+    let f = seeded().await?;
+    for (query, name) in [
+        ("minDuration=5", "minDuration"),
+        ("maxDuration=fast", "maxDuration"),
+        ("start=yesterday", "start"),
+        ("end=-1", "end"),
+        ("limit=many", "limit"),
+        ("tag=nocolon", "tag"),
+        ("tags=%5B1%5D", "tags"),
+        ("minDuration=2s&maxDuration=1s", "maxDuration"),
+        ("start=20&end=10", "start"),
+    ] {
+        let (status, body) = f.get(&format!("/api/traces?{query}")).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(body["data"], Value::Null, "{query}");
+        assert_eq!(body["errors"][0]["code"], 400, "{query}");
+        let msg = body["errors"][0]["msg"].as_str().unwrap_or("");
+        assert!(msg.contains(name), "{query}: {msg}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn v1_dependencies() -> TestResult {
+    let f = seeded().await?;
+    // endTs and lookback are milliseconds; trace A's call is at 1000 s.
+    assert_eq!(
+        f.get("/api/dependencies?endTs=1500000&lookback=1000000")
+            .await?,
+        (
+            StatusCode::OK,
+            envelope(json!([{ "parent": "frontend", "child": "payments", "callCount": 1 }]))
+        )
+    );
+    assert_eq!(
+        f.get("/api/dependencies?endTs=5000000&lookback=1000000")
+            .await?,
+        (StatusCode::OK, envelope(json!([])))
+    );
+    let (status, body) = f.get("/api/dependencies?endTs=soon").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["errors"][0]["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("endTs")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn v3_services_and_operations() -> TestResult {
+    let f = seeded().await?;
+    assert_eq!(
+        f.get("/api/v3/services").await?,
+        (
+            StatusCode::OK,
+            json!({ "services": ["frontend", "payments"] })
+        )
+    );
+    assert_eq!(
+        f.get("/api/v3/operations?service=frontend").await?,
+        (
+            StatusCode::OK,
+            json!({ "operations": [
+                { "name": "GET /checkout", "spanKind": "server" },
+                { "name": "GET /health", "spanKind": "internal" }
+            ] })
+        )
+    );
+    assert_eq!(
+        f.get("/api/v3/operations?service=payments&spanKind=internal")
+            .await?,
+        (
+            StatusCode::OK,
+            json!({ "operations": [{ "name": "refund", "spanKind": "internal" }] })
+        )
+    );
+    let (status, body) = f
+        .get("/api/v3/operations?service=payments&span_kind=odd")
+        .await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["httpCode"], 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("span_kind")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn v3_trace_summaries_shape() -> TestResult {
+    let f = seeded().await?;
+    let (status, body) = f
+        .get("/api/v3/trace-summaries?query.serviceName=payments&query.operationName=charge")
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({ "summaries": [{
+            "traceId": A,
+            "rootServiceName": "frontend",
+            "rootOperationName": "GET /checkout",
+            "minStartTimeUnixNano": "1000000000000",
+            "maxEndTimeUnixNano": "1000002000000",
+            "spanCount": 2,
+            "errorSpanCount": 1,
+            "orphanSpanCount": 0,
+            "services": [
+                { "name": "frontend", "spanCount": 1, "errorSpanCount": 0 },
+                { "name": "payments", "spanCount": 1, "errorSpanCount": 1 }
+            ]
+        }] })
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn v3_search_filters() -> TestResult {
+    let f = seeded().await?;
+    let base = "/api/v3/trace-summaries";
+    assert_eq!(f.v3_ids(base).await?, [C, B, A]);
+    assert_eq!(
+        f.v3_ids(&format!("{base}?query.service_name=payments"))
+            .await?,
+        [B, A]
+    );
+    assert_eq!(
+        f.v3_ids(&format!("{base}?query.durationMin=5ms")).await?,
+        [B]
+    );
+    assert_eq!(
+        f.v3_ids(&format!("{base}?query.duration_max=100us"))
+            .await?,
+        [C]
+    );
+    let window = "query.startTimeMin=1970-01-01T00:25:00Z&query.startTimeMax=1970-01-01T00:45:00Z";
+    assert_eq!(f.v3_ids(&format!("{base}?{window}")).await?, [B]);
+    let attributes = "%7B%22http.method%22%3A%22POST%22%7D";
+    assert_eq!(
+        f.v3_ids(&format!("{base}?query.attributes={attributes}"))
+            .await?,
+        [B]
+    );
+    assert_eq!(f.v3_ids(&format!("{base}?query.searchDepth=1")).await?, [C]);
+    assert_eq!(
+        f.v3_ids(&format!("{base}?query.num_traces=2")).await?,
+        [C, B]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn v3_bad_parameters_name_the_parameter() -> TestResult {
+    let f = seeded().await?;
+    for (query, name) in [
+        ("query.startTimeMin=yesterday", "query.startTimeMin"),
+        ("query.start_time_max=2024-01-01", "query.start_time_max"),
+        ("query.durationMin=5", "query.durationMin"),
+        ("query.durationMax=-1s", "query.durationMax"),
+        ("query.searchDepth=lots", "query.searchDepth"),
+        ("query.attributes=nope", "query.attributes"),
+    ] {
+        for route in ["/api/v3/trace-summaries", "/api/v3/traces"] {
+            let (status, body) = f.get(&format!("{route}?{query}")).await?;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{route}?{query}");
+            assert_eq!(body["error"]["httpCode"], 400);
+            let message = body["error"]["message"].as_str().unwrap_or("");
+            assert!(
+                message.starts_with(&format!("malformed parameter {name}")),
+                "{message}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn v3_trace_is_otlp_json_in_a_result() -> TestResult {
+    let f = seeded().await?;
+    let (status, body) = f.get(&format!("/api/v3/traces/{A}")).await?;
+    assert_eq!(status, StatusCode::OK);
+    let resource_spans = body["result"]["resourceSpans"]
+        .as_array()
+        .ok_or("no resourceSpans")?;
+    assert_eq!(resource_spans.len(), 2, "{body}");
+    let root = &resource_spans[0]["scopeSpans"][0]["spans"][0];
+    assert_eq!(root["traceId"], A);
+    assert_eq!(root["spanId"], "0101010101010101");
+    assert_eq!(root["name"], "GET /checkout");
+    assert_eq!(root["startTimeUnixNano"], "1000000000000");
+    assert_eq!(root["endTimeUnixNano"], "1000002000000");
+    assert_eq!(
+        resource_spans[0]["scopeSpans"][0]["scope"]["name"],
+        "http-lib"
+    );
+    let service = &resource_spans[0]["resource"]["attributes"][0];
+    assert_eq!(service["key"], "service.name");
+    assert_eq!(service["value"]["stringValue"], "frontend");
+    let charge = &resource_spans[1]["scopeSpans"][0]["spans"][0];
+    assert_eq!(charge["parentSpanId"], "0101010101010101");
+    assert_eq!(charge["status"]["message"], "card declined");
+    Ok(())
+}
+
+#[tokio::test]
+async fn v3_find_traces_and_not_found() -> TestResult {
+    let f = seeded().await?;
+    let (status, body) = f.get("/api/v3/traces?query.serviceName=payments").await?;
+    assert_eq!(status, StatusCode::OK);
+    let trace_ids: Vec<&str> = body["result"]["resourceSpans"]
+        .as_array()
+        .ok_or("no resourceSpans")?
+        .iter()
+        .flat_map(|rs| rs["scopeSpans"].as_array().into_iter().flatten())
+        .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
+        .filter_map(|s| s["traceId"].as_str())
+        .collect();
+    assert_eq!(trace_ids, [B, A, A]);
+    let not_found = json!({ "error": { "httpCode": 404, "message": "No traces found" } });
+    assert_eq!(
+        f.get(&format!("/api/v3/traces/{}", "f".repeat(32))).await?,
+        (StatusCode::NOT_FOUND, not_found.clone())
+    );
+    assert_eq!(
+        f.get("/api/v3/traces?query.serviceName=nobody").await?,
+        (StatusCode::NOT_FOUND, not_found)
+    );
+    let (status, body) = f.get("/api/v3/traces/not-hex").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("trace_id")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn otelite_routes_still_answer() -> TestResult {
+    let f = seeded().await?;
+    let (status, body) = f.get("/api/otelite/services").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({ "services": ["frontend", "payments"] }));
+    Ok(())
+}

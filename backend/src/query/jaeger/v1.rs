@@ -1,0 +1,299 @@
+//! Jaeger's v1 API (`/api/services`, `/api/traces`, …), what Grafana's
+//! Jaeger data source calls. Every answer is the envelope
+//! `{"data", "total", "limit", "offset", "errors"}`.
+
+use super::params::{self, Params};
+use super::shapes::{self, Trace};
+use super::{Fault, trace_id};
+use crate::store::{self, Store, TraceQuery};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use otelite_exporter::model::{SpanKind, TraceId};
+use rusqlite::Connection;
+use serde::Serialize;
+use serde_json::json;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Jaeger's default number of traces; more than `MAX_LIMIT` are not sent.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+/// `/api/dependencies` looks back a day unless told otherwise, as Jaeger does.
+const DEFAULT_LOOKBACK_MS: u64 = 24 * 3600 * 1000;
+
+#[derive(Serialize)]
+pub struct Envelope<T> {
+    data: T,
+    total: usize,
+    limit: usize,
+    offset: usize,
+    errors: Option<()>,
+}
+
+fn envelope<T>(data: Vec<T>) -> Json<Envelope<Vec<T>>> {
+    Json(Envelope {
+        total: data.len(),
+        data,
+        limit: 0,
+        offset: 0,
+        errors: None,
+    })
+}
+
+/// A fault in the v1 envelope: `data` null, `errors` `[{"code", "msg"}]`.
+pub struct V1Error(Fault);
+
+impl<E: Into<Fault>> From<E> for V1Error {
+    fn from(error: E) -> Self {
+        V1Error(error.into())
+    }
+}
+
+impl IntoResponse for V1Error {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let body = json!({
+            "data": null, "total": 0, "limit": 0, "offset": 0,
+            "errors": [{ "code": status.as_u16(), "msg": self.0.message() }],
+        });
+        (status, Json(body)).into_response()
+    }
+}
+
+type Answer<T> = Result<Json<Envelope<Vec<T>>>, V1Error>;
+
+pub async fn services(State(store): State<Store>) -> Answer<String> {
+    Ok(envelope(store.read(store::services).await?))
+}
+
+pub async fn service_operations(
+    State(store): State<Store>,
+    Path(service): Path<String>,
+) -> Answer<String> {
+    let mut names: Vec<String> = store
+        .read(move |conn| store::operations(conn, &service, None))
+        .await?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    names.dedup();
+    Ok(envelope(names))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    pub name: String,
+    pub span_kind: &'static str,
+}
+
+pub async fn operations(
+    State(store): State<Store>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Answer<Operation> {
+    let params = Params(pairs);
+    let Some((_, service)) = params.get(&["service"]) else {
+        return Err(Fault::BadParameter("parameter 'service' is required".into()).into());
+    };
+    let service = service.to_owned();
+    let kind = kind_param(&params, &["spanKind"])?;
+    let operations = store
+        .read(move |conn| store::operations(conn, &service, kind))
+        .await?;
+    Ok(envelope(
+        operations
+            .into_iter()
+            .map(|(name, kind)| Operation {
+                name,
+                span_kind: params::kind_name(kind),
+            })
+            .collect(),
+    ))
+}
+
+pub fn kind_param(params: &Params, names: &[&'static str]) -> Result<Option<SpanKind>, Fault> {
+    match params.get(names) {
+        None => Ok(None),
+        Some((name, text)) => params::span_kind(text).map_err(|why| Fault::malformed(name, why)),
+    }
+}
+
+pub async fn trace(State(store): State<Store>, Path(id): Path<String>) -> Answer<Trace> {
+    let id = trace_id(&id, "traceID")?;
+    match store.read(move |conn| store::trace(conn, &id)).await? {
+        Some(spans) => Ok(envelope(vec![shapes::trace(&spans)])),
+        None => Err(Fault::NotFound("trace not found".into()).into()),
+    }
+}
+
+pub async fn find_traces(
+    State(store): State<Store>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Answer<Trace> {
+    let params = Params(pairs);
+    let ids = params
+        .all("traceID")
+        .map(|id| trace_id(id, "traceID"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let traces = if ids.is_empty() {
+        let query = trace_query(&params)?;
+        store.read(move |conn| search_traces(conn, &query)).await?
+    } else {
+        store.read(move |conn| traces_by_id(conn, &ids)).await?
+    };
+    Ok(envelope(
+        traces.iter().map(|spans| shapes::trace(spans)).collect(),
+    ))
+}
+
+/// The spans of each trace the search finds, newest trace first.
+pub fn search_traces(
+    conn: &Connection,
+    query: &TraceQuery,
+) -> Result<Vec<Vec<otelite_exporter::model::Span>>, crate::store::StoreError> {
+    let ids: Vec<TraceId> = store::search(conn, query)?
+        .iter()
+        .filter_map(|summary| TraceId::from_hex(&summary.trace_id))
+        .collect();
+    traces_by_id(conn, &ids)
+}
+
+fn traces_by_id(
+    conn: &Connection,
+    ids: &[TraceId],
+) -> Result<Vec<Vec<otelite_exporter::model::Span>>, crate::store::StoreError> {
+    let mut traces = Vec::with_capacity(ids.len());
+    for id in ids {
+        traces.extend(store::trace(conn, id)?);
+    }
+    Ok(traces)
+}
+
+/// `/api/traces` parameters as a store search.
+fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
+    let mut query = TraceQuery {
+        service: params.get(&["service"]).map(|(_, s)| s.to_owned()),
+        operation: params.get(&["operation"]).map(|(_, s)| s.to_owned()),
+        limit: DEFAULT_LIMIT,
+        ..TraceQuery::default()
+    };
+    let mut tags = Vec::new();
+    for text in params.all("tag") {
+        tags.push(params::tag_pair(text).map_err(|why| Fault::malformed("tag", why))?);
+    }
+    for text in params.all("tags") {
+        tags.extend(params::tag_object(text).map_err(|why| Fault::malformed("tags", why))?);
+    }
+    apply_tags(&mut query, tags)?;
+    query.min_duration_ns = duration(params, "minDuration")?;
+    query.max_duration_ns = duration(params, "maxDuration")?;
+    if let (Some(min), Some(max)) = (query.min_duration_ns, query.max_duration_ns)
+        && min > max
+    {
+        return Err(Fault::BadParameter(
+            "'maxDuration' should be greater than 'minDuration'".into(),
+        ));
+    }
+    query.start_ns = micros(params, "start")?.map(|us| us.saturating_mul(1000));
+    query.end_ns = micros(params, "end")?.map(|us| us.saturating_mul(1000));
+    if let (Some(start), Some(end)) = (query.start_ns, query.end_ns)
+        && start > end
+    {
+        return Err(Fault::BadParameter(
+            "'start' must not be after 'end'".into(),
+        ));
+    }
+    if let Some((name, text)) = params.get(&["limit"]) {
+        let limit: usize = text
+            .parse()
+            .map_err(|_| Fault::malformed(name, format!("{text:?} is not a whole number")))?;
+        query.limit = if limit == 0 {
+            DEFAULT_LIMIT
+        } else {
+            limit.min(MAX_LIMIT)
+        };
+    }
+    Ok(query)
+}
+
+/// Tag filters into the search; the tags Jaeger's translator makes out of
+/// the span's kind and status (`span.kind`, `error`, `otel.status_code`)
+/// filter on those instead of on attributes.
+pub fn apply_tags(query: &mut TraceQuery, tags: Vec<(String, String)>) -> Result<(), Fault> {
+    for (key, value) in tags {
+        match (key.as_str(), value.as_str()) {
+            ("error", "true") | ("otel.status_code", "ERROR") => query.error_only = true,
+            ("span.kind", kind) => {
+                query.kind =
+                    params::span_kind(kind).map_err(|why| Fault::malformed("span.kind", why))?;
+            }
+            _ => query.attributes.push((key, value)),
+        }
+    }
+    Ok(())
+}
+
+fn duration(params: &Params, name: &'static str) -> Result<Option<u64>, Fault> {
+    params
+        .get(&[name])
+        .map(|(name, text)| params::go_duration(text).map_err(|why| Fault::malformed(name, why)))
+        .transpose()
+}
+
+fn micros(params: &Params, name: &'static str) -> Result<Option<u64>, Fault> {
+    params
+        .get(&[name])
+        .map(|(name, text)| {
+            text.parse::<u64>()
+                .map_err(|_| Fault::malformed(name, format!("{text:?} is not unix microseconds")))
+        })
+        .transpose()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyLink {
+    pub parent: String,
+    pub child: String,
+    pub call_count: u64,
+}
+
+/// `endTs` (default now) and `lookback` (default a day), both milliseconds.
+pub async fn dependencies(
+    State(store): State<Store>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Answer<DependencyLink> {
+    let params = Params(pairs);
+    let millis = |name: &'static str| -> Result<Option<u64>, Fault> {
+        params
+            .get(&[name])
+            .map(|(name, text)| {
+                text.parse::<u64>().map_err(|_| {
+                    Fault::malformed(name, format!("{text:?} is not a number of milliseconds"))
+                })
+            })
+            .transpose()
+    };
+    let end_ms = match millis("endTs")? {
+        Some(ms) => ms,
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    };
+    let lookback_ms = millis("lookback")?.unwrap_or(DEFAULT_LOOKBACK_MS);
+    let end_ns = end_ms.saturating_mul(1_000_000);
+    let start_ns = end_ms.saturating_sub(lookback_ms).saturating_mul(1_000_000);
+    let links = store
+        .read(move |conn| store::dependencies(conn, start_ns, end_ns))
+        .await?;
+    Ok(envelope(
+        links
+            .into_iter()
+            .map(|d| DependencyLink {
+                parent: d.parent,
+                child: d.child,
+                call_count: d.call_count,
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,236 @@
+//! Jaeger's v3 API (`/api/v3/…`), what the Jaeger UI 2.x calls. Traces come
+//! back as OTLP JSON inside `{"result": …}` (the gRPC gateway's wrapper for a
+//! streamed answer); errors as `{"error": {"httpCode", "message"}}`.
+//! Parameters take Jaeger's camelCase names and its older snake_case ones.
+
+use super::params::{self, Params};
+use super::v1::{apply_tags, kind_param, search_traces};
+use super::{Fault, trace_id};
+use crate::store::{self, Store, TraceQuery, TraceSummary};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+use otelite_exporter::convert;
+use otelite_exporter::model::{Span, SpanKind};
+use serde::Serialize;
+use serde_json::json;
+
+/// Traces searched when `query.searchDepth` is not given, and the most sent.
+const DEFAULT_DEPTH: usize = 100;
+const MAX_DEPTH: usize = 1000;
+
+pub struct V3Error(Fault);
+
+impl<E: Into<Fault>> From<E> for V3Error {
+    fn from(error: E) -> Self {
+        V3Error(error.into())
+    }
+}
+
+impl IntoResponse for V3Error {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let body = json!({ "error": { "httpCode": status.as_u16(), "message": self.0.message() } });
+        (status, Json(body)).into_response()
+    }
+}
+
+#[derive(Serialize)]
+pub struct ServicesBody {
+    services: Vec<String>,
+}
+
+pub async fn services(State(store): State<Store>) -> Result<Json<ServicesBody>, V3Error> {
+    let services = store.read(store::services).await?;
+    Ok(Json(ServicesBody { services }))
+}
+
+#[derive(Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    name: String,
+    span_kind: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct OperationsBody {
+    operations: Vec<Operation>,
+}
+
+/// Unspecified kinds show as `internal`, as Jaeger's v3 gateway does.
+pub async fn operations(
+    State(store): State<Store>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<OperationsBody>, V3Error> {
+    let params = Params(pairs);
+    let Some((_, service)) = params.get(&["service"]) else {
+        return Err(Fault::BadParameter("parameter 'service' is required".into()).into());
+    };
+    let service = service.to_owned();
+    let kind = kind_param(&params, &["spanKind", "span_kind"])?;
+    let found = store
+        .read(move |conn| store::operations(conn, &service, kind))
+        .await?;
+    let mut operations: Vec<Operation> = found
+        .into_iter()
+        .map(|(name, kind)| Operation {
+            name,
+            span_kind: match kind {
+                SpanKind::Unspecified => "internal",
+                other => params::kind_name(other),
+            },
+        })
+        .collect();
+    operations.dedup();
+    Ok(Json(OperationsBody { operations }))
+}
+
+#[derive(Serialize)]
+pub struct TracesBody {
+    result: TracesData,
+}
+
+fn otlp(spans: &[Span]) -> Json<TracesBody> {
+    Json(TracesBody {
+        result: TracesData {
+            resource_spans: convert::to_otlp(spans).resource_spans,
+        },
+    })
+}
+
+fn no_traces() -> V3Error {
+    Fault::NotFound("No traces found".into()).into()
+}
+
+pub async fn trace(
+    State(store): State<Store>,
+    Path(id): Path<String>,
+) -> Result<Json<TracesBody>, V3Error> {
+    let id = trace_id(&id, "trace_id")?;
+    match store.read(move |conn| store::trace(conn, &id)).await? {
+        Some(spans) => Ok(otlp(&spans)),
+        None => Err(no_traces()),
+    }
+}
+
+/// Like Jaeger, an empty search answers 404 "No traces found".
+pub async fn find_traces(
+    State(store): State<Store>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<TracesBody>, V3Error> {
+    let query = trace_query(&Params(pairs))?;
+    let traces = store.read(move |conn| search_traces(conn, &query)).await?;
+    if traces.is_empty() {
+        return Err(no_traces());
+    }
+    Ok(otlp(&traces.concat()))
+}
+
+#[derive(Serialize)]
+pub struct SummariesBody {
+    summaries: Vec<Summary>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    trace_id: String,
+    root_service_name: String,
+    root_operation_name: String,
+    /// Decimal strings, as proto3 JSON writes 64-bit integers.
+    min_start_time_unix_nano: String,
+    max_end_time_unix_nano: String,
+    span_count: u64,
+    error_span_count: u64,
+    orphan_span_count: u64,
+    services: Vec<ServiceSummary>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSummary {
+    name: String,
+    span_count: u64,
+    error_span_count: u64,
+}
+
+pub async fn trace_summaries(
+    State(store): State<Store>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<SummariesBody>, V3Error> {
+    let query = trace_query(&Params(pairs))?;
+    let found = store.read(move |conn| store::search(conn, &query)).await?;
+    Ok(Json(SummariesBody {
+        summaries: found.into_iter().map(summary).collect(),
+    }))
+}
+
+fn summary(s: TraceSummary) -> Summary {
+    Summary {
+        trace_id: s.trace_id,
+        root_service_name: s.root_service.unwrap_or_default(),
+        root_operation_name: s.root_name.unwrap_or_default(),
+        min_start_time_unix_nano: s.start_time_unix_nano.to_string(),
+        max_end_time_unix_nano: s.end_time_unix_nano.to_string(),
+        span_count: s.span_count,
+        error_span_count: s.error_count,
+        orphan_span_count: s.orphan_span_count,
+        services: s
+            .services
+            .into_iter()
+            .map(|c| ServiceSummary {
+                name: c.name,
+                span_count: c.span_count,
+                error_span_count: c.error_count,
+            })
+            .collect(),
+    }
+}
+
+/// The `query.*` parameters of `/api/v3/traces` and `/api/v3/trace-summaries`.
+fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
+    let text = |names: &[&'static str]| params.get(names).map(|(_, v)| v.to_owned());
+    let mut query = TraceQuery {
+        service: text(&["query.serviceName", "query.service_name"]),
+        operation: text(&["query.operationName", "query.operation_name"]),
+        limit: DEFAULT_DEPTH,
+        ..TraceQuery::default()
+    };
+    if let Some((name, json)) = params.get(&["query.attributes"]) {
+        let tags = params::tag_object(json).map_err(|why| Fault::malformed(name, why))?;
+        apply_tags(&mut query, tags)?;
+    }
+    let time = |names| {
+        params
+            .get(names)
+            .map(|(name, t)| params::rfc3339(t).map_err(|why| Fault::malformed(name, why)))
+            .transpose()
+    };
+    query.start_ns = time(&["query.startTimeMin", "query.start_time_min"])?;
+    query.end_ns = time(&["query.startTimeMax", "query.start_time_max"])?;
+    let duration = |names| {
+        params
+            .get(names)
+            .map(|(name, t)| params::go_duration(t).map_err(|why| Fault::malformed(name, why)))
+            .transpose()
+    };
+    query.min_duration_ns = duration(&["query.durationMin", "query.duration_min"])?;
+    query.max_duration_ns = duration(&["query.durationMax", "query.duration_max"])?;
+    let depth_names = [
+        "query.searchDepth",
+        "query.num_traces",
+        "query.search_depth",
+    ];
+    if let Some((name, depth)) = params.get(&depth_names) {
+        let depth: usize = depth
+            .parse()
+            .map_err(|_| Fault::malformed(name, format!("{depth:?} is not a whole number")))?;
+        query.limit = if depth == 0 {
+            DEFAULT_DEPTH
+        } else {
+            depth.min(MAX_DEPTH)
+        };
+    }
+    Ok(query)
+}
