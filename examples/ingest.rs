@@ -12,97 +12,14 @@
 //!
 //! Prints spans/s of each and the ratio otelite / baseline.
 
+#[path = "support/workload.rs"]
+mod workload;
+
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
 use prost::Message;
 use std::sync::Arc;
 use std::time::Instant;
-
-fn string(key: &str, value: String) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value)),
-        }),
-        key_strindex: 0,
-    }
-}
-
-/// Traces of 10 spans over 3 services, ~10 attributes and an event per span.
-fn request(batch: u64, spans: u64) -> ExportTraceServiceRequest {
-    let services = ["frontend", "checkout", "payments"];
-    let resource_spans = services
-        .iter()
-        .enumerate()
-        .map(|(s, service)| ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    string("service.name", service.to_string()),
-                    string("host.name", "bench-1".into()),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "bench".into(),
-                    ..Default::default()
-                }),
-                spans: (0..spans)
-                    .filter(|i| i % 3 == s as u64)
-                    .map(|i| span(batch, i))
-                    .collect(),
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        })
-        .collect();
-    ExportTraceServiceRequest { resource_spans }
-}
-
-fn span(batch: u64, i: u64) -> Span {
-    // Random-looking ids, as real ones are: the trace index sees no order.
-    let trace = batch * 1_000_000 + i / 10;
-    let mut trace_id = [0u8; 16];
-    trace_id[..8].copy_from_slice(&mix(trace).to_be_bytes());
-    trace_id[8..].copy_from_slice(&mix(!trace).to_be_bytes());
-    let span_id = (batch << 32 | i) + 1;
-    let parent =
-        (!i.is_multiple_of(10)).then(|| ((batch << 32 | (i - i % 10)) + 1).to_be_bytes().to_vec());
-    let start = 1_700_000_000_000_000_000 + batch * 1_000_000_000 + i * 1000;
-    Span {
-        trace_id: trace_id.to_vec(),
-        span_id: span_id.to_be_bytes().to_vec(),
-        parent_span_id: parent.unwrap_or_default(),
-        name: format!("GET /api/item/{}", i % 20),
-        kind: 2,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + 1_000_000 + i * 10,
-        attributes: (0..10)
-            .map(|a| {
-                string(
-                    &format!("attr.{a}"),
-                    format!("value-{}-{}", a, (i + a) % 50),
-                )
-            })
-            .collect(),
-        events: vec![span::Event {
-            time_unix_nano: start + 10,
-            name: "cache.miss".into(),
-            attributes: vec![string("key", format!("k{i}"))],
-            dropped_attributes_count: 0,
-        }],
-        ..Default::default()
-    }
-}
-
-/// splitmix64's finaliser: a cheap bijection that scatters sequential input.
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
+use workload::request;
 
 fn baseline(
     requests: &[ExportTraceServiceRequest],
@@ -190,38 +107,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let serving = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    let client = reqwest::Client::new();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, url, bodies, next) =
-                (client.clone(), url.clone(), bodies.clone(), next.clone());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else {
-                        return Ok::<_, reqwest::Error>(());
-                    };
-                    loop {
-                        let response = client
-                            .post(&url)
-                            .header("content-type", "application/x-protobuf")
-                            .body(body.clone())
-                            .send()
-                            .await?;
-                        if response.status().is_success() {
-                            break;
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await??;
-    }
+    workload::post_all(&url, bodies, concurrency).await?;
     let otelite_rate = total as f64 / started.elapsed().as_secs_f64();
     let _ = stop.send(());
     serving.await??;

@@ -4,8 +4,9 @@
 use super::{StoreError, encode};
 use otelite_exporter::model::{SpanKind, StatusCode, TraceId};
 use rusqlite::types::Value;
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// A trace search; every filter is optional, and all given must hold on one
 /// span of the trace.
@@ -57,127 +58,245 @@ fn nanos(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Newest traces first, one page. With span filters the span indexes find
-/// the traces that have a matching span in the time range; without, the
-/// trace table's start time does.
+/// Newest traces first, one page. Without span filters the trace table's
+/// start index answers. With them, matching spans are read newest first
+/// through an index (a service's time index when a service is given, else
+/// the span table in arrival order) and distinct traces are collected until
+/// the page is full, so the cost follows the page, not the matches.
 pub fn search_page(conn: &Connection, query: &TraceQuery) -> Result<Page, StoreError> {
-    let mut filters: Vec<&str> = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
-    if let Some(service) = &query.service {
-        filters.push("s.service_id = (SELECT id FROM services WHERE name = ?)");
-        args.push(Value::Text(service.clone()));
-    }
-    if let Some(operation) = &query.operation {
-        filters.push("s.name = ?");
-        args.push(Value::Text(operation.clone()));
-    }
-    if let Some(kind) = query.kind {
-        filters.push("s.kind = ?");
-        args.push(Value::Integer(i64::from(kind.as_i32())));
-    }
-    // Each attribute may be the span's own or its resource's.
-    for (key, value) in &query.attributes {
-        let token = encode::attribute_token(key, value);
-        filters.push(
-            "(s.id IN (SELECT rowid FROM span_attributes WHERE span_attributes MATCH ?)
-              OR s.resource_id IN (SELECT rowid FROM resource_attributes WHERE resource_attributes MATCH ?))",
-        );
-        args.push(Value::Text(token.clone()));
-        args.push(Value::Text(token));
-    }
-    if let Some(min) = query.min_duration_ns {
-        filters.push("s.duration_ns >= ?");
-        args.push(Value::Integer(nanos(min)));
-    }
-    if let Some(max) = query.max_duration_ns {
-        filters.push("s.duration_ns <= ?");
-        args.push(Value::Integer(nanos(max)));
-    }
-    // Alone, "has errors" is a property of the trace; with span filters, of the span.
-    let error_on_spans = query.error_only && !filters.is_empty();
-    if error_on_spans {
-        filters.push("s.status_code = ?");
-        args.push(Value::Integer(i64::from(StatusCode::Error.as_i32())));
-    }
-    let start = query.start_ns.map_or(0, nanos);
-    let end = query.end_ns.map_or(i64::MAX, nanos);
-    // Traces are ordered by a sort key: the trace's start when only the
-    // trace table is asked, else the latest matching span's start.
-    let (mut from, sort_key) = if filters.is_empty() {
-        let errors = if query.error_only {
-            "AND t.error_count > 0"
-        } else {
-            ""
-        };
-        // Traces that overlap the window.
-        (
-            format!("FROM traces t WHERE t.end_ns >= ? AND t.start_ns <= ? {errors}"),
-            "t.start_ns",
-        )
+    let filters = SpanFilters::new(query);
+    let found = if filters.clauses.is_empty() {
+        traces_by_start(conn, query)?
     } else {
-        let spans = format!(
-            "SELECT s.trace_id, MAX(s.start_ns) AS latest FROM spans s
-             WHERE {} AND s.start_ns BETWEEN ? AND ? GROUP BY s.trace_id",
-            filters.join(" AND ")
-        );
-        (
-            format!("FROM traces t JOIN ({spans}) m ON m.trace_id = t.trace_id WHERE 1"),
-            "m.latest",
-        )
+        traces_by_spans(conn, query, &filters)?
     };
-    args.extend([Value::Integer(start), Value::Integer(end)]);
+    let next = match found.last() {
+        Some((trace_id, key)) if found.len() == query.limit => Some(Cursor {
+            key: *key,
+            trace_id: *trace_id,
+        }),
+        _ => None,
+    };
+    let traces = found
+        .iter()
+        .map(|(trace_id, _)| summary_of(conn, trace_id))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(Page { traces, next })
+}
+
+/// The span-level conditions of a query as SQL over `spans s`, with their
+/// arguments in order.
+struct SpanFilters {
+    clauses: Vec<&'static str>,
+    args: Vec<Value>,
+}
+
+impl SpanFilters {
+    fn new(query: &TraceQuery) -> Self {
+        let mut filters = SpanFilters {
+            clauses: Vec::new(),
+            args: Vec::new(),
+        };
+        if let Some(service) = &query.service {
+            filters.add(
+                "s.service_id = (SELECT id FROM services WHERE name = ?)",
+                Value::Text(service.clone()),
+            );
+        }
+        if let Some(operation) = &query.operation {
+            filters.add("s.name = ?", Value::Text(operation.clone()));
+        }
+        if let Some(kind) = query.kind {
+            filters.add("s.kind = ?", Value::Integer(i64::from(kind.as_i32())));
+        }
+        // Each attribute may be the span's own or its resource's.
+        for (key, value) in &query.attributes {
+            let token = encode::attribute_token(key, value);
+            filters.add(
+                "(s.id IN (SELECT rowid FROM span_attributes WHERE span_attributes MATCH ?)
+                  OR s.resource_id IN (SELECT rowid FROM resource_attributes WHERE resource_attributes MATCH ?))",
+                Value::Text(token.clone()),
+            );
+            filters.args.push(Value::Text(token));
+        }
+        if let Some(min) = query.min_duration_ns {
+            filters.add("s.duration_ns >= ?", Value::Integer(nanos(min)));
+        }
+        if let Some(max) = query.max_duration_ns {
+            filters.add("s.duration_ns <= ?", Value::Integer(nanos(max)));
+        }
+        // Alone, "has errors" is a property of the trace; with span filters, of the span.
+        if query.error_only && !filters.clauses.is_empty() {
+            filters.add(
+                "s.status_code = ?",
+                Value::Integer(i64::from(StatusCode::Error.as_i32())),
+            );
+        }
+        filters
+    }
+
+    fn add(&mut self, clause: &'static str, arg: Value) {
+        self.clauses.push(clause);
+        self.args.push(arg);
+    }
+
+    fn sql(&self) -> String {
+        self.clauses.join(" AND ")
+    }
+}
+
+fn window(query: &TraceQuery) -> (i64, i64) {
+    (
+        query.start_ns.map_or(0, nanos),
+        query.end_ns.map_or(i64::MAX, nanos),
+    )
+}
+
+/// Traces that overlap the window, by start time.
+fn traces_by_start(
+    conn: &Connection,
+    query: &TraceQuery,
+) -> Result<Vec<(TraceId, i64)>, StoreError> {
+    let (start, end) = window(query);
+    let errors = if query.error_only {
+        "AND t.error_count > 0"
+    } else {
+        ""
+    };
+    let mut args = vec![Value::Integer(start), Value::Integer(end)];
+    let mut after = "";
     if let Some(cursor) = &query.cursor {
-        from.push_str(&format!(" AND ({sort_key}, t.trace_id) < (?, ?)"));
+        after = "AND (t.start_ns, t.trace_id) < (?, ?)";
         args.extend([
-            Value::Integer(cursor.sort_ns),
+            Value::Integer(cursor.key),
             Value::Blob(cursor.trace_id.0.to_vec()),
         ]);
     }
     args.push(Value::Integer(query.limit as i64));
     let sql = format!(
-        "SELECT t.trace_id, t.root_service, t.root_name, t.start_ns, t.end_ns, t.span_count, t.error_count, {sort_key}
-         {from} ORDER BY {sort_key} DESC, t.trace_id DESC LIMIT ?"
+        "SELECT t.trace_id, t.start_ns FROM traces t WHERE t.end_ns >= ? AND t.start_ns <= ? {errors} {after}
+         ORDER BY t.start_ns DESC, t.trace_id DESC LIMIT ?"
     );
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(params_from_iter(args), |row| {
-        let trace_id: Vec<u8> = row.get(0)?;
-        let (start, end): (i64, i64) = (row.get(3)?, row.get(4)?);
-        Ok((
-            trace_id,
-            row.get::<_, i64>(7)?,
-            TraceSummary {
-                trace_id: String::new(),
-                root_service: row.get(1)?,
-                root_name: row.get(2)?,
+        Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+    })?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (trace_id, start) = row?;
+        found.push((trace_id_of(&trace_id)?, start));
+    }
+    Ok(found)
+}
+
+/// Distinct traces of the matching spans, in the order of the driving
+/// index: a trace's key is that of its first (newest) matching span.
+fn traces_by_spans(
+    conn: &Connection,
+    query: &TraceQuery,
+    filters: &SpanFilters,
+) -> Result<Vec<(TraceId, i64)>, StoreError> {
+    // With a service, its time index gives spans by start time; without,
+    // the span table gives them in arrival order, which is close to it.
+    let key = if query.service.is_some() {
+        "s.start_ns"
+    } else {
+        "s.id"
+    };
+    let (start, end) = window(query);
+    let mut args = filters.args.clone();
+    args.extend([Value::Integer(start), Value::Integer(end)]);
+    let mut after = String::new();
+    if let Some(cursor) = &query.cursor {
+        after = format!("AND {key} <= ?");
+        args.push(Value::Integer(cursor.key));
+    }
+    let sql = format!(
+        "SELECT s.trace_id, {key} FROM spans s WHERE {} AND s.start_ns BETWEEN ? AND ? {after} ORDER BY {key} DESC",
+        filters.sql()
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(params_from_iter(args))?;
+    let mut seen: HashSet<TraceId> = HashSet::new();
+    let mut found = Vec::new();
+    while found.len() < query.limit {
+        let Some(row) = rows.next()? else { break };
+        let trace_id = trace_id_of(&row.get::<_, Vec<u8>>(0)?)?;
+        let key_value: i64 = row.get(1)?;
+        if !seen.insert(trace_id) {
+            continue;
+        }
+        // A trace already on an earlier page shows up again through its
+        // older spans: its first key puts it at or before the cursor.
+        if let Some(cursor) = &query.cursor {
+            let first = first_key(conn, key, filters, start, end, &trace_id)?;
+            if (first, trace_id) >= (cursor.key, cursor.trace_id) {
+                continue;
+            }
+        }
+        found.push((trace_id, key_value));
+    }
+    Ok(found)
+}
+
+/// The key of a trace's newest matching span.
+fn first_key(
+    conn: &Connection,
+    key: &str,
+    filters: &SpanFilters,
+    start: i64,
+    end: i64,
+    trace_id: &TraceId,
+) -> Result<i64, StoreError> {
+    let sql = format!(
+        "SELECT MAX({key}) FROM spans s WHERE s.trace_id = ? AND {} AND s.start_ns BETWEEN ? AND ?",
+        filters.sql()
+    );
+    let mut args = vec![Value::Blob(trace_id.0.to_vec())];
+    args.extend(filters.args.iter().cloned());
+    args.extend([Value::Integer(start), Value::Integer(end)]);
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(args), |r| r.get::<_, Option<i64>>(0))?
+        .unwrap_or(i64::MIN))
+}
+
+fn trace_id_of(bytes: &[u8]) -> Result<TraceId, StoreError> {
+    TraceId::from_slice(bytes)
+        .ok_or_else(|| StoreError::Corrupt(format!("a trace id of {} bytes", bytes.len())))
+}
+
+/// A trace's summary row, with the services involved and its orphans.
+fn summary_of(conn: &Connection, trace_id: &TraceId) -> Result<Option<TraceSummary>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT root_service, root_name, start_ns, end_ns, span_count, error_count FROM traces WHERE trace_id = ?1",
+        )?
+        .query_row([&trace_id.0[..]], |row| {
+            let (start, end): (i64, i64) = (row.get(2)?, row.get(3)?);
+            Ok(TraceSummary {
+                trace_id: trace_id.to_hex(),
+                root_service: row.get(0)?,
+                root_name: row.get(1)?,
                 start_time_unix_nano: start.max(0) as u64,
                 end_time_unix_nano: end.max(0) as u64,
                 duration_nanos: end.saturating_sub(start).max(0) as u64,
-                span_count: row.get::<_, i64>(5)?.max(0) as u64,
-                error_count: row.get::<_, i64>(6)?.max(0) as u64,
+                span_count: row.get::<_, i64>(4)?.max(0) as u64,
+                error_count: row.get::<_, i64>(5)?.max(0) as u64,
                 orphan_span_count: 0,
                 services: Vec::new(),
-            },
-        ))
-    })?;
-    let found: Vec<(Vec<u8>, i64, TraceSummary)> = rows.collect::<Result<_, _>>()?;
-    let next = match found.last() {
-        Some((trace_id, sort_ns, _)) if found.len() == query.limit => TraceId::from_slice(trace_id)
-            .map(|trace_id| Cursor {
-                sort_ns: *sort_ns,
-                trace_id,
-            }),
-        _ => None,
-    };
-    let traces = found
-        .into_iter()
-        .map(|(trace_id, _, mut summary)| {
-            summary.trace_id = hex::encode(&trace_id);
-            summary.services = services_of(conn, &trace_id)?;
-            summary.orphan_span_count = orphans_of(conn, &trace_id)?;
-            Ok(summary)
+            })
         })
-        .collect::<Result<_, StoreError>>()?;
-    Ok(Page { traces, next })
+        .optional()?;
+    let Some(mut summary) = row else {
+        return Ok(None);
+    };
+    summary.services = services_of(conn, &trace_id.0)?;
+    summary.orphan_span_count = orphans_of(conn, &trace_id.0)?;
+    Ok(Some(summary))
 }
 
 /// One page of search results, and where the next one starts when this
@@ -189,16 +308,16 @@ pub struct Page {
 }
 
 /// Where a page of results continues: after this sort key and trace id.
-/// Written as `{sort_ns}-{trace id hex}` in URLs.
+/// Written as `{key}-{trace id hex}` in URLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
-    pub sort_ns: i64,
+    pub key: i64,
     pub trace_id: TraceId,
 }
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.sort_ns, self.trace_id)
+        write!(f, "{}-{}", self.key, self.trace_id)
     }
 }
 
@@ -206,9 +325,9 @@ impl std::str::FromStr for Cursor {
     type Err = ();
 
     fn from_str(text: &str) -> Result<Self, ()> {
-        let (sort_ns, trace_id) = text.split_once('-').ok_or(())?;
+        let (key, trace_id) = text.split_once('-').ok_or(())?;
         Ok(Self {
-            sort_ns: sort_ns.parse().map_err(|_| ())?,
+            key: key.parse().map_err(|_| ())?,
             trace_id: TraceId::from_hex(trace_id).ok_or(())?,
         })
     }
