@@ -4,7 +4,8 @@
 use super::render::{self, Cell, Tone};
 use super::time::{self, parse_duration, parse_time};
 use super::{CliError, Common, Context, open, write_json};
-use crate::store;
+use crate::store::{self, Dependency};
+use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
 
@@ -29,7 +30,16 @@ pub fn run(args: &DepsArgs, out: &mut impl Write, context: Context) -> Result<()
     let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX as u64));
     let edges = store::dependencies(&open(&args.common.db)?, start, end)?;
     if args.common.json {
-        return write_json(out, &serde_json::json!({ "dependencies": edges }));
+        #[derive(Serialize)]
+        struct Body<'a> {
+            dependencies: &'a [Dependency],
+        }
+        return write_json(
+            out,
+            &Body {
+                dependencies: &edges,
+            },
+        );
     }
     if edges.is_empty() {
         writeln!(out, "no calls between services recorded")?;

@@ -26,7 +26,16 @@ pub struct OperationsArgs {
 pub fn run_services(args: &ServicesArgs, out: &mut impl Write) -> Result<(), CliError> {
     let services = store::services(&open(&args.common.db)?)?;
     if args.common.json {
-        return write_json(out, &serde_json::json!({ "services": services }));
+        #[derive(Serialize)]
+        struct Body<'a> {
+            services: &'a [String],
+        }
+        return write_json(
+            out,
+            &Body {
+                services: &services,
+            },
+        );
     }
     for service in services {
         writeln!(out, "{service}")?;
@@ -54,9 +63,18 @@ pub fn run_operations(args: &OperationsArgs, out: &mut impl Write) -> Result<(),
             .iter()
             .map(|(name, kind)| Operation { name, kind: *kind })
             .collect();
+        #[derive(Serialize)]
+        struct Body<'a> {
+            service: &'a str,
+            operations: Vec<Operation<'a>>,
+        }
+        let service = &args.service;
         return write_json(
             out,
-            &serde_json::json!({ "service": args.service, "operations": operations }),
+            &Body {
+                service,
+                operations,
+            },
         );
     }
     let rows: Vec<Vec<Cell>> = operations

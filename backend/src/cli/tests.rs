@@ -185,6 +185,14 @@ fn services_and_operations_are_listed() -> TestResult {
         json,
         serde_json::json!({ "services": ["frontend", "shop"] })
     );
+    let json: serde_json::Value =
+        serde_json::from_str(&run_on(&db, &["operations", "frontend", "--json"])?)?;
+    assert_eq!(
+        json,
+        serde_json::json!({ "service": "frontend", "operations": [
+            { "name": "GET /checkout", "kind": "server" }
+        ]})
+    );
     let error = run_on(&db, &["operations", "nobody"]).expect_err("unknown service");
     assert!(
         error.to_string().contains("no service \"nobody\""),
@@ -220,6 +228,11 @@ fn trace_filters_reach_the_search() -> TestResult {
             .collect())
     };
     assert_eq!(ids(&[])?, ["0b", "0a"]);
+    let json = run_on(&db, &["traces", "--json", "--limit", "1"])?;
+    assert!(
+        json.starts_with("{\n  \"traces\": [\n    {\n      \"traceId\": \"0b0b"),
+        "fields keep their order, the id first: {json}"
+    );
     assert_eq!(ids(&["--limit", "1"])?, ["0b"]);
     assert_eq!(ids(&["--error"])?, ["0a"]);
     assert_eq!(ids(&["--service", "frontend"])?, ["0a"]);
@@ -267,7 +280,7 @@ fn a_trace_is_a_waterfall() -> TestResult {
     let (_dir, db) = seeded()?;
     let bar = |blank: usize, full: usize| format!("{}{}", " ".repeat(blank), "█".repeat(full));
     let expected = format!(
-        "trace {TRACE_A}  2024-05-01T12:00:00.000Z  4.00ms  3 spans  1 errors
+        "trace {TRACE_A}  start 2024-05-01T12:00:00.000Z  duration 4.00ms  spans 3  errors 1
 
    SPAN           SERVICE   DURATION  TIMELINE
    GET /checkout  frontend  4.00ms    {}

@@ -89,7 +89,11 @@ pub fn run_traces(
     };
     let traces = store::search(&open(&args.common.db)?, &query)?;
     if args.common.json {
-        return write_json(out, &serde_json::json!({ "traces": traces }));
+        #[derive(Serialize)]
+        struct Body<'a> {
+            traces: &'a [TraceSummary],
+        }
+        return write_json(out, &Body { traces: &traces });
     }
     if traces.is_empty() {
         writeln!(out, "no traces found")?;
@@ -177,7 +181,7 @@ pub fn run_trace(args: &TraceArgs, out: &mut impl Write, context: Context) -> Re
         .count();
     writeln!(
         out,
-        "trace {id}  {}  {}  {} spans  {} errors\n",
+        "trace {id}  start {}  duration {}  spans {}  errors {}\n",
         format_time(start),
         format_duration(end.saturating_sub(start)),
         spans.len(),
@@ -188,7 +192,7 @@ pub fn run_trace(args: &TraceArgs, out: &mut impl Write, context: Context) -> Re
 }
 
 /// The spans depth first, children by start time; a span whose parent is
-/// not stored is shown as a root.
+/// not stored is shown as a root, and says so.
 pub fn tree_rows(spans: &[Span]) -> Vec<WaterfallRow> {
     let index: HashMap<SpanId, usize> = spans
         .iter()
@@ -214,9 +218,14 @@ pub fn tree_rows(spans: &[Span]) -> Vec<WaterfallRow> {
                 continue;
             }
             let span = &spans[i];
+            let orphan = span.parent_span_id.is_some_and(|p| !index.contains_key(&p));
             rows.push(WaterfallRow {
                 depth,
-                name: span.name.clone(),
+                name: if orphan {
+                    format!("{} (parent not stored)", span.name)
+                } else {
+                    span.name.clone()
+                },
                 service: span.service_name().to_owned(),
                 start_ns: span.start_time_unix_nano,
                 end_ns: span.end_time_unix_nano,
@@ -231,6 +240,69 @@ pub fn tree_rows(spans: &[Span]) -> Vec<WaterfallRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use otelite_exporter::model::{Resource, Scope, Status};
+    use std::sync::Arc;
+
+    fn span(id: u8, parent: Option<u8>, start: u64) -> Span {
+        Span {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([id; 8]),
+            parent_span_id: parent.map(|p| SpanId([p; 8])),
+            trace_state: String::new(),
+            flags: 1,
+            resource: Arc::new(Resource::new(vec![], 0, String::new())),
+            scope: Arc::new(Scope::default()),
+            name: format!("s{id}"),
+            kind: SpanKind::Internal,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + 10,
+            status: Status::default(),
+            attributes: vec![],
+            dropped_attributes_count: 0,
+            events: vec![],
+            dropped_events_count: 0,
+            links: vec![],
+            dropped_links_count: 0,
+        }
+    }
+
+    fn shape(spans: &[Span]) -> Vec<(usize, String)> {
+        tree_rows(spans)
+            .into_iter()
+            .map(|row| (row.depth, row.name))
+            .collect()
+    }
+
+    #[test]
+    fn the_tree_is_depth_first_with_children_by_start() {
+        let spans = [
+            span(1, None, 0),
+            span(2, Some(1), 1),
+            span(3, Some(1), 2),
+            span(4, Some(2), 3),
+        ];
+        let expected = [(0, "s1"), (1, "s2"), (2, "s4"), (1, "s3")];
+        assert_eq!(shape(&spans), expected.map(|(d, n)| (d, n.to_owned())));
+    }
+
+    #[test]
+    fn orphans_and_cycles_still_show_every_span_once() {
+        let spans = [
+            span(1, None, 0),
+            span(2, Some(9), 1), // parent not stored
+            span(3, Some(4), 2), // 3 and 4 are each other's parent
+            span(4, Some(3), 3),
+            span(5, Some(5), 4), // its own parent
+        ];
+        let expected = [
+            (0, "s1"),
+            (0, "s2 (parent not stored)"),
+            (0, "s5"),
+            (0, "s3"),
+            (1, "s4"),
+        ];
+        assert_eq!(shape(&spans), expected.map(|(d, n)| (d, n.to_owned())));
+    }
 
     #[test]
     fn attributes_are_key_equals_value() {
