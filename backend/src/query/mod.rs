@@ -1,7 +1,7 @@
 //! The query API on the query listener: a trace by id, a trace search, the
 //! stage rates and the service list, as JSON. otelite's own routes live
 //! under `/api/otelite/` because `/api/traces` and `/api/services` are
-//! Jaeger's, which otelite is to answer in Jaeger's shapes. Errors go through `ApiError`,
+//! Jaeger's, which `jaeger` answers in Jaeger's shapes. Errors go through `ApiError`,
 //! which maps each cause to a status and keeps internals out of the answer.
 
 mod jaeger;

@@ -583,6 +583,11 @@ async fn v3_trace_is_otlp_json_in_a_result() -> TestResult {
     assert_eq!(root["name"], "GET /checkout");
     assert_eq!(root["startTimeUnixNano"], "1000000000000");
     assert_eq!(root["endTimeUnixNano"], "1000002000000");
+    // The OTLP JSON mapping: 64-bit integers as strings, enums as numbers.
+    assert_eq!(root["kind"], 2);
+    assert_eq!(root["status"]["code"], 1);
+    assert_eq!(root["attributes"][1]["key"], "http.status_code");
+    assert_eq!(root["attributes"][1]["value"], json!({ "intValue": "200" }));
     assert_eq!(
         resource_spans[0]["scopeSpans"][0]["scope"]["name"],
         "http-lib"
