@@ -56,7 +56,8 @@ pub struct Common {
 /// What a command needs from its surroundings, so tests can fix it.
 #[derive(Debug, Clone, Copy)]
 pub struct Context {
-    /// ANSI colour: on only when stdout is a terminal.
+    /// ANSI colour: on only when stdout is a terminal and `NO_COLOR` is
+    /// unset (no-color.org).
     pub colour: bool,
     /// The instant `--since` counts back from.
     pub now_ns: u64,
@@ -66,7 +67,8 @@ impl Context {
     pub fn detect() -> Self {
         use std::io::IsTerminal;
         Self {
-            colour: std::io::stdout().is_terminal(),
+            colour: std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             now_ns: time::now_ns(),
         }
     }

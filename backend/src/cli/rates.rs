@@ -58,7 +58,8 @@ pub fn run(args: &RatesArgs, out: &mut impl Write, context: Context) -> Result<(
         return Ok(());
     }
     let mut table: Vec<Vec<Cell>> = report.services.iter().map(row).collect();
-    if args.service.is_none() {
+    // With one service the sum would repeat its row.
+    if report.services.len() > 1 {
         table.push(row(&report.all));
     }
     let headers = [
