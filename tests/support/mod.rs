@@ -377,9 +377,11 @@ pub fn otelite_provider(
         .expect("otelite exporter builds a provider")
 }
 
-/// Shuts a provider down off the async threads (the SDK blocks).
+/// Shuts a provider down off the async threads (the SDK blocks). The SDK's
+/// default 5 s can be too short on a loaded 2-core CI machine for the last
+/// export plus the final counter report, so tests allow 30 s.
 pub async fn shutdown(provider: opentelemetry_sdk::trace::SdkTracerProvider) {
-    tokio::task::spawn_blocking(move || provider.shutdown())
+    tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(Duration::from_secs(30)))
         .await
         .expect("shutdown thread")
         .expect("provider shuts down cleanly");

@@ -137,6 +137,15 @@ mod tests {
                 [encode::resource_body(&resource)],
             )?;
         }
+        // Readers that cannot migrate say what to do instead of failing later.
+        let refused = super::super::open_read_only(&path).map(|_| ());
+        assert!(
+            matches!(
+                refused,
+                Err(super::super::StoreError::Outdated { found: 1, .. })
+            ),
+            "{refused:?}"
+        );
         let mut conn = Connection::open(&path)?;
         migrate(&mut conn)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -36,6 +36,16 @@ pub enum StoreError {
     WriteFailed(String),
     #[error("{} is not an otelite database", .0.display())]
     NotOtelite(PathBuf),
+    #[error(
+        "{} has schema version {found}, older than this otelite's {current}: run `otelite serve --db {}` once to upgrade it",
+        path.display(),
+        path.display()
+    )]
+    Outdated {
+        path: PathBuf,
+        found: i64,
+        current: i64,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the store is shutting down")]

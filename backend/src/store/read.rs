@@ -47,6 +47,13 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if version < 1 || !has_spans {
         return Err(not_otelite());
     }
+    if version < migrations::CURRENT_VERSION {
+        return Err(StoreError::Outdated {
+            path: path.to_owned(),
+            found: version,
+            current: migrations::CURRENT_VERSION,
+        });
+    }
     if version > migrations::CURRENT_VERSION {
         return Err(migrations::MigrationError::TooNew {
             found: version,
