@@ -29,6 +29,7 @@ pub mod rates;
 pub mod receive;
 pub mod stage;
 pub mod store;
+pub mod units;
 
 pub use config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED_SPANS, DEFAULT_WRITE_QUEUE};
 

@@ -84,47 +84,4 @@ pub fn run_operations(args: &OperationsArgs, out: &mut impl Write) -> Result<(),
     Ok(render::table(out, &["OPERATION", "KIND"], &rows, false)?)
 }
 
-pub fn parse_kind(text: &str) -> Result<SpanKind, String> {
-    KINDS
-        .into_iter()
-        .find(|kind| kind_name(*kind) == text.to_ascii_lowercase())
-        .ok_or_else(|| {
-            format!(
-                "{text:?} is not a span kind: use server, client, internal, producer or consumer"
-            )
-        })
-}
-
-const KINDS: [SpanKind; 6] = [
-    SpanKind::Unspecified,
-    SpanKind::Internal,
-    SpanKind::Server,
-    SpanKind::Client,
-    SpanKind::Producer,
-    SpanKind::Consumer,
-];
-
-pub fn kind_name(kind: SpanKind) -> &'static str {
-    match kind {
-        SpanKind::Unspecified => "unspecified",
-        SpanKind::Internal => "internal",
-        SpanKind::Server => "server",
-        SpanKind::Client => "client",
-        SpanKind::Producer => "producer",
-        SpanKind::Consumer => "consumer",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kinds_parse_by_name_in_any_case() {
-        for kind in KINDS {
-            assert_eq!(parse_kind(kind_name(kind)), Ok(kind));
-        }
-        assert_eq!(parse_kind("SERVER"), Ok(SpanKind::Server));
-        assert!(parse_kind("serverless").is_err());
-    }
-}
+pub use crate::units::{parse_span_kind as parse_kind, span_kind_name as kind_name};

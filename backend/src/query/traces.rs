@@ -129,20 +129,8 @@ fn attribute(pair: &str) -> Result<(String, String), ApiError> {
 }
 
 fn kind(text: &str) -> Result<SpanKind, ApiError> {
-    let kind = match text {
-        "internal" => SpanKind::Internal,
-        "server" => SpanKind::Server,
-        "client" => SpanKind::Client,
-        "producer" => SpanKind::Producer,
-        "consumer" => SpanKind::Consumer,
-        "unspecified" => SpanKind::Unspecified,
-        _ => {
-            return Err(ApiError::BadParameter(format!(
-                "kind {text:?} must be one of internal, server, client, producer, consumer, unspecified"
-            )));
-        }
-    };
-    Ok(kind)
+    crate::units::parse_span_kind(text)
+        .map_err(|why| ApiError::BadParameter(format!("kind: {why}")))
 }
 
 #[derive(Serialize)]

@@ -236,7 +236,9 @@ pub fn apply_tags(query: &mut TraceQuery, tags: Vec<(String, String)>) -> Result
 fn duration(params: &Params, name: &'static str) -> Result<Option<u64>, Fault> {
     params
         .get(&[name])
-        .map(|(name, text)| params::go_duration(text).map_err(|why| Fault::malformed(name, why)))
+        .map(|(name, text)| {
+            crate::units::parse_duration(text).map_err(|why| Fault::malformed(name, why))
+        })
         .transpose()
 }
 

@@ -204,7 +204,9 @@ fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
     let time = |names| {
         params
             .get(names)
-            .map(|(name, t)| params::rfc3339(t).map_err(|why| Fault::malformed(name, why)))
+            .map(|(name, t)| {
+                crate::units::parse_rfc3339(t).map_err(|why| Fault::malformed(name, why))
+            })
             .transpose()
     };
     query.start_ns = time(&["query.startTimeMin", "query.start_time_min"])?;
@@ -212,7 +214,9 @@ fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
     let duration = |names| {
         params
             .get(names)
-            .map(|(name, t)| params::go_duration(t).map_err(|why| Fault::malformed(name, why)))
+            .map(|(name, t)| {
+                crate::units::parse_duration(t).map_err(|why| Fault::malformed(name, why))
+            })
             .transpose()
     };
     query.min_duration_ns = duration(&["query.durationMin", "query.duration_min"])?;
