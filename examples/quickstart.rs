@@ -142,8 +142,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let query_url =
         std::env::var("OTELITE_QUERY_URL").unwrap_or_else(|_| "http://127.0.0.1:16686".to_owned());
     let query_url = query_url.trim_end_matches('/');
-    // The backend commits in the background; give it a moment.
-    std::thread::sleep(Duration::from_millis(500));
+    // No wait needed: the backend answers an export only after its commit,
+    // and shutdown waited for those answers.
     if let Err(error) = print_rates(query_url) {
         eprintln!("could not read the rates from {query_url}: {error}");
         eprintln!("is the backend running? `cargo run -p otelite-backend -- serve`");
