@@ -18,6 +18,7 @@ pub use writer::{CounterPoint, SpanBatch, Stored, WriteOp};
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -61,6 +62,17 @@ pub struct QueueLimits {
     pub spans: usize,
 }
 
+/// The writer's state as readiness and metrics see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteHealth {
+    pub writer_alive: bool,
+    pub last_write_failed: bool,
+    pub queued_requests: usize,
+    pub request_capacity: usize,
+    pub queued_spans: usize,
+    pub span_capacity: usize,
+}
+
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -70,6 +82,8 @@ pub struct Store {
     span_budget: Arc<Semaphore>,
     max_queued_spans: usize,
     readers: Arc<ReaderPool>,
+    /// Set by the writer when its latest transaction failed.
+    write_failed: Arc<AtomicBool>,
 }
 
 /// The writer thread; join it after every `Store` handle is dropped to be
@@ -104,10 +118,12 @@ impl Store {
             StoreError::WriteFailed(format!("cannot start the checkpoint thread: {e}"))
         })?;
         let (writes, queue) = mpsc::channel(queue_capacity.max(1));
+        let write_failed = Arc::new(AtomicBool::new(false));
+        let writer_failed = write_failed.clone();
         let thread = std::thread::Builder::new()
             .name("otelite-writer".into())
             .spawn(move || {
-                writer::run(conn, queue);
+                writer::run(conn, queue, &writer_failed);
                 // After the last commit, so the final checkpoint includes it.
                 drop(checkpointer);
             })
@@ -121,6 +137,7 @@ impl Store {
             span_budget: Arc::new(Semaphore::new(max_queued_spans.max(1))),
             max_queued_spans: max_queued_spans.max(1),
             readers,
+            write_failed,
         };
         Ok((store, WriterThread(thread)))
     }
@@ -162,6 +179,29 @@ impl Store {
     /// Waiting write requests, for readiness and metrics.
     pub fn queue_depth(&self) -> usize {
         self.writes.max_capacity() - self.writes.capacity()
+    }
+
+    /// The write queue's state, for readiness and metrics; cheap (atomics).
+    pub fn health(&self) -> WriteHealth {
+        WriteHealth {
+            writer_alive: !self.writes.is_closed(),
+            last_write_failed: self.write_failed.load(Ordering::Relaxed),
+            queued_requests: self.queue_depth(),
+            request_capacity: self.writes.max_capacity(),
+            queued_spans: self.max_queued_spans - self.span_budget.available_permits(),
+            span_capacity: self.max_queued_spans,
+        }
+    }
+
+    /// Bytes on disk: the database file and its WAL.
+    pub fn size_on_disk(&self) -> u64 {
+        let mut wal = self.readers.path.clone().into_os_string();
+        wal.push("-wal");
+        [self.readers.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|path| std::fs::metadata(path).ok())
+            .map(|meta| meta.len())
+            .sum()
     }
 
     /// Runs `query` on a read-only connection, off the async threads.

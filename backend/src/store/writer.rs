@@ -13,6 +13,7 @@ use otelite_exporter::model::{Resource, Scope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 /// Requests taken into one transaction at most.
@@ -62,7 +63,8 @@ pub enum WriteOp {
     Counters(Vec<CounterPoint>, oneshot::Sender<Result<(), StoreError>>),
 }
 
-pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<WriteOp>) {
+/// `last_failed` tells readiness whether the latest transaction failed.
+pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<WriteOp>, last_failed: &AtomicBool) {
     let mut state = WriterState::new();
     while let Some(first) = ops.blocking_recv() {
         let mut group = vec![first];
@@ -72,7 +74,9 @@ pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        match write_group(&mut conn, &mut state, &group) {
+        let written = write_group(&mut conn, &mut state, &group);
+        last_failed.store(written.is_err(), Ordering::Relaxed);
+        match written {
             Ok(results) => reply(group, results),
             Err(error) => {
                 tracing::error!(%error, "write transaction failed");
