@@ -10,6 +10,9 @@
 //! - [`store`]: SQLite: one writer thread with group commit, read-only readers.
 //! - [`rates`] and [`query`]: the stage rates and the query API.
 //! - [`cli`]: the `otelite` commands that read a database file directly.
+//! - [`metrics`]: the receiver's counters and request latencies, served with
+//!   the store's gauges at `GET /metrics` on the query listener, next to
+//!   `/healthz` and `/readyz`.
 //!
 //! # Use
 //! ```no_run
@@ -23,6 +26,7 @@
 pub mod analyze;
 pub mod cli;
 mod config;
+pub mod metrics;
 pub mod process;
 pub mod query;
 pub mod rates;
@@ -35,6 +39,7 @@ pub use config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED_SPANS, DEFAU
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use store::{Store, StoreError, WriterThread};
 use tokio::net::TcpListener;
 
@@ -101,11 +106,7 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let receive = receive::router(receive::ReceiveState {
-            store: self.store.clone(),
-            max_body_bytes: self.max_body_bytes,
-        });
-        let query = query::router(self.store.clone());
+        let (receive, query) = routers(&self.store, self.max_body_bytes);
         drop(self.store);
         let otlp = axum::serve(self.otlp, receive).with_graceful_shutdown(stopped(stop_rx.clone()));
         let query = axum::serve(self.query, query).with_graceful_shutdown(stopped(stop_rx));
@@ -116,6 +117,20 @@ impl Server {
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         Ok(())
     }
+}
+
+/// The OTLP and query routers, sharing one `Metrics` and timed per route.
+pub(crate) fn routers(store: &Store, max_body_bytes: usize) -> (axum::Router, axum::Router) {
+    let metrics = Arc::new(metrics::Metrics::default());
+    let timed = axum::middleware::from_fn_with_state(metrics.clone(), metrics::record_latency);
+    let receive = receive::router(receive::ReceiveState {
+        store: store.clone(),
+        max_body_bytes,
+        metrics: metrics.clone(),
+    })
+    .layer(timed.clone());
+    let query = query::router(store.clone(), metrics).layer(timed);
+    (receive, query)
 }
 
 async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -1,14 +1,19 @@
 //! The query API on the query listener: a trace by id, a trace search, the
-//! stage rates and the service list, as JSON. otelite's own routes live
+//! stage rates and the service list, as JSON; and the health and metrics
+//! endpoints (`health`). otelite's own routes live
 //! under `/api/otelite/` because `/api/traces` and `/api/services` are
 //! Jaeger's, which `jaeger` answers in Jaeger's shapes. Errors go through `ApiError`,
 //! which maps each cause to a status and keeps internals out of the answer.
 
+mod health;
 mod jaeger;
 mod params;
 mod rates;
 mod traces;
 
+pub use health::readiness;
+
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use axum::Json;
 use axum::Router;
@@ -16,8 +21,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::StatusCode;
 use serde_json::json;
+use std::sync::Arc;
 
-pub fn router(store: Store) -> Router {
+/// The query API plus `/healthz`, `/readyz` and `/metrics`, which read the
+/// receiver's counters from `metrics`.
+pub fn router(store: Store, metrics: Arc<Metrics>) -> Router {
+    let ops = health::OpsState {
+        store: store.clone(),
+        metrics,
+    };
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::prometheus))
+        .with_state(ops)
+        .merge(api(store))
+}
+
+fn api(store: Store) -> Router {
     Router::new()
         .route("/api/otelite/traces/{trace_id}", get(traces::by_id))
         .route("/api/otelite/search", get(traces::search))

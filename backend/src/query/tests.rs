@@ -96,11 +96,18 @@ async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn st
 }
 
 async fn get(store: &Store, uri: &str) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
-    let response = router(store.clone())
+    let response = router(store.clone(), Arc::default())
         .oneshot(Request::get(uri).body(Body::empty())?)
         .await?;
     let status = response.status();
+    let text = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/plain"));
     let bytes = response.into_body().collect().await?.to_bytes();
+    if text {
+        return Ok((status, Value::String(String::from_utf8(bytes.to_vec())?)));
+    }
     Ok((status, serde_json::from_slice(&bytes)?))
 }
 

@@ -10,9 +10,10 @@ pub use body::Format;
 pub use response::RpcStatus;
 
 use crate::analyze;
+use crate::metrics::Metrics;
 use crate::process;
 use crate::stage::Stage;
-use crate::store::{SpanBatch, SpanRow, Store};
+use crate::store::{SpanBatch, SpanRow, Store, StoreError};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -28,12 +29,15 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use response::ReceiveError;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone)]
 pub struct ReceiveState {
     pub store: Store,
     pub max_body_bytes: usize,
+    /// Counted once per request or batch (see `crate::metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: ReceiveState) -> Router {
@@ -47,7 +51,10 @@ async fn traces(State(state): State<ReceiveState>, headers: HeaderMap, body: Bod
     let format = body::format_of(&headers).ok();
     match receive_traces(&state, &headers, body).await {
         Ok((format, answer)) => response::encode(format, &answer, StatusCode::OK),
-        Err(error) => error.into_response(format),
+        Err(error) => {
+            state.metrics.request_rejected(error.rejection());
+            error.into_response(format)
+        }
     }
 }
 
@@ -81,18 +88,32 @@ async fn receive_traces(
     .await
     .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
     let format = format.0;
-    if !batch.spans.is_empty() {
-        state
-            .store
-            .try_write_spans(batch)?
-            .await
-            .map_err(|_| crate::store::StoreError::Closed)??;
+    let accepted = batch.spans.len();
+    state
+        .metrics
+        .spans_decoded(accepted + rejected.len(), rejected.len());
+    if accepted > 0 {
+        if let Err(error) = commit(&state.store, batch).await {
+            let error = ReceiveError::from(error);
+            state.metrics.spans_not_stored(error.rejection(), accepted);
+            return Err(error);
+        }
+        state.metrics.spans_stored(accepted);
     }
     let partial_success = (!rejected.is_empty()).then(|| ExportTracePartialSuccess {
         rejected_spans: rejected.len() as i64,
         error_message: rejection_message(&rejected),
     });
     Ok((format, ExportTraceServiceResponse { partial_success }))
+}
+
+/// Queues the batch and waits until its transaction has committed.
+async fn commit(store: &Store, batch: SpanBatch) -> Result<(), StoreError> {
+    store
+        .try_write_spans(batch)?
+        .await
+        .map_err(|_| StoreError::Closed)?
+        .map(drop)
 }
 
 fn rejection_message(rejected: &[otelite_exporter::convert::InvalidSpan]) -> String {
@@ -118,7 +139,10 @@ async fn metrics(State(state): State<ReceiveState>, headers: HeaderMap, body: Bo
             },
             StatusCode::OK,
         ),
-        Err(error) => error.into_response(format),
+        Err(error) => {
+            state.metrics.request_rejected(error.rejection());
+            error.into_response(format)
+        }
     }
 }
 

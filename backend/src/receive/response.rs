@@ -3,6 +3,7 @@
 //! specification gives each cause.
 
 use super::body::{BodyError, Format};
+use crate::metrics::Rejection;
 use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -50,6 +51,20 @@ impl ReceiveError {
             ReceiveError::Body(BodyError::Read(_) | BodyError::BadGzip(_))
             | ReceiveError::Decode { .. } => StatusCode::BAD_REQUEST,
             ReceiveError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `reason` label this failure is counted under.
+    pub fn rejection(&self) -> Rejection {
+        match self {
+            ReceiveError::Body(
+                BodyError::UnsupportedContentType(_) | BodyError::UnsupportedEncoding(_),
+            ) => Rejection::UnsupportedMediaType,
+            ReceiveError::Body(BodyError::TooLarge { .. }) => Rejection::TooLarge,
+            ReceiveError::Body(BodyError::Read(_) | BodyError::BadGzip(_))
+            | ReceiveError::Decode { .. } => Rejection::Decode,
+            ReceiveError::Store(StoreError::Overloaded) => Rejection::Overloaded,
+            ReceiveError::Store(_) => Rejection::Unavailable,
         }
     }
 

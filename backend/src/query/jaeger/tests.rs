@@ -138,7 +138,7 @@ async fn seeded() -> Result<Fixture, Box<dyn std::error::Error>> {
     };
     store.try_write_spans(batch)?.await??;
     Ok(Fixture {
-        router: query::router(store),
+        router: query::router(store, Arc::default()),
         _writer: writer,
         _dir: dir,
     })

@@ -1,0 +1,107 @@
+//! The backend's own numbers for `GET /metrics`: what the receiver accepted
+//! and refused, request latency per route, and (read at scrape time from
+//! the store) the write queue, the stage counts and the database size.
+//! Counting is atomics only, once per request or batch, never per span and
+//! never under a lock, so it costs the receive path nothing measurable.
+
+mod exposition;
+mod latency;
+
+pub use exposition::{StoreGauges, render};
+pub use latency::{BUCKETS_SECONDS, record_latency};
+
+use latency::RouteLatency;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why spans or a request were refused; the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// A span with an invalid trace or span id (the rest of the batch is kept).
+    InvalidSpan,
+    /// Unreadable body, bad gzip, or not an OTLP message.
+    Decode,
+    TooLarge,
+    UnsupportedMediaType,
+    /// The write queue was full: 503.
+    Overloaded,
+    /// The store failed or is shutting down: 503.
+    Unavailable,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 6] = [
+        Rejection::InvalidSpan,
+        Rejection::Decode,
+        Rejection::TooLarge,
+        Rejection::UnsupportedMediaType,
+        Rejection::Overloaded,
+        Rejection::Unavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::InvalidSpan => "invalid_span",
+            Rejection::Decode => "decode",
+            Rejection::TooLarge => "too_large",
+            Rejection::UnsupportedMediaType => "unsupported_media_type",
+            Rejection::Overloaded => "overloaded",
+            Rejection::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Shared by the receive and query routers (`Arc<Metrics>`).
+#[derive(Default)]
+pub struct Metrics {
+    spans_received: AtomicU64,
+    spans_accepted: AtomicU64,
+    spans_rejected: [AtomicU64; Rejection::ALL.len()],
+    requests_rejected: [AtomicU64; Rejection::ALL.len()],
+    latency: RouteLatency,
+}
+
+impl Metrics {
+    /// A trace request decoded into `received` spans, `invalid` of them refused.
+    pub fn spans_decoded(&self, received: usize, invalid: usize) {
+        self.spans_received
+            .fetch_add(received as u64, Ordering::Relaxed);
+        if invalid > 0 {
+            self.spans_rejected[Rejection::InvalidSpan as usize]
+                .fetch_add(invalid as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Spans committed to the database.
+    pub fn spans_stored(&self, n: usize) {
+        self.spans_accepted.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Decoded spans the store did not take.
+    pub fn spans_not_stored(&self, reason: Rejection, n: usize) {
+        self.spans_rejected[reason as usize].fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// An OTLP request answered with an error status.
+    pub fn request_rejected(&self, reason: Rejection) {
+        self.requests_rejected[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn received(&self) -> u64 {
+        self.spans_received.load(Ordering::Relaxed)
+    }
+
+    fn accepted(&self) -> u64 {
+        self.spans_accepted.load(Ordering::Relaxed)
+    }
+
+    fn spans_rejected(&self, reason: Rejection) -> u64 {
+        self.spans_rejected[reason as usize].load(Ordering::Relaxed)
+    }
+
+    fn requests_rejected(&self, reason: Rejection) -> u64 {
+        self.requests_rejected[reason as usize].load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+use super::latency::{Histogram, RouteLatency};
+use super::*;
+use crate::store::WriteHealth;
+
+#[test]
+fn histogram_buckets_are_cumulative_and_end_with_the_total() {
+    let histogram = Histogram::default();
+    for seconds in [0.0005, 0.003, 0.003, 20.0] {
+        histogram.observe(seconds);
+    }
+    let (cumulative, sum) = histogram.snapshot();
+    assert_eq!(cumulative.len(), BUCKETS_SECONDS.len() + 1);
+    assert_eq!(cumulative[0], 1); // ≤ 1 ms
+    assert_eq!(cumulative[2], 3); // ≤ 5 ms
+    assert_eq!(cumulative[BUCKETS_SECONDS.len() - 1], 3); // ≤ 10 s
+    assert_eq!(cumulative.last(), Some(&4));
+    assert!((sum - 20.0065).abs() < 1e-6);
+}
+
+#[test]
+fn each_route_gets_one_histogram_and_unmatched_requests_count_as_other() {
+    let latency = RouteLatency::default();
+    latency.histogram(Some("/a")).observe(0.1);
+    latency.histogram(Some("/b")).observe(0.1);
+    latency.histogram(Some("/a")).observe(0.1);
+    latency.histogram(None).observe(0.1);
+    let counts: Vec<(&str, u64)> = latency
+        .snapshot()
+        .into_iter()
+        .map(|(route, h)| (route, h.snapshot().0.last().copied().unwrap_or(0)))
+        .collect();
+    assert_eq!(counts, [("/a", 2), ("/b", 1), ("other", 1)]);
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let gauges = StoreGauges {
+        health: WriteHealth {
+            writer_alive: true,
+            last_write_failed: false,
+            queued_requests: 0,
+            request_capacity: 1,
+            queued_spans: 0,
+            span_capacity: 1,
+        },
+        stage_counts: Some(vec![("a\"b\\c\nd".into(), crate::stage::Stage::Store, 3)]),
+        db_bytes: 0,
+    };
+    let text = render(&Metrics::default(), &gauges);
+    assert!(
+        text.contains(r#"otelite_stage_spans_total{service="a\"b\\c\nd",stage="store"} 3"#),
+        "{text}"
+    );
+}
