@@ -1,7 +1,11 @@
-//! The backend's settings, with the defaults `otelite serve` documents.
+//! The backend's settings: raw values from flags, environment and a TOML
+//! file ([`RawConfig`]), layered by one function ([`RawConfig::resolve`])
+//! into a validated [`Config`] with the defaults `otelite serve` documents.
 
+use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 /// Largest request body accepted, after decompression.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
@@ -9,6 +13,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 pub const DEFAULT_WRITE_QUEUE: usize = 256;
 /// Spans that may wait for the writer before new requests get 503.
 pub const DEFAULT_MAX_QUEUED_SPANS: usize = 100_000;
+/// The environment variable naming the config file.
+pub const CONFIG_ENV: &str = "OTELITE_CONFIG";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -25,12 +31,289 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            db_path: PathBuf::from("otelite.db"),
+            db_path: PathBuf::from("./otelite.db"),
             otlp_listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
             query_listen: SocketAddr::from(([127, 0, 0, 1], 16686)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             write_queue_capacity: DEFAULT_WRITE_QUEUE,
             max_queued_spans: DEFAULT_MAX_QUEUED_SPANS,
         }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}={value:?} is not valid: {reason}")]
+    Env {
+        var: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read the config file {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: {source}", path.display())]
+    ParseFile {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+}
+
+/// Settings from one source; `None` where that source is silent. The same
+/// names serve as flags (`--otlp-listen`), environment variables
+/// (`OTELITE_OTLP_LISTEN`) and config file keys (`otlp_listen`).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub db: Option<PathBuf>,
+    pub otlp_listen: Option<SocketAddr>,
+    pub query_listen: Option<SocketAddr>,
+    pub max_body_bytes: Option<usize>,
+    pub write_queue: Option<usize>,
+    pub max_queued_spans: Option<usize>,
+}
+
+impl RawConfig {
+    /// Reads `OTELITE_<NAME>` through `var` (`std::env::var` in `main`).
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        fn parse<T: FromStr>(
+            var: &impl Fn(&str) -> Option<String>,
+            name: &str,
+        ) -> Result<Option<T>, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            let Some(value) = var(name).filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            value
+                .parse()
+                .map(Some)
+                .map_err(|e: T::Err| ConfigError::Env {
+                    var: name.to_owned(),
+                    reason: e.to_string(),
+                    value,
+                })
+        }
+        Ok(Self {
+            db: parse(&var, "OTELITE_DB")?,
+            otlp_listen: parse(&var, "OTELITE_OTLP_LISTEN")?,
+            query_listen: parse(&var, "OTELITE_QUERY_LISTEN")?,
+            max_body_bytes: parse(&var, "OTELITE_MAX_BODY_BYTES")?,
+            write_queue: parse(&var, "OTELITE_WRITE_QUEUE")?,
+            max_queued_spans: parse(&var, "OTELITE_MAX_QUEUED_SPANS")?,
+        })
+    }
+
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::ParseFile {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// The one place precedence lives: flags, then environment, then the
+    /// file, then the defaults; then validation.
+    pub fn resolve(flags: Self, env: Self, file: Self) -> Result<Config, ConfigError> {
+        let defaults = Config::default();
+        let raw = flags.or(env).or(file);
+        let config = Config {
+            db_path: raw.db.unwrap_or(defaults.db_path),
+            otlp_listen: raw.otlp_listen.unwrap_or(defaults.otlp_listen),
+            query_listen: raw.query_listen.unwrap_or(defaults.query_listen),
+            max_body_bytes: raw.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+            write_queue_capacity: raw.write_queue.unwrap_or(defaults.write_queue_capacity),
+            max_queued_spans: raw.max_queued_spans.unwrap_or(defaults.max_queued_spans),
+        };
+        for (name, value) in [
+            ("max_body_bytes", config.max_body_bytes),
+            ("write_queue", config.write_queue_capacity),
+            ("max_queued_spans", config.max_queued_spans),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        Ok(config)
+    }
+
+    /// Each setting from `self` where set, else from `lower`.
+    fn or(self, lower: Self) -> Self {
+        Self {
+            db: self.db.or(lower.db),
+            otlp_listen: self.otlp_listen.or(lower.otlp_listen),
+            query_listen: self.query_listen.or(lower.query_listen),
+            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            write_queue: self.write_queue.or(lower.write_queue),
+            max_queued_spans: self.max_queued_spans.or(lower.max_queued_spans),
+        }
+    }
+}
+
+/// `otelite serve`'s whole configuration: `config_file` (the `--config`
+/// flag) or else `OTELITE_CONFIG` names the optional file.
+pub fn load_config(
+    flags: RawConfig,
+    config_file: Option<PathBuf>,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let path = config_file.or_else(|| var(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+    let file = match path {
+        Some(path) => RawConfig::from_file(&path)?,
+        None => RawConfig::default(),
+    };
+    RawConfig::resolve(flags, RawConfig::from_env(var)?, file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    fn db(path: &str) -> RawConfig {
+        RawConfig {
+            db: Some(path.into()),
+            ..RawConfig::default()
+        }
+    }
+
+    fn none(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_apply_when_no_source_sets_a_value() -> Result<(), ConfigError> {
+        let config = RawConfig::resolve(
+            RawConfig::default(),
+            RawConfig::default(),
+            RawConfig::default(),
+        )?;
+        assert_eq!(config.db_path, PathBuf::from("./otelite.db"));
+        assert_eq!(config.otlp_listen, addr("127.0.0.1:4318"));
+        assert_eq!(config.query_listen, addr("127.0.0.1:16686"));
+        assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(config.write_queue_capacity, DEFAULT_WRITE_QUEUE);
+        Ok(())
+    }
+
+    #[test]
+    fn the_file_wins_over_defaults() -> Result<(), ConfigError> {
+        let config = RawConfig::resolve(RawConfig::default(), RawConfig::default(), db("file.db"))?;
+        assert_eq!(config.db_path, PathBuf::from("file.db"));
+        Ok(())
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() -> Result<(), ConfigError> {
+        let config = RawConfig::resolve(RawConfig::default(), db("env.db"), db("file.db"))?;
+        assert_eq!(config.db_path, PathBuf::from("env.db"));
+        Ok(())
+    }
+
+    #[test]
+    fn flags_win_over_the_environment() -> Result<(), ConfigError> {
+        let config = RawConfig::resolve(db("flag.db"), db("env.db"), db("file.db"))?;
+        assert_eq!(config.db_path, PathBuf::from("flag.db"));
+        Ok(())
+    }
+
+    #[test]
+    fn each_setting_comes_from_the_highest_source_that_sets_it() -> Result<(), ConfigError> {
+        let file = RawConfig {
+            otlp_listen: Some(addr("0.0.0.0:1")),
+            query_listen: Some(addr("0.0.0.0:2")),
+            ..db("file.db")
+        };
+        let env = RawConfig {
+            query_listen: Some(addr("0.0.0.0:3")),
+            ..RawConfig::default()
+        };
+        let config = RawConfig::resolve(db("flag.db"), env, file)?;
+        assert_eq!(config.db_path, PathBuf::from("flag.db"));
+        assert_eq!(config.otlp_listen, addr("0.0.0.0:1"));
+        assert_eq!(config.query_listen, addr("0.0.0.0:3"));
+        Ok(())
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let flags = RawConfig {
+            write_queue: Some(0),
+            ..RawConfig::default()
+        };
+        let result = RawConfig::resolve(flags, RawConfig::default(), RawConfig::default());
+        assert!(matches!(result, Err(ConfigError::Zero("write_queue"))));
+    }
+
+    #[test]
+    fn environment_variables_are_parsed_and_named_in_errors() -> Result<(), ConfigError> {
+        let env = RawConfig::from_env(|name| match name {
+            "OTELITE_DB" => Some("/var/otelite.db".into()),
+            "OTELITE_OTLP_LISTEN" => Some("0.0.0.0:4318".into()),
+            "OTELITE_MAX_BODY_BYTES" => Some("1024".into()),
+            _ => None,
+        })?;
+        assert_eq!(env.db, Some(PathBuf::from("/var/otelite.db")));
+        assert_eq!(env.otlp_listen, Some(addr("0.0.0.0:4318")));
+        assert_eq!(env.max_body_bytes, Some(1024));
+        assert_eq!(env.query_listen, None);
+        let bad =
+            RawConfig::from_env(|name| (name == "OTELITE_QUERY_LISTEN").then(|| "nowhere".into()));
+        assert!(matches!(bad, Err(ConfigError::Env { var, .. }) if var == "OTELITE_QUERY_LISTEN"));
+        Ok(())
+    }
+
+    #[test]
+    fn the_file_uses_the_same_names_and_refuses_unknown_keys() -> Result<(), ConfigError> {
+        let path = Path::new("otelite.toml");
+        let file = RawConfig::from_toml(
+            "db = \"/data/o.db\"\notlp_listen = \"0.0.0.0:4318\"\nmax_queued_spans = 5\n",
+            path,
+        )?;
+        assert_eq!(file.db, Some(PathBuf::from("/data/o.db")));
+        assert_eq!(file.otlp_listen, Some(addr("0.0.0.0:4318")));
+        assert_eq!(file.max_queued_spans, Some(5));
+        assert!(matches!(
+            RawConfig::from_toml("database = \"x\"\n", path),
+            Err(ConfigError::ParseFile { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn the_config_file_comes_from_the_flag_or_else_the_environment()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (by_flag, by_env) = (dir.path().join("flag.toml"), dir.path().join("env.toml"));
+        std::fs::write(&by_flag, "db = \"from-flag-file.db\"\n")?;
+        std::fs::write(&by_env, "db = \"from-env-file.db\"\n")?;
+        let env_path = by_env.to_string_lossy().into_owned();
+        let var = |name: &str| (name == CONFIG_ENV).then(|| env_path.clone());
+        let config = load_config(RawConfig::default(), Some(by_flag), var)?;
+        assert_eq!(config.db_path, PathBuf::from("from-flag-file.db"));
+        let config = load_config(RawConfig::default(), None, var)?;
+        assert_eq!(config.db_path, PathBuf::from("from-env-file.db"));
+        assert!(
+            load_config(RawConfig::default(), None, none)?
+                .db_path
+                .ends_with("otelite.db")
+        );
+        Ok(())
     }
 }

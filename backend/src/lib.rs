@@ -14,6 +14,11 @@
 //!   the store's gauges at `GET /metrics` on the query listener, next to
 //!   `/healthz` and `/readyz`.
 //!
+//! # Configuration
+//! `otelite serve` takes each setting as a flag, an `OTELITE_*` environment
+//! variable or a key of a TOML file (`--config` / `OTELITE_CONFIG`), in that
+//! order of precedence: [`RawConfig`] and [`RawConfig::resolve`].
+//!
 //! # Use
 //! ```no_run
 //! # async fn example() -> Result<(), otelite_backend::Error> {
@@ -35,7 +40,10 @@ pub mod stage;
 pub mod store;
 pub mod units;
 
-pub use config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED_SPANS, DEFAULT_WRITE_QUEUE};
+pub use config::{
+    CONFIG_ENV, Config, ConfigError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED_SPANS,
+    DEFAULT_WRITE_QUEUE, RawConfig, load_config,
+};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -2,8 +2,8 @@
 //! one of the commands that read a database file (`otelite_backend::cli`).
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use otelite_backend::{Config, Server, cli};
+use clap::{Args, Parser, Subcommand};
+use otelite_backend::{Config, RawConfig, Server, cli, load_config};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -21,22 +21,60 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Receive OTLP/HTTP, store spans in SQLite and serve the query API.
-    Serve {
-        /// SQLite database file (created if missing).
-        #[arg(long, default_value = "./otelite.db")]
-        db: PathBuf,
-        /// Address of the OTLP/HTTP receiver; port 0 picks a free port.
-        #[arg(long, default_value = "127.0.0.1:4318")]
-        otlp_listen: SocketAddr,
-        /// Address of the query API; port 0 picks a free port.
-        #[arg(long, default_value = "127.0.0.1:16686")]
-        query_listen: SocketAddr,
-        /// Largest request body in bytes, after decompression.
-        #[arg(long, default_value_t = otelite_backend::DEFAULT_MAX_BODY_BYTES)]
-        max_body_bytes: usize,
-    },
+    ///
+    /// Each setting is taken from its flag, else its OTELITE_* environment
+    /// variable, else the config file, else its default.
+    Serve(ServeArgs),
     #[command(flatten)]
     Read(cli::Command),
+}
+
+/// Flags only: `otelite_backend::load_config` adds the environment, the
+/// file and the defaults, so the defaults are in the help text, not here.
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML file with the settings below as keys (db = "…", otlp_listen = "…")
+    /// [env: OTELITE_CONFIG]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// SQLite database file (created if missing)
+    /// [default: ./otelite.db] [env: OTELITE_DB]
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Address of the OTLP/HTTP receiver; port 0 picks a free port
+    /// [default: 127.0.0.1:4318] [env: OTELITE_OTLP_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    otlp_listen: Option<SocketAddr>,
+    /// Address of the query API, /healthz, /readyz and /metrics; port 0 picks a free port
+    /// [default: 127.0.0.1:16686] [env: OTELITE_QUERY_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    query_listen: Option<SocketAddr>,
+    /// Largest request body in bytes, after decompression
+    /// [default: 20971520] [env: OTELITE_MAX_BODY_BYTES]
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Write requests that may wait for the writer before new ones get 503
+    /// [default: 256] [env: OTELITE_WRITE_QUEUE]
+    #[arg(long, value_name = "N")]
+    write_queue: Option<usize>,
+    /// Spans that may wait for the writer before new requests get 503
+    /// [default: 100000] [env: OTELITE_MAX_QUEUED_SPANS]
+    #[arg(long, value_name = "N")]
+    max_queued_spans: Option<usize>,
+}
+
+impl ServeArgs {
+    fn into_raw(self) -> (RawConfig, Option<PathBuf>) {
+        let raw = RawConfig {
+            db: self.db,
+            otlp_listen: self.otlp_listen,
+            query_listen: self.query_listen,
+            max_body_bytes: self.max_body_bytes,
+            write_queue: self.write_queue,
+            max_queued_spans: self.max_queued_spans,
+        };
+        (raw, self.config)
+    }
 }
 
 #[tokio::main]
@@ -49,39 +87,34 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve {
-            db,
-            otlp_listen,
-            query_listen,
-            max_body_bytes,
-        } => {
-            let config = Config {
-                db_path: db.clone(),
-                otlp_listen,
-                query_listen,
-                max_body_bytes,
-                ..Config::default()
-            };
-            let server = Server::bind(config).await.context("starting otelite")?;
-            // Scripts and tests read these lines to find the ports.
-            println!("otelite: database {}", db.display());
-            println!(
-                "otelite: OTLP/HTTP listening on http://{}",
-                server.otlp_addr()
-            );
-            println!(
-                "otelite: query API listening on http://{}",
-                server.query_addr()
-            );
-            server.run(shutdown_signal()).await.context("serving")?;
-            println!("otelite: stopped");
-            Ok(())
+        Command::Serve(args) => {
+            let (flags, file) = args.into_raw();
+            let config = load_config(flags, file, |name| std::env::var(name).ok())?;
+            serve(config).await
         }
         Command::Read(command) => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             Ok(cli::run(&command, &mut out, cli::Context::detect())?)
         }
     }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = config.db_path.clone();
+    let server = Server::bind(config).await.context("starting otelite")?;
+    // Scripts and tests read these lines to find the ports.
+    println!("otelite: database {}", db.display());
+    println!(
+        "otelite: OTLP/HTTP listening on http://{}",
+        server.otlp_addr()
+    );
+    println!(
+        "otelite: query API listening on http://{}",
+        server.query_addr()
+    );
+    server.run(shutdown_signal()).await.context("serving")?;
+    println!("otelite: stopped");
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -102,5 +135,42 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The help text states the defaults by hand: keep it in step with `Config`.
+    #[test]
+    fn serve_help_names_each_variable_and_default() {
+        let mut command = Cli::command();
+        let help = command
+            .find_subcommand_mut("serve")
+            .map(|serve| serve.render_help().to_string())
+            .unwrap_or_default();
+        let defaults = Config::default();
+        for expected in [
+            "OTELITE_CONFIG".to_owned(),
+            "OTELITE_DB".to_owned(),
+            "OTELITE_OTLP_LISTEN".to_owned(),
+            "OTELITE_QUERY_LISTEN".to_owned(),
+            "OTELITE_MAX_BODY_BYTES".to_owned(),
+            "OTELITE_WRITE_QUEUE".to_owned(),
+            "OTELITE_MAX_QUEUED_SPANS".to_owned(),
+            format!("[default: {}]", defaults.db_path.display()),
+            format!("[default: {}]", defaults.otlp_listen),
+            format!("[default: {}]", defaults.query_listen),
+            format!("[default: {}]", defaults.max_body_bytes),
+            format!("[default: {}]", defaults.write_queue_capacity),
+            format!("[default: {}]", defaults.max_queued_spans),
+        ] {
+            assert!(
+                help.contains(&expected),
+                "serve --help lacks {expected}:\n{help}"
+            );
+        }
     }
 }
