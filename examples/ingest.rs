@@ -12,6 +12,8 @@
 //!
 //! Prints spans/s of each and the ratio otelite / baseline.
 
+#[path = "support/loader.rs"]
+mod loader;
 #[path = "support/workload.rs"]
 mod workload;
 
@@ -108,7 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = stopped.await;
     }));
     let started = Instant::now();
-    workload::post_all(&url, bodies, concurrency).await?;
+    loader::post_all(&url, bodies, concurrency).await?;
     let otelite_rate = total as f64 / started.elapsed().as_secs_f64();
     let _ = stop.send(());
     serving.await??;

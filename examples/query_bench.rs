@@ -7,6 +7,8 @@
 //! as the same-run baseline, `GET /api/otelite/services` (the smallest
 //! answer the server gives), so the other figures can be read as ratios.
 
+#[path = "support/loader.rs"]
+mod loader;
 #[path = "support/workload.rs"]
 mod workload;
 
@@ -82,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let bodies: Vec<Vec<u8>> = (first..(first + 50).min(batches))
             .map(|b| workload::request(b, SPANS_PER_REQUEST).encode_to_vec())
             .collect();
-        workload::post_all(&format!("http://{otlp}/v1/traces"), Arc::new(bodies), 4).await?;
+        loader::post_all(&format!("http://{otlp}/v1/traces"), Arc::new(bodies), 4).await?;
     }
     let seeded = started.elapsed();
     println!(

@@ -1,13 +1,15 @@
 //! The synthetic workload the benchmarks share: traces of 10 spans over 3
-//! services, ~10 attributes and an event per span, random trace ids, one
-//! error in 50 spans; and a loader that POSTs encoded requests.
+//! services (`request`), or of 5–50 spans over 5 services (`varied_request`,
+//! for the load generator); ~10 attributes and an event per span, random
+//! trace ids, one error in 50 spans. Only `opentelemetry-proto` types, so the
+//! backend's criterion benches include this file too.
+// Each example and bench that includes this file uses part of it.
+#![allow(dead_code)]
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub fn string(key: &str, value: String) -> KeyValue {
     KeyValue {
@@ -98,44 +100,64 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// POSTs every body, `concurrency` at a time, retrying a refused one after
-/// a pause, until all are acknowledged (a 200 means committed).
-pub async fn post_all(
-    url: &str,
-    bodies: Arc<Vec<Vec<u8>>>,
-    concurrency: usize,
-) -> Result<(), reqwest::Error> {
-    let client = reqwest::Client::new();
-    let next = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, url, bodies, next) =
-                (client.clone(), url.to_owned(), bodies.clone(), next.clone());
-            tokio::spawn(async move {
-                loop {
-                    let Some(body) = bodies.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        return Ok::<_, reqwest::Error>(());
-                    };
-                    while !client
-                        .post(&url)
-                        .header("content-type", "application/x-protobuf")
-                        .body(body.clone())
-                        .send()
-                        .await?
-                        .status()
-                        .is_success()
-                    {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                }
-            })
+const SERVICES: [&str; 5] = ["frontend", "checkout", "payments", "inventory", "shipping"];
+
+/// Request `batch` of exactly `spans` spans in whole traces of 5–50 spans
+/// (the sizes drawn from the batch number; the last trace is cut to fit):
+/// the root in `frontend`, each other span a child of an earlier one in one
+/// of the other services. Span ids are random-looking too, so a load
+/// generator can find every id in the encoded body and rewrite it.
+pub fn varied_request(batch: u64, spans: u64) -> ExportTraceServiceRequest {
+    let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES.len()];
+    let (mut first, mut trace) = (0, 0);
+    // Mixed twice, so that no span id equals half of a trace id.
+    let span_id = |i: u64| (mix(mix(batch << 32 | i)) | 1).to_be_bytes().to_vec();
+    while first < spans {
+        let size = (5 + mix(batch << 20 | trace) % 46).min(spans - first);
+        let trace_no = batch * 1_000_000 + trace;
+        for j in 0..size {
+            let mut span = span(batch, first + j);
+            span.trace_id[..8].copy_from_slice(&mix(trace_no).to_be_bytes());
+            span.trace_id[8..].copy_from_slice(&mix(!trace_no).to_be_bytes());
+            span.span_id = span_id(first + j);
+            span.parent_span_id = if j == 0 {
+                Vec::new()
+            } else {
+                span_id(first + (j - 1) / 2)
+            };
+            span.kind = if j % 2 == 0 { 2 } else { 3 };
+            let service = if j == 0 {
+                0
+            } else {
+                1 + (mix(trace_no << 6 | j) % 4) as usize
+            };
+            by_service[service].push(span);
+        }
+        first += size;
+        trace += 1;
+    }
+    let resource_spans = SERVICES
+        .iter()
+        .zip(by_service)
+        .filter(|(_, spans)| !spans.is_empty())
+        .map(|(service, spans)| ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    string("service.name", service.to_string()),
+                    string("host.name", "loadgen-1".into()),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "loadgen".into(),
+                    ..Default::default()
+                }),
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
         })
         .collect();
-    for worker in workers {
-        match worker.await {
-            Ok(result) => result?,
-            Err(join) => panic!("loader task failed: {join}"),
-        }
-    }
-    Ok(())
+    ExportTraceServiceRequest { resource_spans }
 }
