@@ -247,8 +247,11 @@ async fn worker(plan: Arc<Plan>, next: Arc<AtomicU64>, started: Instant) -> Outc
             return outcome;
         }
         if plan.rate > 0.0 {
-            let due = started + Duration::from_secs_f64(k as f64 / plan.rate);
-            tokio::time::sleep_until(due.into()).await;
+            let due = Duration::from_secs_f64(k as f64 / plan.rate);
+            if plan.deadline.is_some_and(|d| due >= d) {
+                return outcome;
+            }
+            tokio::time::sleep_until((started + due).into()).await;
         }
         let mut request = client
             .post(&plan.url)
