@@ -2,30 +2,24 @@
 //! calls and failed calls counted over a time range.
 
 use super::render::{self, Cell, Tone};
-use super::time::{self, parse_duration, parse_time};
+use super::time::Window;
 use super::{CliError, Common, Context, open, write_json};
 use crate::store::{self, Dependency};
 use serde::Serialize;
 use std::io::Write;
-use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DepsArgs {
-    /// Only calls within this long before now, e.g. 1h.
-    #[arg(long, value_parser = parse_duration, conflicts_with_all = ["start", "end"])]
-    pub since: Option<Duration>,
-    /// From this RFC 3339 time.
-    #[arg(long, value_parser = parse_time)]
-    pub start: Option<u64>,
-    /// Up to this RFC 3339 time.
-    #[arg(long, value_parser = parse_time)]
-    pub end: Option<u64>,
+    #[command(flatten)]
+    pub window: Window,
     #[command(flatten)]
     pub common: Common,
 }
 
 pub fn run(args: &DepsArgs, out: &mut impl Write, context: Context) -> Result<(), CliError> {
-    let (start, end) = time::range(args.since, args.start, args.end, context.now_ns)
+    let (start, end) = args
+        .window
+        .resolve(context.now_ns)
         .map_err(CliError::BadArgument)?;
     let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX as u64));
     let edges = store::dependencies(&open(&args.common.db)?, start, end)?;

@@ -4,29 +4,21 @@
 //! counters) show as `-`.
 
 use super::render::{self, Cell, Tone};
-use super::time::{self, parse_duration, parse_time};
+use super::time::Window;
 use super::{CliError, Common, Context, open, write_json};
 use crate::rates::{Rates, StageRate, report};
 use crate::stage::{Stage, minute_of};
 use crate::store;
 use serde::Serialize;
 use std::io::Write;
-use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RatesArgs {
     /// Only this service.
     #[arg(long)]
     pub service: Option<String>,
-    /// Only spans counted within this long before now, e.g. 1h.
-    #[arg(long, value_parser = parse_duration, conflicts_with_all = ["start", "end"])]
-    pub since: Option<Duration>,
-    /// From this RFC 3339 time.
-    #[arg(long, value_parser = parse_time)]
-    pub start: Option<u64>,
-    /// Up to this RFC 3339 time.
-    #[arg(long, value_parser = parse_time)]
-    pub end: Option<u64>,
+    #[command(flatten)]
+    pub window: Window,
     #[command(flatten)]
     pub common: Common,
 }
@@ -40,7 +32,9 @@ struct RatesBody {
 }
 
 pub fn run(args: &RatesArgs, out: &mut impl Write, context: Context) -> Result<(), CliError> {
-    let (start, end) = time::range(args.since, args.start, args.end, context.now_ns)
+    let (start, end) = args
+        .window
+        .resolve(context.now_ns)
         .map_err(CliError::BadArgument)?;
     let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX as u64));
     let rows = store::stage_counts(

@@ -63,7 +63,29 @@ pub fn now_ns() -> u64 {
 
 /// The instants a command looks at: `--since` back from `now`, or
 /// `--start`/`--end`; `None` ends are open.
-pub fn range(
+/// The time window flags of the reading commands: `--since 1h`, or
+/// `--start` and/or `--end` as RFC 3339 times.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Window {
+    /// Only within this long before now, e.g. 1h.
+    #[arg(long, value_parser = parse_duration, conflicts_with_all = ["start", "end"])]
+    pub since: Option<Duration>,
+    /// From this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    pub start: Option<u64>,
+    /// Up to this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    pub end: Option<u64>,
+}
+
+impl Window {
+    /// The window as unix nanoseconds, `--since` counted back from `now_ns`.
+    pub fn resolve(&self, now_ns: u64) -> Result<(Option<u64>, Option<u64>), String> {
+        range(self.since, self.start, self.end, now_ns)
+    }
+}
+
+fn range(
     since: Option<Duration>,
     start: Option<u64>,
     end: Option<u64>,

@@ -3,7 +3,7 @@
 
 use super::render::{self, Cell, Tone, WaterfallRow};
 use super::services::parse_kind;
-use super::time::{self, format_duration, format_time, parse_duration, parse_time};
+use super::time::{Window, format_duration, format_time, parse_duration};
 use super::{CliError, Common, Context, open, write_json};
 use crate::store::{self, TraceQuery, TraceSummary};
 use otelite_exporter::model::{Span, SpanId, SpanKind, StatusCode, TraceId};
@@ -35,15 +35,8 @@ pub struct TracesArgs {
     /// Traces with a span at most this long, e.g. 1s.
     #[arg(long, value_parser = parse_duration)]
     pub max_duration: Option<Duration>,
-    /// Only traces that started within this long before now, e.g. 1h.
-    #[arg(long, value_parser = parse_duration, conflicts_with_all = ["start", "end"])]
-    pub since: Option<Duration>,
-    /// Only traces that started at or after this RFC 3339 time.
-    #[arg(long, value_parser = parse_time)]
-    pub start: Option<u64>,
-    /// Only traces that started at or before this RFC 3339 time.
-    #[arg(long, value_parser = parse_time)]
-    pub end: Option<u64>,
+    #[command(flatten)]
+    pub window: Window,
     /// Most traces to show.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
@@ -71,7 +64,9 @@ pub fn run_traces(
     out: &mut impl Write,
     context: Context,
 ) -> Result<(), CliError> {
-    let (start_ns, end_ns) = time::range(args.since, args.start, args.end, context.now_ns)
+    let (start_ns, end_ns) = args
+        .window
+        .resolve(context.now_ns)
         .map_err(CliError::BadArgument)?;
     let nanos = |d: Duration| d.as_nanos().min(u128::from(u64::MAX)) as u64;
     let query = TraceQuery {
