@@ -4,11 +4,11 @@
 //! inflating so a gzip bomb stops at the limit instead of filling memory.
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use flate2::read::MultiGzDecoder;
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use std::io::Read;
 
 /// The two OTLP/HTTP encodings.
@@ -74,17 +74,60 @@ fn is_gzip(headers: &HeaderMap) -> Result<bool, BodyError> {
 }
 
 /// Checks the headers before any byte of the body is read.
-pub fn check_headers(headers: &HeaderMap) -> Result<(Format, bool), BodyError> {
+fn check_headers(headers: &HeaderMap) -> Result<(Format, bool), BodyError> {
     Ok((format_of(headers)?, is_gzip(headers)?))
 }
 
-/// Reads the whole body, at most `limit` bytes on the wire.
-pub async fn read(body: Body, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge { limit }),
-        Err(error) => Err(BodyError::Read(error.to_string())),
+/// Most of a refused body read and dropped, and for how long, so that the
+/// client finishes sending and reads the error instead of a reset.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Checks the headers, then reads the whole body, at most `limit` bytes on
+/// the wire. When the request is refused, what is left of the body is
+/// drained (bounded), so the client gets the answer rather than a broken
+/// pipe.
+pub async fn read_checked(
+    headers: &HeaderMap,
+    mut body: Body,
+    limit: usize,
+) -> Result<((Format, bool), Bytes), BodyError> {
+    let checked = match check_headers(headers) {
+        Ok(checked) => checked,
+        Err(error) => {
+            drain(body).await;
+            return Err(error);
+        }
+    };
+    let mut bytes = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len() + data.len() > limit {
+            drain(body).await;
+            return Err(BodyError::TooLarge { limit });
+        }
+        bytes.extend_from_slice(&data);
     }
+    Ok((checked, bytes.freeze()))
+}
+
+async fn drain(mut body: Body) {
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.len() >= left {
+                return;
+            }
+            left -= data.len();
+        }
+    })
+    .await;
 }
 
 /// Inflates a gzip body, stopping one byte past `limit`.

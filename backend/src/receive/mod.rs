@@ -63,8 +63,8 @@ async fn receive_traces(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Format, ExportTraceServiceResponse), ReceiveError> {
-    let (format, limit) = (body::check_headers(headers)?, state.max_body_bytes);
-    let bytes = body::read(body, limit).await?;
+    let limit = state.max_body_bytes;
+    let (format, bytes) = body::read_checked(headers, body, limit).await?;
     // Decoding, conversion and analysis are CPU work: keep them off the
     // threads that serve connections.
     let (batch, rejected) = tokio::task::spawn_blocking(move || {
@@ -151,8 +151,8 @@ async fn receive_metrics(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Format, ReceiveError> {
-    let ((format, gzip), limit) = (body::check_headers(headers)?, state.max_body_bytes);
-    let bytes = body::read(body, limit).await?;
+    let limit = state.max_body_bytes;
+    let ((format, gzip), bytes) = body::read_checked(headers, body, limit).await?;
     let request: ExportMetricsServiceRequest = decode((format, gzip), &bytes, limit)?;
     let points = process::counter_points(request);
     if !points.is_empty() {

@@ -97,6 +97,14 @@ impl ReceiveError {
             message,
         };
         let mut response = encode(format.unwrap_or(Format::Json), &body, status);
+        if matches!(self, ReceiveError::Body(_)) {
+            // Part of the body may still be unread: this connection must not
+            // carry another request.
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 RETRY_AFTER,
