@@ -7,6 +7,7 @@
 //! - `loss`: loss at a known stage shows at that stage with exact counts.
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
+//! - `ui`: the web UI in headless Chromium against seeded traces.
 
 mod support;
 
@@ -14,3 +15,4 @@ mod bad_input;
 mod foreign_clients;
 mod loss;
 mod rust_sdk;
+mod ui;
