@@ -49,7 +49,7 @@ async function main() {
     };
     const shot = async (name) => {
       const file = path.join(expect.screenshots, `${name}.png`);
-      await page.screenshot({ path: file, fullPage: false });
+      await page.screenshot({ path: file, fullPage: true });
       shots.push(file);
     };
     const text = (selector) => page.$eval(selector, (el) => el.textContent);
@@ -210,10 +210,16 @@ async function graphPage(page, open, noConsoleErrors, shot) {
     check(row[0] === String(e.callCount) && row[1] === String(e.errorCount), `edge ${e.parent} → ${e.child}`, row);
     check(await page.$(`svg.graph g.edge[data-parent="${e.parent}"][data-child="${e.child}"] path`), `arrow ${e.parent} → ${e.child}`);
   }
-  const nodes = await page.$$eval('svg.graph g.node', (els) => els.map((e) => e.dataset.service));
-  check(nodes.join() === 'batch-job,frontend,payments', 'a node per service, callers or not', nodes);
+  const nodes = await page.$$eval('svg.graph g.node', (els) => els.map((e) => {
+    const box = e.querySelector('rect').getBoundingClientRect();
+    return { service: e.dataset.service, text: e.querySelector('text').textContent, drawn: box.width > 50 && box.height > 10 };
+  }));
+  check(nodes.map((n) => n.service).join() === 'batch-job,frontend,payments', 'a node per service, callers or not', nodes);
+  check(nodes.every((n) => n.drawn && n.text === n.service), 'each node drawn with its name', nodes);
   noConsoleErrors('graph');
   await shot('graph');
+  await page.click('svg.graph g.node[data-service="payments"]');
+  await page.waitForSelector('main[data-route="#/search?service=payments"][data-state="ready"]');
 }
 
 async function messages(page, open, noConsoleErrors, shot, text) {

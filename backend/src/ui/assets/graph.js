@@ -3,7 +3,7 @@
 // over a chosen window; the same edges as a table below.
 
 import { api } from './api.js';
-import { emptyDatabase, errorMessage, h, href, message, rangePicker, windowOf } from './router.js';
+import { emptyDatabase, errorMessage, go, h, message, rangePicker, windowOf } from './router.js';
 
 const NODE_W = 170, NODE_H = 34, COL_GAP = 110, ROW_GAP = 30, PAD = 20;
 
@@ -69,11 +69,11 @@ function drawGraph(names, edges) {
     edges.map((e) => edge(e, pos.get(e.parent), pos.get(e.child))),
     names.map((n) => {
       const p = pos.get(n);
-      return h('g', { class: 'node', 'data-service': n },
-        h('a', { href: href('search', '', { service: n }) },
-          h('rect', { x: p.x, y: p.y, width: NODE_W, height: NODE_H, rx: 6 }),
-          h('text', { x: p.x + NODE_W / 2, y: p.y + NODE_H / 2 + 4, 'text-anchor': 'middle' }, n.length > 22 ? `${n.slice(0, 21)}…` : n)),
-        h('title', {}, n));
+      // A click searches the service's traces (an SVG <a> would need its own namespace).
+      return h('g', { class: 'node', 'data-service': n, onclick: () => go('search', '', { service: n }) },
+        h('rect', { x: p.x, y: p.y, width: NODE_W, height: NODE_H, rx: 6 }),
+        h('text', { x: p.x + NODE_W / 2, y: p.y + NODE_H / 2 + 4, 'text-anchor': 'middle' }, n.length > 22 ? `${n.slice(0, 21)}…` : n),
+        h('title', {}, `${n}: click to search its traces`));
     }));
 }
 

@@ -87,12 +87,12 @@ async function overTime(card, params, window, focus, report, stillCurrent) {
       location.hash = href('rates', '', p);
     },
   }, h('option', { value: '' }, 'all services'), report.services.map((r) => h('option', { value: r.service, selected: r.service === focus }, r.service)));
-  card.replaceChildren(
+  card.replaceChildren(h('div', {},
     h('h2', {}, 'Spans per stage over time for ', choose),
     window.start ? null : h('p', { class: 'muted' }, 'All time is charted over the last 24 hours.'),
     chart(slices, series, stages),
     h('div', { class: 'chart-legend' }, stages.map((s) => h('span', {}, h('i', { style: { background: COLORS[s] } }), s)),
-      h('span', {}, h('i', { style: { background: '#fde3e3', height: '10px' } }), 'a slice where a stage counted fewer spans than the one before')));
+      h('span', {}, h('i', { style: { background: '#fde3e3', height: '10px' } }), 'a slice where a stage counted fewer spans than the one before'))));
 }
 
 function chart(slices, series, stages) {

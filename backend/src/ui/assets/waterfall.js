@@ -100,11 +100,12 @@ export class Waterfall {
       class: `wf-bar${span.error ? ' error' : ''}${critical ? ' critical' : ''}`,
       style: { left: `${left}%`, width: `${width}%` },
     });
-    // The duration label sits right of the bar, or left of it near the end.
-    const text = h('span', {
-      class: 'wf-dur',
-      style: left + width > 80 ? { right: `${100 - left}%` } : { left: `${left + width}%` },
-    }, fmtDuration(span.end - span.start));
+    // The duration label sits inside a long bar, else right of the bar, or
+    // left of it near the end of the axis.
+    const place = width > 20 ? ['wf-dur inside', { left: `${left}%` }]
+      : left + width > 80 ? ['wf-dur', { right: `${100 - left}%` }]
+        : ['wf-dur', { left: `${left + width}%` }];
+    const text = h('span', { class: place[0], style: place[1] }, fmtDuration(span.end - span.start));
     return h('div', {
       class: `wf-row${this.selected === span.id ? ' selected' : ''}`,
       style: { top: `${index * ROW}px` },
