@@ -234,6 +234,14 @@ async function messages(page, open, noConsoleErrors, shot, text) {
   check(bad.includes('400') && bad.includes('32 hex digits'), 'a backend error is shown with its reason', bad);
   noConsoleErrors('bad trace id', [/Failed to load resource.*400/]);
 
+  // The backend gone: every API call fails in the network layer.
+  await page.route('**/api/**', (route) => route.abort());
+  await open(expect.base, '#/graph');
+  check((await text('.message.error')).includes('cannot be reached'), 'an unreachable backend is named as such');
+  noConsoleErrors('backend unreachable', [/Failed to load resource/]);
+  await shot('backend-unreachable');
+  await page.unroute('**/api/**');
+
   await page.fill('#trace-jump input', 'xyz');
   await page.click('#trace-jump button');
   check((await text('.jump-error')).includes('32 hex digits'), 'the trace box refuses a non-id');
