@@ -3,19 +3,20 @@
 //! seeded through the real OTLP path with known traces: every page loads
 //! without console errors and shows the seeded data, the waterfall's bars
 //! sit where the spans' times put them, a 10 000-span trace draws only the
-//! rows in view, and the empty-database, unknown-trace and backend-error
-//! messages show. A screenshot of each page is written to
+//! rows in view, a loss at `collect` is marked in the funnel and over time,
+//! and the empty-database, unknown-trace and backend-error messages show. A screenshot of each page is written to
 //! `target/ui-screenshots/` (the test prints the path).
 //!
 //! Chromium, Node and the npm packages come from `.ci/run`; the test fails,
 //! never skips, when one is missing.
 
-use crate::support::{self, Backend};
+use crate::support::{self, Backend, GatedProxy};
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
+    Span as _, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState, Tracer as _,
+    TracerProvider as _,
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::SdkTracer;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, SdkTracer};
 use otelite_exporter::convert::to_otlp;
 use otelite_exporter::model::{self, AnyValue, Resource, Scope, SpanId, TraceId};
 use prost::Message;
@@ -272,6 +273,48 @@ async fn seed_big_trace(backend: &Backend) -> (String, String) {
     (trace_id.to_hex(), last)
 }
 
+/// Loss at `collect`, as in `loss.rs`: the first export hangs in a closed
+/// proxy while 500 spans end, so the SDK's 16-span queue overflows. The
+/// spans share a remote parent that never arrives (one orphan trace).
+/// Returns the service's stage counts once everything that got through is
+/// stored.
+async fn seed_loss(backend: &Backend) -> support::ServiceRates {
+    let proxy = GatedProxy::start(backend.otlp, false).await;
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(16)
+        .with_max_export_batch_size(16)
+        .with_scheduled_delay(Duration::from_millis(1))
+        .build();
+    let provider = support::otelite_provider(&proxy.url(), "lossy", Some(batch));
+    let parent = SpanContext::new(
+        opentelemetry::trace::TraceId::from_bytes(support::unique_trace_id(0x10).0),
+        opentelemetry::trace::SpanId::from_bytes([0x10; 8]),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let cx = Context::new().with_remote_span_context(parent);
+    let tracer = provider.tracer("otelite-e2e-ui");
+    for i in 0..500 {
+        tracer
+            .span_builder(format!("burst-{i}"))
+            .start_with_context(&tracer, &cx)
+            .end();
+    }
+    proxy.open();
+    support::shutdown(provider).await;
+    let rates = backend
+        .wait_for_rates("lossy", |r| {
+            r.n("total").is_some() && r.n("store") == r.n("transmit")
+        })
+        .await;
+    assert!(
+        rates.n("collect") < rates.n("total"),
+        "the queue overflowed: {rates:#?}"
+    );
+    rates
+}
+
 /// Runs the browser script on `expectations` and returns its result line.
 fn run_browser(node: &str, expectations: &Value) -> Value {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -343,13 +386,20 @@ async fn every_page_in_a_real_browser() {
         support::shutdown(provider).await;
     }
     let (big_id, big_last) = seed_big_trace(&backend).await;
+    let lossy = seed_loss(&backend).await;
 
     let checkout_id = checkout[0].context.trace_id().to_string();
     let health_id = health.context.trace_id().to_string();
     backend.wait_for_trace(&checkout_id, checkout.len()).await;
     backend.wait_for_trace(&health_id, 1).await;
     backend.wait_for_trace(&big_id, 10_000).await;
-    let stored = [("frontend", 5), ("payments", 2), ("batch-job", 10_000)];
+    let lossy_stored = lossy.n("store").expect("lossy stored spans");
+    let stored = [
+        ("frontend", 5),
+        ("payments", 2),
+        ("batch-job", 10_000),
+        ("lossy", lossy_stored),
+    ];
     for (service, n) in stored {
         backend
             .wait_for_rates(service, |r| r.n("store") == Some(n))
@@ -377,6 +427,7 @@ async fn every_page_in_a_real_browser() {
         "unknownTraceId": TraceId([0x5e; 16]).to_hex(),
         "stored": stored.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "edges": edges,
+        "lossAtCollect": lossy.n("total").zip(lossy.n("collect")).map(|(t, c)| t - c),
         "traces": {
             "checkout": {
                 "id": checkout_id,

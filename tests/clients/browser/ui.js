@@ -198,8 +198,22 @@ async function ratesPage(page, open, noConsoleErrors, shot) {
   check(Number(all) === sum, 'store count of all services', all);
   const lines = await page.$$eval('.over-time polyline', (els) => els.map((e) => e.dataset.stage));
   check(lines.includes('store'), 'a line per stage over time', lines);
+  // The spans the SDK dropped show as a loss at collect, and nowhere else.
+  const losses = await page.$$eval('.funnel-card[data-service="lossy"] tr.loss', (els) =>
+    els.map((e) => [e.dataset.stage, e.querySelector('.lost').textContent]));
+  check(losses.length === 1 && losses[0][0] === 'collect' && losses[0][1] === `−${expect.lossAtCollect} lost`,
+    'the loss at collect is marked', losses);
   noConsoleErrors('rates');
   await shot('rates');
+
+  // Over time for the lossy service alone: the slice with the loss is banded.
+  await page.click('.funnel-card[data-service="lossy"] h2 a.muted');
+  await page.waitForSelector('main[data-route="#/rates?service=lossy"][data-state="ready"]');
+  await page.waitForSelector('.over-time svg.chart');
+  check((await page.$$('.over-time rect.lossband')).length >= 1, 'a loss band over time');
+  check((await page.$eval('.over-time select', (s) => s.value)) === 'lossy', 'the chart is for the chosen service');
+  noConsoleErrors('rates for one service');
+  await shot('rates-lossy');
 }
 
 async function graphPage(page, open, noConsoleErrors, shot) {
@@ -214,7 +228,7 @@ async function graphPage(page, open, noConsoleErrors, shot) {
     const box = e.querySelector('rect').getBoundingClientRect();
     return { service: e.dataset.service, text: e.querySelector('text').textContent, drawn: box.width > 50 && box.height > 10 };
   }));
-  check(nodes.map((n) => n.service).join() === 'batch-job,frontend,payments', 'a node per service, callers or not', nodes);
+  check(nodes.map((n) => n.service).join() === 'batch-job,frontend,lossy,payments', 'a node per service, callers or not', nodes);
   check(nodes.every((n) => n.drawn && n.text === n.service), 'each node drawn with its name', nodes);
   noConsoleErrors('graph');
   await shot('graph');

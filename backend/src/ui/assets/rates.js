@@ -77,9 +77,15 @@ async function overTime(card, params, window, focus, report, stillCurrent) {
   }
   if (!stillCurrent()) return;
   const pick = (r) => (focus ? r.services.find((x) => x.service === focus) : r.all);
-  const series = answers.map((r) => Object.fromEntries((pick(r)?.stages || []).map((s) => [s.stage, s.n])));
-  const stages = (focus ? report.services.find((x) => x.service === focus) : report.all)?.stages.map((s) => s.stage)
-    || Object.keys(COLORS);
+  const whole = (focus ? report.services.find((x) => x.service === focus) : report.all)?.stages
+    || Object.keys(COLORS).map((stage) => ({ stage, n: 0 }));
+  const stages = whole.map((s) => s.stage);
+  // A slice where nothing was counted draws as 0 for the stages the window knows.
+  const nothing = Object.fromEntries(whole.map((s) => [s.stage, s.n === null ? null : 0]));
+  const series = answers.map((r) => {
+    const rates = pick(r);
+    return rates ? Object.fromEntries(rates.stages.map((s) => [s.stage, s.n])) : nothing;
+  });
   const choose = h('select', {
     onchange: (e) => {
       const p = new URLSearchParams(params);
