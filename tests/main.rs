@@ -9,6 +9,7 @@
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
 //! - `metrics`: `/metrics` through Prometheus' own text parser.
 //! - `security`: bearer tokens, TLS, and limits on request heads.
+//! - `ui`: the web UI in headless Chromium against seeded traces.
 
 mod support;
 
@@ -18,3 +19,4 @@ mod loss;
 mod metrics;
 mod rust_sdk;
 mod security;
+mod ui;

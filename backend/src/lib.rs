@@ -39,6 +39,7 @@ pub mod rates;
 pub mod receive;
 pub mod stage;
 pub mod store;
+mod ui;
 pub mod units;
 
 pub use config::{

@@ -36,6 +36,7 @@ pub fn router(store: Store, metrics: Arc<Metrics>) -> Router {
         .route("/metrics", get(health::prometheus))
         .with_state(ops)
         .merge(api(store))
+        .merge(crate::ui::router())
 }
 
 fn api(store: Store) -> Router {

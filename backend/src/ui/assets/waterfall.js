@@ -1,0 +1,138 @@
+// The waterfall: one row per visible span (the tree, with collapsed
+// subtrees hidden), a bar per span placed to scale on the trace's time axis.
+// Only the rows in view (plus a margin) exist in the DOM, so a trace of tens
+// of thousands of spans scrolls as lightly as one of ten.
+
+import { fmtDuration } from './api.js';
+import { h } from './router.js';
+
+const ROW = 24; // px; matches --row in style.css
+const OVERSCAN = 20; // rows drawn beyond each edge of the view
+const INDENT = 14; // px per tree level
+const MAX_INDENT_LEVELS = 30; // deeper trees stop indenting (the depth is in the tooltip)
+
+export class Waterfall {
+  constructor(model, onSelect) {
+    this.model = model;
+    this.onSelect = onSelect;
+    this.collapsed = new Set();
+    this.selected = null;
+    this.spacer = h('div', { class: 'wf-spacer' });
+    this.scroll = h('div', { class: 'wf-scroll', onscroll: () => this.schedule() }, this.spacer);
+    this.element = h('div', { class: 'waterfall', 'data-span-count': model.spans.length }, this.axis(), this.scroll);
+    this.drawn = { from: -1, to: -1 };
+    this.layout();
+  }
+
+  /** Draws the first rows and keeps the view in step with the window's size. */
+  mount() {
+    this.draw(true);
+    new ResizeObserver(() => this.draw(true)).observe(this.scroll);
+  }
+
+  /** The time axis: five ticks from 0 to the trace's duration. */
+  axis() {
+    const d = this.model.duration;
+    const ticks = [0, 0.25, 0.5, 0.75, 1].map((f, i, all) => h('div', {
+      class: `wf-tick${i === all.length - 1 ? ' last' : ''}`,
+      style: { left: i === all.length - 1 ? '100%' : `${f * 100}%` },
+    }, fmtDuration(f * d)));
+    return h('div', { class: 'wf-axis' }, h('div', { class: 'wf-label' }, 'Service: operation'), h('div', { class: 'wf-ticks' }, ticks));
+  }
+
+  /** The visible rows, depth-first, skipping collapsed subtrees. */
+  layout() {
+    const rows = [];
+    const stack = [...this.model.roots].reverse().map((span) => [span, 0]);
+    while (stack.length) {
+      const [span, depth] = stack.pop();
+      rows.push({ span, depth });
+      if (!this.collapsed.has(span.id)) {
+        for (let i = span.children.length - 1; i >= 0; i--) stack.push([span.children[i], depth + 1]);
+      }
+    }
+    this.rows = rows;
+    this.spacer.style.height = `${rows.length * ROW}px`;
+  }
+
+  schedule() {
+    if (this.pending) return;
+    this.pending = requestAnimationFrame(() => {
+      this.pending = null;
+      this.draw(false);
+    });
+  }
+
+  draw(force) {
+    const top = this.scroll.scrollTop;
+    const height = this.scroll.clientHeight || 600;
+    const from = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
+    const to = Math.min(this.rows.length, Math.ceil((top + height) / ROW) + OVERSCAN);
+    if (!force && from === this.drawn.from && to === this.drawn.to) return;
+    this.drawn = { from, to };
+    const rows = [];
+    for (let i = from; i < to; i++) rows.push(this.row(this.rows[i], i));
+    this.spacer.replaceChildren(...rows);
+  }
+
+  row({ span, depth }, index) {
+    const m = this.model;
+    const s = span.raw;
+    const left = ((span.start - m.start) / m.duration) * 100;
+    const width = ((span.end - span.start) / m.duration) * 100;
+    const critical = m.critical.has(span.id);
+    const hasKids = span.children.length > 0;
+    const toggle = h('button', {
+      class: 'wf-toggle',
+      'aria-label': hasKids ? 'collapse or expand' : null,
+      onclick: (e) => {
+        e.stopPropagation();
+        if (hasKids) this.toggle(span.id);
+      },
+    }, hasKids ? (this.collapsed.has(span.id) ? '▸' : '▾') : '');
+    const label = h('div', {
+      class: 'wf-label',
+      title: `${s.resource.serviceName}: ${s.name} (depth ${depth})`,
+      style: { paddingLeft: `${4 + Math.min(depth, MAX_INDENT_LEVELS) * INDENT}px` },
+    }, toggle, span.error ? h('span', { class: 'wf-err', title: 'error' }, '!') : null,
+    h('span', { class: 'wf-service' }, s.resource.serviceName), s.name);
+    const bar = h('div', {
+      class: `wf-bar${span.error ? ' error' : ''}${critical ? ' critical' : ''}`,
+      style: { left: `${left}%`, width: `${width}%` },
+    });
+    // The duration label sits inside a long bar, else right of the bar, or
+    // left of it near the end of the axis.
+    const place = width > 20 ? ['wf-dur inside', { left: `${left}%` }]
+      : left + width > 80 ? ['wf-dur', { right: `${100 - left}%` }]
+        : ['wf-dur', { left: `${left + width}%` }];
+    const text = h('span', { class: place[0], style: place[1] }, fmtDuration(span.end - span.start));
+    return h('div', {
+      class: `wf-row${this.selected === span.id ? ' selected' : ''}`,
+      style: { top: `${index * ROW}px` },
+      'data-span-id': span.id,
+      'data-critical': critical ? 'true' : 'false',
+      'data-error': span.error ? 'true' : 'false',
+      onclick: () => this.select(span),
+    }, label, h('div', { class: 'wf-track' }, bar, text));
+  }
+
+  select(span) {
+    this.selected = span.id;
+    for (const el of this.spacer.querySelectorAll('.wf-row.selected')) el.classList.remove('selected');
+    this.spacer.querySelector(`[data-span-id="${span.id}"]`)?.classList.add('selected');
+    this.onSelect(span);
+  }
+
+  toggle(id) {
+    if (this.collapsed.has(id)) this.collapsed.delete(id);
+    else this.collapsed.add(id);
+    this.layout();
+    this.draw(true);
+  }
+
+  setAllCollapsed(collapsed) {
+    this.collapsed = new Set(collapsed ? this.model.spans.filter((s) => s.children.length).map((s) => s.id) : []);
+    this.layout();
+    this.draw(true);
+  }
+}

@@ -1,0 +1,276 @@
+// Drives Debian's Chromium through otelite's web UI with playwright-core and
+// checks each page against what the Rust test seeded (tests/ui.rs). Usage:
+//   node ui.js expectations.json
+// Prints one JSON line `{"ok":true,"screenshots":[…],"figures":{…}}` at the
+// end; any failed check throws, prints the reason and exits non-zero.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const expect = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const PX = 1.0; // tolerance for bar positions and widths, in CSS pixels
+
+function check(condition, what, detail) {
+  if (!condition) throw new Error(`${what}${detail === undefined ? '' : `: ${JSON.stringify(detail)}`}`);
+}
+
+async function main() {
+  const profile = fs.mkdtempSync(path.join(require('os').tmpdir(), 'otelite-chromium-'));
+  // A fresh profile per run (playwright passes it as --user-data-dir).
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: expect.chromium,
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    // Keep Chromium off the network: no updates, sync, QUIC probes or first-run calls.
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const shots = [];
+  const figures = {};
+  try {
+    const page = browser.pages()[0] || await browser.newPage();
+    const errors = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+
+    // Opens a view and waits until its page says it is drawn.
+    const open = async (base, hash) => {
+      errors.length = 0;
+      if (page.url().startsWith(base)) await page.evaluate((h) => { location.hash = h; }, hash);
+      else await page.goto(`${base}/${hash}`);
+      await page.waitForSelector(`main[data-route="${hash}"][data-state="ready"]`, { timeout: 30000 });
+    };
+    // Fails on console errors except the ones this view is expected to cause.
+    const noConsoleErrors = (view, allowed = []) => {
+      const bad = errors.filter((e) => !allowed.some((re) => re.test(e)));
+      check(bad.length === 0, `${view}: console errors`, bad);
+    };
+    const shot = async (name) => {
+      const file = path.join(expect.screenshots, `${name}.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      shots.push(file);
+    };
+    const text = (selector) => page.$eval(selector, (el) => el.textContent);
+
+    await searchPage(page, open, noConsoleErrors, shot, text);
+    await tracePage(page, open, noConsoleErrors, shot, text, figures);
+    await bigTrace(page, open, noConsoleErrors, shot, figures);
+    await ratesPage(page, open, noConsoleErrors, shot);
+    await graphPage(page, open, noConsoleErrors, shot);
+    await messages(page, open, noConsoleErrors, shot, text);
+  } finally {
+    await browser.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+  console.log(JSON.stringify({ ok: true, screenshots: shots, figures }));
+}
+
+async function searchPage(page, open, noConsoleErrors, shot, text) {
+  const { checkout, health } = expect.traces;
+  await open(expect.base, '#/search');
+  const ids = await page.$$eval('.result[data-trace-id]', (els) => els.map((e) => e.dataset.traceId));
+  for (const t of [checkout, health]) check(ids.includes(t.id), `search lists trace ${t.id}`, ids);
+  const title = await text(`.result[data-trace-id="${checkout.id}"] .result-title`);
+  check(title === `frontend: ${checkout.root}`, 'search shows the root of the checkout trace', title);
+  const foot = await text(`.result[data-trace-id="${checkout.id}"] .result-foot`);
+  check(foot.includes(`${checkout.spans.length} spans`) && foot.includes('2 errors'), 'span and error counts', foot);
+  const chips = await page.$$eval(`.result[data-trace-id="${checkout.id}"] .chip`, (els) => els.map((e) => e.textContent));
+  check(chips.join() === 'frontend (4),payments (2)', 'services with their span counts', chips);
+  const dots = await page.$$eval('svg.scatter circle', (els) => els.map((e) => e.dataset.traceId));
+  check(dots.includes(checkout.id) && dots.includes(health.id), 'a scatter dot per trace', dots);
+  noConsoleErrors('search');
+  await shot('search');
+
+  // Filters live in the URL: only the checkout trace has an error in payments.
+  await open(expect.base, '#/search?service=payments&error=1');
+  const filtered = await page.$$eval('.result[data-trace-id]', (els) => els.map((e) => e.dataset.traceId));
+  check(filtered.length === 1 && filtered[0] === checkout.id, 'service + error filter', filtered);
+  await page.waitForSelector('select[name=operation] option[value="POST /charge"]', { state: 'attached' });
+  noConsoleErrors('search with filters');
+
+  // The filter form writes the URL; the operation list follows the service.
+  await open(expect.base, '#/search');
+  await page.selectOption('select[name=service]', 'frontend');
+  await page.waitForSelector(`select[name=operation] option[value="${checkout.root}"]`, { state: 'attached' });
+  await page.selectOption('select[name=operation]', health.root);
+  await page.click('form button[type=submit]');
+  await page.waitForFunction(() => location.hash.includes('operation='));
+  const hash = await page.evaluate(() => location.hash);
+  await page.waitForSelector(`main[data-route="${hash}"][data-state="ready"]`);
+  const byOperation = await page.$$eval('.result[data-trace-id]', (els) => els.map((e) => e.dataset.traceId));
+  check(byOperation.length === 1 && byOperation[0] === health.id, 'operation filter from the form', { hash, byOperation });
+  noConsoleErrors('search form');
+}
+
+async function tracePage(page, open, noConsoleErrors, shot, text, figures) {
+  const { checkout } = expect.traces;
+  // A trace id typed into the header opens the trace from any page.
+  await open(expect.base, '#/rates');
+  await page.fill('#trace-jump input', checkout.id.toUpperCase());
+  await page.click('#trace-jump button');
+  const hash = `#/trace/${checkout.id}`;
+  await page.waitForSelector(`main[data-route="${hash}"][data-state="ready"]`, { timeout: 30000 });
+  check((await text('.trace-head h1')) === `frontend: ${checkout.root}`, 'trace title');
+
+  const rows = await page.$$eval('.wf-row', (els) => els.map((row) => {
+    const track = row.querySelector('.wf-track').getBoundingClientRect();
+    const bar = row.querySelector('.wf-bar').getBoundingClientRect();
+    return {
+      id: row.dataset.spanId,
+      name: row.querySelector('.wf-label').textContent,
+      left: bar.left - track.left,
+      width: bar.width,
+      track: track.width,
+      critical: row.dataset.critical === 'true',
+      error: row.dataset.error === 'true',
+    };
+  }));
+  check(rows.length === checkout.spans.length, 'one waterfall row per span', rows.map((r) => r.name));
+  const order = rows.map((r) => r.id);
+  check(JSON.stringify(order) === JSON.stringify(checkout.spans.map((s) => s.id)), 'rows in tree order',
+    { got: rows.map((r) => r.name), want: checkout.spans.map((s) => s.name) });
+  let worst = 0;
+  for (const span of checkout.spans) {
+    const row = rows.find((r) => r.id === span.id);
+    const left = (span.offsetNs / checkout.durationNs) * row.track;
+    const width = (span.durationNs / checkout.durationNs) * row.track;
+    worst = Math.max(worst, Math.abs(row.left - left), Math.abs(row.width - width));
+    check(Math.abs(row.left - left) <= PX && Math.abs(row.width - width) <= PX,
+      `bar of ${span.name} to scale`, { want: { left, width }, got: row });
+    check(row.critical === span.critical, `critical path mark of ${span.name}`, row);
+    check(row.error === span.error, `error mark of ${span.name}`, row);
+    check(row.name.includes(span.name) && row.name.includes(span.service), `label of ${span.name}`, row.name);
+  }
+  figures.worstBarErrorPx = Number(worst.toFixed(3));
+  const axis = await page.$$eval('.wf-tick', (els) => els.map((e) => e.textContent));
+  check(axis[0] === '0' && axis[axis.length - 1] === checkout.durationText, 'time axis from 0 to the duration', axis);
+
+  // The detail panel of the failed span: status, attributes, event, resource, scope.
+  const charge = checkout.spans.find((s) => s.name === 'charge');
+  await page.click(`.wf-row[data-span-id="${charge.id}"]`);
+  const detail = await text('.detail');
+  for (const want of ['charge', 'error: payment declined', 'payment.amount', '42.5', 'retry', 'attempt',
+    '+20.0ms in the span', 'deployment.environment.name', 'e2e', 'otelite-e2e-ui', charge.id]) {
+    check(detail.includes(want), `detail panel shows ${want}`, detail);
+  }
+  // Collapsing the charge span hides its two descendants.
+  await page.click(`.wf-row[data-span-id="${charge.id}"] .wf-toggle`);
+  check((await page.$$('.wf-row')).length === checkout.spans.length - 2, 'collapse hides the subtree');
+  noConsoleErrors('trace');
+  await page.click(`.wf-row[data-span-id="${charge.id}"] .wf-toggle`);
+  await page.click(`.wf-row[data-span-id="${charge.id}"]`);
+  await shot('trace');
+}
+
+async function bigTrace(page, open, noConsoleErrors, shot, figures) {
+  const { big } = expect.traces;
+  const began = Date.now();
+  await open(expect.base, `#/trace/${big.id}`);
+  figures.bigTraceOpenMs = Date.now() - began; // reported, never asserted
+  const count = await page.$eval('.waterfall', (el) => Number(el.dataset.spanCount));
+  check(count === big.spanCount, 'the big trace has all its spans', count);
+  const drawn = (await page.$$('.wf-row')).length;
+  check(drawn > 10 && drawn < 200, 'only the rows in view are in the DOM', drawn);
+  figures.bigTraceRowsInDom = drawn;
+  await page.$eval('.wf-scroll', (el) => { el.scrollTop = el.scrollHeight; });
+  await page.waitForSelector(`.wf-row[data-span-id="${big.lastSpanId}"]`, { timeout: 10000 });
+  check((await page.$$('.wf-row')).length < 200, 'still few rows after scrolling to the end');
+  await page.click('text=Collapse all');
+  check((await page.$$('.wf-row')).length === 1, 'collapse all leaves the root');
+  await page.click('text=Expand all');
+  noConsoleErrors('big trace');
+  await shot('trace-10k');
+}
+
+async function ratesPage(page, open, noConsoleErrors, shot) {
+  await open(expect.base, '#/rates');
+  await page.waitForSelector('.over-time svg.chart');
+  for (const [service, stored] of Object.entries(expect.stored)) {
+    const n = await page.$eval(`.funnel-card[data-service="${service}"] tr[data-stage="store"]`, (el) => el.dataset.n);
+    check(Number(n) === stored, `store count of ${service}`, n);
+    const stages = await page.$$eval(`.funnel-card[data-service="${service}"] tr[data-stage]`, (els) => els.map((e) => e.dataset.stage));
+    check(stages.join() === 'total,collect,transmit,process,analyze,store', `the stages of ${service}`, stages);
+  }
+  const all = await page.$eval('.funnel-card[data-service=""] tr[data-stage="store"]', (el) => el.dataset.n);
+  const sum = Object.values(expect.stored).reduce((a, b) => a + b, 0);
+  check(Number(all) === sum, 'store count of all services', all);
+  const lines = await page.$$eval('.over-time polyline', (els) => els.map((e) => e.dataset.stage));
+  check(lines.includes('store'), 'a line per stage over time', lines);
+  // The spans the SDK dropped show as a loss at collect, and nowhere else.
+  const losses = await page.$$eval('.funnel-card[data-service="lossy"] tr.loss', (els) =>
+    els.map((e) => [e.dataset.stage, e.querySelector('.lost').textContent]));
+  check(losses.length === 1 && losses[0][0] === 'collect' && losses[0][1] === `−${expect.lossAtCollect} lost`,
+    'the loss at collect is marked', losses);
+  noConsoleErrors('rates');
+  await shot('rates');
+
+  // Over time for the lossy service alone: the slice with the loss is banded.
+  await page.click('.funnel-card[data-service="lossy"] h2 a.muted');
+  await page.waitForSelector('main[data-route="#/rates?service=lossy"][data-state="ready"]');
+  await page.waitForSelector('.over-time svg.chart');
+  check((await page.$$('.over-time rect.lossband')).length >= 1, 'a loss band over time');
+  check((await page.$eval('.over-time select', (s) => s.value)) === 'lossy', 'the chart is for the chosen service');
+  noConsoleErrors('rates for one service');
+  await shot('rates-lossy');
+}
+
+async function graphPage(page, open, noConsoleErrors, shot) {
+  await open(expect.base, '#/graph');
+  for (const e of expect.edges) {
+    const sel = `table.edges tr[data-parent="${e.parent}"][data-child="${e.child}"]`;
+    const row = await page.$eval(sel, (tr) => [tr.querySelector('.calls').textContent, tr.querySelector('.errors').textContent]);
+    check(row[0] === String(e.callCount) && row[1] === String(e.errorCount), `edge ${e.parent} → ${e.child}`, row);
+    check(await page.$(`svg.graph g.edge[data-parent="${e.parent}"][data-child="${e.child}"] path`), `arrow ${e.parent} → ${e.child}`);
+  }
+  const nodes = await page.$$eval('svg.graph g.node', (els) => els.map((e) => {
+    const box = e.querySelector('rect').getBoundingClientRect();
+    return { service: e.dataset.service, text: e.querySelector('text').textContent, drawn: box.width > 50 && box.height > 10 };
+  }));
+  check(nodes.map((n) => n.service).join() === 'batch-job,frontend,lossy,payments', 'a node per service, callers or not', nodes);
+  check(nodes.every((n) => n.drawn && n.text === n.service), 'each node drawn with its name', nodes);
+  noConsoleErrors('graph');
+  await shot('graph');
+  await page.click('svg.graph g.node[data-service="payments"]');
+  await page.waitForSelector('main[data-route="#/search?service=payments"][data-state="ready"]');
+}
+
+async function messages(page, open, noConsoleErrors, shot, text) {
+  const notFound = /Failed to load resource.*404/;
+  await open(expect.base, `#/trace/${expect.unknownTraceId}`);
+  check((await text('.message')).includes('Trace not found'), 'unknown trace message');
+  noConsoleErrors('unknown trace', [notFound]);
+  await shot('trace-not-found');
+
+  await open(expect.base, '#/trace/not-a-trace-id');
+  const bad = await text('.message.error');
+  check(bad.includes('400') && bad.includes('32 hex digits'), 'a backend error is shown with its reason', bad);
+  noConsoleErrors('bad trace id', [/Failed to load resource.*400/]);
+
+  // The backend gone: every API call fails in the network layer.
+  await page.route('**/api/**', (route) => route.abort());
+  await open(expect.base, '#/graph');
+  check((await text('.message.error')).includes('cannot be reached'), 'an unreachable backend is named as such');
+  noConsoleErrors('backend unreachable', [/Failed to load resource/]);
+  await shot('backend-unreachable');
+  await page.unroute('**/api/**');
+
+  await page.fill('#trace-jump input', 'xyz');
+  await page.click('#trace-jump button');
+  check((await text('.jump-error')).includes('32 hex digits'), 'the trace box refuses a non-id');
+
+  for (const view of ['#/search', '#/rates', '#/graph']) {
+    await open(expect.emptyBase, view);
+    const shown = await text('main');
+    check(shown.includes('No spans stored yet'), `empty database message on ${view}`, shown);
+    noConsoleErrors(`empty ${view}`);
+  }
+  await open(expect.emptyBase, '#/search');
+  await shot('empty-database');
+}
+
+main().catch((e) => {
+  console.error(e && e.stack ? e.stack : String(e));
+  process.exit(1);
+});

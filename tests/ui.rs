@@ -1,0 +1,458 @@
+//! The web UI in a real headless Chromium (Debian's `chromium`, driven by
+//! `tests/clients/browser/ui.js` through playwright-core) against a backend
+//! seeded through the real OTLP path with known traces: every page loads
+//! without console errors and shows the seeded data, the waterfall's bars
+//! sit where the spans' times put them, a 10 000-span trace draws only the
+//! rows in view, a loss at `collect` is marked in the funnel and over time,
+//! and the empty-database, unknown-trace and backend-error messages show. A screenshot of each page is written to
+//! `target/ui-screenshots/` (the test prints the path).
+//!
+//! Chromium, Node and the npm packages come from `.ci/run`; the test fails,
+//! never skips, when one is missing.
+
+use crate::support::{self, Backend, GatedProxy};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState, Tracer as _,
+    TracerProvider as _,
+};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, SdkTracer};
+use otelite_exporter::convert::to_otlp;
+use otelite_exporter::model::{self, AnyValue, Resource, Scope, SpanId, TraceId};
+use prost::Message;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The browser script gets this long for all its pages.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
+const MS: u64 = 1_000_000;
+
+const INSTALL_HINT: &str = "install what `.ci/run` installs for the UI test: \
+    `apt-get install -y chromium nodejs npm` and `(cd tests/clients/browser && npm ci)`";
+
+/// Chromium, Node and playwright-core, or a panic that says how to get them.
+fn browser_tools() -> String {
+    assert!(
+        Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing; {INSTALL_HINT}"
+    );
+    let script_dir = support::foreign::clients_dir().join("browser");
+    assert!(
+        script_dir.join("node_modules/playwright-core").is_dir(),
+        "tests/clients/browser/node_modules lacks playwright-core; {INSTALL_HINT}"
+    );
+    let node = std::env::var("OTELITE_NODE").unwrap_or_else(|_| "node".to_owned());
+    match Command::new(&node).arg("--version").output() {
+        Ok(out) if out.status.success() => node,
+        Ok(out) => panic!("{node} --version failed: {out:?}; {INSTALL_HINT}"),
+        Err(e) => panic!("cannot run {node} ({e}); {INSTALL_HINT}"),
+    }
+}
+
+/// Where the screenshots go: `target/ui-screenshots/` of this workspace.
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("ui-screenshots");
+    std::fs::create_dir_all(&dir).expect("create the screenshot directory");
+    dir
+}
+
+/// One span the UI must draw: where it sits in the trace and how it is marked.
+struct Expected {
+    context: SpanContext,
+    name: &'static str,
+    service: &'static str,
+    offset_ms: u64,
+    duration_ms: u64,
+    error: bool,
+    critical: bool,
+}
+
+/// Starts a span at `offset_ms` into the trace under `parent` (or as a
+/// root), ends it `duration_ms` later and returns what the UI should show.
+#[allow(clippy::too_many_arguments)] // a table row, read at the call site
+fn span(
+    tracer: &SdkTracer,
+    (service, base): (&'static str, SystemTime),
+    parent: Option<&SpanContext>,
+    name: &'static str,
+    kind: SpanKind,
+    (offset_ms, duration_ms): (u64, u64),
+    error: Option<&'static str>,
+    critical: bool,
+) -> Expected {
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let cx = parent.map_or_else(Context::new, |p| {
+        Context::new().with_remote_span_context(p.clone())
+    });
+    let mut span = tracer
+        .span_builder(name)
+        .with_kind(kind)
+        .with_start_time(at(offset_ms))
+        .start_with_context(tracer, &cx);
+    if let Some(message) = error {
+        span.set_status(Status::error(message));
+    }
+    if name == "charge" {
+        span.set_attribute(KeyValue::new("payment.amount", 42.5));
+        span.add_event_with_timestamp(
+            "retry",
+            at(offset_ms + 20),
+            vec![KeyValue::new("attempt", 2)],
+        );
+    }
+    let context = span.span_context().clone();
+    span.end_with_timestamp(at(offset_ms + duration_ms));
+    Expected {
+        context,
+        name,
+        service,
+        offset_ms,
+        duration_ms,
+        error: error.is_some(),
+        critical,
+    }
+}
+
+/// The checkout trace across frontend and payments (the spans in the
+/// waterfall's order), and a one-span health check trace.
+fn seed_with_sdk(frontend: &SdkTracer, payments: &SdkTracer) -> (Vec<Expected>, Expected) {
+    let base = SystemTime::now() - Duration::from_secs(20);
+    let (fe, pay) = (("frontend", base), ("payments", base));
+    let root = span(
+        frontend,
+        fe,
+        None,
+        "GET /checkout",
+        SpanKind::Server,
+        (0, 100),
+        None,
+        true,
+    );
+    let load = span(
+        frontend,
+        fe,
+        Some(&root.context),
+        "load-cart",
+        SpanKind::Internal,
+        (5, 30),
+        None,
+        true,
+    );
+    // Overlaps charge, ends before it: off the critical path.
+    let audit = span(
+        frontend,
+        fe,
+        Some(&root.context),
+        "audit",
+        SpanKind::Internal,
+        (30, 30),
+        None,
+        false,
+    );
+    let charge = span(
+        frontend,
+        fe,
+        Some(&root.context),
+        "charge",
+        SpanKind::Client,
+        (40, 55),
+        Some("payment declined"),
+        true,
+    );
+    let server = span(
+        payments,
+        pay,
+        Some(&charge.context),
+        "POST /charge",
+        SpanKind::Server,
+        (45, 45),
+        Some("card refused"),
+        true,
+    );
+    let query = span(
+        payments,
+        pay,
+        Some(&server.context),
+        "db.query",
+        SpanKind::Client,
+        (50, 20),
+        None,
+        true,
+    );
+    let health = span(
+        frontend,
+        (fe.0, base + Duration::from_secs(1)),
+        None,
+        "GET /health",
+        SpanKind::Server,
+        (0, 3),
+        None,
+        true,
+    );
+    (vec![root, load, audit, charge, server, query], health)
+}
+
+/// A 10 000-span trace of service batch-job (a root, 99 batches of 100
+/// items), posted as one OTLP/HTTP protobuf request. Returns its id and the
+/// id of the span drawn last.
+async fn seed_big_trace(backend: &Backend) -> (String, String) {
+    let trace_id = support::unique_trace_id(0xb1);
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+        - 60_000 * MS;
+    let resource = Arc::new(Resource::new(
+        vec![model::KeyValue::new(
+            "service.name",
+            AnyValue::String("batch-job".into()),
+        )],
+        0,
+        String::new(),
+    ));
+    let scope = Arc::new(Scope::default());
+    let make = |n: u64, parent: Option<u64>, name: String, from: u64, len: u64| model::Span {
+        trace_id,
+        span_id: SpanId((n + 1).to_be_bytes()),
+        parent_span_id: parent.map(|p| SpanId((p + 1).to_be_bytes())),
+        trace_state: String::new(),
+        flags: 1,
+        resource: resource.clone(),
+        scope: scope.clone(),
+        name,
+        kind: model::SpanKind::Internal,
+        start_time_unix_nano: start + from,
+        end_time_unix_nano: start + from + len,
+        status: model::Status::default(),
+        attributes: vec![],
+        dropped_attributes_count: 0,
+        events: vec![],
+        dropped_events_count: 0,
+        links: vec![],
+        dropped_links_count: 0,
+    };
+    let mut spans = vec![make(0, None, "GET /batch".into(), 0, 1_000 * MS)];
+    for batch in 0..99u64 {
+        let id = 1 + batch * 101;
+        spans.push(make(
+            id,
+            Some(0),
+            format!("batch {batch}"),
+            batch * 10 * MS,
+            10 * MS,
+        ));
+        for item in 0..100u64 {
+            let from = batch * 10 * MS + item * MS / 10;
+            spans.push(make(
+                id + 1 + item,
+                Some(id),
+                format!("item {batch}.{item}"),
+                from,
+                MS / 10,
+            ));
+        }
+    }
+    assert_eq!(spans.len(), 10_000);
+    let last = spans.last().expect("spans").span_id.to_hex();
+    let reply = backend
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            None,
+            to_otlp(&spans).encode_to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "the big trace is accepted: {reply:?}");
+    (trace_id.to_hex(), last)
+}
+
+/// Loss at `collect`, as in `loss.rs`: the first export hangs in a closed
+/// proxy while 500 spans end, so the SDK's 16-span queue overflows. The
+/// spans share a remote parent that never arrives (one orphan trace).
+/// Returns the service's stage counts once everything that got through is
+/// stored.
+async fn seed_loss(backend: &Backend) -> support::ServiceRates {
+    let proxy = GatedProxy::start(backend.otlp, false).await;
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(16)
+        .with_max_export_batch_size(16)
+        .with_scheduled_delay(Duration::from_millis(1))
+        .build();
+    let provider = support::otelite_provider(&proxy.url(), "lossy", Some(batch));
+    let parent = SpanContext::new(
+        opentelemetry::trace::TraceId::from_bytes(support::unique_trace_id(0x10).0),
+        opentelemetry::trace::SpanId::from_bytes([0x10; 8]),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let cx = Context::new().with_remote_span_context(parent);
+    let tracer = provider.tracer("otelite-e2e-ui");
+    for i in 0..500 {
+        tracer
+            .span_builder(format!("burst-{i}"))
+            .start_with_context(&tracer, &cx)
+            .end();
+    }
+    proxy.open();
+    support::shutdown(provider).await;
+    let rates = backend
+        .wait_for_rates("lossy", |r| {
+            r.n("total").is_some() && r.n("store") == r.n("transmit")
+        })
+        .await;
+    assert!(
+        rates.n("collect") < rates.n("total"),
+        "the queue overflowed: {rates:#?}"
+    );
+    rates
+}
+
+/// Runs the browser script on `expectations` and returns its result line.
+fn run_browser(node: &str, expectations: &Value) -> Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("expect.json");
+    std::fs::write(&file, expectations.to_string()).expect("write expectations");
+    let script = support::foreign::clients_dir().join("browser/ui.js");
+    let mut child = Command::new(node)
+        .arg(&script)
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {node} {}: {e}", script.display()));
+    let deadline = Instant::now() + BROWSER_TIMEOUT;
+    while child.try_wait().expect("wait for node").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("node output");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "the browser checks failed ({}):\n{stderr}\n{stdout}",
+        out.status
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("ui.js printed no result line ({e}):\n{stdout}\n{stderr}"))
+}
+
+fn expected_json(span: &Expected, trace_start_ms: u64) -> Value {
+    json!({
+        "id": span.context.span_id().to_string(),
+        "name": span.name,
+        "service": span.service,
+        "offsetNs": (span.offset_ms - trace_start_ms) * MS,
+        "durationNs": span.duration_ms * MS,
+        "error": span.error,
+        "critical": span.critical,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_in_a_real_browser() {
+    let node = browser_tools();
+    let backend = Backend::start().await;
+    let empty = Backend::start().await;
+
+    let scope = InstrumentationScope::builder("otelite-e2e-ui")
+        .with_version("1.0.0")
+        .build();
+    let providers: Vec<_> = ["frontend", "payments"]
+        .iter()
+        .map(|service| support::otelite_provider(&backend.otlp_url(), service, None))
+        .collect();
+    let tracers: Vec<_> = providers
+        .iter()
+        .map(|p| p.tracer_with_scope(scope.clone()))
+        .collect();
+    let (checkout, health) = seed_with_sdk(&tracers[0], &tracers[1]);
+    for provider in providers {
+        support::shutdown(provider).await;
+    }
+    let (big_id, big_last) = seed_big_trace(&backend).await;
+    let lossy = seed_loss(&backend).await;
+
+    let checkout_id = checkout[0].context.trace_id().to_string();
+    let health_id = health.context.trace_id().to_string();
+    backend.wait_for_trace(&checkout_id, checkout.len()).await;
+    backend.wait_for_trace(&health_id, 1).await;
+    backend.wait_for_trace(&big_id, 10_000).await;
+    let lossy_stored = lossy.n("store").expect("lossy stored spans");
+    let stored = [
+        ("frontend", 5),
+        ("payments", 2),
+        ("batch-job", 10_000),
+        ("lossy", lossy_stored),
+    ];
+    for (service, n) in stored {
+        backend
+            .wait_for_rates(service, |r| r.n("store") == Some(n))
+            .await;
+    }
+    let (status, deps) = backend.get_json("/api/otelite/dependencies").await;
+    assert_eq!(status, 200, "{deps}");
+    let edges = deps["dependencies"]
+        .as_array()
+        .expect("dependencies")
+        .clone();
+    assert!(
+        edges
+            .iter()
+            .any(|e| e["parent"] == "frontend" && e["child"] == "payments" && e["callCount"] == 1),
+        "the seeded call frontend → payments: {deps}"
+    );
+
+    let shots = screenshot_dir();
+    let expectations = json!({
+        "chromium": CHROMIUM,
+        "base": format!("http://{}", backend.query),
+        "emptyBase": format!("http://{}", empty.query),
+        "screenshots": shots,
+        "unknownTraceId": TraceId([0x5e; 16]).to_hex(),
+        "stored": stored.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "edges": edges,
+        "lossAtCollect": lossy.n("total").zip(lossy.n("collect")).map(|(t, c)| t - c),
+        "traces": {
+            "checkout": {
+                "id": checkout_id,
+                "root": "GET /checkout",
+                "durationNs": 100 * MS,
+                "durationText": "100ms",
+                "spans": checkout.iter().map(|s| expected_json(s, 0)).collect::<Vec<_>>(),
+            },
+            "health": { "id": health_id, "root": "GET /health" },
+            "big": { "id": big_id, "spanCount": 10_000, "lastSpanId": big_last },
+        },
+    });
+    let result = tokio::task::spawn_blocking(move || run_browser(&node, &expectations))
+        .await
+        .expect("browser thread");
+    let written = result["screenshots"].as_array().expect("screenshots");
+    for file in written {
+        let path = PathBuf::from(file.as_str().expect("path"));
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 1000, "screenshot {} was written", path.display());
+    }
+    println!(
+        "UI screenshots ({}) in {}; figures: {}",
+        written.len(),
+        shots.display(),
+        result["figures"]
+    );
+}
