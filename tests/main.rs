@@ -7,10 +7,14 @@
 //! - `loss`: loss at a known stage shows at that stage with exact counts.
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
+//! - `crash`, `shutdown`, `overload`, `duplicates`: the real `otelite`
+//!   binary killed, signalled and flooded; retried batches stored once.
 
 mod support;
 
 mod bad_input;
+mod crash;
 mod foreign_clients;
 mod loss;
 mod rust_sdk;
+mod shutdown;
