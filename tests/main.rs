@@ -16,5 +16,6 @@ mod bad_input;
 mod crash;
 mod foreign_clients;
 mod loss;
+mod overload;
 mod rust_sdk;
 mod shutdown;

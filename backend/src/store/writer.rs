@@ -120,7 +120,7 @@ fn fail(group: Vec<WriteOp>, error: &StoreError) {
 /// the loss instead of the earlier stages hiding it.
 fn keep_stage_counts(conn: &mut Connection, state: &mut WriterState, group: &[WriteOp]) {
     let result = (|| -> Result<(), StoreError> {
-        let tx = conn.transaction()?;
+        let tx = begin(conn)?;
         for op in group {
             if let WriteOp::Spans(batch, _, _) = op {
                 add_counts(&tx, state, &batch.counted, batch.received_ns)?;
@@ -140,7 +140,7 @@ fn write_group(
     state: &mut WriterState,
     group: &[WriteOp],
 ) -> Result<Vec<Outcome>, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = begin(conn)?;
     let mut outcomes = Vec::with_capacity(group.len());
     for op in group {
         outcomes.push(match op {
@@ -153,6 +153,15 @@ fn write_group(
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// `BEGIN IMMEDIATE`: the write lock is taken first, so another writer
+/// (a RESTART checkpoint, a maintenance tool) makes this wait out the busy
+/// timeout. A deferred transaction would read first and then fail at once
+/// with "database is locked" when it tries to upgrade, since SQLite does not
+/// wait for a lock upgrade inside a read transaction.
+fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
 fn write_spans(
