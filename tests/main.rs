@@ -14,6 +14,7 @@ mod support;
 
 mod bad_input;
 mod crash;
+mod duplicates;
 mod foreign_clients;
 mod loss;
 mod overload;

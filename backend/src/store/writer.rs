@@ -179,6 +179,7 @@ fn write_spans(
     let mut ids = BatchIds::default();
     let mut inserted: Vec<&SpanFacts> = Vec::with_capacity(batch.spans.len());
     let mut stored_per_service: HashMap<&str, u64> = HashMap::new();
+    let mut duplicates_per_service: HashMap<&str, u64> = HashMap::new();
     for row in &batch.spans {
         let span = &row.facts;
         let resource_id = ids.resource(tx, state, &span.resource)?;
@@ -199,6 +200,7 @@ fn write_spans(
             row.body,
         ])?;
         if changed == 0 {
+            *duplicates_per_service.entry(span.service()).or_default() += 1;
             continue;
         }
         if !row.tokens.is_empty() {
@@ -212,7 +214,18 @@ fn write_spans(
     }
     let edges = state.edges.resolve(inserted.iter().copied());
     add_edges(tx, state, &edges)?;
-    add_counts(tx, state, &batch.counted, batch.received_ns)?;
+    // A span already stored (a retried batch) was counted at process and
+    // analyze when it first came: counting it again would show rates above
+    // 1 and a loss at the store stage that did not happen.
+    let counted: Vec<(String, Stage, u64)> = batch
+        .counted
+        .iter()
+        .map(|(service, stage, n)| {
+            let seen = duplicates_per_service.get(service.as_str()).copied();
+            (service.clone(), *stage, n.saturating_sub(seen.unwrap_or(0)))
+        })
+        .collect();
+    add_counts(tx, state, &counted, batch.received_ns)?;
     let minute = minute_of(batch.received_ns);
     for (service, n) in &stored_per_service {
         let service_id = state.service_id(tx, service)?;
