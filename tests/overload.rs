@@ -63,12 +63,17 @@ async fn overload_is_refused_with_retry_after_and_memory_stays_bounded() {
         "some requests stored, some refused: {:?}",
         ledger.statuses
     );
-    // What the backend may hold at once: every in-flight body with its
-    // decoded form (it reads a body before it can know the queue is full),
-    // plus the queued spans. A generous factor per byte and span; a leak or
-    // an unbounded queue under this load grows far past it.
+    // What the backend may hold at once: SQLite's page cache (the writer's
+    // `cache_size`), every in-flight body with its decoded form (a body is
+    // read before the queue can refuse it), and the queued spans; each with
+    // a generous factor. An unbounded queue under this load grows far past
+    // it (hundreds of thousands of spans at more than 1 KiB each).
     let body = ledger::batch(SERVICE, SPANS_PER_BATCH).body.len() as u64;
-    let ceiling = idle + 64 * MIB + SENDERS as u64 * body * 16 + QUEUED_SPANS as u64 * 8 * 1024;
+    let ceiling = idle
+        + SQLITE_CACHE
+        + SENDERS as u64 * body * 24
+        + QUEUED_SPANS as u64 * 8 * 1024
+        + 32 * MIB;
     println!(
         "overload: statuses {:?}; peak RSS {} MiB (idle {} MiB, ceiling {} MiB, body {} KiB)",
         ledger.statuses,
@@ -87,6 +92,8 @@ async fn overload_is_refused_with_retry_after_and_memory_stays_bounded() {
 }
 
 const MIB: u64 = 1024 * 1024;
+/// The writer connection's page cache (`PRAGMA cache_size = -65536`).
+const SQLITE_CACHE: u64 = 64 * MIB;
 
 /// One gauge or counter sample from `/metrics`, by its full series name.
 async fn metric(backend: &ServeProcess, series: &str) -> u64 {
