@@ -11,7 +11,7 @@
 
 use crate::support::ledger::{self, Ledger, Load, LoadSpec, Outcome};
 use crate::support::process::{ServeProcess, blocking, long_tests};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SERVICE: &str = "crash-load";
@@ -49,13 +49,13 @@ impl Rng {
     }
 }
 
-async fn start(db: &PathBuf) -> ServeProcess {
-    let db = db.clone();
+async fn start(db: &Path) -> ServeProcess {
+    let db = db.to_owned();
     blocking(move || ServeProcess::start(&db, &[])).await
 }
 
-async fn check(db: &PathBuf, ledger: Ledger) -> (Ledger, ledger::Stored) {
-    let db = db.clone();
+async fn check(db: &Path, ledger: Ledger) -> (Ledger, ledger::Stored) {
+    let db = db.to_owned();
     blocking(move || {
         let stored = ledger::check_database(&db, &ledger, SERVICE);
         (ledger, stored)

@@ -6,13 +6,13 @@
 use crate::support::ServiceRates;
 use crate::support::ledger::{self, Batch, Ledger, Outcome};
 use crate::support::process::{ServeProcess, blocking};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 const SERVICE: &str = "duplicates";
 
-async fn start(db: &PathBuf) -> ServeProcess {
-    let db = db.clone();
+async fn start(db: &Path) -> ServeProcess {
+    let db = db.to_owned();
     blocking(move || ServeProcess::start(&db, &[])).await
 }
 

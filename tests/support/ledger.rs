@@ -187,7 +187,7 @@ impl Ledger {
                 retry_after,
             } => {
                 *self.statuses.entry(status).or_default() += 1;
-                if !retry_after.is_some_and(|v| v.trim().parse::<u64>().is_ok()) {
+                if retry_after.is_none_or(|v| v.trim().parse::<u64>().is_err()) {
                     self.missing_retry_after += 1;
                 }
                 self.refused.extend(batch.keys);
