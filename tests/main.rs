@@ -10,13 +10,20 @@
 //! - `metrics`: `/metrics` through Prometheus' own text parser.
 //! - `security`: bearer tokens, TLS, and limits on request heads.
 //! - `ui`: the web UI in headless Chromium against seeded traces.
+//! - `crash`, `shutdown`, `overload`, `duplicates`: the real `otelite`
+//!   binary killed, signalled and flooded; retried batches stored once.
 
 mod support;
 
 mod bad_input;
+mod crash;
+mod duplicates;
 mod foreign_clients;
 mod loss;
 mod metrics;
 mod rust_sdk;
 mod security;
 mod ui;
+mod overload;
+mod rust_sdk;
+mod shutdown;

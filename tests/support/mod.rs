@@ -8,6 +8,8 @@
 #![allow(dead_code)] // not every module uses every helper
 
 pub mod foreign;
+pub mod ledger;
+pub mod process;
 pub mod proxy;
 
 pub use proxy::GatedProxy;

@@ -120,7 +120,7 @@ fn fail(group: Vec<WriteOp>, error: &StoreError) {
 /// the loss instead of the earlier stages hiding it.
 fn keep_stage_counts(conn: &mut Connection, state: &mut WriterState, group: &[WriteOp]) {
     let result = (|| -> Result<(), StoreError> {
-        let tx = conn.transaction()?;
+        let tx = begin(conn)?;
         for op in group {
             if let WriteOp::Spans(batch, _, _) = op {
                 add_counts(&tx, state, &batch.counted, batch.received_ns)?;
@@ -140,7 +140,7 @@ fn write_group(
     state: &mut WriterState,
     group: &[WriteOp],
 ) -> Result<Vec<Outcome>, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = begin(conn)?;
     let mut outcomes = Vec::with_capacity(group.len());
     for op in group {
         outcomes.push(match op {
@@ -153,6 +153,15 @@ fn write_group(
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// `BEGIN IMMEDIATE`: the write lock is taken first, so another writer
+/// (a RESTART checkpoint, a maintenance tool) makes this wait out the busy
+/// timeout. A deferred transaction would read first and then fail at once
+/// with "database is locked" when it tries to upgrade, since SQLite does not
+/// wait for a lock upgrade inside a read transaction.
+fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
 fn write_spans(
@@ -170,6 +179,7 @@ fn write_spans(
     let mut ids = BatchIds::default();
     let mut inserted: Vec<&SpanFacts> = Vec::with_capacity(batch.spans.len());
     let mut stored_per_service: HashMap<&str, u64> = HashMap::new();
+    let mut duplicates_per_service: HashMap<&str, u64> = HashMap::new();
     for row in &batch.spans {
         let span = &row.facts;
         let resource_id = ids.resource(tx, state, &span.resource)?;
@@ -190,6 +200,7 @@ fn write_spans(
             row.body,
         ])?;
         if changed == 0 {
+            *duplicates_per_service.entry(span.service()).or_default() += 1;
             continue;
         }
         if !row.tokens.is_empty() {
@@ -203,7 +214,18 @@ fn write_spans(
     }
     let edges = state.edges.resolve(inserted.iter().copied());
     add_edges(tx, state, &edges)?;
-    add_counts(tx, state, &batch.counted, batch.received_ns)?;
+    // A span already stored (a retried batch) was counted at process and
+    // analyze when it first came: counting it again would show rates above
+    // 1 and a loss at the store stage that did not happen.
+    let counted: Vec<(String, Stage, u64)> = batch
+        .counted
+        .iter()
+        .map(|(service, stage, n)| {
+            let seen = duplicates_per_service.get(service.as_str()).copied();
+            (service.clone(), *stage, n.saturating_sub(seen.unwrap_or(0)))
+        })
+        .collect();
+    add_counts(tx, state, &counted, batch.received_ns)?;
     let minute = minute_of(batch.received_ns);
     for (service, n) in &stored_per_service {
         let service_id = state.service_id(tx, service)?;

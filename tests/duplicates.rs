@@ -1,0 +1,78 @@
+//! Duplicates: a batch posted again — right after, twice at once, or after
+//! a restart, as an exporter retries a request whose answer it never got —
+//! is stored once and counted once: no duplicate rows, and `N_process`,
+//! `N_analyze` and `N_store` all equal the distinct spans sent.
+
+use crate::support::ServiceRates;
+use crate::support::ledger::{self, Batch, Ledger, Outcome};
+use crate::support::process::{ServeProcess, blocking};
+use std::path::Path;
+use std::time::Duration;
+
+const SERVICE: &str = "duplicates";
+
+async fn start(db: &Path) -> ServeProcess {
+    let db = db.to_owned();
+    blocking(move || ServeProcess::start(&db, &[])).await
+}
+
+async fn post_acked(backend: &ServeProcess, batch: &Batch) {
+    let url = format!("{}/v1/traces", backend.otlp_url());
+    let outcome = ledger::post(&reqwest::Client::new(), &url, batch.body.clone()).await;
+    assert!(matches!(outcome, Outcome::Acked), "{outcome:?}");
+}
+
+async fn rates(backend: &ServeProcess) -> ServiceRates {
+    let url = backend.query_url(&format!("/api/rates?service={SERVICE}"));
+    let body: serde_json::Value = reqwest::get(url)
+        .await
+        .expect("GET /api/rates")
+        .json()
+        .await
+        .expect("rates JSON");
+    let services: Vec<ServiceRates> =
+        serde_json::from_value(body["services"].clone()).expect("rates shape");
+    services
+        .into_iter()
+        .find(|s| s.service == SERVICE)
+        .unwrap_or_else(|| panic!("no rates for {SERVICE}: {body}"))
+}
+
+fn assert_counted_once(rates: &ServiceRates, spans: u64) {
+    for stage in ["process", "analyze", "store"] {
+        assert_eq!(rates.n(stage), Some(spans), "N_{stage}: {rates:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_posted_again_is_stored_and_counted_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("otelite.db");
+    let backend = start(&db).await;
+    let (first, second) = (ledger::batch(SERVICE, 40), ledger::batch(SERVICE, 60));
+
+    post_acked(&backend, &first).await;
+    post_acked(&backend, &first).await;
+    tokio::join!(post_acked(&backend, &second), post_acked(&backend, &second));
+    assert_counted_once(&rates(&backend).await, 100);
+
+    // The answer was lost, the backend restarted, the exporter retries.
+    backend.signal("TERM");
+    let status = blocking(move || {
+        let mut backend = backend;
+        backend.wait_exit(Duration::from_secs(30))
+    })
+    .await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let backend = start(&db).await;
+    post_acked(&backend, &second).await;
+    post_acked(&backend, &first).await;
+    assert_counted_once(&rates(&backend).await, 100);
+
+    let mut ledger = Ledger::default();
+    ledger.record(first, Outcome::Acked);
+    ledger.record(second, Outcome::Acked);
+    let stored = blocking(move || ledger::check_database(&db, &ledger, SERVICE)).await;
+    assert_eq!((stored.spans, stored.n_store), (100, 100));
+    drop(backend);
+}

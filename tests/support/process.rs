@@ -1,0 +1,210 @@
+//! The real `otelite serve` binary as a child process, for the tests that
+//! need what an in-process server cannot show: SIGKILL, SIGTERM and SIGINT,
+//! exit codes, and the process's memory.
+//!
+//! The binary lives in the `otelite-backend` package and cargo hands tests
+//! only their own package's binaries, so the root package builds the same
+//! `backend/src/main.rs` once more as `otelite-e2e` (see `Cargo.toml`): it
+//! is always current and built with this test binary's dependencies, at no
+//! extra dependency compile. `OTELITE_BIN` overrides it, e.g. to test a
+//! release build of `otelite`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the binary gets to print its addresses.
+const START_WAIT: Duration = Duration::from_secs(60);
+
+/// The `otelite` binary the tests run.
+pub fn otelite_bin() -> PathBuf {
+    std::env::var_os("OTELITE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_otelite-e2e")))
+}
+
+/// `OTELITE_LONG_TESTS=1` turns on the long versions of the reliability
+/// tests (see the README's "Reliability tests").
+pub fn long_tests() -> bool {
+    std::env::var("OTELITE_LONG_TESTS").is_ok_and(|v| v == "1")
+}
+
+/// A running `otelite serve` with a database file that outlives it.
+pub struct ServeProcess {
+    child: Child,
+    pub otlp: SocketAddr,
+    pub query: SocketAddr,
+    pub db: PathBuf,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    exited: Option<ExitStatus>,
+}
+
+impl ServeProcess {
+    /// Starts `otelite serve --db <db>` on port 0 for both listeners, plus
+    /// `extra` flags, and waits until it has printed the bound addresses.
+    /// Blocking: call it from `spawn_blocking` in async tests.
+    pub fn start(db: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(otelite_bin())
+            .arg("serve")
+            .arg("--db")
+            .arg(db)
+            .args([
+                "--otlp-listen",
+                "127.0.0.1:0",
+                "--query-listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "otelite_backend=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", otelite_bin().display()));
+        let (stdout, lines) = capture_lines(child.stdout.take().expect("stdout pipe"));
+        let stderr = capture(child.stderr.take().expect("stderr pipe"));
+        let (mut otlp, mut query) = (None, None);
+        let deadline = Instant::now() + START_WAIT;
+        while otlp.is_none() || query.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = lines.recv_timeout(left) else {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "otelite serve printed no addresses ({status:?})\nstderr:\n{}",
+                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                );
+            };
+            otlp = otlp.or_else(|| address_after(&line, "OTLP/HTTP listening on http://"));
+            query = query.or_else(|| address_after(&line, "query API listening on http://"));
+        }
+        Self {
+            child,
+            otlp: otlp.expect("checked above"),
+            query: query.expect("checked above"),
+            db: db.to_owned(),
+            stdout,
+            stderr,
+            exited: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn otlp_url(&self) -> String {
+        format!("http://{}", self.otlp)
+    }
+
+    pub fn query_url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.query, path_and_query)
+    }
+
+    /// SIGKILL, then reap: the process gets no chance to finish anything.
+    pub fn kill(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            self.exited = self.child.wait().ok();
+        }
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) through the shell's `kill`
+    /// builtin, which every POSIX shell has.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -s {name} {}", self.pid())])
+            .status()
+            .expect("run sh -c kill");
+        assert!(status.success(), "kill -s {name} {} failed", self.pid());
+    }
+
+    /// Waits for the process to exit; `None` if it is still running after
+    /// `limit` (it is then killed, so a hang does not outlive the test).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while self.exited.is_none() {
+            self.exited = self.child.try_wait().expect("wait for otelite");
+            if self.exited.is_none() {
+                if Instant::now() > deadline {
+                    self.kill();
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.exited
+    }
+
+    /// Peak resident set size so far (`VmHWM`), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status of the running backend");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kib| kib * 1024)
+            .expect("VmHWM in /proc/PID/status")
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn address_after(line: &str, prefix: &str) -> Option<SocketAddr> {
+    line.split_once(prefix)
+        .and_then(|(_, rest)| rest.trim().parse().ok())
+}
+
+/// Collects a pipe's lines, also handing each over as it arrives; the
+/// thread keeps reading so the child never blocks on a full pipe.
+fn capture_lines(pipe: impl Read + Send + 'static) -> (Arc<Mutex<String>>, mpsc::Receiver<String>) {
+    let text = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel();
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if let Ok(mut text) = sink.lock() {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            let _ = tx.send(line);
+        }
+    });
+    (text, rx)
+}
+
+fn capture(pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    capture_lines(pipe).0
+}
+
+/// Runs blocking fixture code (process start, exit wait, SQLite checks) off
+/// the async test's worker threads.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("blocking fixture work panicked")
+}
