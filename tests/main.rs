@@ -9,11 +9,14 @@
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
 //! - `metrics`: `/metrics` through Prometheus' own text parser.
 //! - `security`: bearer tokens, TLS, and limits on request heads.
+//! - `hostile`: odd but well-framed OTLP (deep nesting, huge values, bad ids,
+//!   odd timestamps, orphans), each with its documented outcome.
 
 mod support;
 
 mod bad_input;
 mod foreign_clients;
+mod hostile;
 mod loss;
 mod metrics;
 mod rust_sdk;
