@@ -12,6 +12,8 @@
 //! - `ui`: the web UI in headless Chromium against seeded traces.
 //! - `crash`, `shutdown`, `overload`, `duplicates`: the real `otelite`
 //!   binary killed, signalled and flooded; retried batches stored once.
+//! - `hostile`: odd but well-framed OTLP (deep nesting, huge values, bad ids,
+//!   odd timestamps, orphans), each with its documented outcome.
 
 mod support;
 
@@ -19,6 +21,7 @@ mod bad_input;
 mod crash;
 mod duplicates;
 mod foreign_clients;
+mod hostile;
 mod loss;
 mod metrics;
 mod overload;

@@ -31,6 +31,8 @@
 pub mod analyze;
 pub mod cli;
 mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod net;
 pub mod process;

@@ -3,7 +3,7 @@
 //! (protobuf and JSON meet there), then handed to the pipeline: process →
 //! analyze → store. The answer waits for the commit, so a 200 means stored.
 
-mod body;
+pub(crate) mod body;
 mod response;
 
 pub use body::Format;
@@ -27,6 +27,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use otelite_exporter::convert::InvalidSpan;
 use response::ReceiveError;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -67,26 +68,9 @@ async fn receive_traces(
     let (format, bytes) = body::read_checked(headers, body, limit).await?;
     // Decoding, conversion and analysis are CPU work: keep them off the
     // threads that serve connections.
-    let (batch, rejected) = tokio::task::spawn_blocking(move || {
-        let request: ExportTraceServiceRequest = decode(format, &bytes, limit)?;
-        let processed = process::process(request);
-        let mut counted: Vec<(String, Stage, u64)> = Vec::new();
-        for (service, n) in process::count_by_service(&processed.spans) {
-            counted.push((service.clone(), Stage::Process, n));
-            counted.push((service, Stage::Analyze, n));
-        }
-        let batch = SpanBatch {
-            spans: analyze::analyze(processed.spans)
-                .into_iter()
-                .map(SpanRow::new)
-                .collect(),
-            counted,
-            received_ns: now_ns(),
-        };
-        Ok::<_, ReceiveError>((batch, processed.rejected))
-    })
-    .await
-    .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
+    let (batch, rejected) = tokio::task::spawn_blocking(move || prepare(format, &bytes, limit))
+        .await
+        .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
     let format = format.0;
     let accepted = batch.spans.len();
     state
@@ -107,6 +91,32 @@ async fn receive_traces(
     Ok((format, ExportTraceServiceResponse { partial_success }))
 }
 
+/// A body (as read off the wire) → the batch the writer inserts, and the
+/// spans that were not valid: decode, process, analyze and encode, the CPU
+/// part of receiving.
+pub(crate) fn prepare(
+    format: (Format, bool),
+    bytes: &[u8],
+    limit: usize,
+) -> Result<(SpanBatch, Vec<InvalidSpan>), ReceiveError> {
+    let request: ExportTraceServiceRequest = decode(format, bytes, limit)?;
+    let processed = process::process(request);
+    let mut counted: Vec<(String, Stage, u64)> = Vec::new();
+    for (service, n) in process::count_by_service(&processed.spans) {
+        counted.push((service.clone(), Stage::Process, n));
+        counted.push((service, Stage::Analyze, n));
+    }
+    let batch = SpanBatch {
+        spans: analyze::analyze(processed.spans)
+            .into_iter()
+            .map(SpanRow::new)
+            .collect(),
+        counted,
+        received_ns: now_ns(),
+    };
+    Ok((batch, processed.rejected))
+}
+
 /// Queues the batch and waits until its transaction has committed.
 async fn commit(store: &Store, batch: SpanBatch) -> Result<(), StoreError> {
     store
@@ -116,7 +126,7 @@ async fn commit(store: &Store, batch: SpanBatch) -> Result<(), StoreError> {
         .map(drop)
 }
 
-fn rejection_message(rejected: &[otelite_exporter::convert::InvalidSpan]) -> String {
+fn rejection_message(rejected: &[InvalidSpan]) -> String {
     const SHOWN: usize = 5;
     let mut message: Vec<String> = rejected
         .iter()

@@ -1,0 +1,7 @@
+//! The receiver's bounded inflate, then decode (see
+//! `otelite_backend::fuzzing::check_gzip`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|body: &[u8]| otelite_backend::fuzzing::check_gzip(body));
