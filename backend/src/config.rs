@@ -2,6 +2,7 @@
 //! file ([`RawConfig`]), layered by one function ([`RawConfig::resolve`])
 //! into a validated [`Config`] with the defaults `otelite serve` documents.
 
+use crate::store::retention::{Age, ByteSize, Policy};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub write_queue_capacity: usize,
     pub max_queued_spans: usize,
+    /// Off by default: deleting spans is for the operator to choose.
+    pub retention: Policy,
 }
 
 impl Default for Config {
@@ -37,6 +40,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             write_queue_capacity: DEFAULT_WRITE_QUEUE,
             max_queued_spans: DEFAULT_MAX_QUEUED_SPANS,
+            retention: Policy::default(),
         }
     }
 }
@@ -75,6 +79,10 @@ pub struct RawConfig {
     pub max_body_bytes: Option<usize>,
     pub write_queue: Option<usize>,
     pub max_queued_spans: Option<usize>,
+    /// `7d`; `0` keeps spans forever.
+    pub retention: Option<Age>,
+    /// `10GB`; `0` sets no limit.
+    pub max_db_size: Option<ByteSize>,
 }
 
 impl RawConfig {
@@ -106,6 +114,8 @@ impl RawConfig {
             max_body_bytes: parse(&var, "OTELITE_MAX_BODY_BYTES")?,
             write_queue: parse(&var, "OTELITE_WRITE_QUEUE")?,
             max_queued_spans: parse(&var, "OTELITE_MAX_QUEUED_SPANS")?,
+            retention: parse(&var, "OTELITE_RETENTION")?,
+            max_db_size: parse(&var, "OTELITE_MAX_DB_SIZE")?,
         })
     }
 
@@ -136,6 +146,7 @@ impl RawConfig {
             max_body_bytes: raw.max_body_bytes.unwrap_or(defaults.max_body_bytes),
             write_queue_capacity: raw.write_queue.unwrap_or(defaults.write_queue_capacity),
             max_queued_spans: raw.max_queued_spans.unwrap_or(defaults.max_queued_spans),
+            retention: Policy::new(raw.retention, raw.max_db_size),
         };
         for (name, value) in [
             ("max_body_bytes", config.max_body_bytes),
@@ -158,6 +169,8 @@ impl RawConfig {
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             write_queue: self.write_queue.or(lower.write_queue),
             max_queued_spans: self.max_queued_spans.or(lower.max_queued_spans),
+            retention: self.retention.or(lower.retention),
+            max_db_size: self.max_db_size.or(lower.max_db_size),
         }
     }
 }
@@ -291,6 +304,67 @@ mod tests {
         assert_eq!(file.max_queued_spans, Some(5));
         assert!(matches!(
             RawConfig::from_toml("database = \"x\"\n", path),
+            Err(ConfigError::ParseFile { .. })
+        ));
+        Ok(())
+    }
+
+    fn retention(age: &str, size: &str) -> Result<RawConfig, String> {
+        Ok(RawConfig {
+            retention: Some(age.parse()?),
+            max_db_size: Some(size.parse()?),
+            ..RawConfig::default()
+        })
+    }
+
+    #[test]
+    fn retention_is_off_by_default() -> Result<(), ConfigError> {
+        let none = RawConfig::default;
+        assert!(
+            RawConfig::resolve(none(), none(), none())?
+                .retention
+                .is_off()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn retention_flags_win_over_env_over_file() -> Result<(), Box<dyn std::error::Error>> {
+        let none = RawConfig::default;
+        let day = std::time::Duration::from_secs(86_400);
+        let config = RawConfig::resolve(none(), none(), retention("7d", "10GB")?)?;
+        assert_eq!(config.retention.max_age, Some(7 * day));
+        assert_eq!(config.retention.max_bytes, Some(10_000_000_000));
+        let config = RawConfig::resolve(none(), retention("2d", "1GB")?, retention("7d", "10GB")?)?;
+        assert_eq!(config.retention.max_age, Some(2 * day));
+        assert_eq!(config.retention.max_bytes, Some(1_000_000_000));
+        // `0` from a higher source turns off what a lower one set.
+        let config = RawConfig::resolve(
+            retention("0", "0")?,
+            retention("2d", "1GB")?,
+            retention("7d", "10GB")?,
+        )?;
+        assert!(config.retention.is_off());
+        Ok(())
+    }
+
+    #[test]
+    fn retention_settings_read_from_env_and_file() -> Result<(), Box<dyn std::error::Error>> {
+        let env = RawConfig::from_env(|name| match name {
+            "OTELITE_RETENTION" => Some("36h".into()),
+            "OTELITE_MAX_DB_SIZE" => Some("512MiB".into()),
+            _ => None,
+        })?;
+        assert_eq!(env, retention("36h", "512MiB")?);
+        let bad = RawConfig::from_env(|name| (name == "OTELITE_MAX_DB_SIZE").then(|| "big".into()));
+        assert!(matches!(bad, Err(ConfigError::Env { var, .. }) if var == "OTELITE_MAX_DB_SIZE"));
+        let path = Path::new("otelite.toml");
+        let file = RawConfig::from_toml("retention = \"36h\"\nmax_db_size = \"512MiB\"\n", path)?;
+        assert_eq!(file, env);
+        let file = RawConfig::from_toml("max_db_size = 1000\n", path)?;
+        assert_eq!(file.max_db_size, Some(ByteSize(1000)));
+        assert!(matches!(
+            RawConfig::from_toml("retention = \"a week\"\n", path),
             Err(ConfigError::ParseFile { .. })
         ));
         Ok(())

@@ -7,7 +7,8 @@
 //! - [`process`]: OTLP → the trace-info model (`otelite_exporter::model`),
 //!   rejecting invalid spans; exporter counters out of OTLP metrics.
 //! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges.
-//! - [`store`]: SQLite: one writer thread with group commit, read-only readers.
+//! - [`store`]: SQLite: one writer thread with group commit, read-only readers;
+//!   [`store::retention`] deletes the oldest traces by age and size.
 //! - [`rates`] and [`query`]: the stage rates and the query API.
 //! - [`cli`]: the `otelite` commands that read a database file directly.
 //! - [`metrics`]: the receiver's counters and request latencies, served with
@@ -71,6 +72,7 @@ pub struct Server {
     store: Store,
     writer: WriterThread,
     max_body_bytes: usize,
+    retention: store::retention::Policy,
 }
 
 impl Server {
@@ -88,6 +90,7 @@ impl Server {
             store,
             writer,
             max_body_bytes: config.max_body_bytes,
+            retention: config.retention,
         })
     }
 
@@ -115,10 +118,18 @@ impl Server {
             let _ = stop_tx.send(true);
         });
         let (receive, query) = routers(&self.store, self.max_body_bytes);
+        let retention = tokio::spawn(store::retention::run(
+            self.store.clone(),
+            self.retention,
+            store::retention::INTERVAL,
+            stop_rx.clone(),
+        ));
         drop(self.store);
         let otlp = axum::serve(self.otlp, receive).with_graceful_shutdown(stopped(stop_rx.clone()));
         let query = axum::serve(self.query, query).with_graceful_shutdown(stopped(stop_rx));
         let (otlp, query) = tokio::join!(otlp.into_future(), query.into_future());
+        // Retention stops between two batches and drops its Store handle.
+        let _ = retention.await;
         otlp.and(query).map_err(Error::Serve)?;
         // Every Store handle is gone with the routers: the writer drains and ends.
         let writer = self.writer;

@@ -61,6 +61,16 @@ struct ServeArgs {
     /// [default: 100000] [env: OTELITE_MAX_QUEUED_SPANS]
     #[arg(long, value_name = "N")]
     max_queued_spans: Option<usize>,
+    /// Delete traces that started longer ago than this (7d, 36h; 0 keeps all),
+    /// in small batches in the background, and give the space back to the disk
+    /// [default: 0] [env: OTELITE_RETENTION]
+    #[arg(long, value_name = "AGE")]
+    retention: Option<otelite_backend::store::retention::Age>,
+    /// Above this size (file in use plus WAL: 10GB, 512MiB; 0 is no limit),
+    /// delete the oldest traces until under 90 % of it
+    /// [default: 0] [env: OTELITE_MAX_DB_SIZE]
+    #[arg(long, value_name = "SIZE")]
+    max_db_size: Option<otelite_backend::store::retention::ByteSize>,
 }
 
 impl ServeArgs {
@@ -72,6 +82,8 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             write_queue: self.write_queue,
             max_queued_spans: self.max_queued_spans,
+            retention: self.retention,
+            max_db_size: self.max_db_size,
         };
         (raw, self.config)
     }
