@@ -7,10 +7,12 @@
 //! - `loss`: loss at a known stage shows at that stage with exact counts.
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
+//! - `retention`: a backend restarted with `--retention` deletes old traces.
 
 mod support;
 
 mod bad_input;
 mod foreign_clients;
 mod loss;
+mod retention;
 mod rust_sdk;
