@@ -13,7 +13,7 @@
 //! are kept: the writer caches their ids, and finding orphans would scan
 //! every span (there is no index on `resource_id`).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 
 /// Spans deleted per transaction at most (one trace may take several
@@ -39,7 +39,12 @@ pub fn delete_batch(
     before_ns: i64,
     max_spans: usize,
 ) -> rusqlite::Result<Deleted> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: take the write lock first, waiting (busy timeout) while the
+    // checkpoint thread holds it. A deferred transaction would begin with the
+    // SELECT as a reader, and a reader that then needs the write lock gets
+    // SQLITE_BUSY at once, without waiting: seen under load, as "database is
+    // locked" while a RESTART checkpoint ran.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut deleted = Deleted::default();
     {
         let oldest: Vec<Vec<u8>> = tx
