@@ -119,3 +119,13 @@ pub fn vacuum_step(conn: &Connection) -> rusqlite::Result<i64> {
     while pages.next()?.is_some() {}
     conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
 }
+
+/// Copies the WAL into the database and truncates it to zero bytes. Deleting
+/// and vacuuming write many pages, and a WAL keeps the length it reached,
+/// which would count against `--max-db-size` at every later run. Returns
+/// false when readers kept it from completing (it is then retried next run).
+pub fn truncate_wal(conn: &Connection) -> rusqlite::Result<bool> {
+    // Columns: busy flag, WAL frames, frames checkpointed.
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    Ok(busy == 0)
+}

@@ -5,7 +5,8 @@
 //! writes (so ingest waits for at most one batch, and no second writer
 //! ever contends for SQLite's lock), then hands the freed pages back to the
 //! file system with `incremental_vacuum` in small steps, so the file really
-//! shrinks. What is deleted and kept: see `delete`.
+//! shrinks, and truncates the WAL those writes grew. What is deleted and
+//! kept: see `delete`.
 
 mod delete;
 mod policy;
@@ -140,6 +141,9 @@ pub async fn run_once(
     }
     if report.deleted_spans > 0 || report.deleted_traces > 0 {
         vacuum(store, stop).await?;
+        if !store.run_job(|conn| delete::truncate_wal(conn)).await?? {
+            tracing::debug!("readers kept the WAL from being truncated");
+        }
     }
     store.retention.runs.fetch_add(1, Ordering::Relaxed);
     report.bytes_after = size(store).await?;
