@@ -161,6 +161,7 @@ async fn delete_older(
         let deleted = store
             .run_job(move |conn| delete::delete_batch(conn, cutoff, BATCH_SPANS))
             .await??;
+        tracing::debug!(?deleted, cutoff, "retention batch (age)");
         if deleted == Deleted::default() {
             break;
         }
@@ -200,6 +201,7 @@ async fn shrink_to(
             })
             .await??;
         used = now_used;
+        tracing::debug!(?deleted, used, target, "retention batch (size)");
         if deleted == Deleted::default() {
             break;
         }
@@ -222,6 +224,7 @@ async fn shrink_to(
 async fn vacuum(store: &Store, stop: &watch::Receiver<bool>) -> Result<(), StoreError> {
     while !*stop.borrow() {
         let left = store.run_job(|conn| delete::vacuum_step(conn)).await??;
+        tracing::debug!(left, "vacuum step");
         if left == 0 {
             break;
         }
