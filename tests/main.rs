@@ -7,6 +7,8 @@
 //! - `loss`: loss at a known stage shows at that stage with exact counts.
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
+//! - `metrics`: `/metrics` through Prometheus' own text parser.
+//! - `security`: bearer tokens, TLS, and limits on request heads.
 //! - `retention`: a backend restarted with `--retention` deletes old traces.
 
 mod support;
@@ -14,5 +16,7 @@ mod support;
 mod bad_input;
 mod foreign_clients;
 mod loss;
+mod metrics;
 mod retention;
 mod rust_sdk;
+mod security;
