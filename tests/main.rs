@@ -14,6 +14,7 @@
 //!   binary killed, signalled and flooded; retried batches stored once.
 //! - `hostile`: odd but well-framed OTLP (deep nesting, huge values, bad ids,
 //!   odd timestamps, orphans), each with its documented outcome.
+//! - `retention`: a backend restarted with `--retention` deletes old traces.
 
 mod support;
 
@@ -25,6 +26,7 @@ mod hostile;
 mod loss;
 mod metrics;
 mod overload;
+mod retention;
 mod rust_sdk;
 mod security;
 mod shutdown;

@@ -3,6 +3,7 @@
 //! into a validated [`Config`] with the defaults `otelite serve` documents.
 
 use crate::net::{BearerToken, ConnectionLimits, TlsFiles};
+use crate::store::retention::{Age, ByteSize, Policy};
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ pub struct Config {
     /// Timeouts and size caps per connection; not a flag (the defaults
     /// suit every deployment seen so far), settable for tests.
     pub connection_limits: ConnectionLimits,
+    /// Off by default: deleting spans is for the operator to choose.
+    pub retention: Policy,
 }
 
 /// How `otelite serve` writes its own logs (to stderr).
@@ -117,6 +120,7 @@ impl Default for Config {
             tls: None,
             log_format: LogFormat::Text,
             connection_limits: ConnectionLimits::default(),
+            retention: Policy::default(),
         }
     }
 }
@@ -162,6 +166,10 @@ pub struct RawConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
+    /// `7d`; `0` keeps spans forever.
+    pub retention: Option<Age>,
+    /// `10GB`; `0` sets no limit.
+    pub max_db_size: Option<ByteSize>,
 }
 
 impl RawConfig {
@@ -198,6 +206,8 @@ impl RawConfig {
             tls_cert: parse(&var, "OTELITE_TLS_CERT")?,
             tls_key: parse(&var, "OTELITE_TLS_KEY")?,
             log_format: parse(&var, "OTELITE_LOG_FORMAT")?,
+            retention: parse(&var, "OTELITE_RETENTION")?,
+            max_db_size: parse(&var, "OTELITE_MAX_DB_SIZE")?,
         })
     }
 
@@ -238,6 +248,7 @@ impl RawConfig {
             },
             log_format: raw.log_format.unwrap_or(defaults.log_format),
             connection_limits: defaults.connection_limits,
+            retention: Policy::new(raw.retention, raw.max_db_size),
         };
         for (name, value) in [
             ("max_body_bytes", config.max_body_bytes),
@@ -265,6 +276,8 @@ impl RawConfig {
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             log_format: self.log_format.or(lower.log_format),
+            retention: self.retention.or(lower.retention),
+            max_db_size: self.max_db_size.or(lower.max_db_size),
         }
     }
 }
@@ -447,6 +460,67 @@ mod tests {
         assert_eq!(file.max_queued_spans, Some(5));
         assert!(matches!(
             RawConfig::from_toml("database = \"x\"\n", path),
+            Err(ConfigError::ParseFile { .. })
+        ));
+        Ok(())
+    }
+
+    fn retention(age: &str, size: &str) -> Result<RawConfig, String> {
+        Ok(RawConfig {
+            retention: Some(age.parse()?),
+            max_db_size: Some(size.parse()?),
+            ..RawConfig::default()
+        })
+    }
+
+    #[test]
+    fn retention_is_off_by_default() -> Result<(), ConfigError> {
+        let none = RawConfig::default;
+        assert!(
+            RawConfig::resolve(none(), none(), none())?
+                .retention
+                .is_off()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn retention_flags_win_over_env_over_file() -> Result<(), Box<dyn std::error::Error>> {
+        let none = RawConfig::default;
+        let day = std::time::Duration::from_secs(86_400);
+        let config = RawConfig::resolve(none(), none(), retention("7d", "10GB")?)?;
+        assert_eq!(config.retention.max_age, Some(7 * day));
+        assert_eq!(config.retention.max_bytes, Some(10_000_000_000));
+        let config = RawConfig::resolve(none(), retention("2d", "1GB")?, retention("7d", "10GB")?)?;
+        assert_eq!(config.retention.max_age, Some(2 * day));
+        assert_eq!(config.retention.max_bytes, Some(1_000_000_000));
+        // `0` from a higher source turns off what a lower one set.
+        let config = RawConfig::resolve(
+            retention("0", "0")?,
+            retention("2d", "1GB")?,
+            retention("7d", "10GB")?,
+        )?;
+        assert!(config.retention.is_off());
+        Ok(())
+    }
+
+    #[test]
+    fn retention_settings_read_from_env_and_file() -> Result<(), Box<dyn std::error::Error>> {
+        let env = RawConfig::from_env(|name| match name {
+            "OTELITE_RETENTION" => Some("36h".into()),
+            "OTELITE_MAX_DB_SIZE" => Some("512MiB".into()),
+            _ => None,
+        })?;
+        assert_eq!(env, retention("36h", "512MiB")?);
+        let bad = RawConfig::from_env(|name| (name == "OTELITE_MAX_DB_SIZE").then(|| "big".into()));
+        assert!(matches!(bad, Err(ConfigError::Env { var, .. }) if var == "OTELITE_MAX_DB_SIZE"));
+        let path = Path::new("otelite.toml");
+        let file = RawConfig::from_toml("retention = \"36h\"\nmax_db_size = \"512MiB\"\n", path)?;
+        assert_eq!(file, env);
+        let file = RawConfig::from_toml("max_db_size = 1000\n", path)?;
+        assert_eq!(file.max_db_size, Some(ByteSize(1000)));
+        assert!(matches!(
+            RawConfig::from_toml("retention = \"a week\"\n", path),
             Err(ConfigError::ParseFile { .. })
         ));
         Ok(())

@@ -7,7 +7,8 @@
 //! - [`process`]: OTLP → the trace-info model (`otelite_exporter::model`),
 //!   rejecting invalid spans; exporter counters out of OTLP metrics.
 //! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges.
-//! - [`store`]: SQLite: one writer thread with group commit, read-only readers.
+//! - [`store`]: SQLite: one writer thread with group commit, read-only readers;
+//!   [`store::retention`] deletes the oldest traces by age and size.
 //! - [`rates`] and [`query`]: the stage rates and the query API.
 //! - [`cli`]: the `otelite` commands that read a database file directly.
 //! - [`metrics`]: the receiver's counters and request latencies, served with
@@ -78,6 +79,7 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     tokens: Tokens,
     limits: net::ConnectionLimits,
+    retention: store::retention::Policy,
 }
 
 /// The bearer tokens each listener requires, if any.
@@ -114,6 +116,7 @@ impl Server {
                 query: config.query_token,
             },
             limits: config.connection_limits,
+            retention: config.retention,
         })
     }
 
@@ -146,6 +149,12 @@ impl Server {
             let _ = stop_tx.send(true);
         });
         let (receive, query) = routers(&self.store, self.max_body_bytes, &self.tokens);
+        let retention = tokio::spawn(store::retention::run(
+            self.store.clone(),
+            self.retention,
+            store::retention::INTERVAL,
+            stop_rx.clone(),
+        ));
         drop(self.store);
         let limits = self.limits;
         let otlp = net::serve(
@@ -157,6 +166,8 @@ impl Server {
         );
         let query = net::serve(self.query, query, self.tls, limits, stop_rx);
         tokio::join!(otlp, query);
+        // Retention stops between two batches and drops its Store handle.
+        let _ = retention.await;
         // Every Store handle is gone with the routers: the writer drains and ends.
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;

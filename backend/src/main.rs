@@ -80,6 +80,16 @@ struct ServeArgs {
     /// from RUST_LOG [default: text] [env: OTELITE_LOG_FORMAT]
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
+    /// Delete traces that started longer ago than this (7d, 36h; 0 keeps all),
+    /// in small batches in the background, and give the space back to the disk
+    /// [default: 0] [env: OTELITE_RETENTION]
+    #[arg(long, value_name = "AGE")]
+    retention: Option<otelite_backend::store::retention::Age>,
+    /// Above this size (file in use plus WAL: 10GB, 512MiB; 0 is no limit),
+    /// delete the oldest traces until under 90 % of it
+    /// [default: 0] [env: OTELITE_MAX_DB_SIZE]
+    #[arg(long, value_name = "SIZE")]
+    max_db_size: Option<otelite_backend::store::retention::ByteSize>,
 }
 
 impl ServeArgs {
@@ -96,6 +106,8 @@ impl ServeArgs {
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
             log_format: self.log_format,
+            retention: self.retention,
+            max_db_size: self.max_db_size,
         };
         (raw, self.config)
     }

@@ -63,6 +63,15 @@ impl Backend {
         Self::start_at(stopped.dir, stopped.otlp, stopped.query, |_| {}).await
     }
 
+    /// Starts the backend again on the same database and ports, after
+    /// letting the caller adjust the configuration.
+    pub async fn restart_with(
+        stopped: Stopped,
+        tweak: impl FnOnce(&mut otelite_backend::Config),
+    ) -> Self {
+        Self::start_at(stopped.dir, stopped.otlp, stopped.query, tweak).await
+    }
+
     async fn start_at(
         dir: Arc<TempDir>,
         otlp: SocketAddr,

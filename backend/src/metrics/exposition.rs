@@ -5,6 +5,7 @@ use super::latency::BUCKETS_SECONDS;
 use super::{Metrics, Rejection};
 use crate::stage::Stage;
 use crate::store::WriteHealth;
+use crate::store::retention::Totals;
 use std::fmt::{Display, Write};
 
 /// What the store reports at scrape time.
@@ -14,6 +15,7 @@ pub struct StoreGauges {
     /// `None` when the read failed (the series are then left out).
     pub stage_counts: Option<Vec<(String, Stage, u64)>>,
     pub db_bytes: u64,
+    pub retention: Totals,
 }
 
 const COUNTER: &str = "counter";
@@ -59,12 +61,7 @@ pub fn render(metrics: &Metrics, store: &StoreGauges) -> String {
         out.sample(name, &labels, metrics.requests_rejected(reason));
     }
     write_store(&mut out, store);
-    out.single(
-        "otelite_retention_deleted_spans_total",
-        COUNTER,
-        "Spans deleted by retention (not built yet: always 0).",
-        0,
-    );
+    write_retention(&mut out, &store.retention);
     write_latency(&mut out, metrics);
     out.0
 }
@@ -111,6 +108,33 @@ fn write_store(out: &mut Text, store: &StoreGauges) {
         for (service, stage, n) in counts {
             out.sample(name, &[("service", service), ("stage", stage.as_str())], n);
         }
+    }
+}
+
+fn write_retention(out: &mut Text, totals: &Totals) {
+    for (name, help, value) in [
+        (
+            "otelite_retention_deleted_spans_total",
+            "Spans deleted by retention (--retention, --max-db-size).",
+            totals.deleted_spans,
+        ),
+        (
+            "otelite_retention_deleted_traces_total",
+            "Traces whose last span retention deleted.",
+            totals.deleted_traces,
+        ),
+        (
+            "otelite_retention_batches_total",
+            "Retention delete transactions.",
+            totals.batches,
+        ),
+        (
+            "otelite_retention_runs_total",
+            "Retention runs (one per minute while retention is on).",
+            totals.runs,
+        ),
+    ] {
+        out.single(name, COUNTER, help, value);
     }
 }
 

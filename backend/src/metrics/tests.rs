@@ -45,10 +45,42 @@ fn label_values_are_escaped() {
         },
         stage_counts: Some(vec![("a\"b\\c\nd".into(), crate::stage::Stage::Store, 3)]),
         db_bytes: 0,
+        retention: crate::store::retention::Totals::default(),
     };
     let text = render(&Metrics::default(), &gauges);
     assert!(
         text.contains(r#"otelite_stage_spans_total{service="a\"b\\c\nd",stage="store"} 3"#),
         "{text}"
     );
+}
+
+#[test]
+fn retention_totals_are_exposed() {
+    let gauges = StoreGauges {
+        health: WriteHealth {
+            writer_alive: true,
+            last_write_failed: false,
+            queued_requests: 0,
+            request_capacity: 1,
+            queued_spans: 0,
+            span_capacity: 1,
+        },
+        stage_counts: None,
+        db_bytes: 0,
+        retention: crate::store::retention::Totals {
+            deleted_spans: 4502,
+            deleted_traces: 1501,
+            batches: 3,
+            runs: 1,
+        },
+    };
+    let text = render(&Metrics::default(), &gauges);
+    for line in [
+        "otelite_retention_deleted_spans_total 4502",
+        "otelite_retention_deleted_traces_total 1501",
+        "otelite_retention_batches_total 3",
+        "otelite_retention_runs_total 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
 }

@@ -69,6 +69,7 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
         health: state.store.health(),
         stage_counts: counts,
         db_bytes,
+        retention: state.store.retention_totals(),
     };
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -1,8 +1,9 @@
 //! Opens a database file and brings its schema to the current version.
 //! `user_version` holds the version; version 1 is `schema.sql`, never
 //! edited once released; each later version is one entry of `UPGRADES`,
-//! applied in its own transaction. New files take the same path as old
-//! ones, so every upgrade runs in every test.
+//! applied in its own transaction (or, for the few statements SQLite
+//! refuses inside one, such as `VACUUM`, alone and idempotently). New files
+//! take the same path as old ones, so every upgrade runs in every test.
 
 use super::encode;
 use rusqlite::{Connection, Transaction};
@@ -11,8 +12,24 @@ const SCHEMA: &str = include_str!("schema.sql");
 
 type Upgrade = fn(&Transaction) -> rusqlite::Result<()>;
 
+/// One numbered upgrade.
+#[derive(Clone, Copy)]
+enum Step {
+    InTransaction(Upgrade),
+    /// Must run outside any transaction; safe to run again if the process
+    /// stops before `user_version` records it.
+    Alone(fn(&Connection) -> rusqlite::Result<()>),
+}
+
 /// Upgrade from version `i + 1` to `i + 2`.
-const UPGRADES: &[Upgrade] = &[add_resource_attributes];
+const UPGRADES: &[Step] = &[
+    Step::InTransaction(add_resource_attributes),
+    Step::Alone(incremental_vacuum),
+];
+
+/// `auto_vacuum` mode 2: freed pages can be handed back to the file system
+/// by `PRAGMA incremental_vacuum`, which retention runs after deleting.
+const AUTO_VACUUM_INCREMENTAL: i64 = 2;
 
 /// Version 2: resource attributes become searchable like span attributes,
 /// in an FTS5 index whose rowid is the resource's id; existing resources
@@ -42,6 +59,20 @@ fn add_resource_attributes(tx: &Transaction) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Version 3: the file can shrink. New files get `auto_vacuum` at creation
+/// (see `migrate`); an older file needs one full `VACUUM` to switch it on,
+/// which rewrites the file (needing as much free disk again) and so can
+/// take minutes on a large one: it is logged.
+fn incremental_vacuum(conn: &Connection) -> rusqlite::Result<()> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode == AUTO_VACUUM_INCREMENTAL {
+        return Ok(());
+    }
+    tracing::info!("switching the database to incremental vacuum: one full VACUUM, once");
+    conn.pragma_update(None, "auto_vacuum", AUTO_VACUUM_INCREMENTAL)?;
+    conn.execute_batch("VACUUM")
 }
 
 pub const CURRENT_VERSION: i64 = 1 + UPGRADES.len() as i64;
@@ -77,7 +108,10 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
         });
     }
     if version == 0 {
-        apply(conn, |tx| tx.execute_batch(SCHEMA), 1)?;
+        // Only possible before the first table exists; saves new files the
+        // VACUUM of version 3.
+        conn.pragma_update(None, "auto_vacuum", AUTO_VACUUM_INCREMENTAL)?;
+        apply(conn, Step::InTransaction(|tx| tx.execute_batch(SCHEMA)), 1)?;
         version = 1;
     }
     for (index, upgrade) in UPGRADES.iter().enumerate().skip((version - 1) as usize) {
@@ -86,11 +120,19 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
     Ok(())
 }
 
-fn apply(conn: &mut Connection, upgrade: Upgrade, to_version: i64) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    upgrade(&tx)?;
-    tx.pragma_update(None, "user_version", to_version)?;
-    tx.commit()
+fn apply(conn: &mut Connection, step: Step, to_version: i64) -> rusqlite::Result<()> {
+    match step {
+        Step::InTransaction(upgrade) => {
+            let tx = conn.transaction()?;
+            upgrade(&tx)?;
+            tx.pragma_update(None, "user_version", to_version)?;
+            tx.commit()
+        }
+        Step::Alone(upgrade) => {
+            upgrade(conn)?;
+            conn.pragma_update(None, "user_version", to_version)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -108,7 +150,65 @@ mod tests {
             migrate(&mut conn)?;
             let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             assert_eq!(version, CURRENT_VERSION);
+            let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+            assert_eq!(
+                mode, AUTO_VACUUM_INCREMENTAL,
+                "new files can shrink from the start"
+            );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_version_2_file_is_vacuumed_into_one_that_can_shrink()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("v2.db");
+        let spans = 2_000;
+        {
+            // What version 2 of otelite wrote: no auto_vacuum, some spans.
+            let mut conn = Connection::open(&path)?;
+            configure(&conn)?;
+            conn.execute_batch(SCHEMA)?;
+            let tx = conn.transaction()?;
+            add_resource_attributes(&tx)?;
+            tx.execute(
+                "INSERT INTO spans (trace_id, span_id, service_id, resource_id, scope_id, name,
+                     kind, start_ns, duration_ns, status_code, body)
+                 WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < ?1)
+                 SELECT randomblob(16), randomblob(8), 1, 1, 1, 'op', 1, value, 1, 0, zeroblob(500)
+                 FROM n",
+                [spans],
+            )?;
+            tx.pragma_update(None, "user_version", 2)?;
+            tx.commit()?;
+        }
+        let mut conn = Connection::open(&path)?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+        let kept: i64 = conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0))?;
+        assert_eq!(
+            (version, mode, kept),
+            (CURRENT_VERSION, AUTO_VACUUM_INCREMENTAL, spans)
+        );
+        // And it now shrinks: delete, vacuum, checkpoint.
+        let pages =
+            |conn: &Connection| conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0));
+        let full = pages(&conn)?;
+        conn.execute("DELETE FROM spans", [])?;
+        // One page per step: step it to the end.
+        let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut pages_freed = vacuum.query([])?;
+        while pages_freed.next()?.is_some() {}
+        drop(pages_freed);
+        drop(vacuum);
+        assert!(
+            pages(&conn)? * 4 < full,
+            "{} of {full} pages left",
+            pages(&conn)?
+        );
         Ok(())
     }
 

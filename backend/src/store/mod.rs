@@ -6,6 +6,7 @@ mod checkpoint;
 mod encode;
 mod migrations;
 mod read;
+pub mod retention;
 mod search;
 mod writer;
 
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use writer::Queued;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,7 +78,7 @@ pub struct WriteHealth {
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    writes: mpsc::Sender<WriteOp>,
+    writes: mpsc::Sender<Queued>,
     /// Spans that may wait for the writer: with the queue's length this
     /// bounds the memory that waiting batches hold.
     span_budget: Arc<Semaphore>,
@@ -84,6 +86,8 @@ pub struct Store {
     readers: Arc<ReaderPool>,
     /// Set by the writer when its latest transaction failed.
     write_failed: Arc<AtomicBool>,
+    /// What retention has deleted since start, for `/metrics`.
+    retention: Arc<retention::Counters>,
 }
 
 /// The writer thread; join it after every `Store` handle is dropped to be
@@ -138,6 +142,7 @@ impl Store {
             max_queued_spans: max_queued_spans.max(1),
             readers,
             write_failed,
+            retention: Arc::default(),
         };
         Ok((store, WriterThread(thread)))
     }
@@ -170,10 +175,39 @@ impl Store {
     }
 
     fn try_send(&self, op: WriteOp) -> Result<(), StoreError> {
-        self.writes.try_send(op).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-        })
+        self.writes
+            .try_send(Queued::Write(op))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })
+    }
+
+    /// Runs `job` on the writer thread, between two groups of writes, and
+    /// returns its result. It waits for room in the queue rather than
+    /// failing: only background work (retention) uses it.
+    pub(crate) async fn run_job<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(move |conn: &mut Connection| drop(tx.send(job(conn))));
+        self.writes
+            .send(Queued::Job(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.readers.path
+    }
+
+    /// What retention has deleted since start.
+    pub fn retention_totals(&self) -> retention::Totals {
+        self.retention.totals()
     }
 
     /// Waiting write requests, for readiness and metrics.
@@ -195,9 +229,8 @@ impl Store {
 
     /// Bytes on disk: the database file and its WAL.
     pub fn size_on_disk(&self) -> u64 {
-        let mut wal = self.readers.path.clone().into_os_string();
-        wal.push("-wal");
-        [self.readers.path.as_os_str(), wal.as_os_str()]
+        let wal = wal_path(&self.readers.path);
+        [self.readers.path.as_path(), wal.as_path()]
             .iter()
             .filter_map(|path| std::fs::metadata(path).ok())
             .map(|meta| meta.len())
@@ -220,6 +253,13 @@ impl Store {
         .await
         .map_err(|e| StoreError::WriteFailed(format!("query task failed: {e}")))?
     }
+}
+
+/// The write-ahead log next to a database file.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 struct ReaderPool {

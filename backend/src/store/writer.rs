@@ -63,28 +63,65 @@ pub enum WriteOp {
     Counters(Vec<CounterPoint>, oneshot::Sender<Result<(), StoreError>>),
 }
 
+/// Work that needs the write connection to itself, such as a retention
+/// batch: it runs between groups, in its own transactions, so a failure
+/// there never fails an ingest batch. It must not delete interned rows
+/// (services, resources, scopes): the writer caches their ids.
+pub type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// What waits in the writer's queue.
+pub enum Queued {
+    Write(WriteOp),
+    Job(Job),
+}
+
 /// `last_failed` tells readiness whether the latest transaction failed.
-pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<WriteOp>, last_failed: &AtomicBool) {
+pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<Queued>, last_failed: &AtomicBool) {
     let mut state = WriterState::new();
     while let Some(first) = ops.blocking_recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match ops.try_recv() {
-                Ok(op) => group.push(op),
-                Err(_) => break,
-            }
+        let (group, job) = take_group(first, &mut ops);
+        if !group.is_empty() {
+            commit_group(&mut conn, &mut state, group, last_failed);
         }
-        let written = write_group(&mut conn, &mut state, &group);
-        last_failed.store(written.is_err(), Ordering::Relaxed);
-        match written {
-            Ok(results) => reply(group, results),
-            Err(error) => {
-                tracing::error!(%error, "write transaction failed");
-                // Ids cached during the failed transaction may not exist.
-                state.forget_ids();
-                keep_stage_counts(&mut conn, &mut state, &group);
-                fail(group, &error);
-            }
+        if let Some(job) = job {
+            job(&mut conn);
+        }
+    }
+}
+
+/// The writes queued behind `first`, up to the first job, which runs
+/// after they are committed.
+fn take_group(first: Queued, ops: &mut mpsc::Receiver<Queued>) -> (Vec<WriteOp>, Option<Job>) {
+    let mut group = Vec::new();
+    let mut next = Some(first);
+    while let Some(queued) = next.take() {
+        match queued {
+            Queued::Job(job) => return (group, Some(job)),
+            Queued::Write(op) => group.push(op),
+        }
+        if group.len() < MAX_GROUP {
+            next = ops.try_recv().ok();
+        }
+    }
+    (group, None)
+}
+
+fn commit_group(
+    conn: &mut Connection,
+    state: &mut WriterState,
+    group: Vec<WriteOp>,
+    last_failed: &AtomicBool,
+) {
+    let written = write_group(conn, state, &group);
+    last_failed.store(written.is_err(), Ordering::Relaxed);
+    match written {
+        Ok(results) => reply(group, results),
+        Err(error) => {
+            tracing::error!(%error, "write transaction failed");
+            // Ids cached during the failed transaction may not exist.
+            state.forget_ids();
+            keep_stage_counts(conn, state, &group);
+            fail(group, &error);
         }
     }
 }

@@ -1,0 +1,131 @@
+//! The SQL of retention, each function one short transaction on the write
+//! connection (run on the writer thread, see `Store::run_job`): delete
+//! the spans of the oldest traces with their search tokens and summaries,
+//! drop the service edges of deleted minutes, measure the live size, and
+//! hand freed pages back to the file system.
+//!
+//! The unit is the trace: a trace goes when it started before the cutoff,
+//! with all its spans, so the UI never shows half a trace. Every span older
+//! than the cutoff goes with it (a trace starts with its oldest span); the
+//! later spans of a trace that straddles the cutoff go too. Stage counts and
+//! exporter series are kept: they are small and `/api/rates` over an old
+//! window must keep its answer. Interned rows (services, resources, scopes)
+//! are kept: the writer caches their ids, and finding orphans would scan
+//! every span (there is no index on `resource_id`).
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+
+/// Spans deleted per transaction at most (one trace may take several
+/// transactions): a few tens of milliseconds of the writer's time.
+pub const BATCH_SPANS: usize = 2_000;
+/// Pages handed back per `incremental_vacuum` transaction (4 MiB at 4 KiB).
+pub const VACUUM_PAGES: i64 = 1_024;
+/// Traces looked at per batch: their spans usually fill `BATCH_SPANS`.
+const TRACES_PER_BATCH: i64 = 256;
+
+/// What one batch deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deleted {
+    pub spans: u64,
+    /// Traces whose last span went, and their summary row with it.
+    pub traces: u64,
+}
+
+/// Deletes up to `max_spans` spans of the oldest traces that started
+/// before `before_ns`, in one transaction.
+pub fn delete_batch(
+    conn: &mut Connection,
+    before_ns: i64,
+    max_spans: usize,
+) -> rusqlite::Result<Deleted> {
+    // IMMEDIATE: take the write lock first, waiting (busy timeout) while the
+    // checkpoint thread holds it. A deferred transaction would begin with the
+    // SELECT as a reader, and a reader that then needs the write lock gets
+    // SQLITE_BUSY at once, without waiting: seen under load, as "database is
+    // locked" while a RESTART checkpoint ran.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut deleted = Deleted::default();
+    {
+        let oldest: Vec<Vec<u8>> = tx
+            .prepare_cached(
+                "SELECT trace_id FROM traces WHERE start_ns < ?1 ORDER BY start_ns LIMIT ?2",
+            )?
+            .query_map(params![before_ns, TRACES_PER_BATCH], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut spans = tx.prepare_cached(
+            "DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE trace_id = ?1 LIMIT ?2)
+             RETURNING id",
+        )?;
+        // Contentless FTS5 with `contentless_delete = 1` deletes by rowid,
+        // without the original tokens; a span without attributes has no row.
+        let mut tokens = tx.prepare_cached("DELETE FROM span_attributes WHERE rowid = ?1")?;
+        let mut summary = tx.prepare_cached("DELETE FROM traces WHERE trace_id = ?1")?;
+        for trace_id in oldest {
+            let budget = max_spans.saturating_sub(deleted.spans as usize);
+            if budget == 0 {
+                break;
+            }
+            let ids: Vec<i64> = spans
+                .query_map(params![trace_id, budget as i64], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in &ids {
+                tokens.execute([id])?;
+            }
+            deleted.spans += ids.len() as u64;
+            if ids.len() < budget {
+                summary.execute([&trace_id])?;
+                deleted.traces += 1;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
+/// Deletes the service edges of the minutes wholly before `before_ns`.
+pub fn delete_edges(conn: &Connection, before_ns: i64) -> rusqlite::Result<usize> {
+    let minute = before_ns.div_euclid(60_000_000_000) * 60;
+    conn.prepare_cached("DELETE FROM service_edges WHERE minute < ?1")?
+        .execute([minute])
+}
+
+/// The start of the oldest stored trace, if any.
+pub fn oldest_start(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("SELECT MIN(start_ns) FROM traces", [], |r| r.get(0))
+        .optional()
+        .map(Option::flatten)
+}
+
+/// Bytes of the database's pages in use; free pages do not count, since
+/// vacuum hands them back.
+pub fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let pragma = |name: &str| conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0));
+    let used_pages = pragma("page_count")? - pragma("freelist_count")?;
+    Ok(used_pages.max(0) as u64 * pragma("page_size")?.max(0) as u64)
+}
+
+/// The WAL file's length on disk.
+pub fn wal_bytes(db: &Path) -> u64 {
+    std::fs::metadata(super::super::wal_path(db)).map_or(0, |m| m.len())
+}
+
+/// Hands up to `VACUUM_PAGES` free pages back to the file system (the file
+/// shrinks at the next checkpoint); returns the free pages left.
+pub fn vacuum_step(conn: &Connection) -> rusqlite::Result<i64> {
+    // The pragma frees one page per step: step it to the end.
+    let mut vacuum = conn.prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))?;
+    let mut pages = vacuum.query([])?;
+    while pages.next()?.is_some() {}
+    conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
+}
+
+/// Copies the WAL into the database and truncates it to zero bytes. Deleting
+/// and vacuuming write many pages, and a WAL keeps the length it reached,
+/// which would count against `--max-db-size` at every later run. Returns
+/// false when readers kept it from completing (it is then retried next run).
+pub fn truncate_wal(conn: &Connection) -> rusqlite::Result<bool> {
+    // Columns: busy flag, WAL frames, frames checkpointed.
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    Ok(busy == 0)
+}
