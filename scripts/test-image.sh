@@ -83,7 +83,8 @@ echo "OTLP on $otlp, query API on $query"
 pid=$(podman inspect -f '{{.State.Pid}}' "$run_id-1")
 uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
 [ "$uid" = "$image_uid" ] || fail "the server runs as uid $uid"
-podman exec "$run_id-1" /otelite health | grep -q ready || fail "otelite health inside the container"
+healthy=$(podman exec "$run_id-1" /otelite health) || fail "otelite health inside the container"
+echo "otelite health: $healthy"
 
 step "send spans from outside over OTLP/HTTP JSON"
 trace=$(hex 16)
@@ -105,8 +106,9 @@ answer=$(curl -sS -w ' %{http_code}' -H 'Content-Type: application/json' \
 case "$answer" in *rejected*) fail "spans rejected: $answer" ;; esac
 
 step "read them back"
-curl -sf "http://$query/api/otelite/search?service=container-test" | grep -q "$trace" ||
-    fail "trace $trace not found by search"
+found=$(curl -sf "http://$query/api/otelite/search?service=container-test") ||
+    fail "search failed"
+case "$found" in *"$trace"*) ;; *) fail "trace $trace not found by search: $found" ;; esac
 [ "$(spans_of_trace "$trace")" = 2 ] || fail "trace $trace does not have its 2 spans"
 
 step "stop, then start a new container on the same volume"
