@@ -7,10 +7,14 @@
 //! - `loss`: loss at a known stage shows at that stage with exact counts.
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
+//! - `metrics`: `/metrics` through Prometheus' own text parser.
+//! - `security`: bearer tokens, TLS, and limits on request heads.
 
 mod support;
 
 mod bad_input;
 mod foreign_clients;
 mod loss;
+mod metrics;
 mod rust_sdk;
+mod security;

@@ -2,7 +2,9 @@
 //! file ([`RawConfig`]), layered by one function ([`RawConfig::resolve`])
 //! into a validated [`Config`] with the defaults `otelite serve` documents.
 
+use crate::net::{BearerToken, ConnectionLimits, TlsFiles};
 use serde::Deserialize;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -26,6 +28,79 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub write_queue_capacity: usize,
     pub max_queued_spans: usize,
+    /// Required on `/v1/*` when set.
+    pub ingest_token: Option<BearerToken>,
+    /// Required on `/api/*` and `/metrics` when set.
+    pub query_token: Option<BearerToken>,
+    /// Both listeners speak TLS when set.
+    pub tls: Option<TlsFiles>,
+    pub log_format: LogFormat,
+    /// Timeouts and size caps per connection; not a flag (the defaults
+    /// suit every deployment seen so far), settable for tests.
+    pub connection_limits: ConnectionLimits,
+}
+
+/// How `otelite serve` writes its own logs (to stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("{other:?} is not a log format: use text or json")),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        })
+    }
+}
+
+/// A token as configured; never printed. Empty tokens are refused, since
+/// `Authorization: Bearer ` would match them.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Secret(String);
+
+impl TryFrom<String> for Secret {
+    type Error = &'static str;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        if text.trim().is_empty() {
+            Err("a token must not be empty")
+        } else {
+            Ok(Self(text))
+        }
+    }
+}
+
+impl FromStr for Secret {
+    type Err = &'static str;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::try_from(text.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 impl Default for Config {
@@ -37,6 +112,11 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             write_queue_capacity: DEFAULT_WRITE_QUEUE,
             max_queued_spans: DEFAULT_MAX_QUEUED_SPANS,
+            ingest_token: None,
+            query_token: None,
+            tls: None,
+            log_format: LogFormat::Text,
+            connection_limits: ConnectionLimits::default(),
         }
     }
 }
@@ -61,6 +141,8 @@ pub enum ConfigError {
     },
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("tls_cert and tls_key go together: {0} is missing")]
+    TlsHalf(&'static str),
 }
 
 /// Settings from one source; `None` where that source is silent. The same
@@ -75,6 +157,11 @@ pub struct RawConfig {
     pub max_body_bytes: Option<usize>,
     pub write_queue: Option<usize>,
     pub max_queued_spans: Option<usize>,
+    pub ingest_token: Option<Secret>,
+    pub query_token: Option<Secret>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
 }
 
 impl RawConfig {
@@ -106,6 +193,11 @@ impl RawConfig {
             max_body_bytes: parse(&var, "OTELITE_MAX_BODY_BYTES")?,
             write_queue: parse(&var, "OTELITE_WRITE_QUEUE")?,
             max_queued_spans: parse(&var, "OTELITE_MAX_QUEUED_SPANS")?,
+            ingest_token: parse(&var, "OTELITE_INGEST_TOKEN")?,
+            query_token: parse(&var, "OTELITE_QUERY_TOKEN")?,
+            tls_cert: parse(&var, "OTELITE_TLS_CERT")?,
+            tls_key: parse(&var, "OTELITE_TLS_KEY")?,
+            log_format: parse(&var, "OTELITE_LOG_FORMAT")?,
         })
     }
 
@@ -136,6 +228,16 @@ impl RawConfig {
             max_body_bytes: raw.max_body_bytes.unwrap_or(defaults.max_body_bytes),
             write_queue_capacity: raw.write_queue.unwrap_or(defaults.write_queue_capacity),
             max_queued_spans: raw.max_queued_spans.unwrap_or(defaults.max_queued_spans),
+            ingest_token: raw.ingest_token.map(|s| BearerToken::new(&s.0)),
+            query_token: raw.query_token.map(|s| BearerToken::new(&s.0)),
+            tls: match (raw.tls_cert, raw.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (None, None) => None,
+                (Some(_), None) => return Err(ConfigError::TlsHalf("tls_key")),
+                (None, Some(_)) => return Err(ConfigError::TlsHalf("tls_cert")),
+            },
+            log_format: raw.log_format.unwrap_or(defaults.log_format),
+            connection_limits: defaults.connection_limits,
         };
         for (name, value) in [
             ("max_body_bytes", config.max_body_bytes),
@@ -158,6 +260,11 @@ impl RawConfig {
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             write_queue: self.write_queue.or(lower.write_queue),
             max_queued_spans: self.max_queued_spans.or(lower.max_queued_spans),
+            ingest_token: self.ingest_token.or(lower.ingest_token),
+            query_token: self.query_token.or(lower.query_token),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            log_format: self.log_format.or(lower.log_format),
         }
     }
 }
@@ -259,6 +366,55 @@ mod tests {
         };
         let result = RawConfig::resolve(flags, RawConfig::default(), RawConfig::default());
         assert!(matches!(result, Err(ConfigError::Zero("write_queue"))));
+    }
+
+    #[test]
+    fn tls_needs_both_files_from_any_mix_of_sources() -> Result<(), ConfigError> {
+        let cert = RawConfig {
+            tls_cert: Some("c.pem".into()),
+            ..RawConfig::default()
+        };
+        let key = RawConfig {
+            tls_key: Some("k.pem".into()),
+            ..RawConfig::default()
+        };
+        let config = RawConfig::resolve(cert.clone(), RawConfig::default(), key.clone())?;
+        let expected = TlsFiles {
+            cert: "c.pem".into(),
+            key: "k.pem".into(),
+        };
+        assert_eq!(config.tls, Some(expected));
+        let half = RawConfig::resolve(cert, RawConfig::default(), RawConfig::default());
+        assert!(matches!(half, Err(ConfigError::TlsHalf("tls_key"))));
+        let half = RawConfig::resolve(RawConfig::default(), key, RawConfig::default());
+        assert!(matches!(half, Err(ConfigError::TlsHalf("tls_cert"))));
+        Ok(())
+    }
+
+    #[test]
+    fn tokens_and_log_format_from_the_environment_and_the_file() -> Result<(), ConfigError> {
+        let env = RawConfig::from_env(|name| match name {
+            "OTELITE_INGEST_TOKEN" => Some("s3cret-in".into()),
+            "OTELITE_LOG_FORMAT" => Some("json".into()),
+            _ => None,
+        })?;
+        let file = RawConfig::from_toml(
+            "ingest_token = \"file\"\nquery_token = \"q\"\n",
+            Path::new("o.toml"),
+        )?;
+        let config = RawConfig::resolve(RawConfig::default(), env, file)?;
+        assert_eq!(config.ingest_token, Some(BearerToken::new("s3cret-in")));
+        assert_eq!(config.query_token, Some(BearerToken::new("q")));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(
+            !format!("{config:?}").contains("s3cret"),
+            "tokens are redacted"
+        );
+        let empty = RawConfig::from_toml("query_token = \" \"\n", Path::new("o.toml"));
+        assert!(matches!(empty, Err(ConfigError::ParseFile { .. })));
+        let bad = RawConfig::from_env(|name| (name == "OTELITE_LOG_FORMAT").then(|| "xml".into()));
+        assert!(matches!(bad, Err(ConfigError::Env { var, .. }) if var == "OTELITE_LOG_FORMAT"));
+        Ok(())
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod analyze;
 pub mod cli;
 mod config;
 pub mod metrics;
+pub mod net;
 pub mod process;
 pub mod query;
 pub mod rates;
@@ -42,7 +43,7 @@ pub mod units;
 
 pub use config::{
     CONFIG_ENV, Config, ConfigError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED_SPANS,
-    DEFAULT_WRITE_QUEUE, RawConfig, load_config,
+    DEFAULT_WRITE_QUEUE, LogFormat, RawConfig, Secret, load_config,
 };
 
 use std::future::Future;
@@ -60,8 +61,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] net::TlsError),
 }
 
 /// A backend whose listeners are bound and whose database is open.
@@ -71,7 +72,21 @@ pub struct Server {
     store: Store,
     writer: WriterThread,
     max_body_bytes: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    tokens: Tokens,
+    limits: net::ConnectionLimits,
 }
+
+/// The bearer tokens each listener requires, if any.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tokens {
+    pub ingest: Option<net::BearerToken>,
+    pub query: Option<net::BearerToken>,
+}
+
+/// Paths of the query listener that hold data; the rest (health, the UI's
+/// static files) stay open.
+const QUERY_GUARDED: &[&str] = &["/api/", "/metrics"];
 
 impl Server {
     pub async fn bind(config: Config) -> Result<Self, Error> {
@@ -79,6 +94,8 @@ impl Server {
             requests: config.write_queue_capacity,
             spans: config.max_queued_spans,
         };
+        // Unusable TLS files are an error at start, not at the first client.
+        let tls = config.tls.as_ref().map(net::server_config).transpose()?;
         let (store, writer) = Store::open(&config.db_path, limits)?;
         let otlp = listen(config.otlp_listen).await?;
         let query = listen(config.query_listen).await?;
@@ -88,6 +105,12 @@ impl Server {
             store,
             writer,
             max_body_bytes: config.max_body_bytes,
+            tls,
+            tokens: Tokens {
+                ingest: config.ingest_token,
+                query: config.query_token,
+            },
+            limits: config.connection_limits,
         })
     }
 
@@ -103,8 +126,13 @@ impl Server {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// Whether both listeners speak TLS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets
-    /// in-flight requests finish and waits for the last commit.
+    /// in-flight requests finish (bounded) and waits for the last commit.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -114,12 +142,18 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let (receive, query) = routers(&self.store, self.max_body_bytes);
+        let (receive, query) = routers(&self.store, self.max_body_bytes, &self.tokens);
         drop(self.store);
-        let otlp = axum::serve(self.otlp, receive).with_graceful_shutdown(stopped(stop_rx.clone()));
-        let query = axum::serve(self.query, query).with_graceful_shutdown(stopped(stop_rx));
-        let (otlp, query) = tokio::join!(otlp.into_future(), query.into_future());
-        otlp.and(query).map_err(Error::Serve)?;
+        let limits = self.limits;
+        let otlp = net::serve(
+            self.otlp,
+            receive,
+            self.tls.clone(),
+            limits,
+            stop_rx.clone(),
+        );
+        let query = net::serve(self.query, query, self.tls, limits, stop_rx);
+        tokio::join!(otlp, query);
         // Every Store handle is gone with the routers: the writer drains and ends.
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
@@ -127,8 +161,13 @@ impl Server {
     }
 }
 
-/// The OTLP and query routers, sharing one `Metrics` and timed per route.
-pub(crate) fn routers(store: &Store, max_body_bytes: usize) -> (axum::Router, axum::Router) {
+/// The OTLP and query routers, sharing one `Metrics`, timed per route and
+/// guarded by their tokens.
+pub(crate) fn routers(
+    store: &Store,
+    max_body_bytes: usize,
+    tokens: &Tokens,
+) -> (axum::Router, axum::Router) {
     let metrics = Arc::new(metrics::Metrics::default());
     let timed = axum::middleware::from_fn_with_state(metrics.clone(), metrics::record_latency);
     let receive = receive::router(receive::ReceiveState {
@@ -138,11 +177,23 @@ pub(crate) fn routers(store: &Store, max_body_bytes: usize) -> (axum::Router, ax
     })
     .layer(timed.clone());
     let query = query::router(store.clone(), metrics).layer(timed);
+    let receive = guarded(receive, tokens.ingest.clone(), None);
+    let query = guarded(query, tokens.query.clone(), Some(QUERY_GUARDED));
     (receive, query)
 }
 
-async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
+fn guarded(
+    router: axum::Router,
+    token: Option<net::BearerToken>,
+    prefixes: Option<&'static [&'static str]>,
+) -> axum::Router {
+    match token {
+        Some(token) => router.layer(axum::middleware::from_fn_with_state(
+            net::Guard { token, prefixes },
+            net::require_token,
+        )),
+        None => router,
+    }
 }
 
 async fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use otelite_backend::{Config, RawConfig, Server, cli, load_config};
+use otelite_backend::{Config, LogFormat, RawConfig, Secret, Server, cli, load_config};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -64,6 +64,25 @@ struct ServeArgs {
     /// [default: 100000] [env: OTELITE_MAX_QUEUED_SPANS]
     #[arg(long, value_name = "N")]
     max_queued_spans: Option<usize>,
+    /// Bearer token required on /v1/traces and /v1/metrics (prefer the
+    /// variable: flags show in `ps`) [default: none] [env: OTELITE_INGEST_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    ingest_token: Option<Secret>,
+    /// Bearer token required on /api/* and /metrics; /healthz, /readyz and
+    /// the web UI's files stay open [default: none] [env: OTELITE_QUERY_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    query_token: Option<Secret>,
+    /// PEM certificate chain: both listeners speak TLS (with --tls-key)
+    /// [default: none] [env: OTELITE_TLS_CERT]
+    #[arg(long, value_name = "PATH")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [default: none] [env: OTELITE_TLS_KEY]
+    #[arg(long, value_name = "PATH")]
+    tls_key: Option<PathBuf>,
+    /// Log lines as text or json (one object per line); the level comes
+    /// from RUST_LOG [default: text] [env: OTELITE_LOG_FORMAT]
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 impl ServeArgs {
@@ -75,6 +94,11 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             write_queue: self.write_queue,
             max_queued_spans: self.max_queued_spans,
+            ingest_token: self.ingest_token,
+            query_token: self.query_token,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            log_format: self.log_format,
         };
         (raw, self.config)
     }
@@ -82,20 +106,15 @@ impl ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "otelite_backend=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match Cli::parse().command {
         Command::Serve(args) => {
             let (flags, file) = args.into_raw();
             let config = load_config(flags, file, |name| std::env::var(name).ok())?;
+            init_logs(config.log_format);
             serve(config).await
         }
         Command::Read(command) => {
+            init_logs(LogFormat::Text);
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             Ok(cli::run(&command, &mut out, cli::Context::detect())?)
         }
@@ -107,17 +126,32 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Logs go to stderr (stdout carries the listening addresses); the level
+/// comes from RUST_LOG.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "otelite_backend=info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let db = config.db_path.clone();
     let server = Server::bind(config).await.context("starting otelite")?;
     // Scripts and tests read these lines to find the ports.
     println!("otelite: database {}", db.display());
+    let scheme = if server.tls() { "https" } else { "http" };
     println!(
-        "otelite: OTLP/HTTP listening on http://{}",
+        "otelite: OTLP/HTTP listening on {scheme}://{}",
         server.otlp_addr()
     );
     println!(
-        "otelite: query API listening on http://{}",
+        "otelite: query API listening on {scheme}://{}",
         server.query_addr()
     );
     server.run(shutdown_signal()).await.context("serving")?;
@@ -168,6 +202,12 @@ mod tests {
             "OTELITE_MAX_BODY_BYTES".to_owned(),
             "OTELITE_WRITE_QUEUE".to_owned(),
             "OTELITE_MAX_QUEUED_SPANS".to_owned(),
+            "OTELITE_INGEST_TOKEN".to_owned(),
+            "OTELITE_QUERY_TOKEN".to_owned(),
+            "OTELITE_TLS_CERT".to_owned(),
+            "OTELITE_TLS_KEY".to_owned(),
+            "OTELITE_LOG_FORMAT".to_owned(),
+            format!("[default: {}]", defaults.log_format),
             format!("[default: {}]", defaults.db_path.display()),
             format!("[default: {}]", defaults.otlp_listen),
             format!("[default: {}]", defaults.query_listen),

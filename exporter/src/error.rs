@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Why the configuration (builder + `OTEL_EXPORTER_OTLP_*` variables) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// An endpoint is not an absolute `http://host[:port][/path]` URL.
+    /// An endpoint is not an absolute `http(s)://host[:port][/path]` URL.
     #[error("{source_name}: invalid endpoint {value:?}: {reason}")]
     InvalidEndpoint {
         source_name: String,
@@ -26,6 +26,13 @@ pub enum ConfigError {
     InvalidHeader {
         source_name: String,
         entry: String,
+        reason: String,
+    },
+    /// The trusted-certificate file cannot be read or holds no certificate.
+    #[error("{source_name}: cannot use the certificate file {path:?}: {reason}")]
+    InvalidCertificate {
+        source_name: String,
+        path: String,
         reason: String,
     },
     /// The exporter's own runtime thread could not be started.

@@ -73,6 +73,7 @@
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_TRACES_HEADERS` | `k=v,k2=v2`, values percent-decoded | none |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_TRACES_TIMEOUT` | milliseconds for one export, retries included | `10000` |
 //! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_TRACES_COMPRESSION` | `gzip` or `none` | `gzip` |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_TRACES_CERTIFICATE` | PEM file of certificates to trust for `https://` endpoints, besides Mozilla's roots | none |
 //!
 //! Only `http://` is supported. Invalid values are a `ConfigError`, not ignored.
 //!

@@ -8,16 +8,24 @@ use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::io::Write;
+use std::sync::Arc;
 
-/// The HTTP/1 client the exporter sends with (pooled, keep-alive).
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// The HTTP/1 client the exporter sends with (pooled, keep-alive), over
+/// TLS for https endpoints.
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-pub(crate) fn http_client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
+pub(crate) fn http_client(tls: Arc<rustls::ClientConfig>) -> HttpClient {
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(Arc::unwrap_or_clone(tls))
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 const MAX_ANSWER_BYTES: usize = 1 << 20;

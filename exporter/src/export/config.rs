@@ -6,6 +6,7 @@
 use crate::error::ConfigError;
 use http::Uri;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The base URL used when nothing else is configured.
@@ -39,6 +40,8 @@ pub struct RawConfig {
     pub compression: Option<Compression>,
     /// `Duration::ZERO` turns periodic reports off (the shutdown report stays).
     pub metrics_interval: Option<Duration>,
+    /// PEM file of certificates to trust for https, besides the public roots.
+    pub certificate: Option<PathBuf>,
 }
 
 /// The validated configuration the exporter runs with.
@@ -53,6 +56,8 @@ pub struct ExporterConfig {
     pub compression: Compression,
     /// `None`: no periodic report.
     pub metrics_interval: Option<Duration>,
+    /// Extra trusted certificates (PEM) and where that setting came from.
+    pub certificate: Option<(String, PathBuf)>,
 }
 
 /// Where a value came from, for error messages.
@@ -119,6 +124,14 @@ impl ExporterConfig {
                 None => Compression::default(),
             },
         };
+        let certificate = match &raw.certificate {
+            Some(path) => Some((BUILDER.to_owned(), path.clone())),
+            None => pick(
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            )
+            .map(|(name, value)| (name, PathBuf::from(value.trim()))),
+        };
         let interval = raw.metrics_interval.unwrap_or(DEFAULT_METRICS_INTERVAL);
         Ok(Self {
             traces_url,
@@ -127,6 +140,7 @@ impl ExporterConfig {
             timeout,
             compression,
             metrics_interval: (!interval.is_zero()).then_some(interval),
+            certificate,
         })
     }
 
@@ -180,9 +194,8 @@ fn parse_url((name, value): &Setting) -> Result<Uri, ConfigError> {
         .parse()
         .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err(invalid("https is not supported (no TLS in otelite)")),
-        _ => return Err(invalid("expected an http:// URL")),
+        Some("http" | "https") => {}
+        _ => return Err(invalid("expected an http:// or https:// URL")),
     }
     if uri.authority().is_none() {
         return Err(invalid("missing host"));
@@ -362,13 +375,42 @@ mod tests {
 
     #[test]
     fn endpoints_must_be_plain_http() {
-        for bad in ["https://h:1", "localhost:4318", "not a url", "/relative"] {
+        for bad in ["ftp://h:1", "localhost:4318", "not a url", "/relative"] {
             let err = resolve(&builder_endpoint(bad), &[]);
             assert!(
                 matches!(err, Err(ConfigError::InvalidEndpoint { .. })),
                 "{bad}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn certificate_precedence_builder_then_traces_then_generic() {
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/g.pem"),
+            ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/t.pem"),
+        ];
+        let path = |c: &ExporterConfig| c.certificate.as_ref().map(|(_, p)| p.clone());
+        assert_eq!(
+            path(&ok(&RawConfig::default(), &vars)),
+            Some("/t.pem".into())
+        );
+        assert_eq!(
+            path(&ok(&RawConfig::default(), &vars[..1])),
+            Some("/g.pem".into())
+        );
+        let builder = RawConfig {
+            certificate: Some("/b.pem".into()),
+            ..RawConfig::default()
+        };
+        assert_eq!(path(&ok(&builder, &vars)), Some("/b.pem".into()));
+        assert_eq!(path(&ok(&RawConfig::default(), &[])), None);
+    }
+
+    #[test]
+    fn https_endpoints_are_accepted() {
+        let c = ok(&builder_endpoint("https://collector:4318"), &[]);
+        assert_eq!(c.traces_url, "https://collector:4318/v1/traces");
     }
 
     #[test]

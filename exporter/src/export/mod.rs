@@ -7,6 +7,7 @@ mod attempt;
 pub mod config;
 pub mod retry;
 pub(crate) mod runtime;
+mod tls;
 
 pub use attempt::encode_body;
 pub use config::{Compression, ExporterConfig, RawConfig};
@@ -116,9 +117,10 @@ impl OteliteExporter {
     ) -> Result<Self, ConfigError> {
         let runtime = Arc::new(RuntimeThread::start()?);
         let interval = config.metrics_interval;
+        let client = attempt::http_client(tls::client_config(config.certificate.as_ref())?);
         let shared = Arc::new(Shared {
             config,
-            client: attempt::http_client(),
+            client,
             counters,
             converter: Mutex::new(SdkConverter::new(
                 &opentelemetry_sdk::Resource::builder().build(),
@@ -287,6 +289,14 @@ impl OteliteExporterBuilder {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
         );
+        self
+    }
+
+    /// A PEM file of certificates to trust for an https endpoint (a private
+    /// CA or a self-signed backend), besides the public roots; replaces
+    /// `OTEL_EXPORTER_OTLP_(TRACES_)CERTIFICATE`.
+    pub fn with_certificate(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
+        self.raw.certificate = Some(pem_file.into());
         self
     }
 

@@ -1,0 +1,11 @@
+//! What sits between the sockets and the routers: the accept loop (plain
+//! HTTP/1.1 or TLS, with the limits that keep slow or half-open clients
+//! from exhausting the server) and the bearer-token guard.
+
+mod accept;
+mod auth;
+mod tls;
+
+pub use accept::{ConnectionLimits, serve};
+pub use auth::{BearerToken, Guard, require_token};
+pub use tls::{TlsError, TlsFiles, server_config};

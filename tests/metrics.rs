@@ -1,0 +1,123 @@
+//! `/metrics` read by the Prometheus project's own text-format parser
+//! (`prometheus_client`, Python), after real traffic: every family parses,
+//! and the counts agree with what was sent.
+
+use crate::support::foreign::{clients_dir, python};
+use crate::support::{Backend, otelite_provider, shutdown};
+use opentelemetry::trace::{Tracer, TracerProvider};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+#[derive(Debug, Deserialize)]
+struct Family {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    samples: Vec<Sample>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Runs the parser over `text`; panics with its message if it refuses it.
+fn parse(text: &str) -> Vec<Family> {
+    let mut child = Command::new(python())
+        .arg(clients_dir().join("python/parse_metrics.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the Prometheus parser");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed the parser");
+    let out = child.wait_with_output().expect("parser finishes");
+    assert!(
+        out.status.success(),
+        "prometheus_client refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("parser prints JSON")
+}
+
+fn value(families: &[Family], sample: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    families
+        .iter()
+        .flat_map(|f| &f.samples)
+        .find(|s| {
+            s.name == sample
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_parses_metrics_that_count_the_traffic() {
+    const SPANS: usize = 7;
+    let backend = Backend::start().await;
+    let provider = otelite_provider(&backend.otlp_url(), "metrics-svc", None);
+    let tracer = provider.tracer("metrics");
+    for i in 0..SPANS {
+        tracer.in_span(format!("op-{i}"), |_| {});
+    }
+    shutdown(provider).await;
+    // Give the final counter report its stage rows before reading.
+    backend
+        .wait_for_rates("metrics-svc", |r| r.n("store") == Some(SPANS as u64))
+        .await;
+
+    let text = reqwest::get(backend.query_url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let families = parse(&text);
+    let kinds: BTreeMap<&str, &str> = families
+        .iter()
+        .map(|f| (f.name.as_str(), f.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds.get("otelite_spans_accepted"),
+        Some(&"counter"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.get("otelite_http_request_duration_seconds"),
+        Some(&"histogram"),
+        "{kinds:?}"
+    );
+    let accepted = value(&families, "otelite_spans_accepted_total", &[]);
+    assert_eq!(accepted, Some(SPANS as f64), "{text}");
+    let stored = value(
+        &families,
+        "otelite_stage_spans_total",
+        &[("service", "metrics-svc"), ("stage", "store")],
+    );
+    assert_eq!(stored, Some(SPANS as f64), "{text}");
+    // A histogram's +Inf bucket counts every observation.
+    let route = [("route", "/v1/traces")];
+    let count = value(
+        &families,
+        "otelite_http_request_duration_seconds_count",
+        &route,
+    );
+    let inf = value(
+        &families,
+        "otelite_http_request_duration_seconds_bucket",
+        &[("route", "/v1/traces"), ("le", "+Inf")],
+    );
+    assert!(count.is_some_and(|c| c >= 1.0), "{text}");
+    assert_eq!(inf, count, "{text}");
+}
