@@ -27,6 +27,9 @@ enum Command {
     Serve(ServeArgs),
     #[command(flatten)]
     Read(cli::Command),
+    /// Exit 0 if a running otelite answers /readyz with 2xx, else 1 (a
+    /// container HEALTHCHECK: scratch images have no curl).
+    Health(cli::health::HealthArgs),
 }
 
 /// Flags only: `otelite_backend::load_config` adds the environment, the
@@ -126,6 +129,11 @@ async fn main() -> anyhow::Result<()> {
             init_logs(LogFormat::Text);
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             Ok(cli::run(&command, &mut out, cli::Context::detect())?)
+        }
+        Command::Health(args) => {
+            let healthy = cli::health::run(&args, |name| std::env::var(name).ok()).await?;
+            println!("{healthy}");
+            Ok(())
         }
     }
 }

@@ -7,8 +7,11 @@
 //! - [`rates`]: `rates`, the six stages per service
 //! - [`deps`]: `deps`, the service graph
 //! - [`render`] and [`time`]: tables, waterfall, colour; durations and times.
+//!
+//! [`health`] (`otelite health`) is the exception: it asks a running server.
 
 pub mod deps;
+pub mod health;
 pub mod rates;
 pub mod render;
 pub mod services;
