@@ -6,6 +6,7 @@
 //!   loss-free stage rates.
 //! - `loss`: loss at a known stage shows at that stage with exact counts.
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
+//! - `spool`: the exporter's on-disk spool across outages and restarts.
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
 //! - `metrics`: `/metrics` through Prometheus' own text parser.
 //! - `security`: bearer tokens, TLS, and limits on request heads.
@@ -30,4 +31,5 @@ mod retention;
 mod rust_sdk;
 mod security;
 mod shutdown;
+mod spool;
 mod ui;

@@ -20,17 +20,20 @@ pub enum FailureKind {
     Transport,
     /// Encoding failed or the exporter's runtime was gone.
     Internal,
+    /// The endpoint could not take the batch and the spool had no room.
+    SpoolFull,
 }
 
 impl FailureKind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [FailureKind; 6] = [
+    pub const ALL: [FailureKind; 7] = [
         Self::Rejected,
         Self::Timeout,
         Self::Http4xx,
         Self::Http5xx,
         Self::Transport,
         Self::Internal,
+        Self::SpoolFull,
     ];
 
     /// The `error.type` attribute value.
@@ -42,6 +45,7 @@ impl FailureKind {
             Self::Http5xx => "http_5xx",
             Self::Transport => "transport",
             Self::Internal => "internal",
+            Self::SpoolFull => "spool_full",
         }
     }
 

@@ -35,6 +35,12 @@ pub enum ConfigError {
         path: String,
         reason: String,
     },
+    /// The spool size is not a positive number of bytes.
+    #[error("{source_name}: invalid spool size {value:?} (expected a positive number of bytes)")]
+    InvalidSpoolSize { source_name: String, value: String },
+    /// The spool directory cannot be created or read.
+    #[error("cannot open the spool directory {dir:?}: {reason}")]
+    Spool { dir: String, reason: String },
     /// The exporter's own runtime thread could not be started.
     #[error("cannot start the exporter runtime: {0}")]
     Runtime(String),

@@ -5,7 +5,9 @@
 use crate::convert;
 use crate::counters::{CountersSnapshot, FailureKind};
 use crate::error::ExportError;
+use crate::export::retry::worth_retrying;
 use crate::export::runtime::RuntimeThread;
+use crate::export::spool::Kind;
 use crate::export::{Shared, deadline_after, encode_body};
 use crate::model;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -141,11 +143,14 @@ pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Builds and POSTs one report, retries included, within `budget`.
+/// Builds and POSTs one report, retries included, within `budget`. A final
+/// report the endpoint could not take goes to the spool, if there is one:
+/// the next run sends it, so the stages of this run still add up.
 pub(crate) async fn push(
     shared: &Shared,
     queue_full: Option<u64>,
     budget: Duration,
+    is_final: bool,
 ) -> Result<(), ExportError> {
     let deadline = deadline_after(budget);
     let input = ReportInput {
@@ -156,10 +161,22 @@ pub(crate) async fn push(
     };
     let request = metrics_request(shared.converter().resource(), &input);
     let body = encode_body(&request, shared.config.compression)?;
-    shared
-        .post(&shared.config.metrics_url, body, deadline)
-        .await
-        .map(drop)
+    let url = &shared.config.metrics_url;
+    let spooling = is_final && shared.spool.is_some();
+    // With a spool, one try in half the budget, so that spooling fits.
+    let sent = if spooling {
+        let deadline = deadline_after(budget / 2);
+        shared.post_once(url, body.clone(), deadline).await
+    } else {
+        shared.post(url, body.clone(), deadline).await
+    };
+    match sent.map(drop) {
+        Err(error) if spooling && worth_retrying(&error) => shared
+            .spool(Kind::Metrics, 0, body)
+            .await
+            .map_err(|e| ExportError::Internal(e.to_string())),
+        other => other,
+    }
 }
 
 /// The periodic report loop, run on the exporter's runtime until aborted.
@@ -168,7 +185,7 @@ pub(crate) async fn periodic(shared: Arc<Shared>, every: Duration) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(error) = push(&shared, None, shared.config.timeout).await {
+        if let Err(error) = push(&shared, None, shared.config.timeout, false).await {
             tracing::debug!(%error, "otelite-exporter: metrics report failed");
         }
     }
@@ -202,10 +219,19 @@ impl MetricsReporter {
         queue_full: Option<u64>,
         budget: Duration,
     ) -> Result<(), ExportError> {
+        self.send_within(queue_full, budget, false)
+    }
+
+    fn send_within(
+        &self,
+        queue_full: Option<u64>,
+        budget: Duration,
+        is_final: bool,
+    ) -> Result<(), ExportError> {
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
         let shared = self.shared.clone();
         self.runtime.spawn(async move {
-            let _ = done_tx.send(push(&shared, queue_full, budget).await);
+            let _ = done_tx.send(push(&shared, queue_full, budget, is_final).await);
         });
         // A little slack over the deadline the push itself honours.
         let wait = budget.saturating_add(Duration::from_millis(200));
@@ -223,7 +249,7 @@ impl MetricsReporter {
     pub fn final_report(&self, queue_full: Option<u64>, budget: Duration) {
         self.shared.stop_periodic_reports();
         let budget = budget.min(self.shared.config.timeout);
-        if let Err(error) = self.report_within(queue_full, budget) {
+        if let Err(error) = self.send_within(queue_full, budget, true) {
             tracing::warn!(%error, "otelite-exporter: final metrics report failed");
         }
     }

@@ -3,6 +3,7 @@
 //! `ExporterConfig::resolve` is the one place that owns precedence:
 //! builder > `OTEL_EXPORTER_OTLP_TRACES_*` > `OTEL_EXPORTER_OTLP_*` > default.
 
+use super::spool::{DEFAULT_SPOOL_BYTES, SpoolConfig};
 use crate::error::ConfigError;
 use http::Uri;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -42,6 +43,8 @@ pub struct RawConfig {
     pub metrics_interval: Option<Duration>,
     /// PEM file of certificates to trust for https, besides the public roots.
     pub certificate: Option<PathBuf>,
+    /// An on-disk queue for requests the endpoint could not take.
+    pub spool: Option<SpoolConfig>,
 }
 
 /// The validated configuration the exporter runs with.
@@ -58,6 +61,8 @@ pub struct ExporterConfig {
     pub metrics_interval: Option<Duration>,
     /// Extra trusted certificates (PEM) and where that setting came from.
     pub certificate: Option<(String, PathBuf)>,
+    /// `None`: no spool; a failed export loses its spans (counted).
+    pub spool: Option<SpoolConfig>,
 }
 
 /// Where a value came from, for error messages.
@@ -132,6 +137,10 @@ impl ExporterConfig {
             )
             .map(|(name, value)| (name, PathBuf::from(value.trim()))),
         };
+        let spool = match &raw.spool {
+            Some(spool) => Some(spool.clone()),
+            None => spool_from_env(var("OTELITE_EXPORTER_SPOOL_DIR"), var(SPOOL_BYTES_VAR))?,
+        };
         let interval = raw.metrics_interval.unwrap_or(DEFAULT_METRICS_INTERVAL);
         Ok(Self {
             traces_url,
@@ -141,6 +150,7 @@ impl ExporterConfig {
             compression,
             metrics_interval: (!interval.is_zero()).then_some(interval),
             certificate,
+            spool,
         })
     }
 
@@ -151,6 +161,35 @@ impl ExporterConfig {
 }
 
 type Setting = (String, String);
+
+const SPOOL_BYTES_VAR: &str = "OTELITE_EXPORTER_SPOOL_MAX_BYTES";
+
+/// The spool from `OTELITE_EXPORTER_SPOOL_DIR` and `…_MAX_BYTES`; no
+/// directory, no spool.
+fn spool_from_env(
+    dir: Option<Setting>,
+    max_bytes: Option<Setting>,
+) -> Result<Option<SpoolConfig>, ConfigError> {
+    let Some((_, dir)) = dir else {
+        return Ok(None);
+    };
+    let max_bytes = match max_bytes {
+        None => DEFAULT_SPOOL_BYTES,
+        Some((name, value)) => match value.trim().parse::<u64>() {
+            Ok(bytes) if bytes > 0 => bytes,
+            _ => {
+                return Err(ConfigError::InvalidSpoolSize {
+                    source_name: name,
+                    value,
+                });
+            }
+        },
+    };
+    Ok(Some(SpoolConfig {
+        dir: PathBuf::from(dir.trim()),
+        max_bytes,
+    }))
+}
 
 /// Env endpoints: the traces one is used as-is; the metrics base is the generic
 /// endpoint, else the traces endpoint without its `/v1/traces`.
@@ -405,6 +444,38 @@ mod tests {
         };
         assert_eq!(path(&ok(&builder, &vars)), Some("/b.pem".into()));
         assert_eq!(path(&ok(&RawConfig::default(), &[])), None);
+    }
+
+    #[test]
+    fn the_spool_comes_from_the_builder_else_the_environment() {
+        let vars = [
+            ("OTELITE_EXPORTER_SPOOL_DIR", "/var/spool/app"),
+            ("OTELITE_EXPORTER_SPOOL_MAX_BYTES", "1000"),
+        ];
+        let from_env = ok(&RawConfig::default(), &vars).spool;
+        assert_eq!(
+            from_env,
+            Some(SpoolConfig {
+                dir: "/var/spool/app".into(),
+                max_bytes: 1000
+            })
+        );
+        let dir_only = ok(&RawConfig::default(), &vars[..1]).spool;
+        assert_eq!(dir_only.map(|s| s.max_bytes), Some(DEFAULT_SPOOL_BYTES));
+        assert_eq!(ok(&RawConfig::default(), &vars[1..]).spool, None);
+        let builder = RawConfig {
+            spool: Some(SpoolConfig {
+                dir: "/b".into(),
+                max_bytes: 5,
+            }),
+            ..RawConfig::default()
+        };
+        assert_eq!(ok(&builder, &vars).spool.map(|s| s.max_bytes), Some(5));
+        let bad = [vars[0], ("OTELITE_EXPORTER_SPOOL_MAX_BYTES", "lots")];
+        assert!(matches!(
+            resolve(&RawConfig::default(), &bad),
+            Err(ConfigError::InvalidSpoolSize { .. })
+        ));
     }
 
     #[test]

@@ -5,12 +5,15 @@
 
 mod attempt;
 pub mod config;
+mod drain;
 pub mod retry;
 pub(crate) mod runtime;
+pub mod spool;
 mod tls;
 
 pub use attempt::encode_body;
 pub use config::{Compression, ExporterConfig, RawConfig};
+pub use spool::{DEFAULT_SPOOL_BYTES, SpoolConfig};
 
 use crate::convert::{self, SdkConverter};
 use crate::counters::{Counters, FailureKind};
@@ -48,6 +51,11 @@ pub(crate) struct Shared {
     /// its last drain: from then on every accepted span has been counted.
     pub exporter_shut_down: AtomicBool,
     pub periodic: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Requests the endpoint could not take, when a spool is configured.
+    pub spool: Option<Arc<spool::Spool>>,
+    /// Wakes the drainer when a request is spooled.
+    spool_wake: tokio::sync::Notify,
+    drainer: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Shared {
@@ -63,6 +71,27 @@ impl Shared {
             .converter
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = SdkConverter::new(resource);
+    }
+
+    /// POSTs an encoded body once, within `deadline`; the 2xx body on success.
+    pub(crate) async fn post_once(
+        &self,
+        url: &Uri,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Bytes, ExportError> {
+        let config = &self.config;
+        let sent = tokio::time::timeout_at(
+            deadline,
+            attempt::attempt(&self.client, url, &config.headers, config.compression, body),
+        )
+        .await;
+        match sent {
+            Err(_elapsed) => Err(ExportError::Timeout(config.timeout)),
+            Ok(Ok(answer)) if answer.status.is_success() => Ok(answer.body),
+            Ok(Ok(answer)) => Err(retry::http_error(&answer)),
+            Ok(Err(error)) => Err(error),
+        }
     }
 
     /// POSTs an encoded body with retries until `deadline`; the 2xx body on success.
@@ -83,6 +112,26 @@ impl Shared {
             config.timeout,
         )
         .await
+    }
+
+    /// Writes a request the endpoint could not take to the spool, if there
+    /// is one; `Err` when there is none or it is full.
+    pub(crate) async fn spool(
+        &self,
+        kind: spool::Kind,
+        spans: u64,
+        body: Bytes,
+    ) -> Result<(), spool::SpoolError> {
+        let Some(spool) = self.spool.clone() else {
+            return Err(spool::SpoolError::Io(std::io::Error::other("no spool")));
+        };
+        let compression = self.config.compression;
+        // The fsync does not belong on the runtime's only thread.
+        tokio::task::spawn_blocking(move || spool.push(kind, spans, compression, &body))
+            .await
+            .map_err(|e| spool::SpoolError::Io(std::io::Error::other(e)))??;
+        self.spool_wake.notify_one();
+        Ok(())
     }
 
     pub(crate) fn stop_periodic_reports(&self) {
@@ -118,6 +167,15 @@ impl OteliteExporter {
         let runtime = Arc::new(RuntimeThread::start()?);
         let interval = config.metrics_interval;
         let client = attempt::http_client(tls::client_config(config.certificate.as_ref())?);
+        let spool = match &config.spool {
+            Some(spool) => Some(Arc::new(spool::Spool::open(spool.clone()).map_err(
+                |e| ConfigError::Spool {
+                    dir: spool.dir.display().to_string(),
+                    reason: e.to_string(),
+                },
+            )?)),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             config,
             client,
@@ -129,7 +187,17 @@ impl OteliteExporter {
             final_report_by_processor: AtomicBool::new(false),
             exporter_shut_down: AtomicBool::new(false),
             periodic: Mutex::new(None),
+            spool,
+            spool_wake: tokio::sync::Notify::new(),
+            drainer: Mutex::new(None),
         });
+        if shared.spool.is_some() {
+            let task = runtime.spawn(drain::drain(shared.clone()));
+            *shared
+                .drainer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
+        }
         if let Some(interval) = interval {
             let task = runtime.spawn(crate::metrics::periodic(shared.clone(), interval));
             *shared
@@ -175,7 +243,20 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
-/// Sends one encoded batch and counts the outcome.
+/// Counts an acknowledged batch of `spans`, minus those the 2xx answer
+/// lists as rejected. A 2xx whose body is not a response message still
+/// acknowledges the batch.
+pub(crate) fn record_acknowledged(shared: &Shared, spans: u64, answer: Bytes) {
+    let rejected = <ExportTraceServiceResponse as prost::Message>::decode(answer)
+        .ok()
+        .and_then(|r| r.partial_success)
+        .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0));
+    shared.counters.record_acknowledged(spans, rejected);
+}
+
+/// Sends one encoded batch and counts the outcome. With a spool, the batch
+/// joins the spool when older requests wait there (order is kept) or when
+/// the endpoint does not take it now; the drainer sends it later.
 async fn send_batch(
     shared: Arc<Shared>,
     body: Bytes,
@@ -183,21 +264,41 @@ async fn send_batch(
     deadline: Instant,
 ) -> Result<(), ExportError> {
     let url = shared.config.traces_url.clone();
-    match shared.post(&url, body, deadline).await {
+    let spooling = shared.spool.as_ref().map(|spool| spool.is_empty());
+    let sent = match spooling {
+        Some(false) => return spool_batch(&shared, body, spans).await,
+        // With a spool, one try: the drainer does the waiting.
+        Some(true) => shared.post_once(&url, body.clone(), deadline).await,
+        None => shared.post(&url, body.clone(), deadline).await,
+    };
+    match sent {
         Ok(answer) => {
-            // A 2xx whose body is not a response message still acknowledges the batch.
-            let rejected = <ExportTraceServiceResponse as prost::Message>::decode(answer)
-                .ok()
-                .and_then(|r| r.partial_success)
-                .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0));
-            shared.counters.record_acknowledged(spans, rejected);
+            record_acknowledged(&shared, spans, answer);
             Ok(())
+        }
+        Err(error) if spooling.is_some() && retry::worth_retrying(&error) => {
+            spool_batch(&shared, body, spans).await
         }
         Err(error) => {
             shared
                 .counters
                 .record_failed(FailureKind::of(&error), spans);
             Err(error)
+        }
+    }
+}
+
+/// Hands a batch to the spool; a full spool loses it (counted).
+async fn spool_batch(shared: &Shared, body: Bytes, spans: u64) -> Result<(), ExportError> {
+    match shared.spool(spool::Kind::Traces, spans, body).await {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let kind = match error {
+                spool::SpoolError::Full { .. } => FailureKind::SpoolFull,
+                spool::SpoolError::Io(_) => FailureKind::Internal,
+            };
+            shared.counters.record_failed(kind, spans);
+            Err(ExportError::Internal(error.to_string()))
         }
     }
 }
@@ -247,6 +348,16 @@ impl SpanExporter for OteliteExporter {
         self.shared
             .exporter_shut_down
             .store(true, Ordering::Release);
+        // What the spool still holds waits on disk for the next run.
+        if let Some(drainer) = self
+            .shared
+            .drainer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            drainer.abort();
+        }
         if !self
             .shared
             .final_report_by_processor
@@ -297,6 +408,17 @@ impl OteliteExporterBuilder {
     /// `OTEL_EXPORTER_OTLP_(TRACES_)CERTIFICATE`.
     pub fn with_certificate(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
         self.raw.certificate = Some(pem_file.into());
+        self
+    }
+
+    /// Keeps requests the endpoint cannot take in `dir` (at most `max_bytes`)
+    /// and sends them when it is back, also after the app restarts with the
+    /// same directory; replaces `OTELITE_EXPORTER_SPOOL_DIR` / `…_MAX_BYTES`.
+    pub fn with_spool(mut self, dir: impl Into<std::path::PathBuf>, max_bytes: u64) -> Self {
+        self.raw.spool = Some(SpoolConfig {
+            dir: dir.into(),
+            max_bytes,
+        });
         self
     }
 

@@ -2,7 +2,7 @@
 //! with jitter, and `post_with_retry`, which resends one encoded body until it
 //! is acknowledged, refused for good, or the export's single deadline passes.
 
-use super::attempt::{HttpClient, attempt};
+use super::attempt::{Answer, HttpClient, attempt};
 use super::config::Compression;
 use crate::error::ExportError;
 use bytes::Bytes;
@@ -32,6 +32,26 @@ pub fn classify(status: u16, retry_after: Option<&str>) -> RetryDecision {
             after: retry_after.and_then(|v| parse_retry_after(v, SystemTime::now())),
         },
         _ => RetryDecision::Fail,
+    }
+}
+
+/// Whether an error is one a later try may get past: no answer, a
+/// timeout, or a retryable status.
+pub(crate) fn worth_retrying(error: &ExportError) -> bool {
+    match error {
+        ExportError::Transport(_) | ExportError::Timeout(_) => true,
+        ExportError::Http { status, .. } => {
+            matches!(classify(*status, None), RetryDecision::Retry { .. })
+        }
+        ExportError::Internal(_) => false,
+    }
+}
+
+/// The error for a non-2xx answer, with the start of its body.
+pub(crate) fn http_error(answer: &Answer) -> ExportError {
+    ExportError::Http {
+        status: answer.status.as_u16(),
+        body: String::from_utf8_lossy(&answer.body[..answer.body.len().min(256)]).into_owned(),
     }
 }
 
@@ -91,13 +111,8 @@ pub(crate) async fn post_with_retry(
             Err(_elapsed) => return Err(ExportError::Timeout(timeout)),
             Ok(Ok(answer)) if answer.status.is_success() => return Ok(answer.body),
             Ok(Ok(answer)) => {
-                let status = answer.status.as_u16();
-                let error = ExportError::Http {
-                    status,
-                    body: String::from_utf8_lossy(&answer.body[..answer.body.len().min(256)])
-                        .into_owned(),
-                };
-                match classify(status, answer.retry_after.as_deref()) {
+                let error = http_error(&answer);
+                match classify(answer.status.as_u16(), answer.retry_after.as_deref()) {
                     RetryDecision::Fail => return Err(error),
                     RetryDecision::Retry { after } => (error, after),
                 }
