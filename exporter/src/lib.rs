@@ -74,6 +74,8 @@
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_TRACES_TIMEOUT` | milliseconds for one export, retries included | `10000` |
 //! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_TRACES_COMPRESSION` | `gzip` or `none` | `gzip` |
 //! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_TRACES_CERTIFICATE` | PEM file of certificates to trust for `https://` endpoints, besides Mozilla's roots | none |
+//! | `OTELITE_EXPORTER_SPOOL_DIR` | directory of the on-disk spool for batches the endpoint cannot take (see `with_spool`) | no spool |
+//! | `OTELITE_EXPORTER_SPOOL_MAX_BYTES` | the spool's bound; a batch past it is dropped, counted as `spool_full` | `67108864` |
 //!
 //! Only `http://` is supported. Invalid values are a `ConfigError`, not ignored.
 //!
