@@ -236,3 +236,40 @@ async fn get_json(backend: &ServeProcess, path: &str) -> (u16, serde_json::Value
     let status = reply.status().as_u16();
     (status, reply.json().await.expect("JSON body"))
 }
+
+/// Requests past `max_concurrent_requests` get 503 with `Retry-After` before
+/// their body is kept, so the bodies held in memory stay bounded; the
+/// permit comes back when the request in flight ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_past_the_concurrency_limit_get_503_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = crate::support::Backend::start_with(|config| {
+        config.max_concurrent_requests = 1;
+    })
+    .await;
+    // A request whose chunked body never ends holds the only permit.
+    let mut held = TcpStream::connect(backend.otlp).await.expect("connect");
+    held.write_all(
+        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+          Transfer-Encoding: chunked\r\n\r\n",
+    )
+    .await
+    .expect("send a head");
+    let post = || backend.post("/v1/traces", "application/x-protobuf", None, Vec::new());
+    let refused = crate::support::eventually(post, |reply| reply.status == 503).await;
+    assert_eq!(
+        refused.status, 503,
+        "a second request while one is in flight"
+    );
+    assert!(refused.retry_after.is_some(), "503 carries Retry-After");
+
+    // Ending the held request (an empty body: a valid, empty export) frees it.
+    held.write_all(b"0\r\n\r\n").await.expect("end the body");
+    let mut answer = vec![0u8; 12];
+    tokio::time::timeout(WAIT, held.read_exact(&mut answer))
+        .await
+        .expect("the held request is answered")
+        .expect("read the answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    assert_eq!(post().await.status, 200, "the permit came back");
+}

@@ -16,6 +16,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 pub const DEFAULT_WRITE_QUEUE: usize = 256;
 /// Spans that may wait for the writer before new requests get 503.
 pub const DEFAULT_MAX_QUEUED_SPANS: usize = 100_000;
+/// OTLP requests read and decoded at once; more get 503 at once, so memory
+/// stays bounded by this times the body limit (and its decoded size).
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
 /// The environment variable naming the config file.
 pub const CONFIG_ENV: &str = "OTELITE_CONFIG";
 
@@ -29,6 +32,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub write_queue_capacity: usize,
     pub max_queued_spans: usize,
+    pub max_concurrent_requests: usize,
     /// Required on `/v1/*` when set.
     pub ingest_token: Option<BearerToken>,
     /// Required on `/api/*` and `/metrics` when set.
@@ -115,6 +119,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             write_queue_capacity: DEFAULT_WRITE_QUEUE,
             max_queued_spans: DEFAULT_MAX_QUEUED_SPANS,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             ingest_token: None,
             query_token: None,
             tls: None,
@@ -161,6 +166,7 @@ pub struct RawConfig {
     pub max_body_bytes: Option<usize>,
     pub write_queue: Option<usize>,
     pub max_queued_spans: Option<usize>,
+    pub max_concurrent_requests: Option<usize>,
     pub ingest_token: Option<Secret>,
     pub query_token: Option<Secret>,
     pub tls_cert: Option<PathBuf>,
@@ -201,6 +207,7 @@ impl RawConfig {
             max_body_bytes: parse(&var, "OTELITE_MAX_BODY_BYTES")?,
             write_queue: parse(&var, "OTELITE_WRITE_QUEUE")?,
             max_queued_spans: parse(&var, "OTELITE_MAX_QUEUED_SPANS")?,
+            max_concurrent_requests: parse(&var, "OTELITE_MAX_CONCURRENT_REQUESTS")?,
             ingest_token: parse(&var, "OTELITE_INGEST_TOKEN")?,
             query_token: parse(&var, "OTELITE_QUERY_TOKEN")?,
             tls_cert: parse(&var, "OTELITE_TLS_CERT")?,
@@ -238,6 +245,9 @@ impl RawConfig {
             max_body_bytes: raw.max_body_bytes.unwrap_or(defaults.max_body_bytes),
             write_queue_capacity: raw.write_queue.unwrap_or(defaults.write_queue_capacity),
             max_queued_spans: raw.max_queued_spans.unwrap_or(defaults.max_queued_spans),
+            max_concurrent_requests: raw
+                .max_concurrent_requests
+                .unwrap_or(defaults.max_concurrent_requests),
             ingest_token: raw.ingest_token.map(|s| BearerToken::new(&s.0)),
             query_token: raw.query_token.map(|s| BearerToken::new(&s.0)),
             tls: match (raw.tls_cert, raw.tls_key) {
@@ -254,6 +264,7 @@ impl RawConfig {
             ("max_body_bytes", config.max_body_bytes),
             ("write_queue", config.write_queue_capacity),
             ("max_queued_spans", config.max_queued_spans),
+            ("max_concurrent_requests", config.max_concurrent_requests),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
@@ -271,6 +282,9 @@ impl RawConfig {
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             write_queue: self.write_queue.or(lower.write_queue),
             max_queued_spans: self.max_queued_spans.or(lower.max_queued_spans),
+            max_concurrent_requests: self
+                .max_concurrent_requests
+                .or(lower.max_concurrent_requests),
             ingest_token: self.ingest_token.or(lower.ingest_token),
             query_token: self.query_token.or(lower.query_token),
             tls_cert: self.tls_cert.or(lower.tls_cert),

@@ -170,7 +170,12 @@ impl HttpFixture {
             .build()
             .expect("a tokio runtime");
         // Without bearer tokens: what is fuzzed is what comes after the check.
-        let router = crate::routers(&store, SMALL_LIMIT, &crate::Tokens::default()).0;
+        let router = crate::routers(
+            &store,
+            crate::receive::Limits::with_body_limit(SMALL_LIMIT),
+            &crate::Tokens::default(),
+        )
+        .0;
         Self {
             runtime,
             router,

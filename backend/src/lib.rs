@@ -46,8 +46,8 @@ mod ui;
 pub mod units;
 
 pub use config::{
-    CONFIG_ENV, Config, ConfigError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED_SPANS,
-    DEFAULT_WRITE_QUEUE, LogFormat, RawConfig, Secret, load_config,
+    CONFIG_ENV, Config, ConfigError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_QUEUED_SPANS, DEFAULT_WRITE_QUEUE, LogFormat, RawConfig, Secret, load_config,
 };
 
 use std::future::Future;
@@ -76,6 +76,7 @@ pub struct Server {
     store: Store,
     writer: WriterThread,
     max_body_bytes: usize,
+    max_concurrent_requests: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
     tokens: Tokens,
     limits: net::ConnectionLimits,
@@ -110,6 +111,7 @@ impl Server {
             store,
             writer,
             max_body_bytes: config.max_body_bytes,
+            max_concurrent_requests: config.max_concurrent_requests,
             tls,
             tokens: Tokens {
                 ingest: config.ingest_token,
@@ -148,7 +150,11 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let (receive, query) = routers(&self.store, self.max_body_bytes, &self.tokens);
+        let limits = receive::Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_concurrent_requests: self.max_concurrent_requests,
+        };
+        let (receive, query) = routers(&self.store, limits, &self.tokens);
         let retention = tokio::spawn(store::retention::run(
             self.store.clone(),
             self.retention,
@@ -179,16 +185,16 @@ impl Server {
 /// guarded by their tokens.
 pub(crate) fn routers(
     store: &Store,
-    max_body_bytes: usize,
+    limits: receive::Limits,
     tokens: &Tokens,
 ) -> (axum::Router, axum::Router) {
     let metrics = Arc::new(metrics::Metrics::default());
     let timed = axum::middleware::from_fn_with_state(metrics.clone(), metrics::record_latency);
-    let receive = receive::router(receive::ReceiveState {
-        store: store.clone(),
-        max_body_bytes,
-        metrics: metrics.clone(),
-    })
+    let receive = receive::router(receive::ReceiveState::new(
+        store.clone(),
+        limits,
+        metrics.clone(),
+    ))
     .layer(timed.clone());
     let query = query::router(store.clone(), metrics).layer(timed);
     let receive = guarded(receive, tokens.ingest.clone(), None);

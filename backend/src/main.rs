@@ -64,6 +64,10 @@ struct ServeArgs {
     /// [default: 100000] [env: OTELITE_MAX_QUEUED_SPANS]
     #[arg(long, value_name = "N")]
     max_queued_spans: Option<usize>,
+    /// OTLP requests read and decoded at once; more get 503 with Retry-After,
+    /// which bounds memory [default: 16] [env: OTELITE_MAX_CONCURRENT_REQUESTS]
+    #[arg(long, value_name = "N")]
+    max_concurrent_requests: Option<usize>,
     /// Bearer token required on /v1/traces and /v1/metrics (prefer the
     /// variable: flags show in `ps`) [default: none] [env: OTELITE_INGEST_TOKEN]
     #[arg(long, value_name = "TOKEN")]
@@ -104,6 +108,7 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             write_queue: self.write_queue,
             max_queued_spans: self.max_queued_spans,
+            max_concurrent_requests: self.max_concurrent_requests,
             ingest_token: self.ingest_token,
             query_token: self.query_token,
             tls_cert: self.tls_cert,
@@ -214,6 +219,7 @@ mod tests {
             "OTELITE_MAX_BODY_BYTES".to_owned(),
             "OTELITE_WRITE_QUEUE".to_owned(),
             "OTELITE_MAX_QUEUED_SPANS".to_owned(),
+            "OTELITE_MAX_CONCURRENT_REQUESTS".to_owned(),
             "OTELITE_INGEST_TOKEN".to_owned(),
             "OTELITE_QUERY_TOKEN".to_owned(),
             "OTELITE_TLS_CERT".to_owned(),
@@ -226,6 +232,7 @@ mod tests {
             format!("[default: {}]", defaults.max_body_bytes),
             format!("[default: {}]", defaults.write_queue_capacity),
             format!("[default: {}]", defaults.max_queued_spans),
+            format!("[default: {}]", defaults.max_concurrent_requests),
         ] {
             assert!(
                 help.contains(&expected),

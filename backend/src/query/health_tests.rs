@@ -44,7 +44,11 @@ fn post(content_type: &str, body: &str) -> Result<Request<Body>, http::Error> {
 #[tokio::test]
 async fn healthz_and_readyz_answer_200_on_a_working_store() -> TestResult {
     let (_dir, store, writer) = open()?;
-    let (_, query) = crate::routers(&store, 1 << 20, &crate::Tokens::default());
+    let (_, query) = crate::routers(
+        &store,
+        crate::receive::Limits::with_body_limit(1 << 20),
+        &crate::Tokens::default(),
+    );
     assert_eq!(
         call(&query, get("/healthz")?).await?,
         (StatusCode::OK, "ok".to_owned())
@@ -140,7 +144,11 @@ const VALID_AND_INVALID_SPAN: &str = r#"{"resourceSpans":[{
 #[tokio::test]
 async fn metrics_count_what_the_receiver_accepted_and_refused() -> TestResult {
     let (_dir, store, writer) = open()?;
-    let (receive, query) = crate::routers(&store, 1 << 20, &crate::Tokens::default());
+    let (receive, query) = crate::routers(
+        &store,
+        crate::receive::Limits::with_body_limit(1 << 20),
+        &crate::Tokens::default(),
+    );
     let (status, body) = call(&receive, post("application/json", VALID_AND_INVALID_SPAN)?).await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("rejectedSpans"), "{body}");

@@ -114,7 +114,7 @@ pub async fn read_checked(
     Ok((checked, bytes.freeze()))
 }
 
-async fn drain(mut body: Body) {
+pub(crate) async fn drain(mut body: Body) {
     let mut left = DRAIN_BYTES;
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         while let Some(Ok(frame)) = body.frame().await {

@@ -32,6 +32,26 @@ use response::ReceiveError;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Bounds on what the receiver takes at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// Requests between their first body byte and their answer; more get
+    /// 503 at once, so memory stays bounded by this times a body's size.
+    pub max_concurrent_requests: usize,
+}
+
+impl Limits {
+    /// The defaults `otelite serve` uses, with another body limit.
+    pub fn with_body_limit(max_body_bytes: usize) -> Self {
+        Self {
+            max_body_bytes,
+            max_concurrent_requests: crate::DEFAULT_MAX_CONCURRENT_REQUESTS,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct ReceiveState {
@@ -39,6 +59,32 @@ pub struct ReceiveState {
     pub max_body_bytes: usize,
     /// Counted once per request or batch (see `crate::metrics`).
     pub metrics: Arc<Metrics>,
+    /// One permit per request being received.
+    in_flight: Arc<Semaphore>,
+}
+
+impl ReceiveState {
+    pub fn new(store: Store, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            max_body_bytes: limits.max_body_bytes,
+            metrics,
+            in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+        }
+    }
+
+    /// A permit to receive one request; `None` when as many are in flight
+    /// as allowed.
+    fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.in_flight.clone().try_acquire_owned().ok()
+    }
+}
+
+/// The answer to a request past the concurrency limit: 503 with
+/// `Retry-After`, after draining the body (bounded) so the client reads it.
+async fn refuse_busy(body: Body) -> ReceiveError {
+    body::drain(body).await;
+    ReceiveError::Store(StoreError::Overloaded)
 }
 
 pub fn router(state: ReceiveState) -> Router {
@@ -64,6 +110,9 @@ async fn receive_traces(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Format, ExportTraceServiceResponse), ReceiveError> {
+    let Some(_permit) = state.admit() else {
+        return Err(refuse_busy(body).await);
+    };
     let limit = state.max_body_bytes;
     let (format, bytes) = body::read_checked(headers, body, limit).await?;
     // Decoding, conversion and analysis are CPU work: keep them off the
@@ -161,6 +210,9 @@ async fn receive_metrics(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Format, ReceiveError> {
+    let Some(_permit) = state.admit() else {
+        return Err(refuse_busy(body).await);
+    };
     let limit = state.max_body_bytes;
     let ((format, gzip), bytes) = body::read_checked(headers, body, limit).await?;
     let request: ExportMetricsServiceRequest = decode((format, gzip), &bytes, limit)?;
