@@ -21,6 +21,34 @@ pub const DEFAULT_MAX_QUEUED_SPANS: usize = 100_000;
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
 /// The environment variable naming the config file.
 pub const CONFIG_ENV: &str = "OTELITE_CONFIG";
+/// Where `--store clickhouse` finds ClickHouse's HTTP interface; the path
+/// names the database (default `otelite`).
+pub const DEFAULT_CLICKHOUSE_URL: &str = "http://127.0.0.1:8123";
+
+/// Which store keeps the spans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One SQLite file (`db`), the default.
+    #[default]
+    Sqlite,
+    /// A ClickHouse server or cluster (`clickhouse_url`).
+    Clickhouse,
+}
+
+impl FromStr for StoreKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "sqlite" => Ok(Self::Sqlite),
+            "clickhouse" => Ok(Self::Clickhouse),
+            other => Err(format!(
+                "{other:?} is not a store: use sqlite or clickhouse"
+            )),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -45,6 +73,9 @@ pub struct Config {
     pub connection_limits: ConnectionLimits,
     /// Off by default: deleting spans is for the operator to choose.
     pub retention: Policy,
+    pub store: StoreKind,
+    /// Used when `store` is ClickHouse.
+    pub clickhouse_url: String,
 }
 
 /// How `otelite serve` writes its own logs (to stderr).
@@ -126,6 +157,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             connection_limits: ConnectionLimits::default(),
             retention: Policy::default(),
+            store: StoreKind::Sqlite,
+            clickhouse_url: DEFAULT_CLICKHOUSE_URL.to_owned(),
         }
     }
 }
@@ -176,6 +209,9 @@ pub struct RawConfig {
     pub retention: Option<Age>,
     /// `10GB`; `0` sets no limit.
     pub max_db_size: Option<ByteSize>,
+    /// `sqlite` or `clickhouse`.
+    pub store: Option<StoreKind>,
+    pub clickhouse_url: Option<String>,
 }
 
 impl RawConfig {
@@ -215,6 +251,8 @@ impl RawConfig {
             log_format: parse(&var, "OTELITE_LOG_FORMAT")?,
             retention: parse(&var, "OTELITE_RETENTION")?,
             max_db_size: parse(&var, "OTELITE_MAX_DB_SIZE")?,
+            store: parse(&var, "OTELITE_STORE")?,
+            clickhouse_url: parse(&var, "OTELITE_CLICKHOUSE_URL")?,
         })
     }
 
@@ -259,6 +297,8 @@ impl RawConfig {
             log_format: raw.log_format.unwrap_or(defaults.log_format),
             connection_limits: defaults.connection_limits,
             retention: Policy::new(raw.retention, raw.max_db_size),
+            store: raw.store.unwrap_or(defaults.store),
+            clickhouse_url: raw.clickhouse_url.unwrap_or(defaults.clickhouse_url),
         };
         for (name, value) in [
             ("max_body_bytes", config.max_body_bytes),
@@ -292,6 +332,8 @@ impl RawConfig {
             log_format: self.log_format.or(lower.log_format),
             retention: self.retention.or(lower.retention),
             max_db_size: self.max_db_size.or(lower.max_db_size),
+            store: self.store.or(lower.store),
+            clickhouse_url: self.clickhouse_url.or(lower.clickhouse_url),
         }
     }
 }
@@ -537,6 +579,35 @@ mod tests {
             RawConfig::from_toml("retention = \"a week\"\n", path),
             Err(ConfigError::ParseFile { .. })
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn the_store_and_clickhouse_url_follow_the_same_precedence() -> Result<(), ConfigError> {
+        let none = RawConfig::default;
+        let config = RawConfig::resolve(none(), none(), none())?;
+        assert_eq!(config.store, StoreKind::Sqlite);
+        assert_eq!(config.clickhouse_url, DEFAULT_CLICKHOUSE_URL);
+        let file = RawConfig::from_toml(
+            "store = \"clickhouse\"\nclickhouse_url = \"http://file:8123\"\n",
+            Path::new("o.toml"),
+        )?;
+        let env = RawConfig::from_env(|name| {
+            (name == "OTELITE_CLICKHOUSE_URL").then(|| "http://env:8123/traces".into())
+        })?;
+        let config = RawConfig::resolve(none(), env.clone(), file.clone())?;
+        assert_eq!(config.store, StoreKind::Clickhouse);
+        assert_eq!(config.clickhouse_url, "http://env:8123/traces");
+        let flags = RawConfig {
+            store: Some(StoreKind::Sqlite),
+            ..none()
+        };
+        assert_eq!(
+            RawConfig::resolve(flags, env, file)?.store,
+            StoreKind::Sqlite
+        );
+        let bad = RawConfig::from_env(|name| (name == "OTELITE_STORE").then(|| "mysql".into()));
+        assert!(matches!(bad, Err(ConfigError::Env { var, .. }) if var == "OTELITE_STORE"));
         Ok(())
     }
 

@@ -41,6 +41,7 @@ pub mod query;
 pub mod rates;
 pub mod receive;
 pub mod stage;
+pub mod storage;
 pub mod store;
 mod ui;
 pub mod units;
@@ -49,10 +50,12 @@ pub use config::{
     CONFIG_ENV, Config, ConfigError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_QUEUED_SPANS, DEFAULT_WRITE_QUEUE, LogFormat, RawConfig, Secret, load_config,
 };
+pub use config::{DEFAULT_CLICKHOUSE_URL, StoreKind};
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use storage::Storage;
 use store::{Store, StoreError, WriterThread};
 use tokio::net::TcpListener;
 
@@ -73,8 +76,9 @@ pub enum Error {
 pub struct Server {
     otlp: TcpListener,
     query: TcpListener,
-    store: Store,
-    writer: WriterThread,
+    storage: Storage,
+    /// The SQLite store's handle (for retention) and writer, when it is SQLite.
+    sqlite: Option<(Store, WriterThread)>,
     max_body_bytes: usize,
     max_concurrent_requests: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -102,14 +106,24 @@ impl Server {
         };
         // Unusable TLS files are an error at start, not at the first client.
         let tls = config.tls.as_ref().map(net::server_config).transpose()?;
-        let (store, writer) = Store::open(&config.db_path, limits)?;
+        let (storage, sqlite) = match config.store {
+            StoreKind::Sqlite => {
+                let (store, writer) = Store::open(&config.db_path, limits)?;
+                (Storage::from(&store), Some((store, writer)))
+            }
+            StoreKind::Clickhouse => {
+                let store =
+                    storage::clickhouse::ClickHouse::open(&config.clickhouse_url, limits).await?;
+                (Storage::new(store), None)
+            }
+        };
         let otlp = listen(config.otlp_listen).await?;
         let query = listen(config.query_listen).await?;
         Ok(Self {
             otlp,
             query,
-            store,
-            writer,
+            storage,
+            sqlite,
             max_body_bytes: config.max_body_bytes,
             max_concurrent_requests: config.max_concurrent_requests,
             tls,
@@ -154,14 +168,17 @@ impl Server {
             max_body_bytes: self.max_body_bytes,
             max_concurrent_requests: self.max_concurrent_requests,
         };
-        let (receive, query) = routers(&self.store, limits, &self.tokens);
-        let retention = tokio::spawn(store::retention::run(
-            self.store.clone(),
-            self.retention,
-            store::retention::INTERVAL,
-            stop_rx.clone(),
-        ));
-        drop(self.store);
+        let (receive, query) = routers(&self.storage, limits, &self.tokens);
+        drop(self.storage);
+        let (store, writer) = self.sqlite.unzip();
+        let retention = store.map(|store| {
+            tokio::spawn(store::retention::run(
+                store,
+                self.retention,
+                store::retention::INTERVAL,
+                stop_rx.clone(),
+            ))
+        });
         let limits = self.limits;
         let otlp = net::serve(
             self.otlp,
@@ -173,10 +190,13 @@ impl Server {
         let query = net::serve(self.query, query, self.tls, limits, stop_rx);
         tokio::join!(otlp, query);
         // Retention stops between two batches and drops its Store handle.
-        let _ = retention.await;
+        if let Some(retention) = retention {
+            let _ = retention.await;
+        }
         // Every Store handle is gone with the routers: the writer drains and ends.
-        let writer = self.writer;
-        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
         Ok(())
     }
 }
@@ -184,10 +204,11 @@ impl Server {
 /// The OTLP and query routers, sharing one `Metrics`, timed per route and
 /// guarded by their tokens.
 pub(crate) fn routers(
-    store: &Store,
+    store: impl Into<Storage>,
     limits: receive::Limits,
     tokens: &Tokens,
 ) -> (axum::Router, axum::Router) {
+    let store: Storage = store.into();
     let metrics = Arc::new(metrics::Metrics::default());
     let timed = axum::middleware::from_fn_with_state(metrics.clone(), metrics::record_latency);
     let receive = receive::router(receive::ReceiveState::new(

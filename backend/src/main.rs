@@ -97,6 +97,14 @@ struct ServeArgs {
     /// [default: 0] [env: OTELITE_MAX_DB_SIZE]
     #[arg(long, value_name = "SIZE")]
     max_db_size: Option<otelite_backend::store::retention::ByteSize>,
+    /// Where spans are kept: sqlite (the --db file) or clickhouse (--clickhouse-url)
+    /// [default: sqlite] [env: OTELITE_STORE]
+    #[arg(long, value_name = "STORE")]
+    store: Option<otelite_backend::StoreKind>,
+    /// ClickHouse's HTTP interface; a path names the database (default otelite),
+    /// created if missing [default: http://127.0.0.1:8123] [env: OTELITE_CLICKHOUSE_URL]
+    #[arg(long, value_name = "URL")]
+    clickhouse_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -116,6 +124,8 @@ impl ServeArgs {
             log_format: self.log_format,
             retention: self.retention,
             max_db_size: self.max_db_size,
+            store: self.store,
+            clickhouse_url: self.clickhouse_url,
         };
         (raw, self.config)
     }
@@ -158,10 +168,13 @@ fn init_logs(format: LogFormat) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let db = config.db_path.clone();
+    let store = match config.store {
+        otelite_backend::StoreKind::Sqlite => format!("database {}", config.db_path.display()),
+        otelite_backend::StoreKind::Clickhouse => format!("ClickHouse {}", config.clickhouse_url),
+    };
     let server = Server::bind(config).await.context("starting otelite")?;
     // Scripts and tests read these lines to find the ports.
-    println!("otelite: database {}", db.display());
+    println!("otelite: {store}");
     let scheme = if server.tls() { "https" } else { "http" };
     println!(
         "otelite: OTLP/HTTP listening on {scheme}://{}",
@@ -225,6 +238,8 @@ mod tests {
             "OTELITE_TLS_CERT".to_owned(),
             "OTELITE_TLS_KEY".to_owned(),
             "OTELITE_LOG_FORMAT".to_owned(),
+            "OTELITE_STORE".to_owned(),
+            "OTELITE_CLICKHOUSE_URL".to_owned(),
             format!("[default: {}]", defaults.log_format),
             format!("[default: {}]", defaults.db_path.display()),
             format!("[default: {}]", defaults.otlp_listen),

@@ -2,7 +2,8 @@
 //! `/readyz` (spans sent now would be stored) and `/metrics`.
 
 use crate::metrics::{self, Metrics, StoreGauges};
-use crate::store::{Store, WriteHealth, stage_counts};
+use crate::storage::Storage;
+use crate::store::WriteHealth;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct OpsState {
-    pub store: Store,
+    pub store: Storage,
     pub metrics: Arc<Metrics>,
 }
 
@@ -52,7 +53,7 @@ pub fn readiness(health: &WriteHealth) -> Result<(), &'static str> {
 pub async fn prometheus(State(state): State<OpsState>) -> Response {
     let counts = state
         .store
-        .read(|conn| stage_counts(conn, None, i64::MIN, i64::MAX))
+        .stage_counts(None, i64::MIN, i64::MAX)
         .await
         .inspect_err(|error| tracing::warn!(%error, "metrics: cannot read the stage counts"))
         .ok()
@@ -61,10 +62,7 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
                 .map(|r| (r.service, r.stage, r.n))
                 .collect()
         });
-    let store = state.store.clone();
-    let db_bytes = tokio::task::spawn_blocking(move || store.size_on_disk())
-        .await
-        .unwrap_or(0);
+    let db_bytes = state.store.size_on_disk().await.unwrap_or(0);
     let gauges = StoreGauges {
         health: state.store.health(),
         stage_counts: counts,

@@ -14,7 +14,8 @@ mod traces;
 pub use health::readiness;
 
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::storage::Storage;
+use crate::store::StoreError;
 use axum::Json;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,8 @@ use std::sync::Arc;
 
 /// The query API plus `/healthz`, `/readyz` and `/metrics`, which read the
 /// receiver's counters from `metrics`.
-pub fn router(store: Store, metrics: Arc<Metrics>) -> Router {
+pub fn router(store: impl Into<Storage>, metrics: Arc<Metrics>) -> Router {
+    let store = store.into();
     let ops = health::OpsState {
         store: store.clone(),
         metrics,
@@ -39,7 +41,7 @@ pub fn router(store: Store, metrics: Arc<Metrics>) -> Router {
         .merge(crate::ui::router())
 }
 
-fn api(store: Store) -> Router {
+fn api(store: Storage) -> Router {
     Router::new()
         .route("/api/otelite/traces/{trace_id}", get(traces::by_id))
         .route("/api/otelite/search", get(traces::search))

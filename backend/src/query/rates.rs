@@ -5,7 +5,7 @@ use super::ApiError;
 use super::params::{self, Params};
 use crate::rates::{self, RatesReport};
 use crate::stage::minute_of;
-use crate::store::{self, Store};
+use crate::storage::Storage;
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use serde::Serialize;
@@ -19,7 +19,7 @@ pub struct RatesBody {
 }
 
 pub async fn rates(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<RatesBody>, ApiError> {
     let params = Params::parse(raw.as_deref(), &["service", "start", "end"])?;
@@ -27,9 +27,7 @@ pub async fn rates(
     let (start, end) = (start.unwrap_or(0), end.unwrap_or(u64::MAX / 2));
     let service: Option<String> = params.get("service")?;
     let rows = store
-        .read(move |conn| {
-            store::stage_counts(conn, service.as_deref(), minute_of(start), minute_of(end))
-        })
+        .stage_counts(service, minute_of(start), minute_of(end))
         .await?;
     Ok(Json(RatesBody {
         start,

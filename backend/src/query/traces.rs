@@ -3,7 +3,8 @@
 
 use super::ApiError;
 use super::params::{self, Params};
-use crate::store::{self, Store, TraceQuery, TraceSummary};
+use crate::storage::Storage;
+use crate::store::{self, TraceQuery, TraceSummary};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use otelite_exporter::model::{Span, SpanKind, TraceId};
@@ -21,13 +22,13 @@ pub struct TraceBody {
 }
 
 pub async fn by_id(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     Path(trace_id): Path<String>,
 ) -> Result<Json<TraceBody>, ApiError> {
     let id = TraceId::from_hex(&trace_id).ok_or_else(|| {
         ApiError::BadParameter(format!("trace id {trace_id:?} is not 32 hex digits"))
     })?;
-    match store.read(move |conn| store::trace(conn, &id)).await? {
+    match store.trace(id).await? {
         Some(spans) => Ok(Json(TraceBody {
             trace_id: id,
             spans,
@@ -47,13 +48,11 @@ pub struct SearchBody {
 /// `GET /api/otelite/search`: every parameter is optional, `attribute` may
 /// repeat (all must hold on one span, each on the span or its resource).
 pub async fn search(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SearchBody>, ApiError> {
     let query = search_query(raw.as_deref())?;
-    let page = store
-        .read(move |conn| store::search_page(conn, &query))
-        .await?;
+    let page = store.search_page(query).await?;
     Ok(Json(SearchBody {
         traces: page.traces,
         next_cursor: page.next.map(|cursor| cursor.to_string()),
@@ -140,14 +139,12 @@ pub struct DependenciesBody {
 
 /// `GET /api/otelite/dependencies`: calls between services in a window.
 pub async fn dependencies(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<DependenciesBody>, ApiError> {
     let (start, end) = params::window(&Params::parse(raw.as_deref(), &["start", "end"])?)?;
     let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX as u64));
-    let dependencies = store
-        .read(move |conn| store::dependencies(conn, start, end))
-        .await?;
+    let dependencies = store.dependencies(start, end).await?;
     Ok(Json(DependenciesBody { dependencies }))
 }
 
@@ -156,7 +153,7 @@ pub struct ServicesBody {
     services: Vec<String>,
 }
 
-pub async fn services(State(store): State<Store>) -> Result<Json<ServicesBody>, ApiError> {
-    let services = store.read(store::services).await?;
+pub async fn services(State(store): State<Storage>) -> Result<Json<ServicesBody>, ApiError> {
+    let services = store.services().await?;
     Ok(Json(ServicesBody { services }))
 }

@@ -13,7 +13,8 @@ use crate::analyze;
 use crate::metrics::Metrics;
 use crate::process;
 use crate::stage::Stage;
-use crate::store::{SpanBatch, SpanRow, Store, StoreError};
+use crate::storage::{Ingest, Prepared, Storage};
+use crate::store::{SpanBatch, StoreError};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -55,7 +56,7 @@ impl Limits {
 
 #[derive(Clone)]
 pub struct ReceiveState {
-    pub store: Store,
+    pub store: Storage,
     pub max_body_bytes: usize,
     /// Counted once per request or batch (see `crate::metrics`).
     pub metrics: Arc<Metrics>,
@@ -64,9 +65,9 @@ pub struct ReceiveState {
 }
 
 impl ReceiveState {
-    pub fn new(store: Store, limits: Limits, metrics: Arc<Metrics>) -> Self {
+    pub fn new(store: impl Into<Storage>, limits: Limits, metrics: Arc<Metrics>) -> Self {
         Self {
-            store,
+            store: store.into(),
             max_body_bytes: limits.max_body_bytes,
             metrics,
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
@@ -117,11 +118,15 @@ async fn receive_traces(
     let (format, bytes) = body::read_checked(headers, body, limit).await?;
     // Decoding, conversion and analysis are CPU work: keep them off the
     // threads that serve connections.
-    let (batch, rejected) = tokio::task::spawn_blocking(move || prepare(format, &bytes, limit))
-        .await
-        .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
+    let store = state.store.clone();
+    let (batch, rejected) = tokio::task::spawn_blocking(move || {
+        let (ingest, rejected) = analyzed(format, &bytes, limit)?;
+        Ok::<_, ReceiveError>((store.prepare(ingest), rejected))
+    })
+    .await
+    .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
     let format = format.0;
-    let accepted = batch.spans.len();
+    let accepted = batch.len();
     state
         .metrics
         .spans_decoded(accepted + rejected.len(), rejected.len());
@@ -140,14 +145,24 @@ async fn receive_traces(
     Ok((format, ExportTraceServiceResponse { partial_success }))
 }
 
-/// A body (as read off the wire) → the batch the writer inserts, and the
-/// spans that were not valid: decode, process, analyze and encode, the CPU
-/// part of receiving.
+/// A body (as read off the wire) → the batch the SQLite writer inserts, and
+/// the spans that were not valid: decode, process, analyze and encode, the
+/// CPU part of receiving.
 pub(crate) fn prepare(
     format: (Format, bool),
     bytes: &[u8],
     limit: usize,
 ) -> Result<(SpanBatch, Vec<InvalidSpan>), ReceiveError> {
+    let (ingest, rejected) = analyzed(format, bytes, limit)?;
+    Ok((crate::storage::sqlite::span_batch(ingest), rejected))
+}
+
+/// Decode, process and analyze: the part of `prepare` every store shares.
+pub(crate) fn analyzed(
+    format: (Format, bool),
+    bytes: &[u8],
+    limit: usize,
+) -> Result<(Ingest, Vec<InvalidSpan>), ReceiveError> {
     let request: ExportTraceServiceRequest = decode(format, bytes, limit)?;
     let processed = process::process(request);
     let mut counted: Vec<(String, Stage, u64)> = Vec::new();
@@ -155,24 +170,17 @@ pub(crate) fn prepare(
         counted.push((service.clone(), Stage::Process, n));
         counted.push((service, Stage::Analyze, n));
     }
-    let batch = SpanBatch {
-        spans: analyze::analyze(processed.spans)
-            .into_iter()
-            .map(SpanRow::new)
-            .collect(),
+    let ingest = Ingest {
+        spans: analyze::analyze(processed.spans),
         counted,
         received_ns: now_ns(),
     };
-    Ok((batch, processed.rejected))
+    Ok((ingest, processed.rejected))
 }
 
-/// Queues the batch and waits until its transaction has committed.
-async fn commit(store: &Store, batch: SpanBatch) -> Result<(), StoreError> {
-    store
-        .try_write_spans(batch)?
-        .await
-        .map_err(|_| StoreError::Closed)?
-        .map(drop)
+/// Queues the batch and waits until the store has accepted it.
+async fn commit(store: &Storage, batch: Prepared) -> Result<(), StoreError> {
+    store.try_write_spans(batch)?.await.map(drop)
 }
 
 fn rejection_message(rejected: &[InvalidSpan]) -> String {
@@ -218,11 +226,7 @@ async fn receive_metrics(
     let request: ExportMetricsServiceRequest = decode((format, gzip), &bytes, limit)?;
     let points = process::counter_points(request);
     if !points.is_empty() {
-        state
-            .store
-            .try_write_counters(points)?
-            .await
-            .map_err(|_| crate::store::StoreError::Closed)??;
+        state.store.try_write_counters(points)?.await?;
     }
     Ok(format)
 }

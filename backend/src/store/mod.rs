@@ -55,6 +55,9 @@ pub enum StoreError {
     Closed,
     #[error("the store's write queue is full")]
     Overloaded,
+    /// From the ClickHouse store (`crate::storage::clickhouse`).
+    #[error("ClickHouse: {0}")]
+    ClickHouse(String),
 }
 
 /// How much may wait for the writer before new writes are refused.

@@ -9,12 +9,13 @@ mod shapes;
 mod v1;
 mod v3;
 
-use crate::store::{Store, StoreError};
+use crate::storage::Storage;
+use crate::store::StoreError;
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
 
-pub fn router(store: Store) -> Router {
+pub fn router(store: Storage) -> Router {
     Router::new()
         .route("/api/services", get(v1::services))
         .route(

@@ -5,12 +5,12 @@
 use super::params::{self, Params};
 use super::shapes::{self, Trace};
 use super::{Fault, trace_id};
-use crate::store::{self, Store, TraceQuery};
+use crate::storage::Storage;
+use crate::store::TraceQuery;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use otelite_exporter::model::{SpanKind, TraceId};
-use rusqlite::Connection;
+use otelite_exporter::model::SpanKind;
 use serde::Serialize;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,16 +62,16 @@ impl IntoResponse for V1Error {
 
 type Answer<T> = Result<Json<Envelope<Vec<T>>>, V1Error>;
 
-pub async fn services(State(store): State<Store>) -> Answer<String> {
-    Ok(envelope(store.read(store::services).await?))
+pub async fn services(State(store): State<Storage>) -> Answer<String> {
+    Ok(envelope(store.services().await?))
 }
 
 pub async fn service_operations(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     Path(service): Path<String>,
 ) -> Answer<String> {
     let mut names: Vec<String> = store
-        .read(move |conn| store::operations(conn, &service, None))
+        .operations(service, None)
         .await?
         .into_iter()
         .map(|(name, _)| name)
@@ -88,7 +88,7 @@ pub struct Operation {
 }
 
 pub async fn operations(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Answer<Operation> {
     let params = Params(pairs);
@@ -97,9 +97,7 @@ pub async fn operations(
     };
     let service = service.to_owned();
     let kind = kind_param(&params, &["spanKind"])?;
-    let operations = store
-        .read(move |conn| store::operations(conn, &service, kind))
-        .await?;
+    let operations = store.operations(service, kind).await?;
     Ok(envelope(
         operations
             .into_iter()
@@ -118,16 +116,16 @@ pub fn kind_param(params: &Params, names: &[&'static str]) -> Result<Option<Span
     }
 }
 
-pub async fn trace(State(store): State<Store>, Path(id): Path<String>) -> Answer<Trace> {
+pub async fn trace(State(store): State<Storage>, Path(id): Path<String>) -> Answer<Trace> {
     let id = trace_id(&id, "traceID")?;
-    match store.read(move |conn| store::trace(conn, &id)).await? {
+    match store.trace(id).await? {
         Some(spans) => Ok(envelope(vec![shapes::trace(&spans)])),
         None => Err(Fault::NotFound("trace not found".into()).into()),
     }
 }
 
 pub async fn find_traces(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Answer<Trace> {
     let params = Params(pairs);
@@ -137,36 +135,13 @@ pub async fn find_traces(
         .collect::<Result<Vec<_>, _>>()?;
     let traces = if ids.is_empty() {
         let query = trace_query(&params)?;
-        store.read(move |conn| search_traces(conn, &query)).await?
+        store.search_traces(query).await?
     } else {
-        store.read(move |conn| traces_by_id(conn, &ids)).await?
+        store.traces(ids).await?
     };
     Ok(envelope(
         traces.iter().map(|spans| shapes::trace(spans)).collect(),
     ))
-}
-
-/// The spans of each trace the search finds, newest trace first.
-pub fn search_traces(
-    conn: &Connection,
-    query: &TraceQuery,
-) -> Result<Vec<Vec<otelite_exporter::model::Span>>, crate::store::StoreError> {
-    let ids: Vec<TraceId> = store::search(conn, query)?
-        .iter()
-        .filter_map(|summary| TraceId::from_hex(&summary.trace_id))
-        .collect();
-    traces_by_id(conn, &ids)
-}
-
-fn traces_by_id(
-    conn: &Connection,
-    ids: &[TraceId],
-) -> Result<Vec<Vec<otelite_exporter::model::Span>>, crate::store::StoreError> {
-    let mut traces = Vec::with_capacity(ids.len());
-    for id in ids {
-        traces.extend(store::trace(conn, id)?);
-    }
-    Ok(traces)
 }
 
 /// `/api/traces` parameters as a store search.
@@ -262,7 +237,7 @@ pub struct DependencyLink {
 
 /// `endTs` (default now) and `lookback` (default a day), both milliseconds.
 pub async fn dependencies(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Answer<DependencyLink> {
     let params = Params(pairs);
@@ -285,9 +260,7 @@ pub async fn dependencies(
     let lookback_ms = millis("lookback")?.unwrap_or(DEFAULT_LOOKBACK_MS);
     let end_ns = end_ms.saturating_mul(1_000_000);
     let start_ns = end_ms.saturating_sub(lookback_ms).saturating_mul(1_000_000);
-    let links = store
-        .read(move |conn| store::dependencies(conn, start_ns, end_ns))
-        .await?;
+    let links = store.dependencies(start_ns, end_ns).await?;
     Ok(envelope(
         links
             .into_iter()

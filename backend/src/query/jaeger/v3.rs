@@ -4,9 +4,10 @@
 //! Parameters take Jaeger's camelCase names and its older snake_case ones.
 
 use super::params::{self, Params};
-use super::v1::{apply_tags, kind_param, search_traces};
+use super::v1::{apply_tags, kind_param};
 use super::{Fault, trace_id};
-use crate::store::{self, Store, TraceQuery, TraceSummary};
+use crate::storage::Storage;
+use crate::store::{TraceQuery, TraceSummary};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -41,8 +42,8 @@ pub struct ServicesBody {
     services: Vec<String>,
 }
 
-pub async fn services(State(store): State<Store>) -> Result<Json<ServicesBody>, V3Error> {
-    let services = store.read(store::services).await?;
+pub async fn services(State(store): State<Storage>) -> Result<Json<ServicesBody>, V3Error> {
+    let services = store.services().await?;
     Ok(Json(ServicesBody { services }))
 }
 
@@ -60,7 +61,7 @@ pub struct OperationsBody {
 
 /// Unspecified kinds show as `internal`, as Jaeger's v3 gateway does.
 pub async fn operations(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<OperationsBody>, V3Error> {
     let params = Params(pairs);
@@ -69,9 +70,7 @@ pub async fn operations(
     };
     let service = service.to_owned();
     let kind = kind_param(&params, &["spanKind", "span_kind"])?;
-    let found = store
-        .read(move |conn| store::operations(conn, &service, kind))
-        .await?;
+    let found = store.operations(service, kind).await?;
     let mut operations: Vec<Operation> = found
         .into_iter()
         .map(|(name, kind)| Operation {
@@ -104,11 +103,11 @@ fn no_traces() -> V3Error {
 }
 
 pub async fn trace(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     Path(id): Path<String>,
 ) -> Result<Json<TracesBody>, V3Error> {
     let id = trace_id(&id, "trace_id")?;
-    match store.read(move |conn| store::trace(conn, &id)).await? {
+    match store.trace(id).await? {
         Some(spans) => Ok(otlp(&spans)),
         None => Err(no_traces()),
     }
@@ -116,11 +115,11 @@ pub async fn trace(
 
 /// Like Jaeger, an empty search answers 404 "No traces found".
 pub async fn find_traces(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<TracesBody>, V3Error> {
     let query = trace_query(&Params(pairs))?;
-    let traces = store.read(move |conn| search_traces(conn, &query)).await?;
+    let traces = store.search_traces(query).await?;
     if traces.is_empty() {
         return Err(no_traces());
     }
@@ -156,11 +155,11 @@ pub struct ServiceSummary {
 }
 
 pub async fn trace_summaries(
-    State(store): State<Store>,
+    State(store): State<Storage>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<SummariesBody>, V3Error> {
     let query = trace_query(&Params(pairs))?;
-    let found = store.read(move |conn| store::search(conn, &query)).await?;
+    let found = store.search(query).await?;
     Ok(Json(SummariesBody {
         summaries: found.into_iter().map(summary).collect(),
     }))

@@ -1,0 +1,152 @@
+//! A batch of analyzed spans → the RowBinary rows of `spans_in`, done on
+//! the receiver's blocking thread so that writing is only I/O. Resources and
+//! scopes are encoded once per batch (the spans of one request share them).
+
+use super::rowbinary::Writer;
+use crate::analyze::{AnalyzedSpan, SpanFacts};
+use crate::stage::Stage;
+use crate::storage::Ingest;
+use otelite_exporter::convert;
+use otelite_exporter::model::{AnyValue, KeyValue, Resource, Scope};
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The columns `SpanRows::row` writes, in its order.
+pub const SPAN_COLUMNS: &str = "day, trace_id, span_id, parent_span_id, service, name, kind, \
+    start_ns, end_ns, duration_ns, status_code, is_root, attr_keys, attr_values, \
+    resource_attr_keys, resource_attr_values, resource, scope, body";
+
+/// A batch ready for the ClickHouse writer.
+#[derive(Debug)]
+pub struct Rows {
+    pub spans: Vec<SpanRow>,
+    resources: Vec<EncodedResource>,
+    scopes: Vec<Vec<u8>>,
+    pub counted: Vec<(String, Stage, u64)>,
+    pub received_ns: u64,
+}
+
+#[derive(Debug)]
+pub struct SpanRow {
+    pub facts: SpanFacts,
+    kind: u8,
+    status_code: u8,
+    attributes: (Vec<String>, Vec<String>),
+    resource: usize,
+    scope: usize,
+    body: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct EncodedResource {
+    body: Vec<u8>,
+    attributes: (Vec<String>, Vec<String>),
+}
+
+impl Rows {
+    pub fn new(ingest: Ingest) -> Self {
+        let mut resources: HashMap<*const Resource, usize> = HashMap::new();
+        let mut scopes: HashMap<*const Scope, usize> = HashMap::new();
+        let mut rows = Rows {
+            spans: Vec::with_capacity(ingest.spans.len()),
+            resources: Vec::new(),
+            scopes: Vec::new(),
+            counted: ingest.counted,
+            received_ns: ingest.received_ns,
+        };
+        for AnalyzedSpan { facts, span } in ingest.spans {
+            let resource = *resources
+                .entry(Arc::as_ptr(&span.resource))
+                .or_insert_with(|| {
+                    rows.resources.push(EncodedResource {
+                        body: convert::resource_to_otlp(&span.resource).encode_to_vec(),
+                        attributes: searchable(&span.resource.attributes),
+                    });
+                    rows.resources.len() - 1
+                });
+            let scope = *scopes.entry(Arc::as_ptr(&span.scope)).or_insert_with(|| {
+                rows.scopes
+                    .push(convert::scope_to_otlp(&span.scope).encode_to_vec());
+                rows.scopes.len() - 1
+            });
+            rows.spans.push(SpanRow {
+                kind: span.kind.as_i32().clamp(0, 255) as u8,
+                status_code: span.status.code.as_i32().clamp(0, 255) as u8,
+                attributes: searchable(&span.attributes),
+                body: convert::span_to_otlp(&span).encode_to_vec(),
+                resource,
+                scope,
+                facts,
+            });
+        }
+        rows
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Appends one span's row, in `SPAN_COLUMNS` order.
+    pub fn row(&self, out: &mut Writer, span: &SpanRow) {
+        let facts = &span.facts;
+        let resource = &self.resources[span.resource];
+        out.u16(day_of(facts.start_ns));
+        out.fixed(&facts.trace_id.0);
+        out.fixed(&facts.span_id.0);
+        out.fixed(&facts.parent_span_id.map_or([0; 8], |p| p.0));
+        out.str(facts.service());
+        out.str(&facts.name);
+        out.u8(span.kind);
+        out.u64(facts.start_ns);
+        out.u64(facts.end_ns);
+        out.u64(facts.duration_ns);
+        out.u8(span.status_code);
+        out.u8(u8::from(facts.is_root));
+        pairs(out, &span.attributes);
+        pairs(out, &resource.attributes);
+        out.bytes(&resource.body);
+        out.bytes(&self.scopes[span.scope]);
+        out.bytes(&span.body);
+    }
+}
+
+fn pairs(out: &mut Writer, (keys, values): &(Vec<String>, Vec<String>)) {
+    out.strings(keys.iter().map(String::as_str));
+    out.strings(values.iter().map(String::as_str));
+}
+
+/// Days since 1970 of a unix-nanosecond time, as ClickHouse's `Date`
+/// (which ends in 2149).
+pub fn day_of(unix_nanos: u64) -> u16 {
+    (unix_nanos / 86_400_000_000_000).min(u64::from(u16::MAX)) as u16
+}
+
+/// The day of a minute (unix seconds).
+pub fn day_of_minute(minute: i64) -> u16 {
+    (minute.max(0) / 86_400).min(i64::from(u16::MAX)) as u16
+}
+
+/// Attributes as parallel key and value arrays, values as search matches
+/// them (the same text the SQLite store indexes): strings as they are,
+/// numbers and booleans as written in JSON; arrays, maps and bytes are not
+/// searchable and left out.
+fn searchable(attributes: &[KeyValue]) -> (Vec<String>, Vec<String>) {
+    attributes
+        .iter()
+        .filter_map(|KeyValue { key, value }| {
+            let text = match value {
+                AnyValue::String(s) => s.clone(),
+                AnyValue::Bool(b) => b.to_string(),
+                AnyValue::Int(i) => i.to_string(),
+                AnyValue::Double(d) => d.to_string(),
+                _ => return None,
+            };
+            Some((key.clone(), text))
+        })
+        .unzip()
+}

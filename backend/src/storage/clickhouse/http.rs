@@ -1,0 +1,233 @@
+//! ClickHouse's HTTP interface, through the workspace's hyper client: one
+//! POST per statement. A 200 means ClickHouse has executed it; for an
+//! `INSERT` that is the moment the rows are written to their parts (inserts
+//! are synchronous over HTTP; `insert_distributed_sync=1` makes a
+//! Distributed table wait for its shards too).
+//!
+//! 18.16 has no query parameters over HTTP, so values reach SQL only through
+//! [`quote`] and [`hex_literal`]; data goes in and out as RowBinary.
+
+use bytes::Bytes;
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+/// Longest a statement may take before it counts as failed.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// Most of an error body kept for the message.
+const ERROR_BYTES: usize = 2000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClickHouseError {
+    #[error("the ClickHouse URL {url:?} is not valid: {reason}")]
+    Url { url: String, reason: String },
+    #[error("cannot reach ClickHouse at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("ClickHouse answered {status}: {message}")]
+    Refused { status: StatusCode, message: String },
+    #[error("ClickHouse did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected data from ClickHouse: {0}")]
+    Decode(String),
+}
+
+/// A client for one ClickHouse server (or the node in front of a cluster)
+/// and one database; cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    database: String,
+    http: HyperClient<HttpConnector, Full<Bytes>>,
+}
+
+impl Client {
+    /// `url` is `http://host:port` with an optional database as its path
+    /// (`http://127.0.0.1:8123/otelite`); the database defaults to `otelite`.
+    pub fn new(url: &str) -> Result<Self, ClickHouseError> {
+        let bad = |reason: &str| ClickHouseError::Url {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(bad("only http:// is supported"));
+        }
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        let database = uri.path().trim_matches('/');
+        let database = if database.is_empty() {
+            "otelite"
+        } else {
+            database
+        };
+        if !database
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(bad("the database name may hold only letters, digits and _"));
+        }
+        Ok(Self {
+            base: format!("http://{authority}/"),
+            database: database.to_owned(),
+            http: HyperClient::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The same server, another database (tests, the cluster setup).
+    pub fn with_database(&self, database: &str) -> Self {
+        Self {
+            database: database.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// Runs a statement that returns nothing (DDL) in the database.
+    pub async fn execute(&self, sql: &str) -> Result<(), ClickHouseError> {
+        let params = format!("database={}", self.database);
+        self.post(&params, Bytes::copy_from_slice(sql.as_bytes()))
+            .await
+            .map(drop)
+    }
+
+    /// Creates the database unless it exists.
+    pub async fn create_database(&self) -> Result<(), ClickHouseError> {
+        let sql = format!("CREATE DATABASE IF NOT EXISTS {}", self.database);
+        self.post("", Bytes::from(sql)).await.map(drop)
+    }
+
+    /// Runs a query in the database and returns its RowBinary output.
+    pub async fn query(&self, sql: &str) -> Result<Bytes, ClickHouseError> {
+        let sql = format!("{sql} FORMAT RowBinary");
+        let params = format!("database={}", self.database);
+        self.post(&params, Bytes::from(sql)).await
+    }
+
+    /// Inserts RowBinary `rows` into `table (columns)`; returns once
+    /// ClickHouse has written them.
+    pub async fn insert(
+        &self,
+        table: &str,
+        columns: &str,
+        rows: Bytes,
+    ) -> Result<(), ClickHouseError> {
+        let statement = format!("INSERT INTO {table} ({columns}) FORMAT RowBinary");
+        let params = format!(
+            "database={}&insert_distributed_sync=1&query={}",
+            self.database,
+            percent_encode(&statement)
+        );
+        self.post(&params, rows).await.map(drop)
+    }
+
+    async fn post(&self, params: &str, body: Bytes) -> Result<Bytes, ClickHouseError> {
+        let url = format!("{}?{params}", self.base);
+        let request =
+            Request::post(&url)
+                .body(Full::new(body))
+                .map_err(|e| ClickHouseError::Url {
+                    url: self.base.clone(),
+                    reason: e.to_string(),
+                })?;
+        let exchange = async {
+            let response =
+                self.http
+                    .request(request)
+                    .await
+                    .map_err(|e| ClickHouseError::Unreachable {
+                        url: self.base.clone(),
+                        reason: e.to_string(),
+                    })?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClickHouseError::Unreachable {
+                    url: self.base.clone(),
+                    reason: e.to_string(),
+                })?
+                .to_bytes();
+            if status.is_success() {
+                Ok(body)
+            } else {
+                let shown = &body[..body.len().min(ERROR_BYTES)];
+                Err(ClickHouseError::Refused {
+                    status,
+                    message: String::from_utf8_lossy(shown).trim().to_owned(),
+                })
+            }
+        };
+        tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .map_err(|_| ClickHouseError::Timeout(TIMEOUT))?
+    }
+}
+
+/// A ClickHouse string literal: quotes and backslashes escaped, control
+/// characters as `\xHH`, so any text is only ever a value.
+pub fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Bytes as a `unhex('…')` expression (ids).
+pub fn hex_literal(bytes: &[u8]) -> String {
+    format!("unhex('{}')", hex::encode(bytes))
+}
+
+/// Percent-encodes a statement for the `query` URL parameter.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_any_text_a_value() {
+        assert_eq!(quote("plain"), "'plain'");
+        assert_eq!(quote("it's"), "'it\\'s'");
+        assert_eq!(quote("a\\' OR 1=1 --"), "'a\\\\\\' OR 1=1 --'");
+        assert_eq!(quote("line\nnext\0"), "'line\\x0anext\\x00'");
+    }
+
+    #[test]
+    fn the_url_names_the_database() -> Result<(), ClickHouseError> {
+        assert_eq!(Client::new("http://127.0.0.1:8123")?.database(), "otelite");
+        assert_eq!(
+            Client::new("http://127.0.0.1:8123/traces")?.database(),
+            "traces"
+        );
+        assert!(Client::new("https://x:1").is_err());
+        assert!(Client::new("http://x:1/a;drop").is_err());
+        assert!(Client::new("not a url").is_err());
+        Ok(())
+    }
+}

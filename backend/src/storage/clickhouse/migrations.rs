@@ -1,0 +1,92 @@
+//! The ClickHouse schema, versioned as SQLite's is: version N's statements
+//! are applied in order when the database's `schema_versions` table says it
+//! is older, then N is recorded. Statements are idempotent (`IF NOT
+//! EXISTS`), so a migration cut short by a crash runs again whole, and
+//! several otelite processes may start against one database at once.
+
+use super::http::{ClickHouseError, Client};
+use super::rowbinary::Reader;
+
+/// Each version's statements, separated by lines holding only `;`.
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("schema-18.16.sql"))];
+
+pub const CURRENT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(transparent)]
+    ClickHouse(#[from] ClickHouseError),
+    #[error(
+        "the ClickHouse database has schema version {found}, newer than this otelite's {supported}"
+    )]
+    TooNew { found: u32, supported: u32 },
+}
+
+/// Creates the database if needed and brings its schema to the current version.
+pub async fn migrate(client: &Client) -> Result<u32, MigrationError> {
+    client.create_database().await?;
+    client
+        .execute(
+            "CREATE TABLE IF NOT EXISTS schema_versions (version UInt32, applied_at DateTime) \
+             ENGINE = TinyLog",
+        )
+        .await?;
+    let found = version(client).await?;
+    if found > CURRENT_VERSION {
+        return Err(MigrationError::TooNew {
+            found,
+            supported: CURRENT_VERSION,
+        });
+    }
+    for (version, script) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        for statement in statements(script) {
+            client.execute(statement).await?;
+        }
+        client
+            .execute(&format!(
+                "INSERT INTO schema_versions VALUES ({version}, now())"
+            ))
+            .await?;
+        tracing::info!(version, "ClickHouse schema migrated");
+    }
+    Ok(CURRENT_VERSION)
+}
+
+/// The newest recorded version; 0 for a new database.
+pub async fn version(client: &Client) -> Result<u32, ClickHouseError> {
+    let data = client
+        .query("SELECT toUInt64(max(version)) FROM schema_versions")
+        .await?;
+    let mut reader = Reader::new(&data);
+    if reader.is_empty() {
+        return Ok(0);
+    }
+    let found = reader.u64()?;
+    u32::try_from(found).map_err(|_| ClickHouseError::Decode(format!("schema version {found}")))
+}
+
+/// The statements of a script: split on `;` lines, comment-only parts dropped.
+fn statements(script: &str) -> impl Iterator<Item = &str> {
+    script.split("\n;\n").map(str::trim).filter(|part| {
+        part.lines()
+            .any(|line| !line.trim().is_empty() && !line.trim_start().starts_with("--"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_splits_into_its_statements() {
+        let parts: Vec<&str> = statements(MIGRATIONS[0].1).collect();
+        assert!(parts.iter().all(|p| p.contains("CREATE ")), "{parts:?}");
+        let tables = parts.iter().filter(|p| p.contains("CREATE TABLE")).count();
+        let views = parts
+            .iter()
+            .filter(|p| p.contains("MATERIALIZED VIEW"))
+            .count();
+        assert_eq!((tables, views), (7, 3));
+        assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
+    }
+}

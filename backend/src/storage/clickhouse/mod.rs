@@ -1,0 +1,233 @@
+//! The ClickHouse store: the same API as SQLite's, for users who outgrow one
+//! file. Several `otelite serve --store clickhouse` processes can share one
+//! ClickHouse (or a cluster's Distributed tables): they keep no state that
+//! queries need, only caches (see "Across processes" below).
+//!
+//! - `http`: the HTTP interface through hyper; `rowbinary`: the data format.
+//! - `migrations`: the versioned schema (`schema-18.16.sql`; the variant for a
+//!   current ClickHouse is documented in `schema-current.sql`).
+//! - `encode` (on the receiver's blocking thread) and `write`: batches in.
+//! - `read` and `search`: the query API's answers.
+//!
+//! Writes are bounded like SQLite's queue: at most `write_queue` inserts in
+//! flight and `max_queued_spans` spans in them; past that, `Overloaded`
+//! (503) at once. Each insert runs on its own task, so a client that hangs
+//! up does not cut an insert short.
+//!
+//! Across processes: the edge resolver and the last values of exporter
+//! counters are per process (an edge whose parent and child reach different
+//! receivers is not counted), and the "already stored?" check of a retried
+//! batch cannot see a copy another receiver is inserting at that moment.
+
+mod encode;
+pub mod http;
+mod migrations;
+mod read;
+mod rowbinary;
+mod search;
+mod write;
+
+pub use encode::Rows;
+pub use http::{ClickHouseError, Client};
+pub use migrations::{CURRENT_VERSION, MigrationError};
+
+use super::{Encoded, Ingest, Prepared, Reply, TraceStore};
+use crate::analyze::EdgeResolver;
+use crate::store::retention::Totals;
+use crate::store::{
+    CounterPoint, Dependency, Page, QueueLimits, RateRow, StoreError, Stored, TraceQuery,
+    WriteHealth,
+};
+use otelite_exporter::model::{Span, SpanKind, TraceId};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Spans remembered for edge resolution, as for SQLite.
+const EDGE_MEMORY: usize = 200_000;
+
+/// A handle to the ClickHouse store; cheap to clone.
+#[derive(Clone)]
+pub struct ClickHouse(Arc<Inner>);
+
+struct Inner {
+    client: Client,
+    inserts: Arc<Semaphore>,
+    insert_capacity: usize,
+    span_budget: Arc<Semaphore>,
+    span_capacity: usize,
+    last_write_failed: AtomicBool,
+    edges: std::sync::Mutex<EdgeResolver>,
+    /// Also serialises counter writes, so increments are computed in order.
+    series: tokio::sync::Mutex<write::SeriesMemory>,
+}
+
+impl ClickHouse {
+    /// Connects to `url` (see [`Client::new`]), creating and migrating the
+    /// database if needed.
+    pub async fn open(url: &str, limits: QueueLimits) -> Result<Self, StoreError> {
+        let client = Client::new(url).map_err(error)?;
+        migrations::migrate(&client)
+            .await
+            .map_err(|e| StoreError::ClickHouse(e.to_string()))?;
+        let (requests, spans) = (limits.requests.max(1), limits.spans.max(1));
+        Ok(Self(Arc::new(Inner {
+            client,
+            inserts: Arc::new(Semaphore::new(requests)),
+            insert_capacity: requests,
+            span_budget: Arc::new(Semaphore::new(spans)),
+            span_capacity: spans,
+            last_write_failed: AtomicBool::new(false),
+            edges: std::sync::Mutex::new(EdgeResolver::new(EDGE_MEMORY)),
+            series: tokio::sync::Mutex::new(write::SeriesMemory::new()),
+        })))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.0.client
+    }
+
+    /// A slot for one insert, or `Overloaded`.
+    fn admit(&self, spans: usize) -> Result<[OwnedSemaphorePermit; 2], StoreError> {
+        let insert = self
+            .0
+            .inserts
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| StoreError::Overloaded)?;
+        let wanted = spans.clamp(1, self.0.span_capacity) as u32;
+        let spans = self
+            .0
+            .span_budget
+            .clone()
+            .try_acquire_many_owned(wanted)
+            .map_err(|_| StoreError::Overloaded)?;
+        Ok([insert, spans])
+    }
+
+    fn record(&self, failed: bool) {
+        self.0.last_write_failed.store(failed, Ordering::Relaxed);
+    }
+
+    /// Runs `read` and maps its error; reads need no slot.
+    fn reply<T, F>(&self, read: impl FnOnce(Client) -> F + Send + 'static) -> Reply<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, ClickHouseError>> + Send + 'static,
+    {
+        let client = self.0.client.clone();
+        Box::pin(async move { read(client).await.map_err(error) })
+    }
+}
+
+fn error(error: ClickHouseError) -> StoreError {
+    StoreError::ClickHouse(error.to_string())
+}
+
+/// The task's answer, or `Closed` when the runtime dropped it.
+async fn joined<T>(task: tokio::task::JoinHandle<Result<T, StoreError>>) -> Result<T, StoreError> {
+    task.await.map_err(|_| StoreError::Closed)?
+}
+
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl TraceStore for ClickHouse {
+    fn prepare(&self, ingest: Ingest) -> Prepared {
+        Prepared(Encoded::ClickHouse(Rows::new(ingest)))
+    }
+
+    fn try_write_spans(&self, batch: Prepared) -> Result<Reply<Stored>, StoreError> {
+        let Encoded::ClickHouse(rows) = batch.0 else {
+            return Err(StoreError::WriteFailed(
+                "a batch prepared for another store".into(),
+            ));
+        };
+        let permits = self.admit(rows.len())?;
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let written = write::spans(&store.0.client, &store.0.edges, rows).await;
+            store.record(written.is_err());
+            drop(permits);
+            written.map_err(|e| {
+                tracing::error!(error = %e, "ClickHouse: span insert failed");
+                error(e)
+            })
+        });
+        Ok(Box::pin(joined(task)))
+    }
+
+    fn try_write_counters(&self, points: Vec<CounterPoint>) -> Result<Reply<()>, StoreError> {
+        let permits = self.admit(0)?;
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let mut memory = store.0.series.lock().await;
+            let written = write::counters(&store.0.client, &mut memory, &points).await;
+            if written.is_err() {
+                // Unknown which readings were recorded: read them back next time.
+                memory.clear();
+            }
+            drop(permits);
+            written.map_err(error)
+        });
+        Ok(Box::pin(joined(task)))
+    }
+
+    fn services(&self) -> Reply<Vec<String>> {
+        self.reply(|client| async move { read::services(&client).await })
+    }
+
+    fn operations(
+        &self,
+        service: String,
+        kind: Option<SpanKind>,
+    ) -> Reply<Vec<(String, SpanKind)>> {
+        self.reply(move |client| async move { read::operations(&client, &service, kind).await })
+    }
+
+    fn trace(&self, trace_id: TraceId) -> Reply<Option<Vec<Span>>> {
+        self.reply(move |client| async move { read::trace(&client, &trace_id).await })
+    }
+
+    fn search_page(&self, query: TraceQuery) -> Reply<Page> {
+        self.reply(move |client| async move { search::search_page(&client, &query).await })
+    }
+
+    fn dependencies(&self, start_ns: u64, end_ns: u64) -> Reply<Vec<Dependency>> {
+        self.reply(move |client| async move { read::dependencies(&client, start_ns, end_ns).await })
+    }
+
+    fn stage_counts(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+    ) -> Reply<Vec<RateRow>> {
+        self.reply(move |client| async move {
+            read::stage_counts(&client, service.as_deref(), start_minute, end_minute).await
+        })
+    }
+
+    fn health(&self) -> WriteHealth {
+        let inner = &self.0;
+        WriteHealth {
+            writer_alive: true,
+            last_write_failed: inner.last_write_failed.load(Ordering::Relaxed),
+            queued_requests: inner.insert_capacity - inner.inserts.available_permits(),
+            request_capacity: inner.insert_capacity,
+            queued_spans: inner.span_capacity - inner.span_budget.available_permits(),
+            span_capacity: inner.span_capacity,
+        }
+    }
+
+    fn size_on_disk(&self) -> Reply<u64> {
+        self.reply(|client| async move { read::size_on_disk(&client).await })
+    }
+
+    fn retention_totals(&self) -> Totals {
+        Totals::default()
+    }
+}

@@ -1,0 +1,176 @@
+//! Reads: a trace by id (from the trace-ordered copy, decoded back through
+//! the one OTLP → model conversion), services and operations (from their
+//! summary table), the service graph and the stage counts.
+
+use super::http::{ClickHouseError, Client, hex_literal, quote};
+use super::rowbinary::Reader;
+use crate::stage::Stage;
+use crate::store::{Dependency, RateRow};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PbSpan};
+use otelite_exporter::convert;
+use otelite_exporter::model::{Span, SpanKind, TraceId};
+use prost::Message;
+use std::collections::HashSet;
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> ClickHouseError {
+    ClickHouseError::Decode(format!("a stored {what} does not decode: {error}"))
+}
+
+/// All stored spans of a trace, by start time; `None` when there are none.
+pub async fn trace(
+    client: &Client,
+    trace_id: &TraceId,
+) -> Result<Option<Vec<Span>>, ClickHouseError> {
+    let data = client
+        .query(&format!(
+            "SELECT span_id, resource, scope, body FROM spans_by_trace WHERE trace_id = {} \
+             ORDER BY start_ns, span_id",
+            hex_literal(&trace_id.0)
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    let mut request = ExportTraceServiceRequest::default();
+    let mut seen: HashSet<[u8; 8]> = HashSet::new();
+    // Consecutive spans of one resource and scope share a group.
+    let mut last: Option<(&[u8], &[u8])> = None;
+    while !reader.is_empty() {
+        let span_id = reader.fixed::<8>()?;
+        let (resource, scope, body) = (reader.bytes()?, reader.bytes()?, reader.bytes()?);
+        if !seen.insert(span_id) {
+            continue; // stored twice by a race between two receivers
+        }
+        let span = PbSpan::decode(body).map_err(|e| corrupt("span", e))?;
+        if last != Some((resource, scope)) {
+            let mut group = ResourceSpans::decode(resource).map_err(|e| corrupt("resource", e))?;
+            group
+                .scope_spans
+                .push(ScopeSpans::decode(scope).map_err(|e| corrupt("scope", e))?);
+            request.resource_spans.push(group);
+            last = Some((resource, scope));
+        }
+        if let Some(scope_spans) = request
+            .resource_spans
+            .last_mut()
+            .and_then(|r| r.scope_spans.last_mut())
+        {
+            scope_spans.spans.push(span);
+        }
+    }
+    if request.resource_spans.is_empty() {
+        return Ok(None);
+    }
+    let converted = convert::from_otlp(request);
+    if let Some(invalid) = converted.rejected.first() {
+        return Err(corrupt("span", invalid));
+    }
+    let mut spans = converted.spans;
+    spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
+    Ok(Some(spans))
+}
+
+/// Names of the services that sent spans, sorted.
+pub async fn services(client: &Client) -> Result<Vec<String>, ClickHouseError> {
+    let data = client
+        .query("SELECT DISTINCT service FROM operations ORDER BY service")
+        .await?;
+    let mut reader = Reader::new(&data);
+    let mut out = Vec::new();
+    while !reader.is_empty() {
+        out.push(reader.string()?);
+    }
+    Ok(out)
+}
+
+/// Operation names of a service with their span kinds, sorted.
+pub async fn operations(
+    client: &Client,
+    service: &str,
+    kind: Option<SpanKind>,
+) -> Result<Vec<(String, SpanKind)>, ClickHouseError> {
+    let kind = kind.map_or(String::new(), |k| format!("AND kind = {}", k.as_i32()));
+    let data = client
+        .query(&format!(
+            "SELECT DISTINCT name, kind FROM operations WHERE service = {} {kind} ORDER BY name, kind",
+            quote(service)
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    let mut out = Vec::new();
+    while !reader.is_empty() {
+        out.push((
+            reader.string()?,
+            SpanKind::from_i32(i32::from(reader.u8()?)),
+        ));
+    }
+    Ok(out)
+}
+
+/// The service graph between `start_ns` and `end_ns`, by the calls' minute.
+pub async fn dependencies(
+    client: &Client,
+    start_ns: u64,
+    end_ns: u64,
+) -> Result<Vec<Dependency>, ClickHouseError> {
+    let data = client
+        .query(&format!(
+            "SELECT parent, child, sum(calls), sum(errors) FROM service_edges \
+             WHERE minute BETWEEN {} AND {} GROUP BY parent, child ORDER BY parent, child",
+            crate::stage::minute_of(start_ns),
+            crate::stage::minute_of(end_ns)
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    let mut out = Vec::new();
+    while !reader.is_empty() {
+        out.push(Dependency {
+            parent: reader.string()?,
+            child: reader.string()?,
+            call_count: reader.u64()?,
+            error_count: reader.u64()?,
+        });
+    }
+    Ok(out)
+}
+
+/// Stage counts summed over the minutes in `[start_minute, end_minute]`.
+pub async fn stage_counts(
+    client: &Client,
+    service: Option<&str>,
+    start_minute: i64,
+    end_minute: i64,
+) -> Result<Vec<RateRow>, ClickHouseError> {
+    let service = service.map_or(String::new(), |s| format!("service = {} AND", quote(s)));
+    let data = client
+        .query(&format!(
+            "SELECT service, stage, sum(n) FROM stage_counts \
+             WHERE {service} minute BETWEEN {start_minute} AND {end_minute} \
+             GROUP BY service, stage ORDER BY service, stage"
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    let mut out = Vec::new();
+    while !reader.is_empty() {
+        let service = reader.string()?;
+        let stage = reader.string()?;
+        let stage = Stage::parse(&stage)
+            .ok_or_else(|| ClickHouseError::Decode(format!("unknown stage {stage}")))?;
+        out.push(RateRow {
+            service,
+            stage,
+            n: reader.u64()?,
+        });
+    }
+    Ok(out)
+}
+
+/// Bytes the database's active parts take on disk.
+pub async fn size_on_disk(client: &Client) -> Result<u64, ClickHouseError> {
+    let data = client
+        .query(&format!(
+            "SELECT toUInt64(sum(bytes)) FROM system.parts WHERE active AND database = {}",
+            quote(client.database())
+        ))
+        .await?;
+    Reader::new(&data).u64()
+}

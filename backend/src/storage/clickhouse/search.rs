@@ -1,0 +1,202 @@
+//! Trace search over `spans`: the filters become a WHERE clause, traces are
+//! grouped and ordered newest first by a key, and a page's summaries are
+//! computed from the trace-ordered copy.
+//!
+//! The key: without span filters, a trace's start (its earliest span in the
+//! window's days), and the trace must overlap the window; with filters, the
+//! start of its newest matching span, which must start in the window. The
+//! cursor is `(key, trace id)`, as for SQLite.
+
+use super::encode::day_of;
+use super::http::{ClickHouseError, Client, hex_literal, quote};
+use super::rowbinary::Reader;
+use crate::store::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary};
+use otelite_exporter::model::{StatusCode, TraceId};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+const ERROR: i32 = 2;
+
+pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, ClickHouseError> {
+    let start = query.start_ns.unwrap_or(0);
+    let end = query.end_ns.unwrap_or(i64::MAX as u64);
+    let filters = span_filters(query);
+    // Only partitions of the window's days are read.
+    let days = format!("day BETWEEN {} AND {}", day_of(start), day_of(end));
+    let sql = if filters.is_empty() {
+        let errors = if query.error_only {
+            "AND errors > 0"
+        } else {
+            ""
+        };
+        format!(
+            "SELECT trace_id, min(start_ns) AS sort_key, max(end_ns) AS trace_end, \
+             sum(status_code = {ERROR}) AS errors FROM spans WHERE day <= {} \
+             GROUP BY trace_id HAVING trace_end >= {start} AND sort_key <= {end} {errors} {} \
+             ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
+            day_of(end),
+            after(query.cursor.as_ref()),
+            query.limit
+        )
+    } else {
+        format!(
+            "SELECT trace_id, max(start_ns) AS sort_key FROM spans \
+             WHERE {days} AND start_ns BETWEEN {start} AND {end} AND {} \
+             GROUP BY trace_id HAVING 1 {} ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
+            filters.join(" AND "),
+            after(query.cursor.as_ref()),
+            query.limit
+        )
+    };
+    let data = client.query(&sql).await?;
+    let mut reader = Reader::new(&data);
+    let mut found: Vec<(TraceId, i64)> = Vec::new();
+    while !reader.is_empty() {
+        let trace_id = TraceId(reader.fixed()?);
+        let key = reader.u64()?;
+        if filters.is_empty() {
+            reader.u64()?;
+            reader.u64()?;
+        }
+        found.push((trace_id, i64::try_from(key).unwrap_or(i64::MAX)));
+    }
+    let next = match found.last() {
+        Some((trace_id, key)) if found.len() == query.limit => Some(Cursor {
+            key: *key,
+            trace_id: *trace_id,
+        }),
+        _ => None,
+    };
+    let ids: Vec<TraceId> = found.iter().map(|(id, _)| *id).collect();
+    let traces = summaries(client, &ids).await?;
+    Ok(Page { traces, next })
+}
+
+/// `HAVING` past the cursor: `(key, trace_id) < (cursor.key, cursor.trace_id)`.
+fn after(cursor: Option<&Cursor>) -> String {
+    match cursor {
+        None => String::new(),
+        Some(cursor) => {
+            let key = cursor.key.max(0);
+            format!(
+                "AND (sort_key < {key} OR (sort_key = {key} AND trace_id < {}))",
+                hex_literal(&cursor.trace_id.0)
+            )
+        }
+    }
+}
+
+/// The span-level conditions, each only ever holding quoted values.
+fn span_filters(query: &TraceQuery) -> Vec<String> {
+    let mut filters = Vec::new();
+    if let Some(service) = &query.service {
+        filters.push(format!("service = {}", quote(service)));
+    }
+    if let Some(operation) = &query.operation {
+        filters.push(format!("name = {}", quote(operation)));
+    }
+    if let Some(kind) = query.kind {
+        filters.push(format!("kind = {}", kind.as_i32()));
+    }
+    for (key, value) in &query.attributes {
+        let (key, value) = (quote(key), quote(value));
+        filters.push(format!(
+            "(arrayExists((k, v) -> k = {key} AND v = {value}, attr_keys, attr_values) \
+             OR arrayExists((k, v) -> k = {key} AND v = {value}, resource_attr_keys, resource_attr_values))"
+        ));
+    }
+    if let Some(min) = query.min_duration_ns {
+        filters.push(format!("duration_ns >= {min}"));
+    }
+    if let Some(max) = query.max_duration_ns {
+        filters.push(format!("duration_ns <= {max}"));
+    }
+    // Alone, "has errors" is a property of the trace; with span filters, of the span.
+    if query.error_only && !filters.is_empty() {
+        filters.push(format!("status_code = {}", StatusCode::Error.as_i32()));
+    }
+    filters
+}
+
+/// One span's light columns, for summaries.
+struct Light {
+    span_id: [u8; 8],
+    parent: [u8; 8],
+    service: String,
+    name: String,
+    start_ns: u64,
+    end_ns: u64,
+    is_error: bool,
+    is_root: bool,
+}
+
+/// The summaries of these traces, in the given order.
+async fn summaries(client: &Client, ids: &[TraceId]) -> Result<Vec<TraceSummary>, ClickHouseError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = ids.iter().map(|id| hex_literal(&id.0)).collect();
+    let data = client
+        .query(&format!(
+            "SELECT trace_id, span_id, parent_span_id, service, name, start_ns, end_ns, \
+             status_code, is_root FROM spans_by_trace WHERE trace_id IN ({}) \
+             ORDER BY trace_id, start_ns, span_id",
+            list.join(",")
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    let mut spans: HashMap<TraceId, Vec<Light>> = HashMap::new();
+    while !reader.is_empty() {
+        let trace_id = TraceId(reader.fixed()?);
+        let light = Light {
+            span_id: reader.fixed()?,
+            parent: reader.fixed()?,
+            service: reader.string()?,
+            name: reader.string()?,
+            start_ns: reader.u64()?,
+            end_ns: reader.u64()?,
+            is_error: i32::from(reader.u8()?) == ERROR,
+            is_root: reader.u8()? != 0,
+        };
+        spans.entry(trace_id).or_default().push(light);
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| spans.get(id).map(|spans| summary(id, spans)))
+        .collect())
+}
+
+fn summary(trace_id: &TraceId, spans: &[Light]) -> TraceSummary {
+    let mut seen = HashSet::new();
+    let spans: Vec<&Light> = spans.iter().filter(|s| seen.insert(s.span_id)).collect();
+    let start = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+    let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
+    let root = spans.iter().find(|s| s.is_root);
+    let mut services: BTreeMap<&str, ServiceCount> = BTreeMap::new();
+    for span in &spans {
+        let count = services
+            .entry(&span.service)
+            .or_insert_with(|| ServiceCount {
+                name: span.service.clone(),
+                span_count: 0,
+                error_count: 0,
+            });
+        count.span_count += 1;
+        count.error_count += u64::from(span.is_error);
+    }
+    let orphans = spans
+        .iter()
+        .filter(|s| s.parent != [0; 8] && !seen.contains(&s.parent))
+        .count();
+    TraceSummary {
+        trace_id: trace_id.to_hex(),
+        root_service: root.map(|r| r.service.clone()),
+        root_name: root.map(|r| r.name.clone()),
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        duration_nanos: end.saturating_sub(start),
+        span_count: spans.len() as u64,
+        error_count: spans.iter().filter(|s| s.is_error).count() as u64,
+        orphan_span_count: orphans as u64,
+        services: services.into_values().collect(),
+    }
+}

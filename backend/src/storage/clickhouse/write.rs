@@ -1,0 +1,259 @@
+//! Writing a batch: drop spans already stored (a retried batch), insert the
+//! rest into `spans_in` (the materialized views fill the query tables in the
+//! same INSERT), then the stage counts and the service edges. Each INSERT is
+//! synchronous: the caller hears `Ok` only after ClickHouse has written it.
+
+use super::encode::{Rows, SPAN_COLUMNS, day_of, day_of_minute};
+use super::http::{ClickHouseError, Client, hex_literal};
+use super::rowbinary::{Reader, Writer};
+use crate::analyze::{Edge, EdgeResolver, SpanFacts};
+use crate::stage::{Stage, minute_of};
+use crate::store::{CounterPoint, Stored};
+use otelite_exporter::model::{SpanId, TraceId};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// Trace ids per "already stored?" query: keeps the SQL under ClickHouse's
+/// `max_query_size` (256 KiB).
+const IDS_PER_QUERY: usize = 2000;
+
+/// Writes a prepared batch; `Err` when the spans were not stored (their
+/// process and analyze counts are still recorded, so the loss shows at the
+/// store stage).
+pub async fn spans(
+    client: &Client,
+    edges: &Mutex<EdgeResolver>,
+    rows: Rows,
+) -> Result<Stored, ClickHouseError> {
+    let stored = match stored_already(client, &rows).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            record_counts(client, &rows.counted, rows.received_ns).await;
+            return Err(error);
+        }
+    };
+    let mut out = Writer::default();
+    let mut seen: HashSet<(TraceId, SpanId)> = HashSet::new();
+    let mut inserted: Vec<&SpanFacts> = Vec::new();
+    let mut duplicates: HashMap<&str, u64> = HashMap::new();
+    for span in &rows.spans {
+        let key = (span.facts.trace_id, span.facts.span_id);
+        if stored.contains(&key) || !seen.insert(key) {
+            *duplicates.entry(span.facts.service()).or_default() += 1;
+            continue;
+        }
+        rows.row(&mut out, span);
+        inserted.push(&span.facts);
+    }
+    if !inserted.is_empty()
+        && let Err(error) = client.insert("spans_in", SPAN_COLUMNS, out.0.into()).await
+    {
+        record_counts(client, &rows.counted, rows.received_ns).await;
+        return Err(error);
+    }
+    // A span already stored was counted when it first came.
+    let mut counted: Vec<(String, Stage, u64)> = rows
+        .counted
+        .iter()
+        .map(|(service, stage, n)| {
+            let seen = duplicates.get(service.as_str()).copied().unwrap_or(0);
+            (service.clone(), *stage, n.saturating_sub(seen))
+        })
+        .collect();
+    let mut per_service: HashMap<&str, u64> = HashMap::new();
+    for span in &inserted {
+        *per_service.entry(span.service()).or_default() += 1;
+    }
+    counted.extend(
+        per_service
+            .into_iter()
+            .map(|(service, n)| (service.to_owned(), Stage::Store, n)),
+    );
+    let found = match edges.lock() {
+        Ok(mut resolver) => resolver.resolve(inserted.iter().copied()),
+        Err(_) => Vec::new(),
+    };
+    // The spans are stored: a failure past here loses counts, not spans.
+    if let Err(error) = insert_counts(client, &counted, minute_of(rows.received_ns)).await {
+        tracing::error!(%error, "ClickHouse: cannot record the stage counts of a stored batch");
+    }
+    if let Err(error) = insert_edges(client, &found).await {
+        tracing::error!(%error, "ClickHouse: cannot record service edges");
+    }
+    let inserted = inserted.len() as u64;
+    Ok(Stored {
+        inserted,
+        duplicates: rows.len() as u64 - inserted,
+    })
+}
+
+/// Process and analyze counts of a batch that could not be stored.
+async fn record_counts(client: &Client, counted: &[(String, Stage, u64)], received_ns: u64) {
+    if let Err(error) = insert_counts(client, counted, minute_of(received_ns)).await {
+        tracing::error!(%error, "ClickHouse: cannot record the stage counts of a failed write");
+    }
+}
+
+/// The (trace, span) ids of the batch that are already in `spans_by_trace`.
+async fn stored_already(
+    client: &Client,
+    rows: &Rows,
+) -> Result<HashSet<(TraceId, SpanId)>, ClickHouseError> {
+    let traces: Vec<TraceId> = rows
+        .spans
+        .iter()
+        .map(|s| s.facts.trace_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut found = HashSet::new();
+    for chunk in traces.chunks(IDS_PER_QUERY) {
+        let list: Vec<String> = chunk.iter().map(|t| hex_literal(&t.0)).collect();
+        let data = client
+            .query(&format!(
+                "SELECT trace_id, span_id FROM spans_by_trace WHERE trace_id IN ({})",
+                list.join(",")
+            ))
+            .await?;
+        let mut reader = Reader::new(&data);
+        while !reader.is_empty() {
+            found.insert((TraceId(reader.fixed()?), SpanId(reader.fixed()?)));
+        }
+    }
+    Ok(found)
+}
+
+async fn insert_counts(
+    client: &Client,
+    counted: &[(String, Stage, u64)],
+    minute: i64,
+) -> Result<(), ClickHouseError> {
+    let mut out = Writer::default();
+    let mut any = false;
+    for (service, stage, n) in counted.iter().filter(|c| c.2 > 0) {
+        count_row(&mut out, service, *stage, minute, *n);
+        any = true;
+    }
+    if !any {
+        return Ok(());
+    }
+    client
+        .insert(
+            "stage_counts",
+            "day, service, stage, minute, n",
+            out.0.into(),
+        )
+        .await
+}
+
+fn count_row(out: &mut Writer, service: &str, stage: Stage, minute: i64, n: u64) {
+    out.u16(day_of_minute(minute));
+    out.str(service);
+    out.str(stage.as_str());
+    out.i64(minute);
+    out.u64(n);
+}
+
+async fn insert_edges(client: &Client, edges: &[Edge]) -> Result<(), ClickHouseError> {
+    if edges.is_empty() {
+        return Ok(());
+    }
+    let mut out = Writer::default();
+    for edge in edges {
+        out.u16(day_of(edge.child_start_ns));
+        out.str(&edge.parent_service);
+        out.str(&edge.child_service);
+        out.i64(minute_of(edge.child_start_ns));
+        out.u64(1);
+        out.u64(u64::from(edge.is_error));
+    }
+    client
+        .insert(
+            "service_edges",
+            "day, parent, child, minute, calls, errors",
+            out.0.into(),
+        )
+        .await
+}
+
+/// Last values of cumulative counter series, by (service, stage, series).
+pub type SeriesMemory = HashMap<(String, Stage, String), u64>;
+
+/// Exporter counter readings → per-minute increments, as the SQLite store
+/// does: a cumulative point adds what it grew since the series' last
+/// reading (all of it after the app restarted). The caller serialises calls.
+pub async fn counters(
+    client: &Client,
+    memory: &mut SeriesMemory,
+    points: &[CounterPoint],
+) -> Result<(), ClickHouseError> {
+    let mut counts = Writer::default();
+    let mut series = Writer::default();
+    let mut any_series = false;
+    let version = crate::storage::clickhouse::now_ns();
+    for point in points {
+        let increment = if point.cumulative {
+            let key = (point.service.clone(), point.stage, point.series.clone());
+            let last = match memory.get(&key) {
+                Some(last) => Some(*last),
+                None => last_value(client, point).await?,
+            };
+            memory.insert(key, point.value);
+            series.str(&point.service);
+            series.str(point.stage.as_str());
+            series.str(&point.series);
+            series.u64(point.value);
+            series.u64(version);
+            any_series = true;
+            match last {
+                Some(last) if point.value >= last => point.value - last,
+                _ => point.value,
+            }
+        } else {
+            point.value
+        };
+        if increment > 0 {
+            let minute = minute_of(point.time_ns);
+            count_row(&mut counts, &point.service, point.stage, minute, increment);
+        }
+    }
+    if any_series {
+        client
+            .insert(
+                "exporter_series",
+                "service, stage, series, value, version",
+                series.0.into(),
+            )
+            .await?;
+    }
+    if !counts.0.is_empty() {
+        client
+            .insert(
+                "stage_counts",
+                "day, service, stage, minute, n",
+                counts.0.into(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// A series' last value as another process (or this one before a restart)
+/// stored it.
+async fn last_value(client: &Client, point: &CounterPoint) -> Result<Option<u64>, ClickHouseError> {
+    use super::http::quote;
+    let data = client
+        .query(&format!(
+            "SELECT argMax(value, version) FROM exporter_series \
+             WHERE service = {} AND stage = {} AND series = {} GROUP BY service",
+            quote(&point.service),
+            quote(point.stage.as_str()),
+            quote(&point.series)
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    if reader.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(reader.u64()?))
+}

@@ -1,0 +1,118 @@
+//! The SQLite store behind the seam: every call delegates to
+//! [`crate::store`], reads on its read-only pool, writes through its writer.
+
+use super::{Encoded, Ingest, Prepared, Reply, TraceStore};
+use crate::store::retention::Totals;
+use crate::store::{
+    self, CounterPoint, Dependency, Page, RateRow, SpanBatch, SpanRow, Store, StoreError, Stored,
+    TraceQuery, WriteHealth,
+};
+use otelite_exporter::model::{Span, SpanKind, TraceId};
+
+/// The SQLite writer's batch: each span encoded into its row.
+pub(crate) fn span_batch(ingest: Ingest) -> SpanBatch {
+    SpanBatch {
+        spans: ingest.spans.into_iter().map(SpanRow::new).collect(),
+        counted: ingest.counted,
+        received_ns: ingest.received_ns,
+    }
+}
+
+impl TraceStore for Store {
+    fn prepare(&self, ingest: Ingest) -> Prepared {
+        Prepared(Encoded::Sqlite(span_batch(ingest)))
+    }
+
+    fn try_write_spans(&self, batch: Prepared) -> Result<Reply<Stored>, StoreError> {
+        let Encoded::Sqlite(batch) = batch.0 else {
+            return Err(StoreError::WriteFailed(
+                "a batch prepared for another store".into(),
+            ));
+        };
+        let committed = Store::try_write_spans(self, batch)?;
+        Ok(Box::pin(async move {
+            committed.await.map_err(|_| StoreError::Closed)?
+        }))
+    }
+
+    fn try_write_counters(&self, points: Vec<CounterPoint>) -> Result<Reply<()>, StoreError> {
+        let committed = Store::try_write_counters(self, points)?;
+        Ok(Box::pin(async move {
+            committed.await.map_err(|_| StoreError::Closed)?
+        }))
+    }
+
+    fn services(&self) -> Reply<Vec<String>> {
+        let store = self.clone();
+        Box::pin(async move { store.read(store::services).await })
+    }
+
+    fn operations(
+        &self,
+        service: String,
+        kind: Option<SpanKind>,
+    ) -> Reply<Vec<(String, SpanKind)>> {
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .read(move |conn| store::operations(conn, &service, kind))
+                .await
+        })
+    }
+
+    fn trace(&self, trace_id: TraceId) -> Reply<Option<Vec<Span>>> {
+        let store = self.clone();
+        Box::pin(async move { store.read(move |conn| store::trace(conn, &trace_id)).await })
+    }
+
+    fn search_page(&self, query: TraceQuery) -> Reply<Page> {
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .read(move |conn| store::search_page(conn, &query))
+                .await
+        })
+    }
+
+    fn dependencies(&self, start_ns: u64, end_ns: u64) -> Reply<Vec<Dependency>> {
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .read(move |conn| store::dependencies(conn, start_ns, end_ns))
+                .await
+        })
+    }
+
+    fn stage_counts(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+    ) -> Reply<Vec<RateRow>> {
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .read(move |conn| {
+                    store::stage_counts(conn, service.as_deref(), start_minute, end_minute)
+                })
+                .await
+        })
+    }
+
+    fn health(&self) -> WriteHealth {
+        Store::health(self)
+    }
+
+    fn size_on_disk(&self) -> Reply<u64> {
+        let store = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.size_on_disk())
+                .await
+                .map_err(|e| StoreError::WriteFailed(format!("size task failed: {e}")))
+        })
+    }
+
+    fn retention_totals(&self) -> Totals {
+        Store::retention_totals(self)
+    }
+}
