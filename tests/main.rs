@@ -16,10 +16,12 @@
 //! - `hostile`: odd but well-framed OTLP (deep nesting, huge values, bad ids,
 //!   odd timestamps, orphans), each with its documented outcome.
 //! - `retention`: a backend restarted with `--retention` deletes old traces.
+//! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
 
 mod support;
 
 mod bad_input;
+mod clickhouse;
 mod crash;
 mod duplicates;
 mod foreign_clients;

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)] // not every module uses every helper
 
+pub mod clickhouse;
 pub mod foreign;
 pub mod ledger;
 pub mod process;

@@ -17,7 +17,8 @@
 //! Across processes: the edge resolver and the last values of exporter
 //! counters are per process (an edge whose parent and child reach different
 //! receivers is not counted), and the "already stored?" check of a retried
-//! batch cannot see a copy another receiver is inserting at that moment.
+//! batch cannot see a copy another receiver is inserting at that moment
+//! (within one process, span batches are written one at a time for that).
 
 mod encode;
 pub mod http;
@@ -58,6 +59,11 @@ struct Inner {
     span_capacity: usize,
     last_write_failed: AtomicBool,
     edges: std::sync::Mutex<EdgeResolver>,
+    /// Span batches are written one at a time: "already stored?" and the
+    /// insert must not interleave with a retry of the same batch, or both
+    /// copies would be stored. Batches are large, so one at a time still
+    /// keeps ClickHouse busy; other receivers run their own.
+    span_writer: tokio::sync::Mutex<()>,
     /// Also serialises counter writes, so increments are computed in order.
     series: tokio::sync::Mutex<write::SeriesMemory>,
 }
@@ -79,6 +85,7 @@ impl ClickHouse {
             span_capacity: spans,
             last_write_failed: AtomicBool::new(false),
             edges: std::sync::Mutex::new(EdgeResolver::new(EDGE_MEMORY)),
+            span_writer: tokio::sync::Mutex::new(()),
             series: tokio::sync::Mutex::new(write::SeriesMemory::new()),
         })))
     }
@@ -149,7 +156,9 @@ impl TraceStore for ClickHouse {
         let permits = self.admit(rows.len())?;
         let store = self.clone();
         let task = tokio::spawn(async move {
+            let turn = store.0.span_writer.lock().await;
             let written = write::spans(&store.0.client, &store.0.edges, rows).await;
+            drop(turn);
             store.record(written.is_err());
             drop(permits);
             written.map_err(|e| {

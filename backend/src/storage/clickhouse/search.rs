@@ -21,7 +21,11 @@ pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, Cl
     let end = query.end_ns.unwrap_or(i64::MAX as u64);
     let filters = span_filters(query);
     // Only partitions of the window's days are read.
-    let days = format!("day BETWEEN {} AND {}", day_of(start), day_of(end));
+    let days = format!(
+        "day BETWEEN {} AND {}",
+        date_literal(day_of(start)),
+        date_literal(day_of(end))
+    );
     let sql = if filters.is_empty() {
         let errors = if query.error_only {
             "AND errors > 0"
@@ -33,7 +37,7 @@ pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, Cl
              sum(status_code = {ERROR}) AS errors FROM spans WHERE day <= {} \
              GROUP BY trace_id HAVING trace_end >= {start} AND sort_key <= {end} {errors} {} \
              ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
-            day_of(end),
+            date_literal(day_of(end)),
             after(query.cursor.as_ref()),
             query.limit
         )
@@ -69,6 +73,24 @@ pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, Cl
     let ids: Vec<TraceId> = found.iter().map(|(id, _)| *id).collect();
     let traces = summaries(client, &ids).await?;
     Ok(Page { traces, next })
+}
+
+/// A `Date` literal (`'2026-11-26'`) for days since 1970: 18.16 compares a
+/// `Date` column with a date, not with a number. Capped at 2105-12-31,
+/// the last date 18.16 parses (it reads later ones as zero).
+fn date_literal(days: u16) -> String {
+    const LAST: i64 = 49_672; // 2105-12-31
+    // Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01.
+    let z = i64::from(days).min(LAST) + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("'{year:04}-{month:02}-{day:02}'")
 }
 
 /// `HAVING` past the cursor: `(key, trace_id) < (cursor.key, cursor.trace_id)`.
@@ -198,5 +220,19 @@ fn summary(trace_id: &TraceId, spans: &[Light]) -> TraceSummary {
         error_count: spans.iter().filter(|s| s.is_error).count() as u64,
         orphan_span_count: orphans as u64,
         services: services.into_values().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::date_literal;
+
+    #[test]
+    fn dates_are_written_as_clickhouse_reads_them() {
+        assert_eq!(date_literal(0), "'1970-01-01'");
+        assert_eq!(date_literal(59), "'1970-03-01'");
+        assert_eq!(date_literal(20_418), "'2025-11-26'");
+        assert_eq!(date_literal(49_672), "'2105-12-31'");
+        assert_eq!(date_literal(u16::MAX), "'2105-12-31'");
     }
 }

@@ -1,0 +1,397 @@
+//! The ClickHouse store: the same spans and exporter counters sent through
+//! the real OTLP/HTTP path to an `otelite serve --store clickhouse` (the
+//! binary, against a clickhouse-server of the test's own) and to an
+//! in-process otelite on SQLite; every answer of otelite's API and of
+//! Jaeger's v1 and v3 APIs must be the same from both, and correct.
+
+use crate::support::Backend;
+use crate::support::clickhouse::ClickHouseServer;
+use crate::support::process::{ServeProcess, blocking};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+    number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
+use prost::Message;
+use serde_json::Value;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const TRACE_A: [u8; 16] = [0xa; 16];
+const TRACE_B: [u8; 16] = [0xb; 16];
+const TRACE_C: [u8; 16] = [0xc; 16];
+
+fn text(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn int(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+fn resource(service: &str) -> Resource {
+    Resource {
+        attributes: vec![
+            text("service.name", service),
+            text("deployment.environment", "e2e"),
+        ],
+        ..Default::default()
+    }
+}
+
+struct SpanSpec {
+    trace: [u8; 16],
+    id: u8,
+    parent: Option<u8>,
+    name: &'static str,
+    kind: span::SpanKind,
+    start_ms: u64,
+    duration_ms: u64,
+    error: bool,
+    attributes: Vec<KeyValue>,
+}
+
+fn span(base_ns: u64, s: SpanSpec) -> Span {
+    let start = base_ns + s.start_ms * 1_000_000;
+    Span {
+        trace_id: s.trace.to_vec(),
+        span_id: vec![s.id; 8],
+        parent_span_id: s.parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: s.name.into(),
+        kind: s.kind as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + s.duration_ms * 1_000_000,
+        attributes: s.attributes,
+        status: Some(Status {
+            code: if s.error { 2 } else { 0 },
+            message: if s.error {
+                "declined".into()
+            } else {
+                String::new()
+            },
+        }),
+        ..Default::default()
+    }
+}
+
+fn request(service: &str, spans: Vec<Span>) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource(service)),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Two requests, the callee's first (as it ends first): trace A crosses
+/// services (frontend → backend, which fails, → its database client span),
+/// B is one frontend span, C a backend span whose parent never comes.
+fn bodies(base_ns: u64) -> [Vec<u8>; 2] {
+    use span::SpanKind::{Client, Internal, Server};
+    let spec = |trace, id, parent, name, kind, start_ms, duration_ms, error| SpanSpec {
+        trace,
+        id,
+        parent,
+        name,
+        kind,
+        start_ms,
+        duration_ms,
+        error,
+        attributes: Vec::new(),
+    };
+    let backend = vec![
+        span(
+            base_ns,
+            spec(TRACE_A, 2, Some(1), "charge", Server, 10, 50, true),
+        ),
+        span(
+            base_ns,
+            SpanSpec {
+                attributes: vec![text("db.system", "sqlite"), int("db.rows", 3)],
+                ..spec(TRACE_A, 3, Some(2), "db query", Client, 20, 5, false)
+            },
+        ),
+        span(
+            base_ns,
+            spec(TRACE_C, 7, Some(6), "charge", Server, 3000, 2, true),
+        ),
+    ];
+    let frontend = vec![
+        span(
+            base_ns,
+            SpanSpec {
+                attributes: vec![
+                    text("http.request.method", "POST"),
+                    int("http.response.status_code", 500),
+                ],
+                ..spec(TRACE_A, 1, None, "POST /checkout", Server, 0, 100, false)
+            },
+        ),
+        span(
+            base_ns,
+            spec(TRACE_B, 4, None, "GET /home", Server, 2000, 1, false),
+        ),
+        span(
+            base_ns,
+            spec(TRACE_B, 5, Some(4), "render", Internal, 2000, 1, false),
+        ),
+    ];
+    [request("backend", backend), request("frontend", frontend)]
+}
+
+/// The frontend exporter's own counters: 4 spans ended, 4 queued, 3 sent.
+fn counters(now_ns: u64) -> Vec<u8> {
+    let sum = |name: &str, value: i64| Metric {
+        name: name.into(),
+        data: Some(metric::Data::Sum(Sum {
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+            data_points: vec![NumberDataPoint {
+                start_time_unix_nano: now_ns - 60_000_000_000,
+                time_unix_nano: now_ns,
+                value: Some(number_data_point::Value::AsInt(value)),
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource("frontend")),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    sum("otel.sdk.span.ended", 4),
+                    sum("otel.sdk.processor.span.processed", 4),
+                    sum("otel.sdk.exporter.span.exported", 3),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+async fn post(otlp: &str, path: &str, body: Vec<u8>) {
+    let reply = reqwest::Client::new()
+        .post(format!("{otlp}{path}"))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .expect("POST reaches otelite");
+    let status = reply.status();
+    assert_eq!(status, 200, "{path}: {:?}", reply.text().await);
+}
+
+async fn get(url: String) -> (u16, Value) {
+    let reply = reqwest::get(&url).await.expect("GET reaches otelite");
+    let status = reply.status().as_u16();
+    let text = reply.text().await.expect("reply body");
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {text:?}: {e}"));
+    (status, json)
+}
+
+/// Sends the same data to both and returns the ClickHouse-backed otelite
+/// with the window the data lies in.
+async fn send_to_both(sqlite: &Backend, clickhouse: &ServeProcess) -> (u64, u64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let base = now - 120_000_000_000;
+    for otlp in [sqlite.otlp_url(), clickhouse.otlp_url()] {
+        for body in bodies(base) {
+            post(&otlp, "/v1/traces", body).await;
+        }
+        post(&otlp, "/v1/metrics", counters(now)).await;
+    }
+    (base, now)
+}
+
+/// Query paths whose answers must be equal on both stores.
+fn paths(base: u64, now: u64) -> Vec<String> {
+    let [a, b, c] = [TRACE_A, TRACE_B, TRACE_C].map(hex::encode);
+    let (end_ms, lookback_ms) = (now / 1_000_000 + 60_000, 3_600_000);
+    let window = format!("start={}&end={}", base - 1, base + 10_000_000_000);
+    let mut paths: Vec<String> = [
+        "/api/otelite/services",
+        "/api/otelite/search",
+        "/api/otelite/search?service=frontend",
+        "/api/otelite/search?service=backend&error=true",
+        "/api/otelite/search?error=true",
+        "/api/otelite/search?operation=charge",
+        "/api/otelite/search?kind=client",
+        "/api/otelite/search?attribute=http.request.method=POST",
+        "/api/otelite/search?attribute=db.rows=3&attribute=db.system=sqlite",
+        "/api/otelite/search?attribute=deployment.environment=e2e&service=backend",
+        "/api/otelite/search?attribute=http.request.method=GET",
+        "/api/otelite/search?minDurationNanos=40000000",
+        "/api/otelite/search?maxDurationNanos=1000000&service=frontend",
+        "/api/otelite/dependencies",
+        "/api/rates?service=frontend",
+        "/api/rates?service=backend",
+        "/api/rates",
+        "/api/services",
+        "/api/services/backend/operations",
+        "/api/operations?service=frontend",
+        "/api/operations?service=backend&spanKind=client",
+        "/api/traces?service=frontend",
+        "/api/traces?service=backend&tags=%7B%22error%22%3A%22true%22%7D",
+        "/api/v3/services",
+        "/api/v3/operations?service=backend",
+        "/api/v3/trace-summaries?query.service_name=backend",
+    ]
+    .map(String::from)
+    .to_vec();
+    paths.push(format!("/api/otelite/search?{window}"));
+    paths.push(format!("/api/otelite/search?service=backend&{window}"));
+    paths.push(format!(
+        "/api/dependencies?endTs={end_ms}&lookback={lookback_ms}"
+    ));
+    for id in [&a, &b, &c] {
+        paths.push(format!("/api/otelite/traces/{id}"));
+        paths.push(format!("/api/traces/{id}"));
+        paths.push(format!("/api/v3/traces/{id}"));
+    }
+    paths.push(format!("/api/traces?traceID={a}&traceID={c}"));
+    paths.push(format!("/api/otelite/traces/{}", hex::encode([0xd; 16])));
+    paths
+}
+
+/// Search answers differ only in `nextCursor`, whose key is the store's own.
+fn comparable(path: &str, mut body: Value) -> Value {
+    if path.starts_with("/api/otelite/search") {
+        body["nextCursor"] = Value::Null;
+    }
+    body
+}
+
+/// Follows `nextCursor` one trace at a time; the trace ids in order.
+async fn pages(query_url: impl Fn(&str) -> String, filter: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let (status, body) = get(query_url(&format!(
+            "/api/otelite/search?limit=1{filter}{cursor}"
+        )))
+        .await;
+        assert_eq!(status, 200, "{body}");
+        for trace in body["traces"].as_array().into_iter().flatten() {
+            ids.push(trace["traceId"].as_str().unwrap_or_default().to_owned());
+        }
+        match body["nextCursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return ids,
+        }
+    }
+    panic!("paging did not end: {ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clickhouse_answers_every_query_as_sqlite_does() {
+    let server = ClickHouseServer::start().await;
+    let url = server.otelite_url("e2e");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("unused.db");
+    let clickhouse = blocking(move || {
+        ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url])
+    })
+    .await;
+    let sqlite = Backend::start().await;
+    let (base, now) = send_to_both(&sqlite, &clickhouse).await;
+
+    for path in paths(base, now) {
+        let (want_status, want) = get(sqlite.query_url(&path)).await;
+        let (status, got) = get(clickhouse.query_url(&path)).await;
+        assert_eq!(
+            (status, comparable(&path, got)),
+            (want_status, comparable(&path, want)),
+            "{path}: ClickHouse (left) and SQLite (right) differ"
+        );
+    }
+    // Span filters without a service page in SQLite's arrival order and in
+    // ClickHouse's start order (both newest first): not compared.
+    for filter in ["", "&service=backend", "&service=frontend", "&error=true"] {
+        let want = pages(|p| sqlite.query_url(p), filter).await;
+        let got = pages(|p| clickhouse.query_url(p), filter).await;
+        assert_eq!(got, want, "pages of {filter:?}");
+    }
+
+    // Equal is not enough: the answers are also right.
+    let (_, found) = get(clickhouse.query_url("/api/otelite/search")).await;
+    let ids: Vec<&str> = found["traces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["traceId"].as_str())
+        .collect();
+    let [a, b, c] = [TRACE_A, TRACE_B, TRACE_C].map(hex::encode);
+    assert_eq!(ids, [&c, &b, &a], "newest first: {found}");
+    let checkout = &found["traces"][2];
+    assert_eq!(
+        (
+            &checkout["spanCount"],
+            &checkout["errorCount"],
+            &checkout["rootName"]
+        ),
+        (
+            &Value::from(3),
+            &Value::from(1),
+            &Value::from("POST /checkout")
+        ),
+        "{checkout}"
+    );
+    assert_eq!(found["traces"][0]["orphanSpanCount"], 1, "{found}");
+    let (_, deps) = get(clickhouse.query_url("/api/otelite/dependencies")).await;
+    assert_eq!(
+        deps["dependencies"],
+        serde_json::json!([{"parent": "frontend", "child": "backend", "callCount": 1, "errorCount": 1}])
+    );
+    let (_, rates) = get(clickhouse.query_url("/api/rates?service=frontend")).await;
+    let n = |stage: &str| {
+        rates["services"][0]["stages"]
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["stage"] == stage))
+            .map(|x| x["n"].clone())
+    };
+    assert_eq!(
+        [
+            "total", "collect", "transmit", "process", "analyze", "store"
+        ]
+        .map(n),
+        [4, 4, 3, 3, 3, 3].map(|v| Some(Value::from(v))),
+        "{rates}"
+    );
+
+    // A retried batch is stored and counted once.
+    for body in bodies(base) {
+        post(&clickhouse.otlp_url(), "/v1/traces", body).await;
+    }
+    let (_, again) = get(clickhouse.query_url("/api/rates?service=frontend")).await;
+    assert_eq!(again["services"], rates["services"], "after a retry");
+    let (_, trace) = get(clickhouse.query_url(&format!("/api/otelite/traces/{a}"))).await;
+    assert_eq!(trace["spans"].as_array().map(Vec::len), Some(3), "{trace}");
+    let spans = server.sql("SELECT count() FROM e2e.spans_by_trace").await;
+    assert_eq!(spans.trim(), "6");
+    drop(clickhouse);
+}
