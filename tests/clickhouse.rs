@@ -395,3 +395,109 @@ async fn clickhouse_answers_every_query_as_sqlite_does() {
     assert_eq!(spans.trim(), "6");
     drop(clickhouse);
 }
+
+/// `count` traces of two spans ("GET /item" → "load") of service `shop`,
+/// trace ids `first..first+count`, one second apart.
+fn shop_traces(base_ns: u64, first: u8, count: u8) -> Vec<u8> {
+    use span::SpanKind::{Internal, Server};
+    let spans = (first..first + count)
+        .flat_map(|n| {
+            let at = u64::from(n) * 1000;
+            let spec = |id, parent, name, kind| SpanSpec {
+                trace: [n; 16],
+                id,
+                parent,
+                name,
+                kind,
+                start_ms: at,
+                duration_ms: 3,
+                error: false,
+                attributes: vec![int("item", i64::from(n))],
+            };
+            [
+                span(base_ns, spec(1, None, "GET /item", Server)),
+                span(base_ns, spec(2, Some(1), "load", Internal)),
+            ]
+        })
+        .collect();
+    request("shop", spans)
+}
+
+/// Trace ids (hex) stored on one shard.
+async fn shard_traces(server: &ClickHouseServer) -> Vec<String> {
+    let ids = server
+        .sql("SELECT lower(hex(trace_id)) FROM e2e_shard.spans_by_trace GROUP BY trace_id ORDER BY trace_id")
+        .await;
+    ids.lines().map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_receivers_in_front_of_two_shards_store_and_answer_alike() {
+    let (one, two) = ClickHouseServer::start_two_shards().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let start = |server: &ClickHouseServer| {
+        let url = format!("{}?cluster=otelite", server.otelite_url("e2e"));
+        let db = dir.path().join("unused.db");
+        blocking(move || {
+            ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url])
+        })
+    };
+    let receivers = [start(&one).await, start(&two).await];
+    let base = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        - 600_000_000_000;
+    for (i, first) in [1u8, 11, 21, 31].into_iter().enumerate() {
+        let receiver = &receivers[i % 2];
+        post(
+            &receiver.otlp_url(),
+            "/v1/traces",
+            shop_traces(base, first, 10),
+        )
+        .await;
+    }
+
+    // Acknowledged means on its shard already (insert_distributed_sync),
+    // every trace whole on one shard (sharded by trace id), both shards used.
+    let (on_one, on_two) = (shard_traces(&one).await, shard_traces(&two).await);
+    assert!(
+        !on_one.is_empty() && !on_two.is_empty(),
+        "{on_one:?} {on_two:?}"
+    );
+    assert!(
+        on_one.iter().all(|id| !on_two.contains(id)),
+        "a trace on both shards"
+    );
+    assert_eq!(on_one.len() + on_two.len(), 40);
+
+    let mut answers = Vec::new();
+    for receiver in &receivers {
+        let (_, search) = get(receiver.query_url("/api/otelite/search?limit=100")).await;
+        let (_, services) = get(receiver.query_url("/api/services")).await;
+        let (_, trace) =
+            get(receiver.query_url(&format!("/api/otelite/traces/{}", hex::encode([33u8; 16]))))
+                .await;
+        let (_, rates) = get(receiver.query_url("/api/rates?service=shop")).await;
+        answers.push((search, services, trace, rates));
+    }
+    assert_eq!(answers[0], answers[1], "both receivers answer alike");
+    let (search, services, trace, rates) = &answers[0];
+    let traces = search["traces"].as_array().cloned().unwrap_or_default();
+    assert_eq!(traces.len(), 40, "{search}");
+    assert_eq!(
+        traces[0]["traceId"],
+        hex::encode([40u8; 16]),
+        "newest first"
+    );
+    assert!(traces.iter().all(|t| t["spanCount"] == 2), "{search}");
+    assert_eq!(services["data"], serde_json::json!(["shop"]));
+    assert_eq!(trace["spans"].as_array().map(Vec::len), Some(2), "{trace}");
+    let stages = &rates["services"][0]["stages"];
+    for stage in ["process", "analyze", "store"] {
+        let n = stages
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["stage"] == stage))
+            .map(|x| x["n"].clone());
+        assert_eq!(n, Some(Value::from(80)), "N_{stage}: {rates}");
+    }
+}

@@ -35,11 +35,32 @@ fn free_port() -> u16 {
 }
 
 impl ClickHouseServer {
+    /// Starts a server on fresh ports.
+    pub async fn start() -> Self {
+        Self::start_on(free_port(), free_port(), "").await
+    }
+
+    /// Two servers, each knowing both as the shards of cluster `otelite`
+    /// (in `remote_servers`), for Distributed tables.
+    pub async fn start_two_shards() -> (Self, Self) {
+        let ports = [(free_port(), free_port()), (free_port(), free_port())];
+        let shard = |tcp: u16| {
+            format!("<shard><replica><host>127.0.0.1</host><port>{tcp}</port></replica></shard>")
+        };
+        let cluster = format!(
+            "<otelite>{}{}</otelite>",
+            shard(ports[0].1),
+            shard(ports[1].1)
+        );
+        let first = Self::start_on(ports[0].0, ports[0].1, &cluster).await;
+        let second = Self::start_on(ports[1].0, ports[1].1, &cluster).await;
+        (first, second)
+    }
+
     /// Starts a server; `remote_servers` is XML put inside
     /// `<remote_servers>` (a cluster for Distributed tables), or empty.
-    pub async fn start_with(remote_servers: &str) -> Self {
+    async fn start_on(http_port: u16, tcp_port: u16, remote_servers: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for ClickHouse");
-        let (http_port, tcp_port) = (free_port(), free_port());
         let root = dir.path().display().to_string();
         let config = format!(
             r#"<?xml version="1.0"?>
@@ -92,10 +113,6 @@ impl ClickHouseServer {
         };
         server.wait_ready().await;
         server
-    }
-
-    pub async fn start() -> Self {
-        Self::start_with("").await
     }
 
     async fn wait_ready(&mut self) {

@@ -40,12 +40,17 @@ pub enum ClickHouseError {
 pub struct Client {
     base: String,
     database: String,
+    /// With a cluster, `database` holds Distributed tables over local ones.
+    cluster: Option<String>,
     http: HyperClient<HttpConnector, Full<Bytes>>,
 }
 
 impl Client {
     /// `url` is `http://host:port` with an optional database as its path
     /// (`http://127.0.0.1:8123/otelite`); the database defaults to `otelite`.
+    /// `?cluster=NAME` names a cluster of the server's `remote_servers`:
+    /// then the database holds Distributed tables over the shards' tables
+    /// in `<database>_shard` (see `migrations`).
     pub fn new(url: &str) -> Result<Self, ClickHouseError> {
         let bad = |reason: &str| ClickHouseError::Url {
             url: url.to_owned(),
@@ -62,15 +67,27 @@ impl Client {
         } else {
             database
         };
-        if !database
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        let name = |text: &str| {
+            !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !name(database) {
             return Err(bad("the database name may hold only letters, digits and _"));
         }
+        let cluster = match uri.query() {
+            None => None,
+            Some(query) => match query.strip_prefix("cluster=") {
+                Some(cluster) if name(cluster) => Some(cluster.to_owned()),
+                _ => {
+                    return Err(bad(
+                        "the only parameter is cluster=NAME (letters, digits, _)",
+                    ));
+                }
+            },
+        };
         Ok(Self {
             base: format!("http://{authority}/"),
             database: database.to_owned(),
+            cluster,
             http: HyperClient::builder(TokioExecutor::new()).build_http(),
         })
     }
@@ -79,10 +96,15 @@ impl Client {
         &self.database
     }
 
-    /// The same server, another database (tests, the cluster setup).
-    pub fn with_database(&self, database: &str) -> Self {
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
+    /// The same server, another database and no cluster: a shard's own tables.
+    pub fn local(&self, database: &str) -> Self {
         Self {
             database: database.to_owned(),
+            cluster: None,
             ..self.clone()
         }
     }
@@ -227,6 +249,10 @@ mod tests {
         );
         assert!(Client::new("https://x:1").is_err());
         assert!(Client::new("http://x:1/a;drop").is_err());
+        let clustered = Client::new("http://x:1/o?cluster=two_shards")?;
+        assert_eq!(clustered.cluster(), Some("two_shards"));
+        assert!(Client::new("http://x:1/o?cluster=a,b").is_err());
+        assert!(Client::new("http://x:1/o?user=me").is_err());
         assert!(Client::new("not a url").is_err());
         Ok(())
     }

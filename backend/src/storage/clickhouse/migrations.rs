@@ -22,8 +22,44 @@ pub enum MigrationError {
     TooNew { found: u32, supported: u32 },
 }
 
-/// Creates the database if needed and brings its schema to the current version.
+/// The tables otelite reads and writes, with the sharding key of their
+/// Distributed table: a trace's spans all go to one shard.
+const SHARDED: &[(&str, &str)] = &[
+    ("spans_in", "cityHash64(trace_id)"),
+    ("spans", "cityHash64(trace_id)"),
+    ("spans_by_trace", "cityHash64(trace_id)"),
+    ("operations", "rand()"),
+    ("stage_counts", "rand()"),
+    ("service_edges", "rand()"),
+    ("exporter_series", "cityHash64(service, stage, series)"),
+];
+
+/// Brings the schema to the current version. With a cluster, that is the
+/// shard's own tables in `<database>_shard` on the server this client talks
+/// to, then Distributed tables of the same names in `<database>` over that
+/// database on every shard. Run otelite once against each shard (every
+/// shard needs its own tables; 18.16's `ON CLUSTER` needs ZooKeeper).
 pub async fn migrate(client: &Client) -> Result<u32, MigrationError> {
+    let Some(cluster) = client.cluster() else {
+        return migrate_local(client).await;
+    };
+    let local = client.local(&format!("{}_shard", client.database()));
+    let version = migrate_local(&local).await?;
+    client.create_database().await?;
+    for (table, key) in SHARDED {
+        client
+            .execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} AS {shard}.{table} \
+                 ENGINE = Distributed({cluster}, {shard}, {table}, {key})",
+                shard = local.database()
+            ))
+            .await?;
+    }
+    Ok(version)
+}
+
+/// Creates the database if needed and brings its schema to the current version.
+async fn migrate_local(client: &Client) -> Result<u32, MigrationError> {
     client.create_database().await?;
     client
         .execute(

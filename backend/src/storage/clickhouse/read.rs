@@ -164,12 +164,17 @@ pub async fn stage_counts(
     Ok(out)
 }
 
-/// Bytes the database's active parts take on disk.
+/// Bytes the database's active parts take on disk (on a cluster: this
+/// server's shard).
 pub async fn size_on_disk(client: &Client) -> Result<u64, ClickHouseError> {
+    let database = match client.cluster() {
+        Some(_) => format!("{}_shard", client.database()),
+        None => client.database().to_owned(),
+    };
     let data = client
         .query(&format!(
             "SELECT toUInt64(sum(bytes)) FROM system.parts WHERE active AND database = {}",
-            quote(client.database())
+            quote(&database)
         ))
         .await?;
     Reader::new(&data).u64()
