@@ -501,3 +501,69 @@ async fn two_receivers_in_front_of_two_shards_store_and_answer_alike() {
         assert_eq!(n, Some(Value::from(80)), "N_{stage}: {rates}");
     }
 }
+
+/// Trace ids found by a search through `receiver`.
+async fn found(receiver: &ServeProcess) -> Vec<String> {
+    let (_, body) = get(receiver.query_url("/api/otelite/search?limit=100")).await;
+    body["traces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["traceId"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retention_drops_the_days_past_the_age_and_keeps_the_rates() {
+    let server = ClickHouseServer::start().await;
+    let url = server.otelite_url("e2e");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("unused.db");
+    let start = |extra: &'static [&'static str]| {
+        let (db, url) = (db.clone(), url.clone());
+        blocking(move || {
+            let mut args = vec!["--store", "clickhouse", "--clickhouse-url", &url];
+            args.extend(extra);
+            ServeProcess::start(&db, &args)
+        })
+    };
+    let receiver = start(&[]).await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let days_ago = |days: u64| now - days * 86_400_000_000_000;
+    post(
+        &receiver.otlp_url(),
+        "/v1/traces",
+        shop_traces(days_ago(3), 1, 2),
+    )
+    .await;
+    post(
+        &receiver.otlp_url(),
+        "/v1/traces",
+        shop_traces(now - 60_000_000_000, 3, 2),
+    )
+    .await;
+    assert_eq!(found(&receiver).await.len(), 4);
+    drop(receiver);
+
+    let receiver = start(&["--retention", "2d"]).await;
+    let kept = crate::support::eventually(|| found(&receiver), |ids| ids.len() == 2).await;
+    assert_eq!(kept, [hex::encode([4u8; 16]), hex::encode([3u8; 16])]);
+    let (_, trace) =
+        get(receiver.query_url(&format!("/api/otelite/traces/{}", hex::encode([1u8; 16])))).await;
+    assert_eq!(
+        trace["error"],
+        "trace 01010101010101010101010101010101 not found"
+    );
+    let (_, rates) = get(receiver.query_url("/api/rates?service=shop")).await;
+    let store = rates["services"][0]["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["stage"] == "store"))
+        .map(|x| x["n"].clone());
+    assert_eq!(
+        store,
+        Some(Value::from(8)),
+        "stage counts are kept: {rates}"
+    );
+}

@@ -77,8 +77,8 @@ pub struct Server {
     otlp: TcpListener,
     query: TcpListener,
     storage: Storage,
-    /// The SQLite store's handle (for retention) and writer, when it is SQLite.
-    sqlite: Option<(Store, WriterThread)>,
+    /// The SQLite store's writer thread, when the store is SQLite.
+    writer: Option<WriterThread>,
     max_body_bytes: usize,
     max_concurrent_requests: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -106,10 +106,10 @@ impl Server {
         };
         // Unusable TLS files are an error at start, not at the first client.
         let tls = config.tls.as_ref().map(net::server_config).transpose()?;
-        let (storage, sqlite) = match config.store {
+        let (storage, writer) = match config.store {
             StoreKind::Sqlite => {
                 let (store, writer) = Store::open(&config.db_path, limits)?;
-                (Storage::from(&store), Some((store, writer)))
+                (Storage::from(store), Some(writer))
             }
             StoreKind::Clickhouse => {
                 let store =
@@ -123,7 +123,7 @@ impl Server {
             otlp,
             query,
             storage,
-            sqlite,
+            writer,
             max_body_bytes: config.max_body_bytes,
             max_concurrent_requests: config.max_concurrent_requests,
             tls,
@@ -169,16 +169,8 @@ impl Server {
             max_concurrent_requests: self.max_concurrent_requests,
         };
         let (receive, query) = routers(&self.storage, limits, &self.tokens);
+        let retention = tokio::spawn(self.storage.retention(self.retention, stop_rx.clone()));
         drop(self.storage);
-        let (store, writer) = self.sqlite.unzip();
-        let retention = store.map(|store| {
-            tokio::spawn(store::retention::run(
-                store,
-                self.retention,
-                store::retention::INTERVAL,
-                stop_rx.clone(),
-            ))
-        });
         let limits = self.limits;
         let otlp = net::serve(
             self.otlp,
@@ -190,11 +182,9 @@ impl Server {
         let query = net::serve(self.query, query, self.tls, limits, stop_rx);
         tokio::join!(otlp, query);
         // Retention stops between two batches and drops its Store handle.
-        if let Some(retention) = retention {
-            let _ = retention.await;
-        }
+        let _ = retention.await;
         // Every Store handle is gone with the routers: the writer drains and ends.
-        if let Some(writer) = writer {
+        if let Some(writer) = self.writer {
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         }
         Ok(())

@@ -15,7 +15,7 @@ pub(crate) mod sqlite;
 
 use crate::analyze::AnalyzedSpan;
 use crate::stage::Stage;
-use crate::store::retention::Totals;
+use crate::store::retention::{Policy, Totals};
 use crate::store::{
     CounterPoint, Dependency, Page, RateRow, SpanBatch, Store, StoreError, Stored, TraceQuery,
     TraceSummary, WriteHealth,
@@ -24,6 +24,7 @@ use otelite_exporter::model::{Span, SpanKind, TraceId};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// A boxed future that owns what it needs: the trait stays object-safe.
 pub type Reply<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
@@ -97,7 +98,13 @@ pub trait TraceStore: Send + Sync + 'static {
     fn size_on_disk(&self) -> Reply<u64>;
     /// What retention has deleted since start.
     fn retention_totals(&self) -> Totals;
+    /// The background task that applies `policy` until `stop` turns true
+    /// (at once done when the policy is off).
+    fn retention(&self, policy: Policy, stop: watch::Receiver<bool>) -> Background;
 }
+
+/// A background task's future, for `tokio::spawn`.
+pub type Background = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A handle to the store `otelite serve` opened; cheap to clone.
 #[derive(Clone)]

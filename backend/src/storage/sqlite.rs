@@ -1,8 +1,8 @@
 //! The SQLite store behind the seam: every call delegates to
 //! [`crate::store`], reads on its read-only pool, writes through its writer.
 
-use super::{Encoded, Ingest, Prepared, Reply, TraceStore};
-use crate::store::retention::Totals;
+use super::{Background, Encoded, Ingest, Prepared, Reply, TraceStore};
+use crate::store::retention::{self, Policy, Totals};
 use crate::store::{
     self, CounterPoint, Dependency, Page, RateRow, SpanBatch, SpanRow, Store, StoreError, Stored,
     TraceQuery, WriteHealth,
@@ -114,5 +114,14 @@ impl TraceStore for Store {
 
     fn retention_totals(&self) -> Totals {
         Store::retention_totals(self)
+    }
+
+    fn retention(&self, policy: Policy, stop: tokio::sync::watch::Receiver<bool>) -> Background {
+        Box::pin(retention::run(
+            self.clone(),
+            policy,
+            retention::INTERVAL,
+            stop,
+        ))
     }
 }

@@ -8,6 +8,7 @@
 //!   current ClickHouse is documented in `schema-current.sql`).
 //! - `encode` (on the receiver's blocking thread) and `write`: batches in.
 //! - `read` and `search`: the query API's answers.
+//! - `retention`: whole day partitions dropped past `--retention`.
 //!
 //! Writes are bounded like SQLite's queue: at most `write_queue` inserts in
 //! flight and `max_queued_spans` spans in them; past that, `Overloaded`
@@ -24,6 +25,7 @@ mod encode;
 pub mod http;
 mod migrations;
 mod read;
+pub mod retention;
 mod rowbinary;
 mod search;
 mod write;
@@ -32,9 +34,9 @@ pub use encode::Rows;
 pub use http::{ClickHouseError, Client};
 pub use migrations::{CURRENT_VERSION, MigrationError};
 
-use super::{Encoded, Ingest, Prepared, Reply, TraceStore};
+use super::{Background, Encoded, Ingest, Prepared, Reply, TraceStore};
 use crate::analyze::EdgeResolver;
-use crate::store::retention::Totals;
+use crate::store::retention::{Policy, Totals};
 use crate::store::{
     CounterPoint, Dependency, Page, QueueLimits, RateRow, StoreError, Stored, TraceQuery,
     WriteHealth,
@@ -238,5 +240,9 @@ impl TraceStore for ClickHouse {
 
     fn retention_totals(&self) -> Totals {
         Totals::default()
+    }
+
+    fn retention(&self, policy: Policy, stop: tokio::sync::watch::Receiver<bool>) -> Background {
+        Box::pin(retention::run(self.0.client.clone(), policy, stop))
     }
 }
