@@ -383,10 +383,16 @@ async fn clickhouse_answers_every_query_as_sqlite_does() {
         "{rates}"
     );
 
-    // A retried batch is stored and counted once.
-    for body in bodies(base) {
-        post(&clickhouse.otlp_url(), "/v1/traces", body).await;
-    }
+    // A retried batch is stored and counted once, also when the copies
+    // arrive at the same moment.
+    let otlp = clickhouse.otlp_url();
+    let [callee, caller] = bodies(base);
+    tokio::join!(
+        post(&otlp, "/v1/traces", callee.clone()),
+        post(&otlp, "/v1/traces", callee),
+        post(&otlp, "/v1/traces", caller.clone()),
+        post(&otlp, "/v1/traces", caller),
+    );
     let (_, again) = get(clickhouse.query_url("/api/rates?service=frontend")).await;
     assert_eq!(again["services"], rates["services"], "after a retry");
     let (_, trace) = get(clickhouse.query_url(&format!("/api/otelite/traces/{a}"))).await;

@@ -12,14 +12,14 @@
 //!
 //! Writes are bounded like SQLite's queue: at most `write_queue` inserts in
 //! flight and `max_queued_spans` spans in them; past that, `Overloaded`
-//! (503) at once. Each insert runs on its own task, so a client that hangs
-//! up does not cut an insert short.
+//! (503) at once. One task writes the spans, whatever has queued in one
+//! INSERT, so a client that hangs up does not cut an insert short.
 //!
 //! Across processes: the edge resolver and the last values of exporter
 //! counters are per process (an edge whose parent and child reach different
 //! receivers is not counted), and the "already stored?" check of a retried
 //! batch cannot see a copy another receiver is inserting at that moment
-//! (within one process, span batches are written one at a time for that).
+//! (within one process, the single span writer rules that out).
 
 mod encode;
 pub mod http;
@@ -44,7 +44,7 @@ use crate::store::{
 use otelite_exporter::model::{Span, SpanKind, TraceId};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 /// Spans remembered for edge resolution, as for SQLite.
 const EDGE_MEMORY: usize = 200_000;
@@ -59,13 +59,10 @@ struct Inner {
     insert_capacity: usize,
     span_budget: Arc<Semaphore>,
     span_capacity: usize,
-    last_write_failed: AtomicBool,
-    edges: std::sync::Mutex<EdgeResolver>,
-    /// Span batches are written one at a time: "already stored?" and the
-    /// insert must not interleave with a retry of the same batch, or both
-    /// copies would be stored. Batches are large, so one at a time still
-    /// keeps ClickHouse busy; other receivers run their own.
-    span_writer: tokio::sync::Mutex<()>,
+    last_write_failed: Arc<AtomicBool>,
+    /// To the span writer task (see `writer`); admission is bounded by the
+    /// semaphores, so the channel need not be.
+    span_writer: mpsc::UnboundedSender<Pending>,
     /// Also serialises counter writes, so increments are computed in order.
     series: tokio::sync::Mutex<write::SeriesMemory>,
 }
@@ -79,15 +76,17 @@ impl ClickHouse {
             .await
             .map_err(|e| StoreError::ClickHouse(e.to_string()))?;
         let (requests, spans) = (limits.requests.max(1), limits.spans.max(1));
+        let last_write_failed = Arc::new(AtomicBool::new(false));
+        let (span_writer, queue) = mpsc::unbounded_channel();
+        tokio::spawn(writer(client.clone(), queue, last_write_failed.clone()));
         Ok(Self(Arc::new(Inner {
             client,
             inserts: Arc::new(Semaphore::new(requests)),
             insert_capacity: requests,
             span_budget: Arc::new(Semaphore::new(spans)),
             span_capacity: spans,
-            last_write_failed: AtomicBool::new(false),
-            edges: std::sync::Mutex::new(EdgeResolver::new(EDGE_MEMORY)),
-            span_writer: tokio::sync::Mutex::new(()),
+            last_write_failed,
+            span_writer,
             series: tokio::sync::Mutex::new(write::SeriesMemory::new()),
         })))
     }
@@ -114,10 +113,6 @@ impl ClickHouse {
         Ok([insert, spans])
     }
 
-    fn record(&self, failed: bool) {
-        self.0.last_write_failed.store(failed, Ordering::Relaxed);
-    }
-
     /// Runs `read` and maps its error; reads need no slot.
     fn reply<T, F>(&self, read: impl FnOnce(Client) -> F + Send + 'static) -> Reply<T>
     where
@@ -131,6 +126,59 @@ impl ClickHouse {
 
 fn error(error: ClickHouseError) -> StoreError {
     StoreError::ClickHouse(error.to_string())
+}
+
+/// A batch waiting for the span writer, holding its share of the limits.
+struct Pending {
+    rows: Rows,
+    reply: oneshot::Sender<Result<Stored, StoreError>>,
+    _permits: [OwnedSemaphorePermit; 2],
+}
+
+/// Spans taken into one INSERT at most.
+const GROUP_SPANS: usize = 50_000;
+
+/// The span writer: takes whatever batches have queued up (group commit, as
+/// the SQLite writer does), writes them in one INSERT and answers each.
+/// One writer also makes "already stored?" and the insert one step, so two
+/// copies of a retried batch are never both stored. It ends when every
+/// store handle is gone and the queue is empty.
+async fn writer(
+    client: Client,
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+    failed: Arc<AtomicBool>,
+) {
+    let mut edges = EdgeResolver::new(EDGE_MEMORY);
+    while let Some(first) = queue.recv().await {
+        let mut spans = first.rows.len();
+        let mut group = vec![first];
+        while spans < GROUP_SPANS {
+            let Ok(next) = queue.try_recv() else { break };
+            spans += next.rows.len();
+            group.push(next);
+        }
+        let rows: Vec<&Rows> = group.iter().map(|p| &p.rows).collect();
+        let written = write::spans(&client, &mut edges, &rows).await;
+        failed.store(written.is_err(), Ordering::Relaxed);
+        match written {
+            Ok(results) => {
+                for (pending, stored) in group.into_iter().zip(results) {
+                    // A requester that gave up no longer listens.
+                    drop(pending.reply.send(Ok(stored)));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ClickHouse: span insert failed");
+                for pending in group {
+                    drop(
+                        pending
+                            .reply
+                            .send(Err(StoreError::ClickHouse(e.to_string()))),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// The task's answer, or `Closed` when the runtime dropped it.
@@ -156,19 +204,18 @@ impl TraceStore for ClickHouse {
             ));
         };
         let permits = self.admit(rows.len())?;
-        let store = self.clone();
-        let task = tokio::spawn(async move {
-            let turn = store.0.span_writer.lock().await;
-            let written = write::spans(&store.0.client, &store.0.edges, rows).await;
-            drop(turn);
-            store.record(written.is_err());
-            drop(permits);
-            written.map_err(|e| {
-                tracing::error!(error = %e, "ClickHouse: span insert failed");
-                error(e)
+        let (reply, written) = oneshot::channel();
+        self.0
+            .span_writer
+            .send(Pending {
+                rows,
+                reply,
+                _permits: permits,
             })
-        });
-        Ok(Box::pin(joined(task)))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(Box::pin(async move {
+            written.await.map_err(|_| StoreError::Closed)?
+        }))
     }
 
     fn try_write_counters(&self, points: Vec<CounterPoint>) -> Result<Reply<()>, StoreError> {
