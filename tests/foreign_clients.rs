@@ -5,8 +5,10 @@
 //! query API and checks names, parentage, typed attributes, events and status.
 //!
 //! The Python and Node dependencies come from `.ci/run`; a test fails, never
-//! skips, when they are missing.
+//! skips, when they are missing. Two of the clients also send into the
+//! ClickHouse store.
 
+use crate::support::clickhouse::ClickHouseServer;
 use crate::support::foreign::{self, Sent};
 use crate::support::{self, Backend};
 use opentelemetry::trace::{
@@ -316,7 +318,23 @@ fn client_command(language: &str, args: [&str; 3]) -> Command {
 }
 
 async fn script_client(language: &'static str, protocol: &'static str) {
-    let backend = Backend::start().await;
+    script_client_to(&Backend::start().await, language, protocol).await;
+}
+
+/// The same scenario into `otelite serve --store clickhouse` (a
+/// clickhouse-server of the test's own).
+async fn script_client_to_clickhouse(language: &'static str, protocol: &'static str) {
+    let server = ClickHouseServer::start().await;
+    let url = server.otelite_url("foreign");
+    let backend = Backend::start_with(|config| {
+        config.store = otelite_backend::StoreKind::Clickhouse;
+        config.clickhouse_url = url;
+    })
+    .await;
+    script_client_to(&backend, language, protocol).await;
+}
+
+async fn script_client_to(backend: &Backend, language: &'static str, protocol: &'static str) {
     let service = format!("{language}-{protocol}-client");
     let run_id = run_id(&service);
     let (endpoint, id) = (backend.otlp_url(), run_id.clone());
@@ -326,7 +344,7 @@ async fn script_client(language: &'static str, protocol: &'static str) {
     .await
     .expect("client thread");
     let scope = format!("otelite-e2e-{language}");
-    check(&backend, &sent, &service, &scope, &run_id).await;
+    check(backend, &sent, &service, &scope, &run_id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,4 +365,14 @@ async fn node_otlp_json_chunked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_otlp_protobuf_chunked() {
     script_client("node", "proto").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_otlp_protobuf_gzip_into_clickhouse() {
+    script_client_to_clickhouse("python", "proto").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_otlp_json_chunked_into_clickhouse() {
+    script_client_to_clickhouse("node", "json").await;
 }
