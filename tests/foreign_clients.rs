@@ -8,7 +8,7 @@
 //! skips, when they are missing. Two of the clients also send into the
 //! ClickHouse store.
 
-use crate::support::clickhouse::ClickHouseServer;
+use crate::support::clickhouse;
 use crate::support::foreign::{self, Sent};
 use crate::support::{self, Backend};
 use opentelemetry::trace::{
@@ -324,13 +324,7 @@ async fn script_client(language: &'static str, protocol: &'static str) {
 /// The same scenario into `otelite serve --store clickhouse` (a
 /// clickhouse-server of the test's own).
 async fn script_client_to_clickhouse(language: &'static str, protocol: &'static str) {
-    let server = ClickHouseServer::start().await;
-    let url = server.otelite_url("foreign");
-    let backend = Backend::start_with(|config| {
-        config.store = otelite_backend::StoreKind::Clickhouse;
-        config.clickhouse_url = url;
-    })
-    .await;
+    let (_server, backend) = clickhouse::backend("foreign").await;
     script_client_to(&backend, language, protocol).await;
 }
 

@@ -209,11 +209,22 @@ fn produce(web: &mut Service, orders: &mut Service, payments: &mut Service) -> [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_from_three_services_arrive_field_for_field() {
-    let backend = Backend::start().await;
+    three_services_field_for_field(&Backend::start().await).await;
+}
+
+/// The same into `otelite serve --store clickhouse`: spans field for field,
+/// and loss-free rates from the exporter's counters and the backend's stages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_from_three_services_arrive_field_for_field_in_clickhouse() {
+    let (_server, backend) = crate::support::clickhouse::backend("rust_sdk").await;
+    three_services_field_for_field(&backend).await;
+}
+
+async fn three_services_field_for_field(backend: &Backend) {
     let mut services = [
-        Service::new(&backend, "web"),
-        Service::new(&backend, "orders"),
-        Service::new(&backend, "payments"),
+        Service::new(backend, "web"),
+        Service::new(backend, "orders"),
+        Service::new(backend, "payments"),
     ];
     let [web, orders, payments] = &mut services;
     let [checkout, warmup] = produce(web, orders, payments);
@@ -271,11 +282,20 @@ async fn spans_from_three_services_arrive_field_for_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_finds_the_traces_newest_first() {
-    let backend = Backend::start().await;
+    search_newest_first(&Backend::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_the_traces_newest_first_in_clickhouse() {
+    let (_server, backend) = crate::support::clickhouse::backend("rust_sdk").await;
+    search_newest_first(&backend).await;
+}
+
+async fn search_newest_first(backend: &Backend) {
     let mut services = [
-        Service::new(&backend, "web"),
-        Service::new(&backend, "orders"),
-        Service::new(&backend, "payments"),
+        Service::new(backend, "web"),
+        Service::new(backend, "orders"),
+        Service::new(backend, "payments"),
     ];
     let [web, orders, payments] = &mut services;
     let [checkout, warmup] = produce(web, orders, payments);

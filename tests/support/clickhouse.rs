@@ -164,6 +164,19 @@ impl ClickHouseServer {
     }
 }
 
+/// An in-process otelite on `--store clickhouse`, on a server of its own
+/// (keep the server as long as the backend).
+pub async fn backend(database: &str) -> (ClickHouseServer, super::Backend) {
+    let server = ClickHouseServer::start().await;
+    let url = server.otelite_url(database);
+    let backend = super::Backend::start_with(|config| {
+        config.store = otelite_backend::StoreKind::Clickhouse;
+        config.clickhouse_url = url;
+    })
+    .await;
+    (server, backend)
+}
+
 impl Drop for ClickHouseServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
