@@ -2,6 +2,8 @@
 //! (OTLP/HTTP protobuf) and times the query API over loopback.
 //!
 //! `cargo run --release --example query_bench -- [spans, default 1000000] [rounds, default 200]`
+//! (`OTELITE_CLICKHOUSE_URL=http://127.0.0.1:8123/bench` runs it against the
+//! ClickHouse store instead of a temporary SQLite file.)
 //!
 //! Prints p50/p95/p99 per query, the database size and bytes per span, and,
 //! as the same-run baseline, `GET /api/otelite/services` (the smallest
@@ -65,12 +67,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = tempfile::tempdir()?;
     let db_path = dir.path().join("otelite.db");
-    let config = otelite_backend::Config {
+    let mut config = otelite_backend::Config {
         db_path: db_path.clone(),
         otlp_listen: "127.0.0.1:0".parse()?,
         query_listen: "127.0.0.1:0".parse()?,
         ..Default::default()
     };
+    if let Ok(url) = std::env::var("OTELITE_CLICKHOUSE_URL") {
+        config.store = otelite_backend::StoreKind::Clickhouse;
+        config.clickhouse_url = url;
+    }
     let server = otelite_backend::Server::bind(config).await?;
     let (otlp, query) = (server.otlp_addr(), server.query_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
