@@ -44,8 +44,9 @@ pub struct SearchBody {
     next_cursor: Option<String>,
 }
 
-/// `GET /api/otelite/search`: every parameter is optional, `attribute` may
-/// repeat (all must hold on one span, each on the span or its resource).
+/// `GET /api/otelite/search`: every parameter is optional, `attribute` and
+/// `attributePrefix` may repeat (all must hold on one span, each on the span
+/// or its resource).
 pub async fn search(
     State(store): State<Store>,
     RawQuery(raw): RawQuery,
@@ -67,6 +68,7 @@ fn search_query(raw: Option<&str>) -> Result<TraceQuery, ApiError> {
         "operation",
         "kind",
         "attribute",
+        "attributePrefix",
         "error",
         "minDurationNanos",
         "maxDurationNanos",
@@ -87,7 +89,11 @@ fn search_query(raw: Option<&str>) -> Result<TraceQuery, ApiError> {
             .transpose()?,
         attributes: params
             .all("attribute")
-            .map(attribute)
+            .map(|pair| attribute("attribute", pair))
+            .collect::<Result<_, _>>()?,
+        attribute_prefixes: params
+            .all("attributePrefix")
+            .map(|pair| attribute("attributePrefix", pair))
             .collect::<Result<_, _>>()?,
         error_only: params.get("error")?.unwrap_or(false),
         min_duration_ns: params.get("minDurationNanos")?,
@@ -119,11 +125,11 @@ fn search_query(raw: Option<&str>) -> Result<TraceQuery, ApiError> {
     Ok(query)
 }
 
-fn attribute(pair: &str) -> Result<(String, String), ApiError> {
+fn attribute(name: &str, pair: &str) -> Result<(String, String), ApiError> {
     match pair.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(ApiError::BadParameter(format!(
-            "attribute {pair:?} must be key=value"
+            "{name} {pair:?} must be key=value"
         ))),
     }
 }
