@@ -1,5 +1,6 @@
 //! The commands run on a database seeded through the real store, their
-//! output compared as text.
+//! output compared as text; then the same commands with `--server` against
+//! a real server on that file, their output compared with `--db`'s.
 
 use super::*;
 use crate::analyze;
@@ -9,6 +10,7 @@ use clap::Parser;
 use otelite_exporter::model::{
     AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };
+use std::path::Path;
 use std::sync::Arc;
 
 /// 2024-05-01T12:00:00Z.
@@ -143,6 +145,7 @@ fn context() -> Context {
     Context {
         colour: false,
         now_ns: T0 + 1_800_000 * MS, // half an hour later
+        var: |_| None,               // the machine's OTELITE_SERVER must not count
     }
 }
 
@@ -156,9 +159,17 @@ fn run_with(db: &Path, args: &[&str], context: Context) -> Result<String, CliErr
     let mut argv = vec!["otelite"];
     argv.extend(args);
     argv.extend(["--db", db]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_argv(argv, context))
+}
+
+/// Parses `argv` as the binary would and runs the command.
+async fn run_argv(argv: Vec<&str>, context: Context) -> Result<String, CliError> {
     let cli = Cli::try_parse_from(argv).map_err(|e| CliError::BadArgument(e.to_string()))?;
     let mut out = Vec::new();
-    run(&cli.command, &mut out, context)?;
+    run(&cli.command, &mut out, context).await?;
     Ok(String::from_utf8(out).expect("utf-8 output"))
 }
 

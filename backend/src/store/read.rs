@@ -10,7 +10,7 @@ use otelite_exporter::convert;
 use otelite_exporter::model::{Span, SpanKind, TraceId};
 use prost::Message;
 use rusqlite::{Connection, OpenFlags, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -174,7 +174,7 @@ pub fn operations(
 }
 
 /// Calls from one service to another over a time range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Dependency {
     pub parent: String,

@@ -5,7 +5,7 @@ use super::{StoreError, encode};
 use otelite_exporter::model::{SpanKind, StatusCode, TraceId};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// A trace search; every filter is optional, and all given must hold on one
@@ -30,7 +30,7 @@ pub struct TraceQuery {
     pub cursor: Option<Cursor>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceCount {
     pub name: String,
@@ -38,7 +38,7 @@ pub struct ServiceCount {
     pub error_count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TraceSummary {
     pub trace_id: String,
