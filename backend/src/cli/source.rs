@@ -23,7 +23,7 @@ pub const DEFAULT_DB: &str = "./otelite.db";
 
 pub enum Source {
     Db(PathBuf),
-    Server(Remote),
+    Server(Box<Remote>),
 }
 
 impl Source {
@@ -50,7 +50,7 @@ impl Source {
             .clone()
             .or_else(|| set(SERVER_CA_ENV).map(PathBuf::from));
         let remote = Remote::new(&url, token.as_deref(), ca.as_deref(), common.timeout)?;
-        Ok(Self::Server(remote))
+        Ok(Self::Server(Box::new(remote)))
     }
 
     /// Where the data comes from, for messages: the file or the server URL.
