@@ -1,5 +1,5 @@
 //! otelite's own trace routes: a trace by id, the search, the services and
-//! the dependencies between them.
+//! their operations, and the dependencies between them.
 
 use super::ApiError;
 use super::params::{self, Params};
@@ -165,4 +165,51 @@ pub struct ServicesBody {
 pub async fn services(State(store): State<Store>) -> Result<Json<ServicesBody>, ApiError> {
     let services = store.read(store::services).await?;
     Ok(Json(ServicesBody { services }))
+}
+
+#[derive(Serialize)]
+pub struct OperationsBody {
+    service: String,
+    operations: Vec<Operation>,
+}
+
+#[derive(Serialize)]
+pub struct Operation {
+    name: String,
+    kind: SpanKind,
+}
+
+/// `GET /api/otelite/services/{service}/operations?kind=`: the service's
+/// span names with their kinds, sorted; 404 for a service that sent no
+/// spans, so a typo is not mistaken for a quiet service.
+pub async fn operations(
+    State(store): State<Store>,
+    Path(service): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<OperationsBody>, ApiError> {
+    let params = Params::parse(raw.as_deref(), &["kind"])?;
+    let span_kind = params
+        .get::<String>("kind")?
+        .as_deref()
+        .map(kind)
+        .transpose()?;
+    let name = service.clone();
+    let (found, known) = store
+        .read(move |conn| {
+            let found = store::operations(conn, &name, span_kind)?;
+            let known = !found.is_empty() || store::services(conn)?.contains(&name);
+            Ok((found, known))
+        })
+        .await?;
+    if !known {
+        return Err(ApiError::NotFound(format!("service {service:?} not found")));
+    }
+    let operations = found
+        .into_iter()
+        .map(|(name, kind)| Operation { name, kind })
+        .collect();
+    Ok(Json(OperationsBody {
+        service,
+        operations,
+    }))
 }

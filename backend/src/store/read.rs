@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
 use otelite_exporter::convert;
 use otelite_exporter::model::{Span, SpanKind, TraceId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Opens an existing otelite database for reading only, as the command
@@ -185,7 +185,7 @@ pub fn operations(
 }
 
 /// Calls from one service to another over a time range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Dependency {
     pub parent: String,

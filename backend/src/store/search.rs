@@ -8,7 +8,7 @@ use otelite_exporter::convert;
 use otelite_exporter::model::{AnyValue, KeyValue, SpanKind, StatusCode, TraceId};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// A trace search; every filter is optional, and all given must hold on one
@@ -36,7 +36,7 @@ pub struct TraceQuery {
     pub cursor: Option<Cursor>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceCount {
     pub name: String,
@@ -44,7 +44,7 @@ pub struct ServiceCount {
     pub error_count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TraceSummary {
     pub trace_id: String,
