@@ -16,6 +16,7 @@
 //! - `hostile`: odd but well-framed OTLP (deep nesting, huge values, bad ids,
 //!   odd timestamps, orphans), each with its documented outcome.
 //! - `retention`: a backend restarted with `--retention` deletes old traces.
+//! - `cli_server`: the reading commands with `--server`, equal to `--db`.
 //! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
 
 mod support;
@@ -35,3 +36,5 @@ mod security;
 mod shutdown;
 mod spool;
 mod ui;
+
+mod cli_server;

@@ -1,5 +1,6 @@
 //! The `otelite` command: parses flags, then runs the backend (`serve`) or
-//! one of the commands that read a database file (`otelite_backend::cli`).
+//! one of the commands that read stored spans, from the database file or a
+//! running server (`otelite_backend::cli`).
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -143,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Read(command) => {
             init_logs(LogFormat::Text);
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            Ok(cli::run(&command, &mut out, cli::Context::detect())?)
+            Ok(cli::run(&command, &mut out, cli::Context::detect()).await?)
         }
         Command::Health(args) => {
             let healthy = cli::health::run(&args, |name| std::env::var(name).ok()).await?;

@@ -5,10 +5,10 @@
 
 use crate::stage::Stage;
 use crate::store::RateRow;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageRate {
     pub stage: Stage,
@@ -17,7 +17,7 @@ pub struct StageRate {
     pub rate: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rates {
     /// `None` for the sum over all services.
@@ -29,7 +29,7 @@ pub struct Rates {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RatesReport {
     pub all: Rates,
     pub services: Vec<Rates>,

@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use otelite_exporter::model::TraceId;
 use prost::Message;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -367,22 +368,23 @@ pub fn check_database(db: &Path, ledger: &Ledger, service: &str) -> Stored {
     let integrity: Vec<String> = query_column(&conn, "PRAGMA integrity_check");
     assert_eq!(integrity, ["ok"], "PRAGMA integrity_check");
 
+    // Every span as the store reads it back: from its compressed block.
     let mut stored: HashMap<SpanKey, u32> = HashMap::new();
-    let mut statement = conn
-        .prepare("SELECT trace_id, span_id FROM spans")
-        .expect("prepare span listing");
-    let rows = statement
-        .query_map([], |row| {
-            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
-        })
-        .expect("list spans");
-    for row in rows {
-        let (trace, span) = row.expect("read a span row");
-        let key = (
-            trace.try_into().expect("16-byte trace id"),
-            span.try_into().expect("8-byte span id"),
-        );
-        *stored.entry(key).or_default() += 1;
+    let trace_ids: Vec<Vec<u8>> = conn
+        .prepare("SELECT trace_id FROM traces")
+        .expect("prepare trace listing")
+        .query_map([], |row| row.get(0))
+        .expect("list traces")
+        .collect::<Result<_, _>>()
+        .expect("read trace ids");
+    for trace_id in trace_ids {
+        let trace_id = TraceId::from_slice(&trace_id).expect("16-byte trace id");
+        let spans = otelite_backend::store::trace(&conn, &trace_id)
+            .expect("read a trace")
+            .unwrap_or_default();
+        for span in spans {
+            *stored.entry((trace_id.0, span.span_id.0)).or_default() += 1;
+        }
     }
     let unknown = ledger.unknown_keys();
     let missing: Vec<_> = ledger
@@ -428,8 +430,8 @@ pub fn check_database(db: &Path, ledger: &Ledger, service: &str) -> Stored {
     );
     let off: i64 = conn
         .query_row(
-            "SELECT COUNT(*) FROM traces t
-             WHERE t.span_count != (SELECT COUNT(*) FROM spans s WHERE s.trace_id = t.trace_id)",
+            "SELECT COUNT(*) FROM traces t WHERE t.span_count !=
+                 (SELECT COALESCE(SUM(g.span_count), 0) FROM span_groups g WHERE g.trace_ref = t.id)",
             [],
             |r| r.get(0),
         )

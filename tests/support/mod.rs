@@ -122,6 +122,12 @@ impl Backend {
         }
     }
 
+    /// The database file, for reading it beside the running backend (the
+    /// `otelite` reading commands' `--db`).
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("otelite.db")
+    }
+
     /// Base URL of the OTLP listener, as exporters take it.
     pub fn otlp_url(&self) -> String {
         format!("http://{}", self.otlp)

@@ -2,9 +2,10 @@
 //! calls and failed calls counted over a time range.
 
 use super::render::{self, Cell, Tone};
+use super::source::Source;
 use super::time::Window;
-use super::{CliError, Common, Context, open, write_json};
-use crate::store::{self, Dependency};
+use super::{CliError, Common, Context, write_json};
+use crate::store::Dependency;
 use serde::Serialize;
 use std::io::Write;
 
@@ -16,13 +17,18 @@ pub struct DepsArgs {
     pub common: Common,
 }
 
-pub fn run(args: &DepsArgs, out: &mut impl Write, context: Context) -> Result<(), CliError> {
+pub async fn run(
+    args: &DepsArgs,
+    source: &Source,
+    out: &mut impl Write,
+    context: Context,
+) -> Result<(), CliError> {
     let (start, end) = args
         .window
         .resolve(context.now_ns)
         .map_err(CliError::BadArgument)?;
     let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX as u64));
-    let edges = store::dependencies(&open(&args.common.db)?, start, end)?;
+    let edges = source.dependencies(start, end).await?;
     if args.common.json {
         #[derive(Serialize)]
         struct Body<'a> {

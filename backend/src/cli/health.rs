@@ -1,13 +1,11 @@
 //! `otelite health`: asks a running server whether it is ready (`GET
 //! /readyz` on its query listener) and reports it by exit status, 0 or 1.
 //! It exists for the container's `HEALTHCHECK`: a `scratch` image has no
-//! curl, so the binary checks itself, with the hyper client it already has.
+//! curl, so the binary checks itself, with the hyper client it already has
+//! (`super::client`, shared with `--server`).
 
-use bytes::Bytes;
+use super::client::{FetchError, HttpClient};
 use http::Uri;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -33,12 +31,7 @@ pub enum HealthError {
     #[error("{url}: only http:// URLs can be checked")]
     Scheme { url: Uri },
     #[error("{url}: {source}")]
-    Request {
-        url: Uri,
-        source: hyper_util::client::legacy::Error,
-    },
-    #[error("{url}: cannot read the answer: {reason}")]
-    Body { url: Uri, reason: String },
+    Request { url: Uri, source: FetchError },
     #[error("{url}: no answer within {timeout:?}")]
     Timeout { url: Uri, timeout: Duration },
     #[error("{url}: unhealthy, {status} {body}")]
@@ -63,7 +56,7 @@ pub async fn run(
         return Err(HealthError::Scheme { url });
     }
     let timeout = args.timeout;
-    match tokio::time::timeout(timeout, get(&url)).await {
+    match tokio::time::timeout(timeout, get(&url, timeout)).await {
         Ok(Ok((status, body))) if status.is_success() => Ok(format!("{url}: {status} {body}")),
         Ok(Ok((status, body))) => Err(HealthError::Unhealthy { url, status, body }),
         Ok(Err(error)) => Err(error),
@@ -89,25 +82,18 @@ pub fn default_url(query_listen: Option<&str>) -> Uri {
         .unwrap_or_else(|_| Uri::from_static("http://127.0.0.1:16686/readyz"))
 }
 
-async fn get(url: &Uri) -> Result<(http::StatusCode, String), HealthError> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let response = client
-        .get(url.clone())
+async fn get(url: &Uri, timeout: Duration) -> Result<(http::StatusCode, String), HealthError> {
+    let request = |source| HealthError::Request {
+        url: url.clone(),
+        source,
+    };
+    let answer = HttpClient::new(None, timeout)
+        .map_err(request)?
+        .get(url, None, MAX_BODY_BYTES)
         .await
-        .map_err(|source| HealthError::Request {
-            url: url.clone(),
-            source,
-        })?;
-    let status = response.status();
-    let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|error| HealthError::Body {
-            url: url.clone(),
-            reason: error.to_string(),
-        })?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).trim().to_owned()))
+        .map_err(request)?;
+    let body = String::from_utf8_lossy(&answer.body).trim().to_owned();
+    Ok((answer.status, body))
 }
 
 #[cfg(test)]

@@ -1,31 +1,42 @@
-//! The `otelite` commands that read a database file directly, with no server
-//! running: each parses its flags (clap), opens the file read-only, runs one
-//! store query and writes a table (or JSON with `--json`) to `out`.
+//! The `otelite` commands that read stored spans: each parses its flags
+//! (clap), asks one question of its [`source`] and writes a table (or JSON
+//! with `--json`) to `out`. The source is the database file, opened
+//! read-only with no server running (`--db`, the default), or a running
+//! `otelite serve` asked over its query API (`--server URL` or
+//! `OTELITE_SERVER`, with `--query-token` or `OTELITE_QUERY_TOKEN`); the
+//! output is the same for the same data.
 //!
+//! - [`source`]: the two sources behind one set of typed answers;
+//!   [`remote`] asks the server through [`client`], the one HTTP client.
 //! - [`services`]: `services`, `operations SERVICE`
 //! - [`traces`]: `traces`, a search; `trace ID`, the waterfall
 //! - [`rates`]: `rates`, the six stages per service
 //! - [`deps`]: `deps`, the service graph
 //! - [`render`] and [`time`]: tables, waterfall, colour; durations and times.
 //!
-//! [`health`] (`otelite health`) is the exception: it asks a running server.
+//! [`health`] (`otelite health`) stands apart: it only asks a running server
+//! whether it is ready.
 
+pub mod client;
 pub mod deps;
 pub mod health;
 pub mod rates;
+pub mod remote;
 pub mod render;
 pub mod services;
+pub mod source;
 pub mod time;
 pub mod traces;
 
 #[cfg(test)]
 mod tests;
 
-use crate::store::{self, StoreError};
-use rusqlite::Connection;
+use crate::store::StoreError;
 use serde::Serialize;
+use source::Source;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -33,10 +44,25 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error("no such file: {}", .0.display())]
     NoSuchFile(PathBuf),
-    #[error("no trace {id} in {}", db.display())]
-    UnknownTrace { id: String, db: PathBuf },
-    #[error("no service {service:?} in {}", db.display())]
-    UnknownService { service: String, db: PathBuf },
+    /// `place` is the database file or the server's URL.
+    #[error("no trace {id} in {place}")]
+    UnknownTrace { id: String, place: String },
+    #[error("no service {service:?} in {place}")]
+    UnknownService { service: String, place: String },
+    #[error("cannot reach the otelite server at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{url}: no answer within {timeout:?} (--timeout)")]
+    Timeout { url: String, timeout: Duration },
+    #[error("{url}: 401 Unauthorized: {hint}")]
+    Unauthorized { url: String, hint: &'static str },
+    #[error("{url}: {status}: {message}")]
+    ServerAnswer {
+        url: String,
+        status: http::StatusCode,
+        message: String,
+    },
+    #[error("{url}: not an answer of otelite's query API: {reason}")]
+    BadAnswer { url: String, reason: String },
     #[error("{0}")]
     BadArgument(String),
     #[error("cannot write the output: {0}")]
@@ -45,12 +71,29 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
 }
 
-/// Flags every reading command takes.
+/// Flags every reading command takes. The environment is read by
+/// `Source::resolve`, so the help states those variables by hand.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// SQLite database file written by `otelite serve`.
-    #[arg(long, default_value = "./otelite.db")]
-    pub db: PathBuf,
+    /// SQLite database file written by `otelite serve`, read with no server
+    /// running [default: ./otelite.db]
+    #[arg(long, value_name = "PATH", conflicts_with = "server")]
+    pub db: Option<PathBuf>,
+    /// Ask a running `otelite serve` instead: the URL of its query listener,
+    /// e.g. http://127.0.0.1:16686 [env: OTELITE_SERVER]
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: the server's query token, sent as `Authorization:
+    /// Bearer` (prefer the variable: flags show in `ps`) [env: OTELITE_QUERY_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    pub query_token: Option<String>,
+    /// With an https --server: PEM certificates to trust besides Mozilla's
+    /// roots (a private CA or a self-signed server) [env: OTELITE_SERVER_CA]
+    #[arg(long, value_name = "PATH")]
+    pub server_ca: Option<PathBuf>,
+    /// With --server: give up on an answer that takes longer than this
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = time::parse_duration)]
+    pub timeout: Duration,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -64,6 +107,8 @@ pub struct Context {
     pub colour: bool,
     /// The instant `--since` counts back from.
     pub now_ns: u64,
+    /// Reads an environment variable (`OTELITE_SERVER` and the like).
+    pub var: fn(&str) -> Option<String>,
 }
 
 impl Context {
@@ -73,6 +118,7 @@ impl Context {
             colour: std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             now_ns: time::now_ns(),
+            var: |name| std::env::var(name).ok(),
         }
     }
 }
@@ -93,30 +139,40 @@ pub enum Command {
     Deps(deps::DepsArgs),
 }
 
+impl Command {
+    pub fn common(&self) -> &Common {
+        match self {
+            Command::Services(args) => &args.common,
+            Command::Operations(args) => &args.common,
+            Command::Traces(args) => &args.common,
+            Command::Trace(args) => &args.common,
+            Command::Rates(args) => &args.common,
+            Command::Deps(args) => &args.common,
+        }
+    }
+}
+
 /// Runs `command`, writing to `out`. A closed pipe (`otelite traces | head`)
 /// ends the output quietly.
-pub fn run(command: &Command, out: &mut impl Write, context: Context) -> Result<(), CliError> {
+pub async fn run(
+    command: &Command,
+    out: &mut impl Write,
+    context: Context,
+) -> Result<(), CliError> {
+    let source = &Source::resolve(command.common(), context.var)?;
     let result = match command {
-        Command::Services(args) => services::run_services(args, out),
-        Command::Operations(args) => services::run_operations(args, out),
-        Command::Traces(args) => traces::run_traces(args, out, context),
-        Command::Trace(args) => traces::run_trace(args, out, context),
-        Command::Rates(args) => rates::run(args, out, context),
-        Command::Deps(args) => deps::run(args, out, context),
+        Command::Services(args) => services::run_services(args, source, out).await,
+        Command::Operations(args) => services::run_operations(args, source, out).await,
+        Command::Traces(args) => traces::run_traces(args, source, out, context).await,
+        Command::Trace(args) => traces::run_trace(args, source, out, context).await,
+        Command::Rates(args) => rates::run(args, source, out, context).await,
+        Command::Deps(args) => deps::run(args, source, out, context).await,
     }
     .and_then(|()| Ok(out.flush()?));
     match result {
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
-}
-
-fn open(db: &Path) -> Result<Connection, CliError> {
-    // Said plainly here: SQLite's own word for a missing file is vague.
-    if !db.exists() {
-        return Err(CliError::NoSuchFile(db.to_owned()));
-    }
-    Ok(store::open_read_only(db)?)
 }
 
 fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), CliError> {

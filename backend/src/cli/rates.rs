@@ -4,11 +4,11 @@
 //! counters) show as `-`.
 
 use super::render::{self, Cell, Tone};
+use super::source::Source;
 use super::time::Window;
-use super::{CliError, Common, Context, open, write_json};
-use crate::rates::{Rates, StageRate, report};
-use crate::stage::{Stage, minute_of};
-use crate::store;
+use super::{CliError, Common, Context, write_json};
+use crate::rates::{Rates, StageRate};
+use crate::stage::Stage;
 use serde::Serialize;
 use std::io::Write;
 
@@ -31,19 +31,18 @@ struct RatesBody {
     report: crate::rates::RatesReport,
 }
 
-pub fn run(args: &RatesArgs, out: &mut impl Write, context: Context) -> Result<(), CliError> {
+pub async fn run(
+    args: &RatesArgs,
+    source: &Source,
+    out: &mut impl Write,
+    context: Context,
+) -> Result<(), CliError> {
     let (start, end) = args
         .window
         .resolve(context.now_ns)
         .map_err(CliError::BadArgument)?;
     let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX as u64));
-    let rows = store::stage_counts(
-        &open(&args.common.db)?,
-        args.service.as_deref(),
-        minute_of(start),
-        minute_of(end),
-    )?;
-    let report = report(&rows);
+    let report = source.rates(args.service.as_deref(), start, end).await?;
     if args.common.json {
         return write_json(out, &RatesBody { start, end, report });
     }

@@ -1,8 +1,8 @@
 //! `otelite services` and `otelite operations SERVICE`.
 
 use super::render::{self, Cell};
-use super::{CliError, Common, open, write_json};
-use crate::store;
+use super::source::Source;
+use super::{CliError, Common, write_json};
 use otelite_exporter::model::SpanKind;
 use serde::Serialize;
 use std::io::Write;
@@ -23,8 +23,12 @@ pub struct OperationsArgs {
     pub common: Common,
 }
 
-pub fn run_services(args: &ServicesArgs, out: &mut impl Write) -> Result<(), CliError> {
-    let services = store::services(&open(&args.common.db)?)?;
+pub async fn run_services(
+    args: &ServicesArgs,
+    source: &Source,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let services = source.services().await?;
     if args.common.json {
         #[derive(Serialize)]
         struct Body<'a> {
@@ -49,15 +53,12 @@ struct Operation<'a> {
     kind: SpanKind,
 }
 
-pub fn run_operations(args: &OperationsArgs, out: &mut impl Write) -> Result<(), CliError> {
-    let conn = open(&args.common.db)?;
-    let operations = store::operations(&conn, &args.service, args.kind)?;
-    if operations.is_empty() && !store::services(&conn)?.contains(&args.service) {
-        return Err(CliError::UnknownService {
-            service: args.service.clone(),
-            db: args.common.db.clone(),
-        });
-    }
+pub async fn run_operations(
+    args: &OperationsArgs,
+    source: &Source,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let operations = source.operations(&args.service, args.kind).await?;
     if args.common.json {
         let operations: Vec<Operation> = operations
             .iter()

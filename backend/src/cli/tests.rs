@@ -1,5 +1,6 @@
 //! The commands run on a database seeded through the real store, their
-//! output compared as text.
+//! output compared as text; then the same commands with `--server` against
+//! a real server on that file, their output compared with `--db`'s.
 
 use super::*;
 use crate::analyze;
@@ -9,6 +10,7 @@ use clap::Parser;
 use otelite_exporter::model::{
     AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };
+use std::path::Path;
 use std::sync::Arc;
 
 /// 2024-05-01T12:00:00Z.
@@ -143,6 +145,7 @@ fn context() -> Context {
     Context {
         colour: false,
         now_ns: T0 + 1_800_000 * MS, // half an hour later
+        var: |_| None,               // the machine's OTELITE_SERVER must not count
     }
 }
 
@@ -156,9 +159,17 @@ fn run_with(db: &Path, args: &[&str], context: Context) -> Result<String, CliErr
     let mut argv = vec!["otelite"];
     argv.extend(args);
     argv.extend(["--db", db]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_argv(argv, context))
+}
+
+/// Parses `argv` as the binary would and runs the command.
+async fn run_argv(argv: Vec<&str>, context: Context) -> Result<String, CliError> {
     let cli = Cli::try_parse_from(argv).map_err(|e| CliError::BadArgument(e.to_string()))?;
     let mut out = Vec::new();
-    run(&cli.command, &mut out, context)?;
+    run(&cli.command, &mut out, context).await?;
     Ok(String::from_utf8(out).expect("utf-8 output"))
 }
 
@@ -240,6 +251,8 @@ fn trace_filters_reach_the_search() -> TestResult {
     assert_eq!(ids(&["--kind", "client"])?, ["0a"]);
     assert_eq!(ids(&["--attr", "user.id=7"])?, ["0a"]);
     assert!(ids(&["--attr", "user.id=8"])?.is_empty());
+    assert_eq!(ids(&["--attr-prefix", "service.name=front"])?, ["0a"]);
+    assert!(ids(&["--attr-prefix", "service.name=back"])?.is_empty());
     // Durations are those of spans: trace A's query span is 1ms.
     assert_eq!(ids(&["--min-duration", "1ms"])?, ["0a"]);
     assert_eq!(ids(&["--max-duration", "1ms"])?, ["0b", "0a"]);
@@ -406,5 +419,291 @@ fn errors_name_their_cause() -> TestResult {
         error.to_string().contains("not an otelite database"),
         "{error}"
     );
+    Ok(())
+}
+
+/// `seeded` from an async test (the store's writer is waited on blocking).
+async fn seeded_off_runtime() -> Result<(tempfile::TempDir, PathBuf), Box<dyn std::error::Error>> {
+    Ok(tokio::task::spawn_blocking(|| seeded().map_err(|e| e.to_string())).await??)
+}
+
+/// A real server on `db` (port 0), stopped when dropped.
+struct Served {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn serve(db: &Path, token: Option<&str>) -> Result<Served, Box<dyn std::error::Error>> {
+    let server = crate::Server::bind(crate::Config {
+        db_path: db.to_owned(),
+        otlp_listen: "127.0.0.1:0".parse()?,
+        query_listen: "127.0.0.1:0".parse()?,
+        query_token: token.map(crate::net::BearerToken::new),
+        ..Default::default()
+    })
+    .await?;
+    let url = format!("http://{}", server.query_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    Ok(Served {
+        url,
+        stop: Some(stop),
+    })
+}
+
+/// `otelite <args> <source…>` as the binary would run it.
+async fn run_from(args: &[&str], source: &[&str]) -> Result<String, CliError> {
+    let mut argv = vec!["otelite"];
+    argv.extend(args);
+    argv.extend(source);
+    run_argv(argv, context()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_answers_as_the_file_does() -> TestResult {
+    let (_dir, db) = seeded_off_runtime().await?;
+    let served = serve(&db, None).await?;
+    let db = db.to_str().ok_or("utf-8 temp path")?;
+    let unknown = "ffffffffffffffffffffffffffffffff";
+    let commands: &[&[&str]] = &[
+        &["services"],
+        &["services", "--json"],
+        &["operations", "shop"],
+        &["operations", "shop", "--kind", "client"],
+        &["operations", "frontend", "--json"],
+        &["traces"],
+        &["traces", "--json"],
+        &["traces", "--error", "--service", "shop", "--json"],
+        &["traces", "--attr", "user.id=7", "--kind", "client"],
+        &["traces", "--attr-prefix", "service.name=fr", "--json"],
+        &["traces", "--min-duration", "1ms", "--since", "1h", "--json"],
+        &["traces", "--operation", "GET /health", "--limit", "1"],
+        &[
+            "traces",
+            "--start",
+            "2024-05-01T12:00:00.500Z",
+            "--end",
+            "2024-05-01T13:00:00Z",
+        ],
+        &["traces", "--service", "nobody"],
+        &["trace", TRACE_A],
+        &["trace", TRACE_A, "--json"],
+        &["rates"],
+        &["rates", "--json"],
+        &["rates", "--service", "shop"],
+        &["rates", "--since", "10m", "--json"],
+        &["deps"],
+        &["deps", "--json"],
+        &["deps", "--since", "10m"],
+    ];
+    for args in commands {
+        let from_file = run_from(args, &["--db", db]).await?;
+        let from_server = run_from(args, &["--server", &served.url]).await?;
+        assert_eq!(from_server, from_file, "otelite {}", args.join(" "));
+        assert!(!from_file.is_empty(), "otelite {}", args.join(" "));
+    }
+    // The same errors, naming the server instead of the file.
+    let error = run_from(&["trace", unknown], &["--server", &served.url])
+        .await
+        .expect_err("unknown trace");
+    assert!(matches!(error, CliError::UnknownTrace { .. }), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!("no trace {unknown} in {}", served.url)
+    );
+    let error = run_from(&["operations", "nobody"], &["--server", &served.url])
+        .await
+        .expect_err("unknown service");
+    assert_eq!(
+        error.to_string(),
+        format!("no service \"nobody\" in {}", served.url)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_searches_page_through_the_server() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("otelite.db");
+    let (store, writer) = Store::open(
+        &db,
+        QueueLimits {
+            requests: 4,
+            spans: 10_000,
+        },
+    )?;
+    // 1100 one-span traces: more than the server's 1000 a page.
+    let spans: Vec<Span> = (0..1100u64)
+        .map(|i| {
+            let mut one = span(0, 1, None, "shop", "tick", T0 + i * MS, T0 + i * MS + 1);
+            one.trace_id.0[..8].copy_from_slice(&(i + 1).to_be_bytes());
+            one
+        })
+        .collect();
+    let batch = SpanBatch {
+        spans: analyze::analyze(spans)
+            .into_iter()
+            .map(SpanRow::new)
+            .collect(),
+        counted: vec![],
+        received_ns: T0,
+    };
+    store.try_write_spans(batch)?.await??;
+    drop(store);
+    tokio::task::spawn_blocking(move || writer.join()).await?;
+    let served = serve(&db, None).await?;
+    let db = db.to_str().ok_or("utf-8 temp path")?;
+    let args = ["traces", "--json", "--limit", "1050"];
+    let from_file = run_from(&args, &["--db", db]).await?;
+    let from_server = run_from(&args, &["--server", &served.url]).await?;
+    let json: serde_json::Value = serde_json::from_str(&from_server)?;
+    assert_eq!(json["traces"].as_array().map(Vec::len), Some(1050));
+    assert_eq!(from_server, from_file);
+    let all = run_from(&["traces", "--limit", "5000"], &["--server", &served.url]).await?;
+    assert_eq!(all.lines().count(), 1 + 1100, "a header and every trace");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_token_is_sent_and_a_refusal_says_so() -> TestResult {
+    let (_dir, db) = seeded_off_runtime().await?;
+    let served = serve(&db, Some("s3cret")).await?;
+    let server = ["--server", served.url.as_str()];
+    let error = run_from(&["services"], &server)
+        .await
+        .expect_err("no token");
+    assert!(matches!(error, CliError::Unauthorized { .. }), "{error}");
+    assert!(error.to_string().contains("needs a query token"), "{error}");
+    let wrong = [&server[..], &["--query-token", "guess"]].concat();
+    let error = run_from(&["services"], &wrong)
+        .await
+        .expect_err("wrong token");
+    assert!(
+        error.to_string().contains("refused the query token"),
+        "{error}"
+    );
+    let right = [&server[..], &["--query-token", "s3cret"]].concat();
+    assert_eq!(run_from(&["services"], &right).await?, "frontend\nshop\n");
+    Ok(())
+}
+
+/// Answers one connection with `response`, as written, from a thread.
+fn one_answer(response: &'static str) -> std::io::Result<std::net::SocketAddr> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        if let Ok((mut socket, _)) = listener.accept() {
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request);
+            let _ = socket.write_all(response.as_bytes());
+        }
+    });
+    Ok(addr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_failures_name_their_cause() -> TestResult {
+    // Bound then dropped: the port is very likely closed right after.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let url = format!("http://{closed}");
+    let error = run_from(&["services"], &["--server", &url])
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, CliError::Unreachable { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("cannot reach the otelite server at {url}: ")),
+        "{error}"
+    );
+
+    let addr = one_answer(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 33\r\nconnection: close\r\n\r\n{\"error\":\"limit is out of range\"}",
+    )?;
+    let error = run_from(&["traces"], &["--server", &format!("http://{addr}")])
+        .await
+        .expect_err("400");
+    assert!(
+        matches!(&error, CliError::ServerAnswer { status, message, .. }
+            if status.as_u16() == 400 && message == "limit is out of range"),
+        "{error}"
+    );
+
+    // A 404 that is not otelite's (no JSON error): not an unknown trace.
+    let addr =
+        one_answer("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")?;
+    let error = run_from(
+        &["trace", TRACE_A],
+        &["--server", &format!("http://{addr}")],
+    )
+    .await
+    .expect_err("404");
+    assert!(
+        matches!(&error, CliError::ServerAnswer { status, .. } if status.as_u16() == 404),
+        "{error}"
+    );
+
+    let addr = one_answer(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 13\r\nconnection: close\r\n\r\n<html></html>",
+    )?;
+    let error = run_from(&["services"], &["--server", &format!("http://{addr}")])
+        .await
+        .expect_err("not JSON");
+    assert!(matches!(error, CliError::BadAnswer { .. }), "{error}");
+
+    // Accepted by the kernel's backlog, never answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", silent.local_addr()?);
+    let error = run_from(&["services"], &["--server", &url, "--timeout", "200ms"])
+        .await
+        .expect_err("silent");
+    assert!(matches!(error, CliError::Timeout { .. }), "{error}");
+
+    let error = run_from(&["services"], &["--server", "localhost:16686"])
+        .await
+        .expect_err("no scheme");
+    assert!(error.to_string().contains("not an http"), "{error}");
+    let both = run_from(&["services"], &["--server", &url, "--db", "x.db"]).await;
+    assert!(both.is_err(), "--db and --server exclude each other");
+    drop(silent);
+    Ok(())
+}
+
+#[test]
+fn flags_win_over_the_environment() -> TestResult {
+    let common = |args: &[&str]| -> Result<Common, clap::Error> {
+        let mut argv = vec!["otelite", "services"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Services(args) => Ok(args.common),
+            _ => unreachable!("parsed services"),
+        }
+    };
+    let env = |name: &str| (name == source::SERVER_ENV).then(|| "http://127.0.0.1:1".to_owned());
+    let place = |args: &[&str], var: &dyn Fn(&str) -> Option<String>| {
+        source::Source::resolve(&common(args).expect("valid flags"), var).map(|s| s.place())
+    };
+    assert_eq!(place(&[], &|_| None)?, source::DEFAULT_DB);
+    assert_eq!(place(&[], &env)?, "http://127.0.0.1:1");
+    assert_eq!(place(&["--db", "a.db"], &env)?, "a.db");
+    assert_eq!(place(&["--server", "http://h:2/"], &env)?, "http://h:2");
+    let blank = |name: &str| (name == source::SERVER_ENV).then(|| " ".to_owned());
+    assert_eq!(place(&[], &blank)?, source::DEFAULT_DB);
+    assert!(matches!(
+        place(&[], &|name| (name == source::SERVER_ENV)
+            .then(|| "nonsense".into())),
+        Err(CliError::BadArgument(_))
+    ));
     Ok(())
 }

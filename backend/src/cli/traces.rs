@@ -3,9 +3,10 @@
 
 use super::render::{self, Cell, Tone, WaterfallRow};
 use super::services::parse_kind;
+use super::source::Source;
 use super::time::{Window, format_duration, format_time, parse_duration};
-use super::{CliError, Common, Context, open, write_json};
-use crate::store::{self, TraceQuery, TraceSummary};
+use super::{CliError, Common, Context, write_json};
+use crate::store::{TraceQuery, TraceSummary};
 use otelite_exporter::model::{Span, SpanId, SpanKind, StatusCode, TraceId};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -26,6 +27,10 @@ pub struct TracesArgs {
     /// Traces with a span that has this attribute, `key=value`; repeatable.
     #[arg(long = "attr", value_parser = parse_attribute)]
     pub attributes: Vec<(String, String)>,
+    /// Traces with a span whose string attribute starts with a prefix,
+    /// `key=prefix`; repeatable.
+    #[arg(long = "attr-prefix", value_parser = parse_attribute)]
+    pub attribute_prefixes: Vec<(String, String)>,
     /// Only traces with a failed span.
     #[arg(long)]
     pub error: bool,
@@ -59,8 +64,9 @@ pub fn parse_attribute(text: &str) -> Result<(String, String), String> {
     }
 }
 
-pub fn run_traces(
+pub async fn run_traces(
     args: &TracesArgs,
+    source: &Source,
     out: &mut impl Write,
     context: Context,
 ) -> Result<(), CliError> {
@@ -74,6 +80,7 @@ pub fn run_traces(
         operation: args.operation.clone(),
         kind: args.kind,
         attributes: args.attributes.clone(),
+        attribute_prefixes: args.attribute_prefixes.clone(),
         error_only: args.error,
         min_duration_ns: args.min_duration.map(nanos),
         max_duration_ns: args.max_duration.map(nanos),
@@ -82,7 +89,7 @@ pub fn run_traces(
         limit: args.limit as usize,
         ..TraceQuery::default()
     };
-    let traces = store::search(&open(&args.common.db)?, &query)?;
+    let traces = source.search(&query).await?;
     if args.common.json {
         #[derive(Serialize)]
         struct Body<'a> {
@@ -142,15 +149,16 @@ struct TraceBody<'a> {
     spans: &'a [Span],
 }
 
-pub fn run_trace(args: &TraceArgs, out: &mut impl Write, context: Context) -> Result<(), CliError> {
+pub async fn run_trace(
+    args: &TraceArgs,
+    source: &Source,
+    out: &mut impl Write,
+    context: Context,
+) -> Result<(), CliError> {
     let id = TraceId::from_hex(args.id.trim()).ok_or_else(|| {
         CliError::BadArgument(format!("trace id {:?} is not 32 hex digits", args.id))
     })?;
-    let spans =
-        store::trace(&open(&args.common.db)?, &id)?.ok_or_else(|| CliError::UnknownTrace {
-            id: id.to_hex(),
-            db: args.common.db.clone(),
-        })?;
+    let spans = source.trace(&id).await?;
     if args.common.json {
         return write_json(
             out,

@@ -46,6 +46,10 @@ fn api(store: Storage) -> Router {
         .route("/api/otelite/traces/{trace_id}", get(traces::by_id))
         .route("/api/otelite/search", get(traces::search))
         .route("/api/otelite/services", get(traces::services))
+        .route(
+            "/api/otelite/services/{service}/operations",
+            get(traces::operations),
+        )
         .route("/api/otelite/dependencies", get(traces::dependencies))
         .route("/api/rates", get(rates::rates))
         .route("/api/openapi.json", get(openapi))

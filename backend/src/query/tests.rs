@@ -203,6 +203,33 @@ async fn dependencies_show_the_call_from_web_to_db() -> Result<(), Box<dyn std::
     Ok(())
 }
 
+#[tokio::test]
+async fn operations_of_a_service_with_kinds() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = seeded().await?;
+    let (status, body) = get(&store, "/api/otelite/services/web/operations").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        serde_json::json!({ "service": "web", "operations": [
+            { "name": "op1", "kind": "server" }, { "name": "op3", "kind": "server" }
+        ]})
+    );
+    let (_, body) = get(&store, "/api/otelite/services/db/operations?kind=server").await?;
+    assert_eq!(
+        body["operations"],
+        serde_json::json!([]),
+        "a known service, no such kind"
+    );
+    let (status, body) = get(&store, "/api/otelite/services/nobody/operations").await?;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "service \"nobody\" not found");
+    let (status, body) = get(&store, "/api/otelite/services/web/operations?kind=odd").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
 /// Resolves a `$ref` within the document.
 fn resolve<'a>(doc: &'a Value, node: &'a Value) -> &'a Value {
     match node["$ref"].as_str().and_then(|r| r.strip_prefix("#/")) {
@@ -244,10 +271,11 @@ async fn every_documented_route_answers_as_the_document_says()
         }
         // Where the document promises a 400, a bad parameter gets it.
         if operation["responses"].get("400").is_some() {
-            let bad = if path.contains('{') {
+            // A bad trace id, else an unknown (or bad) `start`.
+            let bad = if path.contains("{traceId}") {
                 path.replace("{traceId}", "xyz")
             } else {
-                format!("{path}?start=-1")
+                format!("{uri}?start=-1")
             };
             let (status, body) = get(&store, &bad).await?;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");

@@ -1,5 +1,5 @@
 //! otelite's own trace routes: a trace by id, the search, the services and
-//! the dependencies between them.
+//! their operations, and the dependencies between them.
 
 use super::ApiError;
 use super::params::{self, Params};
@@ -45,8 +45,9 @@ pub struct SearchBody {
     next_cursor: Option<String>,
 }
 
-/// `GET /api/otelite/search`: every parameter is optional, `attribute` may
-/// repeat (all must hold on one span, each on the span or its resource).
+/// `GET /api/otelite/search`: every parameter is optional, `attribute` and
+/// `attributePrefix` may repeat (all must hold on one span, each on the span
+/// or its resource).
 pub async fn search(
     State(store): State<Storage>,
     RawQuery(raw): RawQuery,
@@ -66,6 +67,7 @@ fn search_query(raw: Option<&str>) -> Result<TraceQuery, ApiError> {
         "operation",
         "kind",
         "attribute",
+        "attributePrefix",
         "error",
         "minDurationNanos",
         "maxDurationNanos",
@@ -86,7 +88,11 @@ fn search_query(raw: Option<&str>) -> Result<TraceQuery, ApiError> {
             .transpose()?,
         attributes: params
             .all("attribute")
-            .map(attribute)
+            .map(|pair| attribute("attribute", pair))
+            .collect::<Result<_, _>>()?,
+        attribute_prefixes: params
+            .all("attributePrefix")
+            .map(|pair| attribute("attributePrefix", pair))
             .collect::<Result<_, _>>()?,
         error_only: params.get("error")?.unwrap_or(false),
         min_duration_ns: params.get("minDurationNanos")?,
@@ -118,11 +124,11 @@ fn search_query(raw: Option<&str>) -> Result<TraceQuery, ApiError> {
     Ok(query)
 }
 
-fn attribute(pair: &str) -> Result<(String, String), ApiError> {
+fn attribute(name: &str, pair: &str) -> Result<(String, String), ApiError> {
     match pair.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(ApiError::BadParameter(format!(
-            "attribute {pair:?} must be key=value"
+            "{name} {pair:?} must be key=value"
         ))),
     }
 }
@@ -156,4 +162,45 @@ pub struct ServicesBody {
 pub async fn services(State(store): State<Storage>) -> Result<Json<ServicesBody>, ApiError> {
     let services = store.services().await?;
     Ok(Json(ServicesBody { services }))
+}
+
+#[derive(Serialize)]
+pub struct OperationsBody {
+    service: String,
+    operations: Vec<Operation>,
+}
+
+#[derive(Serialize)]
+pub struct Operation {
+    name: String,
+    kind: SpanKind,
+}
+
+/// `GET /api/otelite/services/{service}/operations?kind=`: the service's
+/// span names with their kinds, sorted; 404 for a service that sent no
+/// spans, so a typo is not mistaken for a quiet service.
+pub async fn operations(
+    State(store): State<Storage>,
+    Path(service): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<OperationsBody>, ApiError> {
+    let params = Params::parse(raw.as_deref(), &["kind"])?;
+    let span_kind = params
+        .get::<String>("kind")?
+        .as_deref()
+        .map(kind)
+        .transpose()?;
+    let found = store.operations(service.clone(), span_kind).await?;
+    let known = !found.is_empty() || store.services().await?.contains(&service);
+    if !known {
+        return Err(ApiError::NotFound(format!("service {service:?} not found")));
+    }
+    let operations = found
+        .into_iter()
+        .map(|(name, kind)| Operation { name, kind })
+        .collect();
+    Ok(Json(OperationsBody {
+        service,
+        operations,
+    }))
 }

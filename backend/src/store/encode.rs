@@ -83,6 +83,48 @@ pub fn attribute_token(key: &str, value: &str) -> String {
     )
 }
 
+/// Bytes of a string value that its prefix token keeps: longer prefixes
+/// are matched on these and then checked against the span itself.
+pub const PREFIX_BYTES: usize = 16;
+
+/// The prefix token of a string attribute: the key's hash, then the
+/// value's first bytes in hex, so that the token of a value starts with the
+/// hex of any of its prefixes and an FTS5 prefix query (`token*`) finds it.
+pub fn prefix_token(key: &str, value: &str) -> String {
+    let head = &value.as_bytes()[..value.len().min(PREFIX_BYTES)];
+    format!(
+        "p{:016x}{}",
+        stable_hash(&[key.as_bytes()]) as u64,
+        hex::encode(head)
+    )
+}
+
+/// An FTS5 query term matching every string value of `key` that starts
+/// with `prefix` (a superset when the prefix is longer than `PREFIX_BYTES`).
+pub fn prefix_query(key: &str, prefix: &str) -> String {
+    let mut term = prefix_token(key, prefix);
+    term.push('*');
+    term
+}
+
+pub fn operation_token(name: &str) -> String {
+    format!(
+        "o{:016x}",
+        stable_hash(&[b"operation", name.as_bytes()]) as u64
+    )
+}
+
+pub fn kind_token(kind: i32) -> String {
+    format!("k{kind}")
+}
+
+pub fn service_token(service: &str) -> String {
+    format!(
+        "s{:016x}",
+        stable_hash(&[b"service", service.as_bytes()]) as u64
+    )
+}
+
 /// The text a search matches an attribute value against: strings as they
 /// are, numbers and booleans as written in JSON. Arrays, maps and bytes are
 /// not searchable.
@@ -96,17 +138,26 @@ pub fn searchable_text(value: &AnyValue) -> Option<String> {
     }
 }
 
-/// All search tokens of a span's own attributes.
+/// All search tokens of a span: its name, kind and own attributes.
 pub fn span_tokens(span: &Span) -> String {
-    attribute_tokens(&span.attributes)
+    let mut tokens = attribute_tokens(&span.attributes);
+    tokens.push_str(&operation_token(&span.name));
+    tokens.push(' ');
+    tokens.push_str(&kind_token(span.kind.as_i32()));
+    tokens
 }
 
-/// The search tokens of a list of attributes, space-separated.
+/// The search tokens of a list of attributes, space-separated: one per
+/// searchable pair, and a prefix token per string.
 pub fn attribute_tokens(attributes: &[KeyValue]) -> String {
-    let mut tokens = String::with_capacity(18 * attributes.len());
+    let mut tokens = String::with_capacity(40 * attributes.len());
     for KeyValue { key, value } in attributes {
         if let Some(text) = searchable_text(value) {
             tokens.push_str(&attribute_token(key, &text));
+            tokens.push(' ');
+        }
+        if let AnyValue::String(text) = value {
+            tokens.push_str(&prefix_token(key, text));
             tokens.push(' ');
         }
     }

@@ -5,12 +5,16 @@
 //! refuses inside one, such as `VACUUM`, alone and idempotently). New files
 //! take the same path as old ones, so every upgrade runs in every test.
 
-use super::encode;
+use super::encode::{self, SpanRow};
+use super::{groups, read, writer};
+use crate::analyze;
+use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
+use prost::Message;
 use rusqlite::{Connection, Transaction};
 
 const SCHEMA: &str = include_str!("schema.sql");
 
-type Upgrade = fn(&Transaction) -> rusqlite::Result<()>;
+type Upgrade = fn(&Transaction) -> Result<(), MigrationError>;
 
 /// One numbered upgrade.
 #[derive(Clone, Copy)]
@@ -25,6 +29,7 @@ enum Step {
 const UPGRADES: &[Step] = &[
     Step::InTransaction(add_resource_attributes),
     Step::Alone(incremental_vacuum),
+    Step::InTransaction(span_groups),
 ];
 
 /// `auto_vacuum` mode 2: freed pages can be handed back to the file system
@@ -34,7 +39,7 @@ const AUTO_VACUUM_INCREMENTAL: i64 = 2;
 /// Version 2: resource attributes become searchable like span attributes,
 /// in an FTS5 index whose rowid is the resource's id; existing resources
 /// are indexed from their stored bodies.
-fn add_resource_attributes(tx: &Transaction) -> rusqlite::Result<()> {
+fn add_resource_attributes(tx: &Transaction) -> Result<(), MigrationError> {
     tx.execute_batch(
         "CREATE VIRTUAL TABLE resource_attributes USING fts5(
              tokens, content = '', contentless_delete = 1, detail = none
@@ -75,6 +80,71 @@ fn incremental_vacuum(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("VACUUM")
 }
 
+/// Version 4: span bodies move into compressed blocks, indexed by span
+/// group (trace, resource, scope) instead of by span; see `groups`. The
+/// stored spans are rewritten through the same code ingest uses, then the
+/// per-span tables go. Takes about as long as ingesting them again.
+fn span_groups(tx: &Transaction) -> Result<(), MigrationError> {
+    tx.execute_batch(include_str!("schema_v4.sql"))?;
+    let spans: i64 = tx.query_row("SELECT count(*) FROM spans", [], |r| r.get(0))?;
+    if spans > 0 {
+        tracing::info!(spans, "moving stored spans into compressed blocks, once");
+    }
+    let mut state = writer::WriterState::new();
+    let mut last_id = 0_i64;
+    loop {
+        let mut parts: Vec<((i64, i64), Vec<PbSpan>)> = Vec::new();
+        let mut read = 0;
+        let mut skipped = 0;
+        {
+            let mut statement = tx.prepare_cached(
+                "SELECT id, resource_id, scope_id, body FROM spans WHERE id > ?1 ORDER BY id LIMIT 2000",
+            )?;
+            let mut rows = statement.query([last_id])?;
+            while let Some(row) = rows.next()? {
+                read += 1;
+                last_id = row.get(0)?;
+                let key = (row.get(1)?, row.get(2)?);
+                let Ok(span) = PbSpan::decode(&row.get::<_, Vec<u8>>(3)?[..]) else {
+                    skipped += 1;
+                    continue;
+                };
+                match parts.last_mut() {
+                    Some((last, spans)) if *last == key => spans.push(span),
+                    _ => parts.push((key, vec![span])),
+                }
+            }
+        }
+        if read == 0 {
+            break;
+        }
+        // One undecodable span must not stop the upgrade of the others.
+        let spans = match read::assemble(tx, parts) {
+            Ok(spans) => spans,
+            Err(error) => {
+                tracing::warn!(%error, "skipping stored spans that no longer convert");
+                continue;
+            }
+        };
+        if skipped > 0 {
+            tracing::warn!(skipped, "skipping stored spans that no longer decode");
+        }
+        let rows: Vec<SpanRow> = analyze::analyze(spans)
+            .into_iter()
+            .map(SpanRow::new)
+            .collect();
+        groups::store_rows(tx, &mut state, &rows)
+            .map_err(|e| MigrationError::Convert(e.to_string()))?;
+    }
+    tx.execute_batch(
+        "DROP TABLE spans;
+         DROP TABLE span_attributes;
+         DROP TABLE resource_attributes;
+         DROP TABLE traces_v3;",
+    )?;
+    Ok(())
+}
+
 pub const CURRENT_VERSION: i64 = 1 + UPGRADES.len() as i64;
 
 /// Settings every connection needs; WAL lets readers run beside the writer
@@ -97,6 +167,8 @@ pub enum MigrationError {
     TooNew { found: i64, supported: i64 },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    #[error("cannot convert the stored spans: {0}")]
+    Convert(String),
 }
 
 pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
@@ -111,7 +183,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
         // Only possible before the first table exists; saves new files the
         // VACUUM of version 3.
         conn.pragma_update(None, "auto_vacuum", AUTO_VACUUM_INCREMENTAL)?;
-        apply(conn, Step::InTransaction(|tx| tx.execute_batch(SCHEMA)), 1)?;
+        apply(
+            conn,
+            Step::InTransaction(|tx| Ok(tx.execute_batch(SCHEMA)?)),
+            1,
+        )?;
         version = 1;
     }
     for (index, upgrade) in UPGRADES.iter().enumerate().skip((version - 1) as usize) {
@@ -120,17 +196,17 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
     Ok(())
 }
 
-fn apply(conn: &mut Connection, step: Step, to_version: i64) -> rusqlite::Result<()> {
+fn apply(conn: &mut Connection, step: Step, to_version: i64) -> Result<(), MigrationError> {
     match step {
         Step::InTransaction(upgrade) => {
             let tx = conn.transaction()?;
             upgrade(&tx)?;
             tx.pragma_update(None, "user_version", to_version)?;
-            tx.commit()
+            Ok(tx.commit()?)
         }
         Step::Alone(upgrade) => {
             upgrade(conn)?;
-            conn.pragma_update(None, "user_version", to_version)
+            Ok(conn.pragma_update(None, "user_version", to_version)?)
         }
     }
 }
@@ -138,6 +214,7 @@ fn apply(conn: &mut Connection, step: Step, to_version: i64) -> rusqlite::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use otelite_exporter::model::Span;
 
     #[test]
     fn new_file_gets_current_version_and_reopens_unchanged()
@@ -159,45 +236,94 @@ mod tests {
         Ok(())
     }
 
+    /// Spans as versions 1 to 3 stored them: one row per span with its
+    /// OTLP body, and one trace row per trace.
+    fn write_old_spans(conn: &Connection, spans: &[Span]) -> rusqlite::Result<()> {
+        let resource = &spans[0].resource;
+        conn.execute(
+            "INSERT OR IGNORE INTO services (id, name) VALUES (1, ?1)",
+            [&resource.service_name],
+        )?;
+        conn.execute(
+            "INSERT OR IGNORE INTO resources (id, hash, service_id, body) VALUES (5, 1, 1, ?1)",
+            [encode::resource_body(resource)],
+        )?;
+        conn.execute(
+            "INSERT OR IGNORE INTO scopes (id, hash, body) VALUES (1, 1, ?1)",
+            [encode::scope_body(&spans[0].scope)],
+        )?;
+        for span in spans {
+            conn.execute(
+                "INSERT INTO spans (trace_id, span_id, parent_span_id, service_id, resource_id,
+                     scope_id, name, kind, start_ns, duration_ns, status_code, body)
+                 VALUES (?1, ?2, ?3, 1, 5, 1, ?4, 1, ?5, ?6, ?7, ?8)",
+                rusqlite::params![
+                    &span.trace_id.0[..],
+                    &span.span_id.0[..],
+                    span.parent_span_id.map(|p| p.0.to_vec()),
+                    span.name,
+                    span.start_time_unix_nano as i64,
+                    span.duration_nanos() as i64,
+                    span.status.code.as_i32(),
+                    encode::span_body(span),
+                ],
+            )?;
+            conn.execute(
+                "INSERT OR IGNORE INTO traces (trace_id, start_ns, end_ns, span_count, error_count)
+                 VALUES (?1, 0, 0, 0, 0)",
+                [&span.trace_id.0[..]],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn old_file(path: &std::path::Path, version: i64, traces: u8) -> TestResult<Vec<Span>> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        conn.execute_batch(SCHEMA)?;
+        let tx = conn.transaction()?;
+        if version >= 2 {
+            add_resource_attributes(&tx)?;
+        }
+        let spans: Vec<Span> = (1..=traces)
+            .flat_map(|trace| crate::store::tests::spans(trace, 10))
+            .collect();
+        write_old_spans(&tx, &spans)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        Ok(spans)
+    }
+
+    type TestResult<T> = Result<T, Box<dyn std::error::Error>>;
+
     #[test]
-    fn a_version_2_file_is_vacuumed_into_one_that_can_shrink()
-    -> Result<(), Box<dyn std::error::Error>> {
+    fn a_version_2_file_is_vacuumed_into_one_that_can_shrink() -> TestResult<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("v2.db");
-        let spans = 2_000;
-        {
-            // What version 2 of otelite wrote: no auto_vacuum, some spans.
-            let mut conn = Connection::open(&path)?;
-            configure(&conn)?;
-            conn.execute_batch(SCHEMA)?;
-            let tx = conn.transaction()?;
-            add_resource_attributes(&tx)?;
-            tx.execute(
-                "INSERT INTO spans (trace_id, span_id, service_id, resource_id, scope_id, name,
-                     kind, start_ns, duration_ns, status_code, body)
-                 WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < ?1)
-                 SELECT randomblob(16), randomblob(8), 1, 1, 1, 'op', 1, value, 1, 0, zeroblob(500)
-                 FROM n",
-                [spans],
-            )?;
-            tx.pragma_update(None, "user_version", 2)?;
-            tx.commit()?;
-        }
+        // What version 2 of otelite wrote: no auto_vacuum, some spans.
+        let written = old_file(&path, 2, 200)?;
         let mut conn = Connection::open(&path)?;
         configure(&conn)?;
         migrate(&mut conn)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
-        let kept: i64 = conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0))?;
+        let kept: i64 =
+            conn.query_row("SELECT sum(span_count) FROM span_groups", [], |r| r.get(0))?;
         assert_eq!(
             (version, mode, kept),
-            (CURRENT_VERSION, AUTO_VACUUM_INCREMENTAL, spans)
+            (
+                CURRENT_VERSION,
+                AUTO_VACUUM_INCREMENTAL,
+                written.len() as i64
+            )
         );
         // And it now shrinks: delete, vacuum, checkpoint.
         let pages =
             |conn: &Connection| conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0));
         let full = pages(&conn)?;
-        conn.execute("DELETE FROM spans", [])?;
+        conn.execute_batch(
+            "DELETE FROM blocks; DELETE FROM span_groups; DELETE FROM group_terms;",
+        )?;
         // One page per step: step it to the end.
         let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
         let mut pages_freed = vacuum.query([])?;
@@ -205,7 +331,7 @@ mod tests {
         drop(pages_freed);
         drop(vacuum);
         assert!(
-            pages(&conn)? * 4 < full,
+            pages(&conn)? * 2 < full,
             "{} of {full} pages left",
             pages(&conn)?
         );
@@ -213,50 +339,56 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_file_is_upgraded_and_its_resources_become_searchable()
-    -> Result<(), Box<dyn std::error::Error>> {
-        use otelite_exporter::model::{AnyValue, KeyValue, Resource};
+    fn a_version_3_file_keeps_every_span_readable_and_searchable() -> TestResult<()> {
+        use crate::store::{TraceQuery, search, trace};
         let dir = tempfile::tempdir()?;
-        let path = dir.path().join("v1.db");
-        {
-            // What version 1 of otelite wrote: its schema and a resource.
-            let conn = Connection::open(&path)?;
-            conn.execute_batch(SCHEMA)?;
-            conn.pragma_update(None, "user_version", 1)?;
-            let resource = Resource::new(
-                vec![KeyValue::new("host.name", AnyValue::String("box-7".into()))],
-                0,
-                String::new(),
-            );
-            conn.execute(
-                "INSERT INTO services (id, name) VALUES (1, 'unknown_service')",
-                [],
-            )?;
-            conn.execute(
-                "INSERT INTO resources (id, hash, service_id, body) VALUES (5, 1, 1, ?1)",
-                [encode::resource_body(&resource)],
-            )?;
-        }
+        let path = dir.path().join("v3.db");
+        let written = old_file(&path, 3, 30)?;
         // Readers that cannot migrate say what to do instead of failing later.
         let refused = super::super::open_read_only(&path).map(|_| ());
         assert!(
             matches!(
                 refused,
-                Err(super::super::StoreError::Outdated { found: 1, .. })
+                Err(super::super::StoreError::Outdated { found: 3, .. })
             ),
             "{refused:?}"
         );
         let mut conn = Connection::open(&path)?;
+        configure(&conn)?;
         migrate(&mut conn)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        assert_eq!(version, CURRENT_VERSION);
-        let token = encode::attribute_token("host.name", "box-7");
-        let found: i64 = conn.query_row(
-            "SELECT rowid FROM resource_attributes WHERE resource_attributes MATCH ?1",
-            [token],
+        let old_tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name IN ('spans', 'span_attributes', 'traces_v3')",
+            [],
             |r| r.get(0),
         )?;
-        assert_eq!(found, 5);
+        assert_eq!(old_tables, 0);
+        for expected in written.chunks(10) {
+            let read = trace(&conn, &expected[0].trace_id)?.ok_or("trace lost")?;
+            assert_eq!(read, expected);
+        }
+        // Summaries are rebuilt from the spans, not kept from the old rows.
+        let by_attribute = search(
+            &conn,
+            &TraceQuery {
+                attributes: vec![("user.id".into(), "3".into())],
+                limit: 100,
+                ..TraceQuery::default()
+            },
+        )?;
+        assert_eq!(by_attribute.len(), 30);
+        assert!(by_attribute.iter().all(|t| t.span_count == 10
+            && t.error_count == 1
+            && t.root_name.as_deref() == Some("op1")));
+        // Resource attributes are searchable too.
+        let by_resource = search(
+            &conn,
+            &TraceQuery {
+                attributes: vec![("service.name".into(), "shop".into())],
+                limit: 100,
+                ..TraceQuery::default()
+            },
+        )?;
+        assert_eq!(by_resource.len(), 30);
         Ok(())
     }
 

@@ -2,8 +2,10 @@
 //! and a small pool of read-only connections for queries. WAL mode lets
 //! reads run while the writer commits.
 
+mod block;
 mod checkpoint;
 mod encode;
+mod groups;
 mod migrations;
 mod read;
 pub mod retention;

@@ -2,16 +2,15 @@
 //! and returns model values; spans come back through the same OTLP → model
 //! conversion that ingest uses.
 
+use super::groups::{self, Blocks};
 use super::{StoreError, encode, migrations};
 use crate::stage::Stage;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
 use otelite_exporter::convert;
 use otelite_exporter::model::{Span, SpanKind, TraceId};
-use prost::Message;
-use rusqlite::{Connection, OpenFlags, params};
-use serde::Serialize;
-use std::collections::BTreeMap;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Opens an existing otelite database for reading only, as the command
@@ -36,15 +35,15 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|_| not_otelite())?;
-    let has_spans: bool = conn
+    let has_traces: bool = conn
         .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'spans'",
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'traces'",
             [],
             |r| r.get::<_, i64>(0),
         )
         .map(|n| n == 1)
         .map_err(|_| not_otelite())?;
-    if version < 1 || !has_spans {
+    if version < 1 || !has_traces {
         return Err(not_otelite());
     }
     if version < migrations::CURRENT_VERSION {
@@ -66,25 +65,39 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
 
 /// All stored spans of a trace, by start time; `None` when there are none.
 pub fn trace(conn: &Connection, trace_id: &TraceId) -> Result<Option<Vec<Span>>, StoreError> {
-    let mut statement = conn.prepare_cached(
-        "SELECT resource_id, scope_id, body FROM spans WHERE trace_id = ?1 ORDER BY start_ns, id",
-    )?;
-    // (resource, scope) → encoded spans, in first-seen order of the groups.
-    let mut groups: BTreeMap<(i64, i64), Vec<PbSpan>> = BTreeMap::new();
-    let mut rows = statement.query([&trace_id.0[..]])?;
-    while let Some(row) = rows.next()? {
-        let body: Vec<u8> = row.get(2)?;
-        let span = PbSpan::decode(&body[..]).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        groups
-            .entry((row.get(0)?, row.get(1)?))
-            .or_default()
-            .push(span);
+    let Some(trace_ref) = trace_ref(conn, trace_id)? else {
+        return Ok(None);
+    };
+    let mut blocks = Blocks::default();
+    let mut parts = Vec::new();
+    for group in groups::groups_of_trace(conn, trace_ref)? {
+        let spans = blocks.spans(conn, &group)?;
+        parts.push(((group.resource_id, group.scope_id), spans));
     }
-    if groups.is_empty() {
+    if parts.is_empty() {
         return Ok(None);
     }
+    let mut spans = assemble(conn, parts)?;
+    spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
+    Ok(Some(spans))
+}
+
+/// The row id of a trace's summary, which its span groups refer to.
+pub fn trace_ref(conn: &Connection, trace_id: &TraceId) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM traces WHERE trace_id = ?1")?
+        .query_row([&trace_id.0[..]], |r| r.get(0))
+        .optional()?)
+}
+
+/// Stored spans back to model spans: each run of spans with the resource
+/// and scope it was stored under, through the one OTLP → model conversion.
+pub fn assemble(
+    conn: &Connection,
+    parts: Vec<((i64, i64), Vec<PbSpan>)>,
+) -> Result<Vec<Span>, StoreError> {
     let mut request = ExportTraceServiceRequest::default();
-    for ((resource_id, scope_id), spans) in groups {
+    for ((resource_id, scope_id), spans) in parts {
         let mut resource_spans = encode::decode_resource(&body_of(conn, "resources", resource_id)?)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut scope_spans = encode::decode_scope(&body_of(conn, "scopes", scope_id)?)
@@ -97,9 +110,7 @@ pub fn trace(conn: &Connection, trace_id: &TraceId) -> Result<Option<Vec<Span>>,
     if let Some(invalid) = converted.rejected.first() {
         return Err(StoreError::Corrupt(invalid.to_string()));
     }
-    let mut spans = converted.spans;
-    spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
-    Ok(Some(spans))
+    Ok(converted.spans)
 }
 
 fn body_of(conn: &Connection, table: &str, id: i64) -> Result<Vec<u8>, StoreError> {
@@ -163,9 +174,9 @@ pub fn operations(
     kind: Option<SpanKind>,
 ) -> Result<Vec<(String, SpanKind)>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT DISTINCT s.name, s.kind FROM spans s
-         WHERE s.service_id = (SELECT id FROM services WHERE name = ?1) AND (?2 IS NULL OR s.kind = ?2)
-         ORDER BY s.name, s.kind",
+        "SELECT o.name, o.kind FROM operations o
+         WHERE o.service_id = (SELECT id FROM services WHERE name = ?1) AND (?2 IS NULL OR o.kind = ?2)
+         ORDER BY o.name, o.kind",
     )?;
     let rows = statement.query_map(params![service, kind.map(SpanKind::as_i32)], |r| {
         Ok((r.get::<_, String>(0)?, SpanKind::from_i32(r.get(1)?)))
@@ -174,7 +185,7 @@ pub fn operations(
 }
 
 /// Calls from one service to another over a time range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Dependency {
     pub parent: String,

@@ -1,12 +1,15 @@
 //! Trace search: filters on spans (service, operation, kind, attributes,
 //! status, duration) and on time, newest traces first, as summaries.
 
+use super::groups::{self, Blocks, GROUP_SLICE_NS, GroupRef};
 use super::{StoreError, encode};
-use otelite_exporter::model::{SpanKind, StatusCode, TraceId};
+use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
+use otelite_exporter::convert;
+use otelite_exporter::model::{AnyValue, KeyValue, SpanKind, StatusCode, TraceId};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use serde::Serialize;
-use std::collections::HashSet;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 
 /// A trace search; every filter is optional, and all given must hold on one
 /// span of the trace.
@@ -18,6 +21,9 @@ pub struct TraceQuery {
     /// Attributes `(key, value)` of the span or of its resource, values as
     /// `searchable_text` writes them.
     pub attributes: Vec<(String, String)>,
+    /// String attributes `(key, prefix)` whose value starts with `prefix`,
+    /// of the span or of its resource.
+    pub attribute_prefixes: Vec<(String, String)>,
     pub error_only: bool,
     pub min_duration_ns: Option<u64>,
     pub max_duration_ns: Option<u64>,
@@ -30,7 +36,7 @@ pub struct TraceQuery {
     pub cursor: Option<Cursor>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceCount {
     pub name: String,
@@ -38,7 +44,7 @@ pub struct ServiceCount {
     pub error_count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TraceSummary {
     pub trace_id: String,
@@ -59,16 +65,18 @@ fn nanos(value: u64) -> i64 {
 }
 
 /// Newest traces first, one page. Without span filters the trace table's
-/// start index answers. With them, matching spans are read newest first
-/// through an index (a service's time index when a service is given, else
-/// the span table in arrival order) and distinct traces are collected until
-/// the page is full, so the cost follows the page, not the matches.
+/// start index answers. With them, candidate span groups are read newest
+/// first (through the search tokens when the query has any, else a
+/// service's time index, else arrival order), narrowed by what their rows
+/// say (service, time range, longest duration, errors), and decompressed
+/// only when that cannot settle the match; distinct traces are collected
+/// until the page is full, so the cost follows the page, not the matches.
 pub fn search_page(conn: &Connection, query: &TraceQuery) -> Result<Page, StoreError> {
-    let filters = SpanFilters::new(query);
-    let found = if filters.clauses.is_empty() {
+    let filters = Filters::new(query);
+    let found = if filters.is_empty() {
         traces_by_start(conn, query)?
     } else {
-        traces_by_spans(conn, query, &filters)?
+        traces_by_groups(conn, query, &filters)?
     };
     let next = match found.last() {
         Some((trace_id, key)) if found.len() == query.limit => Some(Cursor {
@@ -87,64 +95,68 @@ pub fn search_page(conn: &Connection, query: &TraceQuery) -> Result<Page, StoreE
     Ok(Page { traces, next })
 }
 
-/// The span-level conditions of a query as SQL over `spans s`, with their
-/// arguments in order.
-struct SpanFilters {
-    clauses: Vec<&'static str>,
-    args: Vec<Value>,
+/// How the span-level conditions of a query are checked: search terms and
+/// row conditions find candidate groups; `SpanCheck` decides on the spans.
+struct Filters<'q> {
+    query: &'q TraceQuery,
+    /// FTS5 terms, all of which a candidate's document must hold.
+    terms: Vec<String>,
+    /// Conditions on one span: with more than one, or with one the group
+    /// row cannot settle, candidates are checked span by span.
+    span_conditions: usize,
+    row_settles: bool,
+    error_on_span: bool,
 }
 
-impl SpanFilters {
-    fn new(query: &TraceQuery) -> Self {
-        let mut filters = SpanFilters {
-            clauses: Vec::new(),
-            args: Vec::new(),
-        };
-        if let Some(service) = &query.service {
-            filters.add(
-                "s.service_id = (SELECT id FROM services WHERE name = ?)",
-                Value::Text(service.clone()),
-            );
-        }
+impl<'q> Filters<'q> {
+    fn new(query: &'q TraceQuery) -> Self {
+        let mut terms = Vec::new();
         if let Some(operation) = &query.operation {
-            filters.add("s.name = ?", Value::Text(operation.clone()));
+            terms.push(encode::operation_token(operation));
         }
         if let Some(kind) = query.kind {
-            filters.add("s.kind = ?", Value::Integer(i64::from(kind.as_i32())));
+            terms.push(encode::kind_token(kind.as_i32()));
         }
-        // Each attribute may be the span's own or its resource's.
         for (key, value) in &query.attributes {
-            let token = encode::attribute_token(key, value);
-            filters.add(
-                "(s.id IN (SELECT rowid FROM span_attributes WHERE span_attributes MATCH ?)
-                  OR s.resource_id IN (SELECT rowid FROM resource_attributes WHERE resource_attributes MATCH ?))",
-                Value::Text(token.clone()),
-            );
-            filters.args.push(Value::Text(token));
+            terms.push(encode::attribute_token(key, value));
         }
-        if let Some(min) = query.min_duration_ns {
-            filters.add("s.duration_ns >= ?", Value::Integer(nanos(min)));
+        for (key, prefix) in &query.attribute_prefixes {
+            terms.push(encode::prefix_query(key, prefix));
         }
-        if let Some(max) = query.max_duration_ns {
-            filters.add("s.duration_ns <= ?", Value::Integer(nanos(max)));
-        }
+        let mut span_conditions = terms.len()
+            + usize::from(query.min_duration_ns.is_some())
+            + usize::from(query.max_duration_ns.is_some());
         // Alone, "has errors" is a property of the trace; with span filters, of the span.
-        if query.error_only && !filters.clauses.is_empty() {
-            filters.add(
-                "s.status_code = ?",
-                Value::Integer(i64::from(StatusCode::Error.as_i32())),
-            );
+        let error_on_span = query.error_only && (span_conditions > 0 || query.service.is_some());
+        span_conditions += usize::from(error_on_span);
+        // A prefix term is a superset past `PREFIX_BYTES`, and no row
+        // column bounds the shortest duration.
+        let row_settles = span_conditions <= 1
+            && query.attribute_prefixes.is_empty()
+            && query.max_duration_ns.is_none();
+        if !terms.is_empty()
+            && let Some(service) = &query.service
+        {
+            terms.push(encode::service_token(service));
         }
-        filters
+        Self {
+            query,
+            terms,
+            span_conditions,
+            row_settles,
+            error_on_span,
+        }
     }
 
-    fn add(&mut self, clause: &'static str, arg: Value) {
-        self.clauses.push(clause);
-        self.args.push(arg);
+    fn is_empty(&self) -> bool {
+        self.span_conditions == 0 && self.query.service.is_none()
     }
 
-    fn sql(&self) -> String {
-        self.clauses.join(" AND ")
+    /// Whether a candidate group must be decompressed to know if one of its
+    /// spans matches: a group straddling the time window must, too.
+    fn must_check(&self, group: &Candidate) -> bool {
+        let (start, end) = window(self.query);
+        !self.row_settles || group.start_ns < start || group.end_ns > end
     }
 }
 
@@ -192,76 +204,267 @@ fn traces_by_start(
     Ok(found)
 }
 
-/// Distinct traces of the matching spans, in the order of the driving
-/// index: a trace's key is that of its first (newest) matching span.
-fn traces_by_spans(
+/// A span group that may match, with its sort key.
+struct Candidate {
+    group: GroupRef,
+    start_ns: i64,
+    end_ns: i64,
+    key: i64,
+}
+
+const CANDIDATE_COLUMNS: &str = "g.id, g.trace_ref, g.resource_id, g.scope_id, g.block_id, \
+     g.byte_offset, g.byte_length, g.start_ns, g.end_ns";
+
+/// Which order candidates come in, and the key a cursor holds.
+#[derive(Clone, Copy)]
+enum Driver {
+    /// Matching search documents, newest group first: key `g.id`.
+    Terms,
+    /// A service's groups by first start, newest first: key `g.start_ns`.
+    ServiceTime,
+    /// All groups in arrival order, newest first: key `g.id`.
+    Arrival,
+}
+
+impl Driver {
+    fn of(filters: &Filters) -> Self {
+        if !filters.terms.is_empty() {
+            Driver::Terms
+        } else if filters.query.service.is_some() {
+            Driver::ServiceTime
+        } else {
+            Driver::Arrival
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Driver::ServiceTime => "g.start_ns",
+            Driver::Terms | Driver::Arrival => "g.id",
+        }
+    }
+}
+
+/// The row conditions on `span_groups g` with their arguments: what every
+/// candidate must satisfy whatever drives the search.
+fn row_conditions(filters: &Filters) -> (Vec<&'static str>, Vec<Value>) {
+    let query = filters.query;
+    let (start, end) = window(query);
+    // A group's spans start within `GROUP_SLICE_NS` of its first start.
+    let earliest = start.saturating_sub(nanos(GROUP_SLICE_NS));
+    let mut clauses = vec!["g.start_ns BETWEEN ? AND ?", "g.end_ns >= ?"];
+    let mut args = vec![
+        Value::Integer(earliest),
+        Value::Integer(end),
+        Value::Integer(start),
+    ];
+    if let Some(service) = &query.service {
+        clauses.push("g.service_id = (SELECT id FROM services WHERE name = ?)");
+        args.push(Value::Text(service.clone()));
+    }
+    if let Some(min) = query.min_duration_ns {
+        clauses.push("g.max_duration_ns >= ?");
+        args.push(Value::Integer(nanos(min)));
+    }
+    if filters.error_on_span {
+        clauses.push("g.error_count > 0");
+    }
+    (clauses, args)
+}
+
+/// Distinct traces of the matching groups, in the driver's order: a
+/// trace's key is that of its first (newest) matching group.
+fn traces_by_groups(
     conn: &Connection,
     query: &TraceQuery,
-    filters: &SpanFilters,
+    filters: &Filters,
 ) -> Result<Vec<(TraceId, i64)>, StoreError> {
-    // With a service, its time index gives spans by start time; without,
-    // the span table gives them in arrival order, which is close to it.
-    let key = if query.service.is_some() {
-        "s.start_ns"
-    } else {
-        "s.id"
-    };
-    let (start, end) = window(query);
-    let mut args = filters.args.clone();
-    args.extend([Value::Integer(start), Value::Integer(end)]);
-    let mut after = String::new();
+    let driver = Driver::of(filters);
+    let key = driver.key();
+    let (mut clauses, mut args) = row_conditions(filters);
     if let Some(cursor) = &query.cursor {
-        after = format!("AND {key} <= ?");
+        clauses.push(match driver {
+            Driver::ServiceTime => "g.start_ns <= ?",
+            Driver::Terms | Driver::Arrival => "g.id <= ?",
+        });
         args.push(Value::Integer(cursor.key));
     }
-    let sql = format!(
-        "SELECT s.trace_id, {key} FROM spans s WHERE {} AND s.start_ns BETWEEN ? AND ? {after} ORDER BY {key} DESC",
-        filters.sql()
-    );
+    let sql = match driver {
+        Driver::Terms => {
+            args.insert(0, Value::Text(filters.terms.join(" ")));
+            format!(
+                "SELECT {CANDIDATE_COLUMNS}, {key} FROM group_terms
+                 JOIN span_groups g ON g.id = group_terms.rowid
+                 WHERE group_terms MATCH ? AND {} ORDER BY group_terms.rowid DESC",
+                clauses.join(" AND ")
+            )
+        }
+        Driver::ServiceTime | Driver::Arrival => format!(
+            "SELECT {CANDIDATE_COLUMNS}, {key} FROM span_groups g WHERE {} ORDER BY {key} DESC",
+            clauses.join(" AND ")
+        ),
+    };
+    let check = SpanCheck::new(query);
+    let mut blocks = Blocks::default();
     let mut statement = conn.prepare_cached(&sql)?;
     let mut rows = statement.query(params_from_iter(args))?;
-    let mut seen: HashSet<TraceId> = HashSet::new();
+    let mut seen: HashSet<i64> = HashSet::new();
     let mut found = Vec::new();
     while found.len() < query.limit {
         let Some(row) = rows.next()? else { break };
-        let trace_id = trace_id_of(&row.get::<_, Vec<u8>>(0)?)?;
-        let key_value: i64 = row.get(1)?;
-        if !seen.insert(trace_id) {
+        let candidate = candidate(row)?;
+        let trace_ref = candidate.group.trace_ref;
+        if seen.contains(&trace_ref) {
             continue;
         }
+        if filters.must_check(&candidate) && !check.any_span(conn, &mut blocks, &candidate.group)? {
+            continue;
+        }
+        seen.insert(trace_ref);
+        let trace_id = trace_id_of_ref(conn, trace_ref)?;
         // A trace already on an earlier page shows up again through its
-        // older spans: its first key puts it at or before the cursor.
+        // older groups: its first key puts it at or before the cursor.
         if let Some(cursor) = &query.cursor {
-            let first = first_key(conn, key, filters, start, end, &trace_id)?;
+            let first = first_key(conn, &mut blocks, filters, &check, driver, trace_ref)?;
             if (first, trace_id) >= (cursor.key, cursor.trace_id) {
                 continue;
             }
         }
-        found.push((trace_id, key_value));
+        found.push((trace_id, candidate.key));
     }
     Ok(found)
 }
 
-/// The key of a trace's newest matching span.
+fn candidate(row: &rusqlite::Row) -> rusqlite::Result<Candidate> {
+    Ok(Candidate {
+        group: groups::group_ref(row)?,
+        start_ns: row.get(7)?,
+        end_ns: row.get(8)?,
+        key: row.get(9)?,
+    })
+}
+
+/// The key of a trace's newest matching group.
 fn first_key(
     conn: &Connection,
-    key: &str,
-    filters: &SpanFilters,
-    start: i64,
-    end: i64,
-    trace_id: &TraceId,
+    blocks: &mut Blocks,
+    filters: &Filters,
+    check: &SpanCheck,
+    driver: Driver,
+    trace_ref: i64,
 ) -> Result<i64, StoreError> {
+    let (mut clauses, mut args) = row_conditions(filters);
+    clauses.push("g.trace_ref = ?");
+    args.push(Value::Integer(trace_ref));
     let sql = format!(
-        "SELECT MAX({key}) FROM spans s WHERE s.trace_id = ? AND {} AND s.start_ns BETWEEN ? AND ?",
-        filters.sql()
+        "SELECT {CANDIDATE_COLUMNS}, {} FROM span_groups g WHERE {}",
+        driver.key(),
+        clauses.join(" AND ")
     );
-    let mut args = vec![Value::Blob(trace_id.0.to_vec())];
-    args.extend(filters.args.iter().cloned());
-    args.extend([Value::Integer(start), Value::Integer(end)]);
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row(params_from_iter(args), |r| r.get::<_, Option<i64>>(0))?
-        .unwrap_or(i64::MIN))
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(params_from_iter(args))?;
+    let mut first = i64::MIN;
+    while let Some(row) = rows.next()? {
+        let candidate = candidate(row)?;
+        if candidate.key > first && check.any_span(conn, blocks, &candidate.group)? {
+            first = candidate.key;
+        }
+    }
+    Ok(first)
+}
+
+/// Every span-level condition of a query, checked on stored spans.
+struct SpanCheck<'q> {
+    query: &'q TraceQuery,
+    error_on_span: bool,
+    /// Resource attributes by resource id, decoded once per query.
+    resources: std::cell::RefCell<HashMap<i64, Vec<KeyValue>>>,
+}
+
+impl<'q> SpanCheck<'q> {
+    fn new(query: &'q TraceQuery) -> Self {
+        Self {
+            query,
+            error_on_span: Filters::new(query).error_on_span,
+            resources: Default::default(),
+        }
+    }
+
+    /// Whether one span of the group meets every condition.
+    fn any_span(
+        &self,
+        conn: &Connection,
+        blocks: &mut Blocks,
+        group: &GroupRef,
+    ) -> Result<bool, StoreError> {
+        let spans = blocks.spans(conn, group)?;
+        let resource = self.resource_attributes(conn, group.resource_id)?;
+        Ok(spans.iter().any(|span| self.matches(span, &resource)))
+    }
+
+    fn resource_attributes(
+        &self,
+        conn: &Connection,
+        resource_id: i64,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        if let Some(attributes) = self.resources.borrow().get(&resource_id) {
+            return Ok(attributes.clone());
+        }
+        let body: Vec<u8> = conn
+            .prepare_cached("SELECT body FROM resources WHERE id = ?1")?
+            .query_row([resource_id], |r| r.get(0))?;
+        let resource = encode::decode_resource(&body)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .resource
+            .unwrap_or_default();
+        let attributes = convert::attributes_from_otlp(resource.attributes);
+        self.resources
+            .borrow_mut()
+            .insert(resource_id, attributes.clone());
+        Ok(attributes)
+    }
+
+    fn matches(&self, span: &PbSpan, resource: &[KeyValue]) -> bool {
+        let query = self.query;
+        let start = nanos(span.start_time_unix_nano);
+        let duration = span
+            .end_time_unix_nano
+            .saturating_sub(span.start_time_unix_nano);
+        let (window_start, window_end) = window(query);
+        if start < window_start || start > window_end {
+            return false;
+        }
+        if query
+            .operation
+            .as_ref()
+            .is_some_and(|name| *name != span.name)
+            || query.kind.is_some_and(|kind| kind.as_i32() != span.kind)
+            || query.min_duration_ns.is_some_and(|min| duration < min)
+            || query.max_duration_ns.is_some_and(|max| duration > max)
+        {
+            return false;
+        }
+        if self.error_on_span
+            && span.status.as_ref().map(|s| s.code) != Some(StatusCode::Error.as_i32())
+        {
+            return false;
+        }
+        if query.attributes.is_empty() && query.attribute_prefixes.is_empty() {
+            return true;
+        }
+        let own = convert::attributes_from_otlp(span.attributes.clone());
+        let has = |test: &dyn Fn(&KeyValue) -> bool| own.iter().chain(resource).any(test);
+        query.attributes.iter().all(|(key, value)| {
+            has(&|kv: &KeyValue| {
+                kv.key == *key && encode::searchable_text(&kv.value).as_deref() == Some(value)
+            })
+        }) && query.attribute_prefixes.iter().all(|(key, prefix)| {
+            has(&|kv: &KeyValue| {
+                kv.key == *key
+                    && matches!(&kv.value, AnyValue::String(text) if text.starts_with(prefix.as_str()))
+            })
+        })
+    }
 }
 
 fn trace_id_of(bytes: &[u8]) -> Result<TraceId, StoreError> {
@@ -269,33 +472,43 @@ fn trace_id_of(bytes: &[u8]) -> Result<TraceId, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("a trace id of {} bytes", bytes.len())))
 }
 
+fn trace_id_of_ref(conn: &Connection, trace_ref: i64) -> Result<TraceId, StoreError> {
+    let bytes: Vec<u8> = conn
+        .prepare_cached("SELECT trace_id FROM traces WHERE id = ?1")?
+        .query_row([trace_ref], |r| r.get(0))?;
+    trace_id_of(&bytes)
+}
+
 /// A trace's summary row, with the services involved and its orphans.
 fn summary_of(conn: &Connection, trace_id: &TraceId) -> Result<Option<TraceSummary>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT root_service, root_name, start_ns, end_ns, span_count, error_count FROM traces WHERE trace_id = ?1",
+            "SELECT root_service, root_name, start_ns, end_ns, span_count, error_count, id FROM traces WHERE trace_id = ?1",
         )?
         .query_row([&trace_id.0[..]], |row| {
             let (start, end): (i64, i64) = (row.get(2)?, row.get(3)?);
-            Ok(TraceSummary {
-                trace_id: trace_id.to_hex(),
-                root_service: row.get(0)?,
-                root_name: row.get(1)?,
-                start_time_unix_nano: start.max(0) as u64,
-                end_time_unix_nano: end.max(0) as u64,
-                duration_nanos: end.saturating_sub(start).max(0) as u64,
-                span_count: row.get::<_, i64>(4)?.max(0) as u64,
-                error_count: row.get::<_, i64>(5)?.max(0) as u64,
-                orphan_span_count: 0,
-                services: Vec::new(),
-            })
+            Ok((
+                TraceSummary {
+                    trace_id: trace_id.to_hex(),
+                    root_service: row.get(0)?,
+                    root_name: row.get(1)?,
+                    start_time_unix_nano: start.max(0) as u64,
+                    end_time_unix_nano: end.max(0) as u64,
+                    duration_nanos: end.saturating_sub(start).max(0) as u64,
+                    span_count: row.get::<_, i64>(4)?.max(0) as u64,
+                    error_count: row.get::<_, i64>(5)?.max(0) as u64,
+                    orphan_span_count: 0,
+                    services: Vec::new(),
+                },
+                row.get::<_, i64>(6)?,
+            ))
         })
         .optional()?;
-    let Some(mut summary) = row else {
+    let Some((mut summary, trace_ref)) = row else {
         return Ok(None);
     };
-    summary.services = services_of(conn, &trace_id.0)?;
-    summary.orphan_span_count = orphans_of(conn, &trace_id.0)?;
+    summary.services = services_of(conn, trace_ref)?;
+    summary.orphan_span_count = orphans_of(conn, trace_ref)?;
     Ok(Some(summary))
 }
 
@@ -337,12 +550,13 @@ impl std::str::FromStr for Cursor {
 pub fn search(conn: &Connection, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
     Ok(search_page(conn, query)?.traces)
 }
-fn services_of(conn: &Connection, trace_id: &[u8]) -> Result<Vec<ServiceCount>, StoreError> {
+fn services_of(conn: &Connection, trace_ref: i64) -> Result<Vec<ServiceCount>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT v.name, COUNT(*), SUM(s.status_code = 2) FROM spans s JOIN services v ON v.id = s.service_id
-         WHERE s.trace_id = ?1 GROUP BY v.name ORDER BY v.name",
+        "SELECT v.name, SUM(g.span_count), SUM(g.error_count) FROM span_groups g
+         JOIN services v ON v.id = g.service_id
+         WHERE g.trace_ref = ?1 GROUP BY v.name ORDER BY v.name",
     )?;
-    let rows = statement.query_map([trace_id], |r| {
+    let rows = statement.query_map([trace_ref], |r| {
         Ok(ServiceCount {
             name: r.get(0)?,
             span_count: r.get::<_, i64>(1)?.max(0) as u64,
@@ -352,12 +566,16 @@ fn services_of(conn: &Connection, trace_id: &[u8]) -> Result<Vec<ServiceCount>, 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn orphans_of(conn: &Connection, trace_id: &[u8]) -> Result<u64, StoreError> {
-    let n: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM spans c WHERE c.trace_id = ?1 AND c.parent_span_id IS NOT NULL
-             AND NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = c.trace_id AND p.span_id = c.parent_span_id)",
-        )?
-        .query_row([trace_id], |r| r.get(0))?;
-    Ok(n.max(0) as u64)
+/// Spans whose parent is not stored, from the groups' id lists.
+fn orphans_of(conn: &Connection, trace_ref: i64) -> Result<u64, StoreError> {
+    let mut statement =
+        conn.prepare_cached("SELECT span_ids, parent_ids FROM span_groups WHERE trace_ref = ?1")?;
+    let mut rows = statement.query([trace_ref])?;
+    let mut spans = HashSet::new();
+    let mut parents = Vec::new();
+    while let Some(row) = rows.next()? {
+        spans.extend(groups::unpack_ids(&row.get::<_, Vec<u8>>(0)?));
+        parents.extend(groups::unpack_ids(&row.get::<_, Vec<u8>>(1)?));
+    }
+    Ok(parents.iter().filter(|p| !spans.contains(*p)).count() as u64)
 }

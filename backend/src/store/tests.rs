@@ -6,7 +6,7 @@ use otelite_exporter::model::{
 };
 use std::sync::Arc;
 
-fn spans(trace: u8, count: u8) -> Vec<Span> {
+pub(crate) fn spans(trace: u8, count: u8) -> Vec<Span> {
     let resource = Arc::new(Resource::new(
         vec![KeyValue::new(
             "service.name",
@@ -330,6 +330,55 @@ async fn search_filters_compose_and_summaries_list_services_and_orphans()
             error_count: 1
         }]
     );
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
+#[tokio::test]
+async fn prefixes_match_string_starts_on_the_span_that_meets_every_filter()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = seeded().await?;
+    let mut routed = spans(3, 3);
+    for (i, span) in routed.iter_mut().enumerate() {
+        let route = format!("/api/v{}/cart/items-with-a-long-name", i + 1);
+        span.attributes
+            .push(KeyValue::new("http.route", AnyValue::String(route)));
+    }
+    write(&store, routed).await?;
+    let search_for = |prefixes: &[(&str, &str)], operation: Option<&str>| TraceQuery {
+        attribute_prefixes: prefixes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        operation: operation.map(str::to_owned),
+        limit: 10,
+        ..TraceQuery::default()
+    };
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a [&'a str]);
+    let cases: &[Case] = &[
+        (&[("http.route", "/api/v2")], None, &["03"]),
+        (&[("http.route", "/api/v")], None, &["03"]),
+        (&[("http.route", "/api/v4")], None, &[]),
+        (&[("http.route", "")], None, &["03"]),
+        // Past the 16 bytes the index keeps, the spans decide.
+        (&[("http.route", "/api/v2/cart/items-with")], None, &["03"]),
+        (&[("http.route", "/api/v2/cart/items-without")], None, &[]),
+        // Every filter on one span.
+        (&[("http.route", "/api/v2")], Some("op2"), &["03"]),
+        (&[("http.route", "/api/v2")], Some("op3"), &[]),
+        // Resource attributes too; numbers are not strings.
+        (&[("service.name", "sh")], None, &["03", "02", "01"]),
+        (&[("service.name", "x")], None, &[]),
+        (&[("user.id", "1")], None, &[]),
+    ];
+    for (prefixes, operation, expected) in cases {
+        assert_eq!(
+            found(&store, search_for(prefixes, *operation)).await?,
+            *expected,
+            "{prefixes:?} {operation:?}"
+        );
+    }
     drop(store);
     writer.join();
     Ok(())

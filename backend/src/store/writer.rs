@@ -7,11 +7,12 @@
 
 use super::StoreError;
 use super::encode::{self, SpanRow};
-use crate::analyze::{self, Edge, EdgeResolver, SpanFacts};
+use super::groups;
+use crate::analyze::{Edge, EdgeResolver};
 use crate::stage::{Stage, minute_of};
 use otelite_exporter::model::{Resource, Scope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
@@ -206,50 +207,8 @@ fn write_spans(
     state: &mut WriterState,
     batch: &SpanBatch,
 ) -> Result<Stored, StoreError> {
-    let mut insert_span = tx.prepare_cached(
-        "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, service_id, resource_id,
-             scope_id, name, kind, start_ns, duration_ns, status_code, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
-    let mut insert_tokens =
-        tx.prepare_cached("INSERT INTO span_attributes (rowid, tokens) VALUES (?1, ?2)")?;
-    let mut ids = BatchIds::default();
-    let mut inserted: Vec<&SpanFacts> = Vec::with_capacity(batch.spans.len());
-    let mut stored_per_service: HashMap<&str, u64> = HashMap::new();
-    let mut duplicates_per_service: HashMap<&str, u64> = HashMap::new();
-    for row in &batch.spans {
-        let span = &row.facts;
-        let resource_id = ids.resource(tx, state, &span.resource)?;
-        let scope_id = ids.scope(tx, state, &row.scope)?;
-        let service_id = state.service_id(tx, span.service())?;
-        let changed = insert_span.execute(params![
-            &span.trace_id.0[..],
-            &span.span_id.0[..],
-            span.parent_span_id.as_ref().map(|p| &p.0[..]),
-            service_id,
-            resource_id,
-            scope_id,
-            span.name,
-            row.kind,
-            clamp(span.start_ns),
-            clamp(span.duration_ns),
-            row.status_code,
-            row.body,
-        ])?;
-        if changed == 0 {
-            *duplicates_per_service.entry(span.service()).or_default() += 1;
-            continue;
-        }
-        if !row.tokens.is_empty() {
-            insert_tokens.execute(params![tx.last_insert_rowid(), row.tokens])?;
-        }
-        *stored_per_service.entry(span.service()).or_default() += 1;
-        inserted.push(span);
-    }
-    for (trace_id, delta) in analyze::summarize(inserted.iter().copied()) {
-        upsert_trace(tx, &trace_id.0, &delta)?;
-    }
-    let edges = state.edges.resolve(inserted.iter().copied());
+    let stored = groups::store_rows(tx, state, &batch.spans)?;
+    let edges = state.edges.resolve(stored.inserted.iter().copied());
     add_edges(tx, state, &edges)?;
     // A span already stored (a retried batch) was counted at process and
     // analyze when it first came: counting it again would show rates above
@@ -258,53 +217,25 @@ fn write_spans(
         .counted
         .iter()
         .map(|(service, stage, n)| {
-            let seen = duplicates_per_service.get(service.as_str()).copied();
+            let seen = stored.duplicates_per_service.get(service.as_str()).copied();
             (service.clone(), *stage, n.saturating_sub(seen.unwrap_or(0)))
         })
         .collect();
     add_counts(tx, state, &counted, batch.received_ns)?;
     let minute = minute_of(batch.received_ns);
+    let mut stored_per_service: HashMap<&str, u64> = HashMap::new();
+    for span in &stored.inserted {
+        *stored_per_service.entry(span.service()).or_default() += 1;
+    }
     for (service, n) in &stored_per_service {
         let service_id = state.service_id(tx, service)?;
         add_count(tx, service_id, Stage::Store, minute, *n)?;
     }
-    let inserted = inserted.len() as u64;
+    let inserted = stored.inserted.len() as u64;
     Ok(Stored {
         inserted,
         duplicates: batch.spans.len() as u64 - inserted,
     })
-}
-
-fn upsert_trace(
-    tx: &Transaction,
-    trace_id: &[u8],
-    delta: &analyze::TraceDelta,
-) -> rusqlite::Result<()> {
-    let (root_service, root_name) = match &delta.root {
-        Some((service, name)) => (Some(service.as_str()), Some(name.as_str())),
-        None => (None, None),
-    };
-    tx.prepare_cached(
-        "INSERT INTO traces (trace_id, root_service, root_name, start_ns, end_ns, span_count, error_count)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (trace_id) DO UPDATE SET
-             root_service = COALESCE(excluded.root_service, root_service),
-             root_name = COALESCE(excluded.root_name, root_name),
-             start_ns = MIN(start_ns, excluded.start_ns),
-             end_ns = MAX(end_ns, excluded.end_ns),
-             span_count = span_count + excluded.span_count,
-             error_count = error_count + excluded.error_count",
-    )?
-    .execute(params![
-        trace_id,
-        root_service,
-        root_name,
-        clamp(delta.start_ns),
-        clamp(delta.end_ns),
-        clamp(delta.span_count),
-        clamp(delta.error_count),
-    ])?;
-    Ok(())
 }
 
 fn add_edges(tx: &Transaction, state: &mut WriterState, edges: &[Edge]) -> Result<(), StoreError> {
@@ -397,25 +328,33 @@ fn write_counters(
 }
 
 /// SQLite integers are signed; nanosecond times fit until 2262.
-fn clamp(value: u64) -> i64 {
+pub(super) fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Ids the writer has already looked up, so a batch costs no query for
 /// names, resources and scopes seen before.
-struct WriterState {
+pub(super) struct WriterState {
     services: HashMap<String, i64>,
     resources: HashMap<i64, i64>,
     scopes: HashMap<i64, i64>,
+    /// A resource's search tokens by its id: every span group of the
+    /// resource carries them, so that one index answers span and resource
+    /// attributes alike.
+    pub(super) resource_tokens: HashMap<i64, String>,
+    /// (service id, operation, kind) known to be in `operations`.
+    pub(super) operations: HashSet<(i64, String, i32)>,
     edges: EdgeResolver,
 }
 
 impl WriterState {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             services: HashMap::new(),
             resources: HashMap::new(),
             scopes: HashMap::new(),
+            resource_tokens: HashMap::new(),
+            operations: HashSet::new(),
             edges: EdgeResolver::new(EDGE_MEMORY),
         }
     }
@@ -424,9 +363,11 @@ impl WriterState {
         self.services.clear();
         self.resources.clear();
         self.scopes.clear();
+        self.resource_tokens.clear();
+        self.operations.clear();
     }
 
-    fn service_id(&mut self, tx: &Transaction, name: &str) -> rusqlite::Result<i64> {
+    pub(super) fn service_id(&mut self, tx: &Transaction, name: &str) -> rusqlite::Result<i64> {
         if let Some(id) = self.services.get(name) {
             return Ok(*id);
         }
@@ -443,13 +384,13 @@ impl WriterState {
 /// Per batch, resources and scopes by `Arc` identity: the spans of one
 /// request share them, so each is encoded and hashed once per batch.
 #[derive(Default)]
-struct BatchIds {
+pub(super) struct BatchIds {
     resources: HashMap<*const Resource, i64>,
     scopes: HashMap<*const Scope, i64>,
 }
 
 impl BatchIds {
-    fn resource(
+    pub(super) fn resource(
         &mut self,
         tx: &Transaction,
         state: &mut WriterState,
@@ -468,6 +409,9 @@ impl BatchIds {
                     None => insert_resource(tx, state, resource, hash, &body)?,
                 };
                 state.resources.insert(hash, id);
+                state
+                    .resource_tokens
+                    .insert(id, encode::attribute_tokens(&resource.attributes));
                 id
             }
         };
@@ -475,7 +419,7 @@ impl BatchIds {
         Ok(id)
     }
 
-    fn scope(
+    pub(super) fn scope(
         &mut self,
         tx: &Transaction,
         state: &mut WriterState,
@@ -513,7 +457,7 @@ fn find_body(tx: &Transaction, table: &str, hash: i64) -> rusqlite::Result<Optio
         .optional()
 }
 
-/// Stores a new resource and makes its attributes searchable.
+/// Stores a new resource.
 fn insert_resource(
     tx: &Transaction,
     state: &mut WriterState,
@@ -524,11 +468,5 @@ fn insert_resource(
     let service_id = state.service_id(tx, &resource.service_name)?;
     tx.prepare_cached("INSERT INTO resources (hash, service_id, body) VALUES (?1, ?2, ?3)")?
         .execute(params![hash, service_id, body])?;
-    let id = tx.last_insert_rowid();
-    let tokens = encode::attribute_tokens(&resource.attributes);
-    if !tokens.is_empty() {
-        tx.prepare_cached("INSERT INTO resource_attributes (rowid, tokens) VALUES (?1, ?2)")?
-            .execute(params![id, tokens])?;
-    }
-    Ok(id)
+    Ok(tx.last_insert_rowid())
 }

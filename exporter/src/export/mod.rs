@@ -9,7 +9,8 @@ mod drain;
 pub mod retry;
 pub(crate) mod runtime;
 pub mod spool;
-mod tls;
+/// Public for the `otelite` command line's `--server`, which trusts the same roots.
+pub mod tls;
 
 pub use attempt::encode_body;
 pub use config::{Compression, ExporterConfig, RawConfig};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// The client configuration for `certificate` = (where the setting came
 /// from, the PEM file).
-pub(crate) fn client_config(
+pub fn client_config(
     certificate: Option<&(String, PathBuf)>,
 ) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
     let mut roots = RootCertStore::empty();

@@ -1,6 +1,7 @@
 //! The SQL of retention, each function one short transaction on the write
 //! connection (run on the writer thread, see `Store::run_job`): delete
-//! the spans of the oldest traces with their search tokens and summaries,
+//! the span groups of the oldest traces with their search documents, their
+//! blocks once empty, and their summaries,
 //! drop the service edges of deleted minutes, measure the live size, and
 //! hand freed pages back to the file system.
 //!
@@ -11,9 +12,11 @@
 //! exporter series are kept: they are small and `/api/rates` over an old
 //! window must keep its answer. Interned rows (services, resources, scopes)
 //! are kept: the writer caches their ids, and finding orphans would scan
-//! every span (there is no index on `resource_id`).
+//! every group (there is no index on `resource_id`). So are the operation
+//! names, as Jaeger keeps its operations table.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Spans deleted per transaction at most (one trace may take several
@@ -32,8 +35,11 @@ pub struct Deleted {
     pub traces: u64,
 }
 
-/// Deletes up to `max_spans` spans of the oldest traces that started
-/// before `before_ns`, in one transaction.
+/// Deletes up to about `max_spans` spans of the oldest traces that started
+/// before `before_ns`, in one transaction: their span groups with their
+/// search documents, the blocks left without a group, and the summaries of
+/// the traces left without a span. A group goes whole, so a batch may pass
+/// `max_spans` by one group.
 pub fn delete_batch(
     conn: &mut Connection,
     before_ns: i64,
@@ -47,36 +53,41 @@ pub fn delete_batch(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut deleted = Deleted::default();
     {
-        let oldest: Vec<Vec<u8>> = tx
-            .prepare_cached(
-                "SELECT trace_id FROM traces WHERE start_ns < ?1 ORDER BY start_ns LIMIT ?2",
-            )?
+        let oldest: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM traces WHERE start_ns < ?1 ORDER BY start_ns LIMIT ?2")?
             .query_map(params![before_ns, TRACES_PER_BATCH], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let mut spans = tx.prepare_cached(
-            "DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE trace_id = ?1 LIMIT ?2)
-             RETURNING id",
+        let mut groups_of = tx.prepare_cached(
+            "SELECT id, span_count, block_id FROM span_groups WHERE trace_ref = ?1",
         )?;
+        let mut group = tx.prepare_cached("DELETE FROM span_groups WHERE id = ?1")?;
         // Contentless FTS5 with `contentless_delete = 1` deletes by rowid,
-        // without the original tokens; a span without attributes has no row.
-        let mut tokens = tx.prepare_cached("DELETE FROM span_attributes WHERE rowid = ?1")?;
-        let mut summary = tx.prepare_cached("DELETE FROM traces WHERE trace_id = ?1")?;
-        for trace_id in oldest {
-            let budget = max_spans.saturating_sub(deleted.spans as usize);
-            if budget == 0 {
-                break;
-            }
-            let ids: Vec<i64> = spans
-                .query_map(params![trace_id, budget as i64], |r| r.get(0))?
+        // without the original tokens.
+        let mut terms = tx.prepare_cached("DELETE FROM group_terms WHERE rowid = ?1")?;
+        let mut summary = tx.prepare_cached("DELETE FROM traces WHERE id = ?1")?;
+        let mut blocks = BTreeSet::new();
+        'traces: for trace_ref in oldest {
+            let groups: Vec<(i64, i64, i64)> = groups_of
+                .query_map([trace_ref], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?;
-            for id in &ids {
-                tokens.execute([id])?;
+            for (id, spans, block_id) in groups {
+                if deleted.spans as usize >= max_spans {
+                    break 'traces;
+                }
+                group.execute([id])?;
+                terms.execute([id])?;
+                blocks.insert(block_id);
+                deleted.spans += spans.max(0) as u64;
             }
-            deleted.spans += ids.len() as u64;
-            if ids.len() < budget {
-                summary.execute([&trace_id])?;
-                deleted.traces += 1;
-            }
+            summary.execute([trace_ref])?;
+            deleted.traces += 1;
+        }
+        let mut block = tx.prepare_cached(
+            "DELETE FROM blocks WHERE id = ?1
+             AND NOT EXISTS (SELECT 1 FROM span_groups WHERE block_id = ?1)",
+        )?;
+        for block_id in blocks {
+            block.execute([block_id])?;
         }
     }
     tx.commit()?;

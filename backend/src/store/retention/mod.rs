@@ -24,6 +24,8 @@ pub const INTERVAL: Duration = Duration::from_secs(60);
 /// Pause between two batches of a run, so that ingest keeps most of the
 /// writer's time even when a run has much to delete.
 const PAUSE: Duration = Duration::from_millis(5);
+const TRUNCATE_TRIES: usize = 20;
+const TRUNCATE_RETRY: Duration = Duration::from_millis(100);
 
 /// Totals since start, for `/metrics`; updated once per batch.
 #[derive(Debug, Default)]
@@ -141,9 +143,7 @@ pub async fn run_once(
     }
     if report.deleted_spans > 0 || report.deleted_traces > 0 {
         vacuum(store, stop).await?;
-        if !store.run_job(|conn| delete::truncate_wal(conn)).await?? {
-            tracing::debug!("readers kept the WAL from being truncated");
-        }
+        truncate_wal(store).await?;
     }
     store.retention.runs.fetch_add(1, Ordering::Relaxed);
     report.bytes_after = size(store).await?;
@@ -234,6 +234,20 @@ async fn vacuum(store: &Store, stop: &watch::Receiver<bool>) -> Result<(), Store
 }
 
 /// Pages in use plus the WAL.
+/// Truncates the WAL, trying again a few times: the checkpoint thread or a
+/// reader can hold it for a moment, and an untruncated WAL counts against
+/// the size limit until the next run.
+async fn truncate_wal(store: &Store) -> Result<(), StoreError> {
+    for _ in 0..TRUNCATE_TRIES {
+        if store.run_job(|conn| delete::truncate_wal(conn)).await?? {
+            return Ok(());
+        }
+        tokio::time::sleep(TRUNCATE_RETRY).await;
+    }
+    tracing::debug!("readers kept the WAL from being truncated");
+    Ok(())
+}
+
 async fn size(store: &Store) -> Result<u64, StoreError> {
     let wal = delete::wal_bytes(store.path());
     Ok(store.run_job(|conn| delete::used_bytes(conn)).await?? + wal)

@@ -157,9 +157,9 @@ async fn age_retention_deletes_the_traces_that_started_before_the_cutoff() -> Te
     let (spans, traces, oldest, edges_before, old_found, kept_found) = store
         .read(move |conn| {
             Ok((
-                count(conn, "SELECT count(*) FROM spans")?,
+                count(conn, "SELECT coalesce(sum(span_count), 0) FROM span_groups")?,
                 count(conn, "SELECT count(*) FROM traces")?,
-                count(conn, "SELECT min(start_ns) FROM spans")?,
+                count(conn, "SELECT min(start_ns) FROM span_groups")?,
                 count(
                     conn,
                     &format!(
@@ -185,13 +185,21 @@ async fn age_retention_deletes_the_traces_that_started_before_the_cutoff() -> Te
         .read(move |conn| {
             count(
                 conn,
-                &format!(
-                    "SELECT count(*) FROM span_attributes WHERE span_attributes MATCH '{old_token}'"
-                ),
+                &format!("SELECT count(*) FROM group_terms WHERE group_terms MATCH '{old_token}'"),
             )
         })
         .await?;
     assert_eq!(tokens, 0);
+    // Nor a block whose groups all went.
+    let empty_blocks = store
+        .read(|conn| {
+            count(
+                conn,
+                "SELECT count(*) FROM blocks WHERE id NOT IN (SELECT block_id FROM span_groups)",
+            )
+        })
+        .await?;
+    assert_eq!(empty_blocks, 0);
     // Kept traces read back whole and unchanged.
     for n in 5000..5010 {
         let id = trace_id(n);
@@ -231,7 +239,7 @@ async fn rates_over_a_deleted_window_keep_their_answer() -> TestResult {
     let report = run_once(&store, &policy, NOW, &not_stopped()).await?;
     assert_eq!(report.deleted_spans, 80);
     let spans = store
-        .read(|conn| count(conn, "SELECT count(*) FROM spans"))
+        .read(|conn| count(conn, "SELECT coalesce(sum(span_count), 0) FROM span_groups"))
         .await?;
     assert_eq!(spans, 0);
     assert_eq!(rates(store.clone()).await?, before);
@@ -285,7 +293,7 @@ async fn size_retention_makes_the_file_shrink() -> TestResult {
     let (left, newest_deleted_kept) = store
         .read(|conn| {
             Ok((
-                count(conn, "SELECT count(*) FROM spans")?,
+                count(conn, "SELECT coalesce(sum(span_count), 0) FROM span_groups")?,
                 // The oldest traces went first: every trace left is newer
                 // than every deleted one, so none of the first trace's age.
                 count(
@@ -341,7 +349,7 @@ async fn ingest_continues_while_retention_runs() -> TestResult {
         .read(move |conn| {
             count(
                 conn,
-                &format!("SELECT count(*) FROM spans WHERE start_ns >= {cutoff}"),
+                &format!("SELECT coalesce(sum(span_count), 0) FROM span_groups WHERE start_ns >= {cutoff}"),
             )
         })
         .await?;

@@ -1,0 +1,165 @@
+//! Span blocks: how span bodies sit on disk. The spans of one write are
+//! grouped by (trace, resource, scope); each group is a run of
+//! length-delimited OTLP `Span` encodings, and the groups of a block are
+//! compressed together as one zstd frame. Spans of one request repeat their
+//! attribute keys, values and names, so compressing many together costs a
+//! fraction of compressing each alone; a group's row (see `writer`) keeps
+//! where its run starts and ends in the decompressed block.
+
+use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
+use prost::Message;
+
+/// A block is cut once its raw size passes this: reading one trace
+/// decompresses whole blocks, so they stay small enough to do that in well
+/// under a millisecond.
+pub const MAX_RAW_BYTES: usize = 256 * 1024;
+/// zstd's fastest level: the writer thread compresses, and higher levels
+/// gained little on span batches (measured: see BENCHMARKS.md).
+const LEVEL: i32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    #[error("a span block does not decompress: {0}")]
+    Decompress(std::io::Error),
+    #[error("a span group lies outside its block ({offset}+{length} of {size} bytes)")]
+    OutOfBounds {
+        offset: usize,
+        length: usize,
+        size: usize,
+    },
+    #[error("a stored span does not decode: {0}")]
+    Decode(#[from] prost::DecodeError),
+}
+
+/// Where a group's spans are in its block, once decompressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub offset: usize,
+    pub length: usize,
+}
+
+/// Collects groups of encoded spans into one raw block.
+#[derive(Debug, Default)]
+pub struct BlockBuilder {
+    raw: Vec<u8>,
+}
+
+impl BlockBuilder {
+    pub fn raw_len(&self) -> usize {
+        self.raw.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// Appends one group: each span as its length and its OTLP encoding.
+    pub fn push_group<'a>(&mut self, spans: impl IntoIterator<Item = &'a [u8]>) -> Extent {
+        let offset = self.raw.len();
+        for span in spans {
+            prost::encoding::encode_varint(span.len() as u64, &mut self.raw);
+            self.raw.extend_from_slice(span);
+        }
+        Extent {
+            offset,
+            length: self.raw.len() - offset,
+        }
+    }
+
+    /// The compressed block, ready to store.
+    pub fn finish(self) -> Vec<u8> {
+        // Compressing an in-memory buffer cannot fail short of allocation
+        // failure; keep the raw bytes rather than lose them if it ever does.
+        zstd::bulk::compress(&self.raw, LEVEL).unwrap_or(self.raw)
+    }
+}
+
+/// A stored block back to its raw bytes.
+pub fn decompress(body: &[u8]) -> Result<Vec<u8>, BlockError> {
+    zstd::stream::decode_all(body).map_err(BlockError::Decompress)
+}
+
+/// The spans of one group of a decompressed block.
+pub fn spans_of(raw: &[u8], extent: Extent) -> Result<Vec<PbSpan>, BlockError> {
+    let Extent { offset, length } = extent;
+    let mut run =
+        raw.get(offset..offset.saturating_add(length))
+            .ok_or(BlockError::OutOfBounds {
+                offset,
+                length,
+                size: raw.len(),
+            })?;
+    let mut spans = Vec::new();
+    while !run.is_empty() {
+        spans.push(PbSpan::decode_length_delimited(&mut run)?);
+    }
+    Ok(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(name: &str) -> Vec<u8> {
+        PbSpan {
+            name: name.to_owned(),
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn groups_come_back_from_the_compressed_block() {
+        let mut builder = BlockBuilder::default();
+        let (a, b, c) = (span("a"), span("b"), span("c"));
+        let first = builder.push_group([a.as_slice(), b.as_slice()]);
+        let second = builder.push_group([c.as_slice()]);
+        let raw = decompress(&builder.finish()).expect("decompresses");
+        let names = |extent| -> Vec<String> {
+            spans_of(&raw, extent)
+                .expect("decodes")
+                .into_iter()
+                .map(|s| s.name)
+                .collect()
+        };
+        assert_eq!(names(first), ["a", "b"]);
+        assert_eq!(names(second), ["c"]);
+    }
+
+    #[test]
+    fn a_repetitive_block_compresses() {
+        let mut builder = BlockBuilder::default();
+        let spans: Vec<Vec<u8>> = (0..500)
+            .map(|i| span(&format!("GET /cart/{}", i % 7)))
+            .collect();
+        builder.push_group(spans.iter().map(Vec::as_slice));
+        let raw_len = builder.raw_len();
+        assert!(builder.finish().len() * 4 < raw_len);
+    }
+
+    #[test]
+    fn a_bad_extent_or_body_is_an_error_not_a_panic() {
+        let mut builder = BlockBuilder::default();
+        builder.push_group([span("a").as_slice()]);
+        let raw = decompress(&builder.finish()).expect("decompresses");
+        let past_end = Extent {
+            offset: raw.len() - 1,
+            length: 10,
+        };
+        assert!(matches!(
+            spans_of(&raw, past_end),
+            Err(BlockError::OutOfBounds { .. })
+        ));
+        let truncated = Extent {
+            offset: 0,
+            length: raw.len() - 1,
+        };
+        assert!(matches!(
+            spans_of(&raw, truncated),
+            Err(BlockError::Decode(_))
+        ));
+        assert!(decompress(b"not zstd").is_err());
+    }
+}

@@ -1,0 +1,362 @@
+//! Storing span rows: the spans of a write become span groups (one per
+//! trace, resource and scope) in compressed blocks (see `block`). A group's
+//! row holds what search filters on before reading any span (service, time
+//! range, longest duration, errors) and the span and parent ids that make
+//! retries idempotent and count orphans; its search tokens (operations,
+//! kinds, span and resource attributes) go to one FTS5 document. Indexing
+//! groups instead of spans is what keeps ingest cheap and the file small:
+//! a trace of ten spans over three services is three index entries.
+
+use super::StoreError;
+use super::block::{self, BlockBuilder, Extent};
+use super::encode::{self, SpanRow};
+use super::writer::{BatchIds, WriterState, clamp};
+use crate::analyze::{self, SpanFacts, TraceDelta};
+use otelite_exporter::model::{SpanId, TraceId};
+use rusqlite::{OptionalExtension, Transaction, params};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// What storing a batch's rows did.
+pub struct RowsStored<'a> {
+    /// The spans newly stored, in batch order.
+    pub inserted: Vec<&'a SpanFacts>,
+    /// Spans already stored (a retry), per service.
+    pub duplicates_per_service: HashMap<&'a str, u64>,
+}
+
+/// A group's spans all start within one such slice of time (an hour), so
+/// that a group's first start is at most this much before any of its
+/// spans' starts: time-bounded search can then use the start index.
+pub const GROUP_SLICE_NS: u64 = 3_600_000_000_000;
+
+/// Rows of one (trace, resource, scope, time slice), in batch order.
+struct Group<'a> {
+    trace_id: TraceId,
+    resource_id: i64,
+    scope_id: i64,
+    rows: Vec<&'a SpanRow>,
+}
+
+/// A group placed in the block being built, waiting for the block's id.
+struct Placed<'a> {
+    group: Group<'a>,
+    extent: Extent,
+}
+
+/// Stores `rows` (spans already stored are skipped) with their traces'
+/// summaries, in the caller's transaction.
+pub fn store_rows<'a>(
+    tx: &Transaction,
+    state: &mut WriterState,
+    rows: &'a [SpanRow],
+) -> Result<RowsStored<'a>, StoreError> {
+    let (fresh, duplicates_per_service) = skip_stored(tx, rows)?;
+    let mut ids = BatchIds::default();
+    let mut groups: Vec<Group<'a>> = Vec::new();
+    let mut index: HashMap<(TraceId, i64, i64, u64), usize> = HashMap::new();
+    for row in &fresh {
+        let resource_id = ids.resource(tx, state, &row.facts.resource)?;
+        let scope_id = ids.scope(tx, state, &row.scope)?;
+        let slice = row.facts.start_ns / GROUP_SLICE_NS;
+        let key = (row.facts.trace_id, resource_id, scope_id, slice);
+        let at = *index.entry(key).or_insert_with(|| {
+            groups.push(Group {
+                trace_id: row.facts.trace_id,
+                resource_id,
+                scope_id,
+                rows: Vec::new(),
+            });
+            groups.len() - 1
+        });
+        groups[at].rows.push(row);
+    }
+    let inserted: Vec<&'a SpanFacts> = fresh.iter().map(|row| &row.facts).collect();
+    let mut trace_refs: HashMap<TraceId, i64> = HashMap::new();
+    for (trace_id, delta) in analyze::summarize(inserted.iter().copied()) {
+        trace_refs.insert(trace_id, upsert_trace(tx, &trace_id, &delta)?);
+    }
+    add_operations(tx, state, &fresh)?;
+    write_blocks(tx, state, groups, &trace_refs)?;
+    Ok(RowsStored {
+        inserted,
+        duplicates_per_service,
+    })
+}
+
+/// The rows not stored yet: a span is known by its trace and span id, both
+/// among earlier writes (looked up by trace) and within this batch.
+fn skip_stored<'a>(
+    tx: &Transaction,
+    rows: &'a [SpanRow],
+) -> Result<(Vec<&'a SpanRow>, HashMap<&'a str, u64>), StoreError> {
+    let mut known: HashMap<TraceId, HashSet<SpanId>> = HashMap::new();
+    let mut fresh = Vec::with_capacity(rows.len());
+    let mut duplicates: HashMap<&'a str, u64> = HashMap::new();
+    for row in rows {
+        let facts = &row.facts;
+        let seen = match known.get_mut(&facts.trace_id) {
+            Some(seen) => seen,
+            None => known
+                .entry(facts.trace_id)
+                .or_insert(stored_span_ids(tx, &facts.trace_id)?),
+        };
+        if seen.insert(facts.span_id) {
+            fresh.push(row);
+        } else {
+            *duplicates.entry(facts.service()).or_default() += 1;
+        }
+    }
+    Ok((fresh, duplicates))
+}
+
+/// Span ids already stored for a trace; empty for a new trace, which is the
+/// common case and costs one index probe.
+fn stored_span_ids(tx: &Transaction, trace_id: &TraceId) -> rusqlite::Result<HashSet<SpanId>> {
+    let mut ids = HashSet::new();
+    let mut statement = tx.prepare_cached(
+        "SELECT g.span_ids FROM traces t JOIN span_groups g ON g.trace_ref = t.id WHERE t.trace_id = ?1",
+    )?;
+    let mut rows = statement.query([&trace_id.0[..]])?;
+    while let Some(row) = rows.next()? {
+        let packed: Vec<u8> = row.get(0)?;
+        ids.extend(unpack_ids(&packed));
+    }
+    Ok(ids)
+}
+
+/// Span ids as stored in a group row: 8 bytes each, all zeros for none.
+pub fn unpack_ids(packed: &[u8]) -> impl Iterator<Item = SpanId> + '_ {
+    packed
+        .chunks_exact(8)
+        .filter_map(SpanId::from_slice)
+        .filter(|id| id.0 != [0; 8])
+}
+
+/// Adds a trace's new spans to its summary row; returns the row's id.
+fn upsert_trace(tx: &Transaction, trace_id: &TraceId, delta: &TraceDelta) -> rusqlite::Result<i64> {
+    let (root_service, root_name) = match &delta.root {
+        Some((service, name)) => (Some(service.as_str()), Some(name.as_str())),
+        None => (None, None),
+    };
+    tx.prepare_cached(
+        "INSERT INTO traces (trace_id, root_service, root_name, start_ns, end_ns, span_count, error_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (trace_id) DO UPDATE SET
+             root_service = COALESCE(excluded.root_service, root_service),
+             root_name = COALESCE(excluded.root_name, root_name),
+             start_ns = MIN(start_ns, excluded.start_ns),
+             end_ns = MAX(end_ns, excluded.end_ns),
+             span_count = span_count + excluded.span_count,
+             error_count = error_count + excluded.error_count
+         RETURNING id",
+    )?
+    .query_row(
+        params![
+            &trace_id.0[..],
+            root_service,
+            root_name,
+            clamp(delta.start_ns),
+            clamp(delta.end_ns),
+            clamp(delta.span_count),
+            clamp(delta.error_count),
+        ],
+        |r| r.get(0),
+    )
+}
+
+/// Records each service's (operation, kind) pairs, for the operations list.
+fn add_operations(
+    tx: &Transaction,
+    state: &mut WriterState,
+    rows: &[&SpanRow],
+) -> Result<(), StoreError> {
+    // The cache only saves statements: forget it rather than let a service
+    // with unbounded span names grow it without end.
+    if state.operations.len() > 100_000 {
+        state.operations.clear();
+    }
+    for row in rows {
+        let service_id = state.service_id(tx, row.facts.service())?;
+        let key = (service_id, row.facts.name.clone(), row.kind);
+        if state.operations.contains(&key) {
+            continue;
+        }
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO operations (service_id, name, kind) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![service_id, row.facts.name, row.kind])?;
+        state.operations.insert(key);
+    }
+    Ok(())
+}
+
+/// Packs groups into blocks of at most about `block::MAX_RAW_BYTES`.
+fn write_blocks(
+    tx: &Transaction,
+    state: &mut WriterState,
+    groups: Vec<Group>,
+    trace_refs: &HashMap<TraceId, i64>,
+) -> Result<(), StoreError> {
+    let mut builder = BlockBuilder::default();
+    let mut placed: Vec<Placed> = Vec::new();
+    for group in groups {
+        if !builder.is_empty() && builder.raw_len() >= block::MAX_RAW_BYTES {
+            let full = std::mem::take(&mut builder);
+            flush(tx, state, full, std::mem::take(&mut placed), trace_refs)?;
+        }
+        let extent = builder.push_group(group.rows.iter().map(|row| row.body.as_slice()));
+        placed.push(Placed { group, extent });
+    }
+    if !placed.is_empty() {
+        flush(tx, state, builder, placed, trace_refs)?;
+    }
+    Ok(())
+}
+
+/// Stores one block and the rows and search documents of its groups.
+fn flush(
+    tx: &Transaction,
+    state: &mut WriterState,
+    builder: BlockBuilder,
+    placed: Vec<Placed>,
+    trace_refs: &HashMap<TraceId, i64>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO blocks (body) VALUES (?1)")?
+        .execute([builder.finish()])?;
+    let block_id = tx.last_insert_rowid();
+    let mut insert_group = tx.prepare_cached(
+        "INSERT INTO span_groups (trace_ref, service_id, resource_id, scope_id, block_id,
+             byte_offset, byte_length, start_ns, end_ns, max_duration_ns, span_count,
+             error_count, span_ids, parent_ids)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    let mut insert_terms =
+        tx.prepare_cached("INSERT INTO group_terms (rowid, tokens) VALUES (?1, ?2)")?;
+    for Placed { group, extent } in placed {
+        let trace_ref = *trace_refs.get(&group.trace_id).ok_or_else(|| {
+            StoreError::WriteFailed("a span group without its trace summary".into())
+        })?;
+        let facts = || group.rows.iter().map(|row| &row.facts);
+        let service = group.rows[0].facts.service();
+        let service_id = state.service_id(tx, service)?;
+        let mut span_ids = Vec::with_capacity(8 * group.rows.len());
+        let mut parent_ids = Vec::with_capacity(8 * group.rows.len());
+        for span in facts() {
+            span_ids.extend_from_slice(&span.span_id.0);
+            parent_ids.extend_from_slice(&span.parent_span_id.map_or([0; 8], |p| p.0));
+        }
+        insert_group.execute(params![
+            trace_ref,
+            service_id,
+            group.resource_id,
+            group.scope_id,
+            block_id,
+            extent.offset as i64,
+            extent.length as i64,
+            clamp(facts().map(|s| s.start_ns).min().unwrap_or(0)),
+            clamp(facts().map(|s| s.end_ns).max().unwrap_or(0)),
+            clamp(facts().map(|s| s.duration_ns).max().unwrap_or(0)),
+            group.rows.len() as i64,
+            facts().filter(|s| s.is_error).count() as i64,
+            span_ids,
+            parent_ids,
+        ])?;
+        let group_id = tx.last_insert_rowid();
+        let resource_tokens = state
+            .resource_tokens
+            .get(&group.resource_id)
+            .map_or("", String::as_str);
+        insert_terms.execute(params![
+            group_id,
+            group_document(service, resource_tokens, &group.rows)
+        ])?;
+    }
+    Ok(())
+}
+
+/// A group's search document: each distinct token of its spans, of its
+/// resource and of its service, once.
+fn group_document(service: &str, resource_tokens: &str, rows: &[&SpanRow]) -> String {
+    let mut tokens: BTreeSet<&str> = resource_tokens.split_ascii_whitespace().collect();
+    for row in rows {
+        tokens.extend(row.tokens.split_ascii_whitespace());
+    }
+    let mut document = encode::service_token(service);
+    for token in tokens {
+        document.push(' ');
+        document.push_str(token);
+    }
+    document
+}
+
+/// Reads a group's row into a search candidate or a trace read.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupRef {
+    pub trace_ref: i64,
+    pub resource_id: i64,
+    pub scope_id: i64,
+    pub block_id: i64,
+    pub extent: Extent,
+}
+
+/// The group rows of a trace, by the trace's row id.
+pub fn groups_of_trace(
+    conn: &rusqlite::Connection,
+    trace_ref: i64,
+) -> rusqlite::Result<Vec<GroupRef>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, trace_ref, resource_id, scope_id, block_id, byte_offset, byte_length
+         FROM span_groups WHERE trace_ref = ?1 ORDER BY id",
+    )?;
+    let rows = statement.query_map([trace_ref], group_ref)?;
+    rows.collect()
+}
+
+/// A `GroupRef` from the first seven columns of a row, in the order
+/// `groups_of_trace` selects them (the first, the group's id, unused).
+pub fn group_ref(row: &rusqlite::Row) -> rusqlite::Result<GroupRef> {
+    Ok(GroupRef {
+        trace_ref: row.get(1)?,
+        resource_id: row.get(2)?,
+        scope_id: row.get(3)?,
+        block_id: row.get(4)?,
+        extent: Extent {
+            offset: row.get::<_, i64>(5)?.max(0) as usize,
+            length: row.get::<_, i64>(6)?.max(0) as usize,
+        },
+    })
+}
+
+/// Decompressed blocks of one query, so that groups sharing a block
+/// decompress it once.
+#[derive(Default)]
+pub struct Blocks {
+    raw: HashMap<i64, Vec<u8>>,
+}
+
+impl Blocks {
+    /// The spans of a group, as stored.
+    pub fn spans(
+        &mut self,
+        conn: &rusqlite::Connection,
+        group: &GroupRef,
+    ) -> Result<Vec<opentelemetry_proto::tonic::trace::v1::Span>, StoreError> {
+        let raw = match self.raw.entry(group.block_id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                // Few blocks per query: the cache lives as long as the query.
+                let body: Vec<u8> = conn
+                    .prepare_cached("SELECT body FROM blocks WHERE id = ?1")?
+                    .query_row([group.block_id], |r| r.get(0))
+                    .optional()?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("span block {} is missing", group.block_id))
+                    })?;
+                entry.insert(
+                    block::decompress(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                )
+            }
+        };
+        block::spans_of(raw, group.extent).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
