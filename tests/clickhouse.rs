@@ -245,6 +245,9 @@ fn paths(base: u64, now: u64) -> Vec<String> {
         "/api/otelite/search?attribute=db.rows=3&attribute=db.system=sqlite",
         "/api/otelite/search?attribute=deployment.environment=e2e&service=backend",
         "/api/otelite/search?attribute=http.request.method=GET",
+        "/api/otelite/search?attributePrefix=http.request.method=PO",
+        "/api/otelite/search?attributePrefix=deployment.environment=e&service=backend",
+        "/api/otelite/search?attributePrefix=http.request.method=X",
         "/api/otelite/search?minDurationNanos=40000000",
         "/api/otelite/search?maxDurationNanos=1000000&service=frontend",
         "/api/otelite/dependencies",
@@ -362,6 +365,11 @@ async fn clickhouse_answers_every_query_as_sqlite_does() {
         "{checkout}"
     );
     assert_eq!(found["traces"][0]["orphanSpanCount"], 1, "{found}");
+    let (_, by_prefix) =
+        get(clickhouse.query_url("/api/otelite/search?attributePrefix=http.request.method=PO"))
+            .await;
+    assert_eq!(by_prefix["traces"][0]["traceId"], a.as_str(), "{by_prefix}");
+    assert_eq!(by_prefix["traces"].as_array().map(Vec::len), Some(1));
     let (_, deps) = get(clickhouse.query_url("/api/otelite/dependencies")).await;
     assert_eq!(
         deps["dependencies"],

@@ -126,6 +126,16 @@ fn span_filters(query: &TraceQuery) -> Vec<String> {
              OR arrayExists((k, v) -> k = {key} AND v = {value}, resource_attr_keys, resource_attr_values))"
         ));
     }
+    // A prefix compares bytes (18.16 has no startsWith). Unlike SQLite,
+    // numbers and booleans match too, as the text the arrays hold.
+    for (key, prefix) in &query.attribute_prefixes {
+        let (key, len, prefix) = (quote(key), prefix.len(), quote(prefix));
+        let test = format!("k = {key} AND substring(v, 1, {len}) = {prefix}");
+        filters.push(format!(
+            "(arrayExists((k, v) -> {test}, attr_keys, attr_values) \
+             OR arrayExists((k, v) -> {test}, resource_attr_keys, resource_attr_values))"
+        ));
+    }
     if let Some(min) = query.min_duration_ns {
         filters.push(format!("duration_ns >= {min}"));
     }
