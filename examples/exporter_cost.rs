@@ -4,17 +4,23 @@
 //! run against a real otelite backend on loopback.
 //!
 //! `cargo run --release --example exporter_cost -- [--spans 50000] [--rounds 5]
-//!  [--rate 10000] [--variants noop,official,official-gzip,otelite,otelite-none]`
+//!  [--rate 10000] [--backend sink|otelite]
+//!  [--variants noop,official,official-gzip,otelite,otelite-none]`
 //!
-//! Method. The backend runs in this process (port 0, temporary database);
-//! each variant of the app runs as a child process (this binary with
-//! `--child`), so the backend's CPU is never counted. The child builds its
+//! Method. The receiver runs in this process on loopback port 0: by default a
+//! sink that reads each request whole and answers 200 with an empty body (so
+//! that it always keeps up and costs the shared cores little), or with
+//! `--backend otelite` a real otelite backend (temporary database; on a busy
+//! machine it may fall behind, and then the queue drops: lower `--rate`).
+//! Each variant of the app runs as a child process (this binary with
+//! `--child`), so the receiver's CPU is never counted. The child builds its
 //! provider, then reads its process CPU clock (`CLOCK_PROCESS_CPUTIME_ID`:
 //! every thread, also those that have exited: the app thread, the SDK's batch
 //! thread, the exporter's runtime or HTTP client thread), runs the workload,
 //! calls `provider.shutdown()` (which flushes every span and, for otelite,
 //! sends the final counters) and reads the clock again. Start-up is outside
-//! the window; everything the exporter does for the spans is inside.
+//! the window; everything the exporter does for the spans is inside,
+//! including the kernel's side of sending on loopback.
 //!
 //! Workload: traces of 10 nested spans (an HTTP server span, database and
 //! HTTP client spans, internal spans), 10 attributes (strings and integers,
@@ -108,6 +114,16 @@ struct Args {
     child: Option<Variant>,
     #[arg(long, hide = true, default_value = "")]
     endpoint: String,
+    /// What receives the spans: a sink that reads each request and answers
+    /// 200 with an empty body, or a real otelite backend (in this process).
+    #[arg(long, value_enum, default_value = "sink")]
+    backend: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Sink,
+    Otelite,
 }
 
 fn main() -> Result<()> {
@@ -417,24 +433,83 @@ fn per_span(ns: u64, spans: u64) -> f64 {
     ns as f64 / 1000.0 / spans as f64
 }
 
+type Serving = tokio::task::JoinHandle<std::result::Result<(), Box<dyn Error + Send + Sync>>>;
+
+/// Starts the receiver on loopback port 0: its base URL, a stop switch and
+/// its task.
+async fn start_backend(
+    backend: Backend,
+    dir: &std::path::Path,
+) -> Result<(String, tokio::sync::oneshot::Sender<()>, Serving)> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    match backend {
+        Backend::Otelite => {
+            let config = otelite_backend::Config {
+                db_path: dir.join("otelite.db"),
+                otlp_listen: "127.0.0.1:0".parse()?,
+                query_listen: "127.0.0.1:0".parse()?,
+                ..Default::default()
+            };
+            let server = otelite_backend::Server::bind(config).await?;
+            let endpoint = format!("http://{}", server.otlp_addr());
+            let serving = tokio::spawn(async move {
+                server
+                    .run(async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .map_err(Into::into)
+            });
+            Ok((endpoint, stop, serving))
+        }
+        Backend::Sink => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let endpoint = format!("http://{}", listener.local_addr()?);
+            let serving = tokio::spawn(async move {
+                tokio::select! {
+                    _ = stopped => Ok(()),
+                    outcome = sink(listener) => outcome,
+                }
+            });
+            Ok((endpoint, stop, serving))
+        }
+    }
+}
+
+/// Reads every request whole and answers 200 with an empty body (an empty
+/// `Export…ServiceResponse`: everything accepted).
+async fn sink(listener: tokio::net::TcpListener) -> Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, hyper::service::service_fn(accept_all))
+                .await;
+        });
+    }
+}
+
+async fn accept_all(
+    request: http::Request<hyper::body::Incoming>,
+) -> std::result::Result<http::Response<http_body_util::Empty<bytes::Bytes>>, hyper::Error> {
+    use http_body_util::BodyExt;
+    request.into_body().collect().await?;
+    let mut response = http::Response::new(http_body_util::Empty::new());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-protobuf"),
+    );
+    Ok(response)
+}
+
 fn parent(args: &Args) -> Result<()> {
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
-    let backend_runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let config = otelite_backend::Config {
-        db_path: dir.path().join("otelite.db"),
-        otlp_listen: "127.0.0.1:0".parse()?,
-        query_listen: "127.0.0.1:0".parse()?,
-        ..Default::default()
-    };
-    let server = backend_runtime.block_on(otelite_backend::Server::bind(config))?;
-    let endpoint = format!("http://{}", server.otlp_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = backend_runtime.spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
+    let (endpoint, stop, serving) = runtime.block_on(start_backend(args.backend, dir.path()))?;
 
     let variants = &args.variants;
     // Warm-up: page cache, connections, the backend's first transactions.
@@ -468,7 +543,7 @@ fn parent(args: &Args) -> Result<()> {
         }
     }
     let _ = stop.send(());
-    backend_runtime.block_on(serving)??;
+    runtime.block_on(serving)??;
     summary(args, variants, &runs);
     Ok(())
 }
@@ -490,10 +565,11 @@ fn summary(args: &Args, variants: &[Variant], runs: &[Vec<Run>]) {
     };
     println!();
     println!(
-        "{} spans per run at {} spans/s, {} rounds; medians over rounds",
+        "{} spans per run at {} spans/s, {} rounds, receiver: {:?}; medians over rounds",
         runs[0].first().map_or(0, |r| r.spans),
         args.rate,
-        args.rounds
+        args.rounds,
+        args.backend
     );
     println!();
     println!("| exporter | CPU µs/span | of which app thread | added over no-op |");
