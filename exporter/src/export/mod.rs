@@ -232,7 +232,7 @@ impl OteliteExporter {
     fn prepare(&self, batch: Vec<SpanData>) -> Result<Bytes, ExportError> {
         self.shared.counters.record_collected(batch.len() as u64);
         let spans = self.shared.converter().convert(batch);
-        encode_body(&convert::to_otlp(&spans), self.shared.config.compression)
+        encode_body(&convert::into_otlp(spans), self.shared.config.compression)
     }
 }
 
