@@ -39,14 +39,30 @@ impl BodyEncoder {
         message: &impl prost::Message,
         compression: Compression,
     ) -> Result<Bytes, ExportError> {
+        self.encode_with(compression, |buf| {
+            message
+                .encode(buf)
+                .map_err(|e| ExportError::Internal(format!("protobuf: {e}")))
+        })
+    }
+
+    /// The body of the protobuf bytes `write` appends to the buffer it gets,
+    /// compressed as configured.
+    pub(crate) fn encode_with(
+        &mut self,
+        compression: Compression,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), ExportError>,
+    ) -> Result<Bytes, ExportError> {
         match compression {
             // The encoded bytes are the body: nothing to reuse.
-            Compression::None => Ok(Bytes::from(message.encode_to_vec())),
+            Compression::None => {
+                let mut body = Vec::new();
+                write(&mut body)?;
+                Ok(Bytes::from(body))
+            }
             Compression::Gzip => {
                 self.raw.clear();
-                message
-                    .encode(&mut self.raw)
-                    .map_err(|e| ExportError::Internal(format!("protobuf: {e}")))?;
+                write(&mut self.raw)?;
                 let deflate = self
                     .deflate
                     .get_or_insert_with(|| Compress::new(flate2::Compression::fast(), false));

@@ -242,7 +242,10 @@ impl OteliteExporter {
             .encoder
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .encode(&convert::into_otlp(spans), self.shared.config.compression)
+            .encode_with(self.shared.config.compression, |buf| {
+                convert::encode_request(&spans, buf);
+                Ok(())
+            })
     }
 }
 
