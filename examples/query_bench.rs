@@ -129,6 +129,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (0..rounds).map(|r| format!("/api/otelite/search?attribute=attr.3%3Dvalue-3-{}&limit=20", r % 50)).collect(),
         ),
         (
+            "search by attribute prefix",
+            (0..rounds).map(|r| format!("/api/otelite/search?attributePrefix=attr.4%3Dvalue-4-{}&limit=20", r % 5)).collect(),
+        ),
+        (
+            "search by service + attribute",
+            (0..rounds).map(|r| format!("/api/otelite/search?service=payments&attribute=attr.5%3Dvalue-5-{}&limit=20", r % 50)).collect(),
+        ),
+        (
             "search by service + duration",
             same("/api/otelite/search?service=payments&minDurationNanos=1009000&limit=20"),
         ),

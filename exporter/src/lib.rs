@@ -97,8 +97,10 @@
 //!
 //! ## Layout
 //!
-//! `model` (trace info) · `convert` (SpanData → model → OTLP → model) ·
-//! `export` (exporter, `config`, one HTTP attempt, `retry`, runtime thread) ·
+//! `model` (trace info) · `convert` (SpanData → model → OTLP → model; the
+//! exporter writes model → protobuf bytes directly, `encode_request`) ·
+//! `export` (exporter, `config`, one HTTP attempt, `body` encoding with
+//! buffers kept across exports, `retry`, runtime thread) ·
 //! `processor` (`CountingProcessor`) · `counters` · `metrics` (OTLP report) · `error`.
 
 pub mod convert;

@@ -131,11 +131,28 @@ fn link(link: opentelemetry::trace::Link) -> model::Link {
     }
 }
 
+/// Takes the SDK's attributes by value: owned strings (`String` values,
+/// formatted keys) move into the model instead of being copied.
 fn attributes(attributes: Vec<opentelemetry::KeyValue>) -> Vec<KeyValue> {
     attributes
         .into_iter()
-        .map(|kv| KeyValue::new(kv.key.as_str(), value(&kv.value)))
+        .map(|kv| KeyValue {
+            key: kv.key.into(),
+            value: owned_value(kv.value),
+        })
         .collect()
+}
+
+/// `value` for a value the converter owns (span, event and link attributes).
+fn owned_value(value: opentelemetry::Value) -> AnyValue {
+    use opentelemetry::{Array, Value};
+    match value {
+        Value::String(s) => AnyValue::String(s.into()),
+        Value::Array(Array::String(v)) => {
+            AnyValue::Array(v.into_iter().map(|s| AnyValue::String(s.into())).collect())
+        }
+        other => self::value(&other),
+    }
 }
 
 fn value(value: &opentelemetry::Value) -> AnyValue {

@@ -3,7 +3,7 @@
 //! as JSON can express it), and `SdkConverter` must carry every field of a
 //! real SDK span.
 
-use super::{SdkConverter, from_otlp, to_otlp};
+use super::{SdkConverter, encode_request, from_otlp, into_otlp, to_otlp};
 use crate::model::{
     AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
     TraceId,
@@ -270,6 +270,21 @@ proptest! {
         let back = from_otlp(decoded.unwrap_or_default());
         prop_assert!(back.rejected.is_empty(), "rejected: {:?}", back.rejected);
         prop_assert_eq!(sorted(back.spans), sorted(spans));
+    }
+
+    #[test]
+    fn by_value_and_by_reference_conversions_agree(spans in spans()) {
+        // The exporter's path (moves) must build the very request the
+        // backend's path (copies) builds; the round trips test the latter.
+        let by_reference = to_otlp(&spans);
+        prop_assert_eq!(into_otlp(spans), by_reference);
+    }
+
+    #[test]
+    fn direct_encoding_writes_the_bytes_prost_writes(spans in spans()) {
+        let mut direct = Vec::new();
+        encode_request(&spans, &mut direct);
+        prop_assert_eq!(direct, to_otlp(&spans).encode_to_vec());
     }
 
     #[test]

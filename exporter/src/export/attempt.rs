@@ -1,6 +1,6 @@
 //! One HTTP attempt: POST an already-encoded body to a URL with the
-//! configured headers and return status, `Retry-After` and body. Also the
-//! body encoding (protobuf, then gzip), done once per export before retries.
+//! configured headers and return status, `Retry-After` and body. Also
+//! `encode_body` (see `body`), done once per export before retries.
 
 use super::config::Compression;
 use crate::error::ExportError;
@@ -12,7 +12,6 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use std::io::Write;
 use std::sync::Arc;
 
 /// The HTTP/1 client the exporter sends with (pooled, keep-alive), over
@@ -38,25 +37,13 @@ pub(crate) struct Answer {
     pub body: Bytes,
 }
 
-/// Protobuf-encodes `message` and compresses it as configured.
+/// Protobuf-encodes `message` and compresses it as configured (a one-off
+/// `BodyEncoder`; the exporter keeps one across exports).
 pub fn encode_body(
     message: &impl prost::Message,
     compression: Compression,
 ) -> Result<Bytes, ExportError> {
-    let raw = message.encode_to_vec();
-    match compression {
-        Compression::None => Ok(Bytes::from(raw)),
-        Compression::Gzip => {
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(raw.len() / 4 + 64),
-                flate2::Compression::fast(),
-            );
-            gz.write_all(&raw)
-                .and_then(|()| gz.finish())
-                .map(Bytes::from)
-                .map_err(|e| ExportError::Internal(format!("gzip: {e}")))
-        }
-    }
+    super::body::BodyEncoder::default().encode(message, compression)
 }
 
 /// Sends one POST and reads the whole answer. No timeout here: the caller

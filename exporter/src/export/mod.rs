@@ -4,6 +4,7 @@
 //! Also the builder, including `build_provider` for the common wiring.
 
 mod attempt;
+mod body;
 pub mod config;
 mod drain;
 pub mod retry;
@@ -22,6 +23,7 @@ use crate::error::{ConfigError, ExportError};
 use crate::metrics::MetricsReporter;
 use crate::processor::CountingProcessor;
 use attempt::HttpClient;
+use body::BodyEncoder;
 use bytes::Bytes;
 use http::Uri;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -45,6 +47,9 @@ pub(crate) struct Shared {
     client: HttpClient,
     pub counters: Arc<Counters>,
     converter: Mutex<SdkConverter>,
+    /// Buffer and deflate state kept across exports (the batch processor
+    /// exports one batch at a time, so the lock is not contended).
+    encoder: Mutex<BodyEncoder>,
     pub start_time: SystemTime,
     /// Set when a `CountingProcessor` sends the final report instead of `shutdown`.
     pub final_report_by_processor: AtomicBool,
@@ -184,6 +189,7 @@ impl OteliteExporter {
             converter: Mutex::new(SdkConverter::new(
                 &opentelemetry_sdk::Resource::builder().build(),
             )),
+            encoder: Mutex::new(BodyEncoder::default()),
             start_time: SystemTime::now(),
             final_report_by_processor: AtomicBool::new(false),
             exporter_shut_down: AtomicBool::new(false),
@@ -233,7 +239,14 @@ impl OteliteExporter {
     fn prepare(&self, batch: Vec<SpanData>) -> Result<Bytes, ExportError> {
         self.shared.counters.record_collected(batch.len() as u64);
         let spans = self.shared.converter().convert(batch);
-        encode_body(&convert::to_otlp(&spans), self.shared.config.compression)
+        self.shared
+            .encoder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .encode_with(self.shared.config.compression, |buf| {
+                convert::encode_request(&spans, buf);
+                Ok(())
+            })
     }
 }
 
