@@ -5,6 +5,9 @@
 //! (`OTELITE_CLICKHOUSE_URL=http://127.0.0.1:8123/bench` runs it against the
 //! ClickHouse store instead of a temporary SQLite file.)
 //!
+//! `OTELITE_BENCH_DB=PATH` runs the queries on a database seeded by an
+//! earlier run with the same span count, without seeding again.
+//!
 //! Prints p50/p95/p99 per query, the database size and bytes per span, and,
 //! as the same-run baseline, `GET /api/otelite/services` (the smallest
 //! answer the server gives), so the other figures can be read as ratios.
@@ -65,8 +68,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds = args.get(1).copied().unwrap_or(200) as usize;
     let batches = spans.div_ceil(SPANS_PER_REQUEST);
 
+    // OTELITE_BENCH_DB names a database an earlier run of the same size
+    // seeded (copied aside while it ran): the queries run on it at once.
+    let reused = std::env::var_os("OTELITE_BENCH_DB").map(std::path::PathBuf::from);
     let dir = tempfile::tempdir()?;
-    let db_path = dir.path().join("otelite.db");
+    let db_path = reused
+        .clone()
+        .unwrap_or_else(|| dir.path().join("otelite.db"));
     let mut config = otelite_backend::Config {
         db_path: db_path.clone(),
         otlp_listen: "127.0.0.1:0".parse()?,
@@ -86,19 +94,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let started = Instant::now();
     // Seed in slices so the encoded bodies never all sit in memory.
-    for first in (0..batches).step_by(50) {
+    let seed_batches = if reused.is_some() { 0 } else { batches };
+    for first in (0..seed_batches).step_by(50) {
         let bodies: Vec<Vec<u8>> = (first..(first + 50).min(batches))
             .map(|b| workload::request(b, SPANS_PER_REQUEST).encode_to_vec())
             .collect();
         loader::post_all(&format!("http://{otlp}/v1/traces"), Arc::new(bodies), 4).await?;
     }
     let seeded = started.elapsed();
-    println!(
-        "seeded {} spans in {:.1} s ({:.0} spans/s)",
-        batches * SPANS_PER_REQUEST,
-        seeded.as_secs_f64(),
-        (batches * SPANS_PER_REQUEST) as f64 / seeded.as_secs_f64()
-    );
+    if reused.is_none() {
+        println!(
+            "seeded {} spans in {:.1} s ({:.0} spans/s)",
+            batches * SPANS_PER_REQUEST,
+            seeded.as_secs_f64(),
+            (batches * SPANS_PER_REQUEST) as f64 / seeded.as_secs_f64()
+        );
+    }
 
     let base = format!("http://{query}");
     let client = reqwest::Client::new();

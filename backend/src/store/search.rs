@@ -293,8 +293,11 @@ fn traces_by_groups(
         Driver::Terms => {
             args.insert(0, Value::Text(filters.terms.join(" ")));
             format!(
+                // CROSS JOIN keeps the search documents the outer loop:
+                // left to choose, SQLite drives by the service index and
+                // probes the documents once per group of the service.
                 "SELECT {CANDIDATE_COLUMNS}, {key} FROM group_terms
-                 JOIN span_groups g ON g.id = group_terms.rowid
+                 CROSS JOIN span_groups g ON g.id = group_terms.rowid
                  WHERE group_terms MATCH ? AND {} ORDER BY group_terms.rowid DESC",
                 clauses.join(" AND ")
             )
