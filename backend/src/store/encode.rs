@@ -85,7 +85,7 @@ pub fn attribute_token(key: &str, value: &str) -> String {
 
 /// Bytes of a string value that its prefix token keeps: longer prefixes
 /// are matched on these and then checked against the span itself.
-pub const PREFIX_BYTES: usize = 8;
+pub const PREFIX_BYTES: usize = 16;
 
 /// The prefix token of a string attribute: the key's hash, then the
 /// value's first bytes in hex, so that the token of a value starts with the

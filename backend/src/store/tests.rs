@@ -361,7 +361,7 @@ async fn prefixes_match_string_starts_on_the_span_that_meets_every_filter()
         (&[("http.route", "/api/v")], None, &["03"]),
         (&[("http.route", "/api/v4")], None, &[]),
         (&[("http.route", "")], None, &["03"]),
-        // Past the 8 bytes the index keeps, the spans decide.
+        // Past the 16 bytes the index keeps, the spans decide.
         (&[("http.route", "/api/v2/cart/items-with")], None, &["03"]),
         (&[("http.route", "/api/v2/cart/items-without")], None, &[]),
         // Every filter on one span.
