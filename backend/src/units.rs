@@ -1,9 +1,23 @@
 //! Text forms shared by the query APIs and the command line: durations
 //! (`1.5ms`, `1h30m`, Go's syntax, plus `d`), RFC 3339 instants, and span
-//! kind names. Each parser returns a message saying what was wrong; the
+//! kind names, and percent-encoding. Each parser returns a message saying what was wrong; the
 //! caller adds which parameter or flag it was.
 
 use otelite_exporter::model::SpanKind;
+
+/// `text` percent-encoded except RFC 3986's unreserved characters, so it
+/// is one URL path segment or one query value whatever it holds.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
 
 /// A Go `time.ParseDuration` string, in nanoseconds; negative durations are
 /// refused since no span lasts less than nothing.

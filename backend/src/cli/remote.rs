@@ -9,7 +9,7 @@ use super::CliError;
 use super::client::{FetchError, HttpClient};
 use crate::rates::RatesReport;
 use crate::store::{Dependency, TraceQuery, TraceSummary};
-use crate::units::span_kind_name;
+use crate::units::{percent_encode, span_kind_name};
 use http::{HeaderValue, StatusCode, Uri};
 use otelite_exporter::model::{Span, SpanKind, TraceId};
 use serde::Deserialize;
@@ -90,7 +90,10 @@ impl Remote {
         struct Body {
             operations: Vec<Operation>,
         }
-        let mut path = format!("/api/otelite/services/{}/operations", path_segment(service));
+        let mut path = format!(
+            "/api/otelite/services/{}/operations",
+            percent_encode(service)
+        );
         if let Some(kind) = kind {
             path.push_str(&format!("?kind={}", span_kind_name(kind)));
         }
@@ -302,29 +305,15 @@ fn search_parameters(query: &TraceQuery, limit: usize, cursor: Option<String>) -
     encode(&pairs)
 }
 
-/// `text` as one URL path segment: everything but RFC 3986's unreserved
-/// characters percent-encoded.
-fn path_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn service_names_are_one_path_segment() {
-        assert_eq!(path_segment("shop-frontend_1.x~"), "shop-frontend_1.x~");
-        assert_eq!(path_segment("a b/c?d%"), "a%20b%2Fc%3Fd%25");
-        assert_eq!(path_segment("é"), "%C3%A9");
+    fn service_names_are_one_percent_encode() {
+        assert_eq!(percent_encode("shop-frontend_1.x~"), "shop-frontend_1.x~");
+        assert_eq!(percent_encode("a b/c?d%"), "a%20b%2Fc%3Fd%25");
+        assert_eq!(percent_encode("é"), "%C3%A9");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! 18.16 has no query parameters over HTTP, so values reach SQL only through
 //! [`quote`] and [`hex_literal`]; data goes in and out as RowBinary.
 
+use crate::units::percent_encode;
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -213,19 +214,6 @@ pub fn quote(text: &str) -> String {
 /// Bytes as a `unhex('…')` expression (ids).
 pub fn hex_literal(bytes: &[u8]) -> String {
     format!("unhex('{}')", hex::encode(bytes))
-}
-
-/// Percent-encodes a statement for the `query` URL parameter.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
