@@ -175,16 +175,23 @@ fn add_operations(
     if state.operations.len() > 100_000 {
         state.operations.clear();
     }
+    // Distinct in the batch first: a batch repeats a few names many times,
+    // and the cache's key is owned.
+    let mut seen: HashSet<(&str, &str, i32)> = HashSet::new();
     for row in rows {
-        let service_id = state.service_id(tx, row.facts.service())?;
-        let key = (service_id, row.facts.name.clone(), row.kind);
+        let (service, name) = (row.facts.service(), row.facts.name.as_str());
+        if !seen.insert((service, name, row.kind)) {
+            continue;
+        }
+        let service_id = state.service_id(tx, service)?;
+        let key = (service_id, name.to_owned(), row.kind);
         if state.operations.contains(&key) {
             continue;
         }
         tx.prepare_cached(
             "INSERT OR IGNORE INTO operations (service_id, name, kind) VALUES (?1, ?2, ?3)",
         )?
-        .execute(params![service_id, row.facts.name, row.kind])?;
+        .execute(params![service_id, name, row.kind])?;
         state.operations.insert(key);
     }
     Ok(())

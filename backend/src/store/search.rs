@@ -307,7 +307,7 @@ fn traces_by_groups(
             clauses.join(" AND ")
         ),
     };
-    let check = SpanCheck::new(query);
+    let check = SpanCheck::new(query, filters.error_on_span);
     let mut blocks = Blocks::default();
     let mut statement = conn.prepare_cached(&sql)?;
     let mut rows = statement.query(params_from_iter(args))?;
@@ -385,10 +385,10 @@ struct SpanCheck<'q> {
 }
 
 impl<'q> SpanCheck<'q> {
-    fn new(query: &'q TraceQuery) -> Self {
+    fn new(query: &'q TraceQuery, error_on_span: bool) -> Self {
         Self {
             query,
-            error_on_span: Filters::new(query).error_on_span,
+            error_on_span,
             resources: Default::default(),
         }
     }
