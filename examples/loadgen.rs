@@ -24,6 +24,10 @@
 #[path = "support/workload.rs"]
 mod workload;
 
+/// The `otelite` binary's allocator, so the backend in this process runs as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, ValueEnum};
 use prost::Message;
 use std::collections::{BTreeMap, HashMap};

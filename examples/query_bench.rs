@@ -17,6 +17,10 @@ mod loader;
 #[path = "support/workload.rs"]
 mod workload;
 
+/// The `otelite` binary's allocator, so the backend in this process runs as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use prost::Message;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

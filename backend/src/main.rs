@@ -8,6 +8,11 @@ use otelite_backend::{Config, LogFormat, RawConfig, Secret, Server, cli, load_co
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// Ingest allocates per span (decoding, tokens, bodies) on every request
+/// thread; mimalloc's thread-local free lists keep that off a shared lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "otelite",

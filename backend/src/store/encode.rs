@@ -7,6 +7,7 @@ use crate::analyze::{AnalyzedSpan, SpanFacts};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use otelite_exporter::convert;
 use otelite_exporter::model::{AnyValue, KeyValue, Resource, Scope, Span};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A span ready for the writer: everything encoded beforehand, on the
@@ -18,7 +19,7 @@ pub struct SpanRow {
     pub kind: i32,
     pub status_code: i32,
     pub body: Vec<u8>,
-    pub tokens: String,
+    pub tokens: Tokens,
 }
 
 impl SpanRow {
@@ -74,13 +75,96 @@ pub fn stable_hash(parts: &[&[u8]]) -> i64 {
     hash as i64
 }
 
+/// Search tokens, space-separated, each with a hash of its text, so that the
+/// writer merges a group's tokens by sorting integers instead of comparing
+/// strings. Written on the request's thread, straight into one buffer.
+#[derive(Debug, Default, Clone)]
+pub struct Tokens {
+    text: String,
+    /// (hash of the token's text, its start and end in `text`).
+    marks: Vec<(u64, u32, u32)>,
+}
+
+impl Tokens {
+    fn with_capacity(tokens: usize) -> Self {
+        Self {
+            text: String::with_capacity(40 * tokens),
+            marks: Vec::with_capacity(tokens),
+        }
+    }
+
+    /// Appends one token written by `write`.
+    fn push(&mut self, write: impl FnOnce(&mut String)) {
+        if !self.text.is_empty() {
+            self.text.push(' ');
+        }
+        let start = self.text.len();
+        write(&mut self.text);
+        let end = self.text.len();
+        let hash = token_hash(&self.text.as_bytes()[start..end]);
+        self.marks.push((hash, start as u32, end as u32));
+    }
+
+    /// Each token with its hash.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &str)> + '_ {
+        self.marks
+            .iter()
+            .map(|&(hash, start, end)| (hash, &self.text[start as usize..end as usize]))
+    }
+
+    pub fn len(&self) -> usize {
+        self.marks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.marks.is_empty()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A fast in-memory hash of a token (never persisted, so not `stable_hash`).
+fn token_hash(token: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(token)
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `value` as 16 lowercase hex digits.
+fn push_hex_u64(out: &mut String, value: u64) {
+    for shift in (0..16).rev() {
+        out.push(HEX[((value >> (4 * shift)) & 0xf) as usize] as char);
+    }
+}
+
+/// `bytes` as lowercase hex, two digits each.
+fn push_hex_bytes(out: &mut String, bytes: &[u8]) {
+    for byte in bytes {
+        out.push(HEX[usize::from(byte >> 4)] as char);
+        out.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+}
+
+/// Writes a tag letter and a 64-bit hash in hex: one word for FTS5's
+/// tokenizer whatever the hashed text holds.
+fn push_hashed(out: &mut String, tag: char, hash: i64) {
+    out.push(tag);
+    push_hex_u64(out, hash as u64);
+}
+
+fn push_attribute_token(out: &mut String, key: &str, value: &str) {
+    push_hashed(out, 'a', stable_hash(&[key.as_bytes(), value.as_bytes()]));
+}
+
 /// The search token of one `key = value` pair: the pair's hash in hex behind
-/// a letter, one word for FTS5's tokenizer whatever the text holds.
+/// a letter.
 pub fn attribute_token(key: &str, value: &str) -> String {
-    format!(
-        "a{:016x}",
-        stable_hash(&[key.as_bytes(), value.as_bytes()]) as u64
-    )
+    let mut token = String::with_capacity(17);
+    push_attribute_token(&mut token, key, value);
+    token
 }
 
 /// Bytes of a string value that its prefix token keeps: longer prefixes
@@ -90,13 +174,16 @@ pub const PREFIX_BYTES: usize = 16;
 /// The prefix token of a string attribute: the key's hash, then the
 /// value's first bytes in hex, so that the token of a value starts with the
 /// hex of any of its prefixes and an FTS5 prefix query (`token*`) finds it.
-pub fn prefix_token(key: &str, value: &str) -> String {
+fn push_prefix_token(out: &mut String, key: &str, value: &str) {
     let head = &value.as_bytes()[..value.len().min(PREFIX_BYTES)];
-    format!(
-        "p{:016x}{}",
-        stable_hash(&[key.as_bytes()]) as u64,
-        hex::encode(head)
-    )
+    push_hashed(out, 'p', stable_hash(&[key.as_bytes()]));
+    push_hex_bytes(out, head);
+}
+
+pub fn prefix_token(key: &str, value: &str) -> String {
+    let mut token = String::with_capacity(17 + 2 * PREFIX_BYTES);
+    push_prefix_token(&mut token, key, value);
+    token
 }
 
 /// An FTS5 query term matching every string value of `key` that starts
@@ -107,11 +194,14 @@ pub fn prefix_query(key: &str, prefix: &str) -> String {
     term
 }
 
+fn push_operation_token(out: &mut String, name: &str) {
+    push_hashed(out, 'o', stable_hash(&[b"operation", name.as_bytes()]));
+}
+
 pub fn operation_token(name: &str) -> String {
-    format!(
-        "o{:016x}",
-        stable_hash(&[b"operation", name.as_bytes()]) as u64
-    )
+    let mut token = String::with_capacity(17);
+    push_operation_token(&mut token, name);
+    token
 }
 
 pub fn kind_token(kind: i32) -> String {
@@ -119,47 +209,98 @@ pub fn kind_token(kind: i32) -> String {
 }
 
 pub fn service_token(service: &str) -> String {
-    format!(
-        "s{:016x}",
-        stable_hash(&[b"service", service.as_bytes()]) as u64
-    )
+    let mut token = String::with_capacity(17);
+    push_hashed(
+        &mut token,
+        's',
+        stable_hash(&[b"service", service.as_bytes()]),
+    );
+    token
 }
 
 /// The text a search matches an attribute value against: strings as they
 /// are, numbers and booleans as written in JSON. Arrays, maps and bytes are
 /// not searchable.
-pub fn searchable_text(value: &AnyValue) -> Option<String> {
+pub fn searchable_text(value: &AnyValue) -> Option<Cow<'_, str>> {
     match value {
-        AnyValue::String(s) => Some(s.clone()),
-        AnyValue::Bool(b) => Some(b.to_string()),
-        AnyValue::Int(i) => Some(i.to_string()),
-        AnyValue::Double(d) => Some(d.to_string()),
+        AnyValue::String(s) => Some(Cow::Borrowed(s)),
+        AnyValue::Bool(b) => Some(Cow::Owned(b.to_string())),
+        AnyValue::Int(i) => Some(Cow::Owned(i.to_string())),
+        AnyValue::Double(d) => Some(Cow::Owned(d.to_string())),
         _ => None,
     }
 }
 
 /// All search tokens of a span: its name, kind and own attributes.
-pub fn span_tokens(span: &Span) -> String {
-    let mut tokens = attribute_tokens(&span.attributes);
-    tokens.push_str(&operation_token(&span.name));
-    tokens.push(' ');
-    tokens.push_str(&kind_token(span.kind.as_i32()));
+pub fn span_tokens(span: &Span) -> Tokens {
+    let mut tokens = Tokens::with_capacity(2 * span.attributes.len() + 2);
+    add_attribute_tokens(&mut tokens, &span.attributes);
+    tokens.push(|out| push_operation_token(out, &span.name));
+    tokens.push(|out| {
+        out.push('k');
+        out.push_str(&span.kind.as_i32().to_string());
+    });
     tokens
 }
 
-/// The search tokens of a list of attributes, space-separated: one per
-/// searchable pair, and a prefix token per string.
-pub fn attribute_tokens(attributes: &[KeyValue]) -> String {
-    let mut tokens = String::with_capacity(40 * attributes.len());
+/// The search tokens of a list of attributes: one per searchable pair, and
+/// a prefix token per string.
+pub fn attribute_tokens(attributes: &[KeyValue]) -> Tokens {
+    let mut tokens = Tokens::with_capacity(2 * attributes.len());
+    add_attribute_tokens(&mut tokens, attributes);
+    tokens
+}
+
+fn add_attribute_tokens(tokens: &mut Tokens, attributes: &[KeyValue]) {
     for KeyValue { key, value } in attributes {
         if let Some(text) = searchable_text(value) {
-            tokens.push_str(&attribute_token(key, &text));
-            tokens.push(' ');
+            tokens.push(|out| push_attribute_token(out, key, &text));
         }
         if let AnyValue::String(text) = value {
-            tokens.push_str(&prefix_token(key, text));
-            tokens.push(' ');
+            tokens.push(|out| push_prefix_token(out, key, text));
         }
     }
-    tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tokens written for storage are the very terms search asks for.
+    #[test]
+    fn stored_tokens_are_the_query_terms() {
+        let attributes = vec![
+            KeyValue {
+                key: "http.route".into(),
+                value: AnyValue::String("/orders/{id}".into()),
+            },
+            KeyValue {
+                key: "retries".into(),
+                value: AnyValue::Int(3),
+            },
+            KeyValue {
+                key: "payload".into(),
+                value: AnyValue::Bytes(vec![1, 2]),
+            },
+        ];
+        let tokens = attribute_tokens(&attributes);
+        let texts: Vec<&str> = tokens.iter().map(|(_, text)| text).collect();
+        assert_eq!(
+            texts,
+            [
+                attribute_token("http.route", "/orders/{id}"),
+                prefix_token("http.route", "/orders/{id}"),
+                attribute_token("retries", "3"),
+            ]
+        );
+        assert_eq!(tokens.as_str(), texts.join(" "));
+        assert!(
+            prefix_token("http.route", "/orders/{id}")
+                .starts_with(prefix_query("http.route", "/ord").trim_end_matches('*'))
+        );
+        // Equal texts hash equally, which is what merging relies on.
+        let again = attribute_tokens(&attributes[..1]);
+        assert_eq!(again.iter().next(), tokens.iter().next());
+        assert_ne!(tokens.iter().nth(0), tokens.iter().nth(1));
+    }
 }

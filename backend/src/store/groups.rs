@@ -9,12 +9,12 @@
 
 use super::StoreError;
 use super::block::{self, BlockBuilder, Extent};
-use super::encode::{self, SpanRow};
+use super::encode::{self, SpanRow, Tokens};
 use super::writer::{BatchIds, WriterState, clamp};
 use crate::analyze::{self, SpanFacts, TraceDelta};
 use otelite_exporter::model::{SpanId, TraceId};
 use rusqlite::{OptionalExtension, Transaction, params};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// What storing a batch's rows did.
 pub struct RowsStored<'a> {
@@ -269,10 +269,7 @@ fn flush(
             parent_ids,
         ])?;
         let group_id = tx.last_insert_rowid();
-        let resource_tokens = state
-            .resource_tokens
-            .get(&group.resource_id)
-            .map_or("", String::as_str);
+        let resource_tokens = state.resource_tokens.get(&group.resource_id);
         insert_terms.execute(params![
             group_id,
             group_document(service, resource_tokens, &group.rows)
@@ -282,14 +279,23 @@ fn flush(
 }
 
 /// A group's search document: each distinct token of its spans, of its
-/// resource and of its service, once.
-fn group_document(service: &str, resource_tokens: &str, rows: &[&SpanRow]) -> String {
-    let mut tokens: BTreeSet<&str> = resource_tokens.split_ascii_whitespace().collect();
+/// resource and of its service, once. Tokens are merged by their hashes:
+/// sorting integers is what keeps this cheap on the writer thread. Two
+/// different tokens with one hash are both kept (only equal neighbours
+/// are dropped), so no token is ever lost.
+fn group_document(service: &str, resource_tokens: Option<&Tokens>, rows: &[&SpanRow]) -> String {
+    let mut tokens: Vec<(u64, &str)> = Vec::with_capacity(
+        resource_tokens.map_or(0, Tokens::len) + rows.iter().map(|r| r.tokens.len()).sum::<usize>(),
+    );
+    tokens.extend(resource_tokens.into_iter().flat_map(Tokens::iter));
     for row in rows {
-        tokens.extend(row.tokens.split_ascii_whitespace());
+        tokens.extend(row.tokens.iter());
     }
+    tokens.sort_unstable_by_key(|(hash, _)| *hash);
+    tokens.dedup();
     let mut document = encode::service_token(service);
-    for token in tokens {
+    document.reserve(tokens.iter().map(|(_, t)| t.len() + 1).sum());
+    for (_, token) in tokens {
         document.push(' ');
         document.push_str(token);
     }

@@ -59,7 +59,7 @@ fn add_resource_attributes(tx: &Transaction) -> Result<(), MigrationError> {
             );
             insert.execute(rusqlite::params![
                 row.get::<_, i64>(0)?,
-                encode::attribute_tokens(&attributes)
+                encode::attribute_tokens(&attributes).as_str()
             ])?;
         }
     }

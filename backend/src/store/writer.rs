@@ -341,7 +341,7 @@ pub(super) struct WriterState {
     /// A resource's search tokens by its id: every span group of the
     /// resource carries them, so that one index answers span and resource
     /// attributes alike.
-    pub(super) resource_tokens: HashMap<i64, String>,
+    pub(super) resource_tokens: HashMap<i64, encode::Tokens>,
     /// (service id, operation, kind) known to be in `operations`.
     pub(super) operations: HashSet<(i64, String, i32)>,
     edges: EdgeResolver,
