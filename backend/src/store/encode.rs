@@ -301,6 +301,6 @@ mod tests {
         // Equal texts hash equally, which is what merging relies on.
         let again = attribute_tokens(&attributes[..1]);
         assert_eq!(again.iter().next(), tokens.iter().next());
-        assert_ne!(tokens.iter().nth(0), tokens.iter().nth(1));
+        assert_ne!(tokens.iter().next(), tokens.iter().nth(1));
     }
 }
