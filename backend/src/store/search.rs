@@ -99,7 +99,8 @@ pub fn search_page(conn: &Connection, query: &TraceQuery) -> Result<Page, StoreE
 /// row conditions find candidate groups; `SpanCheck` decides on the spans.
 struct Filters<'q> {
     query: &'q TraceQuery,
-    /// FTS5 terms, all of which a candidate's document must hold.
+    /// FTS5 terms (or one parenthesised alternative), all of which a
+    /// candidate's document must hold.
     terms: Vec<String>,
     /// Conditions on one span: with more than one, or with one the group
     /// row cannot settle, candidates are checked span by span.
@@ -118,7 +119,7 @@ impl<'q> Filters<'q> {
             terms.push(encode::kind_token(kind.as_i32()));
         }
         for (key, value) in &query.attributes {
-            terms.push(encode::attribute_token(key, value));
+            terms.push(encode::attribute_match(key, value));
         }
         for (key, prefix) in &query.attribute_prefixes {
             terms.push(encode::prefix_query(key, prefix));
@@ -291,7 +292,7 @@ fn traces_by_groups(
     }
     let sql = match driver {
         Driver::Terms => {
-            args.insert(0, Value::Text(filters.terms.join(" ")));
+            args.insert(0, Value::Text(filters.terms.join(" AND ")));
             format!(
                 // CROSS JOIN keeps the search documents the outer loop:
                 // left to choose, SQLite drives by the service index and

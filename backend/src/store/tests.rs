@@ -464,3 +464,44 @@ async fn pages_follow_each_other_without_gaps_or_repeats() -> Result<(), Box<dyn
     writer.join();
     Ok(())
 }
+
+/// Short strings are found by their whole-value prefix token, long ones by
+/// their exact token; neither ever matches a longer string with the same
+/// start, and text matches numbers and strings alike.
+#[tokio::test]
+async fn exact_attribute_search_is_exact_at_every_string_length()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = seeded().await?;
+    let sixteen = "0123456789abcdef";
+    let values = [
+        AnyValue::String(sixteen[..15].into()),
+        AnyValue::String(sixteen.into()),
+        AnyValue::String(format!("{sixteen}X")),
+        AnyValue::String("7".into()),
+        AnyValue::Int(7),
+    ];
+    // Traces 03..=07, one value each.
+    for (i, value) in values.into_iter().enumerate() {
+        let mut trace = spans(3 + i as u8, 1);
+        trace[0].attributes.push(KeyValue::new("code", value));
+        write(&store, trace).await?;
+    }
+    let search_for = |value: &str| TraceQuery {
+        attributes: vec![("code".into(), value.into())],
+        limit: 10,
+        ..TraceQuery::default()
+    };
+    let cases: [(&str, &[&str]); 5] = [
+        (&sixteen[..15], &["03"]),
+        (sixteen, &["04"]),
+        (&format!("{sixteen}X"), &["05"]),
+        ("7", &["07", "06"]),
+        (&sixteen[..14], &[]),
+    ];
+    for (value, expected) in cases {
+        assert_eq!(found(&store, search_for(value)).await?, expected, "{value}");
+    }
+    drop(store);
+    writer.join();
+    Ok(())
+}

@@ -180,7 +180,7 @@ async fn age_retention_deletes_the_traces_that_started_before_the_cutoff() -> Te
     );
     assert_eq!(kept_found, 1);
     // No search token of a deleted span is left behind.
-    let old_token = crate::store::encode::attribute_token("order.id", "7");
+    let old_token = crate::store::encode::attribute_match("order.id", "7");
     let tokens = store
         .read(move |conn| {
             count(
