@@ -8,7 +8,8 @@
 
 use super::SpanFacts;
 use otelite_exporter::model::{SpanId, TraceId};
-use std::collections::{HashMap, VecDeque};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// One call between services, as seen from the child span.

@@ -14,7 +14,8 @@ use super::writer::{BatchIds, WriterState, clamp};
 use crate::analyze::{self, SpanFacts, TraceDelta};
 use otelite_exporter::model::{SpanId, TraceId};
 use rusqlite::{OptionalExtension, Transaction, params};
-use std::collections::{HashMap, HashSet};
+// foldhash: the ingest path hashes trace and span ids per span (see Cargo.toml).
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 /// What storing a batch's rows did.
 pub struct RowsStored<'a> {

@@ -12,7 +12,8 @@ use crate::analyze::{Edge, EdgeResolver};
 use crate::stage::{Stage, minute_of};
 use otelite_exporter::model::{Resource, Scope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use std::collections::{HashMap, HashSet};
+// foldhash: the ingest path hashes trace and span ids per span (see Cargo.toml).
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
