@@ -7,8 +7,8 @@
 //! eviction (or after a restart) is not counted.
 
 use super::SpanFacts;
-use otelite_exporter::model::{SpanId, TraceId};
 use foldhash::{HashMap, HashMapExt};
+use otelite_exporter::model::{SpanId, TraceId};
 use std::collections::VecDeque;
 use std::sync::Arc;
 

@@ -37,8 +37,11 @@ impl SpanRow {
 }
 use prost::Message;
 
+/// Written straight from the model (no OTLP copy of the span is built).
 pub fn span_body(span: &Span) -> Vec<u8> {
-    convert::span_to_otlp(span).encode_to_vec()
+    let mut body = Vec::new();
+    convert::encode_span(span, &mut body);
+    body
 }
 
 /// A resource (with its schema URL) as an empty `ResourceSpans`.
@@ -135,16 +138,27 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// `value` as 16 lowercase hex digits.
 fn push_hex_u64(out: &mut String, value: u64) {
-    for shift in (0..16).rev() {
-        out.push(HEX[((value >> (4 * shift)) & 0xf) as usize] as char);
+    let mut digits = [0u8; 16];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
     }
+    push_ascii(out, &digits);
 }
 
-/// `bytes` as lowercase hex, two digits each.
+/// `bytes` (at most `PREFIX_BYTES` of them) as lowercase hex, two digits each.
 fn push_hex_bytes(out: &mut String, bytes: &[u8]) {
-    for byte in bytes {
-        out.push(HEX[usize::from(byte >> 4)] as char);
-        out.push(HEX[usize::from(byte & 0xf)] as char);
+    let mut digits = [0u8; 2 * PREFIX_BYTES];
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+    push_ascii(out, &digits[..2 * bytes.len().min(PREFIX_BYTES)]);
+}
+
+/// Appends hex digits in one copy (pushing chars one by one encodes each).
+fn push_ascii(out: &mut String, digits: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(digits) {
+        out.push_str(text);
     }
 }
 
@@ -336,6 +350,28 @@ mod tests {
         let again = attribute_tokens(&attributes[..1]);
         assert_eq!(again.iter().next(), tokens.iter().next());
         assert_ne!(tokens.iter().next(), tokens.iter().nth(1));
+    }
+
+    /// Tokens are written as files of schema v4 hold them, so those files
+    /// are still searched correctly.
+    #[test]
+    fn tokens_keep_the_stored_format() {
+        for (key, value) in [
+            ("k", "v"),
+            ("http.route", "/a/very/long/route/indeed"),
+            ("", ""),
+        ] {
+            let key_hash = stable_hash(&[key.as_bytes()]) as u64;
+            let head = &value.as_bytes()[..value.len().min(PREFIX_BYTES)];
+            assert_eq!(
+                prefix_token(key, value),
+                format!("p{key_hash:016x}{}", hex::encode(head))
+            );
+            let pair = stable_hash(&[key.as_bytes(), value.as_bytes()]) as u64;
+            assert_eq!(attribute_token(key, value), format!("a{pair:016x}"));
+        }
+        let op = stable_hash(&[b"operation", b"GET /"]) as u64;
+        assert_eq!(operation_token("GET /"), format!("o{op:016x}"));
     }
 
     /// A string longer than a prefix token keeps its exact token as well.

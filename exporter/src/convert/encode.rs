@@ -67,6 +67,14 @@ pub fn encode_request(spans: &[model::Span], buf: &mut Vec<u8>) {
     }
 }
 
+/// Appends one span as a `Span` message (no field key or length before it):
+/// the bytes prost writes for `span_to_otlp(span)`. The backend stores spans
+/// this way.
+pub fn encode_span(span: &model::Span, buf: &mut Vec<u8>) {
+    buf.reserve(span_len(span));
+    write_span(buf, span);
+}
+
 /// Spans of one scope, each with its encoded size.
 type ScopeGroup<'a> = (Arc<model::Scope>, Vec<(&'a model::Span, usize)>);
 

@@ -3,7 +3,9 @@
 //! as JSON can express it), and `SdkConverter` must carry every field of a
 //! real SDK span.
 
-use super::{SdkConverter, encode_request, from_otlp, into_otlp, to_otlp};
+use super::{
+    SdkConverter, encode_request, encode_span, from_otlp, into_otlp, span_to_otlp, to_otlp,
+};
 use crate::model::{
     AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
     TraceId,
@@ -285,6 +287,11 @@ proptest! {
         let mut direct = Vec::new();
         encode_request(&spans, &mut direct);
         prop_assert_eq!(direct, to_otlp(&spans).encode_to_vec());
+        for span in &spans {
+            let mut one = Vec::new();
+            encode_span(span, &mut one);
+            prop_assert_eq!(one, span_to_otlp(span).encode_to_vec());
+        }
     }
 
     #[test]
