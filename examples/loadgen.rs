@@ -354,8 +354,21 @@ fn bodies(args: &Args, seed: u64, template: Template, requests: Option<u64>) -> 
     )
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+/// What a run measured.
+struct Report {
+    outcome: Outcome,
+    wall: Duration,
+    /// CPU time of the load thread, and of the whole process.
+    cpu: Duration,
+    process: Duration,
+    requests: Option<u64>,
+    wire_len: usize,
+    preparation: String,
+    /// With `--spawn-backend`: spans in its database after the run.
+    stored: Option<u64>,
+}
+
+fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
     let total = args.total.or(args.duration.is_none().then_some(200_000));
     let requests = total.map(|t| t.div_ceil(args.batch.max(1)));
     let template = Template::new(args.format, args.batch.max(1));
@@ -365,7 +378,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
-    let bodies = bodies(&args, seed, template, requests);
+    let bodies = bodies(args, seed, template, requests);
     let (wire_len, preparation) = match &bodies {
         Bodies::Patched(template) => (
             raw_len,
@@ -380,9 +393,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The backend, when asked for, runs on a runtime of its own.
     let backend_runtime = tokio::runtime::Runtime::new()?;
     let dir = tempfile::tempdir()?;
+    let db_path = dir.path().join("otelite.db");
     let (endpoint, stop, serving) = if args.spawn_backend {
         let config = otelite_backend::Config {
-            db_path: dir.path().join("otelite.db"),
+            db_path: db_path.clone(),
             otlp_listen: "127.0.0.1:0".parse()?,
             query_listen: "127.0.0.1:0".parse()?,
             ..Default::default()
@@ -417,12 +431,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|_| "the load thread panicked")?;
     let process = process_cpu() - process_before;
 
+    let mut stored = None;
     if let (Some(stop), Some(serving)) = (stop, serving) {
         let _ = stop.send(());
         backend_runtime.block_on(serving)??;
+        let conn = rusqlite::Connection::open(&db_path)?;
+        let spans: i64 =
+            conn.query_row("SELECT coalesce(sum(span_count), 0) FROM traces", [], |r| {
+                r.get(0)
+            })?;
+        stored = Some(spans as u64);
     }
-
     outcome.latencies.sort();
+    Ok(Report {
+        outcome,
+        wall,
+        cpu,
+        process,
+        requests,
+        wire_len,
+        preparation,
+        stored,
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let Report {
+        outcome,
+        wall,
+        cpu,
+        process,
+        requests,
+        wire_len,
+        preparation,
+        stored,
+    } = run(&args)?;
     let sent = outcome.latencies.len() as u64;
     let spans = outcome.ok * args.batch;
     println!(
@@ -456,6 +500,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (what, n) in &outcome.errors {
         println!("errors: {n} × {what}");
     }
+    if let Some(stored) = stored {
+        println!("stored by the backend: {stored} spans");
+    }
     if args.gzip && requests.is_none() && sent > args.pool as u64 {
         println!(
             "warning: {} requests reused a gzip body of the pool of {} (duplicates for the backend)",
@@ -476,4 +523,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         100.0 * process.as_secs_f64() / wall.as_secs_f64(),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A few thousand spans through a backend in this process, in both
+    /// encodings: every request accepted, and every span stored once (the
+    /// rewritten ids are new in every request).
+    #[test]
+    fn smoke_run_stores_every_span_it_sends() -> Result<(), Box<dyn std::error::Error>> {
+        for (format, gzip) in [(Format::Protobuf, true), (Format::Json, false)] {
+            let args = Args::parse_from([
+                "loadgen",
+                "--spawn-backend",
+                "--total",
+                "3000",
+                "--batch",
+                "500",
+                "--concurrency",
+                "2",
+                "--format",
+                if format == Format::Json {
+                    "json"
+                } else {
+                    "protobuf"
+                },
+            ]);
+            let args = Args { gzip, ..args };
+            let report = run(&args)?;
+            assert_eq!(report.requests, Some(6));
+            assert_eq!(
+                report.outcome.ok, 6,
+                "{format:?}: {:?}",
+                report.outcome.errors
+            );
+            assert!(report.outcome.errors.is_empty());
+            assert_eq!(report.outcome.latencies.len(), 6);
+            assert_eq!(report.stored, Some(3000), "{format:?}");
+            assert!(report.wire_len > 0);
+        }
+        Ok(())
+    }
 }
