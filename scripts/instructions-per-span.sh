@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Instructions per span of the backend's writer thread and of its request
+# threads, counted by callgrind over a loadgen run against a backend in the
+# same process. Unlike wall time, instruction counts do not move with the
+# machine's load, so two builds compare exactly. Usage:
+#   scripts/instructions-per-span.sh [SPANS, default 20000] [OUT DIR]
+# Needs valgrind and `cargo build --release --example loadgen`. Takes about
+# a minute per 20 000 spans.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+spans=${1:-20000}
+out=${2:-$(mktemp -d)}
+mkdir -p "$out"
+rm -f "$out"/callgrind.out*
+valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/callgrind.out" \
+    ./target/release/examples/loadgen --spawn-backend --gzip --total "$spans" \
+    --batch 1000 --concurrency 4 --seed 7 >"$out/loadgen.out" 2>"$out/valgrind.err"
+
+writer=0
+receivers=0
+for file in "$out"/callgrind.out-*; do
+    total=$(sed -n 's/^summary: //p' "$file" | head -1)
+    if grep -q "store::groups::store_rows" "$file"; then
+        writer=$((writer + total))
+    elif grep -q "otelite_backend::receive::" "$file"; then
+        receivers=$((receivers + total))
+    fi
+done
+echo "writer thread:   $((writer / spans)) instructions per span"
+echo "request threads: $((receivers / spans)) instructions per span"
+echo "both:            $(((writer + receivers) / spans)) instructions per span"
+echo "(callgrind files in $out; callgrind_annotate FILE for the functions)"
