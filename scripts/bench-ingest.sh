@@ -39,7 +39,7 @@ pool=$(( seconds * 200000 / batch + 1 ))
     | tee "$work/loadgen.out"
 after=$(cpu_ticks "$pid")
 peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-grep -E "RssAnon|RssFile|VmRSS" "/proc/$pid/status" | tr -s " \t" " " | paste -sd" " >&2
+echo "backend memory once the load stopped: $(grep -E 'VmRSS|RssAnon|RssFile' "/proc/$pid/status" | tr -s ' \t' ' ' | paste -sd' ')"
 kill -TERM "$pid"
 wait "$pid" || true
 pid=
