@@ -321,10 +321,10 @@ async fn script_client(language: &'static str, protocol: &'static str) {
     script_client_to(&Backend::start().await, language, protocol).await;
 }
 
-/// The same scenario into `otelite serve --store clickhouse` (a
-/// clickhouse-server of the test's own).
+/// The same scenario into `otelite serve --store clickhouse` (a database of
+/// its own on the shared clickhouse-server).
 async fn script_client_to_clickhouse(language: &'static str, protocol: &'static str) {
-    let (_server, backend) = clickhouse::backend("foreign").await;
+    let backend = clickhouse::backend("foreign").await;
     script_client_to(&backend, language, protocol).await;
 }
 

@@ -120,15 +120,21 @@ fn pairs(out: &mut Writer, (keys, values): &(Vec<String>, Vec<String>)) {
     out.strings(values.iter().map(String::as_str));
 }
 
-/// Days since 1970 of a unix-nanosecond time, as ClickHouse's `Date`
-/// (which ends in 2149).
+/// The last day 18.16 handles as a `Date`, 2105-12-31: past it, dates
+/// print (and parse) as 1970 or zero, and a partition of day 65535 takes
+/// the id of 1970-01-01's (ClickHouse then refuses an insert holding both
+/// with "Partition value mismatch"). Later times are kept in this day.
+pub const LAST_DAY: u16 = 49_672;
+
+/// Days since 1970 of a unix-nanosecond time, as ClickHouse's `Date`,
+/// at most [`LAST_DAY`].
 pub fn day_of(unix_nanos: u64) -> u16 {
-    (unix_nanos / 86_400_000_000_000).min(u64::from(u16::MAX)) as u16
+    (unix_nanos / 86_400_000_000_000).min(u64::from(LAST_DAY)) as u16
 }
 
-/// The day of a minute (unix seconds).
+/// The day of a minute (unix seconds), at most [`LAST_DAY`].
 pub fn day_of_minute(minute: i64) -> u16 {
-    (minute.max(0) / 86_400).min(i64::from(u16::MAX)) as u16
+    (minute.max(0) / 86_400).min(i64::from(LAST_DAY)) as u16
 }
 
 /// Attributes as parallel key and value arrays, values as search matches
@@ -149,4 +155,18 @@ fn searchable(attributes: &[KeyValue]) -> (Vec<String>, Vec<String>) {
             Some((key.clone(), text))
         })
         .unzip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LAST_DAY, day_of, day_of_minute};
+
+    #[test]
+    fn days_stop_at_the_last_date_clickhouse_handles() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(1_764_115_200_000_000_000), 20_418); // 2025-11-26
+        assert_eq!(day_of(u64::MAX), LAST_DAY);
+        assert_eq!(day_of_minute(-60), 0);
+        assert_eq!(day_of_minute(i64::MAX), LAST_DAY);
+    }
 }

@@ -7,7 +7,7 @@
 //! start of its newest matching span, which must start in the window. The
 //! cursor is `(key, trace id)`, as for SQLite.
 
-use super::encode::day_of;
+use super::encode::{LAST_DAY, day_of};
 use super::http::{ClickHouseError, Client, hex_literal, quote};
 use super::rowbinary::Reader;
 use crate::store::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary};
@@ -76,12 +76,11 @@ pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, Cl
 }
 
 /// A `Date` literal (`'2026-11-26'`) for days since 1970: 18.16 compares a
-/// `Date` column with a date, not with a number. Capped at 2105-12-31,
+/// `Date` column with a date, not with a number. Capped at [`LAST_DAY`],
 /// the last date 18.16 parses (it reads later ones as zero).
 fn date_literal(days: u16) -> String {
-    const LAST: i64 = 49_672; // 2105-12-31
     // Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01.
-    let z = i64::from(days).min(LAST) + 719_468;
+    let z = i64::from(days.min(LAST_DAY)) + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
