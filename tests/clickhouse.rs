@@ -248,6 +248,9 @@ fn paths(base: u64, now: u64) -> Vec<String> {
         "/api/otelite/search?attributePrefix=http.request.method=PO",
         "/api/otelite/search?attributePrefix=deployment.environment=e&service=backend",
         "/api/otelite/search?attributePrefix=http.request.method=X",
+        // Numbers are not text to search in: no match on either store.
+        "/api/otelite/search?attributePrefix=db.rows=3",
+        "/api/otelite/search?attributePrefix=http.response.status_code=5",
         "/api/otelite/search?minDurationNanos=40000000",
         "/api/otelite/search?maxDurationNanos=1000000&service=frontend",
         "/api/otelite/dependencies",
@@ -370,6 +373,11 @@ async fn clickhouse_answers_every_query_as_sqlite_does() {
             .await;
     assert_eq!(by_prefix["traces"][0]["traceId"], a.as_str(), "{by_prefix}");
     assert_eq!(by_prefix["traces"].as_array().map(Vec::len), Some(1));
+    let (_, numeric) =
+        get(clickhouse.query_url("/api/otelite/search?attributePrefix=db.rows=3")).await;
+    assert_eq!(numeric["traces"], serde_json::json!([]), "{numeric}");
+    let (_, exact) = get(clickhouse.query_url("/api/otelite/search?attribute=db.rows=3")).await;
+    assert_eq!(exact["traces"][0]["traceId"], a.as_str(), "{exact}");
     let (_, deps) = get(clickhouse.query_url("/api/otelite/dependencies")).await;
     assert_eq!(
         deps["dependencies"],
@@ -580,4 +588,40 @@ async fn retention_drops_the_days_past_the_age_and_keeps_the_rates() {
         Some(Value::from(8)),
         "stage counts are kept: {rates}"
     );
+}
+
+/// `/readyz` asks ClickHouse too: 503 while the server is down, with the
+/// process still up and answering; ready again once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_clickhouse_is_down() {
+    let mut server = ClickHouseServer::start().await;
+    let url = server.otelite_url("ready");
+    let backend = Backend::start_with(|config| {
+        config.store = otelite_backend::StoreKind::Clickhouse;
+        config.clickhouse_url = url;
+    })
+    .await;
+    let readyz = || get(backend.query_url("/readyz"));
+    assert_eq!(
+        readyz().await,
+        (200, serde_json::json!({"status": "ready"}))
+    );
+
+    server.stop();
+    let (status, body) = readyz().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["reason"], "the store does not answer", "{body}");
+    let healthz = reqwest::get(backend.query_url("/healthz"))
+        .await
+        .expect("GET /healthz");
+    assert_eq!(healthz.status(), 200, "the process stays up");
+
+    server.start_again().await;
+    let (status, body) = crate::support::eventually(readyz, |(status, _)| *status == 200).await;
+    assert_eq!(status, 200, "ready again: {body}");
+    let [callee, _] = bodies(1_700_000_000_000_000_000);
+    post(&backend.otlp_url(), "/v1/traces", callee).await;
+    let (_, trace) =
+        get(backend.query_url(&format!("/api/otelite/traces/{}", hex::encode(TRACE_A)))).await;
+    assert_eq!(trace["spans"].as_array().map(Vec::len), Some(2), "{trace}");
 }

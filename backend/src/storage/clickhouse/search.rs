@@ -125,14 +125,15 @@ fn span_filters(query: &TraceQuery) -> Vec<String> {
              OR arrayExists((k, v) -> k = {key} AND v = {value}, resource_attr_keys, resource_attr_values))"
         ));
     }
-    // A prefix compares bytes (18.16 has no startsWith). Unlike SQLite,
-    // numbers and booleans match too, as the text the arrays hold.
+    // A prefix compares bytes (18.16 has no startsWith), of string values
+    // only, as on SQLite: a number or boolean is no text to search in.
     for (key, prefix) in &query.attribute_prefixes {
         let (key, len, prefix) = (quote(key), prefix.len(), quote(prefix));
-        let test = format!("k = {key} AND substring(v, 1, {len}) = {prefix}");
+        let test = format!("s = 1 AND k = {key} AND substring(v, 1, {len}) = {prefix}");
         filters.push(format!(
-            "(arrayExists((k, v) -> {test}, attr_keys, attr_values) \
-             OR arrayExists((k, v) -> {test}, resource_attr_keys, resource_attr_values))"
+            "(arrayExists((k, v, s) -> {test}, attr_keys, attr_values, attr_strings) \
+             OR arrayExists((k, v, s) -> {test}, resource_attr_keys, resource_attr_values, \
+             resource_attr_strings))"
         ));
     }
     if let Some(min) = query.min_duration_ns {
