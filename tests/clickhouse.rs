@@ -625,3 +625,84 @@ async fn readyz_is_503_while_clickhouse_is_down() {
         get(backend.query_url(&format!("/api/otelite/traces/{}", hex::encode(TRACE_A)))).await;
     assert_eq!(trace["spans"].as_array().map(Vec::len), Some(2), "{trace}");
 }
+
+/// Version 1 of the schema, as otelite created it before version 2.
+const SCHEMA_V1: &str = include_str!("../backend/src/storage/clickhouse/schema-18.16.sql");
+
+/// A database made by schema version 1, holding a span written as version
+/// 1 wrote it, and with the first statement of version 2 already applied
+/// (an upgrade cut short): otelite upgrades it in place on start. The old
+/// span is still found (its attribute values read as strings, which is
+/// what version 1 matched), and new spans are stored once and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_is_upgraded_in_place() {
+    let server = crate::support::clickhouse::shared().await;
+    let database = crate::support::clickhouse::database("upgrade");
+    server.sql(&format!("CREATE DATABASE {database}")).await;
+    for statement in SCHEMA_V1.split("\n;\n") {
+        server.sql_in(&database, statement).await;
+    }
+    server
+        .sql_in(
+            &database,
+            "CREATE TABLE schema_versions (version UInt32, applied_at DateTime) ENGINE = TinyLog",
+        )
+        .await;
+    server
+        .sql_in(&database, "INSERT INTO schema_versions VALUES (1, now())")
+        .await;
+    let old = hex::encode([0x01; 16]);
+    server
+        .sql_in(
+            &database,
+            &format!(
+                "INSERT INTO spans_in (day, trace_id, span_id, service, name, start_ns, end_ns, \
+                 is_root, attr_keys, attr_values) VALUES (toDate(now()), unhex('{old}'), \
+                 unhex('0101010101010101'), 'legacy', 'old op', {now}, {now}, 1, ['k'], ['old'])",
+                now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+                    - 1_000_000_000
+            ),
+        )
+        .await;
+    server
+        .sql_in(
+            &database,
+            "ALTER TABLE spans_in ADD COLUMN received_day Date",
+        )
+        .await;
+
+    let url = server.otelite_url(&database);
+    let backend = Backend::start_with(|config| {
+        config.store = otelite_backend::StoreKind::Clickhouse;
+        config.clickhouse_url = url;
+    })
+    .await;
+    let version = server
+        .sql_in(&database, "SELECT max(version) FROM schema_versions")
+        .await;
+    assert_eq!(version.trim(), "2");
+    for query in ["attribute=k=old", "attributePrefix=k=ol", "service=legacy"] {
+        let found = backend.search(query).await;
+        assert_eq!(found.len(), 1, "{query}: {found:?}");
+        assert_eq!(found[0]["traceId"], old.as_str(), "{query}: {found:?}");
+    }
+
+    let [callee, caller] = bodies(1_700_000_000_000_000_000);
+    post(&backend.otlp_url(), "/v1/traces", callee).await;
+    post(&backend.otlp_url(), "/v1/traces", caller).await;
+    let a = hex::encode(TRACE_A);
+    let in_search = server
+        .sql_in(
+            &database,
+            &format!("SELECT count() FROM spans WHERE trace_id = unhex('{a}')"),
+        )
+        .await;
+    assert_eq!(in_search.trim(), "3", "trace A in the search table once");
+    let rates = backend
+        .wait_for_rates("frontend", |r| r.n("store") == Some(3))
+        .await;
+    assert_eq!(rates.n("process"), Some(3), "{rates:?}");
+    assert_eq!(rates.n("analyze"), Some(3), "{rates:?}");
+}

@@ -170,8 +170,13 @@ impl ClickHouseServer {
 
     /// Runs a statement and returns its text output (TSV).
     pub async fn sql(&self, statement: &str) -> String {
+        self.sql_in("default", statement).await
+    }
+
+    /// Runs a statement in `database` and returns its text output (TSV).
+    pub async fn sql_in(&self, database: &str, statement: &str) -> String {
         let reply = reqwest::Client::new()
-            .post(self.url("/"))
+            .post(self.url(&format!("/?database={database}")))
             .body(statement.to_owned())
             .send()
             .await
