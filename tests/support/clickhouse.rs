@@ -192,15 +192,23 @@ impl ClickHouseServer {
     }
 }
 
+/// Runs the server (`$0 $1`) and writes its pid to `server.pid`; a
+/// background `cat` of the script's stdin (a pipe from the test, kept as fd
+/// 3 since a background job's stdin is /dev/null) SIGKILLs it at EOF. The
+/// script ends when the server does, so a server that dies is noticed.
+const WATCHDOG: &str = r#"exec 3<&0
+"$0" "$1" </dev/null >/dev/null 2>&1 3<&- &
+pid=$!
+echo $pid >server.pid
+(cat <&3 >/dev/null; kill -9 $pid 2>/dev/null) &
+wait $pid"#;
+
 /// Starts the server under a watchdog `sh`: when the pipe on its stdin
-/// closes (dropped, or this process gone), it SIGKILLs the server and exits.
+/// closes (dropped, or this process gone), the server is SIGKILLed.
 fn spawn(dir: &TempDir) -> (Child, Option<ChildStdin>) {
     let root = dir.path().display().to_string();
     let mut child = Command::new("sh")
-        .args([
-            "-c",
-            r#""$0" "$1" </dev/null >/dev/null 2>&1 & pid=$!; echo $pid >server.pid; cat >/dev/null; kill -9 $pid; wait $pid"#,
-        ])
+        .args(["-c", WATCHDOG])
         .arg(server_binary())
         .arg(format!("--config-file={root}/config.xml"))
         .current_dir(dir.path())
