@@ -1,8 +1,10 @@
 //! The ClickHouse store: the same spans and exporter counters sent through
 //! the real OTLP/HTTP path to an `otelite serve --store clickhouse` (the
-//! binary, against a clickhouse-server of the test's own) and to an
-//! in-process otelite on SQLite; every answer of otelite's API and of
-//! Jaeger's v1 and v3 APIs must be the same from both, and correct.
+//! binary, in a database of its own on the shared clickhouse-server) and to
+//! an in-process otelite on SQLite; every answer of otelite's API and of
+//! Jaeger's v1 and v3 APIs must be the same from both, and correct. Also:
+//! two shards, retention, `/readyz` with the server down (a server of its
+//! own), and the upgrade of a schema version 1 database.
 
 use crate::support::Backend;
 use crate::support::clickhouse::ClickHouseServer;
@@ -315,8 +317,9 @@ async fn pages(query_url: impl Fn(&str) -> String, filter: &str) -> Vec<String> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clickhouse_answers_every_query_as_sqlite_does() {
-    let server = ClickHouseServer::start().await;
-    let url = server.otelite_url("e2e");
+    let server = crate::support::clickhouse::shared().await;
+    let database = crate::support::clickhouse::database("compare");
+    let url = server.otelite_url(&database);
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("unused.db");
     let clickhouse = blocking(move || {
@@ -413,7 +416,9 @@ async fn clickhouse_answers_every_query_as_sqlite_does() {
     assert_eq!(again["services"], rates["services"], "after a retry");
     let (_, trace) = get(clickhouse.query_url(&format!("/api/otelite/traces/{a}"))).await;
     assert_eq!(trace["spans"].as_array().map(Vec::len), Some(3), "{trace}");
-    let spans = server.sql("SELECT count() FROM e2e.spans_by_trace").await;
+    let spans = server
+        .sql(&format!("SELECT count() FROM {database}.spans_by_trace"))
+        .await;
     assert_eq!(spans.trim(), "6");
     drop(clickhouse);
 }
@@ -537,8 +542,8 @@ async fn found(receiver: &ServeProcess) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retention_drops_the_days_past_the_age_and_keeps_the_rates() {
-    let server = ClickHouseServer::start().await;
-    let url = server.otelite_url("e2e");
+    let server = crate::support::clickhouse::shared().await;
+    let url = server.otelite_url(&crate::support::clickhouse::database("retention"));
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("unused.db");
     let start = |extra: &'static [&'static str]| {
