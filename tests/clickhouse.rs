@@ -461,6 +461,28 @@ async fn shard_traces(server: &ClickHouseServer) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_receivers_in_front_of_two_shards_store_and_answer_alike() {
     let (one, two) = ClickHouseServer::start_two_shards().await;
+    // Shard one was set up by an older otelite (schema version 1, and its
+    // Distributed tables of then): its receiver upgrades both.
+    schema_v1(&one, "e2e_shard").await;
+    one.sql("CREATE DATABASE e2e").await;
+    for (table, key) in [
+        ("spans_in", "cityHash64(trace_id)"),
+        ("spans", "cityHash64(trace_id)"),
+        ("spans_by_trace", "cityHash64(trace_id)"),
+        ("operations", "rand()"),
+        ("stage_counts", "rand()"),
+        ("service_edges", "rand()"),
+        ("exporter_series", "cityHash64(service, stage, series)"),
+    ] {
+        one.sql_in(
+            "e2e",
+            &format!(
+                "CREATE TABLE {table} AS e2e_shard.{table} \
+                 ENGINE = Distributed(otelite, e2e_shard, {table}, {key})"
+            ),
+        )
+        .await;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let start = |server: &ClickHouseServer| {
         let url = format!("{}?cluster=otelite", server.otelite_url("e2e"));
@@ -634,6 +656,23 @@ async fn readyz_is_503_while_clickhouse_is_down() {
 /// Version 1 of the schema, as otelite created it before version 2.
 const SCHEMA_V1: &str = include_str!("../backend/src/storage/clickhouse/schema-18.16.sql");
 
+/// Creates `database` with schema version 1, as otelite did before 2.
+async fn schema_v1(server: &ClickHouseServer, database: &str) {
+    server.sql(&format!("CREATE DATABASE {database}")).await;
+    for statement in SCHEMA_V1.split("\n;\n") {
+        server.sql_in(database, statement).await;
+    }
+    server
+        .sql_in(
+            database,
+            "CREATE TABLE schema_versions (version UInt32, applied_at DateTime) ENGINE = TinyLog",
+        )
+        .await;
+    server
+        .sql_in(database, "INSERT INTO schema_versions VALUES (1, now())")
+        .await;
+}
+
 /// A database made by schema version 1, holding a span written as version
 /// 1 wrote it, and with the first statement of version 2 already applied
 /// (an upgrade cut short): otelite upgrades it in place on start. The old
@@ -643,19 +682,7 @@ const SCHEMA_V1: &str = include_str!("../backend/src/storage/clickhouse/schema-1
 async fn a_version_1_database_is_upgraded_in_place() {
     let server = crate::support::clickhouse::shared().await;
     let database = crate::support::clickhouse::database("upgrade");
-    server.sql(&format!("CREATE DATABASE {database}")).await;
-    for statement in SCHEMA_V1.split("\n;\n") {
-        server.sql_in(&database, statement).await;
-    }
-    server
-        .sql_in(
-            &database,
-            "CREATE TABLE schema_versions (version UInt32, applied_at DateTime) ENGINE = TinyLog",
-        )
-        .await;
-    server
-        .sql_in(&database, "INSERT INTO schema_versions VALUES (1, now())")
-        .await;
+    schema_v1(&server, &database).await;
     let old = hex::encode([0x01; 16]);
     server
         .sql_in(
