@@ -65,18 +65,18 @@ async fn overload_is_refused_with_retry_after_and_memory_stays_bounded(store: St
         ledger.statuses
     );
     // What the backend may hold at once: SQLite's page cache (the writer's
-    // `cache_size`; ClickHouse's writer has none), every in-flight body with its decoded form (a body is
-    // read before the queue can refuse it), and the queued spans; each with
-    // a generous factor. An unbounded queue under this load grows far past
-    // it (hundreds of thousands of spans at more than 1 KiB each).
+    // `cache_size`; on ClickHouse the same allowance covers the writer's
+    // INSERT body and "already stored?" reply instead), every in-flight body
+    // with its decoded form (a body is read before the queue can refuse it),
+    // and the queued spans; each with a generous factor. An unbounded queue
+    // under this load grows far past it (hundreds of thousands of spans at
+    // more than 1 KiB each).
     let body = ledger::batch(SERVICE, SPANS_PER_BATCH).body.len() as u64;
-    let cache = if store == Store::Sqlite {
-        SQLITE_CACHE
-    } else {
-        0
-    };
-    let ceiling =
-        idle + cache + SENDERS as u64 * body * 24 + QUEUED_SPANS as u64 * 8 * 1024 + 32 * MIB;
+    let ceiling = idle
+        + SQLITE_CACHE
+        + SENDERS as u64 * body * 24
+        + QUEUED_SPANS as u64 * 8 * 1024
+        + 32 * MIB;
     println!(
         "overload on {store:?}: statuses {:?}; peak RSS {} MiB (idle {} MiB, ceiling {} MiB, body {} KiB)",
         ledger.statuses,
