@@ -296,16 +296,34 @@ async fn requests_past_the_concurrency_limit_get_503_at_once(store: Store) {
         config.max_concurrent_requests = 1;
     })
     .await;
-    // A request whose chunked body never ends holds the only permit.
-    let mut held = TcpStream::connect(backend.otlp).await.expect("connect");
-    held.write_all(
-        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
-          Transfer-Encoding: chunked\r\n\r\n",
-    )
-    .await
-    .expect("send a head");
+    // A request whose chunked body never ends holds the only permit. On a
+    // busy machine a probe can overtake its head and take the permit first:
+    // the held request is then refused (it has an answer), so hold again.
+    let hold = || async {
+        let mut held = TcpStream::connect(backend.otlp).await.expect("connect");
+        held.write_all(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .expect("send a head");
+        held
+    };
+    let mut held = hold().await;
     let post = || backend.post("/v1/traces", "application/x-protobuf", None, Vec::new());
-    let refused = crate::support::eventually(post, |reply| reply.status == 503).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let refused = loop {
+        let reply = post().await;
+        if reply.status == 503 || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        let mut peek = [0u8; 1];
+        if !matches!(held.try_read(&mut peek), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        {
+            held = hold().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         refused.status, 503,
         "a second request while one is in flight"
