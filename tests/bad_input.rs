@@ -1,8 +1,8 @@
 //! Bad input over real HTTP: each request gets the documented status, and
 //! afterwards the server still accepts data and what it stored before is
-//! intact.
+//! intact. Every test runs on both stores (`::sqlite`, `::clickhouse`).
 
-use crate::support::{self, Backend, Reply};
+use crate::support::{self, Backend, Reply, Store, for_each_store};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -145,12 +145,12 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn start() -> Self {
-        Self::start_with(|_| {}).await
+    async fn start(store: Store) -> Self {
+        Self::start_with(store, |_| {}).await
     }
 
-    async fn start_with(tweak: impl FnOnce(&mut otelite_backend::Config)) -> Self {
-        let backend = Backend::start_with(|c| {
+    async fn start_with(store: Store, tweak: impl FnOnce(&mut otelite_backend::Config)) -> Self {
+        let backend = Backend::start_on(store, "bad_input", |c| {
             c.max_body_bytes = LIMIT;
             tweak(c);
         })
@@ -228,9 +228,12 @@ fn assert_bad_request(reply: &Reply, content_type: &str, what: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undecodable_bodies_are_400_with_an_rpc_status() {
-    let mut fx = Fixture::start().await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    undecodable_bodies_are_400_with_an_rpc_status
+);
+async fn undecodable_bodies_are_400_with_an_rpc_status(store: Store) {
+    let mut fx = Fixture::start(store).await;
     let (_, spans) = trace(1, 2);
     let valid = protobuf(&spans);
 
@@ -261,9 +264,12 @@ async fn undecodable_bodies_are_400_with_an_rpc_status() {
     fx.still_serves("not JSON").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_gzip_is_400_and_good_gzip_is_accepted() {
-    let mut fx = Fixture::start().await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    bad_gzip_is_400_and_good_gzip_is_accepted
+);
+async fn bad_gzip_is_400_and_good_gzip_is_accepted(store: Store) {
+    let mut fx = Fixture::start(store).await;
     let (id, spans) = trace(1, 2);
     let compressed = gzip(&protobuf(&spans));
 
@@ -292,9 +298,12 @@ async fn bad_gzip_is_400_and_good_gzip_is_accepted() {
     assert_eq!(sorted(fx.backend.wait_for_trace(&id, 2).await), spans);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_content_type_is_415_and_wrong_method_is_405() {
-    let mut fx = Fixture::start().await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    wrong_content_type_is_415_and_wrong_method_is_405
+);
+async fn wrong_content_type_is_415_and_wrong_method_is_405(store: Store) {
+    let mut fx = Fixture::start(store).await;
     let (id, spans) = trace(1, 1);
     for content_type in ["text/plain", "application/xml", "application/grpc"] {
         let reply = fx.post(content_type, None, protobuf(&spans)).await;
@@ -313,9 +322,12 @@ async fn wrong_content_type_is_415_and_wrong_method_is_405() {
     fx.still_serves("GET").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bodies_past_the_limit_are_413_even_when_compressed() {
-    let mut fx = Fixture::start().await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    bodies_past_the_limit_are_413_even_when_compressed
+);
+async fn bodies_past_the_limit_are_413_even_when_compressed(store: Store) {
+    let mut fx = Fixture::start(store).await;
     let big = |tag: u8, size: usize| {
         let (id, mut spans) = trace(tag, 1);
         spans[0]
@@ -435,9 +447,12 @@ async fn partial_success(fx: &mut Fixture, content_type: &str) {
     fx.still_serves("partial success").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_ids_are_a_partial_success() {
-    let mut fx = Fixture::start().await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    invalid_ids_are_a_partial_success
+);
+async fn invalid_ids_are_a_partial_success(store: Store) {
+    let mut fx = Fixture::start(store).await;
     partial_success(&mut fx, PROTOBUF).await;
     partial_success(&mut fx, JSON).await;
 }
@@ -475,9 +490,12 @@ fn chunked(addr: SocketAddr, body: &[u8]) -> Vec<u8> {
     request
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunked_bodies_without_length_are_accepted_and_limited() {
-    let mut fx = Fixture::start().await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    chunked_bodies_without_length_are_accepted_and_limited
+);
+async fn chunked_bodies_without_length_are_accepted_and_limited(store: Store) {
+    let mut fx = Fixture::start(store).await;
     let addr = fx.backend.otlp;
     let (id, spans) = trace(1, 3);
     let body = protobuf(&spans);
@@ -502,9 +520,12 @@ async fn chunked_bodies_without_length_are_accepted_and_limited() {
     assert_eq!(fx.backend.trace(&id).await, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_cut_short_on_the_wire_is_not_stored() {
-    let mut fx = Fixture::start().await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_body_cut_short_on_the_wire_is_not_stored
+);
+async fn a_body_cut_short_on_the_wire_is_not_stored(store: Store) {
+    let mut fx = Fixture::start(store).await;
     let addr = fx.backend.otlp;
     let (id, spans) = trace(1, 2);
     let body = protobuf(&spans);
@@ -529,13 +550,16 @@ async fn a_body_cut_short_on_the_wire_is_not_stored() {
     );
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_flood_is_stored_in_full_or_refused_with_retry_after
+);
 /// A flood against a one-slot write queue: every request is either stored
 /// in full (200) or refused with Retry-After (429/503) and not stored at all.
 /// Whether the queue overflows depends on timing; the assertions hold for
 /// each reply either way.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_is_stored_in_full_or_refused_with_retry_after() {
-    let mut fx = Fixture::start_with(|c| c.write_queue_capacity = 1).await;
+async fn a_flood_is_stored_in_full_or_refused_with_retry_after(store: Store) {
+    let mut fx = Fixture::start_with(store, |c| c.write_queue_capacity = 1).await;
     let requests: Vec<(String, Vec<model::Span>)> =
         (0..32).map(|i| trace(200 + i as u8, 40)).collect();
     let replies = post_all(&fx.backend, &requests).await;

@@ -1,8 +1,10 @@
 //! The ClickHouse store: the same spans and exporter counters sent through
 //! the real OTLP/HTTP path to an `otelite serve --store clickhouse` (the
-//! binary, against a clickhouse-server of the test's own) and to an
-//! in-process otelite on SQLite; every answer of otelite's API and of
-//! Jaeger's v1 and v3 APIs must be the same from both, and correct.
+//! binary, in a database of its own on the shared clickhouse-server) and to
+//! an in-process otelite on SQLite; every answer of otelite's API and of
+//! Jaeger's v1 and v3 APIs must be the same from both, and correct. Also:
+//! two shards, retention, `/readyz` with the server down (a server of its
+//! own), and the upgrade of a schema version 1 database.
 
 use crate::support::Backend;
 use crate::support::clickhouse::ClickHouseServer;
@@ -248,6 +250,9 @@ fn paths(base: u64, now: u64) -> Vec<String> {
         "/api/otelite/search?attributePrefix=http.request.method=PO",
         "/api/otelite/search?attributePrefix=deployment.environment=e&service=backend",
         "/api/otelite/search?attributePrefix=http.request.method=X",
+        // Numbers are not text to search in: no match on either store.
+        "/api/otelite/search?attributePrefix=db.rows=3",
+        "/api/otelite/search?attributePrefix=http.response.status_code=5",
         "/api/otelite/search?minDurationNanos=40000000",
         "/api/otelite/search?maxDurationNanos=1000000&service=frontend",
         "/api/otelite/dependencies",
@@ -312,8 +317,9 @@ async fn pages(query_url: impl Fn(&str) -> String, filter: &str) -> Vec<String> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clickhouse_answers_every_query_as_sqlite_does() {
-    let server = ClickHouseServer::start().await;
-    let url = server.otelite_url("e2e");
+    let server = crate::support::clickhouse::shared().await;
+    let database = crate::support::clickhouse::database("compare");
+    let url = server.otelite_url(&database);
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("unused.db");
     let clickhouse = blocking(move || {
@@ -370,6 +376,11 @@ async fn clickhouse_answers_every_query_as_sqlite_does() {
             .await;
     assert_eq!(by_prefix["traces"][0]["traceId"], a.as_str(), "{by_prefix}");
     assert_eq!(by_prefix["traces"].as_array().map(Vec::len), Some(1));
+    let (_, numeric) =
+        get(clickhouse.query_url("/api/otelite/search?attributePrefix=db.rows=3")).await;
+    assert_eq!(numeric["traces"], serde_json::json!([]), "{numeric}");
+    let (_, exact) = get(clickhouse.query_url("/api/otelite/search?attribute=db.rows=3")).await;
+    assert_eq!(exact["traces"][0]["traceId"], a.as_str(), "{exact}");
     let (_, deps) = get(clickhouse.query_url("/api/otelite/dependencies")).await;
     assert_eq!(
         deps["dependencies"],
@@ -405,7 +416,9 @@ async fn clickhouse_answers_every_query_as_sqlite_does() {
     assert_eq!(again["services"], rates["services"], "after a retry");
     let (_, trace) = get(clickhouse.query_url(&format!("/api/otelite/traces/{a}"))).await;
     assert_eq!(trace["spans"].as_array().map(Vec::len), Some(3), "{trace}");
-    let spans = server.sql("SELECT count() FROM e2e.spans_by_trace").await;
+    let spans = server
+        .sql(&format!("SELECT count() FROM {database}.spans_by_trace"))
+        .await;
     assert_eq!(spans.trim(), "6");
     drop(clickhouse);
 }
@@ -448,6 +461,28 @@ async fn shard_traces(server: &ClickHouseServer) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_receivers_in_front_of_two_shards_store_and_answer_alike() {
     let (one, two) = ClickHouseServer::start_two_shards().await;
+    // Shard one was set up by an older otelite (schema version 1, and its
+    // Distributed tables of then): its receiver upgrades both.
+    schema_v1(&one, "e2e_shard").await;
+    one.sql("CREATE DATABASE e2e").await;
+    for (table, key) in [
+        ("spans_in", "cityHash64(trace_id)"),
+        ("spans", "cityHash64(trace_id)"),
+        ("spans_by_trace", "cityHash64(trace_id)"),
+        ("operations", "rand()"),
+        ("stage_counts", "rand()"),
+        ("service_edges", "rand()"),
+        ("exporter_series", "cityHash64(service, stage, series)"),
+    ] {
+        one.sql_in(
+            "e2e",
+            &format!(
+                "CREATE TABLE {table} AS e2e_shard.{table} \
+                 ENGINE = Distributed(otelite, e2e_shard, {table}, {key})"
+            ),
+        )
+        .await;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let start = |server: &ClickHouseServer| {
         let url = format!("{}?cluster=otelite", server.otelite_url("e2e"));
@@ -529,8 +564,8 @@ async fn found(receiver: &ServeProcess) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retention_drops_the_days_past_the_age_and_keeps_the_rates() {
-    let server = ClickHouseServer::start().await;
-    let url = server.otelite_url("e2e");
+    let server = crate::support::clickhouse::shared().await;
+    let url = server.otelite_url(&crate::support::clickhouse::database("retention"));
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("unused.db");
     let start = |extra: &'static [&'static str]| {
@@ -580,4 +615,126 @@ async fn retention_drops_the_days_past_the_age_and_keeps_the_rates() {
         Some(Value::from(8)),
         "stage counts are kept: {rates}"
     );
+}
+
+/// `/readyz` asks ClickHouse too: 503 while the server is down, with the
+/// process still up and answering; ready again once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_clickhouse_is_down() {
+    let mut server = ClickHouseServer::start().await;
+    let url = server.otelite_url("ready");
+    let backend = Backend::start_with(|config| {
+        config.store = otelite_backend::StoreKind::Clickhouse;
+        config.clickhouse_url = url;
+    })
+    .await;
+    let readyz = || get(backend.query_url("/readyz"));
+    assert_eq!(
+        readyz().await,
+        (200, serde_json::json!({"status": "ready"}))
+    );
+
+    server.stop();
+    let (status, body) = readyz().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["reason"], "the store does not answer", "{body}");
+    let healthz = reqwest::get(backend.query_url("/healthz"))
+        .await
+        .expect("GET /healthz");
+    assert_eq!(healthz.status(), 200, "the process stays up");
+
+    server.start_again().await;
+    let (status, body) = crate::support::eventually(readyz, |(status, _)| *status == 200).await;
+    assert_eq!(status, 200, "ready again: {body}");
+    let [callee, _] = bodies(1_700_000_000_000_000_000);
+    post(&backend.otlp_url(), "/v1/traces", callee).await;
+    let (_, trace) =
+        get(backend.query_url(&format!("/api/otelite/traces/{}", hex::encode(TRACE_A)))).await;
+    assert_eq!(trace["spans"].as_array().map(Vec::len), Some(2), "{trace}");
+}
+
+/// Version 1 of the schema, as otelite created it before version 2.
+const SCHEMA_V1: &str = include_str!("../backend/src/storage/clickhouse/schema-18.16.sql");
+
+/// Creates `database` with schema version 1, as otelite did before 2.
+async fn schema_v1(server: &ClickHouseServer, database: &str) {
+    server.sql(&format!("CREATE DATABASE {database}")).await;
+    for statement in SCHEMA_V1.split("\n;\n") {
+        server.sql_in(database, statement).await;
+    }
+    server
+        .sql_in(
+            database,
+            "CREATE TABLE schema_versions (version UInt32, applied_at DateTime) ENGINE = TinyLog",
+        )
+        .await;
+    server
+        .sql_in(database, "INSERT INTO schema_versions VALUES (1, now())")
+        .await;
+}
+
+/// A database made by schema version 1, holding a span written as version
+/// 1 wrote it, and with the first statement of version 2 already applied
+/// (an upgrade cut short): otelite upgrades it in place on start. The old
+/// span is still found (its attribute values read as strings, which is
+/// what version 1 matched), and new spans are stored once and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_is_upgraded_in_place() {
+    let server = crate::support::clickhouse::shared().await;
+    let database = crate::support::clickhouse::database("upgrade");
+    schema_v1(&server, &database).await;
+    let old = hex::encode([0x01; 16]);
+    server
+        .sql_in(
+            &database,
+            &format!(
+                "INSERT INTO spans_in (day, trace_id, span_id, service, name, start_ns, end_ns, \
+                 is_root, attr_keys, attr_values) VALUES (toDate(now()), unhex('{old}'), \
+                 unhex('0101010101010101'), 'legacy', 'old op', {now}, {now}, 1, ['k'], ['old'])",
+                now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+                    - 1_000_000_000
+            ),
+        )
+        .await;
+    server
+        .sql_in(
+            &database,
+            "ALTER TABLE spans_in ADD COLUMN received_day Date",
+        )
+        .await;
+
+    let url = server.otelite_url(&database);
+    let backend = Backend::start_with(|config| {
+        config.store = otelite_backend::StoreKind::Clickhouse;
+        config.clickhouse_url = url;
+    })
+    .await;
+    let version = server
+        .sql_in(&database, "SELECT max(version) FROM schema_versions")
+        .await;
+    assert_eq!(version.trim(), "2");
+    for query in ["attribute=k=old", "attributePrefix=k=ol", "service=legacy"] {
+        let found = backend.search(query).await;
+        assert_eq!(found.len(), 1, "{query}: {found:?}");
+        assert_eq!(found[0]["traceId"], old.as_str(), "{query}: {found:?}");
+    }
+
+    let [callee, caller] = bodies(1_700_000_000_000_000_000);
+    post(&backend.otlp_url(), "/v1/traces", callee).await;
+    post(&backend.otlp_url(), "/v1/traces", caller).await;
+    let a = hex::encode(TRACE_A);
+    let in_search = server
+        .sql_in(
+            &database,
+            &format!("SELECT count() FROM spans WHERE trace_id = unhex('{a}')"),
+        )
+        .await;
+    assert_eq!(in_search.trim(), "3", "trace A in the search table once");
+    let rates = backend
+        .wait_for_rates("frontend", |r| r.n("store") == Some(3))
+        .await;
+    assert_eq!(rates.n("process"), Some(3), "{rates:?}");
+    assert_eq!(rates.n("analyze"), Some(3), "{rates:?}");
 }

@@ -5,13 +5,18 @@
 //! `PRAGMA integrity_check` is ok. The batches whose answer the kill cut
 //! off are then retried, as an exporter would, and still stored once.
 //!
+//! On ClickHouse the store is another process and survives the kill: there
+//! the same holds of its tables (`ledger::check_clickhouse`), and a
+//! restarted otelite answers for every acknowledged span (checked on both).
+//!
 //! The normal suite kills 3 times; `OTELITE_LONG_TESTS=1` kills 25 times,
 //! `OTELITE_CRASH_KILLS=N` any number; `OTELITE_CRASH_SEED` replays the
 //! random kill moments of an earlier run (each run prints its seed).
 
 use crate::support::ledger::{self, Ledger, Load, LoadSpec, Outcome};
 use crate::support::process::{ServeProcess, blocking, long_tests};
-use std::path::Path;
+use crate::support::stores::StoreAt;
+use crate::support::{Store, for_each_store};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SERVICE: &str = "crash-load";
@@ -49,20 +54,6 @@ impl Rng {
     }
 }
 
-async fn start(db: &Path) -> ServeProcess {
-    let db = db.to_owned();
-    blocking(move || ServeProcess::start(&db, &[])).await
-}
-
-async fn check(db: &Path, ledger: Ledger) -> (Ledger, ledger::Stored) {
-    let db = db.to_owned();
-    blocking(move || {
-        let stored = ledger::check_database(&db, &ledger, SERVICE);
-        (ledger, stored)
-    })
-    .await
-}
-
 /// Sends again every batch whose answer was lost, until each is acknowledged.
 async fn retry_unknown(backend: &ServeProcess, ledger: &mut Ledger) {
     let client = reqwest::Client::new();
@@ -81,10 +72,13 @@ async fn retry_unknown(backend: &ServeProcess, ledger: &mut Ledger) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn acknowledged_spans_survive_sigkill_exactly_once() {
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    acknowledged_spans_survive_sigkill_exactly_once
+);
+async fn acknowledged_spans_survive_sigkill_exactly_once(store: Store) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("otelite.db");
+    let at = StoreAt::new(store, dir.path(), "crash").await;
     let mut rng = Rng::seeded();
     let mut ledger = Ledger::default();
     let spec = LoadSpec {
@@ -97,9 +91,9 @@ async fn acknowledged_spans_survive_sigkill_exactly_once() {
     let kills = kills();
     let mut cut_off = 0;
     for kill in 0..kills {
-        let mut backend = start(&db).await;
+        let mut backend = at.serve(&[]).await;
         let stored;
-        (ledger, stored) = check(&db, ledger).await;
+        (ledger, stored) = at.check(ledger, SERVICE).await;
         assert!(kill == 0 || stored.spans > 0, "kill {kill}: nothing stored");
         retry_unknown(&backend, &mut ledger).await;
 
@@ -117,19 +111,20 @@ async fn acknowledged_spans_survive_sigkill_exactly_once() {
         ledger.merge(part);
         drop(backend);
     }
-    let mut backend = start(&db).await;
-    (ledger, _) = check(&db, ledger).await;
+    let mut backend = at.serve(&[]).await;
+    (ledger, _) = at.check(ledger, SERVICE).await;
     retry_unknown(&backend, &mut ledger).await;
+    ledger::check_api(&backend.query_url(""), &ledger).await;
     backend.signal("TERM");
     let status = blocking(move || backend.wait_exit(Duration::from_secs(30))).await;
     assert!(
         status.is_some_and(|s| s.success()),
         "exit after SIGTERM: {status:?}"
     );
-    let (ledger, stored) = check(&db, ledger).await;
+    let (ledger, stored) = at.check(ledger, SERVICE).await;
     assert_eq!(stored.spans, ledger.acked.len() as u64);
     println!(
-        "{kills} kills: {} spans acknowledged, {cut_off} batches cut off by a kill and retried, \
+        "{store:?}: {kills} kills: {} spans acknowledged, {cut_off} batches cut off by a kill and retried, \
          statuses {:?}",
         ledger.acked.len(),
         ledger.statuses

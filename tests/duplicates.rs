@@ -1,20 +1,17 @@
 //! Duplicates: a batch posted again — right after, twice at once, or after
 //! a restart, as an exporter retries a request whose answer it never got —
 //! is stored once and counted once: no duplicate rows, and `N_process`,
-//! `N_analyze` and `N_store` all equal the distinct spans sent.
+//! `N_analyze` and `N_store` all equal the distinct spans sent. On both
+//! stores: ClickHouse has no unique key, so there the span writer's
+//! "already stored?" check is what keeps a retry out.
 
-use crate::support::ServiceRates;
 use crate::support::ledger::{self, Batch, Ledger, Outcome};
 use crate::support::process::{ServeProcess, blocking};
-use std::path::Path;
+use crate::support::stores::StoreAt;
+use crate::support::{ServiceRates, Store, for_each_store};
 use std::time::Duration;
 
 const SERVICE: &str = "duplicates";
-
-async fn start(db: &Path) -> ServeProcess {
-    let db = db.to_owned();
-    blocking(move || ServeProcess::start(&db, &[])).await
-}
 
 async fn post_acked(backend: &ServeProcess, batch: &Batch) {
     let url = format!("{}/v1/traces", backend.otlp_url());
@@ -44,11 +41,14 @@ fn assert_counted_once(rates: &ServiceRates, spans: u64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_batch_posted_again_is_stored_and_counted_once() {
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_batch_posted_again_is_stored_and_counted_once
+);
+async fn a_batch_posted_again_is_stored_and_counted_once(store: Store) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("otelite.db");
-    let backend = start(&db).await;
+    let at = StoreAt::new(store, dir.path(), "duplicates").await;
+    let backend = at.serve(&[]).await;
     let (first, second) = (ledger::batch(SERVICE, 40), ledger::batch(SERVICE, 60));
 
     post_acked(&backend, &first).await;
@@ -64,7 +64,7 @@ async fn a_batch_posted_again_is_stored_and_counted_once() {
     })
     .await;
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    let backend = start(&db).await;
+    let backend = at.serve(&[]).await;
     post_acked(&backend, &second).await;
     post_acked(&backend, &first).await;
     assert_counted_once(&rates(&backend).await, 100);
@@ -72,7 +72,8 @@ async fn a_batch_posted_again_is_stored_and_counted_once() {
     let mut ledger = Ledger::default();
     ledger.record(first, Outcome::Acked);
     ledger.record(second, Outcome::Acked);
-    let stored = blocking(move || ledger::check_database(&db, &ledger, SERVICE)).await;
+    ledger::check_api(&backend.query_url(""), &ledger).await;
+    let (_, stored) = at.check(ledger, SERVICE).await;
     assert_eq!((stored.spans, stored.n_store), (100, 100));
     drop(backend);
 }

@@ -5,12 +5,11 @@
 //! query API and checks names, parentage, typed attributes, events and status.
 //!
 //! The Python and Node dependencies come from `.ci/run`; a test fails, never
-//! skips, when they are missing. Two of the clients also send into the
-//! ClickHouse store.
+//! skips, when they are missing. Every client sends to both stores
+//! (`::sqlite`, `::clickhouse`).
 
-use crate::support::clickhouse;
 use crate::support::foreign::{self, Sent};
-use crate::support::{self, Backend};
+use crate::support::{self, Backend, Store, for_each_store};
 use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
 };
@@ -268,8 +267,8 @@ fn rust_otlp_client(endpoint: String, run_id: String, protocol: Protocol) -> Sen
     Sent { trace_id, spans }
 }
 
-async fn rust_client(protocol: Protocol, service: &str) {
-    let backend = Backend::start().await;
+async fn rust_client(store: Store, protocol: Protocol, service: &str) {
+    let backend = Backend::start_on(store, "foreign", |_| {}).await;
     let run_id = run_id(service);
     let (endpoint, id) = (backend.otlp_url(), run_id.clone());
     let sent = tokio::task::spawn_blocking(move || rust_otlp_client(endpoint, id, protocol))
@@ -278,14 +277,20 @@ async fn rust_client(protocol: Protocol, service: &str) {
     check(&backend, &sent, service, "otelite-e2e-rust", &run_id).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_opentelemetry_otlp_protobuf() {
-    rust_client(Protocol::HttpBinary, "rust-proto-client").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    rust_opentelemetry_otlp_protobuf
+);
+async fn rust_opentelemetry_otlp_protobuf(store: Store) {
+    rust_client(store, Protocol::HttpBinary, "rust-proto-client").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_opentelemetry_otlp_json() {
-    rust_client(Protocol::HttpJson, "rust-json-client").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    rust_opentelemetry_otlp_json
+);
+async fn rust_opentelemetry_otlp_json(store: Store) {
+    rust_client(store, Protocol::HttpJson, "rust-json-client").await;
 }
 
 /// The client program for a language, with the machine's `OTEL_*` settings
@@ -317,14 +322,8 @@ fn client_command(language: &str, args: [&str; 3]) -> Command {
     command
 }
 
-async fn script_client(language: &'static str, protocol: &'static str) {
-    script_client_to(&Backend::start().await, language, protocol).await;
-}
-
-/// The same scenario into `otelite serve --store clickhouse` (a
-/// clickhouse-server of the test's own).
-async fn script_client_to_clickhouse(language: &'static str, protocol: &'static str) {
-    let (_server, backend) = clickhouse::backend("foreign").await;
+async fn script_client(store: Store, language: &'static str, protocol: &'static str) {
+    let backend = Backend::start_on(store, "foreign", |_| {}).await;
     script_client_to(&backend, language, protocol).await;
 }
 
@@ -341,32 +340,34 @@ async fn script_client_to(backend: &Backend, language: &'static str, protocol: &
     check(backend, &sent, &service, &scope, &run_id).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_otlp_protobuf_gzip() {
-    script_client("python", "proto").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    python_otlp_protobuf_gzip
+);
+async fn python_otlp_protobuf_gzip(store: Store) {
+    script_client(store, "python", "proto").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_otlp_json() {
-    script_client("python", "json").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    python_otlp_json
+);
+async fn python_otlp_json(store: Store) {
+    script_client(store, "python", "json").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_otlp_json_chunked() {
-    script_client("node", "json").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    node_otlp_json_chunked
+);
+async fn node_otlp_json_chunked(store: Store) {
+    script_client(store, "node", "json").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_otlp_protobuf_chunked() {
-    script_client("node", "proto").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_otlp_protobuf_gzip_into_clickhouse() {
-    script_client_to_clickhouse("python", "proto").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_otlp_json_chunked_into_clickhouse() {
-    script_client_to_clickhouse("node", "json").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    node_otlp_protobuf_chunked
+);
+async fn node_otlp_protobuf_chunked(store: Store) {
+    script_client(store, "node", "proto").await;
 }

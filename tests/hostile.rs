@@ -1,11 +1,12 @@
 //! Hostile but well-framed OTLP requests against a real backend: each kind
 //! gets the outcome the README's "What happens to odd input" table gives it,
-//! never a panic, and the backend keeps serving afterwards.
+//! never a panic, and the backend keeps serving afterwards. Every test runs
+//! on both stores (`::sqlite`, `::clickhouse`).
 //!
 //! Deeply nested values are written byte by byte (protobuf) or as text
 //! (JSON): building them as nested structs would recurse in the test itself.
 
-use crate::support::{self, Backend, Reply};
+use crate::support::{self, Backend, Reply, Store, for_each_store};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use otelite_exporter::convert::to_otlp;
 use otelite_exporter::model::{self, AnyValue, KeyValue, Resource, Scope, SpanId, TraceId};
@@ -217,14 +218,17 @@ async fn post_nested(
     )
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    deep_nesting_is_400_past_the_decoder_limit_and_stored_below_it
+);
 /// 10 000 levels of kvlist or array are refused whole with 400 by the
 /// decoders' recursion limits (prost: 100 messages, serde_json: 128
 /// levels), so nothing after them — conversion, analysis, encoding, drop —
 /// ever sees a value deeper than that. The deepest value they accept is
 /// stored and reads back with every level.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deep_nesting_is_400_past_the_decoder_limit_and_stored_below_it() {
-    let backend = Backend::start().await;
+async fn deep_nesting_is_400_past_the_decoder_limit_and_stored_below_it(store: Store) {
+    let backend = Backend::start_on(store, "hostile", |_| {}).await;
     for format in [PROTOBUF, JSON] {
         for kvlist in [true, false] {
             let what = format!("{format}, kvlist {kvlist}");
@@ -290,12 +294,15 @@ fn model_span(trace_id: TraceId, span_id: u64, attributes: Vec<KeyValue>) -> mod
     }
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_10_mb_attribute_value_is_stored_whole
+);
 /// A 10 MB attribute value in a request under the 20 MiB body limit is
 /// stored whole, in both encodings: the body limit is the only bound on
 /// values.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_10_mb_attribute_value_is_stored_whole() {
-    let backend = Backend::start().await;
+async fn a_10_mb_attribute_value_is_stored_whole(store: Store) {
+    let backend = Backend::start_on(store, "hostile", |_| {}).await;
     let big: String = "0123456789".repeat(1_000_000);
     for (tag, format) in [(1u8, PROTOBUF), (2, JSON)] {
         let trace_id = support::unique_trace_id(tag);
@@ -318,11 +325,14 @@ async fn a_10_mb_attribute_value_is_stored_whole() {
     still_serves(&backend, 3).await;
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    as_many_tiny_spans_as_fit_under_the_body_limit_are_all_stored
+);
 /// As many minimal spans as fit under the 20 MiB limit (ids only, about
 /// 30 bytes each: some 700 000) are all stored by one request.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn as_many_tiny_spans_as_fit_under_the_body_limit_are_all_stored() {
-    let backend = Backend::start().await;
+async fn as_many_tiny_spans_as_fit_under_the_body_limit_are_all_stored(store: Store) {
+    let backend = Backend::start_on(store, "hostile", |_| {}).await;
     let limit = otelite_backend::DEFAULT_MAX_BODY_BYTES;
     let base = support::unique_trace_id(7);
     let mut spans = Vec::new();
@@ -363,12 +373,15 @@ async fn as_many_tiny_spans_as_fit_under_the_body_limit_are_all_stored() {
 
 // ---- bad strings and ids -----------------------------------------------------
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    invalid_utf8_is_400_and_nothing_of_the_request_is_stored
+);
 /// A string that is not UTF-8 makes the protobuf message invalid as a whole
 /// (proto3 `string` must be UTF-8): 400, nothing of it stored. JSON text
 /// that is not UTF-8, or escapes a lone surrogate, is refused the same way.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_utf8_is_400_and_nothing_of_the_request_is_stored() {
-    let backend = Backend::start().await;
+async fn invalid_utf8_is_400_and_nothing_of_the_request_is_stored(store: Store) {
+    let backend = Backend::start_on(store, "hostile", |_| {}).await;
     let trace_id = support::unique_trace_id(9);
     let good = field(2, &span_protobuf(&trace_id.0, &[1; 8], b"good", b""));
     let bad = field(
@@ -405,15 +418,18 @@ async fn invalid_utf8_is_400_and_nothing_of_the_request_is_stored() {
     );
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    bad_ids_reject_their_span_only
+);
 /// Ids are checked span by span: a trace id that is not 16 bytes or is all
 /// zero, a span id that is not 8 bytes or is all zero, a parent id that is
 /// neither empty nor 8 bytes, a link with a bad id: that span is rejected
 /// and counted in `partial_success`, the others are stored. An all-zero
 /// parent id means "no parent". In JSON, ids must be hex: text that is not
 /// makes the whole request a 400.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_ids_reject_their_span_only() {
-    let backend = Backend::start().await;
+async fn bad_ids_reject_their_span_only(store: Store) {
+    let backend = Backend::start_on(store, "hostile", |_| {}).await;
     let trace_id = support::unique_trace_id(11);
     let t = &trace_id.0[..];
     let link = |trace: &[u8], span: &[u8]| field(13, &[field(1, trace), field(2, span)].concat());
@@ -467,11 +483,14 @@ async fn bad_ids_reject_their_span_only() {
     still_serves(&backend, 12).await;
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    odd_timestamps_are_stored_as_sent
+);
 /// Timestamps are stored as sent, whatever they are: 0, the far future
 /// (`u64::MAX`), an end before the start (whose duration counts as 0).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn odd_timestamps_are_stored_as_sent() {
-    let backend = Backend::start().await;
+async fn odd_timestamps_are_stored_as_sent(store: Store) {
+    let backend = Backend::start_on(store, "hostile", |_| {}).await;
     let trace_id = support::unique_trace_id(13);
     let cases: [(u64, u64); 4] = [
         (0, 0),
@@ -514,11 +533,14 @@ async fn odd_timestamps_are_stored_as_sent() {
     still_serves(&backend, 14).await;
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_span_whose_parent_never_arrives_is_stored_as_an_orphan
+);
 /// A span whose parent never arrives is stored, and its trace's summary
 /// counts it as an orphan.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_span_whose_parent_never_arrives_is_stored_as_an_orphan() {
-    let backend = Backend::start().await;
+async fn a_span_whose_parent_never_arrives_is_stored_as_an_orphan(store: Store) {
+    let backend = Backend::start_on(store, "hostile", |_| {}).await;
     let trace_id = support::unique_trace_id(15);
     let mut orphan = model_span(trace_id, 2, Vec::new());
     orphan.parent_span_id = Some(SpanId([0xee; 8]));
@@ -611,9 +633,12 @@ const MALFORMED: &[(&str, &str)] = &[
     ("/api/v3/operations", "service"),
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_query_parameters_are_400_with_a_message() {
-    let backend = Backend::start().await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    malformed_query_parameters_are_400_with_a_message
+);
+async fn malformed_query_parameters_are_400_with_a_message(store: Store) {
+    let backend = Backend::start_on(store, "hostile", |_| {}).await;
     still_serves(&backend, 20).await;
     let http = reqwest::Client::new();
     let mut wrong = Vec::new();
@@ -637,11 +662,14 @@ async fn malformed_query_parameters_are_400_with_a_message() {
     still_serves(&backend, 21).await;
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    huge_limits_are_capped_and_injection_finds_nothing
+);
 /// Enormous limits are capped (Jaeger's APIs) and SQL in filter values is
 /// only ever a value: no match, no error, nothing changed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn huge_limits_are_capped_and_injection_finds_nothing() {
-    let backend = Backend::start().await;
+async fn huge_limits_are_capped_and_injection_finds_nothing(store: Store) {
+    let backend = Backend::start_on(store, "hostile", |_| {}).await;
     still_serves(&backend, 22).await;
     for path in [
         "/api/traces?service=hostile&limit=18446744073709551615",

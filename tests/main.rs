@@ -1,6 +1,8 @@
 //! otelite's end-to-end suite: one test binary (so it links once) with a
 //! module per area. Every test starts its own backend in-process on port 0
-//! with a database in a temporary directory; see `support`.
+//! with a database in a temporary directory; see `support`. Tests named
+//! `…::sqlite` and `…::clickhouse` are one body run on each store (a
+//! database of their own on one shared clickhouse-server; `support::stores`).
 //!
 //! - `rust_sdk`: the Rust SDK with the otelite exporter, field for field, and
 //!   loss-free stage rates.

@@ -1,9 +1,9 @@
 //! `/metrics` read by the Prometheus project's own text-format parser
 //! (`prometheus_client`, Python), after real traffic: every family parses,
-//! and the counts agree with what was sent.
+//! and the counts agree with what was sent; on both stores.
 
 use crate::support::foreign::{clients_dir, python};
-use crate::support::{Backend, otelite_provider, shutdown};
+use crate::support::{Backend, Store, for_each_store, otelite_provider, shutdown};
 use opentelemetry::trace::{Tracer, TracerProvider};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -62,10 +62,13 @@ fn value(families: &[Family], sample: &str, labels: &[(&str, &str)]) -> Option<f
         .map(|s| s.value)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn prometheus_parses_metrics_that_count_the_traffic() {
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread")]
+    prometheus_parses_metrics_that_count_the_traffic
+);
+async fn prometheus_parses_metrics_that_count_the_traffic(store: Store) {
     const SPANS: usize = 7;
-    let backend = Backend::start().await;
+    let backend = Backend::start_on(store, "metrics", |_| {}).await;
     let provider = otelite_provider(&backend.otlp_url(), "metrics-svc", None);
     let tracer = provider.tracer("metrics");
     for i in 0..SPANS {

@@ -5,12 +5,18 @@
 //! under a ceiling derived from the queue bounds and the request sizes.
 //! Then the official Python client, refused while the store is held busy,
 //! backs off and retries, and its spans arrive once the pressure is gone.
+//! Every test runs on both stores; a busy SQLite is a held write lock, a
+//! busy ClickHouse a frozen server (SIGSTOP).
 
-use crate::support::WAIT;
+use crate::support::clickhouse::ClickHouseServer;
 use crate::support::foreign::{self, Sent};
 use crate::support::ledger::{self, Load, LoadSpec};
-use crate::support::process::{ServeProcess, blocking, long_tests};
+use crate::support::process::{ServeProcess, long_tests};
+use crate::support::stores::StoreAt;
+use crate::support::{Store, WAIT, for_each_store};
+use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -20,22 +26,22 @@ const QUEUED_SPANS: usize = 4_000;
 const SENDERS: usize = 16;
 const SPANS_PER_BATCH: usize = 2_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn overload_is_refused_with_retry_after_and_memory_stays_bounded() {
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    overload_is_refused_with_retry_after_and_memory_stays_bounded
+);
+async fn overload_is_refused_with_retry_after_and_memory_stays_bounded(store: Store) {
+    // One store's run at a time: the two floods side by side on 2 cores
+    // starve each process, which then holds more bodies at once (with
+    // mimalloc, about twice the peak of a run alone).
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _alone = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("otelite.db");
-    let start_db = db.clone();
-    let backend = blocking(move || {
-        let flags = [
-            "--write-queue".to_owned(),
-            QUEUED_REQUESTS.to_string(),
-            "--max-queued-spans".to_owned(),
-            QUEUED_SPANS.to_string(),
-        ];
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        ServeProcess::start(&start_db, &flags)
-    })
-    .await;
+    let at = StoreAt::new(store, dir.path(), "overload").await;
+    let (requests, spans) = (QUEUED_REQUESTS.to_string(), QUEUED_SPANS.to_string());
+    let backend = at
+        .serve(&["--write-queue", &requests, "--max-queued-spans", &spans])
+        .await;
     let idle = backend.peak_rss_bytes();
     let load = Load::start(
         &backend.otlp_url(),
@@ -64,10 +70,12 @@ async fn overload_is_refused_with_retry_after_and_memory_stays_bounded() {
         ledger.statuses
     );
     // What the backend may hold at once: SQLite's page cache (the writer's
-    // `cache_size`), every in-flight body with its decoded form (a body is
-    // read before the queue can refuse it), and the queued spans; each with
-    // a generous factor. An unbounded queue under this load grows far past
-    // it (hundreds of thousands of spans at more than 1 KiB each).
+    // `cache_size`; on ClickHouse the same allowance covers the writer's
+    // INSERT body and "already stored?" reply instead), every in-flight body
+    // with its decoded form (a body is read before the queue can refuse it),
+    // and the queued spans; each with a generous factor. An unbounded queue
+    // under this load grows far past it (hundreds of thousands of spans at
+    // more than 1 KiB each).
     let body = ledger::batch(SERVICE, SPANS_PER_BATCH).body.len() as u64;
     let ceiling = idle
         + SQLITE_CACHE
@@ -75,7 +83,7 @@ async fn overload_is_refused_with_retry_after_and_memory_stays_bounded() {
         + QUEUED_SPANS as u64 * 8 * 1024
         + 32 * MIB;
     println!(
-        "overload: statuses {:?}; peak RSS {} MiB (idle {} MiB, ceiling {} MiB, body {} KiB)",
+        "overload on {store:?}: statuses {:?}; peak RSS {} MiB (idle {} MiB, ceiling {} MiB, body {} KiB)",
         ledger.statuses,
         peak / MIB,
         idle / MIB,
@@ -86,7 +94,7 @@ async fn overload_is_refused_with_retry_after_and_memory_stays_bounded() {
         peak < ceiling,
         "peak RSS {peak} B over the ceiling {ceiling} B (idle {idle} B)"
     );
-    let stored = blocking(move || ledger::check_database(&db, &ledger, SERVICE)).await;
+    let (_, stored) = at.check(ledger, SERVICE).await;
     assert!(stored.spans > 0);
     drop(backend);
 }
@@ -148,18 +156,52 @@ async fn forward(mut inbound: TcpStream, upstream: std::net::SocketAddr) {
     }
 }
 
-/// The store is made busy on purpose: the test holds SQLite's write lock
-/// and a batch fills the whole span budget, so the Python client's first
-/// request is refused with 503 for certain; the lock is let go as soon as
-/// the refusal is counted, and the client's retry must then get through.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn python_client_backs_off_on_503_and_its_spans_arrive() {
+/// A store held busy by the test.
+enum Busy {
+    /// SQLite's write lock, taken by a connection of the test's own.
+    Sqlite(rusqlite::Connection),
+    /// The ClickHouse server, frozen by SIGSTOP.
+    ClickHouse(Arc<ClickHouseServer>),
+}
+
+impl Busy {
+    fn hold(at: &StoreAt) -> Self {
+        match at {
+            StoreAt::Sqlite { db } => {
+                let lock = rusqlite::Connection::open(db).expect("open the database");
+                lock.execute_batch("BEGIN IMMEDIATE")
+                    .expect("take the write lock");
+                Self::Sqlite(lock)
+            }
+            StoreAt::ClickHouse { server, .. } => {
+                server.signal("STOP");
+                Self::ClickHouse(server.clone())
+            }
+        }
+    }
+
+    fn release(self) {
+        match self {
+            Self::Sqlite(lock) => lock.execute_batch("ROLLBACK").expect("let the lock go"),
+            Self::ClickHouse(server) => server.signal("CONT"),
+        }
+    }
+}
+
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    python_client_backs_off_on_503_and_its_spans_arrive
+);
+/// The store is made busy on purpose: the test holds it (see `Busy`) and a
+/// batch fills the whole span budget, so the Python client's first request
+/// is refused with 503 for certain; the store is let go as soon as the
+/// refusal is counted, and the client's retry must then get through. On
+/// ClickHouse the frozen server is one of the test's own.
+async fn python_client_backs_off_on_503_and_its_spans_arrive(store: Store) {
     let python = foreign::python();
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("otelite.db");
-    let start_db = db.clone();
-    let backend =
-        blocking(move || ServeProcess::start(&start_db, &["--max-queued-spans", "100"])).await;
+    let at = busy_store(store, dir.path()).await;
+    let backend = at.serve(&["--max-queued-spans", "100"]).await;
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let front = format!("http://{}", listener.local_addr().expect("address"));
@@ -176,9 +218,7 @@ async fn python_client_backs_off_on_503_and_its_spans_arrive() {
     hold_first_connection(listener, backend.otlp, open_rx).await;
 
     // The client is connected and waiting: make the store busy.
-    let lock = rusqlite::Connection::open(&db).expect("open the database");
-    lock.execute_batch("BEGIN IMMEDIATE")
-        .expect("take the write lock");
+    let busy = Busy::hold(&at);
     let filler = ledger::batch("overload-filler", 100);
     let url = format!("{}/v1/traces", backend.otlp_url());
     let filler =
@@ -191,8 +231,7 @@ async fn python_client_backs_off_on_503_and_its_spans_arrive() {
         |n| n >= 1,
     )
     .await;
-    lock.execute_batch("ROLLBACK").expect("let the lock go");
-    drop(lock);
+    busy.release();
 
     let output = tokio::time::timeout(WAIT * 2, client)
         .await
@@ -231,32 +270,65 @@ async fn python_client_backs_off_on_503_and_its_spans_arrive() {
     assert_eq!(stored, expected, "the client's four spans, each once");
 }
 
+/// A store for the test above: SQLite in `dir`, or ClickHouse on a server
+/// of its own (freezing the shared one would stall other tests).
+async fn busy_store(store: Store, dir: &Path) -> StoreAt {
+    match store {
+        Store::Sqlite => StoreAt::new(store, dir, "busy").await,
+        Store::ClickHouse => {
+            let server = Arc::new(ClickHouseServer::start().await);
+            StoreAt::on_server(server, dir, "busy")
+        }
+    }
+}
+
 async fn get_json(backend: &ServeProcess, path: &str) -> (u16, serde_json::Value) {
     let reply = reqwest::get(backend.query_url(path)).await.expect("GET");
     let status = reply.status().as_u16();
     (status, reply.json().await.expect("JSON body"))
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread")]
+    requests_past_the_concurrency_limit_get_503_at_once
+);
 /// Requests past `max_concurrent_requests` get 503 with `Retry-After` before
 /// their body is kept, so the bodies held in memory stay bounded; the
 /// permit comes back when the request in flight ends.
-#[tokio::test(flavor = "multi_thread")]
-async fn requests_past_the_concurrency_limit_get_503_at_once() {
+async fn requests_past_the_concurrency_limit_get_503_at_once(store: Store) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = crate::support::Backend::start_with(|config| {
+    let backend = crate::support::Backend::start_on(store, "overload", |config| {
         config.max_concurrent_requests = 1;
     })
     .await;
-    // A request whose chunked body never ends holds the only permit.
-    let mut held = TcpStream::connect(backend.otlp).await.expect("connect");
-    held.write_all(
-        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
-          Transfer-Encoding: chunked\r\n\r\n",
-    )
-    .await
-    .expect("send a head");
+    // A request whose chunked body never ends holds the only permit. On a
+    // busy machine a probe can overtake its head and take the permit first:
+    // the held request is then refused (it has an answer), so hold again.
+    let hold = || async {
+        let mut held = TcpStream::connect(backend.otlp).await.expect("connect");
+        held.write_all(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .expect("send a head");
+        held
+    };
+    let mut held = hold().await;
     let post = || backend.post("/v1/traces", "application/x-protobuf", None, Vec::new());
-    let refused = crate::support::eventually(post, |reply| reply.status == 503).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let refused = loop {
+        let reply = post().await;
+        if reply.status == 503 || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        let mut peek = [0u8; 1];
+        if !matches!(held.try_read(&mut peek), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        {
+            held = hold().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         refused.status, 503,
         "a second request while one is in flight"

@@ -216,7 +216,7 @@ async fn spans_from_three_services_arrive_field_for_field() {
 /// and loss-free rates from the exporter's counters and the backend's stages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_from_three_services_arrive_field_for_field_in_clickhouse() {
-    let (_server, backend) = crate::support::clickhouse::backend("rust_sdk").await;
+    let backend = crate::support::clickhouse::backend("rust_sdk").await;
     three_services_field_for_field(&backend).await;
 }
 
@@ -287,7 +287,7 @@ async fn search_finds_the_traces_newest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_finds_the_traces_newest_first_in_clickhouse() {
-    let (_server, backend) = crate::support::clickhouse::backend("rust_sdk").await;
+    let backend = crate::support::clickhouse::backend("rust_sdk").await;
     search_newest_first(&backend).await;
 }
 

@@ -3,18 +3,28 @@
 //! waited for until `/ping` answers; killed when dropped. `.ci/run` installs
 //! Debian's `clickhouse-server` (18.16); `CLICKHOUSE_SERVER` overrides the
 //! binary's path.
+//!
+//! Tests that need no server of their own share one ([`shared`]), each in a
+//! database of its own ([`database`]): a start costs about a second. The
+//! server runs under a small `sh` that kills it when its stdin (a pipe from
+//! this process) closes, so a shared server never outlives the test binary.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+use tokio::sync::OnceCell;
 
 /// ClickHouse 18.16 starts in about a second here; leave room for a busy CI.
 const START_WAIT: Duration = Duration::from_secs(60);
 
 pub struct ClickHouseServer {
     child: Child,
+    /// The watchdog's stdin: closing it kills the server.
+    lifeline: Option<ChildStdin>,
     pub http_port: u16,
     pub tcp_port: u16,
     dir: TempDir,
@@ -92,27 +102,40 @@ impl ClickHouseServer {
 "#;
         std::fs::write(dir.path().join("config.xml"), config).expect("write config.xml");
         std::fs::write(dir.path().join("users.xml"), users).expect("write users.xml");
-        let child = Command::new(server_binary())
-            .arg(format!("--config-file={root}/config.xml"))
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "start {} ({e}): install clickhouse-server as .ci/run does",
-                    server_binary().display()
-                )
-            });
+        let (child, lifeline) = spawn(&dir);
         let mut server = Self {
             child,
+            lifeline,
             http_port,
             tcp_port,
             dir,
         };
         server.wait_ready().await;
         server
+    }
+
+    /// Kills the server (SIGKILL); its data directory stays.
+    pub fn stop(&mut self) {
+        self.lifeline.take();
+        let _ = self.child.wait();
+    }
+
+    /// Sends the server a signal by name (`STOP` freezes it, `CONT` resumes).
+    pub fn signal(&self, name: &str) {
+        let pid = std::fs::read_to_string(self.dir.path().join("server.pid"))
+            .expect("the watchdog wrote the server's pid");
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -s {name} {}", pid.trim())])
+            .status()
+            .expect("run sh -c kill");
+        assert!(status.success(), "kill -s {name} {pid}");
+    }
+
+    /// Starts the stopped server again on its ports and data.
+    pub async fn start_again(&mut self) {
+        self.stop();
+        (self.child, self.lifeline) = spawn(&self.dir);
+        self.wait_ready().await;
     }
 
     async fn wait_ready(&mut self) {
@@ -147,8 +170,13 @@ impl ClickHouseServer {
 
     /// Runs a statement and returns its text output (TSV).
     pub async fn sql(&self, statement: &str) -> String {
+        self.sql_in("default", statement).await
+    }
+
+    /// Runs a statement in `database` and returns its text output (TSV).
+    pub async fn sql_in(&self, database: &str, statement: &str) -> String {
         let reply = reqwest::Client::new()
-            .post(self.url("/"))
+            .post(self.url(&format!("/?database={database}")))
             .body(statement.to_owned())
             .send()
             .await
@@ -164,22 +192,59 @@ impl ClickHouseServer {
     }
 }
 
-/// An in-process otelite on `--store clickhouse`, on a server of its own
-/// (keep the server as long as the backend).
-pub async fn backend(database: &str) -> (ClickHouseServer, super::Backend) {
-    let server = ClickHouseServer::start().await;
-    let url = server.otelite_url(database);
-    let backend = super::Backend::start_with(|config| {
-        config.store = otelite_backend::StoreKind::Clickhouse;
-        config.clickhouse_url = url;
-    })
-    .await;
-    (server, backend)
+/// Runs the server (`$0 $1`) and writes its pid to `server.pid`; a
+/// background `cat` of the script's stdin (a pipe from the test, kept as fd
+/// 3 since a background job's stdin is /dev/null) SIGKILLs it at EOF. The
+/// script ends when the server does, so a server that dies is noticed.
+const WATCHDOG: &str = r#"exec 3<&0
+"$0" "$1" </dev/null >/dev/null 2>&1 3<&- &
+pid=$!
+echo $pid >server.pid
+(cat <&3 >/dev/null; kill -9 $pid 2>/dev/null) &
+wait $pid"#;
+
+/// Starts the server under a watchdog `sh`: when the pipe on its stdin
+/// closes (dropped, or this process gone), the server is SIGKILLed.
+fn spawn(dir: &TempDir) -> (Child, Option<ChildStdin>) {
+    let root = dir.path().display().to_string();
+    let mut child = Command::new("sh")
+        .args(["-c", WATCHDOG])
+        .arg(server_binary())
+        .arg(format!("--config-file={root}/config.xml"))
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start sh for {}: {e}", server_binary().display()));
+    let lifeline = child.stdin.take();
+    (child, lifeline)
+}
+
+/// The server shared by the tests that need none of their own, started by
+/// the first of them.
+pub async fn shared() -> Arc<ClickHouseServer> {
+    static SHARED: OnceCell<Arc<ClickHouseServer>> = OnceCell::const_new();
+    SHARED
+        .get_or_init(|| async { Arc::new(ClickHouseServer::start().await) })
+        .await
+        .clone()
+}
+
+/// A database name no other test of this run uses, `<tag>_<n>`.
+pub fn database(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    format!("{tag}_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// An in-process otelite on `--store clickhouse`, in a database of its own
+/// on the shared server.
+pub async fn backend(tag: &str) -> super::Backend {
+    super::Backend::start_on(super::Store::ClickHouse, tag, |_| {}).await
 }
 
 impl Drop for ClickHouseServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

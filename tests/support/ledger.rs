@@ -4,9 +4,12 @@
 //! or left unknown (no answer: the connection broke). `check_database`
 //! then holds a database file to it: every acknowledged span stored exactly
 //! once, nothing stored that was never sent, `N_store` equal to the rows,
-//! and `PRAGMA integrity_check` ok.
+//! and `PRAGMA integrity_check` ok. `check_clickhouse` holds a ClickHouse
+//! database to the same (both of its span tables), and `check_api` the
+//! query API of a running otelite.
 
 use super::WAIT;
+use super::clickhouse::ClickHouseServer;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -386,34 +389,7 @@ pub fn check_database(db: &Path, ledger: &Ledger, service: &str) -> Stored {
             *stored.entry((trace_id.0, span.span_id.0)).or_default() += 1;
         }
     }
-    let unknown = ledger.unknown_keys();
-    let missing: Vec<_> = ledger
-        .acked
-        .iter()
-        .filter(|k| !stored.contains_key(k))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged spans are missing, e.g. {:02x?}",
-        missing.len(),
-        ledger.acked.len(),
-        missing.first()
-    );
-    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "spans stored more than once: {twice:02x?}"
-    );
-    let foreign: Vec<_> = stored
-        .keys()
-        .filter(|k| !ledger.acked.contains(k) && !unknown.contains(k))
-        .collect();
-    assert!(
-        foreign.is_empty(),
-        "{} stored spans were refused or never sent, e.g. {:02x?}",
-        foreign.len(),
-        foreign.first()
-    );
+    assert_ledger(&stored, ledger, "the database");
 
     let spans = stored.len() as u64;
     let n_store: i64 = conn
@@ -443,6 +419,38 @@ pub fn check_database(db: &Path, ledger: &Ledger, service: &str) -> Stored {
     }
 }
 
+/// Every acknowledged span stored, none twice, none refused or never sent.
+fn assert_ledger(stored: &HashMap<SpanKey, u32>, ledger: &Ledger, place: &str) {
+    let unknown = ledger.unknown_keys();
+    let missing: Vec<_> = ledger
+        .acked
+        .iter()
+        .filter(|k| !stored.contains_key(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{place}: {} of {} acknowledged spans are missing, e.g. {:02x?}",
+        missing.len(),
+        ledger.acked.len(),
+        missing.first()
+    );
+    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{place}: spans stored more than once: {twice:02x?}"
+    );
+    let foreign: Vec<_> = stored
+        .keys()
+        .filter(|k| !ledger.acked.contains(k) && !unknown.contains(k))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "{place}: {} stored spans were refused or never sent, e.g. {:02x?}",
+        foreign.len(),
+        foreign.first()
+    );
+}
+
 fn query_column(conn: &Connection, sql: &str) -> Vec<String> {
     let mut statement = conn.prepare(sql).expect("prepare");
     statement
@@ -450,4 +458,124 @@ fn query_column(conn: &Connection, sql: &str) -> Vec<String> {
         .expect("query")
         .map(|r| r.expect("row"))
         .collect()
+}
+
+/// Parses `hex(trace_id) TAB hex(span_id) TAB count` lines.
+fn span_counts(tsv: &str) -> HashMap<SpanKey, u32> {
+    tsv.lines()
+        .map(|line| {
+            let cells: Vec<&str> = line.split('\t').collect();
+            let id = |i: usize| hex::decode(cells.get(i).copied().unwrap_or_default());
+            let parsed = (|| {
+                let trace: [u8; 16] = id(0).ok()?.try_into().ok()?;
+                let span: [u8; 8] = id(1).ok()?.try_into().ok()?;
+                Some(((trace, span), cells.get(2)?.parse().ok()?))
+            })();
+            parsed.unwrap_or_else(|| panic!("not a span count line: {line:?}"))
+        })
+        .collect()
+}
+
+/// Holds a ClickHouse database to the ledger, as `check_database` does a
+/// file: each span table (the search copy `spans` and the trace-ordered
+/// `spans_by_trace`) holds every acknowledged span once and nothing else,
+/// and `N_store` equals the spans stored. ClickHouse has no stored trace
+/// summaries (they are computed from `spans_by_trace` when asked).
+pub async fn check_clickhouse(
+    server: &ClickHouseServer,
+    database: &str,
+    ledger: &Ledger,
+    service: &str,
+) -> Stored {
+    // A killed otelite's last INSERT may still be running in ClickHouse (it
+    // had sent the whole body): let the server finish what it was given.
+    // The server is shared, so this waits for any test's span INSERT, at
+    // most `WAIT`; they take milliseconds.
+    super::eventually(
+        || {
+            server.sql(
+                "SELECT count() FROM system.processes WHERE query LIKE 'INSERT INTO spans_in%'",
+            )
+        },
+        |running| running.trim() == "0",
+    )
+    .await;
+    let mut tables = Vec::new();
+    for table in ["spans_by_trace", "spans"] {
+        let tsv = server
+            .sql(&format!(
+                "SELECT hex(trace_id), hex(span_id), count() FROM {database}.{table} \
+                 GROUP BY trace_id, span_id"
+            ))
+            .await;
+        let stored = span_counts(&tsv);
+        assert_ledger(&stored, ledger, &format!("ClickHouse {database}.{table}"));
+        tables.push(stored);
+    }
+    let only_one: Vec<_> = tables[0]
+        .keys()
+        .filter(|k| !tables[1].contains_key(k))
+        .chain(tables[1].keys().filter(|k| !tables[0].contains_key(k)))
+        .collect();
+    assert!(
+        only_one.is_empty(),
+        "{} spans are in only one of spans_by_trace ({}) and spans ({}), e.g. {:02x?}",
+        only_one.len(),
+        tables[0].len(),
+        tables[1].len(),
+        only_one.first()
+    );
+    let spans = tables[0].len() as u64;
+    let n_store = server
+        .sql(&format!(
+            "SELECT sum(n) FROM {database}.stage_counts WHERE service = '{service}' AND stage = 'store'"
+        ))
+        .await;
+    let n_store: u64 = n_store
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("N_store {n_store:?}: {e}"));
+    assert_eq!(
+        n_store, spans,
+        "N_store of {service} equals its stored spans"
+    );
+    Stored { spans, n_store }
+}
+
+/// Asks a running otelite (`query` is its query listener's base URL) for
+/// every trace with an acknowledged span: each answers with all of its
+/// acknowledged spans, once each, and nothing that was refused or never sent.
+pub async fn check_api(query: &str, ledger: &Ledger) {
+    let unknown = ledger.unknown_keys();
+    let mut traces: HashMap<[u8; 16], HashSet<[u8; 8]>> = HashMap::new();
+    for (trace, span) in &ledger.acked {
+        traces.entry(*trace).or_default().insert(*span);
+    }
+    let client = reqwest::Client::new();
+    for (trace, acked) in traces {
+        let url = format!("{query}/api/otelite/traces/{}", hex::encode(trace));
+        let reply = client.get(&url).send().await.expect("GET a trace");
+        let status = reply.status().as_u16();
+        let body: serde_json::Value = reply.json().await.expect("trace JSON");
+        assert_eq!(status, 200, "{url}: {body}");
+        let spans = body["spans"].as_array().cloned().unwrap_or_default();
+        let ids: Vec<[u8; 8]> = spans
+            .iter()
+            .filter_map(|s| s["spanId"].as_str())
+            .filter_map(|id| hex::decode(id).ok()?.try_into().ok())
+            .collect();
+        assert_eq!(ids.len(), spans.len(), "{url}: span ids: {body}");
+        let unique: HashSet<[u8; 8]> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "{url}: a span twice");
+        assert!(
+            acked.is_subset(&unique),
+            "{url}: acknowledged spans missing"
+        );
+        assert!(
+            unique
+                .iter()
+                .all(|s| acked.contains(s) || unknown.contains(&(trace, *s))),
+            "{url}: a span that was refused or never sent"
+        );
+    }
 }

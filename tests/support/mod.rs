@@ -12,8 +12,11 @@ pub mod foreign;
 pub mod ledger;
 pub mod process;
 pub mod proxy;
+pub mod stores;
 
 pub use proxy::GatedProxy;
+pub use stores::Store;
+pub(crate) use stores::for_each_store;
 
 use otelite_exporter::model;
 use serde::Deserialize;
@@ -34,6 +37,8 @@ pub struct Backend {
     pub otlp: SocketAddr,
     pub query: SocketAddr,
     dir: Arc<TempDir>,
+    /// `--clickhouse-url` when on `--store clickhouse`, kept for restarts.
+    clickhouse_url: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), otelite_backend::Error>>>,
     http: reqwest::Client,
@@ -44,6 +49,7 @@ pub struct Stopped {
     pub otlp: SocketAddr,
     pub query: SocketAddr,
     dir: Arc<TempDir>,
+    clickhouse_url: Option<String>,
 }
 
 impl Backend {
@@ -54,14 +60,33 @@ impl Backend {
     /// Starts a backend on fresh ports and a fresh database, after letting
     /// the caller adjust the configuration.
     pub async fn start_with(tweak: impl FnOnce(&mut otelite_backend::Config)) -> Self {
+        Self::start_on(Store::Sqlite, "", tweak).await
+    }
+
+    /// Starts a backend on fresh ports and a fresh store of the given kind
+    /// (on ClickHouse: a database `<tag>_<n>` of its own on the shared
+    /// server), after letting the caller adjust the configuration.
+    pub async fn start_on(
+        store: Store,
+        tag: &str,
+        tweak: impl FnOnce(&mut otelite_backend::Config),
+    ) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("create temp dir"));
         let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        Self::start_at(dir, any, any, tweak).await
+        let clickhouse_url = match store {
+            Store::Sqlite => None,
+            Store::ClickHouse => {
+                let server = clickhouse::shared().await;
+                Some(server.otelite_url(&clickhouse::database(tag)))
+            }
+        };
+        Self::start_at(dir, any, any, clickhouse_url, tweak).await
     }
 
     /// Starts the backend again on the same database and ports.
     pub async fn restart(stopped: Stopped) -> Self {
-        Self::start_at(stopped.dir, stopped.otlp, stopped.query, |_| {}).await
+        let url = stopped.clickhouse_url;
+        Self::start_at(stopped.dir, stopped.otlp, stopped.query, url, |_| {}).await
     }
 
     /// Starts the backend again on the same database and ports, after
@@ -70,13 +95,15 @@ impl Backend {
         stopped: Stopped,
         tweak: impl FnOnce(&mut otelite_backend::Config),
     ) -> Self {
-        Self::start_at(stopped.dir, stopped.otlp, stopped.query, tweak).await
+        let url = stopped.clickhouse_url;
+        Self::start_at(stopped.dir, stopped.otlp, stopped.query, url, tweak).await
     }
 
     async fn start_at(
         dir: Arc<TempDir>,
         otlp: SocketAddr,
         query: SocketAddr,
+        clickhouse_url: Option<String>,
         tweak: impl FnOnce(&mut otelite_backend::Config),
     ) -> Self {
         let mut config = otelite_backend::Config {
@@ -85,6 +112,10 @@ impl Backend {
             query_listen: query,
             ..Default::default()
         };
+        if let Some(url) = &clickhouse_url {
+            config.store = otelite_backend::StoreKind::Clickhouse;
+            config.clickhouse_url = url.clone();
+        }
         tweak(&mut config);
         let server = otelite_backend::Server::bind(config)
             .await
@@ -98,6 +129,7 @@ impl Backend {
             otlp,
             query,
             dir,
+            clickhouse_url,
             shutdown: Some(tx),
             task: Some(task),
             http: reqwest::Client::new(),
@@ -119,6 +151,7 @@ impl Backend {
             otlp: self.otlp,
             query: self.query,
             dir: self.dir.clone(),
+            clickhouse_url: self.clickhouse_url.clone(),
         }
     }
 

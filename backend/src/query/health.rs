@@ -11,6 +11,7 @@ use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Clone)]
 pub struct OpsState {
@@ -23,7 +24,15 @@ pub async fn healthz() -> Response {
 }
 
 pub async fn readyz(State(state): State<OpsState>) -> Response {
-    match readiness(&state.store.health()) {
+    let ready = match readiness(&state.store.health()) {
+        Ok(()) => state.store.ping().await.map_err(|error| {
+            // The answer is unauthenticated: the cause goes to the log only.
+            tracing::warn!(%error, "readiness: the store does not answer");
+            "the store does not answer"
+        }),
+        not_ready => not_ready,
+    };
+    match ready {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -50,19 +59,35 @@ pub fn readiness(health: &WriteHealth) -> Result<(), &'static str> {
     }
 }
 
+/// Longest `/metrics` waits for each store read: a scrape of a backend
+/// whose store hangs (ClickHouse down or frozen) still answers, without them.
+const STORE_READ_LIMIT: Duration = Duration::from_secs(2);
+
 pub async fn prometheus(State(state): State<OpsState>) -> Response {
-    let counts = state
-        .store
-        .stage_counts(None, i64::MIN, i64::MAX)
-        .await
-        .inspect_err(|error| tracing::warn!(%error, "metrics: cannot read the stage counts"))
-        .ok()
-        .map(|rows| {
+    let read = tokio::time::timeout(
+        STORE_READ_LIMIT,
+        state.store.stage_counts(None, i64::MIN, i64::MAX),
+    );
+    let counts = match read.await {
+        Ok(Ok(rows)) => Some(
             rows.into_iter()
                 .map(|r| (r.service, r.stage, r.n))
-                .collect()
-        });
-    let db_bytes = state.store.size_on_disk().await.unwrap_or(0);
+                .collect(),
+        ),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "metrics: cannot read the stage counts");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(limit = ?STORE_READ_LIMIT, "metrics: the stage counts took too long");
+            None
+        }
+    };
+    let db_bytes = tokio::time::timeout(STORE_READ_LIMIT, state.store.size_on_disk())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0);
     let gauges = StoreGauges {
         health: state.store.health(),
         stage_counts: counts,

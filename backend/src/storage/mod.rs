@@ -94,6 +94,9 @@ pub trait TraceStore: Send + Sync + 'static {
 
     /// The write path's state, for readiness and metrics; cheap.
     fn health(&self) -> WriteHealth;
+    /// `Ok` when the store answers now, for `/readyz`; quick even when it
+    /// does not (a store in another process may be down or unreachable).
+    fn ping(&self) -> Reply<()>;
     /// Bytes the store's data takes on disk.
     fn size_on_disk(&self) -> Reply<u64>;
     /// What retention has deleted since start.

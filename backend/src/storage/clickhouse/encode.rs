@@ -4,7 +4,7 @@
 
 use super::rowbinary::Writer;
 use crate::analyze::{AnalyzedSpan, SpanFacts};
-use crate::stage::Stage;
+use crate::stage::{Stage, minute_of};
 use crate::storage::Ingest;
 use otelite_exporter::convert;
 use otelite_exporter::model::{AnyValue, KeyValue, Resource, Scope};
@@ -12,10 +12,13 @@ use prost::Message;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The columns `SpanRows::row` writes, in its order.
+/// The columns `SpanRows::row` writes, in its order. `received_day` and
+/// `received_minute` (when the batch arrived) are what the stage counts of
+/// the span go to, within the same INSERT (`stage_counts_mv`).
 pub const SPAN_COLUMNS: &str = "day, trace_id, span_id, parent_span_id, service, name, kind, \
     start_ns, end_ns, duration_ns, status_code, is_root, attr_keys, attr_values, \
-    resource_attr_keys, resource_attr_values, resource, scope, body";
+    resource_attr_keys, resource_attr_values, resource, scope, body, \
+    received_day, received_minute, attr_strings, resource_attr_strings";
 
 /// A batch ready for the ClickHouse writer.
 #[derive(Debug)]
@@ -32,7 +35,7 @@ pub struct SpanRow {
     pub facts: SpanFacts,
     kind: u8,
     status_code: u8,
-    attributes: (Vec<String>, Vec<String>),
+    attributes: Searchable,
     resource: usize,
     scope: usize,
     body: Vec<u8>,
@@ -41,7 +44,16 @@ pub struct SpanRow {
 #[derive(Debug)]
 struct EncodedResource {
     body: Vec<u8>,
-    attributes: (Vec<String>, Vec<String>),
+    attributes: Searchable,
+}
+
+/// Attributes as parallel arrays: keys, values as text, and whether each
+/// value is a string (only those match a prefix, as on SQLite).
+#[derive(Debug, Default)]
+struct Searchable {
+    keys: Vec<String>,
+    values: Vec<String>,
+    strings: Vec<u8>,
 }
 
 impl Rows {
@@ -112,41 +124,66 @@ impl Rows {
         out.bytes(&resource.body);
         out.bytes(&self.scopes[span.scope]);
         out.bytes(&span.body);
+        let minute = minute_of(self.received_ns);
+        out.u16(day_of_minute(minute));
+        out.i64(minute);
+        out.u8_array(&span.attributes.strings);
+        out.u8_array(&resource.attributes.strings);
     }
 }
 
-fn pairs(out: &mut Writer, (keys, values): &(Vec<String>, Vec<String>)) {
-    out.strings(keys.iter().map(String::as_str));
-    out.strings(values.iter().map(String::as_str));
+fn pairs(out: &mut Writer, attributes: &Searchable) {
+    out.strings(attributes.keys.iter().map(String::as_str));
+    out.strings(attributes.values.iter().map(String::as_str));
 }
 
-/// Days since 1970 of a unix-nanosecond time, as ClickHouse's `Date`
-/// (which ends in 2149).
+/// The last day 18.16 handles as a `Date`, 2105-12-31: past it, dates
+/// print (and parse) as 1970 or zero, and a partition of day 65535 takes
+/// the id of 1970-01-01's (ClickHouse then refuses an insert holding both
+/// with "Partition value mismatch"). Later times are kept in this day.
+pub const LAST_DAY: u16 = 49_672;
+
+/// Days since 1970 of a unix-nanosecond time, as ClickHouse's `Date`,
+/// at most [`LAST_DAY`].
 pub fn day_of(unix_nanos: u64) -> u16 {
-    (unix_nanos / 86_400_000_000_000).min(u64::from(u16::MAX)) as u16
+    (unix_nanos / 86_400_000_000_000).min(u64::from(LAST_DAY)) as u16
 }
 
-/// The day of a minute (unix seconds).
+/// The day of a minute (unix seconds), at most [`LAST_DAY`].
 pub fn day_of_minute(minute: i64) -> u16 {
-    (minute.max(0) / 86_400).min(i64::from(u16::MAX)) as u16
+    (minute.max(0) / 86_400).min(i64::from(LAST_DAY)) as u16
 }
 
-/// Attributes as parallel key and value arrays, values as search matches
-/// them (the same text the SQLite store indexes): strings as they are,
-/// numbers and booleans as written in JSON; arrays, maps and bytes are not
-/// searchable and left out.
-fn searchable(attributes: &[KeyValue]) -> (Vec<String>, Vec<String>) {
-    attributes
-        .iter()
-        .filter_map(|KeyValue { key, value }| {
-            let text = match value {
-                AnyValue::String(s) => s.clone(),
-                AnyValue::Bool(b) => b.to_string(),
-                AnyValue::Int(i) => i.to_string(),
-                AnyValue::Double(d) => d.to_string(),
-                _ => return None,
-            };
-            Some((key.clone(), text))
-        })
-        .unzip()
+/// Attributes as search matches them (the same text the SQLite store
+/// indexes): strings as they are, numbers and booleans as written in JSON;
+/// arrays, maps and bytes are not searchable and left out.
+fn searchable(attributes: &[KeyValue]) -> Searchable {
+    let mut out = Searchable::default();
+    for KeyValue { key, value } in attributes {
+        let (text, string) = match value {
+            AnyValue::String(s) => (s.clone(), true),
+            AnyValue::Bool(b) => (b.to_string(), false),
+            AnyValue::Int(i) => (i.to_string(), false),
+            AnyValue::Double(d) => (d.to_string(), false),
+            _ => continue,
+        };
+        out.keys.push(key.clone());
+        out.values.push(text);
+        out.strings.push(u8::from(string));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LAST_DAY, day_of, day_of_minute};
+
+    #[test]
+    fn days_stop_at_the_last_date_clickhouse_handles() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(1_764_115_200_000_000_000), 20_418); // 2025-11-26
+        assert_eq!(day_of(u64::MAX), LAST_DAY);
+        assert_eq!(day_of_minute(-60), 0);
+        assert_eq!(day_of_minute(i64::MAX), LAST_DAY);
+    }
 }

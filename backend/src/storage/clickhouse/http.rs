@@ -148,6 +148,17 @@ impl Client {
         self.post(&params, rows).await.map(drop)
     }
 
+    /// Whether the server answers `GET /ping` within `limit`.
+    pub async fn ping(&self, limit: Duration) -> Result<(), ClickHouseError> {
+        let request = Request::get(format!("{}ping", self.base))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClickHouseError::Url {
+                url: self.base.clone(),
+                reason: e.to_string(),
+            })?;
+        self.exchange(request, limit).await.map(drop)
+    }
+
     async fn post(&self, params: &str, body: Bytes) -> Result<Bytes, ClickHouseError> {
         let url = format!("{}?{params}", self.base);
         let request =
@@ -157,6 +168,15 @@ impl Client {
                     url: self.base.clone(),
                     reason: e.to_string(),
                 })?;
+        self.exchange(request, TIMEOUT).await
+    }
+
+    /// Sends a request; its answer's body on a 2xx within `limit`.
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        limit: Duration,
+    ) -> Result<Bytes, ClickHouseError> {
         let exchange = async {
             let response =
                 self.http
@@ -186,9 +206,9 @@ impl Client {
                 })
             }
         };
-        tokio::time::timeout(TIMEOUT, exchange)
+        tokio::time::timeout(limit, exchange)
             .await
-            .map_err(|_| ClickHouseError::Timeout(TIMEOUT))?
+            .map_err(|_| ClickHouseError::Timeout(limit))?
     }
 }
 

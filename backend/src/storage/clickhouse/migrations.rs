@@ -4,13 +4,16 @@
 //! EXISTS`), so a migration cut short by a crash runs again whole, and
 //! several otelite processes may start against one database at once.
 
-use super::http::{ClickHouseError, Client};
+use super::http::{ClickHouseError, Client, quote};
 use super::rowbinary::Reader;
 
 /// Each version's statements, separated by lines holding only `;`.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("schema-18.16.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("schema-18.16.sql")),
+    (2, include_str!("migrate-2.sql")),
+];
 
-pub const CURRENT_VERSION: u32 = 1;
+pub const CURRENT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -54,8 +57,52 @@ pub async fn migrate(client: &Client) -> Result<u32, MigrationError> {
                 shard = local.database()
             ))
             .await?;
+        add_missing_columns(client, local.database(), table).await?;
     }
     Ok(version)
+}
+
+/// Gives a Distributed table made by an older version the columns its
+/// shard table has gained since.
+async fn add_missing_columns(
+    client: &Client,
+    shard: &str,
+    table: &str,
+) -> Result<(), ClickHouseError> {
+    let data = client
+        .query(&format!(
+            "SELECT name, type FROM system.columns WHERE database = {shard_db} AND table = {name} \
+             AND name NOT IN (SELECT name FROM system.columns \
+                              WHERE database = {db} AND table = {name})",
+            shard_db = quote(shard),
+            db = quote(client.database()),
+            name = quote(table),
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    while !reader.is_empty() {
+        let (name, kind) = (reader.string()?, reader.string()?);
+        execute_once(
+            client,
+            &format!("ALTER TABLE {table} ADD COLUMN {name} {kind}"),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Runs a migration statement; an `ADD COLUMN` whose column exists (a
+/// migration cut short and run again) counts as done, since 18.16 has no
+/// `ADD COLUMN IF NOT EXISTS`.
+async fn execute_once(client: &Client, statement: &str) -> Result<(), ClickHouseError> {
+    match client.execute(statement).await {
+        Err(ClickHouseError::Refused { message, .. })
+            if statement.contains("ADD COLUMN") && message.contains("already exists") =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Creates the database if needed and brings its schema to the current version.
@@ -76,7 +123,7 @@ async fn migrate_local(client: &Client) -> Result<u32, MigrationError> {
     }
     for (version, script) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
         for statement in statements(script) {
-            client.execute(statement).await?;
+            execute_once(client, statement).await?;
         }
         client
             .execute(&format!(
@@ -123,6 +170,9 @@ mod tests {
             .filter(|p| p.contains("MATERIALIZED VIEW"))
             .count();
         assert_eq!((tables, views), (7, 3));
+        let upgrade: Vec<&str> = statements(MIGRATIONS[1].1).collect();
+        assert_eq!(upgrade.len(), 9, "{upgrade:?}");
+        assert!(upgrade[0].contains("ALTER TABLE spans_in"), "{upgrade:?}");
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
     }
 }

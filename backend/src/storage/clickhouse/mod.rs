@@ -49,6 +49,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 /// Spans remembered for edge resolution, as for SQLite.
 const EDGE_MEMORY: usize = 200_000;
 
+/// How long `/readyz` waits for ClickHouse's `/ping`: an orchestrator
+/// probes often and wants a quick no.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A handle to the ClickHouse store; cheap to clone.
 #[derive(Clone)]
 pub struct ClickHouse(Arc<Inner>);
@@ -279,6 +283,10 @@ impl TraceStore for ClickHouse {
             queued_spans: inner.span_capacity - inner.span_budget.available_permits(),
             span_capacity: inner.span_capacity,
         }
+    }
+
+    fn ping(&self) -> Reply<()> {
+        self.reply(|client| async move { client.ping(PING_TIMEOUT).await })
     }
 
     fn size_on_disk(&self) -> Reply<u64> {

@@ -35,6 +35,11 @@ impl Writer {
         self.0.extend_from_slice(bytes);
     }
 
+    /// An `Array(UInt8)`: laid out as a `String` is.
+    pub fn u8_array(&mut self, items: &[u8]) {
+        self.bytes(items);
+    }
+
     pub fn str(&mut self, text: &str) {
         self.bytes(text.as_bytes());
     }

@@ -34,7 +34,11 @@ CREATE TABLE IF NOT EXISTS spans_in (
     resource_attr_values Array(String),
     resource             String,
     scope                String,
-    body                 String
+    body                 String,
+    received_day         Date,             -- when the batch arrived: where
+    received_minute      Int64,            -- its stage counts go
+    attr_strings         Array(UInt8),     -- 1 where the value is a string
+    resource_attr_strings Array(UInt8)
 ) ENGINE = Null
 ;
 CREATE TABLE IF NOT EXISTS spans (
@@ -52,6 +56,8 @@ CREATE TABLE IF NOT EXISTS spans (
     attr_values          Array(String)                 CODEC(ZSTD(1)),
     resource_attr_keys   Array(LowCardinality(String)) CODEC(ZSTD(1)),
     resource_attr_values Array(String)                 CODEC(ZSTD(1)),
+    attr_strings         Array(UInt8)                  CODEC(ZSTD(1)),
+    resource_attr_strings Array(UInt8)                 CODEC(ZSTD(1)),
     INDEX by_trace trace_id TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX by_attr_key attr_keys TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX by_attr_value attr_values TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -60,9 +66,10 @@ CREATE TABLE IF NOT EXISTS spans (
   TTL day + INTERVAL 7 DAY
   SETTINGS ttl_only_drop_parts = 1
 ;
-CREATE MATERIALIZED VIEW IF NOT EXISTS spans_mv TO spans AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS spans_mv_2 TO spans AS
 SELECT day, trace_id, span_id, service, name, kind, start_ns, end_ns, duration_ns, status_code,
-       attr_keys, attr_values, resource_attr_keys, resource_attr_values
+       attr_keys, attr_values, resource_attr_keys, resource_attr_values,
+       attr_strings, resource_attr_strings
 FROM spans_in
 ;
 -- Still worth having with the bloom filter: a trace read touches one
@@ -110,6 +117,12 @@ CREATE TABLE IF NOT EXISTS stage_counts (
     n       UInt64
 ) ENGINE = SummingMergeTree(n) PARTITION BY day ORDER BY (service, stage, minute)
   TTL day + INTERVAL 30 DAY
+;
+-- Each stored span counted at process, analyze and store, within its INSERT.
+CREATE MATERIALIZED VIEW IF NOT EXISTS stage_counts_mv TO stage_counts AS
+SELECT received_day AS day, service, stage, received_minute AS minute, count() AS n
+FROM spans_in ARRAY JOIN ['process', 'analyze', 'store'] AS stage
+GROUP BY day, service, stage, minute
 ;
 CREATE TABLE IF NOT EXISTS service_edges (
     day    Date,

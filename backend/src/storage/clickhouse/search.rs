@@ -7,7 +7,7 @@
 //! start of its newest matching span, which must start in the window. The
 //! cursor is `(key, trace id)`, as for SQLite.
 
-use super::encode::day_of;
+use super::encode::{LAST_DAY, day_of};
 use super::http::{ClickHouseError, Client, hex_literal, quote};
 use super::rowbinary::Reader;
 use crate::store::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary};
@@ -76,12 +76,11 @@ pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, Cl
 }
 
 /// A `Date` literal (`'2026-11-26'`) for days since 1970: 18.16 compares a
-/// `Date` column with a date, not with a number. Capped at 2105-12-31,
+/// `Date` column with a date, not with a number. Capped at [`LAST_DAY`],
 /// the last date 18.16 parses (it reads later ones as zero).
 fn date_literal(days: u16) -> String {
-    const LAST: i64 = 49_672; // 2105-12-31
     // Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01.
-    let z = i64::from(days).min(LAST) + 719_468;
+    let z = i64::from(days.min(LAST_DAY)) + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -126,14 +125,15 @@ fn span_filters(query: &TraceQuery) -> Vec<String> {
              OR arrayExists((k, v) -> k = {key} AND v = {value}, resource_attr_keys, resource_attr_values))"
         ));
     }
-    // A prefix compares bytes (18.16 has no startsWith). Unlike SQLite,
-    // numbers and booleans match too, as the text the arrays hold.
+    // A prefix compares bytes (18.16 has no startsWith), of string values
+    // only, as on SQLite: a number or boolean is no text to search in.
     for (key, prefix) in &query.attribute_prefixes {
         let (key, len, prefix) = (quote(key), prefix.len(), quote(prefix));
-        let test = format!("k = {key} AND substring(v, 1, {len}) = {prefix}");
+        let test = format!("s = 1 AND k = {key} AND substring(v, 1, {len}) = {prefix}");
         filters.push(format!(
-            "(arrayExists((k, v) -> {test}, attr_keys, attr_values) \
-             OR arrayExists((k, v) -> {test}, resource_attr_keys, resource_attr_values))"
+            "(arrayExists((k, v, s) -> {test}, attr_keys, attr_values, attr_strings) \
+             OR arrayExists((k, v, s) -> {test}, resource_attr_keys, resource_attr_values, \
+             resource_attr_strings))"
         ));
     }
     if let Some(min) = query.min_duration_ns {

@@ -1,6 +1,6 @@
 //! Writing a group of batches: drop spans already stored (a retried batch),
 //! insert the rest into `spans_in` in one INSERT (the materialized views
-//! fill the query tables within it), then the stage counts and the service
+//! fill the query tables and the stage counts within it), then the service
 //! edges. Each INSERT is synchronous: the callers hear `Ok` only after
 //! ClickHouse has written it.
 
@@ -40,30 +40,17 @@ pub async fn spans(
     let mut out = Writer::default();
     let mut seen: HashSet<(TraceId, SpanId)> = HashSet::new();
     let mut inserted: Vec<&SpanFacts> = Vec::new();
-    let mut counts: Vec<Count> = Vec::new();
     let mut results = Vec::with_capacity(group.len());
     for rows in group {
         let before = inserted.len();
-        let mut duplicates: HashMap<&str, u64> = HashMap::new();
-        let mut per_service: HashMap<&str, u64> = HashMap::new();
         for span in &rows.spans {
             let key = (span.facts.trace_id, span.facts.span_id);
+            // A span already stored was counted when it first came.
             if stored.contains(&key) || !seen.insert(key) {
-                *duplicates.entry(span.facts.service()).or_default() += 1;
                 continue;
             }
             rows.row(&mut out, span);
             inserted.push(&span.facts);
-            *per_service.entry(span.facts.service()).or_default() += 1;
-        }
-        // A span already stored was counted when it first came.
-        let minute = minute_of(rows.received_ns);
-        for (service, stage, n) in &rows.counted {
-            let seen = duplicates.get(service.as_str()).copied().unwrap_or(0);
-            counts.push((service.clone(), *stage, minute, n.saturating_sub(seen)));
-        }
-        for (service, n) in per_service {
-            counts.push((service.to_owned(), Stage::Store, minute, n));
         }
         let new = (inserted.len() - before) as u64;
         results.push(Stored {
@@ -71,6 +58,8 @@ pub async fn spans(
             duplicates: rows.len() as u64 - new,
         });
     }
+    // The INSERT also counts each new span at process, analyze and store
+    // (`stage_counts_mv`): spans and their counts are written together.
     if !inserted.is_empty()
         && let Err(error) = client.insert("spans_in", SPAN_COLUMNS, out.0.into()).await
     {
@@ -78,10 +67,7 @@ pub async fn spans(
         return Err(error);
     }
     let found = edges.resolve(inserted.iter().copied());
-    // The spans are stored: a failure past here loses counts, not spans.
-    if let Err(error) = insert_counts(client, &counts).await {
-        tracing::error!(%error, "ClickHouse: cannot record the stage counts of stored spans");
-    }
+    // The spans are stored: a failure past here loses edges, not spans.
     if let Err(error) = insert_edges(client, &found).await {
         tracing::error!(%error, "ClickHouse: cannot record service edges");
     }
