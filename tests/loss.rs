@@ -2,7 +2,7 @@
 //! exporter's queue overflowing loses spans at `collect`, a backend that is
 //! down loses them at `transmit`. The ground truth is what the backend stored.
 
-use crate::support::{self, Backend, GatedProxy};
+use crate::support::{self, Backend, GatedProxy, Store, for_each_store};
 use opentelemetry::Context;
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _,
@@ -57,11 +57,14 @@ async fn flush_all(provider: &SdkTracerProvider) -> Result<(), OTelSdkError> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_overflow_is_lost_at_collect() {
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    queue_overflow_is_lost_at_collect
+);
+async fn queue_overflow_is_lost_at_collect(store: Store) {
     const PRODUCED: u64 = 2_000;
     const QUEUE: usize = 16;
-    let backend = Backend::start().await;
+    let backend = Backend::start_on(store, "loss_queue", |_| {}).await;
     // The first export hangs in the closed proxy, so the processor cannot
     // drain its queue while the spans are produced: everything past the
     // queue and the batch in flight is dropped by the SDK.
@@ -114,12 +117,15 @@ async fn queue_overflow_is_lost_at_collect() {
     assert!(rates.stage("collect").rate.is_some_and(|r| r < 1.0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backend_outage_is_lost_at_transmit() {
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    backend_outage_is_lost_at_transmit
+);
+async fn backend_outage_is_lost_at_transmit(store: Store) {
     const BEFORE: u64 = 5;
     const DURING: u64 = 7;
     const AFTER: u64 = 9;
-    let backend = Backend::start().await;
+    let backend = Backend::start_on(store, "loss_outage", |_| {}).await;
     let batch = BatchConfigBuilder::default()
         .with_scheduled_delay(Duration::from_millis(50))
         .build();

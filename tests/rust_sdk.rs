@@ -2,7 +2,7 @@
 //! through the query API: every field of every span arrives as produced, and
 //! `/api/rates` shows no loss at any stage for any service.
 
-use crate::support::{self, Backend, STAGES};
+use crate::support::{self, Backend, STAGES, Store, for_each_store};
 use opentelemetry::trace::{
     Link, Span as _, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState,
     Tracer as _, TracerProvider as _,
@@ -207,16 +207,12 @@ fn produce(web: &mut Service, orders: &mut Service, payments: &mut Service) -> [
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_from_three_services_arrive_field_for_field() {
-    three_services_field_for_field(&Backend::start().await).await;
-}
-
-/// The same into `otelite serve --store clickhouse`: spans field for field,
-/// and loss-free rates from the exporter's counters and the backend's stages.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_from_three_services_arrive_field_for_field_in_clickhouse() {
-    let backend = crate::support::clickhouse::backend("rust_sdk").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    spans_from_three_services_arrive_field_for_field
+);
+async fn spans_from_three_services_arrive_field_for_field(store: Store) {
+    let backend = Backend::start_on(store, "rust_sdk", |_| {}).await;
     three_services_field_for_field(&backend).await;
 }
 
@@ -280,14 +276,12 @@ async fn three_services_field_for_field(backend: &Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn search_finds_the_traces_newest_first() {
-    search_newest_first(&Backend::start().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn search_finds_the_traces_newest_first_in_clickhouse() {
-    let backend = crate::support::clickhouse::backend("rust_sdk").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    search_finds_the_traces_newest_first
+);
+async fn search_finds_the_traces_newest_first(store: Store) {
+    let backend = Backend::start_on(store, "rust_sdk", |_| {}).await;
     search_newest_first(&backend).await;
 }
 
@@ -358,9 +352,12 @@ async fn search_newest_first(backend: &Backend) {
     assert!(nobody.is_empty(), "{nobody:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trace_lookup_rejects_bad_ids_and_unknown_traces() {
-    let backend = Backend::start().await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    trace_lookup_rejects_bad_ids_and_unknown_traces
+);
+async fn trace_lookup_rejects_bad_ids_and_unknown_traces(store: Store) {
+    let backend = Backend::start_on(store, "rust_sdk", |_| {}).await;
     let (status, body) = backend
         .get_json("/api/otelite/traces/0af7651916cd43dd8448eb211c80319c")
         .await;
@@ -379,11 +376,14 @@ async fn trace_lookup_rejects_bad_ids_and_unknown_traces() {
     }
 }
 
-/// Trace flags and state survive: a span continuing a remote parent that
-/// carries a trace state and is not sampled-by-default flags.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remote_parent_trace_state_is_kept() {
-    let backend = Backend::start().await;
+// Trace flags and state survive: a span continuing a remote parent that
+// carries a trace state and is not sampled-by-default flags.
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    remote_parent_trace_state_is_kept
+);
+async fn remote_parent_trace_state_is_kept(store: Store) {
+    let backend = Backend::start_on(store, "rust_sdk", |_| {}).await;
     let mut service = Service::new(&backend, "edge");
     let parent = SpanContext::new(
         opentelemetry::trace::TraceId::from_bytes(support::unique_trace_id(1).0),
