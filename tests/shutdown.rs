@@ -2,10 +2,13 @@
 //! are posting. The real `otelite serve` must exit 0 within a bound (a hang
 //! detector, not a speed test), every span it acknowledged must be in the
 //! file, and the senders must end at a refused or closed connection rather
-//! than with a 2xx whose spans were then lost.
+//! than with a 2xx whose spans were then lost. On both stores: on ClickHouse
+//! the last writes must have reached it before the exit.
 
-use crate::support::ledger::{self, Load, LoadSpec};
-use crate::support::process::{ServeProcess, blocking};
+use crate::support::ledger::{Load, LoadSpec};
+use crate::support::process::blocking;
+use crate::support::stores::StoreAt;
+use crate::support::{Store, for_each_store};
 use std::time::Duration;
 
 const SERVICE: &str = "shutdown-load";
@@ -13,11 +16,10 @@ const SERVICE: &str = "shutdown-load";
 const EXIT_LIMIT: Duration = Duration::from_secs(30);
 const SENDERS: usize = 4;
 
-async fn shutdown_under_load(signal: &'static str) {
+async fn shutdown_under_load(store: Store, signal: &'static str) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("otelite.db");
-    let start_db = db.clone();
-    let mut backend = blocking(move || ServeProcess::start(&start_db, &[])).await;
+    let at = StoreAt::new(store, dir.path(), "shutdown").await;
+    let mut backend = at.serve(&[]).await;
     let load = Load::start(
         &backend.otlp_url(),
         &LoadSpec {
@@ -54,16 +56,22 @@ async fn shutdown_under_load(signal: &'static str) {
         "every sender ends at a refused or closed connection: {:?}",
         ledger.statuses
     );
-    let stored = blocking(move || ledger::check_database(&db, &ledger, SERVICE)).await;
+    let (_, stored) = at.check(ledger, SERVICE).await;
     assert!(stored.spans >= 20 * 100, "{stored:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigterm_under_load_exits_0_and_keeps_every_acknowledged_span() {
-    shutdown_under_load("TERM").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    sigterm_under_load_exits_0_and_keeps_every_acknowledged_span
+);
+async fn sigterm_under_load_exits_0_and_keeps_every_acknowledged_span(store: Store) {
+    shutdown_under_load(store, "TERM").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigint_under_load_exits_0_and_keeps_every_acknowledged_span() {
-    shutdown_under_load("INT").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    sigint_under_load_exits_0_and_keeps_every_acknowledged_span
+);
+async fn sigint_under_load_exits_0_and_keeps_every_acknowledged_span(store: Store) {
+    shutdown_under_load(store, "INT").await;
 }
