@@ -5,7 +5,7 @@
 //! there, want a token, not know a trace, speak TLS with its own certificate.
 
 use crate::support::process::{blocking, otelite_bin};
-use crate::support::{self, Backend};
+use crate::support::{self, Backend, Store};
 use opentelemetry::trace::{
     Span, SpanContext, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
 };
@@ -192,6 +192,49 @@ async fn every_command_answers_from_the_server_as_from_the_file() {
         let missing = format!("{db}.missing");
         let stderr = fails(&["services", "--db", &missing], &env);
         assert!(stderr.contains("no such file"), "{stderr}");
+    })
+    .await;
+}
+
+/// The reading commands ask a server on `--store clickhouse` as they ask
+/// one on SQLite: there is no file to compare with, so the answers are
+/// checked against the seeded traces.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_command_answers_from_a_clickhouse_backed_server() {
+    let backend = Backend::start_on(Store::ClickHouse, "cli_server", |_| {}).await;
+    let trace_id = seed(&backend).await;
+    let url = backend.query_url("");
+    blocking(move || {
+        for args in commands(&trace_id) {
+            ok(&args, &["--server", &url], &[]);
+        }
+        let server = ["--server", url.as_str()];
+        assert_eq!(ok(&["services"], &server, &[]), "frontend\npayments\n");
+        let operations = ok(
+            &["operations", "payments", "--kind", "client"],
+            &server,
+            &[],
+        );
+        assert!(operations.contains("db.query"), "{operations}");
+        assert!(!operations.contains("POST /charge"), "{operations}");
+        let waterfall = ok(&["trace", &trace_id], &server, &[]);
+        for name in ["GET /checkout", "charge", "POST /charge", "db.query"] {
+            assert!(waterfall.contains(name), "{name} in\n{waterfall}");
+        }
+        let failed = ok(
+            &["traces", "--service", "payments", "--error", "--json"],
+            &server,
+            &[],
+        );
+        assert!(failed.contains(&trace_id), "{failed}");
+        let by_attribute = ok(&["traces", "--attr", "user.id=7", "--json"], &server, &[]);
+        assert!(by_attribute.contains(&trace_id), "{by_attribute}");
+        let all = ok(&["traces", "--json"], &server, &[]);
+        assert_eq!(all.matches("\"traceId\"").count(), 2, "{all}");
+        let deps = ok(&["deps"], &server, &[]);
+        assert!(deps.contains("frontend  →  payments"), "{deps}");
+        let rates = ok(&["rates", "--service", "payments", "--json"], &server, &[]);
+        assert!(rates.contains("\"store\""), "{rates}");
     })
     .await;
 }
