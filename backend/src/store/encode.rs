@@ -218,8 +218,16 @@ pub fn operation_token(name: &str) -> String {
     token
 }
 
+fn push_kind_token(out: &mut String, kind: i32) {
+    use std::fmt::Write;
+    // Writing into a String cannot fail.
+    let _ = write!(out, "k{kind}");
+}
+
 pub fn kind_token(kind: i32) -> String {
-    format!("k{kind}")
+    let mut token = String::with_capacity(3);
+    push_kind_token(&mut token, kind);
+    token
 }
 
 pub fn service_token(service: &str) -> String {
@@ -250,10 +258,7 @@ pub fn span_tokens(span: &Span) -> Tokens {
     let mut tokens = Tokens::with_capacity(2 * span.attributes.len() + 2);
     add_attribute_tokens(&mut tokens, &span.attributes);
     tokens.push(|out| push_operation_token(out, &span.name));
-    tokens.push(|out| {
-        out.push('k');
-        out.push_str(&span.kind.as_i32().to_string());
-    });
+    tokens.push(|out| push_kind_token(out, span.kind.as_i32()));
     tokens
 }
 
