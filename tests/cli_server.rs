@@ -5,7 +5,7 @@
 //! there, want a token, not know a trace, speak TLS with its own certificate.
 
 use crate::support::process::{blocking, otelite_bin};
-use crate::support::{self, Backend, Store};
+use crate::support::{self, Backend, Store, pki};
 use opentelemetry::trace::{
     Span, SpanContext, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
 };
@@ -300,15 +300,11 @@ async fn server_errors_exit_non_zero_and_say_why() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_https_server_with_its_own_certificate() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("rcgen makes a certificate");
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, made.cert.pem()).expect("write cert");
-    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+    let pki = pki::pki();
+    let cert = pki.cert.clone();
     let files = TlsFiles {
         cert: cert.clone(),
-        key,
+        key: pki.key.clone(),
     };
     let backend = Backend::start_with(|config| config.tls = Some(files)).await;
     let url = format!("https://localhost:{}", backend.query.port());

@@ -2,6 +2,7 @@
 //! here (the exporter sending over https and trusting it), and the
 //! connection limits that stop slow or oversized request heads.
 
+use crate::support::pki::{Pki, pki};
 use crate::support::{Backend, WAIT, resource, shutdown};
 use bytes::Bytes;
 use http::{Method, Request};
@@ -14,36 +15,14 @@ use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
 use otelite_backend::net::{BearerToken, TlsFiles};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const INGEST_TOKEN: &str = "ingest-s3cret";
 const QUERY_TOKEN: &str = "query-s3cret";
-
-/// A self-signed certificate for `localhost` and 127.0.0.1, in PEM files.
-struct Pki {
-    _dir: TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn pki() -> Pki {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("rcgen makes a certificate");
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, made.cert.pem()).expect("write cert");
-    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
-    Pki {
-        _dir: dir,
-        cert,
-        key,
-    }
-}
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 

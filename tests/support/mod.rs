@@ -10,6 +10,7 @@
 pub mod clickhouse;
 pub mod foreign;
 pub mod ledger;
+pub mod pki;
 pub mod process;
 pub mod proxy;
 pub mod stores;

@@ -1,0 +1,25 @@
+//! A self-signed certificate for `localhost` and 127.0.0.1, in PEM files,
+//! for the tests that speak TLS to a backend.
+
+use std::path::PathBuf;
+use tempfile::TempDir;
+
+pub struct Pki {
+    _dir: TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn pki() -> Pki {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("rcgen makes a certificate");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).expect("write cert");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+    Pki {
+        _dir: dir,
+        cert,
+        key,
+    }
+}
