@@ -9,8 +9,8 @@ mod sdk;
 
 pub use encode::{encode_request, encode_span};
 pub use otlp::{
-    InvalidSpan, SpansFromOtlp, attributes_from_otlp, attributes_to_otlp, from_otlp, into_otlp,
-    resource_to_otlp, scope_to_otlp, span_into_otlp, span_to_otlp, to_otlp,
+    InvalidSpan, SpansFromOtlp, attributes_from_otlp, attributes_to_otlp, from_otlp,
+    resource_to_otlp, scope_to_otlp, span_to_otlp, to_otlp,
 };
 pub use sdk::SdkConverter;
 

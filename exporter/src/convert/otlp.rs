@@ -7,20 +7,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1 as pb_common;
 use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
 use opentelemetry_proto::tonic::trace::v1 as pb;
-use std::borrow::Borrow;
 use std::sync::Arc;
-
-/// Groups spans by resource and scope (in order of first appearance) into
-/// one OTLP request.
-pub fn to_otlp(spans: &[model::Span]) -> ExportTraceServiceRequest {
-    group(spans, span_to_otlp)
-}
-
-/// `to_otlp` for spans the caller gives up (the exporter's path): their
-/// strings and lists move into the request instead of being copied.
-pub fn into_otlp(spans: Vec<model::Span>) -> ExportTraceServiceRequest {
-    group(spans, span_into_otlp)
-}
 
 /// A resource's group: its model (to match spans against), the OTLP group,
 /// and the model scope of each of its scope groups.
@@ -30,13 +17,12 @@ type ResourceGroup = (
     Vec<Arc<model::Scope>>,
 );
 
-fn group<S: Borrow<model::Span>>(
-    spans: impl IntoIterator<Item = S>,
-    convert: impl Fn(S) -> pb::Span,
-) -> ExportTraceServiceRequest {
+/// Groups spans by resource and scope (in order of first appearance) into
+/// one OTLP request.
+pub fn to_otlp(spans: &[model::Span]) -> ExportTraceServiceRequest {
     let mut groups: Vec<ResourceGroup> = Vec::new();
     for span in spans {
-        let (resource, scope) = (&span.borrow().resource, &span.borrow().scope);
+        let (resource, scope) = (&span.resource, &span.scope);
         let index = match groups.iter().position(|(r, _, _)| same(r, resource)) {
             Some(index) => index,
             None => {
@@ -55,7 +41,7 @@ fn group<S: Borrow<model::Span>>(
         };
         resource_spans.scope_spans[scope_index]
             .spans
-            .push(convert(span));
+            .push(span_to_otlp(span));
     }
     ExportTraceServiceRequest {
         resource_spans: groups.into_iter().map(|(_, rs, _)| rs).collect(),
@@ -141,87 +127,6 @@ pub fn span_to_otlp(span: &model::Span) -> pb::Span {
             }),
         },
     }
-}
-
-/// `span_to_otlp` for a span the caller gives up: nothing is copied.
-pub fn span_into_otlp(span: model::Span) -> pb::Span {
-    pb::Span {
-        trace_id: span.trace_id.0.to_vec(),
-        span_id: span.span_id.0.to_vec(),
-        trace_state: span.trace_state,
-        parent_span_id: span
-            .parent_span_id
-            .map(|p| p.0.to_vec())
-            .unwrap_or_default(),
-        flags: span.flags,
-        name: span.name,
-        kind: span.kind.as_i32(),
-        start_time_unix_nano: span.start_time_unix_nano,
-        end_time_unix_nano: span.end_time_unix_nano,
-        attributes: attributes_into_otlp(span.attributes),
-        dropped_attributes_count: span.dropped_attributes_count,
-        events: span
-            .events
-            .into_iter()
-            .map(|e| pb::span::Event {
-                time_unix_nano: e.time_unix_nano,
-                name: e.name,
-                attributes: attributes_into_otlp(e.attributes),
-                dropped_attributes_count: e.dropped_attributes_count,
-            })
-            .collect(),
-        dropped_events_count: span.dropped_events_count,
-        links: span
-            .links
-            .into_iter()
-            .map(|l| pb::span::Link {
-                trace_id: l.trace_id.0.to_vec(),
-                span_id: l.span_id.0.to_vec(),
-                trace_state: l.trace_state,
-                attributes: attributes_into_otlp(l.attributes),
-                dropped_attributes_count: l.dropped_attributes_count,
-                flags: l.flags,
-            })
-            .collect(),
-        dropped_links_count: span.dropped_links_count,
-        status: match (span.status.code, span.status.message.is_empty()) {
-            (model::StatusCode::Unset, true) => None,
-            (code, _) => Some(pb::Status {
-                message: span.status.message,
-                code: code.as_i32(),
-            }),
-        },
-    }
-}
-
-fn attributes_into_otlp(attributes: Vec<KeyValue>) -> Vec<pb_common::KeyValue> {
-    attributes
-        .into_iter()
-        .map(|kv| pb_common::KeyValue {
-            key: kv.key,
-            value: Some(value_into_otlp(kv.value)),
-            key_strindex: 0,
-        })
-        .collect()
-}
-
-fn value_into_otlp(value: AnyValue) -> pb_common::AnyValue {
-    use pb_common::any_value::Value;
-    let value = match value {
-        AnyValue::Empty => None,
-        AnyValue::String(s) => Some(Value::StringValue(s)),
-        AnyValue::Bool(b) => Some(Value::BoolValue(b)),
-        AnyValue::Int(i) => Some(Value::IntValue(i)),
-        AnyValue::Double(d) => Some(Value::DoubleValue(d)),
-        AnyValue::Bytes(b) => Some(Value::BytesValue(b)),
-        AnyValue::Array(values) => Some(Value::ArrayValue(pb_common::ArrayValue {
-            values: values.into_iter().map(value_into_otlp).collect(),
-        })),
-        AnyValue::KvList(values) => Some(Value::KvlistValue(pb_common::KeyValueList {
-            values: attributes_into_otlp(values),
-        })),
-    };
-    pb_common::AnyValue { value }
 }
 
 pub fn attributes_to_otlp(attributes: &[KeyValue]) -> Vec<pb_common::KeyValue> {
