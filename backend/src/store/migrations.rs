@@ -30,6 +30,7 @@ const UPGRADES: &[Step] = &[
     Step::InTransaction(add_resource_attributes),
     Step::Alone(incremental_vacuum),
     Step::InTransaction(span_groups),
+    Step::InTransaction(name_the_tokenizer),
 ];
 
 /// `auto_vacuum` mode 2: freed pages can be handed back to the file system
@@ -145,6 +146,35 @@ fn span_groups(tx: &Transaction) -> Result<(), MigrationError> {
     Ok(())
 }
 
+/// Version 5: `group_terms` names the tokenizer it has always used,
+/// `unicode61` (FTS5's default), because FTS5 looks a tokenizer up by name
+/// only when the table names one, and otelite's writer puts a faster
+/// equivalent under that name (see `tokenizer`). The tokens, and so the
+/// index, stay as they are: only the table's declaration changes, edited
+/// in place the way SQLite's own `ALTER TABLE` does it, so that a large
+/// file is upgraded at once.
+fn name_the_tokenizer(tx: &Transaction) -> Result<(), MigrationError> {
+    let schema_version: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    tx.execute_batch("PRAGMA writable_schema = ON")?;
+    let changed = tx.execute(
+        "UPDATE sqlite_schema
+         SET sql = replace(sql, 'detail = none', 'detail = none, tokenize = ''unicode61''')
+         WHERE type = 'table' AND name = 'group_terms' AND instr(sql, 'tokenize') = 0",
+        [],
+    )?;
+    // The new schema cookie makes every connection read the declaration again.
+    tx.execute_batch(&format!(
+        "PRAGMA schema_version = {}; PRAGMA writable_schema = OFF;",
+        schema_version + 1
+    ))?;
+    if changed != 1 {
+        return Err(MigrationError::UnexpectedSchema(
+            "group_terms is not declared as version 4 declared it".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub const CURRENT_VERSION: i64 = 1 + UPGRADES.len() as i64;
 
 /// Settings every connection needs; WAL lets readers run beside the writer
@@ -169,6 +199,8 @@ pub enum MigrationError {
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot convert the stored spans: {0}")]
     Convert(String),
+    #[error("cannot upgrade the schema: {0}")]
+    UnexpectedSchema(String),
 }
 
 pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
@@ -389,6 +421,75 @@ mod tests {
             },
         )?;
         assert_eq!(by_resource.len(), 30);
+        Ok(())
+    }
+
+    /// A file as version 4 left it, holding `traces` traces of 10 spans.
+    fn version_4_file(
+        path: &std::path::Path,
+        traces: std::ops::RangeInclusive<u8>,
+    ) -> TestResult<()> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        apply(
+            &mut conn,
+            Step::InTransaction(|tx| Ok(tx.execute_batch(SCHEMA)?)),
+            1,
+        )?;
+        for (index, upgrade) in UPGRADES[..3].iter().enumerate() {
+            apply(&mut conn, *upgrade, index as i64 + 2)?;
+        }
+        store_traces(&mut conn, traces)
+    }
+
+    fn store_traces(conn: &mut Connection, traces: std::ops::RangeInclusive<u8>) -> TestResult<()> {
+        let spans: Vec<Span> = traces
+            .flat_map(|trace| crate::store::tests::spans(trace, 10))
+            .collect();
+        let rows: Vec<SpanRow> = analyze::analyze(spans)
+            .into_iter()
+            .map(SpanRow::new)
+            .collect();
+        let tx = conn.transaction()?;
+        groups::store_rows(&tx, &mut writer::WriterState::new(), &rows)
+            .map_err(|e| e.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_version_4_file_names_its_tokenizer_and_its_index_still_answers() -> TestResult<()> {
+        use crate::store::{TraceQuery, search};
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("v4.db");
+        version_4_file(&path, 1..=20)?;
+        let mut conn = Connection::open(&path)?;
+        configure(&conn)?;
+        super::super::tokenizer::register(&conn)?;
+        migrate(&mut conn)?;
+        let declared: String = conn.query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'group_terms'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert!(declared.contains("tokenize = 'unicode61'"), "{declared}");
+        // Spans indexed after the upgrade, through otelite's tokenizer.
+        store_traces(&mut conn, 21..=40)?;
+        let by_user = TraceQuery {
+            attributes: vec![("user.id".into(), "3".into())],
+            limit: 100,
+            ..TraceQuery::default()
+        };
+        assert_eq!(search(&conn, &by_user)?.len(), 40);
+        // A connection with only SQLite's own tokenizer reads the same index.
+        let plain = Connection::open(&path)?;
+        assert_eq!(search(&plain, &by_user)?.len(), 40);
+        let check: String = plain.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        assert_eq!(check, "ok");
+        plain.execute(
+            "INSERT INTO group_terms (group_terms) VALUES ('integrity-check')",
+            [],
+        )?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ mod migrations;
 mod read;
 pub mod retention;
 mod search;
+mod tokenizer;
 mod writer;
 
 pub use encode::SpanRow;
@@ -121,6 +122,9 @@ impl Store {
         })?;
         migrations::configure(&conn)?;
         migrations::migrate(&mut conn)?;
+        if let Err(error) = tokenizer::register(&conn) {
+            tracing::warn!(%error, "the fast search tokenizer is not installed; indexing is slower");
+        }
         // Checkpoints run on their own thread (see `checkpoint`).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpointer = checkpoint::Checkpointer::start(path.to_owned()).map_err(|e| {
