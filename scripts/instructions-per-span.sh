@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Instructions per span of the backend's writer thread and of its request
-# threads, counted by callgrind over a loadgen run against a backend in the
-# same process. Unlike wall time, instruction counts do not move with the
+# Instructions per span of the backend's writer thread, of its request
+# threads and of the writer's block compression thread, counted by
+# callgrind over a loadgen run against a backend in the same process. Unlike wall time, instruction counts do not move with the
 # machine's load, so two builds compare exactly. Usage:
 #   scripts/instructions-per-span.sh [SPANS, default 20000] [OUT DIR]
 # Needs valgrind and `cargo build --release --example loadgen`. Takes about
@@ -18,15 +18,19 @@ valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/call
 
 writer=0
 receivers=0
+compression=0
 for file in "$out"/callgrind.out-*; do
     total=$(sed -n 's/^summary: //p' "$file" | head -1)
     if grep -q "store::groups::store_rows" "$file"; then
         writer=$((writer + total))
     elif grep -q "otelite_backend::receive::" "$file"; then
         receivers=$((receivers + total))
+    elif grep -q "zstd::bulk::compress" "$file"; then
+        compression=$((compression + total))
     fi
 done
 echo "writer thread:   $((writer / spans)) instructions per span"
 echo "request threads: $((receivers / spans)) instructions per span"
-echo "both:            $(((writer + receivers) / spans)) instructions per span"
+echo "block compression thread: $((compression / spans)) instructions per span"
+echo "all three:       $(((writer + receivers + compression) / spans)) instructions per span"
 echo "(callgrind files in $out; callgrind_annotate FILE for the functions)"

@@ -8,6 +8,7 @@
 
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
 use prost::Message;
+use std::sync::mpsc;
 
 /// A block is cut once its raw size passes this: reading one trace
 /// decompresses whole blocks, so they stay small enough to do that in well
@@ -29,6 +30,8 @@ pub enum BlockError {
     },
     #[error("a stored span does not decode: {0}")]
     Decode(#[from] prost::DecodeError),
+    #[error("the block compression thread stopped with {0} blocks not yet stored")]
+    Lost(usize),
 }
 
 /// Where a group's spans are in its block, once decompressed.
@@ -71,6 +74,84 @@ impl BlockBuilder {
         // Compressing an in-memory buffer cannot fail short of allocation
         // failure; keep the raw bytes rather than lose them if it ever does.
         zstd::bulk::compress(&self.raw, LEVEL).unwrap_or(self.raw)
+    }
+}
+
+/// Blocks being compressed on a thread of their own while the writer
+/// thread goes on inserting their groups: zstd was a seventh of the
+/// writer's work, and the writer is the one part of ingest that cannot use
+/// the other cores. Each block has its id before it is compressed, so its
+/// groups can point to it; `take` hands the compressed blocks back for
+/// insertion before the transaction commits.
+#[derive(Debug, Default)]
+pub struct PendingBlocks {
+    worker: Option<Worker>,
+    /// Blocks sent to the worker and not yet taken back.
+    pending: usize,
+    /// Blocks compressed on the caller's thread, had the worker failed.
+    ready: Vec<(i64, Vec<u8>)>,
+}
+
+#[derive(Debug)]
+struct Worker {
+    jobs: mpsc::Sender<(i64, BlockBuilder)>,
+    done: mpsc::Receiver<(i64, Vec<u8>)>,
+}
+
+impl Worker {
+    fn start() -> Option<Self> {
+        let (jobs, incoming) = mpsc::channel::<(i64, BlockBuilder)>();
+        let (finished, done) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("otelite-zstd".into())
+            .spawn(move || {
+                for (id, block) in incoming {
+                    if finished.send((id, block.finish())).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Self { jobs, done })
+    }
+}
+
+impl PendingBlocks {
+    /// Starts compressing `block`, to be stored under `id`.
+    pub fn submit(&mut self, id: i64, block: BlockBuilder) {
+        if self.worker.is_none() {
+            self.worker = Worker::start();
+        }
+        let block = match &self.worker {
+            Some(worker) => match worker.jobs.send((id, block)) {
+                Ok(()) => {
+                    self.pending += 1;
+                    return;
+                }
+                Err(mpsc::SendError((_, block))) => block,
+            },
+            None => block,
+        };
+        self.ready.push((id, block.finish()));
+    }
+
+    /// Every block submitted since the last call, compressed.
+    pub fn take(&mut self) -> Result<Vec<(i64, Vec<u8>)>, BlockError> {
+        let mut blocks = std::mem::take(&mut self.ready);
+        if let Some(worker) = &self.worker {
+            while self.pending > 0 {
+                match worker.done.recv() {
+                    Ok(block) => blocks.push(block),
+                    Err(_) => {
+                        let lost = std::mem::take(&mut self.pending);
+                        self.worker = None;
+                        return Err(BlockError::Lost(lost));
+                    }
+                }
+                self.pending -= 1;
+            }
+        }
+        Ok(blocks)
     }
 }
 
@@ -126,6 +207,30 @@ mod tests {
         };
         assert_eq!(names(first), ["a", "b"]);
         assert_eq!(names(second), ["c"]);
+    }
+
+    #[test]
+    fn pending_blocks_come_back_compressed_under_their_ids() {
+        let mut pending = PendingBlocks::default();
+        for id in [7, 8, 9] {
+            let mut builder = BlockBuilder::default();
+            builder.push_group([span(&format!("op{id}")).as_slice()]);
+            pending.submit(id, builder);
+        }
+        let mut blocks = pending.take().expect("compressed");
+        blocks.sort();
+        let ids: Vec<i64> = blocks.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [7, 8, 9]);
+        for (id, body) in blocks {
+            let raw = decompress(&body).expect("decompresses");
+            let extent = Extent {
+                offset: 0,
+                length: raw.len(),
+            };
+            let spans = spans_of(&raw, extent).expect("decodes");
+            assert_eq!(spans[0].name, format!("op{id}"));
+        }
+        assert!(pending.take().expect("nothing pending").is_empty());
     }
 
     #[test]

@@ -45,7 +45,8 @@ struct Placed<'a> {
 }
 
 /// Stores `rows` (spans already stored are skipped) with their traces'
-/// summaries, in the caller's transaction.
+/// summaries, in the caller's transaction; `insert_pending_blocks` must
+/// follow before it commits.
 pub fn store_rows<'a>(
     tx: &Transaction,
     state: &mut WriterState,
@@ -221,7 +222,22 @@ fn write_blocks(
     Ok(())
 }
 
-/// Stores one block and the rows and search documents of its groups.
+/// Inserts the blocks that `store_rows` left compressing. Every caller of
+/// `store_rows` calls this before it commits: until then the groups point
+/// to blocks not yet in the file.
+pub fn insert_pending_blocks(tx: &Transaction, state: &mut WriterState) -> Result<(), StoreError> {
+    let blocks = state
+        .blocks
+        .take()
+        .map_err(|e| StoreError::WriteFailed(e.to_string()))?;
+    let mut insert = tx.prepare_cached("INSERT INTO blocks (id, body) VALUES (?1, ?2)")?;
+    for (id, body) in blocks {
+        insert.execute(params![id, body])?;
+    }
+    Ok(())
+}
+
+/// Stores one block (see `insert_pending_blocks`) and the rows and search documents of its groups.
 fn flush(
     tx: &Transaction,
     state: &mut WriterState,
@@ -229,9 +245,8 @@ fn flush(
     placed: Vec<Placed>,
     trace_refs: &HashMap<TraceId, i64>,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached("INSERT INTO blocks (body) VALUES (?1)")?
-        .execute([builder.finish()])?;
-    let block_id = tx.last_insert_rowid();
+    let block_id = state.block_id(tx)?;
+    state.blocks.submit(block_id, builder);
     let mut insert_group = tx.prepare_cached(
         "INSERT INTO span_groups (trace_ref, service_id, resource_id, scope_id, block_id,
              byte_offset, byte_length, start_ns, end_ns, max_duration_ns, span_count,

@@ -135,6 +135,7 @@ fn span_groups(tx: &Transaction) -> Result<(), MigrationError> {
             .map(SpanRow::new)
             .collect();
         groups::store_rows(tx, &mut state, &rows)
+            .and_then(|_| groups::insert_pending_blocks(tx, &mut state))
             .map_err(|e| MigrationError::Convert(e.to_string()))?;
     }
     tx.execute_batch(
@@ -451,7 +452,9 @@ mod tests {
             .map(SpanRow::new)
             .collect();
         let tx = conn.transaction()?;
-        groups::store_rows(&tx, &mut writer::WriterState::new(), &rows)
+        let mut state = writer::WriterState::new();
+        groups::store_rows(&tx, &mut state, &rows)
+            .and_then(|_| groups::insert_pending_blocks(&tx, &mut state))
             .map_err(|e| e.to_string())?;
         tx.commit()?;
         Ok(())

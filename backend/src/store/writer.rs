@@ -6,6 +6,7 @@
 //! what lets the receiver promise "2xx means committed".
 
 use super::StoreError;
+use super::block::PendingBlocks;
 use super::encode::{self, SpanRow};
 use super::groups;
 use crate::analyze::{Edge, EdgeResolver};
@@ -190,6 +191,7 @@ fn write_group(
             }
         });
     }
+    groups::insert_pending_blocks(&tx, state)?;
     tx.commit()?;
     Ok(outcomes)
 }
@@ -346,6 +348,10 @@ pub(super) struct WriterState {
     /// (service id, operation, kind) known to be in `operations`.
     pub(super) operations: HashSet<(i64, String, i32)>,
     edges: EdgeResolver,
+    /// The id the next block gets; read from the file when unknown.
+    next_block_id: Option<i64>,
+    /// Blocks of the open transaction, being compressed.
+    pub(super) blocks: PendingBlocks,
 }
 
 impl WriterState {
@@ -357,6 +363,8 @@ impl WriterState {
             resource_tokens: HashMap::new(),
             operations: HashSet::new(),
             edges: EdgeResolver::new(EDGE_MEMORY),
+            next_block_id: None,
+            blocks: PendingBlocks::default(),
         }
     }
 
@@ -366,6 +374,23 @@ impl WriterState {
         self.scopes.clear();
         self.resource_tokens.clear();
         self.operations.clear();
+        self.next_block_id = None;
+        // The failed transaction's blocks are not stored.
+        let _ = self.blocks.take();
+    }
+
+    /// An id for a new block. Blocks are only ever added by this writer,
+    /// so ids are handed out here instead of by the insert, which waits for
+    /// the block's compression (see `PendingBlocks`).
+    pub(super) fn block_id(&mut self, tx: &Transaction) -> rusqlite::Result<i64> {
+        let id = match self.next_block_id {
+            Some(id) => id,
+            None => tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM blocks", [], |r| {
+                r.get(0)
+            })?,
+        };
+        self.next_block_id = Some(id + 1);
+        Ok(id)
     }
 
     pub(super) fn service_id(&mut self, tx: &Transaction, name: &str) -> rusqlite::Result<i64> {
