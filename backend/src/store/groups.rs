@@ -237,7 +237,8 @@ pub fn insert_pending_blocks(tx: &Transaction, state: &mut WriterState) -> Resul
     Ok(())
 }
 
-/// Stores one block (see `insert_pending_blocks`) and the rows and search documents of its groups.
+/// Hands one block to compression (see `insert_pending_blocks`) and stores
+/// the rows and search documents of its groups.
 fn flush(
     tx: &Transaction,
     state: &mut WriterState,
