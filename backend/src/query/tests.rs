@@ -286,3 +286,16 @@ async fn every_documented_route_answers_as_the_document_says()
     writer.join();
     Ok(())
 }
+
+#[tokio::test]
+async fn a_trace_carries_its_exact_duration() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = seeded().await?;
+    let (status, body) = get(&store, &format!("/api/otelite/traces/{}", "01".repeat(16))).await?;
+    assert_eq!(status, StatusCode::OK);
+    // Span 1 runs 1000..1700 ns, span 2 2000..2700 ns.
+    assert_eq!(body["durationNanos"], 1700);
+    assert_eq!(body["spans"].as_array().map(Vec::len), Some(2));
+    drop(store);
+    writer.join();
+    Ok(())
+}

@@ -18,7 +18,25 @@ const MAX_LIMIT: usize = 1000;
 #[serde(rename_all = "camelCase")]
 pub struct TraceBody {
     trace_id: TraceId,
+    /// From the earliest start to the latest end, computed here: browsers
+    /// read nanosecond timestamps into doubles, 256 ns apart at today's
+    /// dates, so their own subtraction is off by that much.
+    duration_nanos: u64,
     spans: Vec<Span>,
+}
+
+/// The trace's extent: earliest start to latest end (a span ending before
+/// it starts counts as ending at its start, as the UI draws it).
+fn trace_duration(spans: &[Span]) -> u64 {
+    let start = spans.iter().map(|s| s.start_time_unix_nano).min();
+    let end = spans
+        .iter()
+        .map(|s| s.end_time_unix_nano.max(s.start_time_unix_nano))
+        .max();
+    match (start, end) {
+        (Some(start), Some(end)) => end - start,
+        _ => 0,
+    }
 }
 
 pub async fn by_id(
@@ -31,6 +49,7 @@ pub async fn by_id(
     match store.trace(id).await? {
         Some(spans) => Ok(Json(TraceBody {
             trace_id: id,
+            duration_nanos: trace_duration(&spans),
             spans,
         })),
         None => Err(ApiError::NotFound(format!("trace {trace_id} not found"))),

@@ -20,7 +20,7 @@ export async function render(main, route, stillCurrent) {
     return;
   }
   if (!stillCurrent()) return;
-  const model = buildModel(body.spans);
+  const model = buildModel(body.spans, body.durationNanos);
   const detail = h('aside', { class: 'card detail' }, h('p', { class: 'muted' }, 'Select a span to see its details.'));
   const waterfall = new Waterfall(model, (span) => showDetail(detail, span, model));
   main.replaceChildren(
@@ -38,8 +38,9 @@ export async function render(main, route, stillCurrent) {
 /**
  * Spans in tree order with depth, children, and the trace's bounds. Spans
  * whose parent was not received are shown as extra roots, flagged.
+ * `exactDuration` is the server's `durationNanos`, when it sent one.
  */
-export function buildModel(raw) {
+export function buildModel(raw, exactDuration) {
   const spans = raw.map((s) => ({
     raw: s,
     id: s.spanId,
@@ -69,7 +70,10 @@ export function buildModel(raw) {
     if (s.start < start) start = s.start;
     if (s.end > end) end = s.end;
   }
-  const model = { spans, byId, roots, start, end, duration: Math.max(end - start, 1) };
+  // Timestamps read as doubles are 256 ns apart: the server's exact
+  // duration keeps a 100 ms trace at 100 ms on the axis.
+  const duration = Number.isFinite(exactDuration) ? exactDuration : end - start;
+  const model = { spans, byId, roots, start, end, duration: Math.max(duration, 1) };
   model.critical = criticalPath(model);
   return model;
 }
