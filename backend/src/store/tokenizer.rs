@@ -9,8 +9,8 @@
 //! tokenizer under the name `unicode61` that splits such text on spaces
 //! and hands any other text to the built-in `unicode61`, so its tokens are
 //! always the built-in's. The file therefore stays an ordinary SQLite file:
-//! a connection without this tokenizer (the `sqlite3` shell, an older
-//! otelite) reads and writes the same index, only more slowly.
+//! a connection without this tokenizer (the `sqlite3` shell, any other
+//! SQLite tool) reads and writes the same index, only more slowly.
 //!
 //! FTS5 only looks a tokenizer up by name when the table names one, hence
 //! `tokenize = 'unicode61'` in the schema since version 5.
