@@ -200,6 +200,7 @@ pub const CURRENT_VERSION: i64 = 1 + UPGRADES.len() as i64;
 /// Settings every connection needs; WAL lets readers run beside the writer
 /// and, with `synchronous=NORMAL`, a commit survives a process kill.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    super::plans::keep_plans(conn)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;

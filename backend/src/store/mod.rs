@@ -7,6 +7,7 @@ mod checkpoint;
 mod encode;
 mod groups;
 mod migrations;
+mod plans;
 mod read;
 pub mod retention;
 mod search;
@@ -289,6 +290,7 @@ impl ReaderPool {
             path: self.path.clone(),
             source,
         })?;
+        plans::keep_plans(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("PRAGMA query_only = 1;")?;
         Ok(conn)

@@ -30,6 +30,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
                 source,
             }
         })?;
+    super::plans::keep_plans(&conn)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let not_otelite = || StoreError::NotOtelite(path.to_owned());
     let version: i64 = conn
