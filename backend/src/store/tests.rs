@@ -505,3 +505,54 @@ async fn exact_attribute_search_is_exact_at_every_string_length()
     writer.join();
     Ok(())
 }
+
+/// A trace whose root runs in `front` and whose other spans, its children,
+/// run in `shop`; span 2 is an error (see `spans`).
+fn calls_from_front(trace: u8, count: u8) -> Vec<Span> {
+    let front = Arc::new(Resource::new(
+        vec![KeyValue::new(
+            "service.name",
+            AnyValue::String("front".into()),
+        )],
+        0,
+        String::new(),
+    ));
+    let mut sent = spans(trace, count);
+    sent[0].resource = front;
+    sent
+}
+
+#[tokio::test]
+async fn service_edges_add_up_every_call_and_error_per_minute()
+-> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (store, writer) = Store::open(
+        &dir.path().join("t.db"),
+        QueueLimits {
+            requests: 4,
+            spans: 1000,
+        },
+    )?;
+    // Three calls, one failed, in one batch; then two more, one failed,
+    // of which one starts a minute later.
+    write(&store, calls_from_front(1, 4)).await?;
+    let mut later = calls_from_front(2, 3);
+    later[2].start_time_unix_nano += 60_000_000_000;
+    later[2].end_time_unix_nano += 60_000_000_000;
+    write(&store, later).await?;
+    let edges = |start_ns, end_ns| {
+        store.read(move |conn| {
+            Ok(dependencies(conn, start_ns, end_ns)?
+                .into_iter()
+                .map(|d| (d.parent, d.child, d.call_count, d.error_count))
+                .collect::<Vec<_>>())
+        })
+    };
+    let pair = |calls, errors| vec![("front".into(), "shop".into(), calls, errors)];
+    assert_eq!(edges(0, 120_000_000_000).await?, pair(5, 2));
+    assert_eq!(edges(0, 59_000_000_000).await?, pair(4, 2));
+    assert_eq!(edges(60_000_000_000, 120_000_000_000).await?, pair(1, 0));
+    drop(store);
+    writer.join();
+    Ok(())
+}
