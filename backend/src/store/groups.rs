@@ -45,7 +45,7 @@ struct Placed<'a> {
 }
 
 /// Stores `rows` (spans already stored are skipped) with their traces'
-/// summaries, in the caller's transaction; `insert_pending_blocks` must
+/// summaries, in the caller's transaction; `insert_pending` must
 /// follow before it commits.
 pub fn store_rows<'a>(
     tx: &Transaction,
@@ -222,10 +222,22 @@ fn write_blocks(
     Ok(())
 }
 
-/// Inserts the blocks that `store_rows` left compressing. Every caller of
-/// `store_rows` calls this before it commits: until then the groups point
-/// to blocks not yet in the file.
-pub fn insert_pending_blocks(tx: &Transaction, state: &mut WriterState) -> Result<(), StoreError> {
+/// Inserts what `store_rows` left pending: the groups' search documents
+/// and their compressed blocks. Every caller of `store_rows` calls this
+/// before it commits: until then the groups point to blocks not yet in the
+/// file and cannot be found by search.
+///
+/// The documents go last because FTS5 writes its pending terms out as a
+/// new index segment whenever a later statement of the transaction opens a
+/// savepoint (any upsert does): inserted with each request's groups, they
+/// made a segment per request, and so more segments to merge, where now
+/// each commit makes one.
+pub fn insert_pending(tx: &Transaction, state: &mut WriterState) -> Result<(), StoreError> {
+    let mut insert_terms =
+        tx.prepare_cached("INSERT INTO group_terms (rowid, tokens) VALUES (?1, ?2)")?;
+    for (group_id, document) in state.documents.drain(..) {
+        insert_terms.execute(params![group_id, document])?;
+    }
     let blocks = state
         .blocks
         .take()
@@ -237,8 +249,8 @@ pub fn insert_pending_blocks(tx: &Transaction, state: &mut WriterState) -> Resul
     Ok(())
 }
 
-/// Hands one block to compression (see `insert_pending_blocks`) and stores
-/// the rows and search documents of its groups.
+/// Hands one block to compression and stores the rows of its groups,
+/// leaving their search documents pending (see `insert_pending`).
 fn flush(
     tx: &Transaction,
     state: &mut WriterState,
@@ -254,8 +266,6 @@ fn flush(
              error_count, span_ids, parent_ids)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
-    let mut insert_terms =
-        tx.prepare_cached("INSERT INTO group_terms (rowid, tokens) VALUES (?1, ?2)")?;
     for Placed { group, extent } in placed {
         let trace_ref = *trace_refs.get(&group.trace_id).ok_or_else(|| {
             StoreError::WriteFailed("a span group without its trace summary".into())
@@ -287,10 +297,8 @@ fn flush(
         ])?;
         let group_id = tx.last_insert_rowid();
         let resource_tokens = state.resource_tokens.get(&group.resource_id);
-        insert_terms.execute(params![
-            group_id,
-            group_document(service, resource_tokens, &group.rows)
-        ])?;
+        let document = group_document(service, resource_tokens, &group.rows);
+        state.documents.push((group_id, document));
     }
     Ok(())
 }

@@ -136,7 +136,7 @@ fn span_groups(tx: &Transaction) -> Result<(), MigrationError> {
             .map(SpanRow::new)
             .collect();
         groups::store_rows(tx, &mut state, &rows)
-            .and_then(|_| groups::insert_pending_blocks(tx, &mut state))
+            .and_then(|_| groups::insert_pending(tx, &mut state))
             .map_err(|e| MigrationError::Convert(e.to_string()))?;
     }
     tx.execute_batch(
@@ -480,7 +480,7 @@ mod tests {
         let tx = conn.transaction()?;
         let mut state = writer::WriterState::new();
         groups::store_rows(&tx, &mut state, &rows)
-            .and_then(|_| groups::insert_pending_blocks(&tx, &mut state))
+            .and_then(|_| groups::insert_pending(&tx, &mut state))
             .map_err(|e| e.to_string())?;
         tx.commit()?;
         Ok(())

@@ -191,7 +191,7 @@ fn write_group(
             }
         });
     }
-    groups::insert_pending_blocks(&tx, state)?;
+    groups::insert_pending(&tx, state)?;
     tx.commit()?;
     Ok(outcomes)
 }
@@ -361,6 +361,9 @@ pub(super) struct WriterState {
     next_block_id: Option<i64>,
     /// Blocks of the open transaction, being compressed.
     pub(super) blocks: PendingBlocks,
+    /// Search documents (group id, tokens) of the open transaction, added
+    /// to FTS5 just before it commits (see `groups::insert_pending`).
+    pub(super) documents: Vec<(i64, String)>,
 }
 
 impl WriterState {
@@ -374,6 +377,7 @@ impl WriterState {
             edges: EdgeResolver::new(EDGE_MEMORY),
             next_block_id: None,
             blocks: PendingBlocks::default(),
+            documents: Vec::new(),
         }
     }
 
@@ -386,6 +390,7 @@ impl WriterState {
         self.next_block_id = None;
         // The failed transaction's blocks are not stored.
         let _ = self.blocks.take();
+        self.documents.clear();
     }
 
     /// An id for a new block. Blocks are only ever added by this writer,
