@@ -36,11 +36,7 @@ fn batch(spans: Vec<SpanRow>) -> SpanBatch {
         .iter()
         .flat_map(|s| [Stage::Process, Stage::Analyze].map(|stage| (s.to_string(), stage, 333)))
         .collect();
-    SpanBatch {
-        spans,
-        counted,
-        received_ns: 1_700_000_000_000_000_000,
-    }
+    SpanBatch::new(spans, counted, 1_700_000_000_000_000_000)
 }
 
 fn decode(c: &mut Criterion) {

@@ -111,14 +111,14 @@ fn seeded() -> Result<(tempfile::TempDir, PathBuf), Box<dyn std::error::Error>> 
         counted.push((service.to_owned(), Stage::Process, n));
         counted.push((service.to_owned(), Stage::Analyze, n));
     }
-    let batch = SpanBatch {
-        spans: analyze::analyze(spans)
+    let batch = SpanBatch::new(
+        analyze::analyze(spans)
             .into_iter()
             .map(SpanRow::new)
             .collect(),
         counted,
-        received_ns: T0,
-    };
+        T0,
+    );
     store.try_write_spans(batch)?.blocking_recv()??;
     let counters = [
         (Stage::Total, 10),
@@ -550,14 +550,14 @@ async fn long_searches_page_through_the_server() -> TestResult {
             one
         })
         .collect();
-    let batch = SpanBatch {
-        spans: analyze::analyze(spans)
+    let batch = SpanBatch::new(
+        analyze::analyze(spans)
             .into_iter()
             .map(SpanRow::new)
             .collect(),
-        counted: vec![],
-        received_ns: T0,
-    };
+        vec![],
+        T0,
+    );
     store.try_write_spans(batch)?.await??;
     drop(store);
     tokio::task::spawn_blocking(move || writer.join()).await?;

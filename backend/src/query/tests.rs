@@ -82,14 +82,14 @@ async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn st
         ],
         vec![span(&web, 2, 3, None, false)],
     ] {
-        let batch = SpanBatch {
-            spans: analyze::analyze(spans)
+        let batch = SpanBatch::new(
+            analyze::analyze(spans)
                 .into_iter()
                 .map(SpanRow::new)
                 .collect(),
-            counted: vec![("web".into(), Stage::Process, 1)],
-            received_ns: 0,
-        };
+            vec![("web".into(), Stage::Process, 1)],
+            0,
+        );
         store.try_write_spans(batch)?.await??;
     }
     Ok((dir, store, writer))

@@ -11,11 +11,11 @@ use otelite_exporter::model::{Span, SpanKind, TraceId};
 
 /// The SQLite writer's batch: each span encoded into its row.
 pub(crate) fn span_batch(ingest: Ingest) -> SpanBatch {
-    SpanBatch {
-        spans: ingest.spans.into_iter().map(SpanRow::new).collect(),
-        counted: ingest.counted,
-        received_ns: ingest.received_ns,
-    }
+    SpanBatch::new(
+        ingest.spans.into_iter().map(SpanRow::new).collect(),
+        ingest.counted,
+        ingest.received_ns,
+    )
 }
 
 impl TraceStore for Store {

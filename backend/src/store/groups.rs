@@ -9,7 +9,8 @@
 
 use super::StoreError;
 use super::block::{self, BlockBuilder, Extent};
-use super::encode::{self, SpanRow, Tokens};
+use super::documents::{self, Documents};
+use super::encode::SpanRow;
 use super::writer::{BatchIds, WriterState, clamp};
 use crate::analyze::{self, SpanFacts, TraceDelta};
 use otelite_exporter::model::{SpanId, TraceId};
@@ -36,6 +37,8 @@ struct Group<'a> {
     resource_id: i64,
     scope_id: i64,
     rows: Vec<&'a SpanRow>,
+    /// The batch's prepared group holding every row so far, if one does.
+    prepared: Option<u32>,
 }
 
 /// A group placed in the block being built, waiting for the block's id.
@@ -46,17 +49,21 @@ struct Placed<'a> {
 
 /// Stores `rows` (spans already stored are skipped) with their traces'
 /// summaries, in the caller's transaction; `insert_pending` must
-/// follow before it commits.
+/// follow before it commits. `documents` are the rows' search documents
+/// (see `documents`).
 pub fn store_rows<'a>(
     tx: &Transaction,
     state: &mut WriterState,
     rows: &'a [SpanRow],
+    documents: &'a Documents,
 ) -> Result<RowsStored<'a>, StoreError> {
     let (fresh, duplicates_per_service) = skip_stored(tx, rows)?;
     let mut ids = BatchIds::default();
     let mut groups: Vec<Group<'a>> = Vec::new();
     let mut index: HashMap<(TraceId, i64, i64, u64), usize> = HashMap::new();
-    for row in &fresh {
+    for &at_row in &fresh {
+        let row = &rows[at_row];
+        let prepared = documents.group_of(at_row);
         let resource_id = ids.resource(tx, state, &row.facts.resource)?;
         let scope_id = ids.scope(tx, state, &row.scope)?;
         let slice = row.facts.start_ns / GROUP_SLICE_NS;
@@ -67,34 +74,41 @@ pub fn store_rows<'a>(
                 resource_id,
                 scope_id,
                 rows: Vec::new(),
+                prepared,
             });
             groups.len() - 1
         });
-        groups[at].rows.push(row);
+        let group = &mut groups[at];
+        if group.prepared != prepared {
+            group.prepared = None;
+        }
+        group.rows.push(row);
     }
+    let fresh: Vec<&'a SpanRow> = fresh.into_iter().map(|at| &rows[at]).collect();
     let inserted: Vec<&'a SpanFacts> = fresh.iter().map(|row| &row.facts).collect();
     let mut trace_refs: HashMap<TraceId, i64> = HashMap::new();
     for (trace_id, delta) in analyze::summarize(inserted.iter().copied()) {
         trace_refs.insert(trace_id, upsert_trace(tx, &trace_id, &delta)?);
     }
     add_operations(tx, state, &fresh)?;
-    write_blocks(tx, state, groups, &trace_refs)?;
+    write_blocks(tx, state, groups, &trace_refs, documents)?;
     Ok(RowsStored {
         inserted,
         duplicates_per_service,
     })
 }
 
-/// The rows not stored yet: a span is known by its trace and span id, both
-/// among earlier writes (looked up by trace) and within this batch.
+/// The rows not stored yet, by index: a span is known by its trace and
+/// span id, both among earlier writes (looked up by trace) and within this
+/// batch.
 fn skip_stored<'a>(
     tx: &Transaction,
     rows: &'a [SpanRow],
-) -> Result<(Vec<&'a SpanRow>, HashMap<&'a str, u64>), StoreError> {
+) -> Result<(Vec<usize>, HashMap<&'a str, u64>), StoreError> {
     let mut known: HashMap<TraceId, HashSet<SpanId>> = HashMap::new();
     let mut fresh = Vec::with_capacity(rows.len());
     let mut duplicates: HashMap<&'a str, u64> = HashMap::new();
-    for row in rows {
+    for (at, row) in rows.iter().enumerate() {
         let facts = &row.facts;
         let seen = match known.get_mut(&facts.trace_id) {
             Some(seen) => seen,
@@ -103,7 +117,7 @@ fn skip_stored<'a>(
                 .or_insert(stored_span_ids(tx, &facts.trace_id)?),
         };
         if seen.insert(facts.span_id) {
-            fresh.push(row);
+            fresh.push(at);
         } else {
             *duplicates.entry(facts.service()).or_default() += 1;
         }
@@ -205,19 +219,27 @@ fn write_blocks(
     state: &mut WriterState,
     groups: Vec<Group>,
     trace_refs: &HashMap<TraceId, i64>,
+    documents: &Documents,
 ) -> Result<(), StoreError> {
     let mut builder = BlockBuilder::default();
     let mut placed: Vec<Placed> = Vec::new();
     for group in groups {
         if !builder.is_empty() && builder.raw_len() >= block::MAX_RAW_BYTES {
             let full = std::mem::take(&mut builder);
-            flush(tx, state, full, std::mem::take(&mut placed), trace_refs)?;
+            flush(
+                tx,
+                state,
+                full,
+                std::mem::take(&mut placed),
+                trace_refs,
+                documents,
+            )?;
         }
         let extent = builder.push_group(group.rows.iter().map(|row| row.body.as_slice()));
         placed.push(Placed { group, extent });
     }
     if !placed.is_empty() {
-        flush(tx, state, builder, placed, trace_refs)?;
+        flush(tx, state, builder, placed, trace_refs, documents)?;
     }
     Ok(())
 }
@@ -257,6 +279,7 @@ fn flush(
     builder: BlockBuilder,
     placed: Vec<Placed>,
     trace_refs: &HashMap<TraceId, i64>,
+    documents: &Documents,
 ) -> Result<(), StoreError> {
     let block_id = state.block_id(tx)?;
     state.blocks.submit(block_id, builder);
@@ -296,35 +319,19 @@ fn flush(
             parent_ids,
         ])?;
         let group_id = tx.last_insert_rowid();
-        let resource_tokens = state.resource_tokens.get(&group.resource_id);
-        let document = group_document(service, resource_tokens, &group.rows);
+        let prepared = group
+            .prepared
+            .and_then(|at| documents.document(at, group.rows.len()));
+        let document = match prepared {
+            Some(document) => document.to_owned(),
+            None => {
+                let resource_tokens = state.resource_tokens.get(&group.resource_id);
+                documents::document(service, resource_tokens, &group.rows)
+            }
+        };
         state.documents.push((group_id, document));
     }
     Ok(())
-}
-
-/// A group's search document: each distinct token of its spans, of its
-/// resource and of its service, once. Tokens are merged by their hashes:
-/// sorting integers is what keeps this cheap on the writer thread. Two
-/// different tokens with one hash are both kept (only equal neighbours
-/// are dropped), so no token is ever lost.
-fn group_document(service: &str, resource_tokens: Option<&Tokens>, rows: &[&SpanRow]) -> String {
-    let mut tokens: Vec<(u64, &str)> = Vec::with_capacity(
-        resource_tokens.map_or(0, Tokens::len) + rows.iter().map(|r| r.tokens.len()).sum::<usize>(),
-    );
-    tokens.extend(resource_tokens.into_iter().flat_map(Tokens::iter));
-    for row in rows {
-        tokens.extend(row.tokens.iter());
-    }
-    tokens.sort_unstable_by_key(|(hash, _)| *hash);
-    tokens.dedup();
-    let mut document = encode::service_token(service);
-    document.reserve(tokens.iter().map(|(_, t)| t.len() + 1).sum());
-    for (_, token) in tokens {
-        document.push(' ');
-        document.push_str(token);
-    }
-    document
 }
 
 /// Reads a group's row into a search candidate or a trace read.

@@ -5,6 +5,7 @@
 //! refuses inside one, such as `VACUUM`, alone and idempotently). New files
 //! take the same path as old ones, so every upgrade runs in every test.
 
+use super::documents::Documents;
 use super::encode::{self, SpanRow};
 use super::{groups, read, writer};
 use crate::analyze;
@@ -135,7 +136,7 @@ fn span_groups(tx: &Transaction) -> Result<(), MigrationError> {
             .into_iter()
             .map(SpanRow::new)
             .collect();
-        groups::store_rows(tx, &mut state, &rows)
+        groups::store_rows(tx, &mut state, &rows, &Documents::new(&rows))
             .and_then(|_| groups::insert_pending(tx, &mut state))
             .map_err(|e| MigrationError::Convert(e.to_string()))?;
     }
@@ -479,7 +480,7 @@ mod tests {
             .collect();
         let tx = conn.transaction()?;
         let mut state = writer::WriterState::new();
-        groups::store_rows(&tx, &mut state, &rows)
+        groups::store_rows(&tx, &mut state, &rows, &Documents::new(&rows))
             .and_then(|_| groups::insert_pending(&tx, &mut state))
             .map_err(|e| e.to_string())?;
         tx.commit()?;

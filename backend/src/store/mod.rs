@@ -4,6 +4,7 @@
 
 mod block;
 mod checkpoint;
+mod documents;
 mod encode;
 mod groups;
 mod migrations;

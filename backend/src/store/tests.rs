@@ -52,14 +52,14 @@ pub(crate) fn spans(trace: u8, count: u8) -> Vec<Span> {
 
 async fn write(store: &Store, spans: Vec<Span>) -> Result<Stored, StoreError> {
     let counted = vec![("shop".to_owned(), Stage::Process, spans.len() as u64)];
-    let batch = SpanBatch {
-        spans: analyze::analyze(spans)
+    let batch = SpanBatch::new(
+        analyze::analyze(spans)
             .into_iter()
             .map(SpanRow::new)
             .collect(),
         counted,
-        received_ns: 60_000_000_000,
-    };
+        60_000_000_000,
+    );
     store
         .try_write_spans(batch)?
         .await
@@ -552,6 +552,53 @@ async fn service_edges_add_up_every_call_and_error_per_minute()
     assert_eq!(edges(0, 120_000_000_000).await?, pair(5, 2));
     assert_eq!(edges(0, 59_000_000_000).await?, pair(4, 2));
     assert_eq!(edges(60_000_000_000, 120_000_000_000).await?, pair(1, 0));
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
+/// Search documents are built with the batch (see `documents`), but the
+/// writer's groups can differ from the batch's: a span already stored
+/// leaves its group, and two copies of one resource are one group. The
+/// group must then be found by every span it holds.
+#[tokio::test]
+async fn a_group_unlike_the_batchs_is_found_by_each_of_its_spans()
+-> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (store, writer) = Store::open(
+        &dir.path().join("t.db"),
+        QueueLimits {
+            requests: 4,
+            spans: 1000,
+        },
+    )?;
+    let mut sent = spans(7, 3);
+    // Span 3 comes with its own copy of the resource: the batch makes it a
+    // group of its own, the writer puts it with spans 1 and 2.
+    sent[2].resource = Arc::new((*sent[2].resource).clone());
+    // Span 2 is stored already, so the writer's group is spans 1 and 3: as
+    // many rows as the batch's group of spans 1 and 2, but not the same.
+    write(&store, vec![sent[1].clone()]).await?;
+    assert_eq!(
+        write(&store, sent.clone()).await?,
+        Stored {
+            inserted: 2,
+            duplicates: 1
+        }
+    );
+    for user in ["1", "2", "3"] {
+        let query = TraceQuery {
+            attributes: vec![("user.id".to_owned(), user.to_owned())],
+            limit: 10,
+            ..TraceQuery::default()
+        };
+        let found = store.read(move |conn| search(conn, &query)).await?;
+        assert_eq!(found.len(), 1, "user.id {user}");
+    }
+    assert_eq!(
+        store.read(|conn| trace(conn, &TraceId([7; 16]))).await?,
+        Some(sent)
+    );
     drop(store);
     writer.join();
     Ok(())

@@ -7,6 +7,7 @@
 
 use super::StoreError;
 use super::block::PendingBlocks;
+use super::documents::Documents;
 use super::encode::{self, SpanRow};
 use super::groups;
 use crate::analyze::{Edge, EdgeResolver};
@@ -28,10 +29,25 @@ const EDGE_MEMORY: usize = 200_000;
 #[derive(Debug)]
 pub struct SpanBatch {
     pub spans: Vec<SpanRow>,
+    /// The search documents of the spans' groups.
+    documents: Documents,
     /// Spans counted at process and analyze, per service.
     pub counted: Vec<(String, Stage, u64)>,
     /// When the batch arrived, unix nanoseconds (the minute its counts go to).
     pub received_ns: u64,
+}
+
+impl SpanBatch {
+    /// Builds the spans' search documents too: this runs on the request's
+    /// thread, so the writer has less to do.
+    pub fn new(spans: Vec<SpanRow>, counted: Vec<(String, Stage, u64)>, received_ns: u64) -> Self {
+        Self {
+            documents: Documents::new(&spans),
+            spans,
+            counted,
+            received_ns,
+        }
+    }
 }
 
 /// What a committed span batch added.
@@ -210,7 +226,7 @@ fn write_spans(
     state: &mut WriterState,
     batch: &SpanBatch,
 ) -> Result<Stored, StoreError> {
-    let stored = groups::store_rows(tx, state, &batch.spans)?;
+    let stored = groups::store_rows(tx, state, &batch.spans, &batch.documents)?;
     let edges = state.edges.resolve(stored.inserted.iter().copied());
     add_edges(tx, state, &edges)?;
     // A span already stored (a retried batch) was counted at process and

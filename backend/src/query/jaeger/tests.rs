@@ -128,14 +128,15 @@ async fn seeded() -> Result<Fixture, Box<dyn std::error::Error>> {
     };
     let (store, writer) = Store::open(&dir.path().join("j.db"), limits)?;
     let spans = fixture();
-    let batch = SpanBatch {
-        counted: vec![("frontend".to_owned(), Stage::Process, spans.len() as u64)],
-        spans: analyze::analyze(spans)
+    let counted = vec![("frontend".to_owned(), Stage::Process, spans.len() as u64)];
+    let batch = SpanBatch::new(
+        analyze::analyze(spans)
             .into_iter()
             .map(SpanRow::new)
             .collect(),
-        received_ns: T0,
-    };
+        counted,
+        T0,
+    );
     store.try_write_spans(batch)?.await??;
     Ok(Fixture {
         router: query::router(store, Arc::default()),

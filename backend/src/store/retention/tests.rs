@@ -84,14 +84,14 @@ fn trace(n: u32, start: i64, children: u8, child_offset: i64, padding: usize) ->
 /// Stores `spans` as one request received at `received_ns`.
 async fn write(store: &Store, spans: Vec<Span>, received_ns: i64) -> Result<u64, StoreError> {
     let counted = vec![("shop".to_owned(), Stage::Process, spans.len() as u64)];
-    let batch = SpanBatch {
-        spans: analyze::analyze(spans)
+    let batch = SpanBatch::new(
+        analyze::analyze(spans)
             .into_iter()
             .map(SpanRow::new)
             .collect(),
         counted,
-        received_ns: received_ns as u64,
-    };
+        received_ns as u64,
+    );
     let stored = store
         .try_write_spans(batch)?
         .await
