@@ -66,9 +66,8 @@ async fn write(store: &Store, spans: Vec<Span>) -> Result<Stored, StoreError> {
         .map_err(|_| StoreError::Closed)?
 }
 
-#[tokio::test]
-async fn spans_read_back_equal_and_retries_are_not_stored_twice()
--> Result<(), Box<dyn std::error::Error>> {
+/// A store on a new file in a new directory (kept alive by the caller).
+fn fresh_store() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let (store, writer) = Store::open(
         &dir.path().join("t.db"),
@@ -77,6 +76,13 @@ async fn spans_read_back_equal_and_retries_are_not_stored_twice()
             spans: 1000,
         },
     )?;
+    Ok((dir, store, writer))
+}
+
+#[tokio::test]
+async fn spans_read_back_equal_and_retries_are_not_stored_twice()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = fresh_store()?;
     let sent = spans(7, 3);
     assert_eq!(
         write(&store, sent.clone()).await?,
@@ -156,14 +162,7 @@ async fn spans_read_back_equal_and_retries_are_not_stored_twice()
 
 #[tokio::test]
 async fn cumulative_counters_become_increments() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let (store, writer) = Store::open(
-        &dir.path().join("t.db"),
-        QueueLimits {
-            requests: 4,
-            spans: 1000,
-        },
-    )?;
+    let (_dir, store, writer) = fresh_store()?;
     let point = |value| CounterPoint {
         service: "shop".into(),
         stage: Stage::Total,
@@ -193,14 +192,7 @@ async fn cumulative_counters_become_increments() -> Result<(), Box<dyn std::erro
 }
 
 async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let (store, writer) = Store::open(
-        &dir.path().join("t.db"),
-        QueueLimits {
-            requests: 4,
-            spans: 1000,
-        },
-    )?;
+    let (dir, store, writer) = fresh_store()?;
     // Trace 1: op1 (root) → op2 (error) → op3; trace 2 lacks its root.
     write(&store, spans(1, 3)).await?;
     let mut orphaned = spans(2, 3);
@@ -423,14 +415,7 @@ async fn operations_and_read_only_open() -> Result<(), Box<dyn std::error::Error
 #[tokio::test]
 async fn pages_follow_each_other_without_gaps_or_repeats() -> Result<(), Box<dyn std::error::Error>>
 {
-    let dir = tempfile::tempdir()?;
-    let (store, writer) = Store::open(
-        &dir.path().join("t.db"),
-        QueueLimits {
-            requests: 4,
-            spans: 1000,
-        },
-    )?;
+    let (_dir, store, writer) = fresh_store()?;
     for trace in 1..=5 {
         write(&store, spans(trace, 2)).await?;
     }
@@ -525,14 +510,7 @@ fn calls_from_front(trace: u8, count: u8) -> Vec<Span> {
 #[tokio::test]
 async fn service_edges_add_up_every_call_and_error_per_minute()
 -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let (store, writer) = Store::open(
-        &dir.path().join("t.db"),
-        QueueLimits {
-            requests: 4,
-            spans: 1000,
-        },
-    )?;
+    let (_dir, store, writer) = fresh_store()?;
     // Three calls, one failed, in one batch; then two more, one failed,
     // of which one starts a minute later.
     write(&store, calls_from_front(1, 4)).await?;
@@ -564,14 +542,7 @@ async fn service_edges_add_up_every_call_and_error_per_minute()
 #[tokio::test]
 async fn a_group_unlike_the_batchs_is_found_by_each_of_its_spans()
 -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let (store, writer) = Store::open(
-        &dir.path().join("t.db"),
-        QueueLimits {
-            requests: 4,
-            spans: 1000,
-        },
-    )?;
+    let (_dir, store, writer) = fresh_store()?;
     let mut sent = spans(7, 3);
     // Span 3 comes with its own copy of the resource: the batch makes it a
     // group of its own, the writer puts it with spans 1 and 2.
