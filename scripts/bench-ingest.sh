@@ -6,6 +6,7 @@
 #   scripts/bench-ingest.sh [SECONDS] [CONCURRENCY] [SPANS PER REQUEST] [extra loadgen flags...]
 # Needs a release build:
 #   cargo build --release -p otelite-backend --bin otelite && cargo build --release --example loadgen
+# OTELITE_BIN=path runs another build of the backend (to compare two builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -22,7 +23,7 @@ hz=$(getconf CLK_TCK)
 otlp=$(free_port)
 query=$(free_port)
 
-./target/release/otelite serve --db "$work/otelite.db" \
+"${OTELITE_BIN:-./target/release/otelite}" serve --db "$work/otelite.db" \
     --otlp-listen "127.0.0.1:$otlp" --query-listen "127.0.0.1:$query" \
     >"$work/otelite.log" 2>&1 &
 pid=$!
