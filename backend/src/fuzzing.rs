@@ -39,12 +39,12 @@ pub fn traces(format: Format, gzip: bool, body: &[u8], limit: usize) -> Result<O
     let (batch, rejected) =
         receive::prepare((format, gzip), body, limit).map_err(|e| e.to_string())?;
     let unreadable = batch
-        .spans
+        .spans()
         .iter()
         .filter(|row| PbSpan::decode(&row.body[..]).is_err())
         .count();
     Ok(Outcome {
-        accepted: batch.spans.len(),
+        accepted: batch.spans().len(),
         rejected: rejected.len(),
         unreadable,
     })

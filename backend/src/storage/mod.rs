@@ -53,7 +53,7 @@ impl Prepared {
     /// Spans in the batch.
     pub fn len(&self) -> usize {
         match &self.0 {
-            Encoded::Sqlite(batch) => batch.spans.len(),
+            Encoded::Sqlite(batch) => batch.spans().len(),
             Encoded::ClickHouse(rows) => rows.len(),
         }
     }

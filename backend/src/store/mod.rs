@@ -165,7 +165,7 @@ impl Store {
         batch: SpanBatch,
     ) -> Result<oneshot::Receiver<Result<Stored, StoreError>>, StoreError> {
         // A batch larger than the whole budget waits for an empty queue.
-        let wanted = batch.spans.len().clamp(1, self.max_queued_spans) as u32;
+        let wanted = batch.spans().len().clamp(1, self.max_queued_spans) as u32;
         let permit = self
             .span_budget
             .clone()

@@ -28,7 +28,8 @@ const EDGE_MEMORY: usize = 200_000;
 /// Spans that went through process and analyze, to be stored.
 #[derive(Debug)]
 pub struct SpanBatch {
-    pub spans: Vec<SpanRow>,
+    /// Read-only once built: `documents` refers to the spans by position.
+    spans: Vec<SpanRow>,
     /// The search documents of the spans' groups.
     documents: Documents,
     /// Spans counted at process and analyze, per service.
@@ -47,6 +48,10 @@ impl SpanBatch {
             counted,
             received_ns,
         }
+    }
+
+    pub fn spans(&self) -> &[SpanRow] {
+        &self.spans
     }
 }
 
