@@ -12,14 +12,16 @@
 use super::encode::{self, SpanRow, Tokens};
 use super::groups::GROUP_SLICE_NS;
 use otelite_exporter::model::{Resource, Scope, TraceId};
+use std::sync::Arc;
 // foldhash: the ingest path hashes trace and span ids per span (see Cargo.toml).
 use foldhash::{HashMap, HashMapExt};
 
-/// One group's document and how many rows it was built from.
+/// One group's document and how many rows it was built from. Shared, so
+/// that the writer keeps it for its commit without copying it.
 #[derive(Debug)]
 struct Prepared {
     rows: usize,
-    document: String,
+    document: Arc<str>,
 }
 
 /// The documents of a batch's groups, and the group of each row.
@@ -39,8 +41,8 @@ impl Documents {
             let facts = &row.facts;
             let key = (
                 facts.trace_id,
-                std::sync::Arc::as_ptr(&facts.resource),
-                std::sync::Arc::as_ptr(&row.scope),
+                Arc::as_ptr(&facts.resource),
+                Arc::as_ptr(&row.scope),
                 facts.start_ns / GROUP_SLICE_NS,
             );
             let group = *index.entry(key).or_insert_with(|| {
@@ -56,11 +58,11 @@ impl Documents {
             .map(|rows| {
                 let resource = &rows[0].facts.resource;
                 let tokens = resource_tokens
-                    .entry(std::sync::Arc::as_ptr(resource))
+                    .entry(Arc::as_ptr(resource))
                     .or_insert_with(|| encode::attribute_tokens(&resource.attributes));
                 Prepared {
                     rows: rows.len(),
-                    document: document(&resource.service_name, Some(tokens), rows),
+                    document: document(&resource.service_name, Some(tokens), rows).into(),
                 }
             })
             .collect();
@@ -76,11 +78,11 @@ impl Documents {
     }
 
     /// The document of group `group` if it was built from `rows` rows.
-    pub fn document(&self, group: u32, rows: usize) -> Option<&str> {
+    pub fn document(&self, group: u32, rows: usize) -> Option<Arc<str>> {
         self.groups
             .get(group as usize)
             .filter(|prepared| prepared.rows == rows)
-            .map(|prepared| prepared.document.as_str())
+            .map(|prepared| Arc::clone(&prepared.document))
     }
 }
 

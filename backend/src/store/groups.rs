@@ -258,7 +258,7 @@ pub fn insert_pending(tx: &Transaction, state: &mut WriterState) -> Result<(), S
     let mut insert_terms =
         tx.prepare_cached("INSERT INTO group_terms (rowid, tokens) VALUES (?1, ?2)")?;
     for (group_id, document) in state.documents.drain(..) {
-        insert_terms.execute(params![group_id, document])?;
+        insert_terms.execute(params![group_id, &*document])?;
     }
     let blocks = state
         .blocks
@@ -323,10 +323,10 @@ fn flush(
             .prepared
             .and_then(|at| documents.document(at, group.rows.len()));
         let document = match prepared {
-            Some(document) => document.to_owned(),
+            Some(document) => document,
             None => {
                 let resource_tokens = state.resource_tokens.get(&group.resource_id);
-                documents::document(service, resource_tokens, &group.rows)
+                documents::document(service, resource_tokens, &group.rows).into()
             }
         };
         state.documents.push((group_id, document));

@@ -384,7 +384,7 @@ pub(super) struct WriterState {
     pub(super) blocks: PendingBlocks,
     /// Search documents (group id, tokens) of the open transaction, added
     /// to FTS5 just before it commits (see `groups::insert_pending`).
-    pub(super) documents: Vec<(i64, String)>,
+    pub(super) documents: Vec<(i64, Arc<str>)>,
 }
 
 impl WriterState {
