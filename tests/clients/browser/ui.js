@@ -178,7 +178,10 @@ async function bigTrace(page, open, noConsoleErrors, shot, figures) {
   await page.waitForSelector(`.wf-row[data-span-id="${big.lastSpanId}"]`, { timeout: 10000 });
   check((await page.$$('.wf-row')).length < 200, 'still few rows after scrolling to the end');
   await page.click('text=Collapse all');
-  check((await page.$$('.wf-row')).length === 1, 'collapse all leaves the root');
+  // A redraw may follow on the next frame (the scroll event of the shorter list).
+  const collapsed = await page.waitForFunction(() => document.querySelectorAll('.wf-row').length === 1, null, { timeout: 5000 })
+    .then(() => 1, async () => (await page.$$('.wf-row')).length);
+  check(collapsed === 1, 'collapse all leaves the root', collapsed);
   await page.click('text=Expand all');
   noConsoleErrors('big trace');
   await shot('trace-10k');

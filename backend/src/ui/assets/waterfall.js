@@ -64,8 +64,10 @@ export class Waterfall {
   }
 
   draw(force) {
-    const top = this.scroll.scrollTop;
     const height = this.scroll.clientHeight || 600;
+    // After a collapse the browser may not have clamped scrollTop to the
+    // shorter list yet; clamp it here so the rows still in view are drawn.
+    const top = Math.min(this.scroll.scrollTop, Math.max(0, this.rows.length * ROW - height));
     const from = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
     const to = Math.min(this.rows.length, Math.ceil((top + height) / ROW) + OVERSCAN);
     if (!force && from === this.drawn.from && to === this.drawn.to) return;
