@@ -92,7 +92,7 @@ impl Documents {
 /// one hash are both kept (only equal neighbours are dropped), so no token
 /// is ever lost.
 pub fn document(service: &str, resource_tokens: Option<&Tokens>, rows: &[&SpanRow]) -> String {
-    let mut tokens: Vec<(u64, &str)> = Vec::with_capacity(
+    let mut tokens: Vec<(u64, &[u8])> = Vec::with_capacity(
         resource_tokens.map_or(0, Tokens::len) + rows.iter().map(|r| r.tokens.len()).sum::<usize>(),
     );
     tokens.extend(resource_tokens.into_iter().flat_map(Tokens::iter));
@@ -101,11 +101,12 @@ pub fn document(service: &str, resource_tokens: Option<&Tokens>, rows: &[&SpanRo
     }
     tokens.sort_unstable_by_key(|(hash, _)| *hash);
     tokens.dedup();
-    let mut document = encode::service_token(service);
-    document.reserve(tokens.iter().map(|(_, t)| t.len() + 1).sum());
+    let mut document =
+        Vec::with_capacity(17 + tokens.iter().map(|(_, t)| t.len() + 1).sum::<usize>());
+    encode::push_service_token(&mut document, service);
     for (_, token) in tokens {
-        document.push(' ');
-        document.push_str(token);
+        document.push(b' ');
+        document.extend_from_slice(token);
     }
-    document
+    encode::ascii_text(document)
 }

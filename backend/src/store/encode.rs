@@ -80,10 +80,12 @@ pub fn stable_hash(parts: &[&[u8]]) -> i64 {
 
 /// Search tokens, space-separated, each with a hash of its text, so that the
 /// writer merges a group's tokens by sorting integers instead of comparing
-/// strings. Written on the request's thread, straight into one buffer.
+/// strings. Written on the request's thread, straight into one buffer of
+/// ASCII bytes (tag letters, hex and decimal digits): kept as bytes so that
+/// no token is checked for UTF-8 on its own; a document is checked once.
 #[derive(Debug, Default, Clone)]
 pub struct Tokens {
-    text: String,
+    text: Vec<u8>,
     /// (hash of the token's text, its start and end in `text`).
     marks: Vec<(u64, u32, u32)>,
 }
@@ -91,25 +93,25 @@ pub struct Tokens {
 impl Tokens {
     fn with_capacity(tokens: usize) -> Self {
         Self {
-            text: String::with_capacity(40 * tokens),
+            text: Vec::with_capacity(40 * tokens),
             marks: Vec::with_capacity(tokens),
         }
     }
 
     /// Appends one token written by `write`.
-    fn push(&mut self, write: impl FnOnce(&mut String)) {
+    fn push(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         if !self.text.is_empty() {
-            self.text.push(' ');
+            self.text.push(b' ');
         }
         let start = self.text.len();
         write(&mut self.text);
         let end = self.text.len();
-        let hash = token_hash(&self.text.as_bytes()[start..end]);
+        let hash = token_hash(&self.text[start..end]);
         self.marks.push((hash, start as u32, end as u32));
     }
 
     /// Each token with its hash.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &str)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
         self.marks
             .iter()
             .map(|&(hash, start, end)| (hash, &self.text[start as usize..end as usize]))
@@ -123,8 +125,9 @@ impl Tokens {
         self.marks.is_empty()
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.text
+    /// The tokens as one text, as FTS5 is given them.
+    pub fn to_text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.text)
     }
 }
 
@@ -134,51 +137,55 @@ fn token_hash(token: &[u8]) -> u64 {
     foldhash::fast::FixedState::default().hash_one(token)
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// `value` as 16 lowercase hex digits.
-fn push_hex_u64(out: &mut String, value: u64) {
-    let mut digits = [0u8; 16];
-    for (i, digit) in digits.iter_mut().enumerate() {
-        *digit = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
+/// Every byte as its two lowercase hex digits: one lookup per byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
     }
-    push_ascii(out, &digits);
-}
+    pairs
+};
 
-/// `bytes` (at most `PREFIX_BYTES` of them) as lowercase hex, two digits each.
-fn push_hex_bytes(out: &mut String, bytes: &[u8]) {
-    let mut digits = [0u8; 2 * PREFIX_BYTES];
-    for (pair, byte) in digits.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xf)];
-    }
-    push_ascii(out, &digits[..2 * bytes.len().min(PREFIX_BYTES)]);
-}
-
-/// Appends hex digits in one copy (pushing chars one by one encodes each).
-fn push_ascii(out: &mut String, digits: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(digits) {
-        out.push_str(text);
+/// `bytes` as lowercase hex, two digits each.
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(2 * bytes.len());
+    for &byte in bytes {
+        out.extend_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
 }
 
 /// Writes a tag letter and a 64-bit hash in hex: one word for FTS5's
 /// tokenizer whatever the hashed text holds.
-fn push_hashed(out: &mut String, tag: char, hash: i64) {
+fn push_hashed(out: &mut Vec<u8>, tag: u8, hash: i64) {
     out.push(tag);
-    push_hex_u64(out, hash as u64);
+    push_hex(out, &hash.to_be_bytes());
 }
 
-fn push_attribute_token(out: &mut String, key: &str, value: &str) {
-    push_hashed(out, 'a', stable_hash(&[key.as_bytes(), value.as_bytes()]));
+fn push_attribute_token(out: &mut Vec<u8>, key: &str, value: &str) {
+    push_hashed(out, b'a', stable_hash(&[key.as_bytes(), value.as_bytes()]));
+}
+
+/// A token written by `push` as a `String`, for queries.
+fn token(capacity: usize, push: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut token = Vec::with_capacity(capacity);
+    push(&mut token);
+    ascii_text(token)
+}
+
+/// Tokens as text: they are ASCII, so this checks them in one pass and
+/// neither copies nor replaces anything.
+pub fn ascii_text(tokens: Vec<u8>) -> String {
+    String::from_utf8(tokens)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
 /// The search token of one `key = value` pair: the pair's hash in hex behind
 /// a letter.
 pub fn attribute_token(key: &str, value: &str) -> String {
-    let mut token = String::with_capacity(17);
-    push_attribute_token(&mut token, key, value);
-    token
+    token(17, |out| push_attribute_token(out, key, value))
 }
 
 /// Bytes of a string value that its prefix token keeps: longer prefixes
@@ -188,16 +195,16 @@ pub const PREFIX_BYTES: usize = 16;
 /// The prefix token of a string attribute: the key's hash, then the
 /// value's first bytes in hex, so that the token of a value starts with the
 /// hex of any of its prefixes and an FTS5 prefix query (`token*`) finds it.
-fn push_prefix_token(out: &mut String, key: &str, value: &str) {
+fn push_prefix_token(out: &mut Vec<u8>, key: &str, value: &str) {
     let head = &value.as_bytes()[..value.len().min(PREFIX_BYTES)];
-    push_hashed(out, 'p', stable_hash(&[key.as_bytes()]));
-    push_hex_bytes(out, head);
+    push_hashed(out, b'p', stable_hash(&[key.as_bytes()]));
+    push_hex(out, head);
 }
 
 pub fn prefix_token(key: &str, value: &str) -> String {
-    let mut token = String::with_capacity(17 + 2 * PREFIX_BYTES);
-    push_prefix_token(&mut token, key, value);
-    token
+    token(17 + 2 * PREFIX_BYTES, |out| {
+        push_prefix_token(out, key, value)
+    })
 }
 
 /// An FTS5 query term matching every string value of `key` that starts
@@ -208,36 +215,30 @@ pub fn prefix_query(key: &str, prefix: &str) -> String {
     term
 }
 
-fn push_operation_token(out: &mut String, name: &str) {
-    push_hashed(out, 'o', stable_hash(&[b"operation", name.as_bytes()]));
+fn push_operation_token(out: &mut Vec<u8>, name: &str) {
+    push_hashed(out, b'o', stable_hash(&[b"operation", name.as_bytes()]));
 }
 
 pub fn operation_token(name: &str) -> String {
-    let mut token = String::with_capacity(17);
-    push_operation_token(&mut token, name);
-    token
+    token(17, |out| push_operation_token(out, name))
 }
 
-fn push_kind_token(out: &mut String, kind: i32) {
-    use std::fmt::Write;
-    // Writing into a String cannot fail.
+fn push_kind_token(out: &mut Vec<u8>, kind: i32) {
+    use std::io::Write;
+    // Writing into a Vec cannot fail.
     let _ = write!(out, "k{kind}");
 }
 
 pub fn kind_token(kind: i32) -> String {
-    let mut token = String::with_capacity(3);
-    push_kind_token(&mut token, kind);
-    token
+    token(3, |out| push_kind_token(out, kind))
+}
+
+pub fn push_service_token(out: &mut Vec<u8>, service: &str) {
+    push_hashed(out, b's', stable_hash(&[b"service", service.as_bytes()]));
 }
 
 pub fn service_token(service: &str) -> String {
-    let mut token = String::with_capacity(17);
-    push_hashed(
-        &mut token,
-        's',
-        stable_hash(&[b"service", service.as_bytes()]),
-    );
-    token
+    token(17, |out| push_service_token(out, service))
 }
 
 /// The text a search matches an attribute value against: strings as they
@@ -338,15 +339,13 @@ mod tests {
             },
         ];
         let tokens = attribute_tokens(&attributes);
-        let texts: Vec<&str> = tokens.iter().map(|(_, text)| text).collect();
-        assert_eq!(
-            texts,
-            [
-                prefix_token("http.route", "/orders/{id}"),
-                attribute_token("retries", "3"),
-            ]
-        );
-        assert_eq!(tokens.as_str(), texts.join(" "));
+        let texts: Vec<&[u8]> = tokens.iter().map(|(_, text)| text).collect();
+        let expected = [
+            prefix_token("http.route", "/orders/{id}"),
+            attribute_token("retries", "3"),
+        ];
+        assert_eq!(tokens.to_text(), expected.join(" "));
+        assert_eq!(texts, expected.map(String::into_bytes));
         assert!(
             prefix_token("http.route", "/orders/{id}")
                 .starts_with(prefix_query("http.route", "/ord").trim_end_matches('*'))
@@ -388,11 +387,9 @@ mod tests {
             key: "k".into(),
             value: AnyValue::String(long.clone()),
         }]);
-        let texts: Vec<&str> = tokens.iter().map(|(_, text)| text).collect();
-        assert_eq!(
-            texts,
-            [attribute_token("k", &long), prefix_token("k", &long)]
-        );
+        let texts: Vec<&[u8]> = tokens.iter().map(|(_, text)| text).collect();
+        let expected = [attribute_token("k", &long), prefix_token("k", &long)];
+        assert_eq!(texts, expected.map(String::into_bytes));
         assert_eq!(attribute_match("k", &long), attribute_token("k", &long));
         assert!(attribute_match("k", "short").contains(" OR "));
     }

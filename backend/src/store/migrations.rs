@@ -62,7 +62,7 @@ fn add_resource_attributes(tx: &Transaction) -> Result<(), MigrationError> {
             );
             insert.execute(rusqlite::params![
                 row.get::<_, i64>(0)?,
-                encode::attribute_tokens(&attributes).as_str()
+                encode::attribute_tokens(&attributes).to_text()
             ])?;
         }
     }
