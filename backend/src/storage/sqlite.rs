@@ -8,6 +8,7 @@ use crate::store::{
     TraceQuery, WriteHealth,
 };
 use otelite_exporter::model::{Span, SpanKind, TraceId};
+use std::sync::Arc;
 
 /// The SQLite writer's batch: each span encoded into its row.
 pub(crate) fn span_batch(ingest: Ingest) -> SpanBatch {
@@ -29,9 +30,14 @@ impl TraceStore for Store {
                 "a batch prepared for another store".into(),
             ));
         };
-        let committed = Store::try_write_spans(self, batch)?;
+        let batch = Arc::new(batch);
+        let committed = Store::try_write_spans(self, Arc::clone(&batch))?;
         Ok(Box::pin(async move {
-            committed.await.map_err(|_| StoreError::Closed)?
+            let stored = committed.await;
+            // The writer has let go of it: the spans are freed here, off
+            // the writer thread.
+            drop(batch);
+            stored.map_err(|_| StoreError::Closed)?
         }))
     }
 

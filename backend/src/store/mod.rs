@@ -162,8 +162,9 @@ impl Store {
     /// receiver can answer 503 instead of holding memory.
     pub fn try_write_spans(
         &self,
-        batch: SpanBatch,
+        batch: impl Into<Arc<SpanBatch>>,
     ) -> Result<oneshot::Receiver<Result<Stored, StoreError>>, StoreError> {
+        let batch = batch.into();
         // A batch larger than the whole budget waits for an empty queue.
         let wanted = batch.spans().len().clamp(1, self.max_queued_spans) as u32;
         let permit = self

@@ -78,9 +78,10 @@ pub struct CounterPoint {
 
 pub enum WriteOp {
     /// The permit holds the batch's share of the queued-span budget until
-    /// the batch is written.
+    /// the batch is written. The batch is shared with the request, which
+    /// frees it once answered (see `reply`).
     Spans(
-        SpanBatch,
+        Arc<SpanBatch>,
         OwnedSemaphorePermit,
         oneshot::Sender<Result<Stored, StoreError>>,
     ),
@@ -159,7 +160,13 @@ fn reply(group: Vec<WriteOp>, results: Vec<Outcome>) {
     for (op, outcome) in group.into_iter().zip(results) {
         // A requester that gave up (timeout, disconnect) no longer listens.
         match (op, outcome) {
-            (WriteOp::Spans(_, _, tx), Outcome::Spans(stored)) => drop(tx.send(Ok(stored))),
+            (WriteOp::Spans(batch, permit, tx), Outcome::Spans(stored)) => {
+                // Let go of the batch before answering, so that the
+                // request, still holding it, frees its spans on its own
+                // thread: that was 3 % of the writer's instructions.
+                drop((batch, permit));
+                drop(tx.send(Ok(stored)));
+            }
             (WriteOp::Counters(_, tx), Outcome::Counters) => drop(tx.send(Ok(()))),
             _ => unreachable!("outcomes are produced in op order"),
         }
