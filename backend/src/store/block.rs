@@ -47,7 +47,17 @@ pub struct BlockBuilder {
     raw: Vec<u8>,
 }
 
+/// Room for a span's length before it in a block: a varint of a length
+/// below 2^35, more than any body limit allows.
+pub const LENGTH_PREFIX_BYTES: usize = 5;
+
 impl BlockBuilder {
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            raw: Vec::with_capacity(bytes),
+        }
+    }
+
     pub fn raw_len(&self) -> usize {
         self.raw.len()
     }

