@@ -4,8 +4,9 @@
 # callgrind over a loadgen run against a backend in the same process. Unlike wall time, instruction counts do not move with the
 # machine's load, so two builds compare exactly. Usage:
 #   scripts/instructions-per-span.sh [SPANS, default 20000] [OUT DIR]
-# Needs valgrind and `cargo build --release --example loadgen`. Takes about
-# a minute per 20 000 spans.
+# Needs valgrind and `cargo build --release --example loadgen`
+# (BIN=path counts another build's loadgen). Takes about a minute per
+# 20 000 spans.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 spans=${1:-20000}
@@ -13,7 +14,7 @@ out=${2:-$(mktemp -d)}
 mkdir -p "$out"
 rm -f "$out"/callgrind.out*
 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/callgrind.out" \
-    ./target/release/examples/loadgen --spawn-backend --gzip --total "$spans" \
+    "${BIN:-./target/release/examples/loadgen}" --spawn-backend --gzip --total "$spans" \
     --batch 1000 --concurrency 4 --seed 7 >"$out/loadgen.out" 2>"$out/valgrind.err"
 
 writer=0
