@@ -295,6 +295,13 @@ async fn a_trace_carries_its_exact_duration() -> Result<(), Box<dyn std::error::
     // Span 1 runs 1000..1700 ns, span 2 2000..2700 ns.
     assert_eq!(body["durationNanos"], 1700);
     assert_eq!(body["spans"].as_array().map(Vec::len), Some(2));
+    for span in body["spans"].as_array().into_iter().flatten() {
+        assert_eq!(span["durationNanos"], 700, "{span}");
+        assert!(
+            span["spanId"].is_string(),
+            "the span's own fields are kept: {span}"
+        );
+    }
     drop(store);
     writer.join();
     Ok(())

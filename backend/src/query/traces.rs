@@ -22,7 +22,17 @@ pub struct TraceBody {
     /// read nanosecond timestamps into doubles, 256 ns apart at today's
     /// dates, so their own subtraction is off by that much.
     duration_nanos: u64,
-    spans: Vec<Span>,
+    spans: Vec<SpanBody>,
+}
+
+/// A span as the model writes it, with its duration computed here too,
+/// for the same reason as the trace's.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpanBody {
+    #[serde(flatten)]
+    span: Span,
+    duration_nanos: u64,
 }
 
 /// The trace's extent: earliest start to latest end (a span ending before
@@ -50,7 +60,13 @@ pub async fn by_id(
         Some(spans) => Ok(Json(TraceBody {
             trace_id: id,
             duration_nanos: trace_duration(&spans),
-            spans,
+            spans: spans
+                .into_iter()
+                .map(|span| SpanBody {
+                    duration_nanos: span.duration_nanos(),
+                    span,
+                })
+                .collect(),
         })),
         None => Err(ApiError::NotFound(format!("trace {trace_id} not found"))),
     }

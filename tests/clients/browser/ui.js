@@ -125,6 +125,7 @@ async function tracePage(page, open, noConsoleErrors, shot, text, figures) {
       track: track.width,
       critical: row.dataset.critical === 'true',
       error: row.dataset.error === 'true',
+      duration: row.querySelector('.wf-dur').textContent,
     };
   }));
   check(rows.length === checkout.spans.length, 'one waterfall row per span', rows.map((r) => r.name));
@@ -144,6 +145,10 @@ async function tracePage(page, open, noConsoleErrors, shot, text, figures) {
     check(row.name.includes(span.name) && row.name.includes(span.service), `label of ${span.name}`, row.name);
   }
   figures.worstBarErrorPx = Number(worst.toFixed(3));
+  // The root lasts as long as the trace: its label is exact too, whatever
+  // the start time does to the timestamps as doubles (100.0ms was possible).
+  const root = rows.find((r) => r.id === checkout.spans[0].id);
+  check(root.duration === checkout.durationText, 'the root span\'s duration label', root);
   const axis = await page.$$eval('.wf-tick', (els) => els.map((e) => e.textContent));
   check(axis[0] === '0' && axis[axis.length - 1] === checkout.durationText, 'time axis from 0 to the duration', axis);
 

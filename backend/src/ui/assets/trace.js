@@ -47,6 +47,8 @@ export function buildModel(raw, exactDuration) {
     parent: s.parentSpanId,
     start: s.startTimeUnixNano,
     end: Math.max(s.endTimeUnixNano, s.startTimeUnixNano),
+    // Exact from the server; the timestamps above are doubles here.
+    duration: s.durationNanos ?? Math.max(s.endTimeUnixNano - s.startTimeUnixNano, 0),
     error: s.status.code === 'error',
     children: [],
     orphan: false,
@@ -137,7 +139,7 @@ function showDetail(panel, span, model) {
       ['service', s.resource.serviceName],
       ['kind', s.kind],
       ['status', s.status.message ? `${s.status.code}: ${s.status.message}` : s.status.code],
-      ['duration', fmtDuration(span.end - span.start)],
+      ['duration', fmtDuration(span.duration)],
       ['start', `${rel(span.start)} (${fmtTime(span.start)})`],
       ['span id', h('code', {}, s.spanId)],
       ['parent', s.parentSpanId ? h('code', {}, s.parentSpanId + (span.orphan ? ' (not received)' : '')) : '(root)'],

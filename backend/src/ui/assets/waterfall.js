@@ -107,7 +107,7 @@ export class Waterfall {
     const place = width > 20 ? ['wf-dur inside', { left: `${left}%` }]
       : left + width > 80 ? ['wf-dur', { right: `${100 - left}%` }]
         : ['wf-dur', { left: `${left + width}%` }];
-    const text = h('span', { class: place[0], style: place[1] }, fmtDuration(span.end - span.start));
+    const text = h('span', { class: place[0], style: place[1] }, fmtDuration(span.duration));
     return h('div', {
       class: `wf-row${this.selected === span.id ? ' selected' : ''}`,
       style: { top: `${index * ROW}px` },
