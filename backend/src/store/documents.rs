@@ -101,8 +101,9 @@ pub fn document(service: &str, resource_tokens: Option<&Tokens>, rows: &[&SpanRo
     }
     tokens.sort_unstable_by_key(|(hash, _)| *hash);
     tokens.dedup();
-    let mut document =
-        Vec::with_capacity(17 + tokens.iter().map(|(_, t)| t.len() + 1).sum::<usize>());
+    let mut document = Vec::with_capacity(
+        encode::HASHED_TOKEN_BYTES + tokens.iter().map(|(_, t)| t.len() + 1).sum::<usize>(),
+    );
     encode::push_service_token(&mut document, service);
     for (_, token) in tokens {
         document.push(b' ');

@@ -157,6 +157,9 @@ fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// Bytes of a token `push_hashed` writes: a tag letter and 16 hex digits.
+pub const HASHED_TOKEN_BYTES: usize = 17;
+
 /// Writes a tag letter and a 64-bit hash in hex: one word for FTS5's
 /// tokenizer whatever the hashed text holds.
 fn push_hashed(out: &mut Vec<u8>, tag: u8, hash: i64) {
@@ -185,7 +188,9 @@ pub fn ascii_text(tokens: Vec<u8>) -> String {
 /// The search token of one `key = value` pair: the pair's hash in hex behind
 /// a letter.
 pub fn attribute_token(key: &str, value: &str) -> String {
-    token(17, |out| push_attribute_token(out, key, value))
+    token(HASHED_TOKEN_BYTES, |out| {
+        push_attribute_token(out, key, value)
+    })
 }
 
 /// Bytes of a string value that its prefix token keeps: longer prefixes
@@ -202,7 +207,7 @@ fn push_prefix_token(out: &mut Vec<u8>, key: &str, value: &str) {
 }
 
 pub fn prefix_token(key: &str, value: &str) -> String {
-    token(17 + 2 * PREFIX_BYTES, |out| {
+    token(HASHED_TOKEN_BYTES + 2 * PREFIX_BYTES, |out| {
         push_prefix_token(out, key, value)
     })
 }
@@ -220,7 +225,7 @@ fn push_operation_token(out: &mut Vec<u8>, name: &str) {
 }
 
 pub fn operation_token(name: &str) -> String {
-    token(17, |out| push_operation_token(out, name))
+    token(HASHED_TOKEN_BYTES, |out| push_operation_token(out, name))
 }
 
 fn push_kind_token(out: &mut Vec<u8>, kind: i32) {
@@ -238,7 +243,7 @@ pub fn push_service_token(out: &mut Vec<u8>, service: &str) {
 }
 
 pub fn service_token(service: &str) -> String {
-    token(17, |out| push_service_token(out, service))
+    token(HASHED_TOKEN_BYTES, |out| push_service_token(out, service))
 }
 
 /// The text a search matches an attribute value against: strings as they
