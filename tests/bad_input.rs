@@ -8,10 +8,10 @@ use flate2::write::GzEncoder;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use otelite_exporter::convert::to_otlp;
-use otelite_exporter::model::{
-    self, AnyValue, Event, KeyValue, Link, Resource, Scope, SpanId, SpanKind, Status, StatusCode,
-    TraceId,
+use otelite_model::otlp::to_otlp;
+use otelite_model::{
+    self as model, AnyValue, Event, KeyValue, Link, Resource, Scope, SpanId, SpanKind, Status,
+    StatusCode, TraceId,
 };
 use prost::Message;
 use std::io::Write;

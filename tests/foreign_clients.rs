@@ -15,7 +15,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
-use otelite_exporter::model::{self, AnyValue, SpanKind as Kind, StatusCode};
+use otelite_model::{self as model, AnyValue, SpanKind as Kind, StatusCode};
 use std::collections::BTreeMap;
 use std::process::Command;
 

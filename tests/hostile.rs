@@ -8,8 +8,8 @@
 
 use crate::support::{self, Backend, Reply, Store, for_each_store};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use otelite_exporter::convert::to_otlp;
-use otelite_exporter::model::{self, AnyValue, KeyValue, Resource, Scope, SpanId, TraceId};
+use otelite_model::otlp::to_otlp;
+use otelite_model::{self as model, AnyValue, KeyValue, Resource, Scope, SpanId, TraceId};
 use prost::Message;
 use std::sync::Arc;
 

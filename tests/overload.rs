@@ -261,7 +261,7 @@ async fn python_client_backs_off_on_503_and_its_spans_arrive(store: Store) {
     let (status, trace) =
         get_json(&backend, &format!("/api/otelite/traces/{}", sent.trace_id)).await;
     assert_eq!(status, 200, "{trace}");
-    let spans: Vec<otelite_exporter::model::Span> =
+    let spans: Vec<otelite_model::Span> =
         serde_json::from_value(trace["spans"].clone()).expect("spans in the model's shape");
     let mut stored: Vec<String> = spans.iter().map(|s| s.span_id.to_hex()).collect();
     let mut expected: Vec<String> = sent.spans.values().cloned().collect();

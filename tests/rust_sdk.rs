@@ -10,7 +10,7 @@ use opentelemetry::trace::{
 use opentelemetry::{Array, Context, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanData};
 use otelite_exporter::convert::SdkConverter;
-use otelite_exporter::model;
+use otelite_model as model;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 

@@ -17,8 +17,8 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, SdkTracer};
-use otelite_exporter::convert::to_otlp;
-use otelite_exporter::model::{self, AnyValue, Resource, Scope, SpanId, TraceId};
+use otelite_model::otlp::to_otlp;
+use otelite_model::{self as model, AnyValue, Resource, Scope, SpanId, TraceId};
 use prost::Message;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! # Layout: the pipeline, in module order
 //! - [`receive`]: `POST /v1/traces` and `/v1/metrics`; body limits, gzip,
 //!   protobuf or JSON, OTLP status codes.
-//! - [`process`]: OTLP → the trace-info model (`otelite_exporter::model`),
+//! - [`process`]: OTLP → the trace-info model (`otelite_model`),
 //!   rejecting invalid spans; exporter counters out of OTLP metrics.
 //! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges.
 //! - [`store`]: SQLite: one writer thread with group commit, read-only readers;

@@ -3,7 +3,7 @@
 //! kind names, and percent-encoding. Each parser returns a message saying what was wrong; the
 //! caller adds which parameter or flag it was.
 
-use otelite_exporter::model::SpanKind;
+use otelite_model::SpanKind;
 
 /// `text` percent-encoded except RFC 3986's unreserved characters, so it
 /// is one URL path segment or one query value whatever it holds.

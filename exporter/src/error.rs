@@ -28,13 +28,9 @@ pub enum ConfigError {
         entry: String,
         reason: String,
     },
-    /// The trusted-certificate file cannot be read or holds no certificate.
-    #[error("{source_name}: cannot use the certificate file {path:?}: {reason}")]
-    InvalidCertificate {
-        source_name: String,
-        path: String,
-        reason: String,
-    },
+    /// The trusted-certificate file cannot be used.
+    #[error(transparent)]
+    Tls(#[from] otelite_model::tls::TlsError),
     /// The spool size is not a positive number of bytes.
     #[error("{source_name}: invalid spool size {value:?} (expected a positive number of bytes)")]
     InvalidSpoolSize { source_name: String, value: String },

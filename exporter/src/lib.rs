@@ -97,8 +97,9 @@
 //!
 //! ## Layout
 //!
-//! `model` (trace info) · `convert` (SpanData → model → OTLP → model; the
-//! exporter writes model → protobuf bytes directly, `encode_request`) ·
+//! `model` (trace info, the `otelite-model` crate, with its OTLP conversions
+//! and the direct protobuf encoding the exporter sends) · `convert`
+//! (SpanData → model) ·
 //! `export` (exporter, `config`, one HTTP attempt, `body` encoding with
 //! buffers kept across exports, `retry`, runtime thread) ·
 //! `processor` (`CountingProcessor`) · `counters` · `metrics` (OTLP report) · `error`.
@@ -108,8 +109,10 @@ pub mod counters;
 pub mod error;
 pub mod export;
 pub mod metrics;
-pub mod model;
 pub mod processor;
+
+/// The trace-info model, from the `otelite-model` crate the backend shares.
+pub use otelite_model as model;
 
 pub use counters::{Counters, CountersSnapshot, FailureKind};
 pub use error::{ConfigError, ExportError};

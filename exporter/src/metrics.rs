@@ -2,7 +2,6 @@
 //! cumulative monotonic int sums named after the SDK self-observability
 //! conventions), POSTed to `/v1/metrics` periodically and once at shutdown.
 
-use crate::convert;
 use crate::counters::{CountersSnapshot, FailureKind};
 use crate::error::ExportError;
 use crate::export::retry::worth_retrying;
@@ -17,6 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
+use otelite_model::otlp;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -92,7 +92,7 @@ pub fn metrics_request(
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(PbResource {
-                attributes: convert::attributes_to_otlp(&resource.attributes),
+                attributes: otlp::attributes_to_otlp(&resource.attributes),
                 dropped_attributes_count: resource.dropped_attributes_count,
                 entity_refs: Vec::new(),
             }),
@@ -303,7 +303,7 @@ mod tests {
         let rm = &request.resource_metrics[0];
         let pb_resource = rm.resource.clone().unwrap_or_default();
         assert_eq!(
-            convert::attributes_from_otlp(pb_resource.attributes),
+            otlp::attributes_from_otlp(pb_resource.attributes),
             resource.attributes
         );
         let sm = &rm.scope_metrics[0];

@@ -240,7 +240,7 @@ async fn gzip_body_decodes_to_the_request() {
         "the body on the wire is compressed"
     );
 
-    let spans = otelite_exporter::convert::from_otlp(request.traces());
+    let spans = otelite_exporter::model::otlp::from_otlp(request.traces());
     assert!(spans.rejected.is_empty());
     let mut names: Vec<_> = spans.spans.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();

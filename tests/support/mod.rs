@@ -19,7 +19,7 @@ pub use proxy::GatedProxy;
 pub use stores::Store;
 pub(crate) use stores::for_each_store;
 
-use otelite_exporter::model;
+use otelite_model as model;
 use serde::Deserialize;
 use serde_json::Value;
 use std::future::Future;

@@ -8,7 +8,7 @@
 
 use super::SpanFacts;
 use foldhash::{HashMap, HashMapExt};
-use otelite_exporter::model::{SpanId, TraceId};
+use otelite_model::{SpanId, TraceId};
 use std::collections::VecDeque;
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ mod edges;
 pub use edges::{Edge, EdgeResolver};
 
 use foldhash::{HashMap, HashMapExt};
-use otelite_exporter::model::{Resource, Span, SpanId, StatusCode, TraceId};
+use otelite_model::{Resource, Span, SpanId, StatusCode, TraceId};
 use std::sync::Arc;
 
 /// What analysis learnt about a span: the facts that summaries, edges and

@@ -1,5 +1,5 @@
 use super::*;
-use otelite_exporter::model::{Resource, Scope, SpanId, SpanKind, Status, StatusCode, TraceId};
+use otelite_model::{Resource, Scope, SpanId, SpanKind, Status, StatusCode, TraceId};
 use std::sync::Arc;
 
 fn span(
@@ -12,9 +12,9 @@ fn span(
     error: bool,
 ) -> Span {
     let resource = Resource::new(
-        vec![otelite_exporter::model::KeyValue::new(
+        vec![otelite_model::KeyValue::new(
             "service.name",
-            otelite_exporter::model::AnyValue::String(service.into()),
+            otelite_model::AnyValue::String(service.into()),
         )],
         0,
         String::new(),

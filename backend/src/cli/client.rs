@@ -24,7 +24,7 @@ pub enum FetchError {
     #[error("cannot read the answer: {0}")]
     Body(String),
     #[error("{0}")]
-    Tls(#[from] otelite_exporter::ConfigError),
+    Tls(#[from] otelite_model::tls::TlsError),
     #[error("{0}")]
     BadRequest(#[from] http::Error),
 }
@@ -46,7 +46,7 @@ impl HttpClient {
     /// (a private CA or a self-signed server).
     pub fn new(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<Self, FetchError> {
         let setting = ca_file.map(|path| ("--server-ca".to_owned(), path.to_owned()));
-        let tls = otelite_exporter::export::tls::client_config(setting.as_ref())?;
+        let tls = otelite_model::tls::client_config(setting.as_ref())?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));

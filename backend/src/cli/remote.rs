@@ -11,7 +11,7 @@ use crate::rates::RatesReport;
 use crate::store::{Dependency, TraceQuery, TraceSummary};
 use crate::units::{percent_encode, span_kind_name};
 use http::{HeaderValue, StatusCode, Uri};
-use otelite_exporter::model::{Span, SpanKind, TraceId};
+use otelite_model::{Span, SpanKind, TraceId};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;

@@ -3,7 +3,7 @@
 use super::render::{self, Cell};
 use super::source::Source;
 use super::{CliError, Common, write_json};
-use otelite_exporter::model::SpanKind;
+use otelite_model::SpanKind;
 use serde::Serialize;
 use std::io::Write;
 

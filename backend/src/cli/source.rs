@@ -8,7 +8,7 @@ use super::{CliError, Common};
 use crate::rates::{self, RatesReport};
 use crate::stage::minute_of;
 use crate::store::{self, Dependency, TraceQuery, TraceSummary};
-use otelite_exporter::model::{Span, SpanKind, TraceId};
+use otelite_model::{Span, SpanKind, TraceId};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,7 @@ use crate::analyze;
 use crate::stage::Stage;
 use crate::store::{CounterPoint, QueueLimits, SpanBatch, SpanRow, Store};
 use clap::Parser;
-use otelite_exporter::model::{
+use otelite_model::{
     AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };
 use std::path::Path;

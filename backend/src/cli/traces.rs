@@ -7,7 +7,7 @@ use super::source::Source;
 use super::time::{Window, format_duration, format_time, parse_duration};
 use super::{CliError, Common, Context, write_json};
 use crate::store::{TraceQuery, TraceSummary};
-use otelite_exporter::model::{Span, SpanId, SpanKind, StatusCode, TraceId};
+use otelite_model::{Span, SpanId, SpanKind, StatusCode, TraceId};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
@@ -243,7 +243,7 @@ pub fn tree_rows(spans: &[Span]) -> Vec<WaterfallRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use otelite_exporter::model::{Resource, Scope, Status};
+    use otelite_model::{Resource, Scope, Status};
     use std::sync::Arc;
 
     fn span(id: u8, parent: Option<u8>, start: u64) -> Span {

@@ -14,8 +14,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, NumberDataPoint, metric, number_data_point,
 };
-use otelite_exporter::convert::attributes_from_otlp;
-use otelite_exporter::model::{AnyValue, Resource};
+use otelite_model::otlp::attributes_from_otlp;
+use otelite_model::{AnyValue, Resource};
 
 fn stage_of(metric_name: &str) -> Option<Stage> {
     match metric_name {

@@ -7,12 +7,12 @@ mod counters;
 pub use counters::counter_points;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use otelite_exporter::convert::{self, SpansFromOtlp};
-use otelite_exporter::model::Span;
+use otelite_model::Span;
+use otelite_model::otlp::{self, SpansFromOtlp};
 use std::collections::HashMap;
 
 pub fn process(request: ExportTraceServiceRequest) -> SpansFromOtlp {
-    convert::from_otlp(request)
+    otlp::from_otlp(request)
 }
 
 /// How many of the spans each service has, in first-seen order.

@@ -7,7 +7,7 @@ use crate::storage::Storage;
 use crate::store::{self, TraceQuery, TraceSummary};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use otelite_exporter::model::{Span, SpanKind, TraceId};
+use otelite_model::{Span, SpanKind, TraceId};
 use serde::Serialize;
 
 /// Search results when no limit is given, and the most one may ask for.

@@ -28,7 +28,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use otelite_exporter::convert::InvalidSpan;
+use otelite_model::otlp::InvalidSpan;
 use response::ReceiveError;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;

@@ -20,7 +20,7 @@ use crate::store::{
     CounterPoint, Dependency, Page, RateRow, SpanBatch, Store, StoreError, Stored, TraceQuery,
     TraceSummary, WriteHealth,
 };
-use otelite_exporter::model::{Span, SpanKind, TraceId};
+use otelite_model::{Span, SpanKind, TraceId};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

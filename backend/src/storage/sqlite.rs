@@ -7,7 +7,7 @@ use crate::store::{
     self, CounterPoint, Dependency, Page, RateRow, SpanBatch, SpanRow, Store, StoreError, Stored,
     TraceQuery, WriteHealth,
 };
-use otelite_exporter::model::{Span, SpanKind, TraceId};
+use otelite_model::{Span, SpanKind, TraceId};
 use std::sync::Arc;
 
 /// The SQLite writer's batch: each span encoded into its row.

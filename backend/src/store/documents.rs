@@ -11,7 +11,7 @@
 
 use super::encode::{self, SpanRow, Tokens};
 use super::groups::GROUP_SLICE_NS;
-use otelite_exporter::model::{Resource, Scope, TraceId};
+use otelite_model::{Resource, Scope, TraceId};
 use std::sync::Arc;
 // foldhash: the ingest path hashes trace and span ids per span (see Cargo.toml).
 use foldhash::{HashMap, HashMapExt};

@@ -1,12 +1,12 @@
 //! How model values become stored bytes: a span as its OTLP protobuf
 //! encoding, resources and scopes as OTLP messages keyed by a stable hash,
 //! and attributes as search tokens. Reading goes back through
-//! `otelite_exporter::convert::from_otlp`, the one OTLP → model path.
+//! `otelite_model::otlp::from_otlp`, the one OTLP → model path.
 
 use crate::analyze::{AnalyzedSpan, SpanFacts};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
-use otelite_exporter::convert;
-use otelite_exporter::model::{AnyValue, KeyValue, Resource, Scope, Span};
+use otelite_model::otlp;
+use otelite_model::{AnyValue, KeyValue, Resource, Scope, Span};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -40,18 +40,18 @@ use prost::Message;
 /// Written straight from the model (no OTLP copy of the span is built).
 pub fn span_body(span: &Span) -> Vec<u8> {
     let mut body = Vec::new();
-    convert::encode_span(span, &mut body);
+    otelite_model::encode::encode_span(span, &mut body);
     body
 }
 
 /// A resource (with its schema URL) as an empty `ResourceSpans`.
 pub fn resource_body(resource: &Resource) -> Vec<u8> {
-    convert::resource_to_otlp(resource).encode_to_vec()
+    otlp::resource_to_otlp(resource).encode_to_vec()
 }
 
 /// A scope (with its schema URL) as an empty `ScopeSpans`.
 pub fn scope_body(scope: &Scope) -> Vec<u8> {
-    convert::scope_to_otlp(scope).encode_to_vec()
+    otlp::scope_to_otlp(scope).encode_to_vec()
 }
 
 pub fn decode_resource(body: &[u8]) -> Result<ResourceSpans, prost::DecodeError> {

@@ -13,7 +13,7 @@ use super::documents::{self, Documents};
 use super::encode::SpanRow;
 use super::writer::{BatchIds, WriterState, clamp};
 use crate::analyze::{self, SpanFacts, TraceDelta};
-use otelite_exporter::model::{SpanId, TraceId};
+use otelite_model::{SpanId, TraceId};
 use rusqlite::{OptionalExtension, Transaction, params};
 // foldhash: the ingest path hashes trace and span ids per span (see Cargo.toml).
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};

@@ -57,7 +57,7 @@ fn add_resource_attributes(tx: &Transaction) -> Result<(), MigrationError> {
         // A body that no longer decodes stays unsearchable rather than
         // blocking the upgrade.
         if let Ok(resource) = encode::decode_resource(&body) {
-            let attributes = otelite_exporter::convert::attributes_from_otlp(
+            let attributes = otelite_model::otlp::attributes_from_otlp(
                 resource.resource.unwrap_or_default().attributes,
             );
             insert.execute(rusqlite::params![
@@ -275,7 +275,7 @@ fn apply(conn: &mut Connection, step: Step, to_version: i64) -> Result<(), Migra
 #[cfg(test)]
 mod tests {
     use super::*;
-    use otelite_exporter::model::Span;
+    use otelite_model::Span;
 
     #[test]
     fn new_file_gets_current_version_and_reopens_unchanged()

@@ -7,8 +7,8 @@ use super::{StoreError, encode, migrations};
 use crate::stage::Stage;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
-use otelite_exporter::convert;
-use otelite_exporter::model::{Span, SpanKind, TraceId};
+use otelite_model::otlp;
+use otelite_model::{Span, SpanKind, TraceId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -107,7 +107,7 @@ pub fn assemble(
         resource_spans.scope_spans.push(scope_spans);
         request.resource_spans.push(resource_spans);
     }
-    let converted = convert::from_otlp(request);
+    let converted = otlp::from_otlp(request);
     if let Some(invalid) = converted.rejected.first() {
         return Err(StoreError::Corrupt(invalid.to_string()));
     }

@@ -4,8 +4,8 @@
 use super::groups::{self, Blocks, GROUP_SLICE_NS, GroupRef};
 use super::{StoreError, encode};
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
-use otelite_exporter::convert;
-use otelite_exporter::model::{AnyValue, KeyValue, SpanKind, StatusCode, TraceId};
+use otelite_model::otlp;
+use otelite_model::{AnyValue, KeyValue, SpanKind, StatusCode, TraceId};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use serde::{Deserialize, Serialize};
@@ -421,7 +421,7 @@ impl<'q> SpanCheck<'q> {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?
             .resource
             .unwrap_or_default();
-        let attributes = convert::attributes_from_otlp(resource.attributes);
+        let attributes = otlp::attributes_from_otlp(resource.attributes);
         self.resources
             .borrow_mut()
             .insert(resource_id, attributes.clone());
@@ -456,7 +456,7 @@ impl<'q> SpanCheck<'q> {
         if query.attributes.is_empty() && query.attribute_prefixes.is_empty() {
             return true;
         }
-        let own = convert::attributes_from_otlp(span.attributes.clone());
+        let own = otlp::attributes_from_otlp(span.attributes.clone());
         let has = |test: &dyn Fn(&KeyValue) -> bool| own.iter().chain(resource).any(test);
         query.attributes.iter().all(|(key, value)| {
             has(&|kv: &KeyValue| {

@@ -1,7 +1,7 @@
 use super::*;
 use crate::analyze;
 use crate::stage::Stage;
-use otelite_exporter::model::{
+use otelite_model::{
     AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use super::encode::{self, SpanRow};
 use super::groups;
 use crate::analyze::{Edge, EdgeResolver};
 use crate::stage::{Stage, minute_of};
-use otelite_exporter::model::{Resource, Scope};
+use otelite_model::{Resource, Scope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 // foldhash: the ingest path hashes trace and span ids per span (see Cargo.toml).
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};

@@ -10,14 +10,12 @@ mod drain;
 pub mod retry;
 pub(crate) mod runtime;
 pub mod spool;
-/// Public for the `otelite` command line's `--server`, which trusts the same roots.
-pub mod tls;
 
 pub use attempt::encode_body;
 pub use config::{Compression, ExporterConfig, RawConfig};
 pub use spool::{DEFAULT_SPOOL_BYTES, SpoolConfig};
 
-use crate::convert::{self, SdkConverter};
+use crate::convert::SdkConverter;
 use crate::counters::{Counters, FailureKind};
 use crate::error::{ConfigError, ExportError};
 use crate::metrics::MetricsReporter;
@@ -172,7 +170,9 @@ impl OteliteExporter {
     ) -> Result<Self, ConfigError> {
         let runtime = Arc::new(RuntimeThread::start()?);
         let interval = config.metrics_interval;
-        let client = attempt::http_client(tls::client_config(config.certificate.as_ref())?);
+        let client = attempt::http_client(otelite_model::tls::client_config(
+            config.certificate.as_ref(),
+        )?);
         let spool = match &config.spool {
             Some(spool) => Some(Arc::new(spool::Spool::open(spool.clone()).map_err(
                 |e| ConfigError::Spool {
@@ -244,7 +244,7 @@ impl OteliteExporter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .encode_with(self.shared.config.compression, |buf| {
-                convert::encode_request(&spans, buf);
+                otelite_model::encode::encode_request(&spans, buf);
                 Ok(())
             })
     }

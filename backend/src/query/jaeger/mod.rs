@@ -75,9 +75,9 @@ impl From<StoreError> for Fault {
 }
 
 /// A trace id of up to 32 hex digits (Jaeger drops leading zeros).
-fn trace_id(text: &str, name: &str) -> Result<otelite_exporter::model::TraceId, Fault> {
+fn trace_id(text: &str, name: &str) -> Result<otelite_model::TraceId, Fault> {
     let padded = format!("{text:0>32}");
-    otelite_exporter::model::TraceId::from_hex(&padded)
+    otelite_model::TraceId::from_hex(&padded)
         .filter(|_| !text.is_empty() && text.len() <= 32)
         .ok_or_else(|| Fault::malformed(name, format!("{text:?} is not a hex trace id")))
 }

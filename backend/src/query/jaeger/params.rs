@@ -4,7 +4,7 @@
 //! parameter's name.
 
 use crate::units;
-use otelite_exporter::model::SpanKind;
+use otelite_model::SpanKind;
 
 /// The query string as pairs, in order, so that a parameter may repeat.
 pub struct Params(pub Vec<(String, String)>);

@@ -4,7 +4,7 @@
 //! a `CHILD_OF` reference, links `FOLLOWS_FROM`, events logs.
 
 use super::params::kind_name;
-use otelite_exporter::model::{AnyValue, KeyValue, Resource, Span, StatusCode};
+use otelite_model::{AnyValue, KeyValue, Resource, Span, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

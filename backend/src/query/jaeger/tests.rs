@@ -5,7 +5,7 @@ use crate::store::{QueueLimits, SpanBatch, SpanRow, Store, WriterThread};
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use otelite_exporter::model::{
+use otelite_model::{
     AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status,
     StatusCode as SpanStatus, TraceId,
 };

@@ -10,7 +10,7 @@ use crate::store::TraceQuery;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use otelite_exporter::model::SpanKind;
+use otelite_model::SpanKind;
 use serde::Serialize;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -12,8 +12,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::trace::v1::TracesData;
-use otelite_exporter::convert;
-use otelite_exporter::model::{Span, SpanKind};
+use otelite_model::otlp;
+use otelite_model::{Span, SpanKind};
 use serde::Serialize;
 use serde_json::json;
 
@@ -93,7 +93,7 @@ pub struct TracesBody {
 fn otlp(spans: &[Span]) -> Json<TracesBody> {
     Json(TracesBody {
         result: TracesData {
-            resource_spans: convert::to_otlp(spans).resource_spans,
+            resource_spans: otlp::to_otlp(spans).resource_spans,
         },
     })
 }

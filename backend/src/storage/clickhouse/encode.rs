@@ -6,8 +6,8 @@ use super::rowbinary::Writer;
 use crate::analyze::{AnalyzedSpan, SpanFacts};
 use crate::stage::{Stage, minute_of};
 use crate::storage::Ingest;
-use otelite_exporter::convert;
-use otelite_exporter::model::{AnyValue, KeyValue, Resource, Scope};
+use otelite_model::otlp;
+use otelite_model::{AnyValue, KeyValue, Resource, Scope};
 use prost::Message;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,21 +72,21 @@ impl Rows {
                 .entry(Arc::as_ptr(&span.resource))
                 .or_insert_with(|| {
                     rows.resources.push(EncodedResource {
-                        body: convert::resource_to_otlp(&span.resource).encode_to_vec(),
+                        body: otlp::resource_to_otlp(&span.resource).encode_to_vec(),
                         attributes: searchable(&span.resource.attributes),
                     });
                     rows.resources.len() - 1
                 });
             let scope = *scopes.entry(Arc::as_ptr(&span.scope)).or_insert_with(|| {
                 rows.scopes
-                    .push(convert::scope_to_otlp(&span.scope).encode_to_vec());
+                    .push(otlp::scope_to_otlp(&span.scope).encode_to_vec());
                 rows.scopes.len() - 1
             });
             rows.spans.push(SpanRow {
                 kind: span.kind.as_i32().clamp(0, 255) as u8,
                 status_code: span.status.code.as_i32().clamp(0, 255) as u8,
                 attributes: searchable(&span.attributes),
-                body: convert::span_to_otlp(&span).encode_to_vec(),
+                body: otlp::span_to_otlp(&span).encode_to_vec(),
                 resource,
                 scope,
                 facts,

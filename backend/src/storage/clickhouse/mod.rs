@@ -41,7 +41,7 @@ use crate::store::{
     CounterPoint, Dependency, Page, QueueLimits, RateRow, StoreError, Stored, TraceQuery,
     WriteHealth,
 };
-use otelite_exporter::model::{Span, SpanKind, TraceId};
+use otelite_model::{Span, SpanKind, TraceId};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};

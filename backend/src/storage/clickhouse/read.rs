@@ -8,8 +8,8 @@ use crate::stage::Stage;
 use crate::store::{Dependency, RateRow};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PbSpan};
-use otelite_exporter::convert;
-use otelite_exporter::model::{Span, SpanKind, TraceId};
+use otelite_model::otlp;
+use otelite_model::{Span, SpanKind, TraceId};
 use prost::Message;
 use std::collections::HashSet;
 
@@ -60,7 +60,7 @@ pub async fn trace(
     if request.resource_spans.is_empty() {
         return Ok(None);
     }
-    let converted = convert::from_otlp(request);
+    let converted = otlp::from_otlp(request);
     if let Some(invalid) = converted.rejected.first() {
         return Err(corrupt("span", invalid));
     }

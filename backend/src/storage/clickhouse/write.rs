@@ -10,7 +10,7 @@ use super::rowbinary::{Reader, Writer};
 use crate::analyze::{Edge, EdgeResolver, SpanFacts};
 use crate::stage::{Stage, minute_of};
 use crate::store::{CounterPoint, Stored};
-use otelite_exporter::model::{SpanId, TraceId};
+use otelite_model::{SpanId, TraceId};
 use std::collections::{HashMap, HashSet};
 
 /// Trace ids per "already stored?" query: keeps the SQL under ClickHouse's

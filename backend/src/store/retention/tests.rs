@@ -2,9 +2,7 @@ use super::*;
 use crate::analyze;
 use crate::stage::Stage;
 use crate::store::{QueueLimits, SpanBatch, SpanRow, TraceQuery, WriterThread, search};
-use otelite_exporter::model::{
-    AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, TraceId,
-};
+use otelite_model::{AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, TraceId};
 use std::path::Path;
 use std::sync::Arc;
 

@@ -9,8 +9,8 @@
 //! and `common/v1/common.proto`; prost writes fields in field-number order,
 //! skips proto3 defaults, and always writes a set `oneof` value.
 
-use super::otlp::{resource_to_otlp, scope_to_otlp};
-use crate::model::{self, AnyValue, KeyValue};
+use crate::otlp::{resource_to_otlp, scope_to_otlp};
+use crate::span::{self as model, AnyValue, KeyValue};
 use prost::Message;
 use std::sync::Arc;
 

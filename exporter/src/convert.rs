@@ -1,4 +1,5 @@
-//! `SpanData` from the OpenTelemetry SDK → model spans.
+//! `SpanData` from the OpenTelemetry SDK → model spans: the exporter's one
+//! conversion; model → OTLP lives in `otelite-model`.
 
 use crate::model::{self, AnyValue, KeyValue};
 use opentelemetry::trace::{self as api, SpanKind};
@@ -196,3 +197,6 @@ fn nanos(time: SystemTime) -> u64 {
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;

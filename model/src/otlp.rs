@@ -2,7 +2,7 @@
 //! `opentelemetry-proto`). Both directions live here so that the round trip
 //! can be checked in one place.
 
-use crate::model::{self, AnyValue, KeyValue, SpanId, TraceId};
+use crate::span::{self as model, AnyValue, KeyValue, SpanId, TraceId};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1 as pb_common;
 use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
