@@ -5,7 +5,7 @@
 #
 # cargo-fuzz needs nightly flags; the stable toolchain accepts them with
 # RUSTC_BOOTSTRAP=1. No sanitizer (-s none): the workspace forbids unsafe
-# code, and without ASan the targets run several times faster.
+# code, so ASan would only slow the targets down.
 # A crash leaves its input in fuzz/artifacts/<target>/ and fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"

@@ -88,7 +88,7 @@ impl BlockBuilder {
 }
 
 /// Blocks being compressed on a thread of their own while the writer
-/// thread goes on inserting their groups: zstd was a seventh of the
+/// thread goes on inserting their groups: zstd was a large part of the
 /// writer's work, and the writer is the one part of ingest that cannot use
 /// the other cores. Each block has its id before it is compressed, so its
 /// groups can point to it; `take` hands the compressed blocks back for

@@ -1,7 +1,7 @@
 //! WAL checkpoints off the writer's path. By default SQLite checkpoints
 //! inside the commit that crosses 1000 WAL pages, and a checkpoint fsyncs
-//! the database file: measured here, that made one commit in four about ten
-//! times slower than the rest and the writer thread the ingest bottleneck.
+//! the database file: that stalls the commits it falls in, and with them the
+//! writer thread, the ingest bottleneck (see BENCHMARKS.md).
 //! The writer's connection turns automatic checkpoints off and this thread
 //! runs passive ones (which never block the writer) on its own connection.
 //! Should the WAL still grow past `WAL_LIMIT_PAGES` under a constant write

@@ -1,6 +1,6 @@
 //! The search documents of a batch's span groups, built where the batch is
 //! encoded (on the request's thread) so that the single writer thread
-//! only inserts them: merging a group's tokens was an eighth of its work.
+//! only inserts them: it is the one part of ingest that cannot use the other core.
 //!
 //! The batch is grouped here as the writer groups it (see `groups`), by
 //! trace, resource, scope and time slice, except that resources and scopes

@@ -281,7 +281,7 @@ fn add_attribute_tokens(tokens: &mut Tokens, attributes: &[KeyValue]) {
         match value {
             // A short string's prefix token holds all of it, so it is the
             // string's exact token too: one FTS5 token instead of two,
-            // which is most of the writer's cost (see `attribute_match`).
+            // and FTS5 is the writer's largest cost (see `attribute_match`).
             AnyValue::String(text) if prefix_holds_all(text) => {
                 tokens.push(|out| push_prefix_token(out, key, text));
             }

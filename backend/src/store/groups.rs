@@ -222,7 +222,7 @@ fn write_blocks(
     documents: &Documents,
 ) -> Result<(), StoreError> {
     // Each block's buffer is sized once, from the bytes still to place:
-    // grown by doubling instead, its copies were 1 % of the writer's work.
+    // grown by doubling instead, it is copied again at each step, on the writer.
     let mut unplaced: usize = groups
         .iter()
         .flat_map(|group| &group.rows)

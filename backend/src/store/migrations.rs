@@ -190,8 +190,8 @@ pub const GROUP_TERMS_AUTOMERGE: i64 = 16;
 
 /// Version 6: FTS5 merges `group_terms`' segments 16 at a time instead of
 /// 4. Every commit adds a segment, and merging is the part of the writer's
-/// index work that grows with the file: 7 % fewer writer instructions per
-/// span at 100 000 spans already. Queries may read up to 16 segments per
+/// index work that grows with the file, so wider merges spare the writer
+/// more as the file grows. Queries may read up to 16 segments per
 /// level instead of 4; at 10 M spans their latency did not change (see
 /// BENCHMARKS.md). FTS5 keeps the setting in the file, so existing files
 /// get it too.

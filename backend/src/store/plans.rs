@@ -4,7 +4,7 @@
 //! statement's bindings when it goes back to the cache, which then counts
 //! as a change. So every use of a cached join was compiled again: on the
 //! writer, the lookup of a trace's stored span ids cost as much to compile
-//! as to run, 6 % of its instructions. The query planner stability
+//! as to run (see BENCHMARKS.md). The query planner stability
 //! guarantee (QPSG) turns the value-based planning off. otelite gives up
 //! nothing for it: it keeps no `sqlite_stat` tables and binds no `LIKE`
 //! patterns.

@@ -4,8 +4,8 @@
 //! Every token otelite writes or queries is lowercase ASCII letters and
 //! digits, separated by single spaces (see `encode`). On such text
 //! `unicode61` yields exactly the space-separated words, but reads it a
-//! character at a time through its Unicode tables: that was a fifth of the
-//! writer thread's instructions. `register` installs, on one connection, a
+//! character at a time through its Unicode tables, on the writer thread that
+//! sets ingest's pace (see BENCHMARKS.md). `register` installs, on one connection, a
 //! tokenizer under the name `unicode61` that splits such text on spaces
 //! and hands any other text to the built-in `unicode61`, so its tokens are
 //! always the built-in's. The file therefore stays an ordinary SQLite file:

@@ -21,8 +21,8 @@ const IDS_PER_QUERY: usize = 2000;
 type Count = (String, Stage, i64, u64);
 
 /// Writes a group of prepared batches in one INSERT (ClickHouse wants few,
-/// large inserts: 10 000-span inserts cost it less than half the CPU per
-/// span of 1 000-span ones); one `Stored` per batch, in order. `Err` when
+/// large inserts: its CPU per span falls as inserts grow, see
+/// BENCHMARKS.md); one `Stored` per batch, in order. `Err` when
 /// the spans were not stored (their process and analyze counts are still
 /// recorded, so the loss shows at the store stage).
 pub async fn spans(

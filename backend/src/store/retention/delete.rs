@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Spans deleted per transaction at most (one trace may take several
-/// transactions): a few tens of milliseconds of the writer's time.
+/// transactions): small enough that ingest waits little behind one.
 pub const BATCH_SPANS: usize = 2_000;
 /// Pages handed back per `incremental_vacuum` transaction (4 MiB at 4 KiB).
 pub const VACUUM_PAGES: i64 = 1_024;
