@@ -15,7 +15,7 @@ mod workload;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otelite_backend::stage::Stage;
-use otelite_backend::store::{QueueLimits, SpanBatch, SpanRow, Store};
+use otelite_backend::storage::sqlite::{QueueLimits, SpanBatch, SpanRow, Store};
 use otelite_backend::{analyze, process};
 use prost::Message;
 use std::hint::black_box;

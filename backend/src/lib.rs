@@ -7,8 +7,10 @@
 //! - [`process`]: OTLP → the trace-info model (`otelite_model`),
 //!   rejecting invalid spans; exporter counters out of OTLP metrics.
 //! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges.
-//! - [`store`]: SQLite: one writer thread with group commit, read-only readers;
-//!   [`store::retention`] deletes the oldest traces by age and size.
+//! - [`storage`]: the seam every store implements, with the store-neutral
+//!   vocabulary; `storage::sqlite` (one writer thread with group commit,
+//!   read-only readers; its `retention` deletes the oldest traces by age
+//!   and size) and `storage::clickhouse` side by side under it.
 //! - [`rates`] and [`query`]: the stage rates and the query API.
 //! - [`cli`]: the `otelite` commands that read a database file directly.
 //! - [`metrics`]: the receiver's counters and request latencies, served with
@@ -42,7 +44,6 @@ pub mod rates;
 pub mod receive;
 pub mod stage;
 pub mod storage;
-pub mod store;
 mod ui;
 pub mod units;
 
@@ -56,7 +57,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use storage::Storage;
-use store::{Store, StoreError, WriterThread};
+use storage::sqlite::{self, Store, StoreError, WriterThread};
 use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +85,7 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     tokens: Tokens,
     limits: net::ConnectionLimits,
-    retention: store::retention::Policy,
+    retention: sqlite::retention::Policy,
 }
 
 /// The bearer tokens each listener requires, if any.
@@ -100,7 +101,7 @@ const QUERY_GUARDED: &[&str] = &["/api/", "/metrics"];
 
 impl Server {
     pub async fn bind(config: Config) -> Result<Self, Error> {
-        let limits = store::QueueLimits {
+        let limits = sqlite::QueueLimits {
             requests: config.write_queue_capacity,
             spans: config.max_queued_spans,
         };

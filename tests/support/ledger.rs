@@ -382,7 +382,7 @@ pub fn check_database(db: &Path, ledger: &Ledger, service: &str) -> Stored {
         .expect("read trace ids");
     for trace_id in trace_ids {
         let trace_id = TraceId::from_slice(&trace_id).expect("16-byte trace id");
-        let spans = otelite_backend::store::trace(&conn, &trace_id)
+        let spans = otelite_backend::storage::sqlite::trace(&conn, &trace_id)
             .expect("read a trace")
             .unwrap_or_default();
         for span in spans {

@@ -7,7 +7,7 @@ use super::remote::Remote;
 use super::{CliError, Common};
 use crate::rates::{self, RatesReport};
 use crate::stage::minute_of;
-use crate::store::{self, Dependency, TraceQuery, TraceSummary};
+use crate::storage::sqlite::{self, Dependency, TraceQuery, TraceSummary};
 use otelite_model::{Span, SpanKind, TraceId};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -63,7 +63,7 @@ impl Source {
 
     pub async fn services(&self) -> Result<Vec<String>, CliError> {
         match self {
-            Self::Db(path) => Ok(store::services(&open(path)?)?),
+            Self::Db(path) => Ok(sqlite::services(&open(path)?)?),
             Self::Server(remote) => remote.services().await,
         }
     }
@@ -78,9 +78,9 @@ impl Source {
         let found = match self {
             Self::Db(path) => {
                 let conn = open(path)?;
-                let found = store::operations(&conn, service, kind)?;
+                let found = sqlite::operations(&conn, service, kind)?;
                 let known =
-                    !found.is_empty() || store::services(&conn)?.iter().any(|s| s == service);
+                    !found.is_empty() || sqlite::services(&conn)?.iter().any(|s| s == service);
                 known.then_some(found)
             }
             Self::Server(remote) => remote.operations(service, kind).await?,
@@ -94,7 +94,7 @@ impl Source {
     /// Trace summaries, newest first, at most `query.limit`.
     pub async fn search(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, CliError> {
         match self {
-            Self::Db(path) => Ok(store::search(&open(path)?, query)?),
+            Self::Db(path) => Ok(sqlite::search(&open(path)?, query)?),
             Self::Server(remote) => remote.search(query).await,
         }
     }
@@ -102,7 +102,7 @@ impl Source {
     /// Every stored span of a trace, by start time.
     pub async fn trace(&self, id: &TraceId) -> Result<Vec<Span>, CliError> {
         let spans = match self {
-            Self::Db(path) => store::trace(&open(path)?, id)?,
+            Self::Db(path) => sqlite::trace(&open(path)?, id)?,
             Self::Server(remote) => remote.trace(id).await?,
         };
         spans.ok_or_else(|| CliError::UnknownTrace {
@@ -121,7 +121,7 @@ impl Source {
         match self {
             Self::Db(path) => {
                 let (start, end) = (minute_of(start_ns), minute_of(end_ns));
-                let rows = store::stage_counts(&open(path)?, service, start, end)?;
+                let rows = sqlite::stage_counts(&open(path)?, service, start, end)?;
                 Ok(rates::report(&rows))
             }
             Self::Server(remote) => remote.rates(service, start_ns, end_ns).await,
@@ -134,7 +134,7 @@ impl Source {
         end_ns: u64,
     ) -> Result<Vec<Dependency>, CliError> {
         match self {
-            Self::Db(path) => Ok(store::dependencies(&open(path)?, start_ns, end_ns)?),
+            Self::Db(path) => Ok(sqlite::dependencies(&open(path)?, start_ns, end_ns)?),
             Self::Server(remote) => remote.dependencies(start_ns, end_ns).await,
         }
     }
@@ -145,5 +145,5 @@ fn open(db: &Path) -> Result<Connection, CliError> {
     if !db.exists() {
         return Err(CliError::NoSuchFile(db.to_owned()));
     }
-    Ok(store::open_read_only(db)?)
+    Ok(sqlite::open_read_only(db)?)
 }

@@ -5,7 +5,7 @@
 use super::*;
 use crate::analyze;
 use crate::stage::Stage;
-use crate::store::{CounterPoint, QueueLimits, SpanBatch, SpanRow, Store};
+use crate::storage::sqlite::{CounterPoint, QueueLimits, SpanBatch, SpanRow, Store};
 use clap::Parser;
 use otelite_model::{
     AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId,

@@ -3,7 +3,7 @@
 
 use crate::metrics::{self, Metrics, StoreGauges};
 use crate::storage::Storage;
-use crate::store::WriteHealth;
+use crate::storage::sqlite::WriteHealth;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

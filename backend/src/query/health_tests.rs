@@ -1,7 +1,7 @@
 //! `/healthz`, `/readyz` and `/metrics` through the routers without sockets.
 
 use super::readiness;
-use crate::store::{QueueLimits, Store, WriteHealth, WriterThread};
+use crate::storage::sqlite::{QueueLimits, Store, WriteHealth, WriterThread};
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};

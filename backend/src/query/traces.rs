@@ -4,7 +4,7 @@
 use super::ApiError;
 use super::params::{self, Params};
 use crate::storage::Storage;
-use crate::store::{self, TraceQuery, TraceSummary};
+use crate::storage::sqlite::{self, TraceQuery, TraceSummary};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use otelite_model::{Span, SpanKind, TraceId};
@@ -175,7 +175,7 @@ fn kind(text: &str) -> Result<SpanKind, ApiError> {
 
 #[derive(Serialize)]
 pub struct DependenciesBody {
-    dependencies: Vec<store::Dependency>,
+    dependencies: Vec<sqlite::Dependency>,
 }
 
 /// `GET /api/otelite/dependencies`: calls between services in a window.

@@ -1,6 +1,6 @@
 //! The store seam: what ingest, the query APIs and `/metrics` need from a
 //! store, as one trait ([`TraceStore`]) with two implementations: SQLite
-//! (`sqlite`, the default, delegating to [`crate::store`]) and ClickHouse
+//! (`sqlite`, the default, delegating to [`crate::storage::sqlite`]) and ClickHouse
 //! ([`clickhouse`], for users who outgrow one file). Callers hold a
 //! [`Storage`], a cheap handle to whichever `otelite serve` opened.
 //!
@@ -11,12 +11,12 @@
 //! resolves only once the store has accepted the insert (answered 200).
 
 pub mod clickhouse;
-pub(crate) mod sqlite;
+pub mod sqlite;
 
 use crate::analyze::AnalyzedSpan;
 use crate::stage::Stage;
-use crate::store::retention::{Policy, Totals};
-use crate::store::{
+use crate::storage::sqlite::retention::{Policy, Totals};
+use crate::storage::sqlite::{
     CounterPoint, Dependency, Page, RateRow, SpanBatch, Store, StoreError, Stored, TraceQuery,
     TraceSummary, WriteHealth,
 };

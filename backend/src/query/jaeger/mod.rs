@@ -10,7 +10,7 @@ mod v1;
 mod v3;
 
 use crate::storage::Storage;
-use crate::store::StoreError;
+use crate::storage::sqlite::StoreError;
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;

@@ -1,7 +1,7 @@
 use crate::analyze;
 use crate::query;
 use crate::stage::Stage;
-use crate::store::{QueueLimits, SpanBatch, SpanRow, Store, WriterThread};
+use crate::storage::sqlite::{QueueLimits, SpanBatch, SpanRow, Store, WriterThread};
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;

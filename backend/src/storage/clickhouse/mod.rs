@@ -36,8 +36,8 @@ pub use migrations::{CURRENT_VERSION, MigrationError};
 
 use super::{Background, Encoded, Ingest, Prepared, Reply, TraceStore};
 use crate::analyze::EdgeResolver;
-use crate::store::retention::{Policy, Totals};
-use crate::store::{
+use crate::storage::sqlite::retention::{Policy, Totals};
+use crate::storage::sqlite::{
     CounterPoint, Dependency, Page, QueueLimits, RateRow, StoreError, Stored, TraceQuery,
     WriteHealth,
 };

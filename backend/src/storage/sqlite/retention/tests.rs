@@ -1,7 +1,7 @@
 use super::*;
 use crate::analyze;
 use crate::stage::Stage;
-use crate::store::{QueueLimits, SpanBatch, SpanRow, TraceQuery, WriterThread, search};
+use crate::storage::sqlite::{QueueLimits, SpanBatch, SpanRow, TraceQuery, WriterThread, search};
 use otelite_model::{AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, TraceId};
 use std::path::Path;
 use std::sync::Arc;
@@ -178,7 +178,7 @@ async fn age_retention_deletes_the_traces_that_started_before_the_cutoff() -> Te
     );
     assert_eq!(kept_found, 1);
     // No search token of a deleted span is left behind.
-    let old_token = crate::store::encode::attribute_match("order.id", "7");
+    let old_token = crate::storage::sqlite::encode::attribute_match("order.id", "7");
     let tokens = store
         .read(move |conn| {
             count(
@@ -202,7 +202,7 @@ async fn age_retention_deletes_the_traces_that_started_before_the_cutoff() -> Te
     for n in 5000..5010 {
         let id = trace_id(n);
         let read = store
-            .read(move |conn| crate::store::trace(conn, &id))
+            .read(move |conn| crate::storage::sqlite::trace(conn, &id))
             .await?;
         let sent: Vec<Span> = kept.iter().filter(|s| s.trace_id == id).cloned().collect();
         assert_eq!(read, Some(sent));
@@ -228,7 +228,7 @@ async fn rates_over_a_deleted_window_keep_their_answer() -> TestResult {
     let window = (old / 1_000_000_000 - 60, old / 1_000_000_000 + 30 * 60);
     let rates = |store: Store| async move {
         store
-            .read(move |conn| crate::store::stage_counts(conn, None, window.0, window.1))
+            .read(move |conn| crate::storage::sqlite::stage_counts(conn, None, window.0, window.1))
             .await
             .map(|rows| crate::rates::report(&rows))
     };

@@ -1,12 +1,12 @@
 //! The SQLite store behind the seam: every call delegates to
-//! [`crate::store`], reads on its read-only pool, writes through its writer.
+//! [`crate::storage::sqlite`], reads on its read-only pool, writes through its writer.
 
-use super::{Background, Encoded, Ingest, Prepared, Reply, TraceStore};
-use crate::store::retention::{self, Policy, Totals};
-use crate::store::{
-    self, CounterPoint, Dependency, Page, RateRow, SpanBatch, SpanRow, Store, StoreError, Stored,
+use super::retention::{self, Policy, Totals};
+use super::{
+    CounterPoint, Dependency, Page, RateRow, SpanBatch, SpanRow, Store, StoreError, Stored,
     TraceQuery, WriteHealth,
 };
+use crate::storage::{Background, Encoded, Ingest, Prepared, Reply, TraceStore};
 use otelite_model::{Span, SpanKind, TraceId};
 use std::sync::Arc;
 
@@ -50,7 +50,7 @@ impl TraceStore for Store {
 
     fn services(&self) -> Reply<Vec<String>> {
         let store = self.clone();
-        Box::pin(async move { store.read(store::services).await })
+        Box::pin(async move { store.read(super::services).await })
     }
 
     fn operations(
@@ -61,21 +61,21 @@ impl TraceStore for Store {
         let store = self.clone();
         Box::pin(async move {
             store
-                .read(move |conn| store::operations(conn, &service, kind))
+                .read(move |conn| super::operations(conn, &service, kind))
                 .await
         })
     }
 
     fn trace(&self, trace_id: TraceId) -> Reply<Option<Vec<Span>>> {
         let store = self.clone();
-        Box::pin(async move { store.read(move |conn| store::trace(conn, &trace_id)).await })
+        Box::pin(async move { store.read(move |conn| super::trace(conn, &trace_id)).await })
     }
 
     fn search_page(&self, query: TraceQuery) -> Reply<Page> {
         let store = self.clone();
         Box::pin(async move {
             store
-                .read(move |conn| store::search_page(conn, &query))
+                .read(move |conn| super::search_page(conn, &query))
                 .await
         })
     }
@@ -84,7 +84,7 @@ impl TraceStore for Store {
         let store = self.clone();
         Box::pin(async move {
             store
-                .read(move |conn| store::dependencies(conn, start_ns, end_ns))
+                .read(move |conn| super::dependencies(conn, start_ns, end_ns))
                 .await
         })
     }
@@ -99,7 +99,7 @@ impl TraceStore for Store {
         Box::pin(async move {
             store
                 .read(move |conn| {
-                    store::stage_counts(conn, service.as_deref(), start_minute, end_minute)
+                    super::stage_counts(conn, service.as_deref(), start_minute, end_minute)
                 })
                 .await
         })

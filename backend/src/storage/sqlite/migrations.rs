@@ -353,7 +353,7 @@ mod tests {
             add_resource_attributes(&tx)?;
         }
         let spans: Vec<Span> = (1..=traces)
-            .flat_map(|trace| crate::store::tests::spans(trace, 10))
+            .flat_map(|trace| crate::storage::sqlite::tests::spans(trace, 10))
             .collect();
         write_old_spans(&tx, &spans)?;
         tx.pragma_update(None, "user_version", version)?;
@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn a_version_3_file_keeps_every_span_readable_and_searchable() -> TestResult<()> {
-        use crate::store::{TraceQuery, search, trace};
+        use crate::storage::sqlite::{TraceQuery, search, trace};
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("v3.db");
         let written = old_file(&path, 3, 30)?;
@@ -479,7 +479,7 @@ mod tests {
 
     fn store_traces(conn: &mut Connection, traces: std::ops::RangeInclusive<u8>) -> TestResult<()> {
         let spans: Vec<Span> = traces
-            .flat_map(|trace| crate::store::tests::spans(trace, 10))
+            .flat_map(|trace| crate::storage::sqlite::tests::spans(trace, 10))
             .collect();
         let rows: Vec<SpanRow> = analyze::analyze(spans)
             .into_iter()
@@ -496,7 +496,7 @@ mod tests {
 
     #[test]
     fn a_version_4_file_names_its_tokenizer_and_its_index_still_answers() -> TestResult<()> {
-        use crate::store::{TraceQuery, search};
+        use crate::storage::sqlite::{TraceQuery, search};
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("v4.db");
         version_4_file(&path, 1..=20)?;

@@ -11,6 +11,7 @@ mod migrations;
 mod plans;
 mod read;
 pub mod retention;
+mod seam;
 mod search;
 mod tokenizer;
 mod writer;
@@ -19,6 +20,7 @@ pub use encode::SpanRow;
 pub use read::{
     Dependency, RateRow, dependencies, open_read_only, operations, services, stage_counts, trace,
 };
+pub(crate) use seam::span_batch;
 pub use search::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary, search, search_page};
 pub use writer::{CounterPoint, SpanBatch, Stored, WriteOp};
 
