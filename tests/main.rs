@@ -20,6 +20,8 @@
 //! - `retention`: a backend restarted with `--retention` deletes old traces.
 //! - `cli_server`: the reading commands with `--server`, equal to `--db`.
 //! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
+//! - `old_databases`: files written by each earlier schema version
+//!   (`fixtures/databases`) are upgraded, read back exactly and written to.
 
 mod support;
 
@@ -31,6 +33,7 @@ mod foreign_clients;
 mod hostile;
 mod loss;
 mod metrics;
+mod old_databases;
 mod overload;
 mod retention;
 mod rust_sdk;
