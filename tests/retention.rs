@@ -5,7 +5,7 @@
 //! for the retention task.
 
 use crate::support::{self, Backend};
-use otelite_backend::storage::sqlite::retention::{Age, Policy};
+use otelite_backend::storage::retention::{Age, Policy};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const OLD_TRACE: &str = "0101010101010101010101010101aaaa";

@@ -3,7 +3,7 @@
 //! into a validated [`Config`] with the defaults `otelite serve` documents.
 
 use crate::net::{BearerToken, ConnectionLimits, TlsFiles};
-use crate::storage::sqlite::retention::{Age, ByteSize, Policy};
+use crate::storage::retention::{Age, ByteSize, Policy};
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;

@@ -4,7 +4,8 @@
 //! panics only when an invariant breaks. Not a stable API.
 
 use crate::receive::{self, Format};
-use crate::storage::sqlite::{QueueLimits, Store, WriterThread};
+use crate::storage::QueueLimits;
+use crate::storage::sqlite::{Store, WriterThread};
 use axum::body::{Body, Bytes, HttpBody};
 use http::{Method, Request, StatusCode};
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;

@@ -57,7 +57,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use storage::Storage;
-use storage::sqlite::{self, Store, StoreError, WriterThread};
+use storage::StoreError;
+use storage::sqlite::{Store, WriterThread};
 use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +86,7 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     tokens: Tokens,
     limits: net::ConnectionLimits,
-    retention: sqlite::retention::Policy,
+    retention: storage::retention::Policy,
 }
 
 /// The bearer tokens each listener requires, if any.
@@ -101,7 +102,7 @@ const QUERY_GUARDED: &[&str] = &["/api/", "/metrics"];
 
 impl Server {
     pub async fn bind(config: Config) -> Result<Self, Error> {
-        let limits = sqlite::QueueLimits {
+        let limits = storage::QueueLimits {
             requests: config.write_queue_capacity,
             spans: config.max_queued_spans,
         };

@@ -97,12 +97,12 @@ struct ServeArgs {
     /// in small batches in the background, and give the space back to the disk
     /// [default: 0] [env: OTELITE_RETENTION]
     #[arg(long, value_name = "AGE")]
-    retention: Option<otelite_backend::storage::sqlite::retention::Age>,
+    retention: Option<otelite_backend::storage::retention::Age>,
     /// Above this size (file in use plus WAL: 10GB, 512MiB; 0 is no limit),
     /// delete the oldest traces until under 90 % of it
     /// [default: 0] [env: OTELITE_MAX_DB_SIZE]
     #[arg(long, value_name = "SIZE")]
-    max_db_size: Option<otelite_backend::storage::sqlite::retention::ByteSize>,
+    max_db_size: Option<otelite_backend::storage::retention::ByteSize>,
     /// Where spans are kept: sqlite (the --db file) or clickhouse (--clickhouse-url)
     /// [default: sqlite] [env: OTELITE_STORE]
     #[arg(long, value_name = "STORE")]

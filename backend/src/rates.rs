@@ -4,7 +4,7 @@
 //! rates are taken relative to the first stage the backend saw, `process`.
 
 use crate::stage::Stage;
-use crate::storage::sqlite::RateRow;
+use crate::storage::RateRow;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

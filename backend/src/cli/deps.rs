@@ -5,7 +5,7 @@ use super::render::{self, Cell, Tone};
 use super::source::Source;
 use super::time::Window;
 use super::{CliError, Common, Context, write_json};
-use crate::storage::sqlite::Dependency;
+use crate::storage::Dependency;
 use serde::Serialize;
 use std::io::Write;
 

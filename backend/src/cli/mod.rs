@@ -31,7 +31,7 @@ pub mod traces;
 #[cfg(test)]
 mod tests;
 
-use crate::storage::sqlite::StoreError;
+use crate::storage::StoreError;
 use serde::Serialize;
 use source::Source;
 use std::io::Write;

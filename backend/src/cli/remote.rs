@@ -8,7 +8,7 @@
 use super::CliError;
 use super::client::{FetchError, HttpClient};
 use crate::rates::RatesReport;
-use crate::storage::sqlite::{Dependency, TraceQuery, TraceSummary};
+use crate::storage::{Dependency, TraceQuery, TraceSummary};
 use crate::units::{percent_encode, span_kind_name};
 use http::{HeaderValue, StatusCode, Uri};
 use otelite_model::{Span, SpanKind, TraceId};

@@ -5,7 +5,8 @@
 use super::*;
 use crate::analyze;
 use crate::stage::Stage;
-use crate::storage::sqlite::{CounterPoint, QueueLimits, SpanBatch, SpanRow, Store};
+use crate::storage::sqlite::{SpanBatch, SpanRow, Store};
+use crate::storage::{CounterPoint, QueueLimits};
 use clap::Parser;
 use otelite_model::{
     AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId,

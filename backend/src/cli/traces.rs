@@ -6,7 +6,7 @@ use super::services::parse_kind;
 use super::source::Source;
 use super::time::{Window, format_duration, format_time, parse_duration};
 use super::{CliError, Common, Context, write_json};
-use crate::storage::sqlite::{TraceQuery, TraceSummary};
+use crate::storage::{TraceQuery, TraceSummary};
 use otelite_model::{Span, SpanId, SpanKind, StatusCode, TraceId};
 use serde::Serialize;
 use std::collections::HashMap;

@@ -4,8 +4,8 @@
 use super::latency::BUCKETS_SECONDS;
 use super::{Metrics, Rejection};
 use crate::stage::Stage;
-use crate::storage::sqlite::WriteHealth;
-use crate::storage::sqlite::retention::Totals;
+use crate::storage::WriteHealth;
+use crate::storage::retention::Totals;
 use std::fmt::{Display, Write};
 
 /// What the store reports at scrape time.

@@ -1,6 +1,6 @@
 use super::latency::{Histogram, RouteLatency};
 use super::*;
-use crate::storage::sqlite::WriteHealth;
+use crate::storage::WriteHealth;
 
 #[test]
 fn histogram_buckets_are_cumulative_and_end_with_the_total() {
@@ -45,7 +45,7 @@ fn label_values_are_escaped() {
         },
         stage_counts: Some(vec![("a\"b\\c\nd".into(), crate::stage::Stage::Store, 3)]),
         db_bytes: 0,
-        retention: crate::storage::sqlite::retention::Totals::default(),
+        retention: crate::storage::retention::Totals::default(),
     };
     let text = render(&Metrics::default(), &gauges);
     assert!(
@@ -67,7 +67,7 @@ fn retention_totals_are_exposed() {
         },
         stage_counts: None,
         db_bytes: 0,
-        retention: crate::storage::sqlite::retention::Totals {
+        retention: crate::storage::retention::Totals {
             deleted_spans: 4502,
             deleted_traces: 1501,
             batches: 3,

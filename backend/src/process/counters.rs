@@ -9,7 +9,7 @@
 //! gap between stages, so they are not stored. Other metrics are ignored.
 
 use crate::stage::Stage;
-use crate::storage::sqlite::CounterPoint;
+use crate::storage::CounterPoint;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, NumberDataPoint, metric, number_data_point,

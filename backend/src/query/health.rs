@@ -3,7 +3,7 @@
 
 use crate::metrics::{self, Metrics, StoreGauges};
 use crate::storage::Storage;
-use crate::storage::sqlite::WriteHealth;
+use crate::storage::WriteHealth;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

@@ -1,7 +1,8 @@
 //! `/healthz`, `/readyz` and `/metrics` through the routers without sockets.
 
 use super::readiness;
-use crate::storage::sqlite::{QueueLimits, Store, WriteHealth, WriterThread};
+use crate::storage::sqlite::{Store, WriterThread};
+use crate::storage::{QueueLimits, WriteHealth};
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};

@@ -15,7 +15,7 @@ pub use health::readiness;
 
 use crate::metrics::Metrics;
 use crate::storage::Storage;
-use crate::storage::sqlite::StoreError;
+use crate::storage::StoreError;
 use axum::Json;
 use axum::Router;
 use axum::response::{IntoResponse, Response};

@@ -4,7 +4,8 @@
 use super::{OPENAPI, router};
 use crate::analyze;
 use crate::stage::Stage;
-use crate::storage::sqlite::{QueueLimits, SpanBatch, SpanRow, Store, WriterThread};
+use crate::storage::QueueLimits;
+use crate::storage::sqlite::{SpanBatch, SpanRow, Store, WriterThread};
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;

@@ -4,7 +4,8 @@
 use super::ApiError;
 use super::params::{self, Params};
 use crate::storage::Storage;
-use crate::storage::sqlite::{self, TraceQuery, TraceSummary};
+
+use crate::storage::{TraceQuery, TraceSummary};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use otelite_model::{Span, SpanKind, TraceId};
@@ -175,7 +176,7 @@ fn kind(text: &str) -> Result<SpanKind, ApiError> {
 
 #[derive(Serialize)]
 pub struct DependenciesBody {
-    dependencies: Vec<sqlite::Dependency>,
+    dependencies: Vec<crate::storage::Dependency>,
 }
 
 /// `GET /api/otelite/dependencies`: calls between services in a window.

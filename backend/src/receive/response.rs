@@ -4,7 +4,7 @@
 
 use super::body::{BodyError, Format};
 use crate::metrics::Rejection;
-use crate::storage::sqlite::StoreError;
+use crate::storage::StoreError;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};

@@ -13,14 +13,24 @@
 pub mod clickhouse;
 pub mod sqlite;
 
+mod counts;
+mod dependency;
+mod error;
+pub mod retention;
+mod search;
+mod write;
+
+pub use counts::{CounterPoint, RateRow};
+pub use dependency::Dependency;
+pub use error::StoreError;
+pub use search::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary};
+pub use write::{QueueLimits, Stored, WriteHealth};
+
 use crate::analyze::AnalyzedSpan;
 use crate::stage::Stage;
-use crate::storage::sqlite::retention::{Policy, Totals};
-use crate::storage::sqlite::{
-    CounterPoint, Dependency, Page, RateRow, SpanBatch, Store, StoreError, Stored, TraceQuery,
-    TraceSummary, WriteHealth,
-};
 use otelite_model::{Span, SpanKind, TraceId};
+use retention::{Policy, Totals};
+use sqlite::{SpanBatch, Store};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

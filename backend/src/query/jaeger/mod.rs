@@ -10,7 +10,7 @@ mod v1;
 mod v3;
 
 use crate::storage::Storage;
-use crate::storage::sqlite::StoreError;
+use crate::storage::StoreError;
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;

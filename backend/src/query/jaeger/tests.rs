@@ -1,7 +1,8 @@
 use crate::analyze;
 use crate::query;
 use crate::stage::Stage;
-use crate::storage::sqlite::{QueueLimits, SpanBatch, SpanRow, Store, WriterThread};
+use crate::storage::QueueLimits;
+use crate::storage::sqlite::{SpanBatch, SpanRow, Store, WriterThread};
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;

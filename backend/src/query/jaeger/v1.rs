@@ -6,7 +6,7 @@ use super::params::{self, Params};
 use super::shapes::{self, Trace};
 use super::{Fault, trace_id};
 use crate::storage::Storage;
-use crate::storage::sqlite::TraceQuery;
+use crate::storage::TraceQuery;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};

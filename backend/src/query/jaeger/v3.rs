@@ -7,7 +7,7 @@ use super::params::{self, Params};
 use super::v1::{apply_tags, kind_param};
 use super::{Fault, trace_id};
 use crate::storage::Storage;
-use crate::storage::sqlite::{TraceQuery, TraceSummary};
+use crate::storage::{TraceQuery, TraceSummary};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};

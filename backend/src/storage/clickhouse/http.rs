@@ -21,7 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// Most of an error body kept for the message.
 const ERROR_BYTES: usize = 2000;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClickHouseError {
     #[error("the ClickHouse URL {url:?} is not valid: {reason}")]
     Url { url: String, reason: String },

@@ -36,8 +36,8 @@ pub use migrations::{CURRENT_VERSION, MigrationError};
 
 use super::{Background, Encoded, Ingest, Prepared, Reply, TraceStore};
 use crate::analyze::EdgeResolver;
-use crate::storage::sqlite::retention::{Policy, Totals};
-use crate::storage::sqlite::{
+use crate::storage::retention::{Policy, Totals};
+use crate::storage::{
     CounterPoint, Dependency, Page, QueueLimits, RateRow, StoreError, Stored, TraceQuery,
     WriteHealth,
 };
@@ -75,10 +75,8 @@ impl ClickHouse {
     /// Connects to `url` (see [`Client::new`]), creating and migrating the
     /// database if needed.
     pub async fn open(url: &str, limits: QueueLimits) -> Result<Self, StoreError> {
-        let client = Client::new(url).map_err(error)?;
-        migrations::migrate(&client)
-            .await
-            .map_err(|e| StoreError::ClickHouse(e.to_string()))?;
+        let client = Client::new(url).map_err(StoreError::from)?;
+        migrations::migrate(&client).await?;
         let (requests, spans) = (limits.requests.max(1), limits.spans.max(1));
         let last_write_failed = Arc::new(AtomicBool::new(false));
         let (span_writer, queue) = mpsc::unbounded_channel();
@@ -124,12 +122,8 @@ impl ClickHouse {
         F: std::future::Future<Output = Result<T, ClickHouseError>> + Send + 'static,
     {
         let client = self.0.client.clone();
-        Box::pin(async move { read(client).await.map_err(error) })
+        Box::pin(async move { read(client).await.map_err(StoreError::from) })
     }
-}
-
-fn error(error: ClickHouseError) -> StoreError {
-    StoreError::ClickHouse(error.to_string())
 }
 
 /// A batch waiting for the span writer, holding its share of the limits.
@@ -174,11 +168,7 @@ async fn writer(
             Err(e) => {
                 tracing::error!(error = %e, "ClickHouse: span insert failed");
                 for pending in group {
-                    drop(
-                        pending
-                            .reply
-                            .send(Err(StoreError::ClickHouse(e.to_string()))),
-                    );
+                    drop(pending.reply.send(Err(StoreError::ClickHouse(e.clone()))));
                 }
             }
         }
@@ -233,7 +223,7 @@ impl TraceStore for ClickHouse {
                 memory.clear();
             }
             drop(permits);
-            written.map_err(error)
+            written.map_err(StoreError::from)
         });
         Ok(Box::pin(joined(task)))
     }

@@ -5,7 +5,7 @@
 use super::http::{ClickHouseError, Client, hex_literal, quote};
 use super::rowbinary::Reader;
 use crate::stage::Stage;
-use crate::storage::sqlite::{Dependency, RateRow};
+use crate::storage::{Dependency, RateRow};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PbSpan};
 use otelite_model::otlp;

@@ -13,7 +13,7 @@
 use super::encode::day_of;
 use super::http::{ClickHouseError, Client, quote};
 use super::rowbinary::Reader;
-use crate::storage::sqlite::retention::{INTERVAL, Policy};
+use crate::storage::retention::{INTERVAL, Policy};
 use tokio::sync::watch;
 
 const TABLES: &[&str] = &["spans", "spans_by_trace", "service_edges"];

@@ -10,7 +10,7 @@
 use super::encode::{LAST_DAY, day_of};
 use super::http::{ClickHouseError, Client, hex_literal, quote};
 use super::rowbinary::Reader;
-use crate::storage::sqlite::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary};
+use crate::storage::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary};
 use otelite_model::{StatusCode, TraceId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -9,7 +9,7 @@ use super::http::{ClickHouseError, Client, hex_literal};
 use super::rowbinary::{Reader, Writer};
 use crate::analyze::{Edge, EdgeResolver, SpanFacts};
 use crate::stage::{Stage, minute_of};
-use crate::storage::sqlite::{CounterPoint, Stored};
+use crate::storage::{CounterPoint, Stored};
 use otelite_model::{SpanId, TraceId};
 use std::collections::{HashMap, HashSet};
 

@@ -407,7 +407,8 @@ mod tests {
 
     #[test]
     fn a_version_3_file_keeps_every_span_readable_and_searchable() -> TestResult<()> {
-        use crate::storage::sqlite::{TraceQuery, search, trace};
+        use crate::storage::TraceQuery;
+        use crate::storage::sqlite::{search, trace};
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("v3.db");
         let written = old_file(&path, 3, 30)?;
@@ -496,7 +497,8 @@ mod tests {
 
     #[test]
     fn a_version_4_file_names_its_tokenizer_and_its_index_still_answers() -> TestResult<()> {
-        use crate::storage::sqlite::{TraceQuery, search};
+        use crate::storage::TraceQuery;
+        use crate::storage::sqlite::search;
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("v4.db");
         version_4_file(&path, 1..=20)?;

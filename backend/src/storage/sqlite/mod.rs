@@ -17,12 +17,13 @@ mod tokenizer;
 mod writer;
 
 pub use encode::SpanRow;
-pub use read::{
-    Dependency, RateRow, dependencies, open_read_only, operations, services, stage_counts, trace,
-};
+pub use migrations::MigrationError;
+pub use read::{dependencies, open_read_only, operations, services, stage_counts, trace};
 pub(crate) use seam::span_batch;
-pub use search::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary, search, search_page};
-pub use writer::{CounterPoint, SpanBatch, Stored, WriteOp};
+pub use search::{search, search_page};
+pub use writer::{SpanBatch, WriteOp};
+
+use crate::storage::{CounterPoint, QueueLimits, StoreError, Stored, WriteHealth};
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -30,60 +31,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use writer::Queued;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot open database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error(transparent)]
-    Migration(#[from] migrations::MigrationError),
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("the write failed: {0}")]
-    WriteFailed(String),
-    #[error("{} is not an otelite database", .0.display())]
-    NotOtelite(PathBuf),
-    #[error(
-        "{} has schema version {found}, older than this otelite's {current}: run `otelite serve --db {}` once to upgrade it",
-        path.display(),
-        path.display()
-    )]
-    Outdated {
-        path: PathBuf,
-        found: i64,
-        current: i64,
-    },
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-    #[error("the store is shutting down")]
-    Closed,
-    #[error("the store's write queue is full")]
-    Overloaded,
-    /// From the ClickHouse store (`crate::storage::clickhouse`).
-    #[error("ClickHouse: {0}")]
-    ClickHouse(String),
-}
-
-/// How much may wait for the writer before new writes are refused.
-#[derive(Debug, Clone, Copy)]
-pub struct QueueLimits {
-    pub requests: usize,
-    pub spans: usize,
-}
-
-/// The writer's state as readiness and metrics see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteHealth {
-    pub writer_alive: bool,
-    pub last_write_failed: bool,
-    pub queued_requests: usize,
-    pub request_capacity: usize,
-    pub queued_spans: usize,
-    pub span_capacity: usize,
-}
 
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
@@ -220,7 +167,7 @@ impl Store {
     }
 
     /// What retention has deleted since start.
-    pub fn retention_totals(&self) -> retention::Totals {
+    pub fn retention_totals(&self) -> crate::storage::retention::Totals {
         self.retention.totals()
     }
 

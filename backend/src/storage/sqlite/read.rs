@@ -5,12 +5,13 @@
 use super::groups::{self, Blocks};
 use super::{StoreError, encode, migrations};
 use crate::stage::Stage;
+use crate::storage::{Dependency, RateRow};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
 use otelite_model::otlp;
 use otelite_model::{Span, SpanKind, TraceId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
+
 use std::path::Path;
 
 /// Opens an existing otelite database for reading only, as the command
@@ -120,14 +121,6 @@ fn body_of(conn: &Connection, table: &str, id: i64) -> Result<Vec<u8>, StoreErro
         .query_row([id], |r| r.get(0))?)
 }
 
-/// One stage's count for one service over a time range.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateRow {
-    pub service: String,
-    pub stage: Stage,
-    pub n: u64,
-}
-
 /// Stage counts summed over the minutes in `[start_minute, end_minute]`.
 pub fn stage_counts(
     conn: &Connection,
@@ -183,16 +176,6 @@ pub fn operations(
         Ok((r.get::<_, String>(0)?, SpanKind::from_i32(r.get(1)?)))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Calls from one service to another over a time range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Dependency {
-    pub parent: String,
-    pub child: String,
-    pub call_count: u64,
-    pub error_count: u64,
 }
 
 /// The service graph between `start_ns` and `end_ns` (by the calls' start

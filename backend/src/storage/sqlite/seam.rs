@@ -1,12 +1,13 @@
-//! The SQLite store behind the seam: every call delegates to
-//! [`crate::storage::sqlite`], reads on its read-only pool, writes through its writer.
+//! The SQLite store behind the seam: every call delegates to the store's
+//! functions, reads on its read-only pool, writes through its writer.
 
-use super::retention::{self, Policy, Totals};
-use super::{
-    CounterPoint, Dependency, Page, RateRow, SpanBatch, SpanRow, Store, StoreError, Stored,
-    TraceQuery, WriteHealth,
+use super::retention;
+use super::{SpanBatch, SpanRow, Store};
+use crate::storage::retention::{Policy, Totals};
+use crate::storage::{
+    Background, CounterPoint, Dependency, Encoded, Ingest, Page, Prepared, RateRow, Reply,
+    StoreError, Stored, TraceQuery, TraceStore, WriteHealth,
 };
-use crate::storage::{Background, Encoded, Ingest, Prepared, Reply, TraceStore};
 use otelite_model::{Span, SpanKind, TraceId};
 use std::sync::Arc;
 
@@ -131,7 +132,7 @@ impl TraceStore for Store {
         Box::pin(retention::run(
             self.clone(),
             policy,
-            retention::INTERVAL,
+            crate::storage::retention::INTERVAL,
             stop,
         ))
     }

@@ -1,6 +1,9 @@
 use super::*;
 use crate::analyze;
 use crate::stage::Stage;
+use crate::storage::RateRow;
+use crate::storage::ServiceCount;
+use crate::storage::TraceQuery;
 use otelite_model::{
     AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };

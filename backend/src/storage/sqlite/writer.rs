@@ -12,6 +12,7 @@ use super::encode::{self, SpanRow};
 use super::groups;
 use crate::analyze::{Edge, EdgeResolver};
 use crate::stage::{Stage, minute_of};
+use crate::storage::{CounterPoint, Stored};
 use otelite_model::{Resource, Scope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 // foldhash: the ingest path hashes trace and span ids per span (see Cargo.toml).
@@ -53,27 +54,6 @@ impl SpanBatch {
     pub fn spans(&self) -> &[SpanRow] {
         &self.spans
     }
-}
-
-/// What a committed span batch added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Stored {
-    /// Spans newly stored; a span already present (a retry) is not counted.
-    pub inserted: u64,
-    pub duplicates: u64,
-}
-
-/// One reading of an exporter's counter, from `/v1/metrics`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CounterPoint {
-    pub service: String,
-    pub stage: Stage,
-    /// Identifies the series: its attributes and start time.
-    pub series: String,
-    pub value: u64,
-    /// Cumulative points carry the running total; delta points an increment.
-    pub cumulative: bool,
-    pub time_ns: u64,
 }
 
 pub enum WriteOp {

@@ -9,18 +9,15 @@
 //! kept: see `delete`.
 
 mod delete;
-mod policy;
 
 pub use delete::{BATCH_SPANS, Deleted, VACUUM_PAGES};
-pub use policy::{Age, ByteSize, Policy};
 
 use super::{Store, StoreError};
+use crate::storage::retention::{Policy, Totals};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
-/// How often retention runs.
-pub const INTERVAL: Duration = Duration::from_secs(60);
 /// Pause between two batches of a run, so that ingest keeps most of the
 /// writer's time even when a run has much to delete.
 const PAUSE: Duration = Duration::from_millis(5);
@@ -34,14 +31,6 @@ pub struct Counters {
     deleted_traces: AtomicU64,
     batches: AtomicU64,
     runs: AtomicU64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Totals {
-    pub deleted_spans: u64,
-    pub deleted_traces: u64,
-    pub batches: u64,
-    pub runs: u64,
 }
 
 impl Counters {

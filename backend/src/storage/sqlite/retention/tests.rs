@@ -1,7 +1,9 @@
 use super::*;
 use crate::analyze;
 use crate::stage::Stage;
-use crate::storage::sqlite::{QueueLimits, SpanBatch, SpanRow, TraceQuery, WriterThread, search};
+use crate::storage::retention::{Age, ByteSize};
+use crate::storage::sqlite::{SpanBatch, SpanRow, WriterThread, search};
+use crate::storage::{QueueLimits, TraceQuery};
 use otelite_model::{AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, TraceId};
 use std::path::Path;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
-//! What retention keeps, as the settings write it: an age (`7d`, `36h`)
-//! and a size (`10GB`, `512MiB`); `0` turns either off. Both parse from
-//! flag and environment text and from TOML (a size also as an integer).
+//! Retention as every store applies it: what it keeps, as the settings
+//! write it (an age, `7d`, `36h`, and a size, `10GB`, `512MiB`; `0` turns
+//! either off, both parse from flag and environment text and from TOML, a
+//! size also as an integer), how often it runs, and what it has deleted.
 
 use serde::Deserialize;
 use std::str::FromStr;
@@ -103,6 +104,18 @@ impl Policy {
     pub fn is_off(&self) -> bool {
         self.max_age.is_none() && self.max_bytes.is_none()
     }
+}
+
+/// How often retention runs.
+pub const INTERVAL: Duration = Duration::from_secs(60);
+
+/// What retention has deleted since start, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub deleted_spans: u64,
+    pub deleted_traces: u64,
+    pub batches: u64,
+    pub runs: u64,
 }
 
 #[cfg(test)]

@@ -1,0 +1,45 @@
+//! What any store's operations fail with, whichever store answers: the
+//! receiver and the query APIs map each cause to a status in one place.
+
+use super::{clickhouse, sqlite};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    // Causes only the SQLite store has.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    Migration(#[from] sqlite::MigrationError),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{} is not an otelite database", .0.display())]
+    NotOtelite(PathBuf),
+    #[error(
+        "{} has schema version {found}, older than this otelite's {current}: run `otelite serve --db {}` once to upgrade it",
+        path.display(),
+        path.display()
+    )]
+    Outdated {
+        path: PathBuf,
+        found: i64,
+        current: i64,
+    },
+    // Causes only the ClickHouse store has.
+    #[error("ClickHouse: {0}")]
+    ClickHouse(#[from] clickhouse::ClickHouseError),
+    #[error("ClickHouse: {0}")]
+    ClickHouseMigration(#[from] clickhouse::MigrationError),
+    // Any store.
+    #[error("the write failed: {0}")]
+    WriteFailed(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("the store's write queue is full")]
+    Overloaded,
+}
