@@ -1,4 +1,4 @@
-//! `otelite <command> --server URL`: the real binary (`otelite-e2e`) asks a
+//! `otelite <command> --server URL`: the real `otelite` binary asks a
 //! real backend that got its spans through the real OTLP path (the otelite
 //! exporter), and its output must equal `--db`'s on the same file, for every
 //! command, as tables and as JSON. Then what a server can do wrong: not be

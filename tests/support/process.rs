@@ -2,11 +2,11 @@
 //! need what an in-process server cannot show: SIGKILL, SIGTERM and SIGINT,
 //! exit codes, and the process's memory.
 //!
-//! The binary lives in the `otelite-backend` package and cargo hands tests
-//! only their own package's binaries, so the root package builds the same
-//! `backend/src/main.rs` once more as `otelite-e2e` (see `Cargo.toml`): it
-//! is always current and built with this test binary's dependencies, at no
-//! extra dependency compile. `OTELITE_BIN` overrides it, e.g. to test a
+//! The binary is the `otelite` of the `otelite-backend` package, which
+//! cargo builds into `target/<profile>/` for that package's own integration
+//! test (backend/tests/cli.rs): `cargo test --workspace` builds it before
+//! running any test, and `otelite_bin` finds it beside this test binary
+//! (`target/<profile>/deps/`). `OTELITE_BIN` overrides it, e.g. to test a
 //! release build of `otelite`.
 
 use std::io::{BufRead, BufReader, Read};
@@ -14,17 +14,82 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long the binary gets to print its addresses.
 const START_WAIT: Duration = Duration::from_secs(60);
 
-/// The `otelite` binary the tests run.
+/// The `otelite` binary the tests run: `OTELITE_BIN`, else the one cargo
+/// built beside this test binary, checked to be there and current.
 pub fn otelite_bin() -> PathBuf {
-    std::env::var_os("OTELITE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_otelite-e2e")))
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var_os("OTELITE_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(built_bin)
+    })
+    .clone()
+}
+
+/// `target/<profile>/otelite`, as cargo leaves it: panics with what to do
+/// if it is missing or older than one of its sources, rather than letting
+/// the tests run an old build.
+fn built_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps/")
+        .join(format!("otelite{}", std::env::consts::EXE_SUFFIX));
+    const HOW: &str = "build it with `cargo build -p otelite-backend` (`cargo test --workspace` \
+                       does), or set OTELITE_BIN";
+    if !bin.is_file() {
+        panic!("{} is missing: {HOW}", bin.display());
+    }
+    if let Some(source) = newer_source(&bin) {
+        panic!(
+            "{} is older than {}: {HOW}",
+            bin.display(),
+            source.display()
+        );
+    }
+    bin
+}
+
+/// A workspace source changed after `bin` was linked: a file under a
+/// member's `src/`, a member's `Cargo.toml`, or `Cargo.lock`. (Cargo writes
+/// the exact list only for `cargo build`, not when `cargo test` builds it.)
+fn newer_source(bin: &Path) -> Option<PathBuf> {
+    let built = modified(bin)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = vec![root.join("Cargo.lock")];
+    for member in std::fs::read_dir(root).ok()?.flatten() {
+        let dir = member.path();
+        let name = member.file_name();
+        if dir.join("Cargo.toml").is_file() && name != "fuzz" {
+            sources.push(dir.join("Cargo.toml"));
+            files_under(&dir.join("src"), &mut sources);
+        }
+    }
+    sources
+        .into_iter()
+        .find(|source| modified(source).is_some_and(|time| time > built))
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn files_under(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
 }
 
 /// `OTELITE_LONG_TESTS=1` turns on the long versions of the reliability

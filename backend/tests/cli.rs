@@ -1,0 +1,76 @@
+//! The `otelite` command's surface as a process: version, help, exit codes.
+//!
+//! Being an integration test of this package, it also makes
+//! `cargo test --workspace` build `target/<profile>/otelite`, the binary the
+//! root package's end-to-end tests start (tests/support/process.rs).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn otelite(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_otelite"))
+        .args(args)
+        .env_remove("OTELITE_SERVER")
+        .output()
+        .expect("run otelite")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn version_names_the_command_and_this_version() {
+    let out = otelite(&["--version"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("otelite {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = otelite(&["--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let help = text(&out.stdout);
+    for command in [
+        "serve",
+        "services",
+        "operations",
+        "traces",
+        "trace",
+        "rates",
+        "deps",
+        "health",
+    ] {
+        assert!(
+            help.lines()
+                .any(|line| line.trim_start().starts_with(&format!("{command} "))),
+            "--help lacks {command}:\n{help}"
+        );
+    }
+}
+
+/// Usage errors exit 2 (clap's convention), apart from failures, which exit 1.
+#[test]
+fn an_unknown_command_is_a_usage_error() {
+    let out = otelite(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("frobnicate"), "{out:?}");
+}
+
+/// A reading command never creates the database it was pointed at.
+#[test]
+fn a_missing_database_file_fails_and_is_not_created() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("missing.db");
+    let out = otelite(&["services", "--db", path(&db)]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains(path(&db)), "{out:?}");
+    assert!(!db.exists(), "otelite services created {}", db.display());
+}
+
+fn path(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8 here")
+}
