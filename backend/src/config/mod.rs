@@ -5,10 +5,12 @@
 use crate::net::{BearerToken, ConnectionLimits, TlsFiles};
 use crate::store::retention::{Age, ByteSize, Policy};
 use serde::Deserialize;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+mod values;
+pub use values::{LogFormat, Secret, StoreKind};
 
 /// Largest request body accepted, after decompression.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
@@ -24,31 +26,6 @@ pub const CONFIG_ENV: &str = "OTELITE_CONFIG";
 /// Where `--store clickhouse` finds ClickHouse's HTTP interface; the path
 /// names the database (default `otelite`).
 pub const DEFAULT_CLICKHOUSE_URL: &str = "http://127.0.0.1:8123";
-
-/// Which store keeps the spans.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    /// One SQLite file (`db`), the default.
-    #[default]
-    Sqlite,
-    /// A ClickHouse server or cluster (`clickhouse_url`).
-    Clickhouse,
-}
-
-impl FromStr for StoreKind {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "sqlite" => Ok(Self::Sqlite),
-            "clickhouse" => Ok(Self::Clickhouse),
-            other => Err(format!(
-                "{other:?} is not a store: use sqlite or clickhouse"
-            )),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -76,69 +53,6 @@ pub struct Config {
     pub store: StoreKind,
     /// Used when `store` is ClickHouse.
     pub clickhouse_url: String,
-}
-
-/// How `otelite serve` writes its own logs (to stderr).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    /// One JSON object per line, for log shippers.
-    Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "text" => Ok(Self::Text),
-            "json" => Ok(Self::Json),
-            other => Err(format!("{other:?} is not a log format: use text or json")),
-        }
-    }
-}
-
-impl fmt::Display for LogFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Text => "text",
-            Self::Json => "json",
-        })
-    }
-}
-
-/// A token as configured; never printed. Empty tokens are refused, since
-/// `Authorization: Bearer ` would match them.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct Secret(String);
-
-impl TryFrom<String> for Secret {
-    type Error = &'static str;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        if text.trim().is_empty() {
-            Err("a token must not be empty")
-        } else {
-            Ok(Self(text))
-        }
-    }
-}
-
-impl FromStr for Secret {
-    type Err = &'static str;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::try_from(text.to_owned())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }
 
 impl Default for Config {
