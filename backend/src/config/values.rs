@@ -1,6 +1,7 @@
 //! The value types of the serve settings that are not the standard
 //! library's: each parses from a flag, a variable or a TOML string alike.
 
+use crate::net::BearerToken;
 use serde::Deserialize;
 use std::fmt;
 use std::str::FromStr;
@@ -65,7 +66,7 @@ impl fmt::Display for LogFormat {
 /// `Authorization: Bearer ` would match them.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Secret(pub(super) String);
+pub struct Secret(String);
 
 impl TryFrom<String> for Secret {
     type Error = &'static str;
@@ -76,6 +77,13 @@ impl TryFrom<String> for Secret {
         } else {
             Ok(Self(text))
         }
+    }
+}
+
+impl Secret {
+    /// The form the listeners compare in constant time.
+    pub(super) fn into_bearer(self) -> BearerToken {
+        BearerToken::new(&self.0)
     }
 }
 
