@@ -8,8 +8,8 @@ use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use std::path::PathBuf;
 
 /// The serve subcommand's arguments: the file to read, and the settings
-/// given as flags or variables.
-#[derive(Debug, Clone)]
+/// given as flags or variables. Not `Debug`: the matches keep the raw
+/// values, tokens among them.
 pub struct ServeArgs {
     config: Option<PathBuf>,
     /// Clap's matches less the values it took from the defaults, which must
