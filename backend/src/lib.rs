@@ -20,7 +20,8 @@
 //! # Configuration
 //! `otelite serve` takes each setting as a flag, an `OTELITE_*` environment
 //! variable or a key of a TOML file (`--config` / `OTELITE_CONFIG`), in that
-//! order of precedence: [`RawConfig`] and [`RawConfig::resolve`].
+//! order of precedence: each is declared once on [`Settings`], and
+//! [`ServeArgs::load`] ranks the sources.
 //!
 //! # Use
 //! ```no_run
@@ -48,8 +49,8 @@ mod ui;
 pub mod units;
 
 pub use config::{
-    CONFIG_ENV, Config, ConfigError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS,
-    DEFAULT_MAX_QUEUED_SPANS, DEFAULT_WRITE_QUEUE, LogFormat, RawConfig, Secret, load_config,
+    Config, ConfigError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_QUEUED_SPANS, DEFAULT_WRITE_QUEUE, LogFormat, Secret, ServeArgs, Settings,
 };
 pub use config::{DEFAULT_CLICKHOUSE_URL, StoreKind};
 

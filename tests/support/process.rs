@@ -57,20 +57,17 @@ fn built_bin() -> PathBuf {
     bin
 }
 
-/// A workspace source changed after `bin` was linked: a file under a
-/// member's `src/`, a member's `Cargo.toml`, or `Cargo.lock`. (Cargo writes
-/// the exact list only for `cargo build`, not when `cargo test` builds it.)
+/// A source of the binary changed after `bin` was linked: a file under
+/// `backend/src/` or `model/src/`, the crates it is built from (any change
+/// there relinks it; a change elsewhere, the exporter's say, need not).
+/// Cargo writes the exact list only for `cargo build`, not when `cargo
+/// test` builds it.
 fn newer_source(bin: &Path) -> Option<PathBuf> {
     let built = modified(bin)?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut sources = vec![root.join("Cargo.lock")];
-    for member in std::fs::read_dir(root).ok()?.flatten() {
-        let dir = member.path();
-        let name = member.file_name();
-        if dir.join("Cargo.toml").is_file() && name != "fuzz" {
-            sources.push(dir.join("Cargo.toml"));
-            files_under(&dir.join("src"), &mut sources);
-        }
+    let mut sources = Vec::new();
+    for crate_dir in ["backend", "model"] {
+        files_under(&root.join(crate_dir).join("src"), &mut sources);
     }
     sources
         .into_iter()
