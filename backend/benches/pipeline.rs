@@ -114,7 +114,7 @@ fn store(c: &mut Criterion) {
             },
             |batch| {
                 let stored = store
-                    .try_write_spans(batch)
+                    .try_write_batch(batch)
                     .expect("room in the queue")
                     .blocking_recv()
                     .expect("the writer answers")

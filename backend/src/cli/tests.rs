@@ -120,7 +120,7 @@ fn seeded() -> Result<(tempfile::TempDir, PathBuf), Box<dyn std::error::Error>> 
         counted,
         T0,
     );
-    store.try_write_spans(batch)?.blocking_recv()??;
+    store.try_write_batch(batch)?.blocking_recv()??;
     let counters = [
         (Stage::Total, 10),
         (Stage::Collect, 10),
@@ -559,7 +559,7 @@ async fn long_searches_page_through_the_server() -> TestResult {
         vec![],
         T0,
     );
-    store.try_write_spans(batch)?.await??;
+    store.try_write_batch(batch)?.await??;
     drop(store);
     tokio::task::spawn_blocking(move || writer.join()).await?;
     let served = serve(&db, None).await?;

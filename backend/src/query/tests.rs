@@ -91,7 +91,7 @@ async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn st
             vec![("web".into(), Stage::Process, 1)],
             0,
         );
-        store.try_write_spans(batch)?.await??;
+        store.try_write_batch(batch)?.await??;
     }
     Ok((dir, store, writer))
 }

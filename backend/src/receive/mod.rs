@@ -15,7 +15,7 @@ use crate::process;
 use crate::stage::Stage;
 use crate::storage::StoreError;
 use crate::storage::sqlite::SpanBatch;
-use crate::storage::{Ingest, Prepared, Storage};
+use crate::storage::{Ingest, Storage};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -117,22 +117,24 @@ async fn receive_traces(
     };
     let limit = state.max_body_bytes;
     let (format, bytes) = body::read_checked(headers, body, limit).await?;
-    // Decoding, conversion and analysis are CPU work: keep them off the
-    // threads that serve connections.
+    // Decoding, conversion, analysis and the store's encoding are CPU work:
+    // keep them off the threads that serve connections.
     let store = state.store.clone();
-    let (batch, rejected) = tokio::task::spawn_blocking(move || {
+    let (written, accepted, rejected) = tokio::task::spawn_blocking(move || {
         let (ingest, rejected) = analyzed(format, &bytes, limit)?;
-        Ok::<_, ReceiveError>((store.prepare(ingest), rejected))
+        let accepted = ingest.spans.len();
+        let written = (accepted > 0).then(|| store.try_write_spans(ingest));
+        Ok::<_, ReceiveError>((written, accepted, rejected))
     })
     .await
     .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
     let format = format.0;
-    let accepted = batch.len();
     state
         .metrics
         .spans_decoded(accepted + rejected.len(), rejected.len());
-    if accepted > 0 {
-        if let Err(error) = commit(&state.store, batch).await {
+    if let Some(written) = written {
+        // A 2xx only once the store has committed the spans.
+        if let Err(error) = async { written?.await }.await {
             let error = ReceiveError::from(error);
             state.metrics.spans_not_stored(error.rejection(), accepted);
             return Err(error);
@@ -177,11 +179,6 @@ pub(crate) fn analyzed(
         received_ns: now_ns(),
     };
     Ok((ingest, processed.rejected))
-}
-
-/// Queues the batch and waits until the store has accepted it.
-async fn commit(store: &Storage, batch: Prepared) -> Result<(), StoreError> {
-    store.try_write_spans(batch)?.await.map(drop)
 }
 
 fn rejection_message(rejected: &[InvalidSpan]) -> String {

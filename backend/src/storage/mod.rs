@@ -1,14 +1,20 @@
-//! The store seam: what ingest, the query APIs and `/metrics` need from a
-//! store, as one trait ([`TraceStore`]) with two implementations: SQLite
-//! (`sqlite`, the default, delegating to [`crate::storage::sqlite`]) and ClickHouse
-//! ([`clickhouse`], for users who outgrow one file). Callers hold a
-//! [`Storage`], a cheap handle to whichever `otelite serve` opened.
+//! The storage seam: what ingest, the query APIs, `/metrics` and the
+//! reading commands need from a store, and the vocabulary every store
+//! speaks. Two traits: [`TraceReader`] (the questions, answered by the
+//! SQLite file, ClickHouse and a running otelite over HTTP) and
+//! [`TraceStore`] (a reader that also takes writes: SQLite, the default, and
+//! ClickHouse, for users who outgrow one file). `otelite serve` holds a
+//! [`Storage`], a cheap handle to whichever store it opened.
 //!
-//! Writes come in two steps so that both keep the receiver's promises:
-//! [`TraceStore::prepare`] does the CPU work (encoding) on a blocking thread,
-//! then [`TraceStore::try_write_spans`] either refuses at once
+//! A write is one call, [`TraceStore::try_write_spans`], made on a blocking
+//! thread: it encodes for its own store, then either refuses at once
 //! (`StoreError::Overloaded`, answered 503) or returns a future that
-//! resolves only once the store has accepted the insert (answered 200).
+//! resolves only once the store has committed the spans (answered 200).
+//!
+//! - `sqlite/` and `clickhouse/`: the two stores; `remote`: a running
+//!   otelite asked over HTTP, read-only.
+//! - `error`, `search`, `counts`, `dependency`, `write`, `retention`: the
+//!   shared vocabulary.
 
 pub mod clickhouse;
 pub mod sqlite;
@@ -30,16 +36,17 @@ use crate::analyze::AnalyzedSpan;
 use crate::stage::Stage;
 use otelite_model::{Span, SpanKind, TraceId};
 use retention::{Policy, Totals};
-use sqlite::{SpanBatch, Store};
+use sqlite::Store;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// A boxed future that owns what it needs: the trait stays object-safe.
-pub type Reply<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+/// A store's answer to come: a boxed future that owns what it needs, so the
+/// traits stay object-safe and callers can hold it past the call.
+pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
 
-/// Spans after process and analyze, in the form both stores take.
+/// Spans after process and analyze, as every store takes them.
 #[derive(Debug)]
 pub struct Ingest {
     pub spans: Vec<AnalyzedSpan>,
@@ -49,66 +56,51 @@ pub struct Ingest {
     pub received_ns: u64,
 }
 
-/// A batch encoded for one store's writer; only that store can write it.
-#[derive(Debug)]
-pub struct Prepared(pub(crate) Encoded);
-
-#[derive(Debug)]
-pub(crate) enum Encoded {
-    Sqlite(SpanBatch),
-    ClickHouse(clickhouse::Rows),
-}
-
-impl Prepared {
-    /// Spans in the batch.
-    pub fn len(&self) -> usize {
-        match &self.0 {
-            Encoded::Sqlite(batch) => batch.spans().len(),
-            Encoded::ClickHouse(rows) => rows.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// One store behind `otelite serve`. Every read owns its arguments so the
-/// futures are `'static`.
-pub trait TraceStore: Send + Sync + 'static {
-    /// Encodes a batch for this store: CPU work, call it off the async threads.
-    fn prepare(&self, ingest: Ingest) -> Prepared;
-    /// `Overloaded` at once when the store cannot take more; otherwise a
-    /// future that resolves after the insert is accepted (committed).
-    fn try_write_spans(&self, batch: Prepared) -> Result<Reply<Stored>, StoreError>;
-    fn try_write_counters(&self, points: Vec<CounterPoint>) -> Result<Reply<()>, StoreError>;
-
+/// The questions every reader answers: the SQLite file (read-only), the
+/// ClickHouse database, and a running otelite over its HTTP API. The query
+/// APIs and the reading commands ask through it and never name a store.
+/// Every read owns its arguments so the futures are `'static`.
+pub trait TraceReader: Send + Sync + 'static {
     /// Names of the services that sent spans, sorted.
-    fn services(&self) -> Reply<Vec<String>>;
+    fn services(&self) -> StoreFuture<Vec<String>>;
     /// Operation names of a service with their span kinds, sorted.
-    fn operations(&self, service: String, kind: Option<SpanKind>)
-    -> Reply<Vec<(String, SpanKind)>>;
+    fn operations(
+        &self,
+        service: String,
+        kind: Option<SpanKind>,
+    ) -> StoreFuture<Vec<(String, SpanKind)>>;
     /// All stored spans of a trace by start time; `None` when there are none.
-    fn trace(&self, trace_id: TraceId) -> Reply<Option<Vec<Span>>>;
+    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>>;
     /// Newest traces first, one page.
-    fn search_page(&self, query: TraceQuery) -> Reply<Page>;
+    fn search_page(&self, query: TraceQuery) -> StoreFuture<Page>;
     /// The service graph between two times (unix ns).
-    fn dependencies(&self, start_ns: u64, end_ns: u64) -> Reply<Vec<Dependency>>;
+    fn dependencies(&self, start_ns: u64, end_ns: u64) -> StoreFuture<Vec<Dependency>>;
     /// Stage counts summed over the minutes in `[start_minute, end_minute]`.
     fn stage_counts(
         &self,
         service: Option<String>,
         start_minute: i64,
         end_minute: i64,
-    ) -> Reply<Vec<RateRow>>;
+    ) -> StoreFuture<Vec<RateRow>>;
+}
+
+/// One store behind `otelite serve`: it answers the reads and takes the
+/// writes.
+pub trait TraceStore: TraceReader {
+    /// Encodes `ingest` for this store and queues it: CPU work, so call it
+    /// off the async threads. `Overloaded` at once when the store cannot
+    /// take more; otherwise a future that resolves once the spans are
+    /// committed (the receiver answers 200 only then).
+    fn try_write_spans(&self, ingest: Ingest) -> Result<StoreFuture<Stored>, StoreError>;
+    fn try_write_counters(&self, points: Vec<CounterPoint>) -> Result<StoreFuture<()>, StoreError>;
 
     /// The write path's state, for readiness and metrics; cheap.
     fn health(&self) -> WriteHealth;
     /// `Ok` when the store answers now, for `/readyz`; quick even when it
     /// does not (a store in another process may be down or unreachable).
-    fn ping(&self) -> Reply<()>;
+    fn ping(&self) -> StoreFuture<()>;
     /// Bytes the store's data takes on disk.
-    fn size_on_disk(&self) -> Reply<u64>;
+    fn size_on_disk(&self) -> StoreFuture<u64>;
     /// What retention has deleted since start.
     fn retention_totals(&self) -> Totals;
     /// The background task that applies `policy` until `stop` turns true

@@ -138,7 +138,7 @@ async fn seeded() -> Result<Fixture, Box<dyn std::error::Error>> {
         counted,
         T0,
     );
-    store.try_write_spans(batch)?.await??;
+    store.try_write_batch(batch)?.await??;
     Ok(Fixture {
         router: query::router(store, Arc::default()),
         _writer: writer,

@@ -34,7 +34,7 @@ pub use encode::Rows;
 pub use http::{ClickHouseError, Client};
 pub use migrations::{CURRENT_VERSION, MigrationError};
 
-use super::{Background, Encoded, Ingest, Prepared, Reply, TraceStore};
+use super::{Background, Ingest, StoreFuture, TraceReader, TraceStore};
 use crate::analyze::EdgeResolver;
 use crate::storage::retention::{Policy, Totals};
 use crate::storage::{
@@ -116,7 +116,7 @@ impl ClickHouse {
     }
 
     /// Runs `read` and maps its error; reads need no slot.
-    fn reply<T, F>(&self, read: impl FnOnce(Client) -> F + Send + 'static) -> Reply<T>
+    fn answer<T, F>(&self, read: impl FnOnce(Client) -> F + Send + 'static) -> StoreFuture<T>
     where
         T: Send + 'static,
         F: std::future::Future<Output = Result<T, ClickHouseError>> + Send + 'static,
@@ -186,18 +186,49 @@ pub(crate) fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-impl TraceStore for ClickHouse {
-    fn prepare(&self, ingest: Ingest) -> Prepared {
-        Prepared(Encoded::ClickHouse(Rows::new(ingest)))
+impl TraceReader for ClickHouse {
+    fn services(&self) -> StoreFuture<Vec<String>> {
+        self.answer(|client| async move { read::services(&client).await })
     }
 
-    fn try_write_spans(&self, batch: Prepared) -> Result<Reply<Stored>, StoreError> {
-        let Encoded::ClickHouse(rows) = batch.0 else {
-            return Err(StoreError::WriteFailed(
-                "a batch prepared for another store".into(),
-            ));
-        };
-        let permits = self.admit(rows.len())?;
+    fn operations(
+        &self,
+        service: String,
+        kind: Option<SpanKind>,
+    ) -> StoreFuture<Vec<(String, SpanKind)>> {
+        self.answer(move |client| async move { read::operations(&client, &service, kind).await })
+    }
+
+    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
+        self.answer(move |client| async move { read::trace(&client, &trace_id).await })
+    }
+
+    fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
+        self.answer(move |client| async move { search::search_page(&client, &query).await })
+    }
+
+    fn dependencies(&self, start_ns: u64, end_ns: u64) -> StoreFuture<Vec<Dependency>> {
+        self.answer(
+            move |client| async move { read::dependencies(&client, start_ns, end_ns).await },
+        )
+    }
+
+    fn stage_counts(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+    ) -> StoreFuture<Vec<RateRow>> {
+        self.answer(move |client| async move {
+            read::stage_counts(&client, service.as_deref(), start_minute, end_minute).await
+        })
+    }
+}
+
+impl TraceStore for ClickHouse {
+    fn try_write_spans(&self, ingest: Ingest) -> Result<StoreFuture<Stored>, StoreError> {
+        let permits = self.admit(ingest.spans.len())?;
+        let rows = Rows::new(ingest);
         let (reply, written) = oneshot::channel();
         self.0
             .span_writer
@@ -212,7 +243,7 @@ impl TraceStore for ClickHouse {
         }))
     }
 
-    fn try_write_counters(&self, points: Vec<CounterPoint>) -> Result<Reply<()>, StoreError> {
+    fn try_write_counters(&self, points: Vec<CounterPoint>) -> Result<StoreFuture<()>, StoreError> {
         let permits = self.admit(0)?;
         let store = self.clone();
         let task = tokio::spawn(async move {
@@ -228,41 +259,6 @@ impl TraceStore for ClickHouse {
         Ok(Box::pin(joined(task)))
     }
 
-    fn services(&self) -> Reply<Vec<String>> {
-        self.reply(|client| async move { read::services(&client).await })
-    }
-
-    fn operations(
-        &self,
-        service: String,
-        kind: Option<SpanKind>,
-    ) -> Reply<Vec<(String, SpanKind)>> {
-        self.reply(move |client| async move { read::operations(&client, &service, kind).await })
-    }
-
-    fn trace(&self, trace_id: TraceId) -> Reply<Option<Vec<Span>>> {
-        self.reply(move |client| async move { read::trace(&client, &trace_id).await })
-    }
-
-    fn search_page(&self, query: TraceQuery) -> Reply<Page> {
-        self.reply(move |client| async move { search::search_page(&client, &query).await })
-    }
-
-    fn dependencies(&self, start_ns: u64, end_ns: u64) -> Reply<Vec<Dependency>> {
-        self.reply(move |client| async move { read::dependencies(&client, start_ns, end_ns).await })
-    }
-
-    fn stage_counts(
-        &self,
-        service: Option<String>,
-        start_minute: i64,
-        end_minute: i64,
-    ) -> Reply<Vec<RateRow>> {
-        self.reply(move |client| async move {
-            read::stage_counts(&client, service.as_deref(), start_minute, end_minute).await
-        })
-    }
-
     fn health(&self) -> WriteHealth {
         let inner = &self.0;
         WriteHealth {
@@ -275,12 +271,12 @@ impl TraceStore for ClickHouse {
         }
     }
 
-    fn ping(&self) -> Reply<()> {
-        self.reply(|client| async move { client.ping(PING_TIMEOUT).await })
+    fn ping(&self) -> StoreFuture<()> {
+        self.answer(|client| async move { client.ping(PING_TIMEOUT).await })
     }
 
-    fn size_on_disk(&self) -> Reply<u64> {
-        self.reply(|client| async move { read::size_on_disk(&client).await })
+    fn size_on_disk(&self) -> StoreFuture<u64> {
+        self.answer(|client| async move { read::size_on_disk(&client).await })
     }
 
     fn retention_totals(&self) -> Totals {

@@ -10,6 +10,7 @@ mod groups;
 mod migrations;
 mod plans;
 mod read;
+mod reader;
 pub mod retention;
 mod seam;
 mod search;
@@ -19,17 +20,18 @@ mod writer;
 pub use encode::SpanRow;
 pub use migrations::MigrationError;
 pub use read::{dependencies, open_read_only, operations, services, stage_counts, trace};
+pub use reader::SqliteReader;
 pub(crate) use seam::span_batch;
 pub use search::{search, search_page};
 pub use writer::{SpanBatch, WriteOp};
 
 use crate::storage::{CounterPoint, QueueLimits, StoreError, Stored, WriteHealth};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use writer::Queued;
 
 /// A handle to the store; cheap to clone.
@@ -40,7 +42,7 @@ pub struct Store {
     /// bounds the memory that waiting batches hold.
     span_budget: Arc<Semaphore>,
     max_queued_spans: usize,
-    readers: Arc<ReaderPool>,
+    reader: SqliteReader,
     /// Set by the writer when its latest transaction failed.
     write_failed: Arc<AtomicBool>,
     /// What retention has deleted since start, for `/metrics`.
@@ -92,15 +94,12 @@ impl Store {
                 drop(checkpointer);
             })
             .map_err(|e| StoreError::WriteFailed(format!("cannot start the writer thread: {e}")))?;
-        let readers = Arc::new(ReaderPool {
-            path: path.to_owned(),
-            idle: Mutex::new(Vec::new()),
-        });
+        let reader = SqliteReader::new(path);
         let store = Store {
             writes,
             span_budget: Arc::new(Semaphore::new(max_queued_spans.max(1))),
             max_queued_spans: max_queued_spans.max(1),
-            readers,
+            reader,
             write_failed,
             retention: Arc::default(),
         };
@@ -109,18 +108,32 @@ impl Store {
 
     /// Queues a batch; `Overloaded` at once when the queue is full, so the
     /// receiver can answer 503 instead of holding memory.
-    pub fn try_write_spans(
+    pub fn try_write_batch(
         &self,
         batch: impl Into<Arc<SpanBatch>>,
     ) -> Result<oneshot::Receiver<Result<Stored, StoreError>>, StoreError> {
         let batch = batch.into();
+        let permit = self.admit(batch.spans().len())?;
+        self.queue_spans(batch, permit)
+    }
+
+    /// `spans`' share of the queued-span budget, or `Overloaded`: taken
+    /// before a batch is encoded, so a full queue costs no encoding.
+    pub(super) fn admit(&self, spans: usize) -> Result<OwnedSemaphorePermit, StoreError> {
         // A batch larger than the whole budget waits for an empty queue.
-        let wanted = batch.spans().len().clamp(1, self.max_queued_spans) as u32;
-        let permit = self
-            .span_budget
+        let wanted = spans.clamp(1, self.max_queued_spans) as u32;
+        self.span_budget
             .clone()
             .try_acquire_many_owned(wanted)
-            .map_err(|_| StoreError::Overloaded)?;
+            .map_err(|_| StoreError::Overloaded)
+    }
+
+    /// Queues a batch that holds its budget `permit`.
+    pub(super) fn queue_spans(
+        &self,
+        batch: Arc<SpanBatch>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<oneshot::Receiver<Result<Stored, StoreError>>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.try_send(WriteOp::Spans(batch, permit, tx))?;
         Ok(rx)
@@ -163,7 +176,7 @@ impl Store {
 
     /// The database file's path.
     pub fn path(&self) -> &Path {
-        &self.readers.path
+        self.reader.path()
     }
 
     /// What retention has deleted since start.
@@ -190,8 +203,8 @@ impl Store {
 
     /// Bytes on disk: the database file and its WAL.
     pub fn size_on_disk(&self) -> u64 {
-        let wal = wal_path(&self.readers.path);
-        [self.readers.path.as_path(), wal.as_path()]
+        let wal = wal_path(self.reader.path());
+        [self.reader.path(), wal.as_path()]
             .iter()
             .filter_map(|path| std::fs::metadata(path).ok())
             .map(|meta| meta.len())
@@ -204,15 +217,12 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = readers.take()?;
-            let result = query(&conn);
-            readers.give_back(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::WriteFailed(format!("query task failed: {e}")))?
+        self.reader.read(query).await
+    }
+
+    /// The store's reader, for whoever only reads.
+    pub fn reader(&self) -> &SqliteReader {
+        &self.reader
     }
 }
 
@@ -221,39 +231,6 @@ fn wal_path(db: &Path) -> PathBuf {
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
     PathBuf::from(wal)
-}
-
-struct ReaderPool {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl ReaderPool {
-    fn take(&self) -> Result<Connection, StoreError> {
-        if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
-            return Ok(conn);
-        }
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open {
-            path: self.path.clone(),
-            source,
-        })?;
-        plans::keep_plans(&conn)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch("PRAGMA query_only = 1;")?;
-        Ok(conn)
-    }
-
-    fn give_back(&self, conn: Connection) {
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < 8
-        {
-            idle.push(conn);
-        }
-    }
 }
 
 #[cfg(test)]

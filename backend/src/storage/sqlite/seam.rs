@@ -1,12 +1,11 @@
-//! The SQLite store behind the seam: every call delegates to the store's
-//! functions, reads on its read-only pool, writes through its writer.
+//! The SQLite store behind the seam: reads go to its reader's pool, writes
+//! through its writer thread.
 
-use super::retention;
-use super::{SpanBatch, SpanRow, Store};
-use crate::storage::retention::{Policy, Totals};
+use super::{SpanBatch, SpanRow, Store, retention};
+use crate::storage::retention::{INTERVAL, Policy, Totals};
 use crate::storage::{
-    Background, CounterPoint, Dependency, Encoded, Ingest, Page, Prepared, RateRow, Reply,
-    StoreError, Stored, TraceQuery, TraceStore, WriteHealth,
+    Background, CounterPoint, Dependency, Ingest, Page, RateRow, StoreError, StoreFuture, Stored,
+    TraceQuery, TraceReader, TraceStore, WriteHealth,
 };
 use otelite_model::{Span, SpanKind, TraceId};
 use std::sync::Arc;
@@ -20,19 +19,47 @@ pub(crate) fn span_batch(ingest: Ingest) -> SpanBatch {
     )
 }
 
-impl TraceStore for Store {
-    fn prepare(&self, ingest: Ingest) -> Prepared {
-        Prepared(Encoded::Sqlite(span_batch(ingest)))
+impl TraceReader for Store {
+    fn services(&self) -> StoreFuture<Vec<String>> {
+        self.reader().services()
     }
 
-    fn try_write_spans(&self, batch: Prepared) -> Result<Reply<Stored>, StoreError> {
-        let Encoded::Sqlite(batch) = batch.0 else {
-            return Err(StoreError::WriteFailed(
-                "a batch prepared for another store".into(),
-            ));
-        };
-        let batch = Arc::new(batch);
-        let committed = Store::try_write_spans(self, Arc::clone(&batch))?;
+    fn operations(
+        &self,
+        service: String,
+        kind: Option<SpanKind>,
+    ) -> StoreFuture<Vec<(String, SpanKind)>> {
+        self.reader().operations(service, kind)
+    }
+
+    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
+        self.reader().trace(trace_id)
+    }
+
+    fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
+        self.reader().search_page(query)
+    }
+
+    fn dependencies(&self, start_ns: u64, end_ns: u64) -> StoreFuture<Vec<Dependency>> {
+        self.reader().dependencies(start_ns, end_ns)
+    }
+
+    fn stage_counts(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+    ) -> StoreFuture<Vec<RateRow>> {
+        self.reader()
+            .stage_counts(service, start_minute, end_minute)
+    }
+}
+
+impl TraceStore for Store {
+    fn try_write_spans(&self, ingest: Ingest) -> Result<StoreFuture<Stored>, StoreError> {
+        let permit = self.admit(ingest.spans.len())?;
+        let batch = Arc::new(span_batch(ingest));
+        let committed = self.queue_spans(Arc::clone(&batch), permit)?;
         Ok(Box::pin(async move {
             let stored = committed.await;
             // The writer has let go of it: the spans are freed here, off
@@ -42,68 +69,11 @@ impl TraceStore for Store {
         }))
     }
 
-    fn try_write_counters(&self, points: Vec<CounterPoint>) -> Result<Reply<()>, StoreError> {
+    fn try_write_counters(&self, points: Vec<CounterPoint>) -> Result<StoreFuture<()>, StoreError> {
         let committed = Store::try_write_counters(self, points)?;
         Ok(Box::pin(async move {
             committed.await.map_err(|_| StoreError::Closed)?
         }))
-    }
-
-    fn services(&self) -> Reply<Vec<String>> {
-        let store = self.clone();
-        Box::pin(async move { store.read(super::services).await })
-    }
-
-    fn operations(
-        &self,
-        service: String,
-        kind: Option<SpanKind>,
-    ) -> Reply<Vec<(String, SpanKind)>> {
-        let store = self.clone();
-        Box::pin(async move {
-            store
-                .read(move |conn| super::operations(conn, &service, kind))
-                .await
-        })
-    }
-
-    fn trace(&self, trace_id: TraceId) -> Reply<Option<Vec<Span>>> {
-        let store = self.clone();
-        Box::pin(async move { store.read(move |conn| super::trace(conn, &trace_id)).await })
-    }
-
-    fn search_page(&self, query: TraceQuery) -> Reply<Page> {
-        let store = self.clone();
-        Box::pin(async move {
-            store
-                .read(move |conn| super::search_page(conn, &query))
-                .await
-        })
-    }
-
-    fn dependencies(&self, start_ns: u64, end_ns: u64) -> Reply<Vec<Dependency>> {
-        let store = self.clone();
-        Box::pin(async move {
-            store
-                .read(move |conn| super::dependencies(conn, start_ns, end_ns))
-                .await
-        })
-    }
-
-    fn stage_counts(
-        &self,
-        service: Option<String>,
-        start_minute: i64,
-        end_minute: i64,
-    ) -> Reply<Vec<RateRow>> {
-        let store = self.clone();
-        Box::pin(async move {
-            store
-                .read(move |conn| {
-                    super::stage_counts(conn, service.as_deref(), start_minute, end_minute)
-                })
-                .await
-        })
     }
 
     fn health(&self) -> WriteHealth {
@@ -111,11 +81,11 @@ impl TraceStore for Store {
     }
 
     /// The file is in this process: `health` already says all.
-    fn ping(&self) -> Reply<()> {
+    fn ping(&self) -> StoreFuture<()> {
         Box::pin(async { Ok(()) })
     }
 
-    fn size_on_disk(&self) -> Reply<u64> {
+    fn size_on_disk(&self) -> StoreFuture<u64> {
         let store = self.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || store.size_on_disk())
@@ -129,11 +99,6 @@ impl TraceStore for Store {
     }
 
     fn retention(&self, policy: Policy, stop: tokio::sync::watch::Receiver<bool>) -> Background {
-        Box::pin(retention::run(
-            self.clone(),
-            policy,
-            crate::storage::retention::INTERVAL,
-            stop,
-        ))
+        Box::pin(retention::run(self.clone(), policy, INTERVAL, stop))
     }
 }

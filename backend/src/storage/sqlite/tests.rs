@@ -64,7 +64,7 @@ async fn write(store: &Store, spans: Vec<Span>) -> Result<Stored, StoreError> {
         60_000_000_000,
     );
     store
-        .try_write_spans(batch)?
+        .try_write_batch(batch)?
         .await
         .map_err(|_| StoreError::Closed)?
 }

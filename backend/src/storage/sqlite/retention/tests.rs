@@ -93,7 +93,7 @@ async fn write(store: &Store, spans: Vec<Span>, received_ns: i64) -> Result<u64,
         received_ns as u64,
     );
     let stored = store
-        .try_write_spans(batch)?
+        .try_write_batch(batch)?
         .await
         .map_err(|_| StoreError::Closed)??;
     Ok(stored.inserted)
