@@ -204,9 +204,14 @@ async fn every_command_answers_from_a_clickhouse_backed_server() {
     let backend = Backend::start_on(Store::ClickHouse, "cli_server", |_| {}).await;
     let trace_id = seed(&backend).await;
     let url = backend.query_url("");
+    let database = backend.clickhouse_url().expect("a ClickHouse backend");
     blocking(move || {
+        // Every reader answers alike: the server over HTTP and the
+        // ClickHouse database read directly, command for command.
         for args in commands(&trace_id) {
-            ok(&args, &["--server", &url], &[]);
+            let served = ok(&args, &["--server", &url], &[]);
+            let read = ok(&args, &["--clickhouse-url", &database], &[]);
+            assert_eq!(served, read, "otelite {}", args.join(" "));
         }
         let server = ["--server", url.as_str()];
         assert_eq!(ok(&["services"], &server, &[]), "frontend\npayments\n");

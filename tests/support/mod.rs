@@ -162,6 +162,12 @@ impl Backend {
         self.dir.path().join("otelite.db")
     }
 
+    /// The ClickHouse database a `--store clickhouse` backend writes (the
+    /// reading commands' `--clickhouse-url`).
+    pub fn clickhouse_url(&self) -> Option<String> {
+        self.clickhouse_url.clone()
+    }
+
     /// Base URL of the OTLP listener, as exporters take it.
     pub fn otlp_url(&self) -> String {
         format!("http://{}", self.otlp)

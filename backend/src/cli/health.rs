@@ -4,7 +4,7 @@
 //! curl, so the binary checks itself, with the hyper client it already has
 //! (`super::client`, shared with `--server`).
 
-use super::client::{FetchError, HttpClient};
+use crate::storage::remote::client::{FetchError, HttpClient};
 use http::Uri;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;

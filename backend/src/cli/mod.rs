@@ -6,8 +6,9 @@
 //! `OTELITE_SERVER`, with `--query-token` or `OTELITE_QUERY_TOKEN`); the
 //! output is the same for the same data.
 //!
-//! - [`source`]: the two sources behind one set of typed answers;
-//!   [`remote`] asks the server through [`client`], the one HTTP client.
+//! - [`source`]: the reader the flags name (the file, a ClickHouse
+//!   database or a running server, each a `storage::TraceReader`) behind
+//!   one set of typed answers.
 //! - [`services`]: `services`, `operations SERVICE`
 //! - [`traces`]: `traces`, a search; `trace ID`, the waterfall
 //! - [`rates`]: `rates`, the six stages per service
@@ -17,11 +18,9 @@
 //! [`health`] (`otelite health`) stands apart: it only asks a running server
 //! whether it is ready.
 
-pub mod client;
 pub mod deps;
 pub mod health;
 pub mod rates;
-pub mod remote;
 pub mod render;
 pub mod services;
 pub mod source;
@@ -32,6 +31,7 @@ pub mod traces;
 mod tests;
 
 use crate::storage::StoreError;
+use crate::storage::remote::RemoteError;
 use serde::Serialize;
 use source::Source;
 use std::io::Write;
@@ -41,7 +41,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+    /// From `--server`: named apart so its causes can be matched.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
     #[error("no such file: {}", .0.display())]
     NoSuchFile(PathBuf),
     /// `place` is the database file or the server's URL.
@@ -49,26 +52,21 @@ pub enum CliError {
     UnknownTrace { id: String, place: String },
     #[error("no service {service:?} in {place}")]
     UnknownService { service: String, place: String },
-    #[error("cannot reach the otelite server at {url}: {reason}")]
-    Unreachable { url: String, reason: String },
-    #[error("{url}: no answer within {timeout:?} (--timeout)")]
-    Timeout { url: String, timeout: Duration },
-    #[error("{url}: 401 Unauthorized: {hint}")]
-    Unauthorized { url: String, hint: &'static str },
-    #[error("{url}: {status}: {message}")]
-    ServerAnswer {
-        url: String,
-        status: http::StatusCode,
-        message: String,
-    },
-    #[error("{url}: not an answer of otelite's query API: {reason}")]
-    BadAnswer { url: String, reason: String },
     #[error("{0}")]
     BadArgument(String),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl From<StoreError> for CliError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Remote(error) => Self::Remote(error),
+            error => Self::Store(error),
+        }
+    }
 }
 
 /// Flags every reading command takes. The environment is read by
@@ -83,6 +81,11 @@ pub struct Common {
     /// e.g. http://127.0.0.1:16686 [env: OTELITE_SERVER]
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// Read a ClickHouse database that `otelite serve --store clickhouse`
+    /// writes, e.g. http://127.0.0.1:8123/otelite (the path names the
+    /// database), with no server running
+    #[arg(long, value_name = "URL", conflicts_with_all = ["db", "server"])]
+    pub clickhouse_url: Option<String>,
     /// With --server: the server's query token, sent as `Authorization:
     /// Bearer` (prefer the variable: flags show in `ps`) [env: OTELITE_QUERY_TOKEN]
     #[arg(long, value_name = "TOKEN")]
@@ -159,7 +162,7 @@ pub async fn run(
     out: &mut impl Write,
     context: Context,
 ) -> Result<(), CliError> {
-    let source = &Source::resolve(command.common(), context.var)?;
+    let source = &Source::resolve(command.common(), context.var).await?;
     let result = match command {
         Command::Services(args) => services::run_services(args, source, out).await,
         Command::Operations(args) => services::run_operations(args, source, out).await,

@@ -1,17 +1,18 @@
-//! Where the reading commands get their data: the SQLite file (`--db`) or a
-//! running `otelite serve` (`--server`). Both answer the same questions with
+//! Where the reading commands get their data: a reader of the seam, the
+//! SQLite file (`--db`), a ClickHouse database (`--clickhouse-url`) or a
+//! running `otelite serve` (`--server`). All answer the same questions with
 //! the same typed results, so every command renders one way whichever it
 //! asked; only the errors name a different place.
 
-use super::remote::Remote;
 use super::{CliError, Common};
 use crate::rates::{self, RatesReport};
 use crate::stage::minute_of;
-use crate::storage::sqlite::{self};
-use crate::storage::{Dependency, TraceQuery, TraceSummary};
+use crate::storage::clickhouse::ClickHouseReader;
+use crate::storage::remote::{Remote, RemoteError};
+use crate::storage::sqlite::SqliteReader;
+use crate::storage::{Dependency, TraceQuery, TraceReader, TraceSummary};
 use otelite_model::{Span, SpanKind, TraceId};
-use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// `--server` when the flag is not given.
 pub const SERVER_ENV: &str = "OTELITE_SERVER";
@@ -21,21 +22,81 @@ pub const QUERY_TOKEN_ENV: &str = "OTELITE_QUERY_TOKEN";
 /// `--server-ca` when the flag is not given.
 pub const SERVER_CA_ENV: &str = "OTELITE_SERVER_CA";
 pub const DEFAULT_DB: &str = "./otelite.db";
+/// The most summaries one search page asks for: a server's own maximum.
+const PAGE_LIMIT: usize = 1000;
 
-pub enum Source {
+/// What the flags name, before anything is opened.
+pub(crate) enum Place {
     Db(PathBuf),
+    ClickHouse(String),
     Server(Box<Remote>),
+}
+
+impl Place {
+    /// How messages name it: the file, the ClickHouse URL or the server URL.
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Self::Db(path) => path.display().to_string(),
+            Self::ClickHouse(url) => url.clone(),
+            Self::Server(remote) => remote.base().to_owned(),
+        }
+    }
+}
+
+/// The reader the flags name, and how messages name it.
+pub struct Source {
+    reader: Box<dyn TraceReader>,
+    place: String,
 }
 
 impl Source {
     /// The source `common` names. A flag wins over the environment, and an
-    /// explicit `--db` over `OTELITE_SERVER`; with neither, the default file.
-    /// `var` reads the environment (injected so tests can fix it).
-    pub fn resolve(
+    /// explicit `--db` or `--clickhouse-url` over `OTELITE_SERVER`; with
+    /// none, the default file. `var` reads the environment (injected so
+    /// tests can fix it).
+    pub async fn resolve(
         common: &Common,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, CliError> {
+        match Self::named_by(common, var)? {
+            Place::Db(path) => {
+                // Said plainly here: SQLite's own word for a missing file is vague.
+                if !path.exists() {
+                    return Err(CliError::NoSuchFile(path));
+                }
+                let reader = SqliteReader::open(&path)?;
+                Ok(Self::new(reader, path.display().to_string()))
+            }
+            Place::ClickHouse(url) => {
+                let reader = ClickHouseReader::connect(&url).await?;
+                Ok(Self::new(reader, url))
+            }
+            place @ Place::Server(_) => {
+                let name = place.name();
+                let Place::Server(remote) = place else {
+                    unreachable!("matched above")
+                };
+                Ok(Self::new(*remote, name))
+            }
+        }
+    }
+
+    fn new(reader: impl TraceReader, place: String) -> Self {
+        Self {
+            reader: Box::new(reader),
+            place,
+        }
+    }
+
+    /// The place `common` and the environment name.
+    pub(crate) fn named_by(
+        common: &Common,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Place, CliError> {
         let set = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+        if let Some(url) = &common.clickhouse_url {
+            return Ok(Place::ClickHouse(url.clone()));
+        }
         let server = match (&common.server, &common.db) {
             (Some(url), _) => Some(url.clone()),
             (None, Some(_)) => None,
@@ -43,30 +104,30 @@ impl Source {
         };
         let Some(url) = server else {
             let db = common.db.clone();
-            return Ok(Self::Db(db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB))));
+            return Ok(Place::Db(db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB))));
         };
         let token = common.query_token.clone().or_else(|| set(QUERY_TOKEN_ENV));
         let ca = common
             .server_ca
             .clone()
             .or_else(|| set(SERVER_CA_ENV).map(PathBuf::from));
-        let remote = Remote::new(&url, token.as_deref(), ca.as_deref(), common.timeout)?;
-        Ok(Self::Server(Box::new(remote)))
+        let remote = Remote::new(&url, token.as_deref(), ca.as_deref(), common.timeout).map_err(
+            |error| match error {
+                RemoteError::BadArgument(message) => CliError::BadArgument(message),
+                error => CliError::Remote(error),
+            },
+        )?;
+        Ok(Place::Server(Box::new(remote)))
     }
 
-    /// Where the data comes from, for messages: the file or the server URL.
-    pub fn place(&self) -> String {
-        match self {
-            Self::Db(path) => path.display().to_string(),
-            Self::Server(remote) => remote.base().to_owned(),
-        }
+    /// Where the data comes from, for messages: the file, the ClickHouse URL
+    /// or the server URL.
+    pub fn place_name(&self) -> &str {
+        &self.place
     }
 
     pub async fn services(&self) -> Result<Vec<String>, CliError> {
-        match self {
-            Self::Db(path) => Ok(sqlite::services(&open(path)?)?),
-            Self::Server(remote) => remote.services().await,
-        }
+        Ok(self.reader.services().await?)
     }
 
     /// A service's operations, sorted; an error for a service that never
@@ -76,39 +137,45 @@ impl Source {
         service: &str,
         kind: Option<SpanKind>,
     ) -> Result<Vec<(String, SpanKind)>, CliError> {
-        let found = match self {
-            Self::Db(path) => {
-                let conn = open(path)?;
-                let found = sqlite::operations(&conn, service, kind)?;
-                let known =
-                    !found.is_empty() || sqlite::services(&conn)?.iter().any(|s| s == service);
-                known.then_some(found)
-            }
-            Self::Server(remote) => remote.operations(service, kind).await?,
-        };
-        found.ok_or_else(|| CliError::UnknownService {
-            service: service.to_owned(),
-            place: self.place(),
-        })
+        let found = self.reader.operations(service.to_owned(), kind).await?;
+        if found.is_empty() && !self.services().await?.iter().any(|s| s == service) {
+            return Err(CliError::UnknownService {
+                service: service.to_owned(),
+                place: self.place.clone(),
+            });
+        }
+        Ok(found)
     }
 
-    /// Trace summaries, newest first, at most `query.limit`.
+    /// Trace summaries, newest first, at most `query.limit`: page after
+    /// page, until the limit, the last page, or a page that brings nothing.
     pub async fn search(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, CliError> {
-        match self {
-            Self::Db(path) => Ok(sqlite::search(&open(path)?, query)?),
-            Self::Server(remote) => remote.search(query).await,
+        let mut traces = Vec::new();
+        let mut cursor = query.cursor;
+        while traces.len() < query.limit {
+            let page_query = TraceQuery {
+                limit: (query.limit - traces.len()).min(PAGE_LIMIT),
+                cursor,
+                ..query.clone()
+            };
+            let page = self.reader.search_page(page_query).await?;
+            let brought = page.traces.len();
+            traces.extend(page.traces);
+            match page.next {
+                Some(next) if brought > 0 => cursor = Some(next),
+                _ => break,
+            }
         }
+        traces.truncate(query.limit);
+        Ok(traces)
     }
 
     /// Every stored span of a trace, by start time.
     pub async fn trace(&self, id: &TraceId) -> Result<Vec<Span>, CliError> {
-        let spans = match self {
-            Self::Db(path) => sqlite::trace(&open(path)?, id)?,
-            Self::Server(remote) => remote.trace(id).await?,
-        };
+        let spans = self.reader.trace(*id).await?;
         spans.ok_or_else(|| CliError::UnknownTrace {
             id: id.to_hex(),
-            place: self.place(),
+            place: self.place.clone(),
         })
     }
 
@@ -119,14 +186,10 @@ impl Source {
         start_ns: u64,
         end_ns: u64,
     ) -> Result<RatesReport, CliError> {
-        match self {
-            Self::Db(path) => {
-                let (start, end) = (minute_of(start_ns), minute_of(end_ns));
-                let rows = sqlite::stage_counts(&open(path)?, service, start, end)?;
-                Ok(rates::report(&rows))
-            }
-            Self::Server(remote) => remote.rates(service, start_ns, end_ns).await,
-        }
+        let (start, end) = (minute_of(start_ns), minute_of(end_ns));
+        let service = service.map(str::to_owned);
+        let rows = self.reader.stage_counts(service, start, end).await?;
+        Ok(rates::report(&rows))
     }
 
     pub async fn dependencies(
@@ -134,17 +197,6 @@ impl Source {
         start_ns: u64,
         end_ns: u64,
     ) -> Result<Vec<Dependency>, CliError> {
-        match self {
-            Self::Db(path) => Ok(sqlite::dependencies(&open(path)?, start_ns, end_ns)?),
-            Self::Server(remote) => remote.dependencies(start_ns, end_ns).await,
-        }
+        Ok(self.reader.dependencies(start_ns, end_ns).await?)
     }
-}
-
-fn open(db: &Path) -> Result<Connection, CliError> {
-    // Said plainly here: SQLite's own word for a missing file is vague.
-    if !db.exists() {
-        return Err(CliError::NoSuchFile(db.to_owned()));
-    }
-    Ok(sqlite::open_read_only(db)?)
 }

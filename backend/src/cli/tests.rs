@@ -5,6 +5,7 @@
 use super::*;
 use crate::analyze;
 use crate::stage::Stage;
+use crate::storage::remote::RemoteError;
 use crate::storage::sqlite::{SpanBatch, SpanRow, Store};
 use crate::storage::{CounterPoint, QueueLimits};
 use clap::Parser;
@@ -583,7 +584,10 @@ async fn the_query_token_is_sent_and_a_refusal_says_so() -> TestResult {
     let error = run_from(&["services"], &server)
         .await
         .expect_err("no token");
-    assert!(matches!(error, CliError::Unauthorized { .. }), "{error}");
+    assert!(
+        matches!(error, CliError::Remote(RemoteError::Unauthorized { .. })),
+        "{error}"
+    );
     assert!(error.to_string().contains("needs a query token"), "{error}");
     let wrong = [&server[..], &["--query-token", "guess"]].concat();
     let error = run_from(&["services"], &wrong)
@@ -621,7 +625,10 @@ async fn server_failures_name_their_cause() -> TestResult {
     let error = run_from(&["services"], &["--server", &url])
         .await
         .expect_err("refused");
-    assert!(matches!(error, CliError::Unreachable { .. }), "{error}");
+    assert!(
+        matches!(error, CliError::Remote(RemoteError::Unreachable { .. })),
+        "{error}"
+    );
     assert!(
         error
             .to_string()
@@ -636,7 +643,7 @@ async fn server_failures_name_their_cause() -> TestResult {
         .await
         .expect_err("400");
     assert!(
-        matches!(&error, CliError::ServerAnswer { status, message, .. }
+        matches!(&error, CliError::Remote(RemoteError::ServerAnswer { status, message, .. })
             if status.as_u16() == 400 && message == "limit is out of range"),
         "{error}"
     );
@@ -651,7 +658,7 @@ async fn server_failures_name_their_cause() -> TestResult {
     .await
     .expect_err("404");
     assert!(
-        matches!(&error, CliError::ServerAnswer { status, .. } if status.as_u16() == 404),
+        matches!(&error, CliError::Remote(RemoteError::ServerAnswer { status, .. }) if status.as_u16() == 404),
         "{error}"
     );
 
@@ -661,7 +668,10 @@ async fn server_failures_name_their_cause() -> TestResult {
     let error = run_from(&["services"], &["--server", &format!("http://{addr}")])
         .await
         .expect_err("not JSON");
-    assert!(matches!(error, CliError::BadAnswer { .. }), "{error}");
+    assert!(
+        matches!(error, CliError::Remote(RemoteError::BadAnswer { .. })),
+        "{error}"
+    );
 
     // Accepted by the kernel's backlog, never answered.
     let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -669,7 +679,10 @@ async fn server_failures_name_their_cause() -> TestResult {
     let error = run_from(&["services"], &["--server", &url, "--timeout", "200ms"])
         .await
         .expect_err("silent");
-    assert!(matches!(error, CliError::Timeout { .. }), "{error}");
+    assert!(
+        matches!(error, CliError::Remote(RemoteError::Timeout { .. })),
+        "{error}"
+    );
 
     let error = run_from(&["services"], &["--server", "localhost:16686"])
         .await
@@ -693,7 +706,7 @@ fn flags_win_over_the_environment() -> TestResult {
     };
     let env = |name: &str| (name == source::SERVER_ENV).then(|| "http://127.0.0.1:1".to_owned());
     let place = |args: &[&str], var: &dyn Fn(&str) -> Option<String>| {
-        source::Source::resolve(&common(args).expect("valid flags"), var).map(|s| s.place())
+        source::Source::named_by(&common(args).expect("valid flags"), var).map(|p| p.name())
     };
     assert_eq!(place(&[], &|_| None)?, source::DEFAULT_DB);
     assert_eq!(place(&[], &env)?, "http://127.0.0.1:1");

@@ -1,7 +1,7 @@
 //! What any store's operations fail with, whichever store answers: the
 //! receiver and the query APIs map each cause to a status in one place.
 
-use super::{clickhouse, sqlite};
+use super::{clickhouse, remote, sqlite};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,9 @@ pub enum StoreError {
     ClickHouse(#[from] clickhouse::ClickHouseError),
     #[error("ClickHouse: {0}")]
     ClickHouseMigration(#[from] clickhouse::MigrationError),
+    // Causes only a running otelite asked over HTTP has.
+    #[error(transparent)]
+    Remote(#[from] remote::RemoteError),
     // Any store.
     #[error("the write failed: {0}")]
     WriteFailed(String),

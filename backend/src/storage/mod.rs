@@ -17,6 +17,7 @@
 //!   shared vocabulary.
 
 pub mod clickhouse;
+pub mod remote;
 pub mod sqlite;
 
 mod counts;

@@ -23,6 +23,12 @@ pub enum MigrationError {
         "the ClickHouse database has schema version {found}, newer than this otelite's {supported}"
     )]
     TooNew { found: u32, supported: u32 },
+    /// For a reader, which never migrates: not otelite's, or another version.
+    #[error(
+        "the ClickHouse database has schema version {found} (0: no otelite tables), \
+         this otelite reads {current}: run `otelite serve --store clickhouse` once to create or upgrade it"
+    )]
+    NotCurrent { found: u32, current: u32 },
 }
 
 /// The tables otelite reads and writes, with the sharding key of their

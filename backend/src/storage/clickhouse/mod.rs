@@ -25,6 +25,7 @@ mod encode;
 pub mod http;
 mod migrations;
 mod read;
+mod reader;
 pub mod retention;
 mod rowbinary;
 mod search;
@@ -33,6 +34,7 @@ mod write;
 pub use encode::Rows;
 pub use http::{ClickHouseError, Client};
 pub use migrations::{CURRENT_VERSION, MigrationError};
+pub use reader::ClickHouseReader;
 
 use super::{Background, Ingest, StoreFuture, TraceReader, TraceStore};
 use crate::analyze::EdgeResolver;
@@ -115,14 +117,9 @@ impl ClickHouse {
         Ok([insert, spans])
     }
 
-    /// Runs `read` and maps its error; reads need no slot.
-    fn answer<T, F>(&self, read: impl FnOnce(Client) -> F + Send + 'static) -> StoreFuture<T>
-    where
-        T: Send + 'static,
-        F: std::future::Future<Output = Result<T, ClickHouseError>> + Send + 'static,
-    {
-        let client = self.0.client.clone();
-        Box::pin(async move { read(client).await.map_err(StoreError::from) })
+    /// The reads of this database; cheap (a client clone).
+    pub fn reader(&self) -> ClickHouseReader {
+        ClickHouseReader(self.0.client.clone())
     }
 }
 
@@ -188,7 +185,7 @@ pub(crate) fn now_ns() -> u64 {
 
 impl TraceReader for ClickHouse {
     fn services(&self) -> StoreFuture<Vec<String>> {
-        self.answer(|client| async move { read::services(&client).await })
+        self.reader().services()
     }
 
     fn operations(
@@ -196,21 +193,19 @@ impl TraceReader for ClickHouse {
         service: String,
         kind: Option<SpanKind>,
     ) -> StoreFuture<Vec<(String, SpanKind)>> {
-        self.answer(move |client| async move { read::operations(&client, &service, kind).await })
+        self.reader().operations(service, kind)
     }
 
     fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
-        self.answer(move |client| async move { read::trace(&client, &trace_id).await })
+        self.reader().trace(trace_id)
     }
 
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
-        self.answer(move |client| async move { search::search_page(&client, &query).await })
+        self.reader().search_page(query)
     }
 
     fn dependencies(&self, start_ns: u64, end_ns: u64) -> StoreFuture<Vec<Dependency>> {
-        self.answer(
-            move |client| async move { read::dependencies(&client, start_ns, end_ns).await },
-        )
+        self.reader().dependencies(start_ns, end_ns)
     }
 
     fn stage_counts(
@@ -219,9 +214,8 @@ impl TraceReader for ClickHouse {
         start_minute: i64,
         end_minute: i64,
     ) -> StoreFuture<Vec<RateRow>> {
-        self.answer(move |client| async move {
-            read::stage_counts(&client, service.as_deref(), start_minute, end_minute).await
-        })
+        self.reader()
+            .stage_counts(service, start_minute, end_minute)
     }
 }
 
@@ -272,11 +266,13 @@ impl TraceStore for ClickHouse {
     }
 
     fn ping(&self) -> StoreFuture<()> {
-        self.answer(|client| async move { client.ping(PING_TIMEOUT).await })
+        self.reader()
+            .answer(|client| async move { client.ping(PING_TIMEOUT).await })
     }
 
     fn size_on_disk(&self) -> StoreFuture<u64> {
-        self.answer(|client| async move { read::size_on_disk(&client).await })
+        self.reader()
+            .answer(|client| async move { read::size_on_disk(&client).await })
     }
 
     fn retention_totals(&self) -> Totals {

@@ -1,15 +1,21 @@
-//! `--server URL`: the reading commands' questions asked of a running
-//! `otelite serve` over its own query API (`/api/otelite/…`, `/api/rates`;
-//! see `query/openapi.json`), answered with the store's own types. Each
-//! request has one deadline (`--timeout`); the token goes as
-//! `Authorization: Bearer`. Every failure becomes a `CliError` that names
-//! the server and the cause.
+//! A running `otelite serve` as a reader: the seam's questions asked over
+//! its own query API (`/api/otelite/…`, `/api/rates`; see
+//! `query/openapi.json`) and answered with the store's own types, so the
+//! reading commands' `--server` works as `--db` does. Each request has one
+//! deadline (`--timeout`); the token goes as `Authorization: Bearer`. Every
+//! failure is a [`RemoteError`] that names the server and the cause.
 
-use super::CliError;
-use super::client::{FetchError, HttpClient};
+pub mod client;
+mod error;
+
+pub use error::RemoteError;
+
 use crate::rates::RatesReport;
-use crate::storage::{Dependency, TraceQuery, TraceSummary};
+use crate::storage::{
+    Dependency, Page, RateRow, StoreFuture, TraceQuery, TraceReader, TraceSummary,
+};
 use crate::units::{percent_encode, span_kind_name};
+use client::{FetchError, HttpClient};
 use http::{HeaderValue, StatusCode, Uri};
 use otelite_model::{Span, SpanKind, TraceId};
 use serde::Deserialize;
@@ -25,7 +31,9 @@ const PAGE_LIMIT: usize = 1000;
 const MAX_ANSWER_BYTES: usize = 1 << 30;
 /// A host that does not answer the connect fails sooner than `--timeout`.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const SECOND_NS: u64 = 1_000_000_000;
 
+#[derive(Clone)]
 pub struct Remote {
     /// The URL as given, without trailing slashes: the API paths follow it,
     /// so a server behind a path prefix works.
@@ -41,7 +49,7 @@ impl Remote {
         token: Option<&str>,
         ca_file: Option<&Path>,
         timeout: Duration,
-    ) -> Result<Self, CliError> {
+    ) -> Result<Self, RemoteError> {
         let base = url.trim().trim_end_matches('/').to_owned();
         let uri: Uri = base.parse().map_err(|_| not_a_url(url))?;
         if !matches!(uri.scheme_str(), Some("http" | "https"))
@@ -53,7 +61,7 @@ impl Remote {
         let authorization = token.map(bearer).transpose()?;
         let connect_timeout = timeout.min(MAX_CONNECT_TIMEOUT);
         let client = HttpClient::new(ca_file, connect_timeout)
-            .map_err(|error| CliError::BadArgument(error.to_string()))?;
+            .map_err(|error| RemoteError::BadArgument(error.to_string()))?;
         Ok(Self {
             base,
             authorization,
@@ -66,7 +74,7 @@ impl Remote {
         &self.base
     }
 
-    pub async fn services(&self) -> Result<Vec<String>, CliError> {
+    async fn services(&self) -> Result<Vec<String>, RemoteError> {
         #[derive(Deserialize)]
         struct Body {
             services: Vec<String>,
@@ -75,12 +83,12 @@ impl Remote {
         Ok(body.services)
     }
 
-    /// `None` when the server knows no such service.
-    pub async fn operations(
+    /// No operations when the server knows no such service.
+    async fn operations(
         &self,
         service: &str,
         kind: Option<SpanKind>,
-    ) -> Result<Option<Vec<(String, SpanKind)>>, CliError> {
+    ) -> Result<Vec<(String, SpanKind)>, RemoteError> {
         #[derive(Deserialize)]
         struct Operation {
             name: String,
@@ -98,42 +106,41 @@ impl Remote {
             path.push_str(&format!("?kind={}", span_kind_name(kind)));
         }
         let body: Option<Body> = self.get(&path).await?;
-        Ok(body.map(|body| {
-            body.operations
-                .into_iter()
-                .map(|op| (op.name, op.kind))
-                .collect()
-        }))
+        let operations = body.map(|body| body.operations).unwrap_or_default();
+        Ok(operations
+            .into_iter()
+            .map(|op| (op.name, op.kind))
+            .collect())
     }
 
-    /// Page after page until `query.limit` summaries or the last page.
-    pub async fn search(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, CliError> {
+    /// One page of at most the server's own page limit.
+    async fn search_page(&self, query: &TraceQuery) -> Result<Page, RemoteError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
-        struct Page {
+        struct Body {
             traces: Vec<TraceSummary>,
             next_cursor: Option<String>,
         }
-        let mut traces = Vec::new();
-        let mut cursor = None;
-        while traces.len() < query.limit {
-            let limit = (query.limit - traces.len()).min(PAGE_LIMIT);
-            let parameters = search_parameters(query, limit, cursor.take());
-            let page: Page = self
-                .get_found(&format!("/api/otelite/search?{parameters}"))
-                .await?;
-            traces.extend(page.traces);
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        traces.truncate(query.limit);
-        Ok(traces)
+        let limit = query.limit.min(PAGE_LIMIT);
+        let cursor = query.cursor.map(|cursor| cursor.to_string());
+        let parameters = search_parameters(query, limit, cursor);
+        let path = format!("/api/otelite/search?{parameters}");
+        let body: Body = self.get_found(&path).await?;
+        let next = match body.next_cursor {
+            Some(text) => Some(text.parse().map_err(|()| RemoteError::BadAnswer {
+                url: format!("{}{path}", self.base),
+                reason: format!("{text:?} is not a cursor"),
+            })?),
+            None => None,
+        };
+        Ok(Page {
+            traces: body.traces,
+            next,
+        })
     }
 
     /// `None` when the server has no such trace.
-    pub async fn trace(&self, id: &TraceId) -> Result<Option<Vec<Span>>, CliError> {
+    async fn trace(&self, id: &TraceId) -> Result<Option<Vec<Span>>, RemoteError> {
         #[derive(Deserialize)]
         struct Body {
             spans: Vec<Span>,
@@ -142,23 +149,44 @@ impl Remote {
         Ok(body.map(|body| body.spans))
     }
 
-    pub async fn rates(
+    /// The stage counts behind the server's rates: its per-service report
+    /// holds each stage's count.
+    async fn stage_counts(
         &self,
         service: Option<&str>,
-        start_ns: u64,
-        end_ns: u64,
-    ) -> Result<RatesReport, CliError> {
-        let mut pairs = vec![("start", start_ns.to_string()), ("end", end_ns.to_string())];
+        start_minute: i64,
+        end_minute: i64,
+    ) -> Result<Vec<RateRow>, RemoteError> {
+        let nanos = |minute: i64| u64::try_from(minute).unwrap_or(0).saturating_mul(SECOND_NS);
+        let mut pairs = vec![
+            ("start", nanos(start_minute).to_string()),
+            ("end", nanos(end_minute).to_string()),
+        ];
         pairs.extend(service.map(|s| ("service", s.to_owned())));
-        self.get_found(&format!("/api/rates?{}", encode(&pairs)))
-            .await
+        let report: RatesReport = self
+            .get_found(&format!("/api/rates?{}", encode(&pairs)))
+            .await?;
+        Ok(report
+            .services
+            .into_iter()
+            .flat_map(|rates| {
+                let service = rates.service.unwrap_or_default();
+                rates.stages.into_iter().filter_map(move |stage| {
+                    Some(RateRow {
+                        service: service.clone(),
+                        stage: stage.stage,
+                        n: stage.n?,
+                    })
+                })
+            })
+            .collect())
     }
 
-    pub async fn dependencies(
+    async fn dependencies(
         &self,
         start_ns: u64,
         end_ns: u64,
-    ) -> Result<Vec<Dependency>, CliError> {
+    ) -> Result<Vec<Dependency>, RemoteError> {
         #[derive(Deserialize)]
         struct Body {
             dependencies: Vec<Dependency>,
@@ -171,9 +199,9 @@ impl Remote {
     }
 
     /// As `get`, where a 404 can only mean the URL is not otelite's API.
-    async fn get_found<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+    async fn get_found<T: DeserializeOwned>(&self, path: &str) -> Result<T, RemoteError> {
         let url = format!("{}{path}", self.base);
-        self.get(path).await?.ok_or(CliError::ServerAnswer {
+        self.get(path).await?.ok_or(RemoteError::ServerAnswer {
             url,
             status: StatusCode::NOT_FOUND,
             message: "not found".into(),
@@ -183,7 +211,7 @@ impl Remote {
     /// GETs `path` (with its query) under the base URL: the JSON body of a
     /// 2xx, `None` for otelite's own 404 (a JSON `error`: no such trace or
     /// service), and an error naming the cause otherwise.
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, CliError> {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, RemoteError> {
         let url = format!("{}{path}", self.base);
         let uri: Uri = url.parse().map_err(|_| not_a_url(&url))?;
         let fetch = self
@@ -191,19 +219,19 @@ impl Remote {
             .get(&uri, self.authorization.as_ref(), MAX_ANSWER_BYTES);
         let answer = match tokio::time::timeout(self.timeout, fetch).await {
             Err(_) => {
-                return Err(CliError::Timeout {
+                return Err(RemoteError::Timeout {
                     url,
                     timeout: self.timeout,
                 });
             }
             Ok(Err(FetchError::Request(reason))) => {
-                return Err(CliError::Unreachable {
+                return Err(RemoteError::Unreachable {
                     url: self.base.clone(),
                     reason,
                 });
             }
             Ok(Err(error)) => {
-                return Err(CliError::BadAnswer {
+                return Err(RemoteError::BadAnswer {
                     url,
                     reason: error.to_string(),
                 });
@@ -214,11 +242,11 @@ impl Remote {
         match answer.status {
             status if status.is_success() => serde_json::from_slice(&answer.body)
                 .map(Some)
-                .map_err(|error| CliError::BadAnswer {
+                .map_err(|error| RemoteError::BadAnswer {
                     url,
                     reason: error.to_string(),
                 }),
-            StatusCode::UNAUTHORIZED => Err(CliError::Unauthorized {
+            StatusCode::UNAUTHORIZED => Err(RemoteError::Unauthorized {
                 url: self.base.clone(),
                 hint: if self.authorization.is_some() {
                     "the server refused the query token (--query-token or OTELITE_QUERY_TOKEN)"
@@ -227,7 +255,7 @@ impl Remote {
                 },
             }),
             StatusCode::NOT_FOUND if message.is_some() => Ok(None),
-            status => Err(CliError::ServerAnswer {
+            status => Err(RemoteError::ServerAnswer {
                 url,
                 status,
                 message: message.unwrap_or_else(|| body_excerpt(&answer.body)),
@@ -236,18 +264,62 @@ impl Remote {
     }
 }
 
-fn not_a_url(url: &str) -> CliError {
-    CliError::BadArgument(format!(
+/// Each answer owns a clone of the client, so the futures are `'static`.
+impl TraceReader for Remote {
+    fn services(&self) -> StoreFuture<Vec<String>> {
+        let remote = self.clone();
+        Box::pin(async move { Ok(Remote::services(&remote).await?) })
+    }
+
+    fn operations(
+        &self,
+        service: String,
+        kind: Option<SpanKind>,
+    ) -> StoreFuture<Vec<(String, SpanKind)>> {
+        let remote = self.clone();
+        Box::pin(async move { Ok(Remote::operations(&remote, &service, kind).await?) })
+    }
+
+    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
+        let remote = self.clone();
+        Box::pin(async move { Ok(Remote::trace(&remote, &trace_id).await?) })
+    }
+
+    fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
+        let remote = self.clone();
+        Box::pin(async move { Ok(Remote::search_page(&remote, &query).await?) })
+    }
+
+    fn dependencies(&self, start_ns: u64, end_ns: u64) -> StoreFuture<Vec<Dependency>> {
+        let remote = self.clone();
+        Box::pin(async move { Ok(Remote::dependencies(&remote, start_ns, end_ns).await?) })
+    }
+
+    fn stage_counts(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+    ) -> StoreFuture<Vec<RateRow>> {
+        let remote = self.clone();
+        Box::pin(async move {
+            Ok(Remote::stage_counts(&remote, service.as_deref(), start_minute, end_minute).await?)
+        })
+    }
+}
+
+fn not_a_url(url: &str) -> RemoteError {
+    RemoteError::BadArgument(format!(
         "server {url:?} is not an http:// or https:// URL like http://127.0.0.1:16686"
     ))
 }
 
-fn bearer(token: &str) -> Result<HeaderValue, CliError> {
+fn bearer(token: &str) -> Result<HeaderValue, RemoteError> {
     if token.trim().is_empty() {
-        return Err(CliError::BadArgument("the query token is empty".into()));
+        return Err(RemoteError::BadArgument("the query token is empty".into()));
     }
     let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-        CliError::BadArgument("the query token has characters a header cannot carry".into())
+        RemoteError::BadArgument("the query token has characters a header cannot carry".into())
     })?;
     value.set_sensitive(true);
     Ok(value)
@@ -371,14 +443,14 @@ mod tests {
         ] {
             let error = Remote::new(bad, None, None, timeout).err();
             assert!(
-                matches!(&error, Some(CliError::BadArgument(m)) if m.contains("not an http")),
+                matches!(&error, Some(RemoteError::BadArgument(m)) if m.contains("not an http")),
                 "{bad}: {error:?}"
             );
         }
         for bad in ["", " ", "line\nbreak"] {
             let error = Remote::new("http://h", Some(bad), None, timeout).err();
             assert!(
-                matches!(&error, Some(CliError::BadArgument(m)) if m.contains("query token")),
+                matches!(&error, Some(RemoteError::BadArgument(m)) if m.contains("query token")),
                 "{bad:?}: {error:?}"
             );
         }
