@@ -2,16 +2,15 @@
 //! afterwards the server still accepts data and what it stored before is
 //! intact. Every test runs on both stores (`::sqlite`, `::clickhouse`).
 
+use crate::support::fixtures::{self, otlp_request};
 use crate::support::{self, Backend, Reply, Store, for_each_store};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use otelite_model::otlp::to_otlp;
 use otelite_model::{
-    self as model, AnyValue, Event, KeyValue, Link, Resource, Scope, SpanId, SpanKind, Status,
-    StatusCode, TraceId,
+    self as model, AnyValue, KeyValue, Link, Scope, SpanId, SpanKind, StatusCode, TraceId,
 };
 use prost::Message;
 use std::io::Write;
@@ -47,66 +46,46 @@ fn now_nanos() -> u64 {
 /// A span with a bit of everything, so "intact" means something.
 fn span(trace: TraceId, id: u8, parent: Option<u8>, name: &str) -> model::Span {
     let start = now_nanos() - 1_000_000_000 + u64::from(id) * 1_000;
-    model::Span {
-        trace_id: trace,
-        span_id: SpanId([0x5a, 0, 0, 0, 0, 0, 0, id]),
-        parent_span_id: parent.map(|p| SpanId([0x5a, 0, 0, 0, 0, 0, 0, p])),
-        trace_state: String::new(),
-        flags: 0x101,
-        resource: Arc::new(Resource::new(
-            vec![KeyValue::new(
-                "service.name",
-                AnyValue::String("bad-input".into()),
-            )],
-            0,
-            String::new(),
-        )),
-        scope: Arc::new(Scope {
+    let string = |text: &str| AnyValue::String(text.into());
+    fixtures::span(trace, SpanId([0x5a, 0, 0, 0, 0, 0, 0, id]))
+        .parent_opt(parent.map(|p| SpanId([0x5a, 0, 0, 0, 0, 0, 0, p])))
+        .flags(0x101)
+        .service("bad-input")
+        .scope(Arc::new(Scope {
             name: "otelite-e2e-bad-input".into(),
             version: "1.0.0".into(),
             ..Scope::default()
-        }),
-        name: name.into(),
-        kind: SpanKind::Server,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + 5_000,
-        status: Status {
-            code: StatusCode::Error,
-            message: "boom".into(),
-        },
-        attributes: vec![
-            KeyValue::new("i", AnyValue::Int(-7)),
-            KeyValue::new("d", AnyValue::Double(2.5)),
-            KeyValue::new("b", AnyValue::Bool(true)),
-            KeyValue::new("s", AnyValue::String("x".into())),
-            KeyValue::new("bytes", AnyValue::Bytes(vec![0, 1, 254, 255])),
-            KeyValue::new(
-                "arr",
-                AnyValue::Array(vec![AnyValue::Int(1), AnyValue::String("two".into())]),
-            ),
-            KeyValue::new(
-                "kv",
-                AnyValue::KvList(vec![KeyValue::new("inner", AnyValue::Bool(false))]),
-            ),
-        ],
-        dropped_attributes_count: 1,
-        events: vec![Event {
-            name: "evt".into(),
-            time_unix_nano: start + 1_000,
-            attributes: vec![KeyValue::new("k", AnyValue::String("v".into()))],
-            dropped_attributes_count: 0,
-        }],
-        dropped_events_count: 2,
-        links: vec![Link {
+        }))
+        .name(name)
+        .kind(SpanKind::Server)
+        .times(start, start + 5_000)
+        .status(StatusCode::Error, "boom")
+        .attribute("i", AnyValue::Int(-7))
+        .attribute("d", AnyValue::Double(2.5))
+        .attribute("b", AnyValue::Bool(true))
+        .attribute("s", string("x"))
+        .attribute("bytes", AnyValue::Bytes(vec![0, 1, 254, 255]))
+        .attribute(
+            "arr",
+            AnyValue::Array(vec![AnyValue::Int(1), string("two")]),
+        )
+        .attribute(
+            "kv",
+            AnyValue::KvList(vec![KeyValue::new("inner", AnyValue::Bool(false))]),
+        )
+        .dropped_attributes(1)
+        .event("evt", start + 1_000, vec![KeyValue::new("k", string("v"))])
+        .dropped_events(2)
+        .link(Link {
             trace_id: TraceId([9; 16]),
             span_id: SpanId([8; 8]),
             trace_state: "a=b".into(),
             flags: 1,
             attributes: vec![],
             dropped_attributes_count: 0,
-        }],
-        dropped_links_count: 3,
-    }
+        })
+        .dropped_links(3)
+        .build()
 }
 
 fn trace(tag: u8, size: u8) -> (String, Vec<model::Span>) {
@@ -118,11 +97,11 @@ fn trace(tag: u8, size: u8) -> (String, Vec<model::Span>) {
 }
 
 fn protobuf(spans: &[model::Span]) -> Vec<u8> {
-    to_otlp(spans).encode_to_vec()
+    otlp_request(spans).encode_to_vec()
 }
 
 fn json(spans: &[model::Span]) -> Vec<u8> {
-    serde_json::to_vec(&to_otlp(spans)).expect("OTLP request serializes to JSON")
+    serde_json::to_vec(&otlp_request(spans)).expect("OTLP request serializes to JSON")
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -383,7 +362,7 @@ async fn bodies_past_the_limit_are_413_even_when_compressed(store: Store) {
 /// stored and the reply counts the rejected spans.
 async fn partial_success(fx: &mut Fixture, content_type: &str) {
     let (id, spans) = trace(if content_type == JSON { 1 } else { 2 }, 2);
-    let mut request: ExportTraceServiceRequest = to_otlp(&spans);
+    let mut request: ExportTraceServiceRequest = otlp_request(&spans);
     let valid = request.resource_spans[0].scope_spans[0].spans.clone();
     let mut short_span_id = valid[1].clone();
     short_span_id.span_id.truncate(7);

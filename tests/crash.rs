@@ -16,8 +16,8 @@
 use crate::support::ledger::{self, Ledger, Load, LoadSpec, Outcome};
 use crate::support::process::{ServeProcess, blocking, long_tests};
 use crate::support::stores::StoreAt;
-use crate::support::{Store, for_each_store};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::support::{Store, WAIT, for_each_store};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const SERVICE: &str = "crash-load";
 
@@ -54,18 +54,28 @@ impl Rng {
     }
 }
 
-/// Sends again every batch whose answer was lost, until each is acknowledged.
+/// Sends again every batch whose answer was lost, until each is acknowledged;
+/// fails the test if one is still refused after [`WAIT`] (a server that
+/// always answers 503 must not hang the suite).
 async fn retry_unknown(backend: &ServeProcess, ledger: &mut Ledger) {
     let client = reqwest::Client::new();
     let url = format!("{}/v1/traces", backend.otlp_url());
     for batch in std::mem::take(&mut ledger.unknown) {
+        let deadline = Instant::now() + WAIT;
         loop {
             match ledger::post(&client, &url, batch.body.clone()).await {
                 Outcome::Acked => {
                     ledger.record(batch, Outcome::Acked);
                     break;
                 }
-                Outcome::Refused { .. } => tokio::time::sleep(Duration::from_millis(200)).await,
+                refused @ Outcome::Refused { .. } => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "a batch cut off by a kill was still refused after {WAIT:?} of \
+                         retries: {refused:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
                 other => panic!("retrying a batch after a restart: {other:?}"),
             }
         }

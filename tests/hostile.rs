@@ -6,12 +6,11 @@
 //! Deeply nested values are written byte by byte (protobuf) or as text
 //! (JSON): building them as nested structs would recurse in the test itself.
 
+use crate::support::fixtures::{self, otlp_request};
 use crate::support::{self, Backend, Reply, Store, for_each_store};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use otelite_model::otlp::to_otlp;
-use otelite_model::{self as model, AnyValue, KeyValue, Resource, Scope, SpanId, TraceId};
+use otelite_model::{self as model, AnyValue, KeyValue, SpanId, TraceId};
 use prost::Message;
-use std::sync::Arc;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -265,33 +264,11 @@ async fn deep_nesting_is_400_past_the_decoder_limit_and_stored_below_it(store: S
 // ---- size ------------------------------------------------------------------
 
 fn model_span(trace_id: TraceId, span_id: u64, attributes: Vec<KeyValue>) -> model::Span {
-    model::Span {
-        trace_id,
-        span_id: SpanId(span_id.to_be_bytes()),
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 0,
-        resource: Arc::new(Resource::new(
-            vec![KeyValue::new(
-                "service.name",
-                AnyValue::String(SERVICE.into()),
-            )],
-            0,
-            String::new(),
-        )),
-        scope: Arc::new(Scope::default()),
-        name: "big".into(),
-        kind: model::SpanKind::Internal,
-        start_time_unix_nano: 1_700_000_000_000_000_000,
-        end_time_unix_nano: 1_700_000_000_000_001_000,
-        status: model::Status::default(),
-        attributes,
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-    }
+    fixtures::span(trace_id, SpanId(span_id.to_be_bytes()))
+        .service(SERVICE)
+        .name("big")
+        .attributes(attributes)
+        .build()
 }
 
 for_each_store!(
@@ -311,7 +288,7 @@ async fn a_10_mb_attribute_value_is_stored_whole(store: Store) {
             1,
             vec![KeyValue::new("big", AnyValue::String(big.clone()))],
         );
-        let request = to_otlp(std::slice::from_ref(&span));
+        let request = otlp_request(std::slice::from_ref(&span));
         let body = if format == JSON {
             serde_json::to_vec(&request).expect("JSON request")
         } else {
@@ -509,10 +486,10 @@ async fn odd_timestamps_are_stored_as_sent(store: Store) {
         })
         .collect();
     for (format, body) in [
-        (PROTOBUF, to_otlp(&spans[..2]).encode_to_vec()),
+        (PROTOBUF, otlp_request(&spans[..2]).encode_to_vec()),
         (
             JSON,
-            serde_json::to_vec(&to_otlp(&spans[2..])).expect("JSON"),
+            serde_json::to_vec(&otlp_request(&spans[2..])).expect("JSON"),
         ),
     ] {
         let reply = backend.post("/v1/traces", format, None, body).await;
@@ -549,7 +526,7 @@ async fn a_span_whose_parent_never_arrives_is_stored_as_an_orphan(store: Store) 
             "/v1/traces",
             PROTOBUF,
             None,
-            to_otlp(std::slice::from_ref(&orphan)).encode_to_vec(),
+            otlp_request(std::slice::from_ref(&orphan)).encode_to_vec(),
         )
         .await;
     assert_eq!(partial_success(&reply, PROTOBUF).0, 0, "{reply:?}");

@@ -8,8 +8,8 @@
 //! Expected values are written out here from `spans.json`, never computed by
 //! otelite code, so a change that leaves real old files unreadable fails.
 
-use crate::support::Backend;
 use crate::support::process::{blocking, otelite_bin};
+use crate::support::{Backend, fixtures};
 use otelite_exporter::model::{
     AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
     TraceId,
@@ -356,30 +356,18 @@ fn span(
     kind: SpanKind,
     (start_ms, end_ms): (u64, u64),
 ) -> Span {
-    Span {
-        trace_id: trace_id(trace),
-        span_id: span_id(id),
-        parent_span_id: parent.map(span_id),
-        trace_state: String::new(),
-        flags: 0,
-        resource: Arc::new(resource),
-        scope: Arc::new(Scope {
+    fixtures::span(trace_id(trace), span_id(id))
+        .parent_opt(parent.map(span_id))
+        .resource(Arc::new(resource))
+        .scope(Arc::new(Scope {
             name: "otelite-fixture".into(),
             version: "1.0".into(),
             ..Scope::default()
-        }),
-        name: name.into(),
-        kind,
-        start_time_unix_nano: T0 + start_ms * MS,
-        end_time_unix_nano: T0 + end_ms * MS,
-        status: Status::default(),
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-    }
+        }))
+        .name(name)
+        .kind(kind)
+        .times(T0 + start_ms * MS, T0 + end_ms * MS)
+        .build()
 }
 
 fn shop() -> Resource {

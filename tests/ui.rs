@@ -10,6 +10,7 @@
 //! Chromium, Node and the npm packages come from `.ci/run`; the test fails,
 //! never skips, when one is missing.
 
+use crate::support::fixtures::{self, otlp_request};
 use crate::support::{self, Backend, GatedProxy};
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState, Tracer as _,
@@ -17,13 +18,11 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, SdkTracer};
-use otelite_model::otlp::to_otlp;
-use otelite_model::{self as model, AnyValue, Resource, Scope, SpanId, TraceId};
+use otelite_model::{SpanId, TraceId};
 use prost::Message;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -209,34 +208,14 @@ async fn seed_big_trace(backend: &Backend) -> (String, String) {
         .expect("clock after 1970")
         .as_nanos() as u64
         - 60_000 * MS;
-    let resource = Arc::new(Resource::new(
-        vec![model::KeyValue::new(
-            "service.name",
-            AnyValue::String("batch-job".into()),
-        )],
-        0,
-        String::new(),
-    ));
-    let scope = Arc::new(Scope::default());
-    let make = |n: u64, parent: Option<u64>, name: String, from: u64, len: u64| model::Span {
-        trace_id,
-        span_id: SpanId((n + 1).to_be_bytes()),
-        parent_span_id: parent.map(|p| SpanId((p + 1).to_be_bytes())),
-        trace_state: String::new(),
-        flags: 1,
-        resource: resource.clone(),
-        scope: scope.clone(),
-        name,
-        kind: model::SpanKind::Internal,
-        start_time_unix_nano: start + from,
-        end_time_unix_nano: start + from + len,
-        status: model::Status::default(),
-        attributes: vec![],
-        dropped_attributes_count: 0,
-        events: vec![],
-        dropped_events_count: 0,
-        links: vec![],
-        dropped_links_count: 0,
+    let make = |n: u64, parent: Option<u64>, name: String, from: u64, len: u64| {
+        fixtures::span(trace_id, SpanId((n + 1).to_be_bytes()))
+            .parent_opt(parent.map(|p| SpanId((p + 1).to_be_bytes())))
+            .flags(1)
+            .service("batch-job")
+            .name(name)
+            .times(start + from, start + from + len)
+            .build()
     };
     let mut spans = vec![make(0, None, "GET /batch".into(), 0, 1_000 * MS)];
     for batch in 0..99u64 {
@@ -266,7 +245,7 @@ async fn seed_big_trace(backend: &Backend) -> (String, String) {
             "/v1/traces",
             "application/x-protobuf",
             None,
-            to_otlp(&spans).encode_to_vec(),
+            otlp_request(&spans).encode_to_vec(),
         )
         .await;
     assert_eq!(reply.status, 200, "the big trace is accepted: {reply:?}");

@@ -8,6 +8,7 @@
 #![allow(dead_code)] // not every module uses every helper
 
 pub mod clickhouse;
+pub mod fixtures;
 pub mod foreign;
 pub mod ledger;
 pub mod pki;
@@ -399,6 +400,26 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Calls `fetch` until `done` accepts its value and returns that value;
+/// fails the test, naming `what` and the last value, if [`WAIT`] passes
+/// first. For outcomes a timeout must not pass for.
+pub async fn wait_until<T: std::fmt::Debug, F, Fut>(
+    what: &str,
+    fetch: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let value = eventually(fetch, &done).await;
+    assert!(
+        done(&value),
+        "{what}: not within {WAIT:?}, last seen {value:?}"
+    );
+    value
 }
 
 /// A JSON number that may be written as a string (OTLP's 64-bit integers).

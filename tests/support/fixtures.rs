@@ -1,0 +1,311 @@
+//! Spans for tests to send and to expect back: `span(trace, id)` gives a
+//! model span with plain defaults, and chained setters change only what a
+//! test is about. `otlp_request` writes model spans as an OTLP request by
+//! the specification, with no otelite code, so a conversion bug in otelite
+//! cannot cancel itself out between what a test sends and what it expects.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1 as pb_common;
+use opentelemetry_proto::tonic::resource::v1 as pb_resource;
+use opentelemetry_proto::tonic::trace::v1 as pb;
+use otelite_model::{
+    self as model, AnyValue, Event, KeyValue, Link, Resource, Scope, SpanId, SpanKind, Status,
+    StatusCode, TraceId,
+};
+use std::sync::Arc;
+
+/// The default start: 2023-11-14T22:13:20Z.
+pub const START: u64 = 1_700_000_000_000_000_000;
+
+/// A span of service `e2e` with no parent, no scope, name `span`, kind
+/// internal, flags 0, lasting 1 µs from [`START`], and nothing else.
+pub fn span(trace_id: TraceId, span_id: SpanId) -> SpanBuilder {
+    SpanBuilder(model::Span {
+        trace_id,
+        span_id,
+        parent_span_id: None,
+        trace_state: String::new(),
+        flags: 0,
+        resource: resource("e2e"),
+        scope: Arc::new(Scope::default()),
+        name: "span".into(),
+        kind: SpanKind::Internal,
+        start_time_unix_nano: START,
+        end_time_unix_nano: START + 1_000,
+        status: Status::default(),
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        events: Vec::new(),
+        dropped_events_count: 0,
+        links: Vec::new(),
+        dropped_links_count: 0,
+    })
+}
+
+/// A resource with only `service.name`, written out (not derived by
+/// otelite's `Resource::new`).
+pub fn resource(service: &str) -> Arc<Resource> {
+    Arc::new(Resource {
+        service_name: service.into(),
+        attributes: vec![KeyValue::new(
+            "service.name",
+            AnyValue::String(service.into()),
+        )],
+        dropped_attributes_count: 0,
+        schema_url: String::new(),
+    })
+}
+
+/// A model span under construction; `build` hands it over.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct SpanBuilder(model::Span);
+
+impl SpanBuilder {
+    pub fn build(self) -> model::Span {
+        self.0
+    }
+
+    pub fn parent(self, parent: SpanId) -> Self {
+        self.parent_opt(Some(parent))
+    }
+
+    pub fn parent_opt(mut self, parent: Option<SpanId>) -> Self {
+        self.0.parent_span_id = parent;
+        self
+    }
+
+    pub fn trace_state(mut self, state: &str) -> Self {
+        self.0.trace_state = state.into();
+        self
+    }
+
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.0.flags = flags;
+        self
+    }
+
+    /// A resource with only `service.name` = `service`.
+    pub fn service(self, service: &str) -> Self {
+        self.resource(resource(service))
+    }
+
+    pub fn resource(mut self, resource: Arc<Resource>) -> Self {
+        self.0.resource = resource;
+        self
+    }
+
+    pub fn scope(mut self, scope: Arc<Scope>) -> Self {
+        self.0.scope = scope;
+        self
+    }
+
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.0.name = name.into();
+        self
+    }
+
+    pub fn kind(mut self, kind: SpanKind) -> Self {
+        self.0.kind = kind;
+        self
+    }
+
+    pub fn times(mut self, start_unix_nano: u64, end_unix_nano: u64) -> Self {
+        self.0.start_time_unix_nano = start_unix_nano;
+        self.0.end_time_unix_nano = end_unix_nano;
+        self
+    }
+
+    pub fn status(mut self, code: StatusCode, message: &str) -> Self {
+        self.0.status = Status {
+            code,
+            message: message.into(),
+        };
+        self
+    }
+
+    /// Appends one attribute.
+    pub fn attribute(mut self, key: &str, value: AnyValue) -> Self {
+        self.0.attributes.push(KeyValue::new(key, value));
+        self
+    }
+
+    /// Replaces the attributes.
+    pub fn attributes(mut self, attributes: Vec<KeyValue>) -> Self {
+        self.0.attributes = attributes;
+        self
+    }
+
+    pub fn dropped_attributes(mut self, count: u32) -> Self {
+        self.0.dropped_attributes_count = count;
+        self
+    }
+
+    /// Appends an event with these attributes (none dropped).
+    pub fn event(mut self, name: &str, time_unix_nano: u64, attributes: Vec<KeyValue>) -> Self {
+        self.0.events.push(Event {
+            name: name.into(),
+            time_unix_nano,
+            attributes,
+            dropped_attributes_count: 0,
+        });
+        self
+    }
+
+    pub fn dropped_events(mut self, count: u32) -> Self {
+        self.0.dropped_events_count = count;
+        self
+    }
+
+    /// Appends a link.
+    pub fn link(mut self, link: Link) -> Self {
+        self.0.links.push(link);
+        self
+    }
+
+    pub fn dropped_links(mut self, count: u32) -> Self {
+        self.0.dropped_links_count = count;
+        self
+    }
+}
+
+impl From<SpanBuilder> for model::Span {
+    fn from(builder: SpanBuilder) -> Self {
+        builder.build()
+    }
+}
+
+/// One scope's spans within a resource's group.
+type ScopeGroup<'a> = (&'a Scope, Vec<pb::Span>);
+
+/// The spans as one OTLP request: a `ResourceSpans` per distinct resource
+/// and in it a `ScopeSpans` per distinct scope, in order of first
+/// appearance. Written from the OTLP protos, not with otelite's conversion.
+pub fn otlp_request(spans: &[model::Span]) -> ExportTraceServiceRequest {
+    let mut groups: Vec<(&Resource, Vec<ScopeGroup>)> = Vec::new();
+    for span in spans {
+        let at = match groups.iter().position(|(r, _)| **r == *span.resource) {
+            Some(at) => at,
+            None => {
+                groups.push((&span.resource, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let scopes = &mut groups[at].1;
+        let at = match scopes.iter().position(|(s, _)| **s == *span.scope) {
+            Some(at) => at,
+            None => {
+                scopes.push((&span.scope, Vec::new()));
+                scopes.len() - 1
+            }
+        };
+        scopes[at].1.push(otlp_span(span));
+    }
+    let resource_spans = groups.into_iter().map(|(resource, scopes)| {
+        let scope_spans = scopes.into_iter().map(|(scope, spans)| pb::ScopeSpans {
+            scope: Some(pb_common::InstrumentationScope {
+                name: scope.name.clone(),
+                version: scope.version.clone(),
+                attributes: otlp_attributes(&scope.attributes),
+                dropped_attributes_count: scope.dropped_attributes_count,
+            }),
+            spans,
+            schema_url: scope.schema_url.clone(),
+        });
+        pb::ResourceSpans {
+            resource: Some(pb_resource::Resource {
+                attributes: otlp_attributes(&resource.attributes),
+                dropped_attributes_count: resource.dropped_attributes_count,
+                entity_refs: Vec::new(),
+            }),
+            scope_spans: scope_spans.collect(),
+            schema_url: resource.schema_url.clone(),
+        }
+    });
+    ExportTraceServiceRequest {
+        resource_spans: resource_spans.collect(),
+    }
+}
+
+fn otlp_span(span: &model::Span) -> pb::Span {
+    let events = span.events.iter().map(|e| pb::span::Event {
+        time_unix_nano: e.time_unix_nano,
+        name: e.name.clone(),
+        attributes: otlp_attributes(&e.attributes),
+        dropped_attributes_count: e.dropped_attributes_count,
+    });
+    let links = span.links.iter().map(|l| pb::span::Link {
+        trace_id: l.trace_id.0.to_vec(),
+        span_id: l.span_id.0.to_vec(),
+        trace_state: l.trace_state.clone(),
+        attributes: otlp_attributes(&l.attributes),
+        dropped_attributes_count: l.dropped_attributes_count,
+        flags: l.flags,
+    });
+    pb::Span {
+        trace_id: span.trace_id.0.to_vec(),
+        span_id: span.span_id.0.to_vec(),
+        trace_state: span.trace_state.clone(),
+        parent_span_id: span.parent_span_id.map_or(Vec::new(), |p| p.0.to_vec()),
+        flags: span.flags,
+        name: span.name.clone(),
+        kind: otlp_kind(span.kind),
+        start_time_unix_nano: span.start_time_unix_nano,
+        end_time_unix_nano: span.end_time_unix_nano,
+        attributes: otlp_attributes(&span.attributes),
+        dropped_attributes_count: span.dropped_attributes_count,
+        events: events.collect(),
+        dropped_events_count: span.dropped_events_count,
+        links: links.collect(),
+        dropped_links_count: span.dropped_links_count,
+        // Always present, also when unset: otelite must read code 0 as unset.
+        status: Some(pb::Status {
+            message: span.status.message.clone(),
+            code: match span.status.code {
+                StatusCode::Unset => 0,
+                StatusCode::Ok => 1,
+                StatusCode::Error => 2,
+            },
+        }),
+    }
+}
+
+/// The numbers of `opentelemetry/proto/trace/v1/trace.proto`.
+fn otlp_kind(kind: SpanKind) -> i32 {
+    match kind {
+        SpanKind::Unspecified => 0,
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
+    }
+}
+
+fn otlp_attributes(attributes: &[KeyValue]) -> Vec<pb_common::KeyValue> {
+    let one = |kv: &KeyValue| pb_common::KeyValue {
+        key: kv.key.clone(),
+        value: Some(otlp_value(&kv.value)),
+        key_strindex: 0,
+    };
+    attributes.iter().map(one).collect()
+}
+
+fn otlp_value(value: &AnyValue) -> pb_common::AnyValue {
+    use pb_common::any_value::Value;
+    let value = match value {
+        AnyValue::Empty => None,
+        AnyValue::String(s) => Some(Value::StringValue(s.clone())),
+        AnyValue::Bool(b) => Some(Value::BoolValue(*b)),
+        AnyValue::Int(i) => Some(Value::IntValue(*i)),
+        AnyValue::Double(d) => Some(Value::DoubleValue(*d)),
+        AnyValue::Bytes(b) => Some(Value::BytesValue(b.clone())),
+        AnyValue::Array(values) => Some(Value::ArrayValue(pb_common::ArrayValue {
+            values: values.iter().map(otlp_value).collect(),
+        })),
+        AnyValue::KvList(values) => Some(Value::KvlistValue(pb_common::KeyValueList {
+            values: otlp_attributes(values),
+        })),
+    };
+    pb_common::AnyValue { value }
+}
