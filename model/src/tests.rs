@@ -300,3 +300,17 @@ proptest! {
         prop_assert_eq!(sorted(back.spans), sorted(expected));
     }
 }
+
+/// The fixture's defaults are a span every receiver accepts as it is, so a
+/// test that changes one field tests that field and nothing else.
+#[test]
+fn fixture_spans_are_valid_otlp_spans() {
+    use crate::fixtures::span;
+    let spans = vec![
+        span(1, 1).build(),
+        span(1, 2).parent(1).service("db").error(true).build(),
+    ];
+    let back = from_otlp(to_otlp(&spans));
+    assert!(back.rejected.is_empty(), "rejected: {:?}", back.rejected);
+    assert_eq!(sorted(back.spans), spans);
+}
