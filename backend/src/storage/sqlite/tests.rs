@@ -4,7 +4,7 @@ use crate::storage::RateRow;
 use crate::storage::ServiceCount;
 use crate::storage::TraceQuery;
 use crate::test_fixtures as fixtures;
-use otelite_model::{AnyValue, KeyValue, Resource, Scope, Span, SpanKind, TraceId};
+use otelite_model::{AnyValue, KeyValue, Scope, Span, SpanKind, TraceId};
 use std::sync::Arc;
 
 /// Trace `trace`: `count` spans of `shop`, op1 the root of the others,
@@ -461,16 +461,8 @@ async fn exact_attribute_search_is_exact_at_every_string_length()
 /// A trace whose root runs in `front` and whose other spans, its children,
 /// run in `shop`; span 2 is an error (see `spans`).
 fn calls_from_front(trace: u8, count: u8) -> Vec<Span> {
-    let front = Arc::new(Resource::new(
-        vec![KeyValue::new(
-            "service.name",
-            AnyValue::String("front".into()),
-        )],
-        0,
-        String::new(),
-    ));
     let mut sent = spans(trace, count);
-    sent[0].resource = front;
+    sent[0].resource = fixtures::resource("front");
     sent
 }
 
