@@ -45,6 +45,8 @@ pub mod rates;
 pub mod receive;
 pub mod stage;
 pub mod storage;
+#[cfg(test)]
+mod test_fixtures;
 mod ui;
 pub mod units;
 

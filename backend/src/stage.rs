@@ -1,6 +1,8 @@
-//! The pipeline stages whose span counts give the loss rates.
+//! The pipeline stages whose span counts give the loss rates, and the
+//! clock those counts are filed by (a minute of unix time).
 
 use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -54,4 +56,13 @@ impl Stage {
 pub fn minute_of(unix_nanos: u64) -> i64 {
     let seconds = (unix_nanos / 1_000_000_000) as i64;
     seconds - seconds.rem_euclid(60)
+}
+
+/// The present in unix nanoseconds: when a batch is received, and what
+/// retention counts back from. Zero if the clock is before 1970; the
+/// largest `u64` after 2554.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

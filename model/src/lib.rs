@@ -11,6 +11,8 @@
 //! - [`encode`] writes model spans directly as the protobuf bytes of an
 //!   OTLP request or span: the exporter's wire format and the backend's
 //!   stored span encoding.
+//! - `fixtures` (tests only: the `test-fixtures` feature) builds spans
+//!   with sensible defaults, for this crate's tests and the backend's.
 //! - [`tls`] builds the client TLS configuration (Mozilla's roots plus a
 //!   PEM file) that the exporter and the backend's reading commands share.
 //!
@@ -18,6 +20,8 @@
 //! builds it from OTLP requests. Neither depends on the other.
 
 pub mod encode;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures;
 pub mod otlp;
 pub mod span;
 pub mod tls;

@@ -1,6 +1,6 @@
 use super::*;
-use otelite_model::{Resource, Scope, SpanId, SpanKind, Status, StatusCode, TraceId};
-use std::sync::Arc;
+use crate::test_fixtures as fixtures;
+use otelite_model::{SpanKind, TraceId};
 
 fn span(
     service: &str,
@@ -11,41 +11,13 @@ fn span(
     end: u64,
     error: bool,
 ) -> Span {
-    let resource = Resource::new(
-        vec![otelite_model::KeyValue::new(
-            "service.name",
-            otelite_model::AnyValue::String(service.into()),
-        )],
-        0,
-        String::new(),
-    );
-    Span {
-        trace_id: TraceId([trace; 16]),
-        span_id: SpanId([id; 8]),
-        parent_span_id: parent.map(|p| SpanId([p; 8])),
-        trace_state: String::new(),
-        flags: 1,
-        resource: Arc::new(resource),
-        scope: Arc::new(Scope::default()),
-        name: format!("op{id}"),
-        kind: SpanKind::Server,
-        start_time_unix_nano: start,
-        end_time_unix_nano: end,
-        status: Status {
-            code: if error {
-                StatusCode::Error
-            } else {
-                StatusCode::Unset
-            },
-            message: String::new(),
-        },
-        attributes: vec![],
-        dropped_attributes_count: 0,
-        events: vec![],
-        dropped_events_count: 0,
-        links: vec![],
-        dropped_links_count: 0,
-    }
+    fixtures::span(trace, id)
+        .service(service)
+        .parent(parent)
+        .kind(SpanKind::Server)
+        .times(start, end)
+        .error(error)
+        .build()
 }
 
 #[test]

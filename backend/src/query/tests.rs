@@ -2,67 +2,32 @@
 //! store; and every route of the OpenAPI document answering as it says.
 
 use super::{OPENAPI, router};
-use crate::analyze;
-use crate::stage::Stage;
 use crate::storage::QueueLimits;
-use crate::storage::sqlite::{SpanBatch, SpanRow, Store, WriterThread};
+use crate::storage::sqlite::{Store, WriterThread};
+use crate::test_fixtures::{self as fixtures, resource};
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use otelite_model::{
-    AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode as SpanStatus,
-    TraceId,
-};
+use otelite_model::{AnyValue, Resource, Span, SpanKind};
 use serde_json::Value;
 use std::sync::Arc;
 use tower::ServiceExt;
 
 fn span(service: &Arc<Resource>, trace: u8, id: u8, parent: Option<u8>, error: bool) -> Span {
-    Span {
-        trace_id: TraceId([trace; 16]),
-        span_id: SpanId([id; 8]),
-        parent_span_id: parent.map(|p| SpanId([p; 8])),
-        trace_state: String::new(),
-        flags: 1,
-        resource: service.clone(),
-        scope: Arc::new(Scope::default()),
-        name: format!("op{id}"),
-        kind: if parent.is_none() {
-            SpanKind::Server
-        } else {
-            SpanKind::Client
-        },
-        start_time_unix_nano: 1_000 * u64::from(id),
-        end_time_unix_nano: 1_000 * u64::from(id) + 700,
-        status: Status {
-            code: if error {
-                SpanStatus::Error
-            } else {
-                SpanStatus::Unset
-            },
-            message: String::new(),
-        },
-        attributes: vec![KeyValue::new(
-            "http.route",
-            AnyValue::String(format!("/r{id}")),
-        )],
-        dropped_attributes_count: 0,
-        events: vec![],
-        dropped_events_count: 0,
-        links: vec![],
-        dropped_links_count: 0,
-    }
-}
-
-fn resource(service: &str) -> Arc<Resource> {
-    Arc::new(Resource::new(
-        vec![KeyValue::new(
-            "service.name",
-            AnyValue::String(service.into()),
-        )],
-        0,
-        String::new(),
-    ))
+    let start = 1_000 * u64::from(id);
+    let kind = if parent.is_none() {
+        SpanKind::Server
+    } else {
+        SpanKind::Client
+    };
+    fixtures::span(trace, id)
+        .resource(service)
+        .parent(parent)
+        .kind(kind)
+        .times(start, start + 700)
+        .error(error)
+        .attribute("http.route", AnyValue::String(format!("/r{id}")))
+        .build()
 }
 
 /// Trace 1: web (root) → db (error); trace 2: web only.
@@ -83,15 +48,7 @@ async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn st
         ],
         vec![span(&web, 2, 3, None, false)],
     ] {
-        let batch = SpanBatch::new(
-            analyze::analyze(spans)
-                .into_iter()
-                .map(SpanRow::new)
-                .collect(),
-            vec![("web".into(), Stage::Process, 1)],
-            0,
-        );
-        store.try_write_batch(batch)?.await??;
+        fixtures::write(&store, spans, 0).await?;
     }
     Ok((dir, store, writer))
 }

@@ -12,7 +12,7 @@ pub use response::RpcStatus;
 use crate::analyze;
 use crate::metrics::Metrics;
 use crate::process;
-use crate::stage::Stage;
+use crate::stage::{Stage, now_ns};
 use crate::storage::StoreError;
 use crate::storage::sqlite::SpanBatch;
 use crate::storage::{Ingest, Storage};
@@ -33,7 +33,6 @@ use otelite_model::otlp::InvalidSpan;
 use response::ReceiveError;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Bounds on what the receiver takes at once.
@@ -251,10 +250,4 @@ where
             reason: e.to_string(),
         }),
     }
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -1,13 +1,12 @@
-use crate::analyze;
 use crate::query;
-use crate::stage::Stage;
 use crate::storage::QueueLimits;
-use crate::storage::sqlite::{SpanBatch, SpanRow, Store, WriterThread};
+use crate::storage::sqlite::{Store, WriterThread};
+use crate::test_fixtures::{self as fixtures, SpanBuilder};
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use otelite_model::{
-    AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status,
+    AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind,
     StatusCode as SpanStatus, TraceId,
 };
 use serde_json::{Value, json};
@@ -34,34 +33,25 @@ fn resource(service: &str, host: &str) -> Arc<Resource> {
     ))
 }
 
-fn span(trace: u8, id: u8, resource: &Arc<Resource>, name: &str, start: u64, nanos: u64) -> Span {
-    Span {
-        trace_id: TraceId([trace; 16]),
-        span_id: SpanId([id; 8]),
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 1,
-        resource: resource.clone(),
-        scope: Arc::new(Scope {
-            name: "http-lib".into(),
-            version: "1.2".into(),
-            ..Scope::default()
-        }),
-        name: name.into(),
-        kind: SpanKind::Server,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + nanos,
-        status: Status {
-            code: SpanStatus::Unset,
-            message: String::new(),
-        },
-        attributes: vec![],
-        dropped_attributes_count: 0,
-        events: vec![],
-        dropped_events_count: 0,
-        links: vec![],
-        dropped_links_count: 0,
-    }
+fn span(
+    trace: u8,
+    id: u8,
+    resource: &Arc<Resource>,
+    name: &str,
+    start: u64,
+    nanos: u64,
+) -> SpanBuilder {
+    let scope = Arc::new(Scope {
+        name: "http-lib".into(),
+        version: "1.2".into(),
+        ..Scope::default()
+    });
+    fixtures::span(trace, id)
+        .resource(resource)
+        .scope(&scope)
+        .name(name)
+        .kind(SpanKind::Server)
+        .times(start, start + nanos)
 }
 
 /// Trace A: frontend `GET /checkout` (2 ms, OK) calls payments `charge`
@@ -70,49 +60,43 @@ fn span(trace: u8, id: u8, resource: &Arc<Resource>, name: &str, start: u64, nan
 fn fixture() -> Vec<Span> {
     let frontend = resource("frontend", "web-1");
     let payments = resource("payments", "pay-1");
-    let mut root = span(0x0a, 1, &frontend, "GET /checkout", T0, 2_000_000);
-    root.status.code = SpanStatus::Ok;
-    root.attributes = vec![
-        KeyValue::new("http.method", AnyValue::String("GET".into())),
-        KeyValue::new("http.status_code", AnyValue::Int(200)),
-        KeyValue::new("ratio", AnyValue::Double(0.5)),
-        KeyValue::new("cached", AnyValue::Bool(false)),
-        KeyValue::new("raw", AnyValue::Bytes(vec![1, 2, 3])),
-        KeyValue::new(
+    let root = span(0x0a, 1, &frontend, "GET /checkout", T0, 2_000_000)
+        .status(SpanStatus::Ok, "")
+        .attribute("http.method", AnyValue::String("GET".into()))
+        .attribute("http.status_code", AnyValue::Int(200))
+        .attribute("ratio", AnyValue::Double(0.5))
+        .attribute("cached", AnyValue::Bool(false))
+        .attribute("raw", AnyValue::Bytes(vec![1, 2, 3]))
+        .attribute(
             "list",
             AnyValue::Array(vec![AnyValue::String("a".into()), AnyValue::Int(1)]),
-        ),
-    ];
-    let mut charge = span(0x0a, 2, &payments, "charge", T0 + 100_000, 1_000_000);
-    charge.parent_span_id = Some(SpanId([1; 8]));
-    charge.kind = SpanKind::Client;
-    charge.status = Status {
-        code: SpanStatus::Error,
-        message: "card declined".into(),
-    };
-    charge.events = vec![Event {
-        name: "retry".into(),
-        time_unix_nano: T0 + 600_000,
-        attributes: vec![KeyValue::new("attempt", AnyValue::Int(2))],
-        dropped_attributes_count: 0,
-    }];
-    charge.links = vec![Link {
-        trace_id: TraceId([0x0b; 16]),
-        span_id: SpanId([3; 8]),
-        trace_state: String::new(),
-        flags: 0,
-        attributes: vec![],
-        dropped_attributes_count: 0,
-    }];
-    let mut refund = span(0x0b, 3, &payments, "refund", 2 * T0, 10_000_000);
-    refund.kind = SpanKind::Internal;
-    refund.attributes = vec![KeyValue::new(
-        "http.method",
-        AnyValue::String("POST".into()),
-    )];
-    let mut health = span(0x0c, 4, &frontend, "GET /health", 3 * T0, 50_000);
-    health.kind = SpanKind::Unspecified;
-    vec![root, charge, refund, health]
+        );
+    let charge = span(0x0a, 2, &payments, "charge", T0 + 100_000, 1_000_000)
+        .parent(1)
+        .kind(SpanKind::Client)
+        .status(SpanStatus::Error, "card declined")
+        .event(Event {
+            name: "retry".into(),
+            time_unix_nano: T0 + 600_000,
+            attributes: vec![KeyValue::new("attempt", AnyValue::Int(2))],
+            dropped_attributes_count: 0,
+        })
+        .link(Link {
+            trace_id: TraceId([0x0b; 16]),
+            span_id: SpanId([3; 8]),
+            trace_state: String::new(),
+            flags: 0,
+            attributes: vec![],
+            dropped_attributes_count: 0,
+        });
+    let refund = span(0x0b, 3, &payments, "refund", 2 * T0, 10_000_000)
+        .kind(SpanKind::Internal)
+        .attribute("http.method", AnyValue::String("POST".into()));
+    let health =
+        span(0x0c, 4, &frontend, "GET /health", 3 * T0, 50_000).kind(SpanKind::Unspecified);
+    [root, charge, refund, health]
+        .map(SpanBuilder::build)
+        .into()
 }
 
 struct Fixture {
@@ -128,17 +112,7 @@ async fn seeded() -> Result<Fixture, Box<dyn std::error::Error>> {
         spans: 1000,
     };
     let (store, writer) = Store::open(&dir.path().join("j.db"), limits)?;
-    let spans = fixture();
-    let counted = vec![("frontend".to_owned(), Stage::Process, spans.len() as u64)];
-    let batch = SpanBatch::new(
-        analyze::analyze(spans)
-            .into_iter()
-            .map(SpanRow::new)
-            .collect(),
-        counted,
-        T0,
-    );
-    store.try_write_batch(batch)?.await??;
+    fixtures::write(&store, fixture(), T0).await?;
     Ok(Fixture {
         router: query::router(store, Arc::default()),
         _writer: writer,

@@ -177,12 +177,6 @@ async fn joined<T>(task: tokio::task::JoinHandle<Result<T, StoreError>>) -> Resu
     task.await.map_err(|_| StoreError::Closed)?
 }
 
-pub(crate) fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 impl TraceReader for ClickHouse {
     fn services(&self) -> StoreFuture<Vec<String>> {
         self.reader().services()

@@ -34,7 +34,7 @@ pub async fn run(client: Client, policy: Policy, mut stop: watch::Receiver<bool>
             _ = stop.wait_for(|stopped| *stopped) => return,
             _ = ticks.tick() => {}
         }
-        let cutoff = super::now_ns().saturating_sub(max_age.as_nanos() as u64);
+        let cutoff = crate::stage::now_ns().saturating_sub(max_age.as_nanos() as u64);
         match run_once(&client, day_of(cutoff)).await {
             Ok(0) => tracing::debug!("retention run: nothing to drop"),
             Ok(dropped) => tracing::info!(dropped, "retention run: partitions dropped"),

@@ -182,7 +182,7 @@ pub async fn counters(
     let mut counts = Writer::default();
     let mut series = Writer::default();
     let mut any_series = false;
-    let version = crate::storage::clickhouse::now_ns();
+    let version = crate::stage::now_ns();
     for point in points {
         let increment = if point.cumulative {
             let key = (point.service.clone(), point.stage, point.series.clone());

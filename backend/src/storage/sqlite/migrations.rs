@@ -482,10 +482,7 @@ mod tests {
         let spans: Vec<Span> = traces
             .flat_map(|trace| crate::storage::sqlite::tests::spans(trace, 10))
             .collect();
-        let rows: Vec<SpanRow> = analyze::analyze(spans)
-            .into_iter()
-            .map(SpanRow::new)
-            .collect();
+        let rows = crate::test_fixtures::rows(spans);
         let tx = conn.transaction()?;
         let mut state = writer::WriterState::new();
         groups::store_rows(&tx, &mut state, &rows, &Documents::new(&rows))

@@ -1,72 +1,36 @@
 use super::*;
-use crate::analyze;
 use crate::stage::Stage;
 use crate::storage::RateRow;
 use crate::storage::ServiceCount;
 use crate::storage::TraceQuery;
-use otelite_model::{
-    AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
-};
+use crate::test_fixtures as fixtures;
+use otelite_model::{AnyValue, KeyValue, Scope, Span, SpanKind, TraceId};
 use std::sync::Arc;
 
+/// Trace `trace`: `count` spans of `shop`, op1 the root of the others,
+/// op2 an error, each with its `user.id`.
 pub(crate) fn spans(trace: u8, count: u8) -> Vec<Span> {
-    let resource = Arc::new(Resource::new(
-        vec![KeyValue::new(
-            "service.name",
-            AnyValue::String("shop".into()),
-        )],
-        0,
-        String::new(),
-    ));
+    let resource = fixtures::resource("shop");
     let scope = Arc::new(Scope {
         name: "lib".into(),
         ..Scope::default()
     });
     (1..=count)
-        .map(|i| Span {
-            trace_id: TraceId([trace; 16]),
-            span_id: SpanId([i; 8]),
-            parent_span_id: (i > 1).then_some(SpanId([1; 8])),
-            trace_state: String::new(),
-            flags: 1,
-            resource: resource.clone(),
-            scope: scope.clone(),
-            name: format!("op{i}"),
-            kind: SpanKind::Internal,
-            start_time_unix_nano: 1_000 * u64::from(i),
-            end_time_unix_nano: 1_000 * u64::from(i) + 500,
-            status: Status {
-                code: if i == 2 {
-                    StatusCode::Error
-                } else {
-                    StatusCode::Unset
-                },
-                message: String::new(),
-            },
-            attributes: vec![KeyValue::new("user.id", AnyValue::Int(i64::from(i)))],
-            dropped_attributes_count: 0,
-            events: vec![],
-            dropped_events_count: 0,
-            links: vec![],
-            dropped_links_count: 0,
+        .map(|i| {
+            fixtures::span(trace, i)
+                .parent((i > 1).then_some(1))
+                .resource(&resource)
+                .scope(&scope)
+                .error(i == 2)
+                .attribute("user.id", AnyValue::Int(i64::from(i)))
+                .build()
         })
         .collect()
 }
 
+/// Stores `spans` as one request received in the second minute.
 async fn write(store: &Store, spans: Vec<Span>) -> Result<Stored, StoreError> {
-    let counted = vec![("shop".to_owned(), Stage::Process, spans.len() as u64)];
-    let batch = SpanBatch::new(
-        analyze::analyze(spans)
-            .into_iter()
-            .map(SpanRow::new)
-            .collect(),
-        counted,
-        60_000_000_000,
-    );
-    store
-        .try_write_batch(batch)?
-        .await
-        .map_err(|_| StoreError::Closed)?
+    fixtures::write(store, spans, 60_000_000_000).await
 }
 
 /// A store on a new file in a new directory (kept alive by the caller).
@@ -497,16 +461,8 @@ async fn exact_attribute_search_is_exact_at_every_string_length()
 /// A trace whose root runs in `front` and whose other spans, its children,
 /// run in `shop`; span 2 is an error (see `spans`).
 fn calls_from_front(trace: u8, count: u8) -> Vec<Span> {
-    let front = Arc::new(Resource::new(
-        vec![KeyValue::new(
-            "service.name",
-            AnyValue::String("front".into()),
-        )],
-        0,
-        String::new(),
-    ));
     let mut sent = spans(trace, count);
-    sent[0].resource = front;
+    sent[0].resource = fixtures::resource("front");
     sent
 }
 

@@ -15,7 +15,7 @@ pub use delete::{BATCH_SPANS, Deleted, VACUUM_PAGES};
 use super::{Store, StoreError};
 use crate::storage::retention::{Policy, Totals};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Pause between two batches of a run, so that ingest keeps most of the
@@ -91,7 +91,9 @@ pub async fn run(
             _ = ticks.tick() => {}
         }
         let started = Instant::now();
-        match run_once(&store, &policy, now_ns(), &stop).await {
+        // SQLite's integers are i64: a present past 2262 is its largest.
+        let now = i64::try_from(crate::stage::now_ns()).unwrap_or(i64::MAX);
+        match run_once(&store, &policy, now, &stop).await {
             Ok(report) if report.deleted_spans > 0 || report.deleted_traces > 0 => tracing::info!(
                 deleted_spans = report.deleted_spans,
                 deleted_traces = report.deleted_traces,
@@ -240,12 +242,6 @@ async fn truncate_wal(store: &Store) -> Result<(), StoreError> {
 async fn size(store: &Store) -> Result<u64, StoreError> {
     let wal = delete::wal_bytes(store.path());
     Ok(store.run_job(|conn| delete::used_bytes(conn)).await?? + wal)
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

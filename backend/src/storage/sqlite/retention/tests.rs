@@ -1,12 +1,10 @@
 use super::*;
-use crate::analyze;
-use crate::stage::Stage;
 use crate::storage::retention::{Age, ByteSize};
-use crate::storage::sqlite::{SpanBatch, SpanRow, WriterThread, search};
+use crate::storage::sqlite::{WriterThread, search};
 use crate::storage::{QueueLimits, TraceQuery};
-use otelite_model::{AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, TraceId};
+use crate::test_fixtures as fixtures;
+use otelite_model::{AnyValue, Span, SpanKind, TraceId};
 use std::path::Path;
-use std::sync::Arc;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -35,67 +33,32 @@ fn trace_id(n: u32) -> TraceId {
 /// `child_offset` later (an edge shop → db each), every span with a
 /// searchable `order.id` and a body of about `padding` bytes.
 fn trace(n: u32, start: i64, children: u8, child_offset: i64, padding: usize) -> Vec<Span> {
-    let resource = |service: &str| {
-        Arc::new(Resource::new(
-            vec![KeyValue::new(
-                "service.name",
-                AnyValue::String(service.into()),
-            )],
-            0,
-            String::new(),
-        ))
-    };
-    let (shop, db) = (resource("shop"), resource("db"));
-    let scope = Arc::new(Scope::default());
+    let (shop, db) = (fixtures::resource("shop"), fixtures::resource("db"));
     (0..=children)
         .map(|i| {
             let start = (start + if i == 0 { 0 } else { child_offset }) as u64;
-            Span {
-                trace_id: trace_id(n),
-                span_id: SpanId([i + 1; 8]),
-                parent_span_id: (i > 0).then_some(SpanId([1; 8])),
-                trace_state: String::new(),
-                flags: 1,
-                resource: if i == 0 { shop.clone() } else { db.clone() },
-                scope: scope.clone(),
-                name: format!("op{i}"),
-                kind: if i == 0 {
-                    SpanKind::Server
-                } else {
-                    SpanKind::Client
-                },
-                start_time_unix_nano: start,
-                end_time_unix_nano: start + 1000,
-                status: Status::default(),
-                attributes: vec![
-                    KeyValue::new("order.id", AnyValue::Int(i64::from(n))),
-                    KeyValue::new("note", AnyValue::String("x".repeat(padding))),
-                ],
-                dropped_attributes_count: 0,
-                events: vec![],
-                dropped_events_count: 0,
-                links: vec![],
-                dropped_links_count: 0,
-            }
+            let (resource, kind) = if i == 0 {
+                (&shop, SpanKind::Server)
+            } else {
+                (&db, SpanKind::Client)
+            };
+            fixtures::span(0, i + 1)
+                .trace_id(trace_id(n))
+                .parent((i > 0).then_some(1))
+                .resource(resource)
+                .name(format!("op{i}"))
+                .kind(kind)
+                .times(start, start + 1000)
+                .attribute("order.id", AnyValue::Int(i64::from(n)))
+                .attribute("note", AnyValue::String("x".repeat(padding)))
+                .build()
         })
         .collect()
 }
 
 /// Stores `spans` as one request received at `received_ns`.
 async fn write(store: &Store, spans: Vec<Span>, received_ns: i64) -> Result<u64, StoreError> {
-    let counted = vec![("shop".to_owned(), Stage::Process, spans.len() as u64)];
-    let batch = SpanBatch::new(
-        analyze::analyze(spans)
-            .into_iter()
-            .map(SpanRow::new)
-            .collect(),
-        counted,
-        received_ns as u64,
-    );
-    let stored = store
-        .try_write_batch(batch)?
-        .await
-        .map_err(|_| StoreError::Closed)??;
+    let stored = fixtures::write(store, spans, received_ns as u64).await?;
     Ok(stored.inserted)
 }
 
