@@ -4,6 +4,7 @@
 //! are kept there (named `crash-*`) and so stay regression tests.
 
 use super::*;
+use prost::encoding::{WireType, encode_key, encode_varint};
 use std::path::{Path, PathBuf};
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -144,19 +145,11 @@ fn refused_requests_store_nothing() {
 
 // ---- how deep a value may be nested -----------------------------------------
 
-fn varint(mut n: u64, out: &mut Vec<u8>) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 /// A length-delimited protobuf field.
 fn field(number: u32, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + 12);
-    varint(u64::from(number) << 3 | 2, &mut out);
-    varint(bytes.len() as u64, &mut out);
+    encode_key(number, WireType::LengthDelimited, &mut out);
+    encode_varint(bytes.len() as u64, &mut out);
     out.extend_from_slice(bytes);
     out
 }
