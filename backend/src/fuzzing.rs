@@ -1,16 +1,25 @@
-//! The fuzz targets' bodies (`fuzz/`), here so that a normal test replays
-//! the committed corpus through exactly the same code: each `check_*`
-//! feeds one input to the receiver's own code, without a socket, and
-//! panics only when an invariant breaks. Not a stable API.
+//! The fuzz targets' bodies (`fuzz/`, through the `fuzzing` feature),
+//! here so that a normal test replays the committed corpus through exactly
+//! the same code: each `check_*` feeds one input to the receiver's own code,
+//! without a socket, and panics only when an invariant breaks: what was
+//! accepted is stored as it was sent (read independently, see `oracle`),
+//! what was refused got a documented status and stored nothing. Not a
+//! stable API.
+
+mod oracle;
+
+pub use oracle::{Attributes, SpanView, Value};
 
 use crate::receive::{self, Format};
-use crate::storage::QueueLimits;
 use crate::storage::sqlite::{Store, WriterThread};
+use crate::storage::{QueueLimits, StoreError};
 use axum::body::{Body, Bytes, HttpBody};
 use http::{Method, Request, StatusCode};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
+use otelite_model::TraceId;
 use prost::Message;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tower::ServiceExt;
@@ -24,91 +33,114 @@ const SMALL_LIMIT: usize = 256 << 10;
 /// What one body came to, when it decoded.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// Spans that would be written.
-    pub accepted: usize,
+    /// The spans that would be written, read back from their stored
+    /// encoding with prost.
+    pub stored: Vec<SpanView>,
     /// Spans answered in `partial_success`.
     pub rejected: usize,
-    /// Accepted spans whose stored encoding does not decode back: always 0
-    /// unless the store would write something it cannot read.
-    pub unreadable: usize,
 }
 
 /// Decode → process → analyze → encode, exactly as `POST /v1/traces` does
-/// before the write, then reads each span's stored bytes back. `Err` is the
-/// message a client would get with its 4xx.
+/// before the write, then reads each span's stored bytes back (a panic if
+/// one does not decode). `Err` is the message a client would get with its
+/// 4xx.
 pub fn traces(format: Format, gzip: bool, body: &[u8], limit: usize) -> Result<Outcome, String> {
     let (batch, rejected) =
         receive::prepare((format, gzip), body, limit).map_err(|e| e.to_string())?;
-    let unreadable = batch
-        .spans()
-        .iter()
-        .filter(|row| PbSpan::decode(&row.body[..]).is_err())
-        .count();
+    let stored = (batch.spans().iter())
+        .map(|row| PbSpan::decode(&row.body[..]).expect("a stored span reads back"))
+        .map(SpanView::of_otlp)
+        .collect();
     Ok(Outcome {
-        accepted: batch.spans().len(),
+        stored,
         rejected: rejected.len(),
-        unreadable,
     })
 }
 
-/// Target `otlp_protobuf` / `otlp_json`: any body decodes or is a 400
-/// message, and what would be stored reads back.
-pub fn check_decode(format: Format, body: &[u8]) {
-    if let Ok(outcome) = traces(format, false, body, DECODE_LIMIT) {
-        assert_eq!(outcome.unreadable, 0, "stored a span it cannot read back");
+/// Panics unless `outcome` is what the OTLP request in `sent` (`None`: the
+/// body is not one) must come to: accepted as sent, or refused.
+fn check_outcome(outcome: &Result<Outcome, String>, sent: Option<Vec<SpanView>>) {
+    match (outcome, sent) {
+        (Ok(outcome), Some(sent)) => {
+            oracle::assert_stored_as_sent(&outcome.stored, outcome.rejected, &sent);
+        }
+        (Ok(_), None) => panic!("accepted a body that is not an OTLP trace export"),
+        (Err(error), Some(_)) => panic!("refused an OTLP trace export: {error}"),
+        (Err(_), None) => {}
     }
 }
 
+/// Target `otlp_protobuf` / `otlp_json`: a body is refused exactly when it
+/// is not an OTLP request, and an accepted one would be stored as sent.
+pub fn check_decode(format: Format, body: &[u8]) -> Result<Outcome, String> {
+    let outcome = traces(format, false, body, DECODE_LIMIT);
+    check_outcome(&outcome, oracle::sent_spans(format, body));
+    outcome
+}
+
 /// Target `gzip`: the bounded inflate never goes past its limit, and what
-/// inflates goes on through the protobuf or JSON path.
-pub fn check_gzip(body: &[u8]) {
-    let Ok(inflated) = receive::body::gunzip(body, SMALL_LIMIT) else {
-        return;
-    };
+/// inflates is taken or refused as the same body sent plain would be.
+/// Returns the inflated body and what it came to (`None`: not gzip, or
+/// past the limit).
+pub fn check_gzip(body: &[u8]) -> Option<(Vec<u8>, Result<Outcome, String>)> {
+    let inflated = receive::body::gunzip(body, SMALL_LIMIT).ok()?;
     assert!(inflated.len() <= SMALL_LIMIT, "inflated past the limit");
-    // The first inflated byte picks the decoder, so both get gzip'd input.
-    let format = match inflated.first() {
-        Some(b'{' | b' ' | b'\n') => Format::Json,
+    // The body picks the decoder, so both get gzip'd input: JSON when it
+    // opens with `{` (a protobuf request opens with 0x0a, field 1).
+    let format = match inflated.trim_ascii_start().first() {
+        Some(b'{') => Format::Json,
         _ => Format::Protobuf,
     };
-    if let Ok(outcome) = traces(format, true, body, SMALL_LIMIT) {
-        assert_eq!(outcome.unreadable, 0, "stored a span it cannot read back");
-    }
+    let outcome = traces(format, true, body, SMALL_LIMIT);
+    check_outcome(&outcome, oracle::sent_spans(format, &inflated));
+    Some((inflated, outcome))
 }
 
 /// The request's head is chosen by the input's first bytes (one byte per
 /// choice, taken modulo the list), so that seeds are a few bytes in front
-/// of a real OTLP body and the fuzzer mutates head and body alike.
-const METHODS: &[&str] = &["POST", "GET", "PUT", "DELETE", "OPTIONS", "HEAD"];
-const PATHS: &[&str] = &[
-    "/v1/traces",
-    "/v1/metrics",
-    "/v1/logs",
-    "/v1/traces/",
-    "/",
-    "/v1/traces?x=1",
+/// of a real OTLP body and the fuzzer mutates head and body alike. Each
+/// choice carries what the OTLP/HTTP spec makes of it, the checks' oracle.
+const METHODS: &[(&str, bool)] = &[
+    ("POST", true),
+    ("GET", false),
+    ("PUT", false),
+    ("DELETE", false),
+    ("OPTIONS", false),
+    ("HEAD", false),
 ];
-/// `None` sends no header at all.
-const CONTENT_TYPES: &[Option<&str>] = &[
-    Some("application/x-protobuf"),
-    Some("application/json"),
-    Some("application/protobuf"),
-    Some("application/json; charset=utf-8"),
-    Some("APPLICATION/JSON"),
-    Some("text/plain"),
-    Some(""),
-    Some("application/x-protobuf;;;"),
-    None,
+/// `true`: the trace export path.
+const PATHS: &[(&str, bool)] = &[
+    ("/v1/traces", true),
+    ("/v1/metrics", false),
+    ("/v1/logs", false),
+    ("/v1/traces/", false),
+    ("/", false),
+    ("/v1/traces?x=1", true),
 ];
-const ENCODINGS: &[Option<&str>] = &[
-    None,
-    Some("gzip"),
-    Some("identity"),
-    Some("x-gzip"),
-    Some("GZIP"),
-    Some("br"),
-    Some("gzip, gzip"),
-    Some(""),
+/// `None` sends no header at all; the format is `None` when the spec
+/// supports none.
+const CONTENT_TYPES: &[(Option<&str>, Option<Format>)] = &[
+    (Some("application/x-protobuf"), Some(Format::Protobuf)),
+    (Some("application/json"), Some(Format::Json)),
+    (Some("application/protobuf"), Some(Format::Protobuf)),
+    (Some("application/json; charset=utf-8"), Some(Format::Json)),
+    (Some("APPLICATION/JSON"), Some(Format::Json)),
+    (Some("text/plain"), None),
+    (Some(""), None),
+    (Some("application/x-protobuf;;;"), Some(Format::Protobuf)),
+    (None, None),
+];
+/// Whether the body is gzip; `None`: an encoding OTLP does not support
+/// (`gzip, gzip` would be two layers).
+const ENCODINGS: &[(Option<&str>, Option<bool>)] = &[
+    (None, Some(false)),
+    (Some("gzip"), Some(true)),
+    (Some("identity"), Some(false)),
+    (Some("x-gzip"), Some(true)),
+    (Some("GZIP"), Some(true)),
+    (Some("br"), None),
+    (Some("gzip, gzip"), None),
+    (Some(""), Some(false)),
 ];
 /// Method, path, content type, encoding, number of body frames.
 const HEAD: usize = 5;
@@ -132,14 +164,15 @@ impl HttpBody for Frames {
     }
 }
 
-fn request(data: &[u8]) -> Option<Request<Body>> {
-    let (head, body) = data.split_at_checked(HEAD)?;
-    let method = Method::from_bytes(pick(METHODS, head[0]).as_bytes()).ok()?;
-    let mut builder = Request::builder().method(method).uri(pick(PATHS, head[1]));
-    if let Some(content_type) = pick(CONTENT_TYPES, head[2]) {
+fn request(head: &[u8], body: &[u8]) -> Option<Request<Body>> {
+    let method = Method::from_bytes(pick(METHODS, head[0]).0.as_bytes()).ok()?;
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(pick(PATHS, head[1]).0);
+    if let (Some(content_type), _) = pick(CONTENT_TYPES, head[2]) {
         builder = builder.header(http::header::CONTENT_TYPE, content_type);
     }
-    if let Some(encoding) = pick(ENCODINGS, head[3]) {
+    if let (Some(encoding), _) = pick(ENCODINGS, head[3]) {
         builder = builder.header(http::header::CONTENT_ENCODING, encoding);
     }
     let size = body.len().div_ceil(usize::from(head[4].max(1))).max(1);
@@ -147,14 +180,66 @@ fn request(data: &[u8]) -> Option<Request<Body>> {
     builder.body(Body::new(Frames(frames))).ok()
 }
 
+/// What the spec makes of a request: `Some` for a trace export, with its
+/// format and the spans its body holds (`None` when it holds no OTLP
+/// request, inflated within `limit` when gzip).
+type Export = Option<(Format, Option<Vec<SpanView>>)>;
+
+fn export(head: &[u8], body: &[u8], limit: usize) -> Export {
+    let (_, post) = pick(METHODS, head[0]);
+    let (_, traces) = pick(PATHS, head[1]);
+    let (_, format) = pick(CONTENT_TYPES, head[2]);
+    let (_, gzip) = pick(ENCODINGS, head[3]);
+    let (format, gzip) = (format?, gzip?);
+    if !(post && traces) {
+        return None;
+    }
+    let spans = if gzip {
+        receive::body::gunzip(body, limit)
+            .ok()
+            .and_then(|plain| oracle::sent_spans(format, &plain))
+    } else {
+        oracle::sent_spans(format, body)
+    };
+    Some((format, spans))
+}
+
+/// The statuses the README documents for the OTLP listener.
+const DOCUMENTED: [StatusCode; 7] = [
+    StatusCode::OK,
+    StatusCode::BAD_REQUEST,
+    StatusCode::NOT_FOUND,
+    StatusCode::METHOD_NOT_ALLOWED,
+    StatusCode::PAYLOAD_TOO_LARGE,
+    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    StatusCode::SERVICE_UNAVAILABLE,
+];
+
+/// `partial_success.rejected_spans` of a trace export's answer.
+fn rejected_in(format: Format, answer: &[u8]) -> usize {
+    let answer: ExportTraceServiceResponse = match format {
+        Format::Protobuf => Message::decode(answer).expect("a protobuf answer"),
+        Format::Json => serde_json::from_slice(answer).expect("a JSON answer"),
+    };
+    let rejected = answer.partial_success.map_or(0, |p| p.rejected_spans);
+    usize::try_from(rejected).expect("a count")
+}
+
 /// The OTLP router as `Server::run` serves it (latency layer included), a
 /// store on a temporary SQLite file, and a runtime to drive them.
 pub struct HttpFixture {
     runtime: tokio::runtime::Runtime,
     router: axum::Router,
-    _store: Store,
+    store: Store,
     _writer: WriterThread,
     _dir: std::path::PathBuf,
+}
+
+/// What a store holds that a request may change: all its spans, and
+/// those of the traces the request sent.
+struct Snapshot {
+    spans: i64,
+    traces: Vec<SpanView>,
 }
 
 impl HttpFixture {
@@ -180,7 +265,7 @@ impl HttpFixture {
         Self {
             runtime,
             router,
-            _store: store,
+            store,
             _writer: writer,
             _dir: dir.to_owned(),
         }
@@ -188,28 +273,61 @@ impl HttpFixture {
 
     /// Target `http_receive`: any method, path, content type, content
     /// encoding and body gets one of the statuses the README documents,
-    /// never another 5xx and never a panic. Returns that status (`None`
-    /// when `http` itself refuses the head, before any server code runs).
+    /// never another 5xx and never a panic; a trace export answered 200 is
+    /// stored as it was sent, and a refused request stores nothing.
+    /// Returns that status (`None` when `http` itself refuses the head,
+    /// before any server code runs).
     pub fn check(&self, data: &[u8]) -> Option<StatusCode> {
-        let request = request(data)?;
-        let status = self.runtime.block_on(async {
+        let (head, body) = data.split_at_checked(HEAD)?;
+        let request = request(head, body)?;
+        let export = export(head, body, SMALL_LIMIT);
+        let sent = export.as_ref().and_then(|(_, spans)| spans.as_deref());
+        let before = self.snapshot(sent.unwrap_or_default());
+        let (status, answer) = self.runtime.block_on(async {
             let response = self.router.clone().oneshot(request).await;
             let response = response.unwrap_or_else(|never| match never {});
             let status = response.status();
-            let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await;
-            status
+            let answer = axum::body::to_bytes(response.into_body(), usize::MAX).await;
+            (status, answer.unwrap_or_default())
         });
-        let documented = [
-            StatusCode::OK,
-            StatusCode::BAD_REQUEST,
-            StatusCode::NOT_FOUND,
-            StatusCode::METHOD_NOT_ALLOWED,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            StatusCode::SERVICE_UNAVAILABLE,
-        ];
-        assert!(documented.contains(&status), "undocumented status {status}");
+        assert!(DOCUMENTED.contains(&status), "undocumented status {status}");
+        let after = self.snapshot(sent.unwrap_or_default());
+        let stored = usize::try_from(after.spans - before.spans).expect("no span removed");
+        match (&export, status) {
+            (Some((format, Some(sent))), StatusCode::OK) => {
+                let rejected = rejected_in(*format, &answer);
+                oracle::assert_store_took(&before.traces, &after.traces, rejected, sent);
+                let added = after.traces.len() - before.traces.len();
+                assert_eq!(stored, added, "stored spans under other traces");
+            }
+            (Some((_, None)), StatusCode::OK) => panic!("stored a body that holds no request"),
+            _ => assert_eq!(stored, 0, "stored spans of a request answered {status}"),
+        }
         Some(status)
+    }
+
+    fn snapshot(&self, sent: &[SpanView]) -> Snapshot {
+        let ids: BTreeSet<[u8; 16]> = (sent.iter())
+            .filter_map(|span| span.trace_id.as_slice().try_into().ok())
+            .collect();
+        self.runtime.block_on(async {
+            let spans = self.store.read(|conn| {
+                let sql = "SELECT coalesce(sum(span_count), 0) FROM span_groups";
+                Ok::<i64, StoreError>(conn.query_row(sql, [], |row| row.get(0))?)
+            });
+            let traces = self.store.read(move |conn| {
+                let mut spans = Vec::new();
+                for id in ids {
+                    let trace = crate::storage::sqlite::trace(conn, &TraceId(id))?;
+                    spans.extend(trace.iter().flatten().map(SpanView::of_model));
+                }
+                Ok(spans)
+            });
+            Snapshot {
+                spans: spans.await.expect("a span count"),
+                traces: traces.await.expect("the sent traces"),
+            }
+        })
     }
 }
 

@@ -35,6 +35,7 @@
 pub mod analyze;
 pub mod cli;
 mod config;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metrics;

@@ -4,12 +4,17 @@
 //! are kept there (named `crash-*`) and so stay regression tests.
 
 use super::*;
-use std::path::PathBuf;
+use prost::encoding::{WireType, encode_key, encode_varint};
+use std::path::{Path, PathBuf};
+
+fn corpus_dir(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target)
+}
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
+    let dir = corpus_dir(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.expect("a directory entry").path())
@@ -25,64 +30,126 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
-#[test]
-fn otlp_protobuf_corpus_decodes_and_reads_back() {
-    let mut accepted = 0;
-    for (_, body) in corpus("otlp_protobuf") {
-        check_decode(Format::Protobuf, &body);
-        accepted += traces(Format::Protobuf, false, &body, DECODE_LIMIT).map_or(0, |o| o.accepted);
+/// Whether a corpus file is one of the seeds `fuzz/seed_corpus.py` wrote
+/// (real requests), not an input kept from a fuzz run.
+fn is_seed(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("seed-"))
+}
+
+/// Replays a decode target's corpus: `check_decode` holds every stored
+/// span to the body's own; the seeds are real requests, all taken whole.
+fn replay_decode(target: &str, format: Format) {
+    let mut stored = 0;
+    for (path, body) in corpus(target) {
+        let outcome = check_decode(format, &body);
+        if is_seed(&path) {
+            let outcome = outcome.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(outcome.rejected, 0, "{}", path.display());
+            stored += outcome.stored.len();
+        }
     }
-    assert!(accepted > 0, "the seeds are real OTLP: some spans decode");
+    assert!(stored > 0, "{target}: the seeds hold spans");
 }
 
 #[test]
-fn otlp_json_corpus_decodes_and_reads_back() {
-    let mut accepted = 0;
-    for (_, body) in corpus("otlp_json") {
-        check_decode(Format::Json, &body);
-        accepted += traces(Format::Json, false, &body, DECODE_LIMIT).map_or(0, |o| o.accepted);
-    }
-    assert!(accepted > 0, "the seeds are real OTLP: some spans decode");
+fn otlp_protobuf_corpus_is_stored_as_sent() {
+    replay_decode("otlp_protobuf", Format::Protobuf);
 }
 
 #[test]
-fn gzip_corpus_inflates_within_the_limit() {
-    for (_, body) in corpus("gzip") {
-        check_gzip(&body);
+fn otlp_json_corpus_is_stored_as_sent() {
+    replay_decode("otlp_json", Format::Json);
+}
+
+/// Each gzip seed is a plain seed compressed (see `fuzz/seed_corpus.py`):
+/// it must inflate to exactly that body and then be stored as it would be
+/// sent plain.
+#[test]
+fn gzip_corpus_inflates_to_the_plain_seeds() {
+    let plain: Vec<(PathBuf, Vec<u8>)> = [corpus("otlp_protobuf"), corpus("otlp_json")].concat();
+    let mut inflated_seeds = 0;
+    for (path, body) in corpus("gzip") {
+        let checked = check_gzip(&body);
+        if !is_seed(&path) {
+            continue;
+        }
+        let (inflated, outcome) =
+            checked.unwrap_or_else(|| panic!("{}: does not inflate", path.display()));
+        let (source, _) = (plain.iter())
+            .find(|(_, plain)| *plain == inflated)
+            .unwrap_or_else(|| panic!("{}: inflates to no plain seed", path.display()));
+        let format = if source.starts_with(corpus_dir("otlp_json")) {
+            Format::Json
+        } else {
+            Format::Protobuf
+        };
+        let stored = outcome.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!stored.stored.is_empty(), "{}", path.display());
+        assert_eq!(Ok(stored), check_decode(format, &inflated));
+        inflated_seeds += 1;
     }
+    assert!(inflated_seeds > 0, "some gzip seeds inflate");
 }
 
 #[test]
-fn http_corpus_gets_documented_statuses() {
+fn http_corpus_is_stored_as_sent() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let fixture = HttpFixture::new(dir.path());
     let mut stored = 0;
     for (path, data) in corpus("http_receive") {
         let status = fixture.check(&data);
         assert!(status.is_some(), "{}: a valid head", path.display());
-        stored += usize::from(status == Some(StatusCode::OK));
+        if is_seed(&path) {
+            assert_eq!(status, Some(StatusCode::OK), "{}", path.display());
+            stored += 1;
+        }
     }
-    assert!(
-        stored > 0,
-        "the seeds are real OTLP requests: some are stored"
+    assert!(stored > 0, "the seeds are real OTLP requests: stored");
+}
+
+/// A seed's body behind other heads: refused with the spec's status, and
+/// `check` finds nothing stored.
+#[test]
+fn refused_requests_store_nothing() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let fixture = HttpFixture::new(dir.path());
+    let (_, seed) = corpus("http_receive").swap_remove(0);
+    let body = &seed[HEAD..];
+    let with_head = |head: [u8; HEAD]| [&head[..], body].concat();
+    let cases = [
+        ([0, 0, 5, 0, 1], StatusCode::UNSUPPORTED_MEDIA_TYPE), // text/plain
+        ([0, 0, 8, 0, 1], StatusCode::UNSUPPORTED_MEDIA_TYPE), // no content type
+        ([0, 0, 0, 5, 1], StatusCode::UNSUPPORTED_MEDIA_TYPE), // br
+        ([0, 0, 0, 6, 1], StatusCode::UNSUPPORTED_MEDIA_TYPE), // gzip, gzip
+        ([0, 0, 0, 1, 1], StatusCode::BAD_REQUEST),            // plain body said to be gzip
+        ([0, 0, 1, 0, 1], StatusCode::BAD_REQUEST),            // protobuf said to be JSON
+        ([1, 0, 0, 0, 1], StatusCode::METHOD_NOT_ALLOWED),     // GET
+        ([0, 3, 0, 0, 1], StatusCode::NOT_FOUND),              // /v1/traces/
+    ];
+    for (head, expected) in cases {
+        assert_eq!(fixture.check(&with_head(head)), Some(expected), "{head:?}");
+    }
+    let too_large = with_head([0, 0, 0, 0, 7])
+        .into_iter()
+        .chain(std::iter::repeat_n(0, SMALL_LIMIT))
+        .collect::<Vec<u8>>();
+    assert_eq!(
+        fixture.check(&too_large),
+        Some(StatusCode::PAYLOAD_TOO_LARGE)
     );
+    // And the same body as sent is stored.
+    assert_eq!(fixture.check(&seed), Some(StatusCode::OK));
 }
 
 // ---- how deep a value may be nested -----------------------------------------
 
-fn varint(mut n: u64, out: &mut Vec<u8>) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 /// A length-delimited protobuf field.
 fn field(number: u32, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + 12);
-    varint(u64::from(number) << 3 | 2, &mut out);
-    varint(bytes.len() as u64, &mut out);
+    encode_key(number, WireType::LengthDelimited, &mut out);
+    encode_varint(bytes.len() as u64, &mut out);
     out.extend_from_slice(bytes);
     out
 }
@@ -133,13 +200,7 @@ fn the_decoders_bound_nesting_and_what_they_accept_reads_back() {
         };
         let mut depth = 0;
         while let Ok(outcome) = traces(format, false, &body(depth + 1), DECODE_LIMIT) {
-            assert_eq!(
-                outcome,
-                Outcome {
-                    accepted: 1,
-                    ..Outcome::default()
-                }
-            );
+            assert_eq!((outcome.stored.len(), outcome.rejected), (1, 0));
             depth += 1;
         }
         let refused = traces(format, false, &body(10_000), DECODE_LIMIT);

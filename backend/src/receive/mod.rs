@@ -14,7 +14,6 @@ use crate::metrics::Metrics;
 use crate::process;
 use crate::stage::{Stage, now_ns};
 use crate::storage::StoreError;
-use crate::storage::sqlite::SpanBatch;
 use crate::storage::{Ingest, Storage};
 use axum::Router;
 use axum::body::Body;
@@ -149,12 +148,14 @@ async fn receive_traces(
 
 /// A body (as read off the wire) → the batch the SQLite writer inserts, and
 /// the spans that were not valid: decode, process, analyze and encode, the
-/// CPU part of receiving.
+/// CPU part of receiving (as `TraceStore::prepare` does for SQLite): the
+/// fuzz targets' way in.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn prepare(
     format: (Format, bool),
     bytes: &[u8],
     limit: usize,
-) -> Result<(SpanBatch, Vec<InvalidSpan>), ReceiveError> {
+) -> Result<(crate::storage::sqlite::SpanBatch, Vec<InvalidSpan>), ReceiveError> {
     let (ingest, rejected) = analyzed(format, bytes, limit)?;
     Ok((crate::storage::sqlite::span_batch(ingest), rejected))
 }

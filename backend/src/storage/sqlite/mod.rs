@@ -21,6 +21,7 @@ pub use encode::SpanRow;
 pub use migrations::MigrationError;
 pub use read::{dependencies, open_read_only, operations, services, stage_counts, trace};
 pub use reader::SqliteReader;
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use seam::span_batch;
 pub use search::{search, search_page};
 pub use writer::{SpanBatch, WriteOp};
