@@ -16,7 +16,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otelite_backend::stage::Stage;
 use otelite_backend::storage::QueueLimits;
-use otelite_backend::storage::sqlite::{SpanBatch, SpanRow, Store};
+use otelite_backend::storage::sqlite::{SpanBatch, SpanRow, SqliteStore};
 use otelite_backend::{analyze, process};
 use prost::Message;
 use std::hint::black_box;
@@ -101,7 +101,8 @@ fn store(c: &mut Criterion) {
         requests: 64,
         spans: 1_000_000,
     };
-    let (store, writer) = Store::open(&dir.path().join("bench.db"), limits).expect("a new store");
+    let (store, writer) =
+        SqliteStore::open(&dir.path().join("bench.db"), limits).expect("a new store");
     let mut next_batch = 0;
     let mut group = c.benchmark_group("store");
     group.throughput(Throughput::Elements(SPANS));

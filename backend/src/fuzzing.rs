@@ -11,7 +11,7 @@ mod oracle;
 pub use oracle::{Attributes, SpanView, Value};
 
 use crate::receive::{self, Format};
-use crate::storage::sqlite::{Store, WriterThread};
+use crate::storage::sqlite::{SqliteStore, WriterThread};
 use crate::storage::{QueueLimits, StoreError};
 use axum::body::{Body, Bytes, HttpBody};
 use http::{Method, Request, StatusCode};
@@ -230,7 +230,7 @@ fn rejected_in(format: Format, answer: &[u8]) -> usize {
 pub struct HttpFixture {
     runtime: tokio::runtime::Runtime,
     router: axum::Router,
-    store: Store,
+    store: SqliteStore,
     _writer: WriterThread,
     _dir: std::path::PathBuf,
 }
@@ -250,7 +250,7 @@ impl HttpFixture {
             spans: 1 << 20,
         };
         let (store, writer) =
-            Store::open(&dir.join("fuzz.db"), limits).expect("a store in the temp dir");
+            SqliteStore::open(&dir.join("fuzz.db"), limits).expect("a store in the temp dir");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

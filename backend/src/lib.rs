@@ -62,7 +62,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use storage::Storage;
 use storage::StoreError;
-use storage::sqlite::{Store, WriterThread};
+use storage::sqlite::{SqliteStore, WriterThread};
 use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
@@ -114,12 +114,13 @@ impl Server {
         let tls = config.tls.as_ref().map(net::server_config).transpose()?;
         let (storage, writer) = match config.store {
             StoreKind::Sqlite => {
-                let (store, writer) = Store::open(&config.db_path, limits)?;
+                let (store, writer) = SqliteStore::open(&config.db_path, limits)?;
                 (Storage::from(store), Some(writer))
             }
             StoreKind::Clickhouse => {
                 let store =
-                    storage::clickhouse::ClickHouse::open(&config.clickhouse_url, limits).await?;
+                    storage::clickhouse::ClickHouseStore::open(&config.clickhouse_url, limits)
+                        .await?;
                 (Storage::new(store), None)
             }
         };
@@ -187,9 +188,9 @@ impl Server {
         );
         let query = net::serve(self.query, query, self.tls, limits, stop_rx);
         tokio::join!(otlp, query);
-        // Retention stops between two batches and drops its Store handle.
+        // Retention stops between two batches and drops its SqliteStore handle.
         let _ = retention.await;
-        // Every Store handle is gone with the routers: the writer drains and ends.
+        // Every SqliteStore handle is gone with the routers: the writer drains and ends.
         if let Some(writer) = self.writer {
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         }

@@ -8,7 +8,7 @@ pub use otelite_model::fixtures::*;
 use crate::analyze;
 use crate::process;
 use crate::stage::Stage;
-use crate::storage::sqlite::{SpanRow, Store};
+use crate::storage::sqlite::{SpanRow, SqliteStore};
 use crate::storage::{Ingest, StoreError, Stored, TraceStore};
 use otelite_model::Span;
 
@@ -43,7 +43,7 @@ pub fn rows(spans: Vec<Span>) -> Vec<SpanRow> {
 /// Writes `spans` as one request received at `received_ns` and waits for
 /// the commit.
 pub async fn write(
-    store: &Store,
+    store: &SqliteStore,
     spans: Vec<Span>,
     received_ns: u64,
 ) -> Result<Stored, StoreError> {

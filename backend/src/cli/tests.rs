@@ -6,7 +6,7 @@ use super::*;
 use crate::analyze;
 use crate::stage::Stage;
 use crate::storage::remote::RemoteError;
-use crate::storage::sqlite::{SpanBatch, SpanRow, Store};
+use crate::storage::sqlite::{SpanBatch, SpanRow, SqliteStore};
 use crate::storage::{CounterPoint, QueueLimits};
 use clap::Parser;
 use otelite_model::{
@@ -106,7 +106,7 @@ fn seeded() -> Result<(tempfile::TempDir, PathBuf), Box<dyn std::error::Error>> 
         requests: 4,
         spans: 1000,
     };
-    let (store, writer) = Store::open(&db, limits)?;
+    let (store, writer) = SqliteStore::open(&db, limits)?;
     let spans = seed_spans();
     let mut counted = Vec::new();
     for (service, n) in [("frontend", 1), ("shop", 3)] {
@@ -537,7 +537,7 @@ async fn the_server_answers_as_the_file_does() -> TestResult {
 async fn long_searches_page_through_the_server() -> TestResult {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("otelite.db");
-    let (store, writer) = Store::open(
+    let (store, writer) = SqliteStore::open(
         &db,
         QueueLimits {
             requests: 4,

@@ -1,7 +1,7 @@
 //! `/healthz`, `/readyz` and `/metrics` through the routers without sockets.
 
 use super::readiness;
-use crate::storage::sqlite::{Store, WriterThread};
+use crate::storage::sqlite::{SqliteStore, WriterThread};
 use crate::storage::{QueueLimits, WriteHealth};
 use axum::Router;
 use axum::body::Body;
@@ -12,13 +12,13 @@ use tower::ServiceExt;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn open() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn std::error::Error>> {
+fn open() -> Result<(tempfile::TempDir, SqliteStore, WriterThread), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let limits = QueueLimits {
         requests: 4,
         spans: 100,
     };
-    let (store, writer) = Store::open(&dir.path().join("h.db"), limits)?;
+    let (store, writer) = SqliteStore::open(&dir.path().join("h.db"), limits)?;
     Ok((dir, store, writer))
 }
 

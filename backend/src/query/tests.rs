@@ -3,7 +3,7 @@
 
 use super::{OPENAPI, router};
 use crate::storage::QueueLimits;
-use crate::storage::sqlite::{Store, WriterThread};
+use crate::storage::sqlite::{SqliteStore, WriterThread};
 use crate::test_fixtures::{self as fixtures, resource};
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -31,9 +31,10 @@ fn span(service: &Arc<Resource>, trace: u8, id: u8, parent: Option<u8>, error: b
 }
 
 /// Trace 1: web (root) → db (error); trace 2: web only.
-async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn std::error::Error>> {
+async fn seeded()
+-> Result<(tempfile::TempDir, SqliteStore, WriterThread), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let (store, writer) = Store::open(
+    let (store, writer) = SqliteStore::open(
         &dir.path().join("q.db"),
         QueueLimits {
             requests: 4,
@@ -53,7 +54,10 @@ async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn st
     Ok((dir, store, writer))
 }
 
-async fn get(store: &Store, uri: &str) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
+async fn get(
+    store: &SqliteStore,
+    uri: &str,
+) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
     let response = router(store.clone(), Arc::default())
         .oneshot(Request::get(uri).body(Body::empty())?)
         .await?;

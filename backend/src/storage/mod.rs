@@ -37,7 +37,7 @@ use crate::analyze::AnalyzedSpan;
 use crate::stage::Stage;
 use otelite_model::{Span, SpanKind, TraceId};
 use retention::{Policy, Totals};
-use sqlite::Store;
+use sqlite::SqliteStore;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -155,14 +155,14 @@ impl std::ops::Deref for Storage {
     }
 }
 
-impl From<Store> for Storage {
-    fn from(store: Store) -> Self {
+impl From<SqliteStore> for Storage {
+    fn from(store: SqliteStore) -> Self {
         Self::new(store)
     }
 }
 
-impl From<&Store> for Storage {
-    fn from(store: &Store) -> Self {
+impl From<&SqliteStore> for Storage {
+    fn from(store: &SqliteStore) -> Self {
         Self::new(store.clone())
     }
 }

@@ -1,6 +1,6 @@
 use crate::query;
 use crate::storage::QueueLimits;
-use crate::storage::sqlite::{Store, WriterThread};
+use crate::storage::sqlite::{SqliteStore, WriterThread};
 use crate::test_fixtures::{self as fixtures, SpanBuilder};
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -111,7 +111,7 @@ async fn seeded() -> Result<Fixture, Box<dyn std::error::Error>> {
         requests: 4,
         spans: 1000,
     };
-    let (store, writer) = Store::open(&dir.path().join("j.db"), limits)?;
+    let (store, writer) = SqliteStore::open(&dir.path().join("j.db"), limits)?;
     fixtures::write(&store, fixture(), T0).await?;
     Ok(Fixture {
         router: query::router(store, Arc::default()),

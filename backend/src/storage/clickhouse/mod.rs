@@ -57,7 +57,7 @@ const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A handle to the ClickHouse store; cheap to clone.
 #[derive(Clone)]
-pub struct ClickHouse(Arc<Inner>);
+pub struct ClickHouseStore(Arc<Inner>);
 
 struct Inner {
     client: Client,
@@ -73,7 +73,7 @@ struct Inner {
     series: tokio::sync::Mutex<write::SeriesMemory>,
 }
 
-impl ClickHouse {
+impl ClickHouseStore {
     /// Connects to `url` (see [`Client::new`]), creating and migrating the
     /// database if needed.
     pub async fn open(url: &str, limits: QueueLimits) -> Result<Self, StoreError> {
@@ -177,7 +177,7 @@ async fn joined<T>(task: tokio::task::JoinHandle<Result<T, StoreError>>) -> Resu
     task.await.map_err(|_| StoreError::Closed)?
 }
 
-impl TraceReader for ClickHouse {
+impl TraceReader for ClickHouseStore {
     fn services(&self) -> StoreFuture<Vec<String>> {
         self.reader().services()
     }
@@ -213,7 +213,7 @@ impl TraceReader for ClickHouse {
     }
 }
 
-impl TraceStore for ClickHouse {
+impl TraceStore for ClickHouseStore {
     fn try_write_spans(&self, ingest: Ingest) -> Result<StoreFuture<Stored>, StoreError> {
         let permits = self.admit(ingest.spans.len())?;
         let rows = Rows::new(ingest);

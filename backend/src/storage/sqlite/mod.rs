@@ -37,7 +37,7 @@ use writer::Queued;
 
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     writes: mpsc::Sender<Queued>,
     /// Spans that may wait for the writer: with the queue's length this
     /// bounds the memory that waiting batches hold.
@@ -50,7 +50,7 @@ pub struct Store {
     retention: Arc<retention::Counters>,
 }
 
-/// The writer thread; join it after every `Store` handle is dropped to be
+/// The writer thread; join it after every `SqliteStore` handle is dropped to be
 /// sure the last commit is done.
 pub struct WriterThread(std::thread::JoinHandle<()>);
 
@@ -62,10 +62,13 @@ impl WriterThread {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating and migrating if needed) the database at `path` and
     /// starts the writer with room for `limits` waiting requests and spans.
-    pub fn open(path: &Path, limits: QueueLimits) -> Result<(Store, WriterThread), StoreError> {
+    pub fn open(
+        path: &Path,
+        limits: QueueLimits,
+    ) -> Result<(SqliteStore, WriterThread), StoreError> {
         let QueueLimits {
             requests: queue_capacity,
             spans: max_queued_spans,
@@ -96,7 +99,7 @@ impl Store {
             })
             .map_err(|e| StoreError::WriteFailed(format!("cannot start the writer thread: {e}")))?;
         let reader = SqliteReader::new(path);
-        let store = Store {
+        let store = SqliteStore {
             writes,
             span_budget: Arc::new(Semaphore::new(max_queued_spans.max(1))),
             max_queued_spans: max_queued_spans.max(1),

@@ -1,7 +1,7 @@
 //! The SQLite store behind the seam: reads go to its reader's pool, writes
 //! through its writer thread.
 
-use super::{SpanBatch, SpanRow, Store, retention};
+use super::{SpanBatch, SpanRow, SqliteStore, retention};
 use crate::storage::retention::{INTERVAL, Policy, Totals};
 use crate::storage::{
     Background, CounterPoint, Dependency, Ingest, Page, RateRow, StoreError, StoreFuture, Stored,
@@ -19,7 +19,7 @@ pub(crate) fn span_batch(ingest: Ingest) -> SpanBatch {
     )
 }
 
-impl TraceReader for Store {
+impl TraceReader for SqliteStore {
     fn services(&self) -> StoreFuture<Vec<String>> {
         self.reader().services()
     }
@@ -55,7 +55,7 @@ impl TraceReader for Store {
     }
 }
 
-impl TraceStore for Store {
+impl TraceStore for SqliteStore {
     fn try_write_spans(&self, ingest: Ingest) -> Result<StoreFuture<Stored>, StoreError> {
         let permit = self.admit(ingest.spans.len())?;
         let batch = Arc::new(span_batch(ingest));
@@ -70,14 +70,14 @@ impl TraceStore for Store {
     }
 
     fn try_write_counters(&self, points: Vec<CounterPoint>) -> Result<StoreFuture<()>, StoreError> {
-        let committed = Store::try_write_counters(self, points)?;
+        let committed = SqliteStore::try_write_counters(self, points)?;
         Ok(Box::pin(async move {
             committed.await.map_err(|_| StoreError::Closed)?
         }))
     }
 
     fn health(&self) -> WriteHealth {
-        Store::health(self)
+        SqliteStore::health(self)
     }
 
     /// The file is in this process: `health` already says all.
@@ -95,7 +95,7 @@ impl TraceStore for Store {
     }
 
     fn retention_totals(&self) -> Totals {
-        Store::retention_totals(self)
+        SqliteStore::retention_totals(self)
     }
 
     fn retention(&self, policy: Policy, stop: tokio::sync::watch::Receiver<bool>) -> Background {

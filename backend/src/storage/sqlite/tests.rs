@@ -29,14 +29,15 @@ pub(crate) fn spans(trace: u8, count: u8) -> Vec<Span> {
 }
 
 /// Stores `spans` as one request received in the second minute.
-async fn write(store: &Store, spans: Vec<Span>) -> Result<Stored, StoreError> {
+async fn write(store: &SqliteStore, spans: Vec<Span>) -> Result<Stored, StoreError> {
     fixtures::write(store, spans, 60_000_000_000).await
 }
 
 /// A store on a new file in a new directory (kept alive by the caller).
-fn fresh_store() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn std::error::Error>> {
+fn fresh_store()
+-> Result<(tempfile::TempDir, SqliteStore, WriterThread), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let (store, writer) = Store::open(
+    let (store, writer) = SqliteStore::open(
         &dir.path().join("t.db"),
         QueueLimits {
             requests: 4,
@@ -158,7 +159,8 @@ async fn cumulative_counters_become_increments() -> Result<(), Box<dyn std::erro
     Ok(())
 }
 
-async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn std::error::Error>> {
+async fn seeded()
+-> Result<(tempfile::TempDir, SqliteStore, WriterThread), Box<dyn std::error::Error>> {
     let (dir, store, writer) = fresh_store()?;
     // Trace 1: op1 (root) → op2 (error) → op3; trace 2 lacks its root.
     write(&store, spans(1, 3)).await?;
@@ -168,7 +170,7 @@ async fn seeded() -> Result<(tempfile::TempDir, Store, WriterThread), Box<dyn st
     Ok((dir, store, writer))
 }
 
-async fn found(store: &Store, query: TraceQuery) -> Result<Vec<String>, StoreError> {
+async fn found(store: &SqliteStore, query: TraceQuery) -> Result<Vec<String>, StoreError> {
     let summaries = store.read(move |conn| search(conn, &query)).await?;
     Ok(summaries
         .into_iter()

@@ -1,5 +1,5 @@
 //! The SQL of retention, each function one short transaction on the write
-//! connection (run on the writer thread, see `Store::run_job`): delete
+//! connection (run on the writer thread, see `SqliteStore::run_job`): delete
 //! the span groups of the oldest traces with their search documents, their
 //! blocks once empty, and their summaries,
 //! drop the service edges of deleted minutes, measure the live size, and

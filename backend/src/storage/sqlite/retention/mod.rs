@@ -12,7 +12,7 @@ mod delete;
 
 pub use delete::{BATCH_SPANS, Deleted, VACUUM_PAGES};
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::storage::retention::{Policy, Totals};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -74,7 +74,7 @@ impl Report {
 /// Runs `policy` every `interval` (the first run at once) until `stop`
 /// turns true; returns at once when the policy is off.
 pub async fn run(
-    store: Store,
+    store: SqliteStore,
     policy: Policy,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -113,7 +113,7 @@ pub async fn run(
 /// One run: by age, then by size, then vacuum. `now_ns` is the present in
 /// unix nanoseconds; a true `stop` ends the run between two batches.
 pub async fn run_once(
-    store: &Store,
+    store: &SqliteStore,
     policy: &Policy,
     now_ns: i64,
     stop: &watch::Receiver<bool>,
@@ -143,7 +143,7 @@ pub async fn run_once(
 
 /// Deletes every trace that started before `cutoff`.
 async fn delete_older(
-    store: &Store,
+    store: &SqliteStore,
     cutoff: i64,
     report: &mut Report,
     stop: &watch::Receiver<bool>,
@@ -167,7 +167,7 @@ async fn delete_older(
 /// The WAL counts as it was when the run started: deleting writes to it,
 /// and the checkpoint thread gives that room back.
 async fn shrink_to(
-    store: &Store,
+    store: &SqliteStore,
     limit: u64,
     report: &mut Report,
     stop: &watch::Receiver<bool>,
@@ -212,7 +212,7 @@ async fn shrink_to(
 
 /// Hands free pages back in steps of `VACUUM_PAGES`, each its own
 /// transaction, until none are left.
-async fn vacuum(store: &Store, stop: &watch::Receiver<bool>) -> Result<(), StoreError> {
+async fn vacuum(store: &SqliteStore, stop: &watch::Receiver<bool>) -> Result<(), StoreError> {
     while !*stop.borrow() {
         let left = store.run_job(|conn| delete::vacuum_step(conn)).await??;
         tracing::debug!(left, "vacuum step");
@@ -228,7 +228,7 @@ async fn vacuum(store: &Store, stop: &watch::Receiver<bool>) -> Result<(), Store
 /// Truncates the WAL, trying again a few times: the checkpoint thread or a
 /// reader can hold it for a moment, and an untruncated WAL counts against
 /// the size limit until the next run.
-async fn truncate_wal(store: &Store) -> Result<(), StoreError> {
+async fn truncate_wal(store: &SqliteStore) -> Result<(), StoreError> {
     for _ in 0..TRUNCATE_TRIES {
         if store.run_job(|conn| delete::truncate_wal(conn)).await?? {
             return Ok(());
@@ -239,7 +239,7 @@ async fn truncate_wal(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn size(store: &Store) -> Result<u64, StoreError> {
+async fn size(store: &SqliteStore) -> Result<u64, StoreError> {
     let wal = delete::wal_bytes(store.path());
     Ok(store.run_job(|conn| delete::used_bytes(conn)).await?? + wal)
 }

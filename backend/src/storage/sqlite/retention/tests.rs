@@ -13,8 +13,8 @@ const MINUTE: i64 = 60_000_000_000;
 const NOW: i64 = 1_714_564_800_000_000_000;
 const HOUR: Duration = Duration::from_secs(3600);
 
-fn open(path: &Path) -> Result<(Store, WriterThread), StoreError> {
-    Store::open(
+fn open(path: &Path) -> Result<(SqliteStore, WriterThread), StoreError> {
+    SqliteStore::open(
         path,
         QueueLimits {
             requests: 64,
@@ -57,7 +57,7 @@ fn trace(n: u32, start: i64, children: u8, child_offset: i64, padding: usize) ->
 }
 
 /// Stores `spans` as one request received at `received_ns`.
-async fn write(store: &Store, spans: Vec<Span>, received_ns: i64) -> Result<u64, StoreError> {
+async fn write(store: &SqliteStore, spans: Vec<Span>, received_ns: i64) -> Result<u64, StoreError> {
     let stored = fixtures::write(store, spans, received_ns as u64).await?;
     Ok(stored.inserted)
 }
@@ -191,7 +191,7 @@ async fn rates_over_a_deleted_window_keep_their_answer() -> TestResult {
         .await?;
     }
     let window = (old / 1_000_000_000 - 60, old / 1_000_000_000 + 30 * 60);
-    let rates = |store: Store| async move {
+    let rates = |store: SqliteStore| async move {
         store
             .read(move |conn| crate::storage::sqlite::stage_counts(conn, None, window.0, window.1))
             .await
