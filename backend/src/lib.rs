@@ -48,8 +48,8 @@ pub mod stage;
 pub mod storage;
 #[cfg(test)]
 mod test_fixtures;
+pub mod text;
 mod ui;
-pub mod units;
 
 pub use config::{
     Config, ConfigError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS,

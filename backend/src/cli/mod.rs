@@ -120,7 +120,7 @@ impl Context {
         Self {
             colour: std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-            now_ns: time::now_ns(),
+            now_ns: crate::stage::now_ns(),
             var: |name| std::env::var(name).ok(),
         }
     }

@@ -85,4 +85,4 @@ pub async fn run_operations(
     Ok(render::table(out, &["OPERATION", "KIND"], &rows, false)?)
 }
 
-pub use crate::units::{parse_span_kind as parse_kind, span_kind_name as kind_name};
+pub use crate::text::{parse_span_kind as parse_kind, span_kind_name as kind_name};

@@ -2,14 +2,14 @@
 //! for durations; RFC 3339 (`2024-05-01T12:00:00Z`) for instants. Small
 //! enough to own rather than pull in a date crate; all UTC.
 
-use crate::units::{self, civil_from_days};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::text::{self, civil_from_days};
+use std::time::Duration;
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
-/// `10ms`, `1.5s`, `2h`, `250us`, `1h30m`: see `crate::units::parse_duration`.
+/// `10ms`, `1.5s`, `2h`, `250us`, `1h30m`: see `crate::text::parse_duration`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    units::parse_duration(text.trim()).map(Duration::from_nanos)
+    text::parse_duration(text.trim()).map(Duration::from_nanos)
 }
 
 /// A short human form: `850ns`, `12.5µs`, `1.50ms`, `250ms`, `2.00s`, `3m05s`.
@@ -50,15 +50,9 @@ pub fn format_time(unix_nanos: u64) -> String {
     )
 }
 
-/// RFC 3339, as unix nanoseconds: see `crate::units::parse_rfc3339`.
+/// RFC 3339, as unix nanoseconds: see `crate::text::parse_rfc3339`.
 pub fn parse_time(text: &str) -> Result<u64, String> {
-    units::parse_rfc3339(text)
-}
-
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
+    text::parse_rfc3339(text)
 }
 
 /// The instants a command looks at: `--since` back from `now`, or

@@ -170,8 +170,7 @@ fn attribute(name: &str, pair: &str) -> Result<(String, String), ApiError> {
 }
 
 fn kind(text: &str) -> Result<SpanKind, ApiError> {
-    crate::units::parse_span_kind(text)
-        .map_err(|why| ApiError::BadParameter(format!("kind: {why}")))
+    crate::text::parse_span_kind(text).map_err(|why| ApiError::BadParameter(format!("kind: {why}")))
 }
 
 #[derive(Serialize)]

@@ -16,7 +16,7 @@ impl FromStr for Age {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        crate::units::parse_duration(text.trim()).map(|ns| Age(Duration::from_nanos(ns)))
+        crate::text::parse_duration(text.trim()).map(|ns| Age(Duration::from_nanos(ns)))
     }
 }
 

@@ -3,7 +3,7 @@
 //! Each parser returns a message naming what was wrong; the caller adds the
 //! parameter's name.
 
-use crate::units;
+use crate::text;
 use otelite_model::SpanKind;
 
 /// The query string as pairs, in order, so that a parameter may repeat.
@@ -34,14 +34,14 @@ pub fn span_kind(text: &str) -> Result<Option<SpanKind>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    units::parse_span_kind(text).map(Some)
+    text::parse_span_kind(text).map(Some)
 }
 
 /// Lowercase kind name; `""` for unspecified, as Jaeger's v1 API shows it.
 pub fn kind_name(kind: SpanKind) -> &'static str {
     match kind {
         SpanKind::Unspecified => "",
-        other => units::span_kind_name(other),
+        other => text::span_kind_name(other),
     }
 }
 

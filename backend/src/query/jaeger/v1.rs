@@ -212,7 +212,7 @@ fn duration(params: &Params, name: &'static str) -> Result<Option<u64>, Fault> {
     params
         .get(&[name])
         .map(|(name, text)| {
-            crate::units::parse_duration(text).map_err(|why| Fault::malformed(name, why))
+            crate::text::parse_duration(text).map_err(|why| Fault::malformed(name, why))
         })
         .transpose()
 }

@@ -204,7 +204,7 @@ fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
         params
             .get(names)
             .map(|(name, t)| {
-                crate::units::parse_rfc3339(t).map_err(|why| Fault::malformed(name, why))
+                crate::text::parse_rfc3339(t).map_err(|why| Fault::malformed(name, why))
             })
             .transpose()
     };
@@ -214,7 +214,7 @@ fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
         params
             .get(names)
             .map(|(name, t)| {
-                crate::units::parse_duration(t).map_err(|why| Fault::malformed(name, why))
+                crate::text::parse_duration(t).map_err(|why| Fault::malformed(name, why))
             })
             .transpose()
     };

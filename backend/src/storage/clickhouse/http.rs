@@ -7,7 +7,7 @@
 //! 18.16 has no query parameters over HTTP, so values reach SQL only through
 //! [`quote`] and [`hex_literal`]; data goes in and out as RowBinary.
 
-use crate::units::percent_encode;
+use crate::text::percent_encode;
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};

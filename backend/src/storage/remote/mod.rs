@@ -14,7 +14,7 @@ use crate::rates::RatesReport;
 use crate::storage::{
     Dependency, Page, RateRow, StoreFuture, TraceQuery, TraceReader, TraceSummary,
 };
-use crate::units::{percent_encode, span_kind_name};
+use crate::text::{percent_encode, span_kind_name};
 use client::{FetchError, HttpClient};
 use http::{HeaderValue, StatusCode, Uri};
 use otelite_model::{Span, SpanKind, TraceId};
