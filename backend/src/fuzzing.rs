@@ -10,7 +10,7 @@ mod oracle;
 
 pub use oracle::{Attributes, SpanView, Value};
 
-use crate::receive::{self, Format};
+use crate::receive::{self, Encoding, Format};
 use crate::storage::sqlite::{SqliteStore, WriterThread};
 use crate::storage::{QueueLimits, StoreError};
 use axum::body::{Body, Bytes, HttpBody};
@@ -46,7 +46,7 @@ pub struct Outcome {
 /// 4xx.
 pub fn traces(format: Format, gzip: bool, body: &[u8], limit: usize) -> Result<Outcome, String> {
     let (batch, rejected) =
-        receive::prepare((format, gzip), body, limit).map_err(|e| e.to_string())?;
+        receive::prepare(Encoding { format, gzip }, body, limit).map_err(|e| e.to_string())?;
     let stored = (batch.spans().iter())
         .map(|row| PbSpan::decode(&row.body[..]).expect("a stored span reads back"))
         .map(SpanView::of_otlp)

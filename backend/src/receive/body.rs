@@ -27,6 +27,13 @@ impl Format {
     }
 }
 
+/// How a body is encoded: its format, and whether it is gzip'd on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoding {
+    pub format: Format,
+    pub gzip: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
@@ -74,8 +81,11 @@ fn is_gzip(headers: &HeaderMap) -> Result<bool, BodyError> {
 }
 
 /// Checks the headers before any byte of the body is read.
-fn check_headers(headers: &HeaderMap) -> Result<(Format, bool), BodyError> {
-    Ok((format_of(headers)?, is_gzip(headers)?))
+fn check_headers(headers: &HeaderMap) -> Result<Encoding, BodyError> {
+    Ok(Encoding {
+        format: format_of(headers)?,
+        gzip: is_gzip(headers)?,
+    })
 }
 
 /// Most of a refused body read and dropped, and for how long, so that the
@@ -91,7 +101,7 @@ pub async fn read_checked(
     headers: &HeaderMap,
     mut body: Body,
     limit: usize,
-) -> Result<((Format, bool), Bytes), BodyError> {
+) -> Result<(Encoding, Bytes), BodyError> {
     let checked = match check_headers(headers) {
         Ok(checked) => checked,
         Err(error) => {

@@ -6,7 +6,7 @@
 pub(crate) mod body;
 mod response;
 
-pub use body::Format;
+pub use body::{Encoding, Format};
 pub use response::RpcStatus;
 
 use crate::analyze;
@@ -114,19 +114,19 @@ async fn receive_traces(
         return Err(refuse_busy(body).await);
     };
     let limit = state.max_body_bytes;
-    let (format, bytes) = body::read_checked(headers, body, limit).await?;
+    let (encoding, bytes) = body::read_checked(headers, body, limit).await?;
     // Decoding, conversion, analysis and the store's encoding are CPU work:
     // keep them off the threads that serve connections.
     let store = state.store.clone();
     let (written, accepted, rejected) = tokio::task::spawn_blocking(move || {
-        let (ingest, rejected) = analyzed(format, &bytes, limit)?;
+        let (ingest, rejected) = analyzed(encoding, &bytes, limit)?;
         let accepted = ingest.spans.len();
         let written = (accepted > 0).then(|| store.try_write_spans(ingest));
         Ok::<_, ReceiveError>((written, accepted, rejected))
     })
     .await
     .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
-    let format = format.0;
+    let format = encoding.format;
     state
         .metrics
         .spans_decoded(accepted + rejected.len(), rejected.len());
@@ -152,21 +152,21 @@ async fn receive_traces(
 /// fuzz targets' way in.
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn prepare(
-    format: (Format, bool),
+    encoding: Encoding,
     bytes: &[u8],
     limit: usize,
 ) -> Result<(crate::storage::sqlite::SpanBatch, Vec<InvalidSpan>), ReceiveError> {
-    let (ingest, rejected) = analyzed(format, bytes, limit)?;
+    let (ingest, rejected) = analyzed(encoding, bytes, limit)?;
     Ok((crate::storage::sqlite::span_batch(ingest), rejected))
 }
 
 /// Decode, process and analyze: the part of `prepare` every store shares.
 pub(crate) fn analyzed(
-    format: (Format, bool),
+    encoding: Encoding,
     bytes: &[u8],
     limit: usize,
 ) -> Result<(Ingest, Vec<InvalidSpan>), ReceiveError> {
-    let request: ExportTraceServiceRequest = decode(format, bytes, limit)?;
+    let request: ExportTraceServiceRequest = decode(encoding, bytes, limit)?;
     let processed = process::process(request);
     let mut counted: Vec<(String, Stage, u64)> = Vec::new();
     for (service, n) in process::count_by_service(&processed.spans) {
@@ -220,28 +220,28 @@ async fn receive_metrics(
         return Err(refuse_busy(body).await);
     };
     let limit = state.max_body_bytes;
-    let ((format, gzip), bytes) = body::read_checked(headers, body, limit).await?;
-    let request: ExportMetricsServiceRequest = decode((format, gzip), &bytes, limit)?;
+    let (encoding, bytes) = body::read_checked(headers, body, limit).await?;
+    let request: ExportMetricsServiceRequest = decode(encoding, &bytes, limit)?;
     let points = process::counter_points(request);
     if !points.is_empty() {
         state.store.try_write_counters(points)?.await?;
     }
-    Ok(format)
+    Ok(encoding.format)
 }
 
 /// Inflates (when gzip) and decodes a body into an OTLP request type.
-fn decode<T>((format, gzip): (Format, bool), bytes: &[u8], limit: usize) -> Result<T, ReceiveError>
+fn decode<T>(encoding: Encoding, bytes: &[u8], limit: usize) -> Result<T, ReceiveError>
 where
     T: prost::Message + Default + DeserializeOwned,
 {
     let inflated;
-    let bytes = if gzip {
+    let bytes = if encoding.gzip {
         inflated = body::gunzip(bytes, limit)?;
         &inflated[..]
     } else {
         bytes
     };
-    match format {
+    match encoding.format {
         Format::Protobuf => T::decode(bytes).map_err(|e| ReceiveError::Decode {
             what: "OTLP protobuf message",
             reason: e.to_string(),
