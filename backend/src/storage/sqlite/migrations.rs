@@ -1,5 +1,5 @@
 //! Opens a database file and brings its schema to the current version.
-//! `user_version` holds the version; version 1 is `schema.sql`, never
+//! `user_version` holds the version; version 1 is `schema_v1.sql`, never
 //! edited once released; each later version is one entry of `UPGRADES`,
 //! applied in its own transaction (or, for the few statements SQLite
 //! refuses inside one, such as `VACUUM`, alone and idempotently). New files
@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
 use prost::Message;
 use rusqlite::{Connection, Transaction};
 
-const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA: &str = include_str!("schema_v1.sql");
 
 type Upgrade = fn(&Transaction) -> Result<(), MigrationError>;
 
