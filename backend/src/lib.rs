@@ -7,12 +7,14 @@
 //! - [`process`]: OTLP → the trace-info model (`otelite_model`),
 //!   rejecting invalid spans; exporter counters out of OTLP metrics.
 //! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges.
-//! - [`storage`]: the seam every store implements, with the store-neutral
-//!   vocabulary; `storage::sqlite` (one writer thread with group commit,
-//!   read-only readers; its `retention` deletes the oldest traces by age
-//!   and size) and `storage::clickhouse` side by side under it.
+//! - [`storage`]: the seam (`TraceReader`, `TraceStore`) with the
+//!   store-neutral vocabulary; `storage::sqlite` (one writer thread with
+//!   group commit, read-only readers; its `retention` deletes the oldest
+//!   traces by age and size) and `storage::clickhouse` side by side under
+//!   it, and `storage::remote`, a running otelite read over HTTP.
 //! - [`rates`] and [`query`]: the stage rates and the query API.
-//! - [`cli`]: the `otelite` commands that read a database file directly.
+//! - [`cli`]: the `otelite` reading commands, through any `TraceReader`:
+//!   the SQLite file, ClickHouse or a running server.
 //! - [`metrics`]: the receiver's counters and request latencies, served with
 //!   the store's gauges at `GET /metrics` on the query listener, next to
 //!   `/healthz` and `/readyz`.
