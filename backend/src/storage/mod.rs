@@ -85,6 +85,50 @@ pub trait TraceReader: Send + Sync + 'static {
     ) -> StoreFuture<Vec<RateRow>>;
 }
 
+/// A store that answers the reads through a reader of its own: it is a
+/// [`TraceReader`] by that alone (below), so each store writes its reads once.
+pub trait ReadsThrough: Send + Sync + 'static {
+    type Reader: TraceReader;
+    /// The reader; cheap (a handle clone).
+    fn reader(&self) -> Self::Reader;
+}
+
+impl<T: ReadsThrough> TraceReader for T {
+    fn services(&self) -> StoreFuture<Vec<String>> {
+        self.reader().services()
+    }
+
+    fn operations(
+        &self,
+        service: String,
+        kind: Option<SpanKind>,
+    ) -> StoreFuture<Vec<(String, SpanKind)>> {
+        self.reader().operations(service, kind)
+    }
+
+    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
+        self.reader().trace(trace_id)
+    }
+
+    fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
+        self.reader().search_page(query)
+    }
+
+    fn dependencies(&self, start_ns: u64, end_ns: u64) -> StoreFuture<Vec<Dependency>> {
+        self.reader().dependencies(start_ns, end_ns)
+    }
+
+    fn stage_counts(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+    ) -> StoreFuture<Vec<RateRow>> {
+        self.reader()
+            .stage_counts(service, start_minute, end_minute)
+    }
+}
+
 /// One store behind `otelite serve`: it answers the reads and takes the
 /// writes.
 pub trait TraceStore: TraceReader {

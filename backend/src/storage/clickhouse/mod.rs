@@ -36,14 +36,10 @@ pub use http::{ClickHouseError, Client};
 pub use migrations::{CURRENT_VERSION, MigrationError};
 pub use reader::ClickHouseReader;
 
-use super::{Background, Ingest, StoreFuture, TraceReader, TraceStore};
+use super::{Background, Ingest, ReadsThrough, StoreFuture, TraceStore};
 use crate::analyze::EdgeResolver;
 use crate::storage::retention::{Policy, Totals};
-use crate::storage::{
-    CounterPoint, Dependency, Page, QueueLimits, RateRow, StoreError, Stored, TraceQuery,
-    WriteHealth,
-};
-use otelite_model::{Span, SpanKind, TraceId};
+use crate::storage::{CounterPoint, QueueLimits, StoreError, Stored, WriteHealth};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -116,11 +112,6 @@ impl ClickHouseStore {
             .map_err(|_| StoreError::Overloaded)?;
         Ok([insert, spans])
     }
-
-    /// The reads of this database; cheap (a client clone).
-    pub fn reader(&self) -> ClickHouseReader {
-        ClickHouseReader(self.0.client.clone())
-    }
 }
 
 /// A batch waiting for the span writer, holding its share of the limits.
@@ -177,39 +168,12 @@ async fn joined<T>(task: tokio::task::JoinHandle<Result<T, StoreError>>) -> Resu
     task.await.map_err(|_| StoreError::Closed)?
 }
 
-impl TraceReader for ClickHouseStore {
-    fn services(&self) -> StoreFuture<Vec<String>> {
-        self.reader().services()
-    }
+impl ReadsThrough for ClickHouseStore {
+    type Reader = ClickHouseReader;
 
-    fn operations(
-        &self,
-        service: String,
-        kind: Option<SpanKind>,
-    ) -> StoreFuture<Vec<(String, SpanKind)>> {
-        self.reader().operations(service, kind)
-    }
-
-    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
-        self.reader().trace(trace_id)
-    }
-
-    fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
-        self.reader().search_page(query)
-    }
-
-    fn dependencies(&self, start_ns: u64, end_ns: u64) -> StoreFuture<Vec<Dependency>> {
-        self.reader().dependencies(start_ns, end_ns)
-    }
-
-    fn stage_counts(
-        &self,
-        service: Option<String>,
-        start_minute: i64,
-        end_minute: i64,
-    ) -> StoreFuture<Vec<RateRow>> {
-        self.reader()
-            .stage_counts(service, start_minute, end_minute)
+    /// The reads of this database: a client clone.
+    fn reader(&self) -> ClickHouseReader {
+        ClickHouseReader(self.0.client.clone())
     }
 }
 

@@ -223,11 +223,6 @@ impl SqliteStore {
     {
         self.reader.read(query).await
     }
-
-    /// The store's reader, for whoever only reads.
-    pub fn reader(&self) -> &SqliteReader {
-        &self.reader
-    }
 }
 
 /// The write-ahead log next to a database file.

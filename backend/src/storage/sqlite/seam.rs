@@ -1,13 +1,12 @@
 //! The SQLite store behind the seam: reads go to its reader's pool, writes
 //! through its writer thread.
 
-use super::{SpanBatch, SpanRow, SqliteStore, retention};
+use super::{SpanBatch, SpanRow, SqliteReader, SqliteStore, retention};
 use crate::storage::retention::{INTERVAL, Policy, Totals};
 use crate::storage::{
-    Background, CounterPoint, Dependency, Ingest, Page, RateRow, StoreError, StoreFuture, Stored,
-    TraceQuery, TraceReader, TraceStore, WriteHealth,
+    Background, CounterPoint, Ingest, ReadsThrough, StoreError, StoreFuture, Stored, TraceStore,
+    WriteHealth,
 };
-use otelite_model::{Span, SpanKind, TraceId};
 use std::sync::Arc;
 
 /// The SQLite writer's batch: each span encoded into its row.
@@ -19,39 +18,11 @@ pub(crate) fn span_batch(ingest: Ingest) -> SpanBatch {
     )
 }
 
-impl TraceReader for SqliteStore {
-    fn services(&self) -> StoreFuture<Vec<String>> {
-        self.reader().services()
-    }
+impl ReadsThrough for SqliteStore {
+    type Reader = SqliteReader;
 
-    fn operations(
-        &self,
-        service: String,
-        kind: Option<SpanKind>,
-    ) -> StoreFuture<Vec<(String, SpanKind)>> {
-        self.reader().operations(service, kind)
-    }
-
-    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
-        self.reader().trace(trace_id)
-    }
-
-    fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
-        self.reader().search_page(query)
-    }
-
-    fn dependencies(&self, start_ns: u64, end_ns: u64) -> StoreFuture<Vec<Dependency>> {
-        self.reader().dependencies(start_ns, end_ns)
-    }
-
-    fn stage_counts(
-        &self,
-        service: Option<String>,
-        start_minute: i64,
-        end_minute: i64,
-    ) -> StoreFuture<Vec<RateRow>> {
-        self.reader()
-            .stage_counts(service, start_minute, end_minute)
+    fn reader(&self) -> SqliteReader {
+        self.reader.clone()
     }
 }
 
