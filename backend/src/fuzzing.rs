@@ -259,7 +259,7 @@ impl HttpFixture {
         let router = crate::routers(
             &store,
             crate::receive::Limits::with_body_limit(SMALL_LIMIT),
-            &crate::Tokens::default(),
+            &crate::BearerTokens::default(),
         )
         .0;
         Self {

@@ -90,14 +90,14 @@ pub struct Server {
     max_body_bytes: usize,
     max_concurrent_requests: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
-    tokens: Tokens,
+    tokens: BearerTokens,
     limits: net::ConnectionLimits,
     retention: storage::retention::Policy,
 }
 
 /// The bearer tokens each listener requires, if any.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Tokens {
+pub(crate) struct BearerTokens {
     pub ingest: Option<net::BearerToken>,
     pub query: Option<net::BearerToken>,
 }
@@ -136,7 +136,7 @@ impl Server {
             max_body_bytes: config.max_body_bytes,
             max_concurrent_requests: config.max_concurrent_requests,
             tls,
-            tokens: Tokens {
+            tokens: BearerTokens {
                 ingest: config.ingest_token,
                 query: config.query_token,
             },
@@ -205,7 +205,7 @@ impl Server {
 pub(crate) fn routers(
     store: impl Into<Storage>,
     limits: receive::Limits,
-    tokens: &Tokens,
+    tokens: &BearerTokens,
 ) -> (axum::Router, axum::Router) {
     let store: Storage = store.into();
     let metrics = Arc::new(metrics::Metrics::default());

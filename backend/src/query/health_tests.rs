@@ -48,7 +48,7 @@ async fn healthz_and_readyz_answer_200_on_a_working_store() -> TestResult {
     let (_, query) = crate::routers(
         &store,
         crate::receive::Limits::with_body_limit(1 << 20),
-        &crate::Tokens::default(),
+        &crate::BearerTokens::default(),
     );
     assert_eq!(
         call(&query, get("/healthz")?).await?,
@@ -148,7 +148,7 @@ async fn metrics_count_what_the_receiver_accepted_and_refused() -> TestResult {
     let (receive, query) = crate::routers(
         &store,
         crate::receive::Limits::with_body_limit(1 << 20),
-        &crate::Tokens::default(),
+        &crate::BearerTokens::default(),
     );
     let (status, body) = call(&receive, post("application/json", VALID_AND_INVALID_SPAN)?).await?;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -23,7 +23,7 @@ pub const SPAN_COLUMNS: &str = "day, trace_id, span_id, parent_span_id, service,
 /// A batch ready for the ClickHouse writer.
 #[derive(Debug)]
 pub struct Rows {
-    pub spans: Vec<SpanRow>,
+    pub spans: Vec<EncodedSpan>,
     resources: Vec<EncodedResource>,
     scopes: Vec<Vec<u8>>,
     pub counted: Vec<(String, Stage, u64)>,
@@ -31,7 +31,7 @@ pub struct Rows {
 }
 
 #[derive(Debug)]
-pub struct SpanRow {
+pub struct EncodedSpan {
     pub facts: SpanFacts,
     kind: u8,
     status_code: u8,
@@ -82,7 +82,7 @@ impl Rows {
                     .push(otlp::scope_to_otlp(&span.scope).encode_to_vec());
                 rows.scopes.len() - 1
             });
-            rows.spans.push(SpanRow {
+            rows.spans.push(EncodedSpan {
                 kind: span.kind.as_i32().clamp(0, 255) as u8,
                 status_code: span.status.code.as_i32().clamp(0, 255) as u8,
                 attributes: searchable(&span.attributes),
@@ -104,7 +104,7 @@ impl Rows {
     }
 
     /// Appends one span's row, in `SPAN_COLUMNS` order.
-    pub fn row(&self, out: &mut Writer, span: &SpanRow) {
+    pub fn row(&self, out: &mut Writer, span: &EncodedSpan) {
         let facts = &span.facts;
         let resource = &self.resources[span.resource];
         out.u16(day_of(facts.start_ns));

@@ -9,7 +9,7 @@
 //! span already stored (a retry) or that joins two groups made here gets
 //! its document built by the writer (`document`), from the same tokens.
 
-use super::encode::{self, SpanRow, Tokens};
+use super::encode::{self, SearchTokens, SpanRow};
 use super::groups::GROUP_SLICE_NS;
 use otelite_model::{Resource, Scope, TraceId};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use foldhash::{HashMap, HashMapExt};
 /// One group's document and how many rows it was built from. Shared, so
 /// that the writer keeps it for its commit without copying it.
 #[derive(Debug)]
-struct Prepared {
+struct GroupDocument {
     rows: usize,
     document: Arc<str>,
 }
@@ -28,7 +28,7 @@ struct Prepared {
 #[derive(Debug, Default)]
 pub struct Documents {
     group_of_row: Vec<u32>,
-    groups: Vec<Prepared>,
+    groups: Vec<GroupDocument>,
 }
 
 impl Documents {
@@ -52,7 +52,7 @@ impl Documents {
             members[group as usize].push(row);
             group_of_row.push(group);
         }
-        let mut resource_tokens: HashMap<*const Resource, Tokens> = HashMap::new();
+        let mut resource_tokens: HashMap<*const Resource, SearchTokens> = HashMap::new();
         let groups = members
             .iter()
             .map(|rows| {
@@ -60,7 +60,7 @@ impl Documents {
                 let tokens = resource_tokens
                     .entry(Arc::as_ptr(resource))
                     .or_insert_with(|| encode::attribute_tokens(&resource.attributes));
-                Prepared {
+                GroupDocument {
                     rows: rows.len(),
                     document: document(&resource.service_name, Some(tokens), rows).into(),
                 }
@@ -91,11 +91,16 @@ impl Documents {
 /// sorting integers is what keeps this cheap. Two different tokens with
 /// one hash are both kept (only equal neighbours are dropped), so no token
 /// is ever lost.
-pub fn document(service: &str, resource_tokens: Option<&Tokens>, rows: &[&SpanRow]) -> String {
+pub fn document(
+    service: &str,
+    resource_tokens: Option<&SearchTokens>,
+    rows: &[&SpanRow],
+) -> String {
     let mut tokens: Vec<(u64, &[u8])> = Vec::with_capacity(
-        resource_tokens.map_or(0, Tokens::len) + rows.iter().map(|r| r.tokens.len()).sum::<usize>(),
+        resource_tokens.map_or(0, SearchTokens::len)
+            + rows.iter().map(|r| r.tokens.len()).sum::<usize>(),
     );
-    tokens.extend(resource_tokens.into_iter().flat_map(Tokens::iter));
+    tokens.extend(resource_tokens.into_iter().flat_map(SearchTokens::iter));
     for row in rows {
         tokens.extend(row.tokens.iter());
     }

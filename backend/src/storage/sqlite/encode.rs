@@ -19,7 +19,7 @@ pub struct SpanRow {
     pub kind: i32,
     pub status_code: i32,
     pub body: Vec<u8>,
-    pub tokens: Tokens,
+    pub tokens: SearchTokens,
 }
 
 impl SpanRow {
@@ -84,13 +84,13 @@ pub fn stable_hash(parts: &[&[u8]]) -> i64 {
 /// ASCII bytes (tag letters, hex and decimal digits): kept as bytes so that
 /// no token is checked for UTF-8 on its own; a document is checked once.
 #[derive(Debug, Default, Clone)]
-pub struct Tokens {
+pub struct SearchTokens {
     text: Vec<u8>,
     /// (hash of the token's text, its start and end in `text`).
     marks: Vec<(u64, u32, u32)>,
 }
 
-impl Tokens {
+impl SearchTokens {
     fn with_capacity(tokens: usize) -> Self {
         Self {
             text: Vec::with_capacity(40 * tokens),
@@ -260,8 +260,8 @@ pub fn searchable_text(value: &AnyValue) -> Option<Cow<'_, str>> {
 }
 
 /// All search tokens of a span: its name, kind and own attributes.
-pub fn span_tokens(span: &Span) -> Tokens {
-    let mut tokens = Tokens::with_capacity(2 * span.attributes.len() + 2);
+pub fn span_tokens(span: &Span) -> SearchTokens {
+    let mut tokens = SearchTokens::with_capacity(2 * span.attributes.len() + 2);
     add_attribute_tokens(&mut tokens, &span.attributes);
     tokens.push(|out| push_operation_token(out, &span.name));
     tokens.push(|out| push_kind_token(out, span.kind.as_i32()));
@@ -270,13 +270,13 @@ pub fn span_tokens(span: &Span) -> Tokens {
 
 /// The search tokens of a list of attributes: one per searchable pair, and
 /// a prefix token per string.
-pub fn attribute_tokens(attributes: &[KeyValue]) -> Tokens {
-    let mut tokens = Tokens::with_capacity(2 * attributes.len());
+pub fn attribute_tokens(attributes: &[KeyValue]) -> SearchTokens {
+    let mut tokens = SearchTokens::with_capacity(2 * attributes.len());
     add_attribute_tokens(&mut tokens, attributes);
     tokens
 }
 
-fn add_attribute_tokens(tokens: &mut Tokens, attributes: &[KeyValue]) {
+fn add_attribute_tokens(tokens: &mut SearchTokens, attributes: &[KeyValue]) {
     for KeyValue { key, value } in attributes {
         match value {
             // A short string's prefix token holds all of it, so it is the

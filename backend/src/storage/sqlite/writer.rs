@@ -131,23 +131,23 @@ fn commit_group(
     }
 }
 
-enum Outcome {
+enum Written {
     Spans(Stored),
     Counters,
 }
 
-fn reply(group: Vec<WriteOp>, results: Vec<Outcome>) {
+fn reply(group: Vec<WriteOp>, results: Vec<Written>) {
     for (op, outcome) in group.into_iter().zip(results) {
         // A requester that gave up (timeout, disconnect) no longer listens.
         match (op, outcome) {
-            (WriteOp::Spans(batch, permit, tx), Outcome::Spans(stored)) => {
+            (WriteOp::Spans(batch, permit, tx), Written::Spans(stored)) => {
                 // Let go of the batch before answering, so that the
                 // request, still holding it, frees its spans on its own
                 // thread: work the writer, which sets ingest's pace, need not do.
                 drop((batch, permit));
                 drop(tx.send(Ok(stored)));
             }
-            (WriteOp::Counters(_, tx), Outcome::Counters) => drop(tx.send(Ok(()))),
+            (WriteOp::Counters(_, tx), Written::Counters) => drop(tx.send(Ok(()))),
             _ => unreachable!("outcomes are produced in op order"),
         }
     }
@@ -187,15 +187,15 @@ fn write_group(
     conn: &mut Connection,
     state: &mut WriterState,
     group: &[WriteOp],
-) -> Result<Vec<Outcome>, StoreError> {
+) -> Result<Vec<Written>, StoreError> {
     let tx = begin(conn)?;
     let mut outcomes = Vec::with_capacity(group.len());
     for op in group {
         outcomes.push(match op {
-            WriteOp::Spans(batch, _, _) => Outcome::Spans(write_spans(&tx, state, batch)?),
+            WriteOp::Spans(batch, _, _) => Written::Spans(write_spans(&tx, state, batch)?),
             WriteOp::Counters(points, _) => {
                 write_counters(&tx, state, points)?;
-                Outcome::Counters
+                Written::Counters
             }
         });
     }
@@ -361,7 +361,7 @@ pub(super) struct WriterState {
     /// A resource's search tokens by its id: every span group of the
     /// resource carries them, so that one index answers span and resource
     /// attributes alike.
-    pub(super) resource_tokens: HashMap<i64, encode::Tokens>,
+    pub(super) resource_tokens: HashMap<i64, encode::SearchTokens>,
     /// (service id, operation, kind) known to be in `operations`.
     pub(super) operations: HashSet<(i64, String, i32)>,
     edges: EdgeResolver,
