@@ -48,10 +48,10 @@ fn span(trace: TraceId, id: u8, parent: Option<u8>, name: &str) -> model::Span {
     let start = now_nanos() - 1_000_000_000 + u64::from(id) * 1_000;
     let string = |text: &str| AnyValue::String(text.into());
     fixtures::span(trace, SpanId([0x5a, 0, 0, 0, 0, 0, 0, id]))
-        .parent_opt(parent.map(|p| SpanId([0x5a, 0, 0, 0, 0, 0, 0, p])))
+        .parent_span_id(parent.map(|p| SpanId([0x5a, 0, 0, 0, 0, 0, 0, p])))
         .flags(0x101)
         .service("bad-input")
-        .scope(Arc::new(Scope {
+        .scope(&Arc::new(Scope {
             name: "otelite-e2e-bad-input".into(),
             version: "1.0.0".into(),
             ..Scope::default()
@@ -74,7 +74,11 @@ fn span(trace: TraceId, id: u8, parent: Option<u8>, name: &str) -> model::Span {
             AnyValue::KvList(vec![KeyValue::new("inner", AnyValue::Bool(false))]),
         )
         .dropped_attributes(1)
-        .event("evt", start + 1_000, vec![KeyValue::new("k", string("v"))])
+        .event(fixtures::event(
+            "evt",
+            start + 1_000,
+            vec![KeyValue::new("k", string("v"))],
+        ))
         .dropped_events(2)
         .link(Link {
             trace_id: TraceId([9; 16]),

@@ -357,9 +357,9 @@ fn span(
     (start_ms, end_ms): (u64, u64),
 ) -> Span {
     fixtures::span(trace_id(trace), span_id(id))
-        .parent_opt(parent.map(span_id))
-        .resource(Arc::new(resource))
-        .scope(Arc::new(Scope {
+        .parent_span_id(parent.map(span_id))
+        .resource(&Arc::new(resource))
+        .scope(&Arc::new(Scope {
             name: "otelite-fixture".into(),
             version: "1.0".into(),
             ..Scope::default()

@@ -103,8 +103,8 @@ fn scope(service: &str) -> Arc<model::Scope> {
 /// A span of `service` with the context the SDK gave it, sampled.
 fn expected_span(service: &str, context: &SpanContext) -> fixtures::SpanBuilder {
     fixtures::span(trace_id(context), span_id(context))
-        .resource(resource(service))
-        .scope(scope(service))
+        .resource(&resource(service))
+        .scope(&scope(service))
 }
 
 fn trace_id(context: &SpanContext) -> model::TraceId {
@@ -364,18 +364,18 @@ fn expected(s: &Scenario) -> BTreeMap<String, model::Span> {
             .flags(SAMPLED_LOCAL_PARENT)
             .times(ns(10), ns(25))
             .attributes(typed_attributes_expected())
-            .event(
+            .event(fixtures::event(
                 "request.parsed",
                 ns(11),
                 vec![
                     kv("bytes", AnyValue::Int(512)),
                     kv("valid", AnyValue::Bool(true)),
                 ],
-            )
-            .event("no.attributes", ns(12), vec![])
+            ))
+            .event(fixtures::event("no.attributes", ns(12), vec![]))
             .status(StatusCode::Ok, ""),
         expected_span("web", &s.call_orders)
-            .parent(span_id(&s.root))
+            .parent_span_id(span_id(&s.root))
             .name("call orders")
             .kind(Client)
             .flags(SAMPLED_LOCAL_PARENT)
@@ -389,14 +389,14 @@ fn expected(s: &Scenario) -> BTreeMap<String, model::Span> {
                 dropped_attributes_count: 0,
             }),
         expected_span("orders", &s.server)
-            .parent(span_id(&s.call_orders))
+            .parent_span_id(span_id(&s.call_orders))
             .name("POST /orders")
             .kind(Server)
             .flags(SAMPLED_REMOTE_PARENT)
             .times(ns(14), ns(23))
             .attribute("order.id", string("o-42")),
         expected_span("orders", &s.db)
-            .parent(span_id(&s.server))
+            .parent_span_id(span_id(&s.server))
             .name("db.insert")
             .kind(Client)
             .flags(SAMPLED_LOCAL_PARENT)
@@ -404,26 +404,26 @@ fn expected(s: &Scenario) -> BTreeMap<String, model::Span> {
             .attribute("db.system", string("sqlite"))
             .attribute("db.rows", AnyValue::Int(1)),
         expected_span("orders", &s.call_payments)
-            .parent(span_id(&s.server))
+            .parent_span_id(span_id(&s.server))
             .name("call payments")
             .kind(Producer)
             .flags(SAMPLED_LOCAL_PARENT)
             .times(ns(18), ns(22)),
         expected_span("payments", &s.charge)
-            .parent(span_id(&s.call_payments))
+            .parent_span_id(span_id(&s.call_payments))
             .name("POST /charge")
             .kind(Consumer)
             .flags(SAMPLED_REMOTE_PARENT)
             .times(ns(19), ns(21))
             .attribute("payment.amount", AnyValue::Double(99.5))
-            .event(
+            .event(fixtures::event(
                 "exception",
                 ns(20),
                 vec![
                     kv("exception.type", string("CardDeclined")),
                     kv("exception.message", string("card declined")),
                 ],
-            )
+            ))
             .status(StatusCode::Error, "card declined"),
     ];
     spans
@@ -643,7 +643,7 @@ async fn remote_parent_trace_state_is_kept(store: Store) {
     support::shutdown(service.provider).await;
 
     let expected = expected_span("edge", &context)
-        .parent(model::SpanId([1, 2, 3, 4, 5, 6, 7, 8]))
+        .parent_span_id(model::SpanId([1, 2, 3, 4, 5, 6, 7, 8]))
         .trace_state("vendor=abc,other=x-1")
         .flags(SAMPLED_REMOTE_PARENT)
         .name("continue")

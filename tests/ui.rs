@@ -210,7 +210,7 @@ async fn seed_big_trace(backend: &Backend) -> (String, String) {
         - 60_000 * MS;
     let make = |n: u64, parent: Option<u64>, name: String, from: u64, len: u64| {
         fixtures::span(trace_id, SpanId((n + 1).to_be_bytes()))
-            .parent_opt(parent.map(|p| SpanId((p + 1).to_be_bytes())))
+            .parent_span_id(parent.map(|p| SpanId((p + 1).to_be_bytes())))
             .flags(1)
             .service("batch-job")
             .name(name)

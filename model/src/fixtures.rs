@@ -1,7 +1,8 @@
-//! Spans for tests, behind the `test-fixtures` feature (the backend turns
-//! it on for its own tests): a builder whose defaults make a valid,
-//! unremarkable span, so that a test names only the fields it is about and
-//! a new field of [`Span`] is added here once rather than in every test.
+//! Spans for tests, behind the `test-fixtures` feature (the backend's unit
+//! tests and the end-to-end tests turn it on): a builder whose defaults make
+//! a valid, unremarkable span, so that a test names only the fields it is
+//! about and a new field of [`Span`] is added here once rather than in
+//! every test.
 //!
 //! [`span`]`(trace, id)` starts as trace `[trace; 16]`, span `[id; 8]`, a
 //! root named `op{id}`, kind internal, sampled (flags 1), of service
@@ -17,16 +18,29 @@ use std::sync::Arc;
 /// The service of a span whose test names none.
 pub const SERVICE: &str = "test";
 
-/// A resource with `service.name` = `service` and nothing else.
+/// A resource with `service.name` = `service` and nothing else, written
+/// out rather than derived by [`Resource::new`], so that a test expecting
+/// it does not share that derivation with the code under test.
 pub fn resource(service: &str) -> Arc<Resource> {
-    Arc::new(Resource::new(
-        vec![KeyValue::new(
+    Arc::new(Resource {
+        service_name: service.into(),
+        attributes: vec![KeyValue::new(
             "service.name",
             AnyValue::String(service.into()),
         )],
-        0,
-        String::new(),
-    ))
+        dropped_attributes_count: 0,
+        schema_url: String::new(),
+    })
+}
+
+/// An event with these attributes, none dropped.
+pub fn event(name: &str, time_unix_nano: u64, attributes: Vec<KeyValue>) -> Event {
+    Event {
+        name: name.into(),
+        time_unix_nano,
+        attributes,
+        dropped_attributes_count: 0,
+    }
 }
 
 /// The span `id` of trace `trace`, with the defaults above.
@@ -69,9 +83,29 @@ impl SpanBuilder {
         self
     }
 
+    pub fn span_id(mut self, span_id: SpanId) -> Self {
+        self.0.span_id = span_id;
+        self
+    }
+
     /// The parent `[parent; 8]`, if any: `.parent(1)` or `.parent(None)`.
-    pub fn parent(mut self, parent: impl Into<Option<u8>>) -> Self {
-        self.0.parent_span_id = parent.into().map(|p| SpanId([p; 8]));
+    pub fn parent(self, parent: impl Into<Option<u8>>) -> Self {
+        self.parent_span_id(parent.into().map(|p| SpanId([p; 8])))
+    }
+
+    /// Any parent: `.parent_span_id(id)` or `.parent_span_id(None)`.
+    pub fn parent_span_id(mut self, parent: impl Into<Option<SpanId>>) -> Self {
+        self.0.parent_span_id = parent.into();
+        self
+    }
+
+    pub fn trace_state(mut self, trace_state: &str) -> Self {
+        self.0.trace_state = trace_state.into();
+        self
+    }
+
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.0.flags = flags;
         self
     }
 
@@ -132,13 +166,35 @@ impl SpanBuilder {
         self
     }
 
+    /// Replaces the attributes.
+    pub fn attributes(mut self, attributes: Vec<KeyValue>) -> Self {
+        self.0.attributes = attributes;
+        self
+    }
+
+    pub fn dropped_attributes(mut self, count: u32) -> Self {
+        self.0.dropped_attributes_count = count;
+        self
+    }
+
+    /// Adds one event; [`event`] makes one from its parts.
     pub fn event(mut self, event: Event) -> Self {
         self.0.events.push(event);
         self
     }
 
+    pub fn dropped_events(mut self, count: u32) -> Self {
+        self.0.dropped_events_count = count;
+        self
+    }
+
     pub fn link(mut self, link: Link) -> Self {
         self.0.links.push(link);
+        self
+    }
+
+    pub fn dropped_links(mut self, count: u32) -> Self {
+        self.0.dropped_links_count = count;
         self
     }
 }

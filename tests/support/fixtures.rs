@@ -1,18 +1,19 @@
 //! Spans for tests to send and to expect back: `span(trace, id)` gives a
-//! model span with plain defaults, and chained setters change only what a
-//! test is about. `otlp_request` writes model spans as an OTLP request by
-//! the specification, with no otelite code, so a conversion bug in otelite
-//! cannot cancel itself out between what a test sends and what it expects.
+//! model span from `otelite_model::fixtures` with the end-to-end defaults,
+//! and its chained setters change only what a test is about. `otlp_request`
+//! writes model spans as an OTLP request by the specification, with no
+//! otelite code, so a conversion bug in otelite cannot cancel itself out
+//! between what a test sends and what it expects.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1 as pb_common;
 use opentelemetry_proto::tonic::resource::v1 as pb_resource;
 use opentelemetry_proto::tonic::trace::v1 as pb;
 use otelite_model::{
-    self as model, AnyValue, Event, KeyValue, Link, Resource, Scope, SpanId, SpanKind, Status,
-    StatusCode, TraceId,
+    self as model, AnyValue, KeyValue, Resource, Scope, SpanId, SpanKind, StatusCode, TraceId,
 };
-use std::sync::Arc;
+
+pub use otelite_model::fixtures::{SpanBuilder, event};
 
 /// The default start: 2023-11-14T22:13:20Z.
 pub const START: u64 = 1_700_000_000_000_000_000;
@@ -20,159 +21,14 @@ pub const START: u64 = 1_700_000_000_000_000_000;
 /// A span of service `e2e` with no parent, no scope, name `span`, kind
 /// internal, flags 0, lasting 1 µs from [`START`], and nothing else.
 pub fn span(trace_id: TraceId, span_id: SpanId) -> SpanBuilder {
-    SpanBuilder(model::Span {
-        trace_id,
-        span_id,
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 0,
-        resource: resource("e2e"),
-        scope: Arc::new(Scope::default()),
-        name: "span".into(),
-        kind: SpanKind::Internal,
-        start_time_unix_nano: START,
-        end_time_unix_nano: START + 1_000,
-        status: Status::default(),
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-    })
-}
-
-/// A resource with only `service.name`, written out (not derived by
-/// otelite's `Resource::new`).
-pub fn resource(service: &str) -> Arc<Resource> {
-    Arc::new(Resource {
-        service_name: service.into(),
-        attributes: vec![KeyValue::new(
-            "service.name",
-            AnyValue::String(service.into()),
-        )],
-        dropped_attributes_count: 0,
-        schema_url: String::new(),
-    })
-}
-
-/// A model span under construction; `build` hands it over.
-#[derive(Clone, Debug)]
-#[must_use]
-pub struct SpanBuilder(model::Span);
-
-impl SpanBuilder {
-    pub fn build(self) -> model::Span {
-        self.0
-    }
-
-    pub fn parent(self, parent: SpanId) -> Self {
-        self.parent_opt(Some(parent))
-    }
-
-    pub fn parent_opt(mut self, parent: Option<SpanId>) -> Self {
-        self.0.parent_span_id = parent;
-        self
-    }
-
-    pub fn trace_state(mut self, state: &str) -> Self {
-        self.0.trace_state = state.into();
-        self
-    }
-
-    pub fn flags(mut self, flags: u32) -> Self {
-        self.0.flags = flags;
-        self
-    }
-
-    /// A resource with only `service.name` = `service`.
-    pub fn service(self, service: &str) -> Self {
-        self.resource(resource(service))
-    }
-
-    pub fn resource(mut self, resource: Arc<Resource>) -> Self {
-        self.0.resource = resource;
-        self
-    }
-
-    pub fn scope(mut self, scope: Arc<Scope>) -> Self {
-        self.0.scope = scope;
-        self
-    }
-
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.0.name = name.into();
-        self
-    }
-
-    pub fn kind(mut self, kind: SpanKind) -> Self {
-        self.0.kind = kind;
-        self
-    }
-
-    pub fn times(mut self, start_unix_nano: u64, end_unix_nano: u64) -> Self {
-        self.0.start_time_unix_nano = start_unix_nano;
-        self.0.end_time_unix_nano = end_unix_nano;
-        self
-    }
-
-    pub fn status(mut self, code: StatusCode, message: &str) -> Self {
-        self.0.status = Status {
-            code,
-            message: message.into(),
-        };
-        self
-    }
-
-    /// Appends one attribute.
-    pub fn attribute(mut self, key: &str, value: AnyValue) -> Self {
-        self.0.attributes.push(KeyValue::new(key, value));
-        self
-    }
-
-    /// Replaces the attributes.
-    pub fn attributes(mut self, attributes: Vec<KeyValue>) -> Self {
-        self.0.attributes = attributes;
-        self
-    }
-
-    pub fn dropped_attributes(mut self, count: u32) -> Self {
-        self.0.dropped_attributes_count = count;
-        self
-    }
-
-    /// Appends an event with these attributes (none dropped).
-    pub fn event(mut self, name: &str, time_unix_nano: u64, attributes: Vec<KeyValue>) -> Self {
-        self.0.events.push(Event {
-            name: name.into(),
-            time_unix_nano,
-            attributes,
-            dropped_attributes_count: 0,
-        });
-        self
-    }
-
-    pub fn dropped_events(mut self, count: u32) -> Self {
-        self.0.dropped_events_count = count;
-        self
-    }
-
-    /// Appends a link.
-    pub fn link(mut self, link: Link) -> Self {
-        self.0.links.push(link);
-        self
-    }
-
-    pub fn dropped_links(mut self, count: u32) -> Self {
-        self.0.dropped_links_count = count;
-        self
-    }
-}
-
-impl From<SpanBuilder> for model::Span {
-    fn from(builder: SpanBuilder) -> Self {
-        builder.build()
-    }
+    otelite_model::fixtures::span(0, 0)
+        .trace_id(trace_id)
+        .span_id(span_id)
+        .service("e2e")
+        .name("span")
+        .kind(SpanKind::Internal)
+        .flags(0)
+        .times(START, START + 1_000)
 }
 
 /// One scope's spans within a resource's group.
