@@ -11,6 +11,7 @@ use crate::support::{self, Backend, Reply, Store, for_each_store};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use otelite_model::{self as model, AnyValue, KeyValue, SpanId, TraceId};
 use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -18,19 +19,11 @@ const SERVICE: &str = "hostile";
 
 // ---- protobuf by hand: a field is its key, its length, its bytes --------
 
-fn varint(mut n: u64, out: &mut Vec<u8>) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 /// A length-delimited field (wire type 2).
 fn field(number: u32, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + 12);
-    varint(u64::from(number) << 3 | 2, &mut out);
-    varint(bytes.len() as u64, &mut out);
+    encode_key(number, WireType::LengthDelimited, &mut out);
+    encode_varint(bytes.len() as u64, &mut out);
     out.extend_from_slice(bytes);
     out
 }
@@ -38,7 +31,7 @@ fn field(number: u32, bytes: &[u8]) -> Vec<u8> {
 /// A fixed64 field (wire type 1), as OTLP's timestamps are.
 fn fixed64(number: u32, value: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    varint(u64::from(number) << 3 | 1, &mut out);
+    encode_key(number, WireType::SixtyFourBit, &mut out);
     out.extend_from_slice(&value.to_le_bytes());
     out
 }
