@@ -12,7 +12,8 @@
 //!   OTLP request or span: the exporter's wire format and the backend's
 //!   stored span encoding.
 //! - `fixtures` (tests only: the `test-fixtures` feature) builds spans
-//!   with sensible defaults, for this crate's tests and the backend's.
+//!   with sensible defaults, for this crate's tests, the backend's and the
+//!   end-to-end suite's.
 //! - [`tls`] builds the client TLS configuration (Mozilla's roots plus a
 //!   PEM file) that the exporter and the backend's reading commands share.
 //!
