@@ -29,9 +29,10 @@ pub enum StoreError {
         current: i64,
     },
     // Causes only the ClickHouse store has.
-    #[error("ClickHouse: {0}")]
+    // Their messages name ClickHouse already.
+    #[error(transparent)]
     ClickHouse(#[from] clickhouse::ClickHouseError),
-    #[error("ClickHouse: {0}")]
+    #[error(transparent)]
     ClickHouseMigration(#[from] clickhouse::MigrationError),
     // Causes only a running otelite asked over HTTP has.
     #[error(transparent)]
