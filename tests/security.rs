@@ -239,6 +239,42 @@ async fn a_request_head_that_never_ends_is_cut_off() {
     assert_eq!(status, 200, "the server still answers others");
 }
 
+/// A client that stops in the middle of a body is answered 408 when the
+/// body's deadline passes, and its slot is free again: with one slot, the
+/// next whole request is taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_stops_coming_gets_408_and_frees_its_slot() {
+    let backend = Backend::start_with(|config| {
+        config.max_concurrent_requests = 1;
+        config.connection_limits.body_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut stalled = TcpStream::connect(backend.otlp).await.expect("connect");
+    stalled
+        .write_all(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n{\"resourceSpans\":[",
+        )
+        .await
+        .expect("send a head and the start of a body");
+    let answer = read_until_closed(&mut stalled)
+        .await
+        .expect("the server answers a body that stops coming");
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "expected 408 Request Timeout, got {answer:?}"
+    );
+    let reply = backend
+        .post(
+            "/v1/traces",
+            "application/json",
+            None,
+            br#"{"resourceSpans":[]}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "the slot is free again: {reply:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_request_head_gets_431() {
     let backend = Backend::start().await;

@@ -176,6 +176,7 @@ impl Server {
         let limits = receive::Limits {
             max_body_bytes: self.max_body_bytes,
             max_concurrent_requests: self.max_concurrent_requests,
+            body_read_timeout: self.limits.body_read_timeout,
         };
         let (receive, query) = routers(&self.storage, limits, &self.tokens);
         let retention = tokio::spawn(self.storage.retention(self.retention, stop_rx.clone()));

@@ -23,6 +23,10 @@ pub struct ConnectionLimits {
     /// From the first byte of a request (or an idle keep-alive) to the end
     /// of its head.
     pub header_read_timeout: Duration,
+    /// From the end of an OTLP request's head to the end of its body: a
+    /// client that stops sending gives its slot back (408) instead of
+    /// holding it for as long as it stays connected.
+    pub body_read_timeout: Duration,
     /// Largest request head, in bytes (hyper's read buffer; at least 8192).
     pub max_header_bytes: usize,
     pub tls_handshake_timeout: Duration,
@@ -36,6 +40,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             max_header_bytes: 64 * 1024,
             tls_handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,

@@ -44,6 +44,8 @@ pub enum BodyError {
     TooLarge { limit: usize },
     #[error("request body could not be read: {0}")]
     Read(String),
+    #[error("the request body did not arrive within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("request body is not valid gzip: {0}")]
     BadGzip(std::io::Error),
 }
@@ -94,13 +96,15 @@ const DRAIN_BYTES: usize = 64 * 1024 * 1024;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Checks the headers, then reads the whole body, at most `limit` bytes on
-/// the wire. When the request is refused, what is left of the body is
-/// drained (bounded), so the client gets the answer rather than a broken
-/// pipe.
+/// the wire and within `deadline`. When the request is refused, what is
+/// left of the body is drained (bounded), so the client gets the answer
+/// rather than a broken pipe; a body past its deadline is not waited for
+/// any longer.
 pub async fn read_checked(
     headers: &HeaderMap,
-    mut body: Body,
+    body: Body,
     limit: usize,
+    deadline: std::time::Duration,
 ) -> Result<(Encoding, Bytes), BodyError> {
     let checked = match check_headers(headers) {
         Ok(checked) => checked,
@@ -109,6 +113,14 @@ pub async fn read_checked(
             return Err(error);
         }
     };
+    match tokio::time::timeout(deadline, read_all(body, limit)).await {
+        Ok(bytes) => Ok((checked, bytes?)),
+        Err(_) => Err(BodyError::Timeout(deadline)),
+    }
+}
+
+/// The body's bytes, at most `limit` of them.
+async fn read_all(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let mut bytes = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
@@ -121,7 +133,7 @@ pub async fn read_checked(
         }
         bytes.extend_from_slice(&data);
     }
-    Ok((checked, bytes.freeze()))
+    Ok(bytes.freeze())
 }
 
 pub(crate) async fn drain(mut body: Body) {

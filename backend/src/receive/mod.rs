@@ -41,6 +41,8 @@ pub struct Limits {
     /// Requests between their first body byte and their answer; more get
     /// 503 at once, so memory stays bounded by this times a body's size.
     pub max_concurrent_requests: usize,
+    /// How long one body may take to arrive (see `ConnectionLimits`).
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl Limits {
@@ -49,6 +51,7 @@ impl Limits {
         Self {
             max_body_bytes,
             max_concurrent_requests: crate::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            body_read_timeout: crate::net::ConnectionLimits::default().body_read_timeout,
         }
     }
 }
@@ -57,6 +60,7 @@ impl Limits {
 pub struct ReceiveState {
     pub store: Storage,
     pub max_body_bytes: usize,
+    body_read_timeout: std::time::Duration,
     /// Counted once per request or batch (see `crate::metrics`).
     pub metrics: Arc<Metrics>,
     /// One permit per request being received.
@@ -68,6 +72,7 @@ impl ReceiveState {
         Self {
             store: store.into(),
             max_body_bytes: limits.max_body_bytes,
+            body_read_timeout: limits.body_read_timeout,
             metrics,
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
         }
@@ -114,7 +119,8 @@ async fn receive_traces(
         return Err(refuse_busy(body).await);
     };
     let limit = state.max_body_bytes;
-    let (encoding, bytes) = body::read_checked(headers, body, limit).await?;
+    let (encoding, bytes) =
+        body::read_checked(headers, body, limit, state.body_read_timeout).await?;
     // Decoding, conversion, analysis and the store's encoding are CPU work:
     // keep them off the threads that serve connections.
     let store = state.store.clone();
@@ -220,7 +226,8 @@ async fn receive_metrics(
         return Err(refuse_busy(body).await);
     };
     let limit = state.max_body_bytes;
-    let (encoding, bytes) = body::read_checked(headers, body, limit).await?;
+    let (encoding, bytes) =
+        body::read_checked(headers, body, limit, state.body_read_timeout).await?;
     let request: ExportMetricsServiceRequest = decode(encoding, &bytes, limit)?;
     let points = process::counter_points(request);
     if !points.is_empty() {

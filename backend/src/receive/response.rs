@@ -27,6 +27,7 @@ pub struct RpcStatus {
 
 /// gRPC codes used in `RpcStatus.code`.
 const INVALID_ARGUMENT: i32 = 3;
+const DEADLINE_EXCEEDED: i32 = 4;
 const RESOURCE_EXHAUSTED: i32 = 8;
 const UNAVAILABLE: i32 = 14;
 
@@ -48,6 +49,7 @@ impl ReceiveError {
                 BodyError::UnsupportedContentType(_) | BodyError::UnsupportedEncoding(_),
             ) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ReceiveError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ReceiveError::Body(BodyError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
             ReceiveError::Body(BodyError::Read(_) | BodyError::BadGzip(_))
             | ReceiveError::Decode { .. } => StatusCode::BAD_REQUEST,
             ReceiveError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -61,7 +63,10 @@ impl ReceiveError {
                 BodyError::UnsupportedContentType(_) | BodyError::UnsupportedEncoding(_),
             ) => Rejection::UnsupportedMediaType,
             ReceiveError::Body(BodyError::TooLarge { .. }) => Rejection::TooLarge,
-            ReceiveError::Body(BodyError::Read(_) | BodyError::BadGzip(_))
+            // A body that never arrives is as unreadable as a broken one.
+            ReceiveError::Body(
+                BodyError::Read(_) | BodyError::BadGzip(_) | BodyError::Timeout(_),
+            )
             | ReceiveError::Decode { .. } => Rejection::Decode,
             ReceiveError::Store(StoreError::Overloaded) => Rejection::Overloaded,
             ReceiveError::Store(_) => Rejection::Unavailable,
@@ -72,6 +77,7 @@ impl ReceiveError {
         match self.status() {
             StatusCode::SERVICE_UNAVAILABLE => UNAVAILABLE,
             StatusCode::PAYLOAD_TOO_LARGE => RESOURCE_EXHAUSTED,
+            StatusCode::REQUEST_TIMEOUT => DEADLINE_EXCEEDED,
             _ => INVALID_ARGUMENT,
         }
     }
