@@ -275,6 +275,39 @@ async fn a_body_that_stops_coming_gets_408_and_frees_its_slot() {
     assert_eq!(reply.status, 200, "the slot is free again: {reply:?}");
 }
 
+/// Shutdown waits the grace for requests in flight, then closes what is
+/// still open: a client that never finishes its body cannot keep the
+/// process (and its store's writer) alive.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_closes_what_is_still_open_after_the_grace() {
+    let backend = Backend::start_with(|config| {
+        config.connection_limits.shutdown_grace = Duration::from_millis(300);
+        config.connection_limits.body_read_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    let mut stalled = TcpStream::connect(backend.otlp).await.expect("connect");
+    stalled
+        .write_all(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n{\"resourceSpans\":[",
+        )
+        .await
+        .expect("send a head and the start of a body");
+    // The request is in flight once its answer cannot come yet.
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(200), stalled.read(&mut byte)).await;
+    assert!(
+        early.is_err(),
+        "no answer before the body is whole: {early:?}"
+    );
+    // `stop` fails the test if the backend is not down within WAIT.
+    backend.stop().await;
+    assert!(
+        read_until_closed(&mut stalled).await.is_some(),
+        "the stalled connection is closed by the shutdown"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_request_head_gets_431() {
     let backend = Backend::start().await;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 /// Bounds on what one client can hold.
@@ -59,7 +60,10 @@ pub async fn serve(
 ) {
     let tls = tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = JoinSet::new();
     loop {
+        // Forget the connections that have ended, so the set stays small.
+        while connections.try_join_next().is_some() {}
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot,
             () = stopped(&mut stop) => break,
@@ -79,13 +83,16 @@ pub async fn serve(
             }
         };
         let (router, tls, stop) = (router.clone(), tls.clone(), stop.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             connection(stream, router, tls, limits, stop).await;
             drop(slot);
         });
     }
     drop(listener);
     wait_for_connections(&slots, limits).await;
+    // Past the grace, what is still open is dropped: each connection holds
+    // the router and with it the store, whose writer only ends after them.
+    connections.shutdown().await;
 }
 
 /// Resolves once `stop` turns true (the guard `wait_for` returns is not
@@ -101,7 +108,7 @@ async fn wait_for_connections(slots: &Semaphore, limits: ConnectionLimits) {
         .await
         .is_err()
     {
-        tracing::warn!(grace = ?limits.shutdown_grace, "connections still open at shutdown");
+        tracing::warn!(grace = ?limits.shutdown_grace, "connections still open at shutdown are closed");
     }
 }
 
