@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Args, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// SQLite database file (created if missing)
+    /// SQLite database file (created if missing; a file of another program is refused, untouched)
     #[arg(
         long,
         env = "OTELITE_DB",

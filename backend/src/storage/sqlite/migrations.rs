@@ -207,6 +207,33 @@ pub const CURRENT_VERSION: i64 = 1 + UPGRADES.len() as i64;
 
 /// Settings every connection needs; WAL lets readers run beside the writer
 /// and, with `synchronous=NORMAL`, a commit survives a process kill.
+/// What a file holds before otelite changes anything in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contents {
+    /// No tables: a new file, which otelite may make its own.
+    Empty,
+    /// An otelite database of this schema version.
+    Otelite(i64),
+    /// Another program's database, or not SQLite at all: leave it alone.
+    Foreign,
+}
+
+/// Reads what `conn`'s file holds, without writing to it.
+pub fn contents(conn: &Connection) -> Contents {
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
+    let tables = conn.query_row(
+        "SELECT count(*), count(*) FILTER (WHERE name = 'traces') FROM sqlite_schema
+         WHERE type = 'table'",
+        [],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? == 1)),
+    );
+    match (version, tables) {
+        (Ok(0), Ok((0, _))) => Contents::Empty,
+        (Ok(version), Ok((_, true))) if version >= 1 => Contents::Otelite(version),
+        _ => Contents::Foreign,
+    }
+}
+
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     super::plans::keep_plans(conn)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;

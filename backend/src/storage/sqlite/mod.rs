@@ -77,6 +77,12 @@ impl SqliteStore {
             path: path.to_owned(),
             source,
         })?;
+        // Another program's file is refused before anything in it changes
+        // (the journal mode included); a writer elsewhere is waited for.
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        if migrations::contents(&conn) == migrations::Contents::Foreign {
+            return Err(StoreError::NotOtelite(path.to_owned()));
+        }
         migrations::configure(&conn)?;
         migrations::migrate(&mut conn)?;
         if let Err(error) = tokenizer::register(&conn) {

@@ -33,21 +33,9 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
         })?;
     super::plans::keep_plans(&conn)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let not_otelite = || StoreError::NotOtelite(path.to_owned());
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|_| not_otelite())?;
-    let has_traces: bool = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'traces'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n == 1)
-        .map_err(|_| not_otelite())?;
-    if version < 1 || !has_traces {
-        return Err(not_otelite());
-    }
+    let migrations::Contents::Otelite(version) = migrations::contents(&conn) else {
+        return Err(StoreError::NotOtelite(path.to_owned()));
+    };
     if version < migrations::CURRENT_VERSION {
         return Err(StoreError::Outdated {
             path: path.to_owned(),

@@ -535,3 +535,57 @@ async fn a_group_unlike_the_batchs_is_found_by_each_of_its_spans()
     writer.join();
     Ok(())
 }
+
+/// `serve` makes only an empty file or an otelite database its own: another
+/// program's file is refused before its journal mode, tables or version
+/// change.
+#[test]
+fn serve_refuses_another_programs_file_and_leaves_it_as_it_was()
+-> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let limits = QueueLimits {
+        requests: 8,
+        spans: 1000,
+    };
+    for (name, schema) in [
+        ("notes.db", "CREATE TABLE notes (x);"),
+        (
+            "traces.db",
+            "CREATE TABLE traces (id INTEGER PRIMARY KEY, body BLOB);",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        rusqlite::Connection::open(&path)?.execute_batch(schema)?;
+        let opened = SqliteStore::open(&path, limits);
+        assert!(
+            matches!(&opened, Err(StoreError::NotOtelite(p)) if *p == path),
+            "{name}: {:?}",
+            opened.as_ref().err()
+        );
+        let conn = rusqlite::Connection::open(&path)?;
+        let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        assert_eq!(
+            (journal.as_str(), version, tables),
+            ("delete", 0, 1),
+            "{name}"
+        );
+    }
+    let not_sqlite = dir.path().join("notes.txt");
+    std::fs::write(
+        &not_sqlite,
+        "plain text, long enough to be read as a header\n".repeat(10),
+    )?;
+    assert!(matches!(
+        SqliteStore::open(&not_sqlite, limits),
+        Err(StoreError::NotOtelite(_))
+    ));
+    // An empty file is a new database.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"")?;
+    let (store, writer) = SqliteStore::open(&empty, limits)?;
+    drop(store);
+    writer.join();
+    Ok(())
+}
