@@ -249,14 +249,7 @@ async fn a_body_that_stops_coming_gets_408_and_frees_its_slot() {
         config.connection_limits.body_read_timeout = Duration::from_millis(500);
     })
     .await;
-    let mut stalled = TcpStream::connect(backend.otlp).await.expect("connect");
-    stalled
-        .write_all(
-            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Content-Length: 1000\r\n\r\n{\"resourceSpans\":[",
-        )
-        .await
-        .expect("send a head and the start of a body");
+    let mut stalled = stall_mid_body(&backend).await;
     let answer = read_until_closed(&mut stalled)
         .await
         .expect("the server answers a body that stops coming");
@@ -285,14 +278,7 @@ async fn shutdown_closes_what_is_still_open_after_the_grace() {
         config.connection_limits.body_read_timeout = Duration::from_secs(3600);
     })
     .await;
-    let mut stalled = TcpStream::connect(backend.otlp).await.expect("connect");
-    stalled
-        .write_all(
-            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Content-Length: 1000\r\n\r\n{\"resourceSpans\":[",
-        )
-        .await
-        .expect("send a head and the start of a body");
+    let mut stalled = stall_mid_body(&backend).await;
     // The request is in flight once its answer cannot come yet.
     let mut byte = [0u8; 1];
     let early = tokio::time::timeout(Duration::from_millis(200), stalled.read(&mut byte)).await;
@@ -306,6 +292,20 @@ async fn shutdown_closes_what_is_still_open_after_the_grace() {
         read_until_closed(&mut stalled).await.is_some(),
         "the stalled connection is closed by the shutdown"
     );
+}
+
+/// A trace export whose head promises 1000 bytes of body, of which only
+/// the first few are sent.
+async fn stall_mid_body(backend: &Backend) -> TcpStream {
+    let mut stalled = TcpStream::connect(backend.otlp).await.expect("connect");
+    stalled
+        .write_all(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n{\"resourceSpans\":[",
+        )
+        .await
+        .expect("send a head and the start of a body");
+    stalled
 }
 
 #[tokio::test(flavor = "multi_thread")]

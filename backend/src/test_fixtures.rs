@@ -6,31 +6,12 @@
 pub use otelite_model::fixtures::*;
 
 use crate::analyze;
-use crate::process;
-use crate::stage::Stage;
 use crate::storage::sqlite::{SpanRow, SqliteStore};
-use crate::storage::{Ingest, StoreError, Stored, TraceStore};
+use crate::storage::{StoreError, Stored, TraceStore};
 use otelite_model::Span;
 
-/// `spans` as the receiver passes them on when they arrive at
-/// `received_ns`: analyzed, and each service's spans counted at process
-/// and analyze.
-pub fn ingest(spans: Vec<Span>, received_ns: u64) -> Ingest {
-    let counted = process::count_by_service(&spans)
-        .into_iter()
-        .flat_map(|(service, n)| {
-            [
-                (service.clone(), Stage::Process, n),
-                (service, Stage::Analyze, n),
-            ]
-        })
-        .collect();
-    Ingest {
-        spans: analyze::analyze(spans),
-        counted,
-        received_ns,
-    }
-}
+/// What the receiver hands a store: analyzed, counted per service.
+pub(crate) use crate::receive::ingest;
 
 /// `spans` analyzed and encoded into rows, without a batch around them.
 pub fn rows(spans: Vec<Span>) -> Vec<SpanRow> {

@@ -28,6 +28,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use otelite_model::Span;
 use otelite_model::otlp::InvalidSpan;
 use response::ReceiveError;
 use serde::de::DeserializeOwned;
@@ -154,8 +155,8 @@ async fn receive_traces(
 
 /// A body (as read off the wire) → the batch the SQLite writer inserts, and
 /// the spans that were not valid: decode, process, analyze and encode, the
-/// CPU part of receiving (as `TraceStore::prepare` does for SQLite): the
-/// fuzz targets' way in.
+/// CPU part of receiving, as the SQLite store encodes it: the fuzz targets'
+/// way in.
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn prepare(
     encoding: Encoding,
@@ -166,7 +167,7 @@ pub(crate) fn prepare(
     Ok((crate::storage::sqlite::span_batch(ingest), rejected))
 }
 
-/// Decode, process and analyze: the part of `prepare` every store shares.
+/// Decode, process and analyze: what every store is handed.
 pub(crate) fn analyzed(
     encoding: Encoding,
     bytes: &[u8],
@@ -174,17 +175,22 @@ pub(crate) fn analyzed(
 ) -> Result<(Ingest, Vec<InvalidSpan>), ReceiveError> {
     let request: ExportTraceServiceRequest = decode(encoding, bytes, limit)?;
     let processed = process::process(request);
+    Ok((ingest(processed.spans, now_ns()), processed.rejected))
+}
+
+/// Valid spans, received at `received_ns`, analyzed and counted per service
+/// at process and analyze.
+pub(crate) fn ingest(spans: Vec<Span>, received_ns: u64) -> Ingest {
     let mut counted: Vec<(String, Stage, u64)> = Vec::new();
-    for (service, n) in process::count_by_service(&processed.spans) {
+    for (service, n) in process::count_by_service(&spans) {
         counted.push((service.clone(), Stage::Process, n));
         counted.push((service, Stage::Analyze, n));
     }
-    let ingest = Ingest {
-        spans: analyze::analyze(processed.spans),
+    Ingest {
+        spans: analyze::analyze(spans),
         counted,
-        received_ns: now_ns(),
-    };
-    Ok((ingest, processed.rejected))
+        received_ns,
+    }
 }
 
 fn rejection_message(rejected: &[InvalidSpan]) -> String {
