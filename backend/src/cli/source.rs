@@ -8,7 +8,7 @@ use super::{CliError, Common};
 use crate::rates::{self, RatesReport};
 use crate::stage::minute_of;
 use crate::storage::clickhouse::ClickHouseReader;
-use crate::storage::remote::{Remote, RemoteError};
+use crate::storage::remote::{PAGE_LIMIT, Remote, RemoteError};
 use crate::storage::sqlite::SqliteReader;
 use crate::storage::{Dependency, TraceQuery, TraceReader, TraceSummary};
 use otelite_model::{Span, SpanKind, TraceId};
@@ -22,8 +22,6 @@ pub const QUERY_TOKEN_ENV: &str = "OTELITE_QUERY_TOKEN";
 /// `--server-ca` when the flag is not given.
 pub const SERVER_CA_ENV: &str = "OTELITE_SERVER_CA";
 pub const DEFAULT_DB: &str = "./otelite.db";
-/// The most summaries one search page asks for: a server's own maximum.
-const PAGE_LIMIT: usize = 1000;
 
 /// What the flags name, before anything is opened.
 pub(crate) enum Place {

@@ -23,9 +23,9 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::time::Duration;
 
-/// The server's search pages are at most this long (its `limit` maximum);
-/// longer `--limit`s are read page by page.
-const PAGE_LIMIT: usize = 1000;
+/// The server's search pages are at most this long (its `limit` maximum):
+/// a longer search is read page by page.
+pub const PAGE_LIMIT: usize = 1000;
 /// An answer larger than this is refused, so a wrong URL cannot fill memory.
 /// A trace of a million spans is a few hundred MB of JSON.
 const MAX_ANSWER_BYTES: usize = 1 << 30;
