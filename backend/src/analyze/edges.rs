@@ -4,7 +4,9 @@
 //! (a callee's span often ends, and so arrives, before its caller's), so the
 //! resolver remembers recent spans and children still waiting for their
 //! parent. Both memories are bounded; an edge whose other end arrives after
-//! eviction (or after a restart) is not counted.
+//! eviction (or after a restart) is not counted. The ClickHouse store uses
+//! it; SQLite finds edges from its stored spans instead (see
+//! `storage::sqlite::edges`).
 
 use super::SpanFacts;
 use foldhash::{HashMap, HashMapExt};

@@ -10,6 +10,7 @@
 use super::StoreError;
 use super::block::{self, BlockBuilder, Extent};
 use super::documents::{self, Documents};
+use super::edges::{self, EdgeCounts, StoredServices};
 use super::encode::SpanRow;
 use super::writer::{BatchIds, WriterState, clamp};
 use crate::analyze::{self, SpanFacts, TraceDelta};
@@ -24,6 +25,17 @@ pub struct RowsStored<'a> {
     pub inserted: Vec<&'a SpanFacts>,
     /// Spans already stored (a retry), per service.
     pub duplicates_per_service: HashMap<&'a str, u64>,
+    /// The service edges the new spans complete (see `edges`).
+    pub edges: EdgeCounts,
+}
+
+/// Whether a write finds service edges: the version 4 upgrade rewrites
+/// spans whose edges were counted when they first came, into a schema that
+/// has no place for edges yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edges {
+    Find,
+    Skip,
 }
 
 /// A group's spans all start within one such slice of time (an hour), so
@@ -39,6 +51,8 @@ struct Group<'a> {
     rows: Vec<&'a SpanRow>,
     /// The batch's prepared group holding every row so far, if one does.
     prepared: Option<u32>,
+    /// The edges its spans complete.
+    edges: EdgeCounts,
 }
 
 /// A group placed in the block being built, waiting for the block's id.
@@ -56,11 +70,18 @@ pub fn store_rows<'a>(
     state: &mut WriterState,
     rows: &'a [SpanRow],
     documents: &'a Documents,
+    find_edges: Edges,
 ) -> Result<RowsStored<'a>, StoreError> {
-    let (fresh, duplicates_per_service) = skip_stored(tx, rows)?;
+    let Unstored {
+        fresh,
+        duplicates_per_service,
+        stored,
+    } = skip_stored(tx, rows)?;
     let mut ids = BatchIds::default();
     let mut groups: Vec<Group<'a>> = Vec::new();
     let mut index: HashMap<(TraceId, i64, i64, u64), usize> = HashMap::new();
+    // The group of each fresh row, in order.
+    let mut group_of: Vec<usize> = Vec::with_capacity(fresh.len());
     for &at_row in &fresh {
         let row = &rows[at_row];
         let prepared = documents.group_of(at_row);
@@ -75,9 +96,11 @@ pub fn store_rows<'a>(
                 scope_id,
                 rows: Vec::new(),
                 prepared,
+                edges: EdgeCounts::new(),
             });
             groups.len() - 1
         });
+        group_of.push(at);
         let group = &mut groups[at];
         if group.prepared != prepared {
             group.prepared = None;
@@ -91,53 +114,78 @@ pub fn store_rows<'a>(
         trace_refs.insert(trace_id, upsert_trace(tx, &trace_id, &delta)?);
     }
     add_operations(tx, state, &fresh)?;
-    write_blocks(tx, state, groups, &trace_refs, documents)?;
+    let mut all_edges = EdgeCounts::new();
+    if find_edges == Edges::Find {
+        let completed = edges::resolve(tx, state, &fresh, &stored, &trace_refs)?;
+        for edge in &completed {
+            let calls = groups[group_of[edge.row]].edges.entry(edge.key).or_default();
+            calls.calls += 1;
+            calls.errors += u64::from(edge.is_error);
+        }
+        all_edges = edges::count(&completed);
+    }
+    write_blocks(tx, state, groups, &trace_refs, documents, find_edges)?;
     Ok(RowsStored {
         inserted,
         duplicates_per_service,
+        edges: all_edges,
     })
 }
 
-/// The rows not stored yet, by index: a span is known by its trace and
-/// span id, both among earlier writes (looked up by trace) and within this
-/// batch.
-fn skip_stored<'a>(
-    tx: &Transaction,
-    rows: &'a [SpanRow],
-) -> Result<(Vec<usize>, HashMap<&'a str, u64>), StoreError> {
-    let mut known: HashMap<TraceId, HashSet<SpanId>> = HashMap::new();
+/// What `skip_stored` found.
+struct Unstored<'a> {
+    /// The rows not stored yet, by index.
+    fresh: Vec<usize>,
+    /// Rows already stored, per service.
+    duplicates_per_service: HashMap<&'a str, u64>,
+    /// Each trace's spans of earlier writes.
+    stored: HashMap<TraceId, StoredServices>,
+}
+
+/// The rows not stored yet: a span is known by its trace and span id, both
+/// among earlier writes (looked up by trace) and within this batch.
+fn skip_stored<'a>(tx: &Transaction, rows: &'a [SpanRow]) -> Result<Unstored<'a>, StoreError> {
+    let mut stored: HashMap<TraceId, StoredServices> = HashMap::new();
+    let mut in_batch: HashSet<(TraceId, SpanId)> = HashSet::with_capacity(rows.len());
     let mut fresh = Vec::with_capacity(rows.len());
     let mut duplicates: HashMap<&'a str, u64> = HashMap::new();
     for (at, row) in rows.iter().enumerate() {
         let facts = &row.facts;
-        let seen = match known.get_mut(&facts.trace_id) {
-            Some(seen) => seen,
-            None => known
+        let earlier = match stored.get(&facts.trace_id) {
+            Some(earlier) => earlier,
+            None => stored
                 .entry(facts.trace_id)
-                .or_insert(stored_span_ids(tx, &facts.trace_id)?),
+                .or_insert(stored_spans(tx, &facts.trace_id)?),
         };
-        if seen.insert(facts.span_id) {
+        if !earlier.contains_key(&facts.span_id) && in_batch.insert((facts.trace_id, facts.span_id))
+        {
             fresh.push(at);
         } else {
             *duplicates.entry(facts.service()).or_default() += 1;
         }
     }
-    Ok((fresh, duplicates))
+    Ok(Unstored {
+        fresh,
+        duplicates_per_service: duplicates,
+        stored,
+    })
 }
 
-/// Span ids already stored for a trace; empty for a new trace, which is the
-/// common case and costs one index probe.
-fn stored_span_ids(tx: &Transaction, trace_id: &TraceId) -> rusqlite::Result<HashSet<SpanId>> {
-    let mut ids = HashSet::new();
+/// The spans already stored for a trace, with their services; empty for a
+/// new trace, which is the common case and costs one index probe.
+fn stored_spans(tx: &Transaction, trace_id: &TraceId) -> rusqlite::Result<StoredServices> {
+    let mut spans = StoredServices::new();
     let mut statement = tx.prepare_cached(
-        "SELECT g.span_ids FROM traces t JOIN span_groups g ON g.trace_ref = t.id WHERE t.trace_id = ?1",
+        "SELECT g.service_id, g.span_ids FROM traces t JOIN span_groups g ON g.trace_ref = t.id
+         WHERE t.trace_id = ?1",
     )?;
     let mut rows = statement.query([&trace_id.0[..]])?;
     while let Some(row) = rows.next()? {
-        let packed: Vec<u8> = row.get(0)?;
-        ids.extend(unpack_ids(&packed));
+        let service_id: i64 = row.get(0)?;
+        let packed: Vec<u8> = row.get(1)?;
+        spans.extend(unpack_ids(&packed).map(|id| (id, service_id)));
     }
-    Ok(ids)
+    Ok(spans)
 }
 
 /// Span ids as stored in a group row: 8 bytes each, all zeros for none.
@@ -220,6 +268,7 @@ fn write_blocks(
     groups: Vec<Group>,
     trace_refs: &HashMap<TraceId, i64>,
     documents: &Documents,
+    find_edges: Edges,
 ) -> Result<(), StoreError> {
     // Each block's buffer is sized once, from the bytes still to place:
     // grown by doubling instead, it is copied again at each step, on the writer.
@@ -242,13 +291,14 @@ fn write_blocks(
                 std::mem::take(&mut placed),
                 trace_refs,
                 documents,
+                find_edges,
             )?;
         }
         let extent = builder.push_group(group.rows.iter().map(|row| row.body.as_slice()));
         placed.push(Placed { group, extent });
     }
     if !placed.is_empty() {
-        flush(tx, state, builder, placed, trace_refs, documents)?;
+        flush(tx, state, builder, placed, trace_refs, documents, find_edges)?;
     }
     Ok(())
 }
@@ -289,15 +339,25 @@ fn flush(
     placed: Vec<Placed>,
     trace_refs: &HashMap<TraceId, i64>,
     documents: &Documents,
+    find_edges: Edges,
 ) -> Result<(), StoreError> {
     let block_id = state.block_id(tx)?;
     state.blocks.submit(block_id, builder);
-    let mut insert_group = tx.prepare_cached(
-        "INSERT INTO span_groups (trace_ref, service_id, resource_id, scope_id, block_id,
-             byte_offset, byte_length, start_ns, end_ns, max_duration_ns, span_count,
-             error_count, span_ids, parent_ids)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?;
+    let mut insert_group = tx.prepare_cached(match find_edges {
+        Edges::Find => {
+            "INSERT INTO span_groups (trace_ref, service_id, resource_id, scope_id, block_id,
+                 byte_offset, byte_length, start_ns, end_ns, max_duration_ns, span_count,
+                 error_count, span_ids, parent_ids, edges)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        }
+        // The column does not exist yet.
+        Edges::Skip => {
+            "INSERT INTO span_groups (trace_ref, service_id, resource_id, scope_id, block_id,
+                 byte_offset, byte_length, start_ns, end_ns, max_duration_ns, span_count,
+                 error_count, span_ids, parent_ids)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        }
+    })?;
     for Placed { group, extent } in placed {
         let trace_ref = *trace_refs.get(&group.trace_id).ok_or_else(|| {
             StoreError::WriteFailed("a span group without its trace summary".into())
@@ -311,7 +371,7 @@ fn flush(
             span_ids.extend_from_slice(&span.span_id.0);
             parent_ids.extend_from_slice(&span.parent_span_id.map_or([0; 8], |p| p.0));
         }
-        insert_group.execute(params![
+        let columns = params![
             trace_ref,
             service_id,
             group.resource_id,
@@ -326,7 +386,16 @@ fn flush(
             facts().filter(|s| s.is_error).count() as i64,
             span_ids,
             parent_ids,
-        ])?;
+        ];
+        match find_edges {
+            Edges::Find => {
+                let edges = edges::pack(&group.edges);
+                let mut with_edges = columns.to_vec();
+                with_edges.push(&edges);
+                insert_group.execute(&*with_edges)?
+            }
+            Edges::Skip => insert_group.execute(columns)?,
+        };
         let group_id = tx.last_insert_rowid();
         let prepared = group
             .prepared

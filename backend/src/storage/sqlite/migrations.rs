@@ -7,7 +7,8 @@
 
 use super::documents::Documents;
 use super::encode::{self, SpanRow};
-use super::{groups, read, writer};
+use super::groups::{self, Edges};
+use super::{read, writer};
 use crate::analyze;
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
 use prost::Message;
@@ -33,6 +34,7 @@ const UPGRADES: &[Step] = &[
     Step::InTransaction(span_groups),
     Step::InTransaction(name_the_tokenizer),
     Step::InTransaction(merge_wider),
+    Step::InTransaction(edges_from_the_store),
 ];
 
 /// `auto_vacuum` mode 2: freed pages can be handed back to the file system
@@ -136,7 +138,7 @@ fn span_groups(tx: &Transaction) -> Result<(), MigrationError> {
             .into_iter()
             .map(SpanRow::new)
             .collect();
-        groups::store_rows(tx, &mut state, &rows, &Documents::new(&rows))
+        groups::store_rows(tx, &mut state, &rows, &Documents::new(&rows), Edges::Skip)
             .and_then(|_| groups::insert_pending(tx, &mut state))
             .map_err(|e| MigrationError::Convert(e.to_string()))?;
     }
@@ -199,6 +201,26 @@ fn merge_wider(tx: &Transaction) -> Result<(), MigrationError> {
     tx.execute(
         "INSERT INTO group_terms (group_terms, rank) VALUES ('automerge', ?1)",
         [GROUP_TERMS_AUTOMERGE],
+    )?;
+    Ok(())
+}
+
+/// Version 7: service edges are found from the stored spans instead of
+/// the writer's memory (see `edges`): children that arrive before their
+/// parent wait in `edge_waiting`, and each group records the edges its
+/// spans completed, for retention to take away. Groups stored before keep
+/// no edges (retention drops those by minute, as before).
+fn edges_from_the_store(tx: &Transaction) -> Result<(), MigrationError> {
+    tx.execute_batch(
+        "ALTER TABLE span_groups ADD COLUMN edges BLOB;
+         CREATE TABLE edge_waiting (
+             trace_ref        INTEGER NOT NULL, -- traces.id
+             parent_span_id   BLOB NOT NULL,
+             child_service_id INTEGER NOT NULL,
+             child_start_ns   INTEGER NOT NULL,
+             child_error      INTEGER NOT NULL
+         );
+         CREATE INDEX edge_waiting_by_trace ON edge_waiting(trace_ref);",
     )?;
     Ok(())
 }
@@ -512,7 +534,7 @@ mod tests {
         let rows = crate::test_fixtures::rows(spans);
         let tx = conn.transaction()?;
         let mut state = writer::WriterState::new();
-        groups::store_rows(&tx, &mut state, &rows, &Documents::new(&rows))
+        groups::store_rows(&tx, &mut state, &rows, &Documents::new(&rows), Edges::Skip)
             .and_then(|_| groups::insert_pending(&tx, &mut state))
             .map_err(|e| e.to_string())?;
         tx.commit()?;

@@ -5,6 +5,7 @@
 mod block;
 mod checkpoint;
 mod documents;
+mod edges;
 mod encode;
 mod groups;
 mod migrations;

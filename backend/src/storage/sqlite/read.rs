@@ -142,9 +142,14 @@ pub fn stage_counts(
     Ok(out)
 }
 
-/// Names of the services that sent spans, sorted.
+/// Names of the services with stored spans, sorted: a service whose spans
+/// retention deleted is not listed (its row stays, for its rates).
 pub fn services(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let mut statement = conn.prepare_cached("SELECT DISTINCT v.name FROM resources r JOIN services v ON v.id = r.service_id ORDER BY v.name")?;
+    let mut statement = conn.prepare_cached(
+        "SELECT v.name FROM services v
+         WHERE EXISTS (SELECT 1 FROM span_groups g WHERE g.service_id = v.id)
+         ORDER BY v.name",
+    )?;
     let rows = statement.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

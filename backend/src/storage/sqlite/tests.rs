@@ -589,3 +589,60 @@ fn serve_refuses_another_programs_file_and_leaves_it_as_it_was()
     writer.join();
     Ok(())
 }
+
+/// The calls of the service graph over all time, as (parent, child, calls, errors).
+async fn graph(store: &SqliteStore) -> Result<Vec<(String, String, u64, u64)>, StoreError> {
+    store
+        .read(|conn| {
+            Ok(dependencies(conn, 0, u64::MAX >> 1)?
+                .into_iter()
+                .map(|d| (d.parent, d.child, d.call_count, d.error_count))
+                .collect())
+        })
+        .await
+}
+
+/// A parent and its children can arrive in any order, any distance apart
+/// and across restarts: each call is counted once, when its second span
+/// is stored, and a retry counts nothing again.
+#[tokio::test]
+async fn a_call_is_counted_once_whatever_order_and_restarts_its_spans_come_in()
+-> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("t.db");
+    let limits = QueueLimits {
+        requests: 4,
+        spans: 1000,
+    };
+    // Trace 1: front's root first, a restart, then shop's children (one an
+    // error). Trace 2: shop's children first, a restart, then the root.
+    let (first, second) = (calls_from_front(1, 3), calls_from_front(2, 3));
+    let (store, writer) = SqliteStore::open(&path, limits)?;
+    write(&store, vec![first[0].clone()]).await?;
+    write(&store, second[1..].to_vec()).await?;
+    assert_eq!(graph(&store).await?, vec![]);
+    drop(store);
+    writer.join();
+
+    let (store, writer) = SqliteStore::open(&path, limits)?;
+    write(&store, first[1..].to_vec()).await?;
+    assert_eq!(graph(&store).await?, vec![("front".into(), "shop".into(), 2, 1)]);
+    drop(store);
+    writer.join();
+
+    let (store, writer) = SqliteStore::open(&path, limits)?;
+    write(&store, vec![second[0].clone()]).await?;
+    let both = vec![("front".into(), "shop".into(), 4, 2)];
+    assert_eq!(graph(&store).await?, both);
+    // Every span again, in one batch: all duplicates, no new call.
+    let again: Vec<Span> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(write(&store, again).await?.inserted, 0);
+    assert_eq!(graph(&store).await?, both);
+    let waiting: i64 = store
+        .read(|conn| Ok(conn.query_row("SELECT count(*) FROM edge_waiting", [], |r| r.get(0))?))
+        .await?;
+    assert_eq!(waiting, 0, "no child still waits for its parent");
+    drop(store);
+    writer.join();
+    Ok(())
+}

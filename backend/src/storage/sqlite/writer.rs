@@ -9,8 +9,8 @@ use super::StoreError;
 use super::block::PendingBlocks;
 use super::documents::Documents;
 use super::encode::{self, SpanRow};
-use super::groups;
-use crate::analyze::{Edge, EdgeResolver};
+use super::edges;
+use super::groups::{self, Edges};
 use crate::stage::{Stage, minute_of};
 use crate::storage::{CounterPoint, Stored};
 use otelite_model::{Resource, Scope};
@@ -23,8 +23,6 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 /// Requests taken into one transaction at most.
 const MAX_GROUP: usize = 64;
-/// Spans remembered for edge resolution.
-const EDGE_MEMORY: usize = 200_000;
 
 /// Spans that went through process and analyze, to be stored.
 #[derive(Debug)]
@@ -71,7 +69,8 @@ pub enum WriteOp {
 /// Work that needs the write connection to itself, such as a retention
 /// batch: it runs between groups, in its own transactions, so a failure
 /// there never fails an ingest batch. It must not delete interned rows
-/// (services, resources, scopes): the writer caches their ids.
+/// (services, resources, scopes): the writer caches their ids. It may
+/// delete operations: the writer forgets which it has seen after each job.
 pub type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// What waits in the writer's queue.
@@ -90,6 +89,9 @@ pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<Queued>, last_failed: &
         }
         if let Some(job) = job {
             job(&mut conn);
+            // A job may forget operations (retention): the cache must not
+            // keep one from being recorded again.
+            state.operations.clear();
         }
     }
 }
@@ -218,9 +220,8 @@ fn write_spans(
     state: &mut WriterState,
     batch: &SpanBatch,
 ) -> Result<Stored, StoreError> {
-    let stored = groups::store_rows(tx, state, &batch.spans, &batch.documents)?;
-    let edges = state.edges.resolve(stored.inserted.iter().copied());
-    add_edges(tx, state, &edges)?;
+    let stored = groups::store_rows(tx, state, &batch.spans, &batch.documents, Edges::Find)?;
+    edges::add(tx, &stored.edges)?;
     // A span already stored (a retried batch) was counted at process and
     // analyze when it first came: counting it again would show rates above
     // 1 and a loss at the store stage that did not happen.
@@ -247,34 +248,6 @@ fn write_spans(
         inserted,
         duplicates: batch.spans.len() as u64 - inserted,
     })
-}
-
-/// Adds a batch's edges to `service_edges`, one upsert per (parent, child,
-/// minute): most of a batch's edges repeat a few service pairs, and an
-/// upsert per edge ran the same statement on the same rows again and again.
-fn add_edges(tx: &Transaction, state: &mut WriterState, edges: &[Edge]) -> Result<(), StoreError> {
-    let mut calls: HashMap<(&str, &str, i64), (u64, u64)> = HashMap::new();
-    for edge in edges {
-        let key = (
-            &*edge.parent_service,
-            &*edge.child_service,
-            minute_of(edge.child_start_ns),
-        );
-        let (n, errors) = calls.entry(key).or_default();
-        *n += 1;
-        *errors += u64::from(edge.is_error);
-    }
-    for ((parent, child, minute), (n, errors)) in calls {
-        let parent = state.service_id(tx, parent)?;
-        let child = state.service_id(tx, child)?;
-        tx.prepare_cached(
-            "INSERT INTO service_edges (parent_service_id, child_service_id, minute, calls, errors)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT DO UPDATE SET calls = calls + excluded.calls, errors = errors + excluded.errors",
-        )?
-        .execute(params![parent, child, minute, clamp(n), clamp(errors)])?;
-    }
-    Ok(())
 }
 
 fn add_counts(
@@ -364,7 +337,6 @@ pub(super) struct WriterState {
     pub(super) resource_tokens: HashMap<i64, encode::SearchTokens>,
     /// (service id, operation, kind) known to be in `operations`.
     pub(super) operations: HashSet<(i64, String, i32)>,
-    edges: EdgeResolver,
     /// The id the next block gets; read from the file when unknown.
     next_block_id: Option<i64>,
     /// Blocks of the open transaction, being compressed.
@@ -382,7 +354,6 @@ impl WriterState {
             scopes: HashMap::new(),
             resource_tokens: HashMap::new(),
             operations: HashSet::new(),
-            edges: EdgeResolver::new(EDGE_MEMORY),
             next_block_id: None,
             blocks: PendingBlocks::default(),
             documents: Vec::new(),

@@ -1,9 +1,10 @@
 //! The SQL of retention, each function one short transaction on the write
 //! connection (run on the writer thread, see `SqliteStore::run_job`): delete
 //! the span groups of the oldest traces with their search documents, their
-//! blocks once empty, and their summaries,
-//! drop the service edges of deleted minutes, measure the live size, and
-//! hand freed pages back to the file system.
+//! blocks once empty, the service edges their spans completed, and their
+//! summaries; drop the service edges of deleted minutes (edges stored
+//! before groups recorded theirs), measure the live size, and hand freed
+//! pages back to the file system.
 //!
 //! The unit is the trace: a trace goes when it started before the cutoff,
 //! with all its spans, so the UI never shows half a trace. Every span older
@@ -12,9 +13,12 @@
 //! exporter series are kept: they are small and `/api/rates` over an old
 //! window must keep its answer. Interned rows (services, resources, scopes)
 //! are kept: the writer caches their ids, and finding orphans would scan
-//! every group (there is no index on `resource_id`). So are the operation
-//! names, as Jaeger keeps its operations table.
+//! every group (there is no index on `resource_id`); the services list
+//! shows only services with spans. Operations no group holds any more are
+//! forgotten after each run that deleted spans.
 
+use super::super::edges::{self, EdgeCounts};
+use super::super::encode;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -58,19 +62,23 @@ pub fn delete_batch(
             .query_map(params![before_ns, TRACES_PER_BATCH], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let mut groups_of = tx.prepare_cached(
-            "SELECT id, span_count, block_id FROM span_groups WHERE trace_ref = ?1",
+            "SELECT id, span_count, block_id, edges FROM span_groups WHERE trace_ref = ?1",
         )?;
         let mut group = tx.prepare_cached("DELETE FROM span_groups WHERE id = ?1")?;
         // Contentless FTS5 with `contentless_delete = 1` deletes by rowid,
         // without the original tokens.
         let mut terms = tx.prepare_cached("DELETE FROM group_terms WHERE rowid = ?1")?;
         let mut summary = tx.prepare_cached("DELETE FROM traces WHERE id = ?1")?;
+        let mut waiting = tx.prepare_cached("DELETE FROM edge_waiting WHERE trace_ref = ?1")?;
         let mut blocks = BTreeSet::new();
+        let mut deleted_edges = EdgeCounts::default();
         'traces: for trace_ref in oldest {
-            let groups: Vec<(i64, i64, i64)> = groups_of
-                .query_map([trace_ref], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            let groups: Vec<(i64, i64, i64, Option<Vec<u8>>)> = groups_of
+                .query_map([trace_ref], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
                 .collect::<Result<_, _>>()?;
-            for (id, spans, block_id) in groups {
+            for (id, spans, block_id, edges) in groups {
                 if deleted.spans as usize >= max_spans {
                     break 'traces;
                 }
@@ -78,10 +86,17 @@ pub fn delete_batch(
                 terms.execute([id])?;
                 blocks.insert(block_id);
                 deleted.spans += spans.max(0) as u64;
+                if let Some(edges) = edges
+                    && edges::unpack_into(&edges, &mut deleted_edges).is_none()
+                {
+                    tracing::warn!(group = id, "a span group's edges are malformed");
+                }
             }
             summary.execute([trace_ref])?;
+            waiting.execute([trace_ref])?;
             deleted.traces += 1;
         }
+        edges::subtract(&tx, &deleted_edges)?;
         let mut block = tx.prepare_cached(
             "DELETE FROM blocks WHERE id = ?1
              AND NOT EXISTS (SELECT 1 FROM span_groups WHERE block_id = ?1)",
@@ -99,6 +114,39 @@ pub fn delete_edges(conn: &Connection, before_ns: i64) -> rusqlite::Result<usize
     let minute = before_ns.div_euclid(60_000_000_000) * 60;
     conn.prepare_cached("DELETE FROM service_edges WHERE minute < ?1")?
         .execute([minute])
+}
+
+/// Forgets the operations (service, name, kind) that no stored span group
+/// holds any more, so the operation lists show only what can be found;
+/// returns how many. Runs after a retention run that deleted spans. A
+/// group's search document lists its names and kinds, not which name has
+/// which kind, so a name kept under one kind may stay listed under another
+/// that its group also holds.
+pub fn forget_operations(conn: &Connection) -> rusqlite::Result<usize> {
+    let operations: Vec<(i64, String, String, i32)> = conn
+        .prepare_cached(
+            "SELECT o.service_id, v.name, o.name, o.kind FROM operations o
+             JOIN services v ON v.id = o.service_id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut held = conn.prepare_cached("SELECT 1 FROM group_terms WHERE group_terms MATCH ?1 LIMIT 1")?;
+    let mut forget = conn.prepare_cached(
+        "DELETE FROM operations WHERE service_id = ?1 AND name = ?2 AND kind = ?3",
+    )?;
+    let mut forgotten = 0;
+    for (service_id, service, name, kind) in operations {
+        let terms = format!(
+            "{} AND {} AND {}",
+            encode::service_token(&service),
+            encode::operation_token(&name),
+            encode::kind_token(kind)
+        );
+        if !held.exists([terms])? {
+            forgotten += forget.execute(params![service_id, name, kind])?;
+        }
+    }
+    Ok(forgotten)
 }
 
 /// The start of the oldest stored trace, if any.

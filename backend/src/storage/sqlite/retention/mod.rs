@@ -133,6 +133,10 @@ pub async fn run_once(
         shrink_to(store, limit, &mut report, stop).await?;
     }
     if report.deleted_spans > 0 || report.deleted_traces > 0 {
+        let forgotten = store
+            .run_job(|conn| delete::forget_operations(conn))
+            .await??;
+        tracing::debug!(forgotten, "operations without spans forgotten");
         vacuum(store, stop).await?;
         truncate_wal(store).await?;
     }

@@ -341,3 +341,66 @@ async fn a_stopped_task_ends_and_releases_the_store() -> TestResult {
     writer.join();
     Ok(())
 }
+
+/// The calls of the service graph over all time, as (parent, child, calls).
+fn graph(conn: &rusqlite::Connection) -> Result<Vec<(String, String, u64)>, StoreError> {
+    Ok(crate::storage::sqlite::dependencies(conn, 0, u64::MAX >> 1)?
+        .into_iter()
+        .map(|d| (d.parent, d.child, d.call_count))
+        .collect())
+}
+
+#[tokio::test]
+async fn age_retention_takes_away_exactly_the_deleted_traces_edges_services_and_operations()
+-> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (store, writer) = open(&dir.path().join("t.db"))?;
+    let cutoff = NOW - HOUR.as_nanos() as i64;
+    // Trace 1 started before the cutoff, its child (shop → db) after it:
+    // the trace goes, and with it the call in a minute that stays.
+    write(&store, trace(1, cutoff - 10 * MINUTE, 1, 12 * MINUTE, 10), cutoff).await?;
+    // Trace 2 is kept: one call shop → db in the same minute.
+    write(&store, trace(2, cutoff + 2 * MINUTE, 1, 0, 10), cutoff).await?;
+    // Trace 3, all old, is the only one of `legacy`, and of shop's `op-old`.
+    let mut old = trace(3, cutoff - 20 * MINUTE, 1, 0, 10);
+    old[0].resource = fixtures::resource("legacy");
+    old[1].name = "op-old".into();
+    write(&store, old, cutoff).await?;
+
+    let before = store
+        .read(|conn| Ok((graph(conn)?, crate::storage::sqlite::services(conn)?)))
+        .await?;
+    assert_eq!(
+        before,
+        (
+            vec![
+                ("legacy".into(), "db".into(), 1),
+                ("shop".into(), "db".into(), 2)
+            ],
+            vec!["db".to_owned(), "legacy".into(), "shop".into()]
+        )
+    );
+
+    let policy = Policy::new(Some(Age(HOUR)), None);
+    let report = run_once(&store, &policy, NOW, &not_stopped()).await?;
+    assert_eq!((report.deleted_traces, report.deleted_spans), (2, 4));
+
+    let (edges, services, db_operations, waiting) = store
+        .read(|conn| {
+            let operations = crate::storage::sqlite::operations(conn, "db", None)?;
+            Ok((
+                graph(conn)?,
+                crate::storage::sqlite::services(conn)?,
+                operations.into_iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                count(conn, "SELECT count(*) FROM edge_waiting")?,
+            ))
+        })
+        .await?;
+    assert_eq!(edges, vec![("shop".into(), "db".into(), 1)]);
+    assert_eq!(services, vec!["db".to_owned(), "shop".into()]);
+    assert_eq!(db_operations, vec!["op1".to_owned()]);
+    assert_eq!(waiting, 0);
+    drop(store);
+    writer.join();
+    Ok(())
+}
