@@ -77,3 +77,70 @@ async fn a_batch_posted_again_is_stored_and_counted_once(store: Store) {
     assert_eq!((stored.spans, stored.n_store), (100, 100));
     drop(backend);
 }
+
+/// Another span under the ids of a stored one — a buggy or hostile sender —
+/// is refused through `partial_success` and counted as refused, never as
+/// stored; a retry of the stored span is counted as a duplicate. SQLite
+/// (ClickHouse keeps the first copy and counts the others as duplicates).
+#[tokio::test(flavor = "multi_thread")]
+async fn another_span_under_stored_ids_is_refused_and_counted_as_such() {
+    use crate::support::Backend;
+    use crate::support::fixtures::{otlp_request, span};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use otelite_model::{SpanId, TraceId};
+    use prost::Message;
+
+    let backend = Backend::start().await;
+    let trace_id = TraceId([0x5d; 16]);
+    let sent: Vec<_> = (1..=3u8)
+        .map(|i| span(trace_id, SpanId([i; 8])).service(SERVICE).build())
+        .collect();
+    let mut other = sent.clone();
+    other[0].name = "not the stored one".into();
+    other[1].end_time_unix_nano += 5;
+    let post = |spans: &[otelite_model::Span]| {
+        let body = otlp_request(spans).encode_to_vec();
+        backend.post("/v1/traces", "application/x-protobuf", None, body)
+    };
+    for (spans, refused) in [(&sent, 0), (&sent, 0), (&other, 2)] {
+        let reply = post(spans).await;
+        assert_eq!(reply.status, 200);
+        let answer = ExportTraceServiceResponse::decode(&reply.body[..]).expect("OTLP answer");
+        let partial = answer.partial_success.unwrap_or_default();
+        assert_eq!(partial.rejected_spans, refused, "{partial:?}");
+        if refused > 0 {
+            assert!(
+                partial
+                    .error_message
+                    .contains("reuse the trace and span ids"),
+                "{partial:?}"
+            );
+        }
+    }
+    let (status, stored) = backend
+        .get_json(&format!("/api/otelite/traces/{trace_id}"))
+        .await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = stored["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["span", "span", "span"], "{stored}");
+
+    let text = reqwest::get(backend.query_url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for line in [
+        "otelite_spans_received_total 9",
+        "otelite_spans_accepted_total 3",
+        "otelite_spans_duplicate_total 4",
+        "otelite_spans_rejected_total{reason=\"conflicting_ids\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+}

@@ -36,10 +36,17 @@ pub fn render(metrics: &Metrics, store: &StoreGauges) -> String {
         "Spans committed to the database.",
         metrics.accepted(),
     );
+    out.single(
+        "otelite_spans_duplicate_total",
+        COUNTER,
+        "Spans received again exactly as stored (retries): acknowledged, not stored twice.",
+        metrics.duplicates(),
+    );
     let name = "otelite_spans_rejected_total";
     out.family(name, COUNTER, "Decoded spans not stored, by reason.");
     for reason in [
         Rejection::InvalidSpan,
+        Rejection::Conflict,
         Rejection::Overloaded,
         Rejection::Unavailable,
     ] {
@@ -52,10 +59,11 @@ pub fn render(metrics: &Metrics, store: &StoreGauges) -> String {
         COUNTER,
         "OTLP requests answered with an error, by reason.",
     );
-    // Invalid spans never fail a request: the rest of the batch is stored.
+    // Invalid and conflicting spans never fail a request: the rest of the
+    // batch is stored.
     for reason in Rejection::ALL
         .into_iter()
-        .filter(|r| *r != Rejection::InvalidSpan)
+        .filter(|r| !matches!(r, Rejection::InvalidSpan | Rejection::Conflict))
     {
         let labels = [("reason", reason.as_str())];
         out.sample(name, &labels, metrics.requests_rejected(reason));

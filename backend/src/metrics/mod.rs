@@ -10,6 +10,7 @@ mod latency;
 pub use exposition::{StoreGauges, render};
 pub use latency::{BUCKETS_SECONDS, record_latency};
 
+use crate::storage::Stored;
 use latency::RouteLatency;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,6 +23,8 @@ pub enum Rejection {
     Decode,
     TooLarge,
     UnsupportedMediaType,
+    /// Another span with the same trace and span id was stored already.
+    Conflict,
     /// The write queue was full: 503.
     Overloaded,
     /// The store failed or is shutting down: 503.
@@ -29,8 +32,9 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 6] = [
+    pub const ALL: [Rejection; 7] = [
         Rejection::InvalidSpan,
+        Rejection::Conflict,
         Rejection::Decode,
         Rejection::TooLarge,
         Rejection::UnsupportedMediaType,
@@ -41,6 +45,7 @@ impl Rejection {
     pub fn as_str(self) -> &'static str {
         match self {
             Rejection::InvalidSpan => "invalid_span",
+            Rejection::Conflict => "conflicting_ids",
             Rejection::Decode => "decode",
             Rejection::TooLarge => "too_large",
             Rejection::UnsupportedMediaType => "unsupported_media_type",
@@ -55,6 +60,7 @@ impl Rejection {
 pub struct Metrics {
     spans_received: AtomicU64,
     spans_accepted: AtomicU64,
+    spans_duplicate: AtomicU64,
     spans_rejected: [AtomicU64; Rejection::ALL.len()],
     requests_rejected: [AtomicU64; Rejection::ALL.len()],
     latency: RouteLatency,
@@ -71,9 +77,15 @@ impl Metrics {
         }
     }
 
-    /// Spans committed to the database.
-    pub fn spans_stored(&self, n: usize) {
-        self.spans_accepted.fetch_add(n as u64, Ordering::Relaxed);
+    /// What a committed batch did: spans stored, retries of stored spans,
+    /// and spans refused for reusing a stored span's ids.
+    pub fn spans_stored(&self, stored: &Stored) {
+        self.spans_accepted
+            .fetch_add(stored.inserted, Ordering::Relaxed);
+        self.spans_duplicate
+            .fetch_add(stored.duplicates, Ordering::Relaxed);
+        self.spans_rejected[Rejection::Conflict as usize]
+            .fetch_add(stored.conflicts, Ordering::Relaxed);
     }
 
     /// Decoded spans the store did not take.
@@ -92,6 +104,10 @@ impl Metrics {
 
     fn accepted(&self) -> u64 {
         self.spans_accepted.load(Ordering::Relaxed)
+    }
+
+    fn duplicates(&self) -> u64 {
+        self.spans_duplicate.load(Ordering::Relaxed)
     }
 
     fn spans_rejected(&self, reason: Rejection) -> u64 {

@@ -137,18 +137,29 @@ async fn receive_traces(
     state
         .metrics
         .spans_decoded(accepted + rejected.len(), rejected.len());
+    let mut conflicts = 0;
     if let Some(written) = written {
-        // A 2xx only once the store has committed the spans.
-        if let Err(error) = async { written?.await }.await {
-            let error = ReceiveError::from(error);
-            state.metrics.spans_not_stored(error.rejection(), accepted);
-            return Err(error);
-        }
-        state.metrics.spans_stored(accepted);
+        // A 2xx only once the store has committed the spans. Counted on a
+        // task of its own: a client that goes away before its answer does
+        // not undo the commit, so it must not skip the count either.
+        let metrics = state.metrics.clone();
+        let outcome = tokio::spawn(async move {
+            let outcome = async { written?.await }.await.map_err(ReceiveError::from);
+            match &outcome {
+                Ok(stored) => metrics.spans_stored(stored),
+                Err(error) => metrics.spans_not_stored(error.rejection(), accepted),
+            }
+            outcome
+        });
+        let stored = outcome
+            .await
+            .map_err(|e| ReceiveError::Store(StoreError::WriteFailed(e.to_string())))??;
+        conflicts = stored.conflicts;
     }
-    let partial_success = (!rejected.is_empty()).then(|| ExportTracePartialSuccess {
-        rejected_spans: rejected.len() as i64,
-        error_message: rejection_message(&rejected),
+    let refused = rejected.len() as u64 + conflicts;
+    let partial_success = (refused > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: refused as i64,
+        error_message: rejection_message(&rejected, conflicts),
     });
     Ok((format, ExportTraceServiceResponse { partial_success }))
 }
@@ -193,7 +204,8 @@ pub(crate) fn ingest(spans: Vec<Span>, received_ns: u64) -> Ingest {
     }
 }
 
-fn rejection_message(rejected: &[InvalidSpan]) -> String {
+/// Why spans were refused: the first few invalid ones, then the conflicts.
+fn rejection_message(rejected: &[InvalidSpan], conflicts: u64) -> String {
     const SHOWN: usize = 5;
     let mut message: Vec<String> = rejected
         .iter()
@@ -202,6 +214,12 @@ fn rejection_message(rejected: &[InvalidSpan]) -> String {
         .collect();
     if rejected.len() > SHOWN {
         message.push(format!("and {} more", rejected.len() - SHOWN));
+    }
+    if conflicts > 0 {
+        message.push(format!(
+            "{conflicts} span(s) reuse the trace and span ids of a different span already \
+             stored; the stored span is kept"
+        ));
     }
     message.join("; ")
 }

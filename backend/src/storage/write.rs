@@ -24,5 +24,10 @@ pub struct WriteHealth {
 pub struct Stored {
     /// Spans newly stored; a span already present (a retry) is not counted.
     pub inserted: u64,
+    /// Spans already stored as they are (retries): accepted, not stored again.
     pub duplicates: u64,
+    /// Spans refused because another span with the same trace and span id
+    /// was stored (SQLite only: ClickHouse keeps the first copy and counts
+    /// the others as duplicates).
+    pub conflicts: u64,
 }

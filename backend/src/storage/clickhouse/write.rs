@@ -56,6 +56,7 @@ pub async fn spans(
         results.push(Stored {
             inserted: new,
             duplicates: rows.len() as u64 - new,
+            conflicts: 0,
         });
     }
     // The INSERT also counts each new span at process, analyze and store

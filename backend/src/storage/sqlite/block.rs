@@ -28,6 +28,8 @@ pub enum BlockError {
         length: usize,
         size: usize,
     },
+    #[error("a stored span runs past the end of its group")]
+    Truncated,
     #[error("a stored span does not decode: {0}")]
     Decode(#[from] prost::DecodeError),
     #[error("the block compression thread stopped with {0} blocks not yet stored")]
@@ -172,6 +174,14 @@ pub fn decompress(body: &[u8]) -> Result<Vec<u8>, BlockError> {
 
 /// The spans of one group of a decompressed block.
 pub fn spans_of(raw: &[u8], extent: Extent) -> Result<Vec<PbSpan>, BlockError> {
+    raw_spans_of(raw, extent)?
+        .into_iter()
+        .map(|body| Ok(PbSpan::decode(body)?))
+        .collect()
+}
+
+/// The encoded spans of a group, as the writer put them in the block.
+pub fn raw_spans_of(raw: &[u8], extent: Extent) -> Result<Vec<&[u8]>, BlockError> {
     let Extent { offset, length } = extent;
     let mut run =
         raw.get(offset..offset.saturating_add(length))
@@ -182,7 +192,11 @@ pub fn spans_of(raw: &[u8], extent: Extent) -> Result<Vec<PbSpan>, BlockError> {
             })?;
     let mut spans = Vec::new();
     while !run.is_empty() {
-        spans.push(PbSpan::decode_length_delimited(&mut run)?);
+        let len = prost::encoding::decode_varint(&mut run)?;
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let body = run.get(..len).ok_or(BlockError::Truncated)?;
+        spans.push(body);
+        run = &run[len..];
     }
     Ok(spans)
 }
@@ -273,7 +287,7 @@ mod tests {
         };
         assert!(matches!(
             spans_of(&raw, truncated),
-            Err(BlockError::Decode(_))
+            Err(BlockError::Truncated)
         ));
         assert!(decompress(b"not zstd").is_err());
     }

@@ -19,8 +19,15 @@ use foldhash::{HashMap, HashMapExt};
 use otelite_model::{SpanId, TraceId};
 use rusqlite::{Transaction, params};
 
-/// The services of a trace's spans stored by earlier writes, by span id.
-pub type StoredServices = HashMap<SpanId, i64>;
+/// A trace's spans stored by earlier writes, by span id.
+pub type StoredServices = HashMap<SpanId, StoredSpan>;
+
+#[derive(Debug, Clone, Copy)]
+pub struct StoredSpan {
+    pub service_id: i64,
+    /// The span group that holds it.
+    pub group_id: i64,
+}
 
 /// Calls from one service to another in one minute of the child's start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,7 +112,7 @@ pub fn resolve(
             None => stored
                 .get(&span.trace_id)
                 .and_then(|spans| spans.get(&parent_span_id))
-                .copied(),
+                .map(|parent| parent.service_id),
         };
         match parent_service_id {
             Some(parent_service_id) if parent_service_id != child_service_id => {
@@ -289,15 +296,39 @@ mod tests {
             minute,
         };
         let mut counts = EdgeCounts::new();
-        counts.insert(key(1, 60), Calls { calls: 3, errors: 1 });
-        counts.insert(key(7, 1_764_000_000), Calls { calls: 300, errors: 0 });
+        counts.insert(
+            key(1, 60),
+            Calls {
+                calls: 3,
+                errors: 1,
+            },
+        );
+        counts.insert(
+            key(7, 1_764_000_000),
+            Calls {
+                calls: 300,
+                errors: 0,
+            },
+        );
         let packed = pack(&counts).expect("edges");
         let mut read = EdgeCounts::new();
         unpack_into(&packed, &mut read).expect("well formed");
         unpack_into(&packed, &mut read).expect("well formed");
         assert_eq!(read.len(), 2);
-        assert_eq!(read[&key(1, 60)], Calls { calls: 6, errors: 2 });
-        assert_eq!(read[&key(7, 1_764_000_000)], Calls { calls: 600, errors: 0 });
+        assert_eq!(
+            read[&key(1, 60)],
+            Calls {
+                calls: 6,
+                errors: 2
+            }
+        );
+        assert_eq!(
+            read[&key(7, 1_764_000_000)],
+            Calls {
+                calls: 600,
+                errors: 0
+            }
+        );
         assert_eq!(pack(&EdgeCounts::new()), None);
         assert_eq!(unpack_into(&packed[..packed.len() - 1], &mut read), None);
     }

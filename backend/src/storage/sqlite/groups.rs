@@ -10,14 +10,16 @@
 use super::StoreError;
 use super::block::{self, BlockBuilder, Extent};
 use super::documents::{self, Documents};
-use super::edges::{self, EdgeCounts, StoredServices};
+use super::edges::{self, EdgeCounts, StoredServices, StoredSpan};
 use super::encode::SpanRow;
+use super::repeats::{self, Original, Repeat, Repeats};
 use super::writer::{BatchIds, WriterState, clamp};
 use crate::analyze::{self, SpanFacts, TraceDelta};
 use otelite_model::{SpanId, TraceId};
 use rusqlite::{OptionalExtension, Transaction, params};
 // foldhash: the ingest path hashes trace and span ids per span (see Cargo.toml).
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::hash_map::Entry;
 
 /// What storing a batch's rows did.
 pub struct RowsStored<'a> {
@@ -25,6 +27,8 @@ pub struct RowsStored<'a> {
     pub inserted: Vec<&'a SpanFacts>,
     /// Spans already stored (a retry), per service.
     pub duplicates_per_service: HashMap<&'a str, u64>,
+    /// Spans not stored because another span with their ids was (see `repeats`).
+    pub conflicts: u64,
     /// The service edges the new spans complete (see `edges`).
     pub edges: EdgeCounts,
 }
@@ -74,10 +78,14 @@ pub fn store_rows<'a>(
 ) -> Result<RowsStored<'a>, StoreError> {
     let Unstored {
         fresh,
-        duplicates_per_service,
+        repeats,
         stored,
     } = skip_stored(tx, rows)?;
     let mut ids = BatchIds::default();
+    let Repeats {
+        duplicates_per_service,
+        conflicts,
+    } = repeats::classify(tx, state, &mut ids, rows, &repeats)?;
     let mut groups: Vec<Group<'a>> = Vec::new();
     let mut index: HashMap<(TraceId, i64, i64, u64), usize> = HashMap::new();
     // The group of each fresh row, in order.
@@ -118,7 +126,10 @@ pub fn store_rows<'a>(
     if find_edges == Edges::Find {
         let completed = edges::resolve(tx, state, &fresh, &stored, &trace_refs)?;
         for edge in &completed {
-            let calls = groups[group_of[edge.row]].edges.entry(edge.key).or_default();
+            let calls = groups[group_of[edge.row]]
+                .edges
+                .entry(edge.key)
+                .or_default();
             calls.calls += 1;
             calls.errors += u64::from(edge.is_error);
         }
@@ -128,27 +139,28 @@ pub fn store_rows<'a>(
     Ok(RowsStored {
         inserted,
         duplicates_per_service,
+        conflicts,
         edges: all_edges,
     })
 }
 
 /// What `skip_stored` found.
-struct Unstored<'a> {
+struct Unstored {
     /// The rows not stored yet, by index.
     fresh: Vec<usize>,
-    /// Rows already stored, per service.
-    duplicates_per_service: HashMap<&'a str, u64>,
+    /// Rows whose ids are stored already or earlier in the batch.
+    repeats: Vec<Repeat>,
     /// Each trace's spans of earlier writes.
     stored: HashMap<TraceId, StoredServices>,
 }
 
 /// The rows not stored yet: a span is known by its trace and span id, both
 /// among earlier writes (looked up by trace) and within this batch.
-fn skip_stored<'a>(tx: &Transaction, rows: &'a [SpanRow]) -> Result<Unstored<'a>, StoreError> {
+fn skip_stored(tx: &Transaction, rows: &[SpanRow]) -> Result<Unstored, StoreError> {
     let mut stored: HashMap<TraceId, StoredServices> = HashMap::new();
-    let mut in_batch: HashSet<(TraceId, SpanId)> = HashSet::with_capacity(rows.len());
+    let mut in_batch: HashMap<(TraceId, SpanId), usize> = HashMap::with_capacity(rows.len());
     let mut fresh = Vec::with_capacity(rows.len());
-    let mut duplicates: HashMap<&'a str, u64> = HashMap::new();
+    let mut repeats = Vec::new();
     for (at, row) in rows.iter().enumerate() {
         let facts = &row.facts;
         let earlier = match stored.get(&facts.trace_id) {
@@ -157,33 +169,44 @@ fn skip_stored<'a>(tx: &Transaction, rows: &'a [SpanRow]) -> Result<Unstored<'a>
                 .entry(facts.trace_id)
                 .or_insert(stored_spans(tx, &facts.trace_id)?),
         };
-        if !earlier.contains_key(&facts.span_id) && in_batch.insert((facts.trace_id, facts.span_id))
-        {
-            fresh.push(at);
-        } else {
-            *duplicates.entry(facts.service()).or_default() += 1;
+        let original = match earlier.get(&facts.span_id) {
+            Some(span) => Some(Original::Stored(span.group_id)),
+            None => match in_batch.entry((facts.trace_id, facts.span_id)) {
+                Entry::Occupied(first) => Some(Original::InBatch(*first.get())),
+                Entry::Vacant(slot) => {
+                    slot.insert(at);
+                    None
+                }
+            },
+        };
+        match original {
+            Some(original) => repeats.push(Repeat { row: at, original }),
+            None => fresh.push(at),
         }
     }
     Ok(Unstored {
         fresh,
-        duplicates_per_service: duplicates,
+        repeats,
         stored,
     })
 }
 
-/// The spans already stored for a trace, with their services; empty for a
-/// new trace, which is the common case and costs one index probe.
+/// The spans already stored for a trace, with their services and groups;
+/// empty for a new trace, which is the common case and costs one index probe.
 fn stored_spans(tx: &Transaction, trace_id: &TraceId) -> rusqlite::Result<StoredServices> {
     let mut spans = StoredServices::new();
     let mut statement = tx.prepare_cached(
-        "SELECT g.service_id, g.span_ids FROM traces t JOIN span_groups g ON g.trace_ref = t.id
-         WHERE t.trace_id = ?1",
+        "SELECT g.id, g.service_id, g.span_ids FROM traces t
+         JOIN span_groups g ON g.trace_ref = t.id WHERE t.trace_id = ?1",
     )?;
     let mut rows = statement.query([&trace_id.0[..]])?;
     while let Some(row) = rows.next()? {
-        let service_id: i64 = row.get(0)?;
-        let packed: Vec<u8> = row.get(1)?;
-        spans.extend(unpack_ids(&packed).map(|id| (id, service_id)));
+        let stored = StoredSpan {
+            group_id: row.get(0)?,
+            service_id: row.get(1)?,
+        };
+        let packed: Vec<u8> = row.get(2)?;
+        spans.extend(unpack_ids(&packed).map(|id| (id, stored)));
     }
     Ok(spans)
 }
@@ -298,7 +321,9 @@ fn write_blocks(
         placed.push(Placed { group, extent });
     }
     if !placed.is_empty() {
-        flush(tx, state, builder, placed, trace_refs, documents, find_edges)?;
+        flush(
+            tx, state, builder, placed, trace_refs, documents, find_edges,
+        )?;
     }
     Ok(())
 }
@@ -319,6 +344,11 @@ pub fn insert_pending(tx: &Transaction, state: &mut WriterState) -> Result<(), S
     for (group_id, document) in state.documents.drain(..) {
         insert_terms.execute(params![group_id, &*document])?;
     }
+    insert_blocks(tx, state)
+}
+
+/// Inserts the blocks compressed since the last call (see `insert_pending`).
+pub fn insert_blocks(tx: &Transaction, state: &mut WriterState) -> Result<(), StoreError> {
     let blocks = state
         .blocks
         .take()

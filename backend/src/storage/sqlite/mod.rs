@@ -12,6 +12,7 @@ mod migrations;
 mod plans;
 mod read;
 mod reader;
+mod repeats;
 pub mod retention;
 mod seam;
 mod search;

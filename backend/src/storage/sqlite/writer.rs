@@ -8,8 +8,8 @@
 use super::StoreError;
 use super::block::PendingBlocks;
 use super::documents::Documents;
-use super::encode::{self, SpanRow};
 use super::edges;
+use super::encode::{self, SpanRow};
 use super::groups::{self, Edges};
 use crate::stage::{Stage, minute_of};
 use crate::storage::{CounterPoint, Stored};
@@ -246,7 +246,8 @@ fn write_spans(
     let inserted = stored.inserted.len() as u64;
     Ok(Stored {
         inserted,
-        duplicates: batch.spans.len() as u64 - inserted,
+        duplicates: batch.spans.len() as u64 - inserted - stored.conflicts,
+        conflicts: stored.conflicts,
     })
 }
 

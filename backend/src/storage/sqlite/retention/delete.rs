@@ -130,7 +130,8 @@ pub fn forget_operations(conn: &Connection) -> rusqlite::Result<usize> {
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
-    let mut held = conn.prepare_cached("SELECT 1 FROM group_terms WHERE group_terms MATCH ?1 LIMIT 1")?;
+    let mut held =
+        conn.prepare_cached("SELECT 1 FROM group_terms WHERE group_terms MATCH ?1 LIMIT 1")?;
     let mut forget = conn.prepare_cached(
         "DELETE FROM operations WHERE service_id = ?1 AND name = ?2 AND kind = ?3",
     )?;

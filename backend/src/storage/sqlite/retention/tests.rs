@@ -344,10 +344,12 @@ async fn a_stopped_task_ends_and_releases_the_store() -> TestResult {
 
 /// The calls of the service graph over all time, as (parent, child, calls).
 fn graph(conn: &rusqlite::Connection) -> Result<Vec<(String, String, u64)>, StoreError> {
-    Ok(crate::storage::sqlite::dependencies(conn, 0, u64::MAX >> 1)?
-        .into_iter()
-        .map(|d| (d.parent, d.child, d.call_count))
-        .collect())
+    Ok(
+        crate::storage::sqlite::dependencies(conn, 0, u64::MAX >> 1)?
+            .into_iter()
+            .map(|d| (d.parent, d.child, d.call_count))
+            .collect(),
+    )
 }
 
 #[tokio::test]
@@ -358,7 +360,12 @@ async fn age_retention_takes_away_exactly_the_deleted_traces_edges_services_and_
     let cutoff = NOW - HOUR.as_nanos() as i64;
     // Trace 1 started before the cutoff, its child (shop → db) after it:
     // the trace goes, and with it the call in a minute that stays.
-    write(&store, trace(1, cutoff - 10 * MINUTE, 1, 12 * MINUTE, 10), cutoff).await?;
+    write(
+        &store,
+        trace(1, cutoff - 10 * MINUTE, 1, 12 * MINUTE, 10),
+        cutoff,
+    )
+    .await?;
     // Trace 2 is kept: one call shop → db in the same minute.
     write(&store, trace(2, cutoff + 2 * MINUTE, 1, 0, 10), cutoff).await?;
     // Trace 3, all old, is the only one of `legacy`, and of shop's `op-old`.
@@ -391,7 +398,10 @@ async fn age_retention_takes_away_exactly_the_deleted_traces_edges_services_and_
             Ok((
                 graph(conn)?,
                 crate::storage::sqlite::services(conn)?,
-                operations.into_iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                operations
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
                 count(conn, "SELECT count(*) FROM edge_waiting")?,
             ))
         })
