@@ -160,23 +160,37 @@ pub enum SpanKind {
     Client,
     Producer,
     Consumer,
+    /// A number OTLP does not define (a newer or a broken sender's), kept
+    /// as sent so that the store gives back what it accepted; in JSON, the
+    /// number.
+    #[serde(untagged)]
+    Other(i32),
 }
 
 impl SpanKind {
     /// The OTLP enum number.
     pub fn as_i32(self) -> i32 {
-        self as i32
+        match self {
+            Self::Unspecified => 0,
+            Self::Internal => 1,
+            Self::Server => 2,
+            Self::Client => 3,
+            Self::Producer => 4,
+            Self::Consumer => 5,
+            Self::Other(value) => value,
+        }
     }
 
-    /// From the OTLP enum number; unknown numbers become `Unspecified`.
+    /// From the OTLP enum number; a number OTLP does not define is kept.
     pub fn from_i32(value: i32) -> Self {
         match value {
+            0 => Self::Unspecified,
             1 => Self::Internal,
             2 => Self::Server,
             3 => Self::Client,
             4 => Self::Producer,
             5 => Self::Consumer,
-            _ => Self::Unspecified,
+            other => Self::Other(other),
         }
     }
 }
@@ -188,18 +202,27 @@ pub enum StatusCode {
     Unset,
     Ok,
     Error,
+    /// A number OTLP does not define, kept as sent (see `SpanKind::Other`).
+    #[serde(untagged)]
+    Other(i32),
 }
 
 impl StatusCode {
     pub fn as_i32(self) -> i32 {
-        self as i32
+        match self {
+            Self::Unset => 0,
+            Self::Ok => 1,
+            Self::Error => 2,
+            Self::Other(value) => value,
+        }
     }
 
     pub fn from_i32(value: i32) -> Self {
         match value {
+            0 => Self::Unset,
             1 => Self::Ok,
             2 => Self::Error,
-            _ => Self::Unset,
+            other => Self::Other(other),
         }
     }
 }

@@ -116,10 +116,12 @@ fn link() -> impl Strategy<Value = Link> {
 
 fn status() -> impl Strategy<Value = Status> {
     (
+        // Numbers OTLP does not define must come back as sent, too.
         prop_oneof![
             Just(StatusCode::Unset),
             Just(StatusCode::Ok),
-            Just(StatusCode::Error)
+            Just(StatusCode::Error),
+            any::<i32>().prop_map(StatusCode::from_i32),
         ],
         ".{0,6}",
     )
@@ -127,7 +129,7 @@ fn status() -> impl Strategy<Value = Status> {
 }
 
 fn kind() -> impl Strategy<Value = SpanKind> {
-    (0..6i32).prop_map(SpanKind::from_i32)
+    prop_oneof![(0..6i32), any::<i32>()].prop_map(SpanKind::from_i32)
 }
 
 /// Spans without resource/scope (filled in from small pools, so several
@@ -316,4 +318,34 @@ fn fixture_spans_are_valid_otlp_spans() {
     let back = from_otlp(to_otlp(&spans));
     assert!(back.rejected.is_empty(), "rejected: {:?}", back.rejected);
     assert_eq!(sorted(back.spans), spans);
+}
+
+/// Enum numbers OTLP does not define (a newer or a broken sender's) are
+/// kept: what a receiver accepted reads back as it was sent.
+#[test]
+fn undefined_kind_and_status_numbers_come_back_as_sent() {
+    use crate::fixtures::span;
+    let mut request = to_otlp(&[span(1, 1).build()]);
+    let sent = &mut request.resource_spans[0].scope_spans[0].spans[0];
+    sent.kind = 9;
+    sent.status.get_or_insert_default().code = 7;
+    let back = from_otlp(request.clone());
+    assert!(back.rejected.is_empty(), "rejected: {:?}", back.rejected);
+    assert_eq!(back.spans[0].kind, SpanKind::Other(9));
+    assert_eq!(back.spans[0].status.code, StatusCode::Other(7));
+    assert_eq!(to_otlp(&back.spans), request);
+    let mut encoded = Vec::new();
+    encode_span(&back.spans[0], &mut encoded);
+    assert_eq!(
+        encoded,
+        request.resource_spans[0].scope_spans[0].spans[0].encode_to_vec()
+    );
+}
+
+#[test]
+fn undefined_kinds_and_codes_are_their_numbers_in_json() {
+    let kinds = serde_json::to_value([SpanKind::Server, SpanKind::Other(9)]).expect("json");
+    assert_eq!(kinds, serde_json::json!(["server", 9]));
+    let codes = serde_json::to_value([StatusCode::Error, StatusCode::Other(-7)]).expect("json");
+    assert_eq!(codes, serde_json::json!(["error", -7]));
 }

@@ -121,6 +121,7 @@ fn otlp_span(span: &model::Span) -> pb::Span {
                 StatusCode::Unset => 0,
                 StatusCode::Ok => 1,
                 StatusCode::Error => 2,
+                StatusCode::Other(code) => code,
             },
         }),
     }
@@ -135,6 +136,7 @@ fn otlp_kind(kind: SpanKind) -> i32 {
         SpanKind::Client => 3,
         SpanKind::Producer => 4,
         SpanKind::Consumer => 5,
+        SpanKind::Other(kind) => kind,
     }
 }
 

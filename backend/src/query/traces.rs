@@ -208,7 +208,8 @@ pub struct OperationsBody {
 #[derive(Serialize)]
 pub struct Operation {
     name: String,
-    kind: SpanKind,
+    /// The kind's lowercase name (`unknown` for a number OTLP does not define).
+    kind: &'static str,
 }
 
 /// `GET /api/otelite/services/{service}/operations?kind=`: the service's
@@ -232,7 +233,10 @@ pub async fn operations(
     }
     let operations = found
         .into_iter()
-        .map(|(name, kind)| Operation { name, kind })
+        .map(|(name, kind)| Operation {
+            name,
+            kind: crate::text::span_kind_name(kind),
+        })
         .collect();
     Ok(Json(OperationsBody {
         service,

@@ -22,6 +22,8 @@ pub fn parse_span_kind(text: &str) -> Result<SpanKind, String> {
         })
 }
 
+/// A kind's lowercase name; `unknown` for a number OTLP does not define
+/// (the number itself is kept, and shown where OTLP is).
 pub fn span_kind_name(kind: SpanKind) -> &'static str {
     match kind {
         SpanKind::Unspecified => "unspecified",
@@ -30,5 +32,6 @@ pub fn span_kind_name(kind: SpanKind) -> &'static str {
         SpanKind::Client => "client",
         SpanKind::Producer => "producer",
         SpanKind::Consumer => "consumer",
+        SpanKind::Other(_) => "unknown",
     }
 }

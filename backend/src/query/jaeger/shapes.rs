@@ -176,7 +176,8 @@ fn span_tags(span: &Span) -> Vec<Tag> {
         tags.push(string_tag("span.kind", kind));
     }
     match span.status.code {
-        StatusCode::Unset => {}
+        // A code OTLP does not define has no Jaeger tag.
+        StatusCode::Unset | StatusCode::Other(_) => {}
         StatusCode::Ok => tags.push(string_tag("otel.status_code", "OK")),
         StatusCode::Error => {
             tags.push(string_tag("otel.status_code", "ERROR"));
