@@ -2,6 +2,8 @@
 //! When a service's SDK reports no exporter counters (most foreign SDKs),
 //! the exporter-side stages are unknown: they are reported as such and the
 //! rates are taken relative to the first stage the backend saw, `process`.
+//! In the sum over all services, such a service's spans count as having
+//! reached process unharmed, so that the other services' losses still show.
 
 use crate::stage::Stage;
 use crate::storage::RateRow;
@@ -55,18 +57,29 @@ pub fn report(rows: &[RateRow]) -> RatesReport {
         .filter(|(_, counts)| !counts.contains_key(&Stage::Total))
         .map(|(service, _)| *service)
         .collect();
+    let with_counters = per_service.len() - without.len();
     let mut total = Counts::new();
     for counts in per_service.values() {
-        for (stage, n) in counts {
-            // Exporter counts of some services only would make a meaningless sum.
-            if without.is_empty() || !stage.is_exporter_side() {
-                *total.entry(*stage).or_default() += n;
-            }
+        let has_counters = counts.contains_key(&Stage::Total);
+        for stage in Stage::ALL {
+            let n = if stage.is_exporter_side() && !has_counters {
+                // Mixed with services that report: a silent service's
+                // spans count from process on, as if none was lost before,
+                // so the others' losses still show (as a lower bound).
+                if with_counters == 0 {
+                    continue;
+                }
+                counts.get(&Stage::Process).copied().unwrap_or(0)
+            } else {
+                counts.get(&stage).copied().unwrap_or(0)
+            };
+            *total.entry(stage).or_default() += n;
         }
     }
-    let note = (!without.is_empty() && !per_service.is_empty()).then(|| {
+    let note = (!without.is_empty() && with_counters > 0).then(|| {
         format!(
-            "no exporter counters from {}; rates for all services are relative to the process stage",
+            "no exporter counters from {}: their spans count as reaching process unharmed, \
+             so losses before process are a lower bound",
             without.join(", ")
         )
     });
@@ -171,15 +184,32 @@ mod tests {
     }
 
     #[test]
-    fn mixed_services_sum_only_backend_stages_for_all() {
+    fn mixed_services_keep_the_reporting_ones_losses_in_the_sum() {
+        // rust lost 95 of 100 at collect; py says nothing before process.
         let rows = [
-            row("rust", Stage::Total, 10),
-            row("rust", Stage::Process, 10),
+            row("rust", Stage::Total, 100),
+            row("rust", Stage::Collect, 5),
+            row("rust", Stage::Transmit, 5),
+            row("rust", Stage::Process, 5),
             row("py", Stage::Process, 5),
+            row("py", Stage::Store, 4),
         ];
         let report = report(&rows);
-        assert_eq!(rate_of(&report.all, Stage::Total), (None, None));
-        assert_eq!(rate_of(&report.all, Stage::Process), (Some(15), Some(1.0)));
-        assert!(report.all.note.as_deref().is_some_and(|n| n.contains("py")));
+        let all = &report.all;
+        assert_eq!(all.baseline, Stage::Total);
+        assert_eq!(rate_of(all, Stage::Total), (Some(105), Some(1.0)));
+        assert_eq!(rate_of(all, Stage::Collect), (Some(10), Some(10.0 / 105.0)));
+        assert_eq!(rate_of(all, Stage::Store), (Some(4), Some(4.0 / 105.0)));
+        assert!(all.note.as_deref().is_some_and(|n| n.contains("py")));
+    }
+
+    #[test]
+    fn with_no_service_reporting_all_is_relative_to_process() {
+        let rows = [row("py", Stage::Process, 5), row("go", Stage::Process, 5)];
+        let all = report(&rows).all;
+        assert_eq!(all.baseline, Stage::Process);
+        assert_eq!(rate_of(&all, Stage::Total), (None, None));
+        assert_eq!(rate_of(&all, Stage::Process), (Some(10), Some(1.0)));
+        assert_eq!(all.note, None);
     }
 }
