@@ -160,7 +160,7 @@ async fn cli_refuses_until_upgraded(db: &Path, version: i64) {
         "traces on a v{version} file succeeded"
     );
     let expected = format!(
-        "{path} has schema version {version}, older than this otelite's 6: \
+        "{path} has schema version {version}, older than this otelite's 7: \
          run `otelite serve --db {path}` once to upgrade it"
     );
     assert!(stderr.contains(&expected), "{stderr}");
