@@ -30,7 +30,8 @@ ENV OTELITE_DB=/data/otelite.db \
     SQLITE_TMPDIR=/data
 VOLUME ["/data"]
 EXPOSE 4318 16686
-# `otelite health` GETs /readyz on the port of OTELITE_QUERY_LISTEN.
+# `otelite health` GETs /readyz on the port of OTELITE_QUERY_LISTEN; with
+# OTELITE_TLS_CERT set (TLS on) it speaks https and trusts that certificate.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
     CMD ["/otelite", "health", "--timeout", "4s"]
 ENTRYPOINT ["/otelite"]

@@ -345,3 +345,29 @@ async fn an_https_server_with_its_own_certificate() {
     })
     .await;
 }
+
+/// The usual self-signed certificate, `openssl req -x509 …`, says `CA:TRUE`:
+/// trusted with `--server-ca` as curl's `--cacert` trusts it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_server_with_an_openssl_style_self_signed_certificate() {
+    let pki = pki::openssl_style();
+    let cert = pki.cert.clone();
+    let files = TlsFiles {
+        cert: cert.clone(),
+        key: pki.key.clone(),
+    };
+    let backend = Backend::start_with(|config| config.tls = Some(files)).await;
+    let url = format!("https://localhost:{}", backend.query.port());
+    blocking(move || {
+        let ca = cert.to_str().expect("utf-8 temp path");
+        assert_eq!(
+            ok(
+                &["services", "--json"],
+                &["--server", &url, "--server-ca", ca],
+                &[]
+            ),
+            "{\n  \"services\": []\n}\n"
+        );
+    })
+    .await;
+}

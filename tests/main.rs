@@ -18,6 +18,8 @@
 //! - `hostile`: odd but well-framed OTLP (deep nesting, huge values, bad ids,
 //!   odd timestamps, orphans), each with its documented outcome.
 //! - `retention`: a backend restarted with `--retention` deletes old traces.
+//! - `startup`: one server per database file, start-up messages, files the
+//!   reading commands leave, `otelite health` over TLS.
 //! - `cli_server`: the reading commands with `--server`, equal to `--db`.
 //! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
 //! - `old_databases`: files written by each earlier schema version
@@ -40,6 +42,7 @@ mod rust_sdk;
 mod security;
 mod shutdown;
 mod spool;
+mod startup;
 mod ui;
 
 mod cli_server;

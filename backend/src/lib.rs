@@ -114,6 +114,10 @@ impl Server {
         };
         // Unusable TLS files are an error at start, not at the first client.
         let tls = config.tls.as_ref().map(net::server_config).transpose()?;
+        // Ports before the store: a busy port must not leave behind a
+        // database created and migrated for nothing.
+        let otlp = listen(config.otlp_listen).await?;
+        let query = listen(config.query_listen).await?;
         let (storage, writer) = match config.store {
             StoreKind::Sqlite => {
                 let (store, writer) = SqliteStore::open(&config.db_path, limits)?;
@@ -126,8 +130,6 @@ impl Server {
                 (Storage::new(store), None)
             }
         };
-        let otlp = listen(config.otlp_listen).await?;
-        let query = listen(config.query_listen).await?;
         Ok(Self {
             otlp,
             query,

@@ -5,6 +5,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otelite_backend::{Config, LogFormat, ServeArgs, Server, StoreKind, cli};
+use std::process::ExitCode;
 
 /// Ingest allocates per span (decoding, tokens, bodies) on every request
 /// thread; mimalloc's thread-local free lists keep that off a shared lock.
@@ -37,8 +38,20 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> ExitCode {
+    match run(Cli::parse().command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: anyhow's `Debug` repeats every cause (and adds a
+            // backtrace under RUST_BACKTRACE), which told each failure twice.
+            eprintln!("Error: {}", cli::report::one_line(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let config = args.load()?;
             init_logs(config.log_format);

@@ -74,3 +74,58 @@ fn a_missing_database_file_fails_and_is_not_created() {
 fn path(path: &Path) -> &str {
     path.to_str().expect("temp paths are UTF-8 here")
 }
+
+/// `otelite serve --db <dir>/new.db` with the OTLP port already taken.
+fn serve_on_a_busy_port(dir: &Path) -> (Output, String) {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = busy.local_addr().expect("address").to_string();
+    let db = dir.join("new.db");
+    let out = otelite(&[
+        "serve",
+        "--db",
+        path(&db),
+        "--otlp-listen",
+        &addr,
+        "--query-listen",
+        "127.0.0.1:0",
+    ]);
+    (out, addr)
+}
+
+/// A failure at start-up is told once: the cause is not repeated under a
+/// "Caused by:" list.
+#[test]
+fn a_start_up_failure_is_told_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, addr) = serve_on_a_busy_port(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("in use").count(),
+        1,
+        "the cause once:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Caused by"), "{stderr}");
+}
+
+/// The ports are bound before the database is touched, so a busy port
+/// leaves no new file behind.
+#[test]
+fn a_busy_port_stops_the_start_before_the_database_is_made() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, _) = serve_on_a_busy_port(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read temp dir")
+        .flatten()
+        .map(|entry| entry.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "files made before the bind failed: {left:?}"
+    );
+}

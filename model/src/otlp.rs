@@ -162,9 +162,11 @@ fn value_to_otlp(value: &AnyValue) -> pb_common::AnyValue {
 /// Why a span of an OTLP request was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSpan {
-    #[error("span {index}: trace_id must be 16 bytes and not all zero, got {len} bytes")]
+    /// Of the wrong length, or 16 zero bytes (`len` 16).
+    #[error("span {index}: trace_id {}", id_fault(*len, 16))]
     TraceId { index: usize, len: usize },
-    #[error("span {index}: span_id must be 8 bytes and not all zero, got {len} bytes")]
+    /// Of the wrong length, or 8 zero bytes (`len` 8).
+    #[error("span {index}: span_id {}", id_fault(*len, 8))]
     SpanId { index: usize, len: usize },
     #[error("span {index}: parent_span_id must be empty or 8 bytes, got {len} bytes")]
     ParentSpanId { index: usize, len: usize },
@@ -224,6 +226,16 @@ fn scope_from_otlp(
         attributes: attributes_from_otlp(scope.attributes),
         dropped_attributes_count: scope.dropped_attributes_count,
         schema_url,
+    }
+}
+
+/// What is wrong with an id of `len` bytes that should have `expected`:
+/// an id of the right length is refused only for being all zero.
+fn id_fault(len: usize, expected: usize) -> String {
+    if len == expected {
+        "is all zero".to_owned()
+    } else {
+        format!("must be {expected} bytes, got {len} bytes")
     }
 }
 

@@ -349,3 +349,27 @@ fn undefined_kinds_and_codes_are_their_numbers_in_json() {
     let codes = serde_json::to_value([StatusCode::Error, StatusCode::Other(-7)]).expect("json");
     assert_eq!(codes, serde_json::json!(["error", -7]));
 }
+
+/// A refused id says what is wrong with it: all zero, or its length.
+#[test]
+fn a_refused_id_says_whether_it_is_zero_or_of_the_wrong_length() {
+    let span = crate::fixtures::span(1, 1).build();
+    let mut request = to_otlp(&[span.clone(), span.clone(), span]);
+    let spans = &mut request.resource_spans[0].scope_spans[0].spans;
+    spans[0].trace_id = vec![0; 16];
+    spans[1].trace_id = vec![7; 15];
+    spans[2].span_id = vec![0; 8];
+    let messages: Vec<String> = from_otlp(request)
+        .rejected
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "span 0: trace_id is all zero",
+            "span 1: trace_id must be 16 bytes, got 15 bytes",
+            "span 2: span_id is all zero",
+        ]
+    );
+}

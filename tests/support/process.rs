@@ -142,8 +142,8 @@ impl ServeProcess {
                     stderr.lock().map(|s| s.clone()).unwrap_or_default()
                 );
             };
-            otlp = otlp.or_else(|| address_after(&line, "OTLP/HTTP listening on http://"));
-            query = query.or_else(|| address_after(&line, "query API listening on http://"));
+            otlp = otlp.or_else(|| address_after(&line, "OTLP/HTTP listening on "));
+            query = query.or_else(|| address_after(&line, "query API listening on "));
         }
         Self {
             child,
@@ -236,9 +236,11 @@ impl Drop for ServeProcess {
     }
 }
 
+/// The address after `prefix` and an `http://` or `https://` scheme.
 fn address_after(line: &str, prefix: &str) -> Option<SocketAddr> {
-    line.split_once(prefix)
-        .and_then(|(_, rest)| rest.trim().parse().ok())
+    let (_, url) = line.split_once(prefix)?;
+    let (_, address) = url.split_once("://")?;
+    address.trim().parse().ok()
 }
 
 /// Collects a pipe's lines, also handing each over as it arrives; the

@@ -16,12 +16,13 @@
 //! - [`render`] and [`time`]: tables, waterfall, colour; durations and times.
 //!
 //! [`health`] (`otelite health`) stands apart: it only asks a running server
-//! whether it is ready.
+//! whether it is ready. [`report`] words any command's failure for stderr.
 
 pub mod deps;
 pub mod health;
 pub mod rates;
 pub mod render;
+pub mod report;
 pub mod services;
 pub mod source;
 pub mod time;
@@ -47,6 +48,12 @@ pub enum CliError {
     Remote(#[from] RemoteError),
     #[error("no such file: {}", .0.display())]
     NoSuchFile(PathBuf),
+    /// A query of the database file failed (a damaged file, say).
+    #[error("cannot read {place}: {source}")]
+    Database {
+        place: String,
+        source: rusqlite::Error,
+    },
     /// `place` is the database file or the server's URL.
     #[error("no trace {id} in {place}")]
     UnknownTrace { id: String, place: String },
@@ -176,6 +183,12 @@ pub async fn run(
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
+}
+
+/// A filter flag given empty (`--service ""`) filters nothing, as the
+/// query API takes `service=`: `--db` and `--server` then answer alike.
+fn filter(value: &Option<String>) -> Option<String> {
+    value.clone().filter(|value| !value.is_empty())
 }
 
 fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), CliError> {

@@ -14,7 +14,7 @@ use std::io::Write;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RatesArgs {
-    /// Only this service.
+    /// Only this service (given empty: all, as the API's `service=`).
     #[arg(long)]
     pub service: Option<String>,
     #[command(flatten)]
@@ -42,7 +42,8 @@ pub async fn run(
         .resolve(context.now_ns)
         .map_err(CliError::BadArgument)?;
     let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX as u64));
-    let report = source.rates(args.service.as_deref(), start, end).await?;
+    let service = super::filter(&args.service);
+    let report = source.rates(service.as_deref(), start, end).await?;
     if args.common.json {
         return write_json(out, &RatesBody { start, end, report });
     }

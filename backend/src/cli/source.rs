@@ -10,7 +10,7 @@ use crate::stage::minute_of;
 use crate::storage::clickhouse::ClickHouseReader;
 use crate::storage::remote::{PAGE_LIMIT, Remote, RemoteError};
 use crate::storage::sqlite::SqliteReader;
-use crate::storage::{Dependency, TraceQuery, TraceReader, TraceSummary};
+use crate::storage::{Dependency, StoreError, TraceQuery, TraceReader, TraceSummary};
 use otelite_model::{Span, SpanKind, TraceId};
 use std::path::PathBuf;
 
@@ -118,6 +118,18 @@ impl Source {
         Ok(Place::Server(Box::new(remote)))
     }
 
+    /// A failed question, naming the place when the cause does not: SQLite
+    /// says "database disk image is malformed" but not which file.
+    fn failed(&self, error: StoreError) -> CliError {
+        match error {
+            StoreError::Sqlite(source) => CliError::Database {
+                place: self.place.clone(),
+                source,
+            },
+            error => error.into(),
+        }
+    }
+
     /// Where the data comes from, for messages: the file, the ClickHouse URL
     /// or the server URL.
     pub fn place_name(&self) -> &str {
@@ -125,7 +137,7 @@ impl Source {
     }
 
     pub async fn services(&self) -> Result<Vec<String>, CliError> {
-        Ok(self.reader.services().await?)
+        self.reader.services().await.map_err(|e| self.failed(e))
     }
 
     /// A service's operations, sorted; an error for a service that never
@@ -135,7 +147,11 @@ impl Source {
         service: &str,
         kind: Option<SpanKind>,
     ) -> Result<Vec<(String, SpanKind)>, CliError> {
-        let found = self.reader.operations(service.to_owned(), kind).await?;
+        let found = self
+            .reader
+            .operations(service.to_owned(), kind)
+            .await
+            .map_err(|e| self.failed(e))?;
         if found.is_empty() && !self.services().await?.iter().any(|s| s == service) {
             return Err(CliError::UnknownService {
                 service: service.to_owned(),
@@ -156,7 +172,11 @@ impl Source {
                 cursor,
                 ..query.clone()
             };
-            let page = self.reader.search_page(page_query).await?;
+            let page = self
+                .reader
+                .search_page(page_query)
+                .await
+                .map_err(|e| self.failed(e))?;
             let brought = page.traces.len();
             traces.extend(page.traces);
             match page.next {
@@ -170,7 +190,7 @@ impl Source {
 
     /// Every stored span of a trace, by start time.
     pub async fn trace(&self, id: &TraceId) -> Result<Vec<Span>, CliError> {
-        let spans = self.reader.trace(*id).await?;
+        let spans = self.reader.trace(*id).await.map_err(|e| self.failed(e))?;
         spans.ok_or_else(|| CliError::UnknownTrace {
             id: id.to_hex(),
             place: self.place.clone(),
@@ -186,7 +206,11 @@ impl Source {
     ) -> Result<RatesReport, CliError> {
         let (start, end) = (minute_of(start_ns), minute_of(end_ns));
         let service = service.map(str::to_owned);
-        let rows = self.reader.stage_counts(service, start, end).await?;
+        let rows = self
+            .reader
+            .stage_counts(service, start, end)
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(rates::report(&rows))
     }
 
@@ -195,6 +219,9 @@ impl Source {
         start_ns: u64,
         end_ns: u64,
     ) -> Result<Vec<Dependency>, CliError> {
-        Ok(self.reader.dependencies(start_ns, end_ns).await?)
+        self.reader
+            .dependencies(start_ns, end_ns)
+            .await
+            .map_err(|e| self.failed(e))
     }
 }

@@ -498,11 +498,15 @@ async fn the_server_answers_as_the_file_does() -> TestResult {
             "2024-05-01T13:00:00Z",
         ],
         &["traces", "--service", "nobody"],
+        // Empty filters filter nothing, as the API's `service=`.
+        &["traces", "--service", "", "--json"],
+        &["traces", "--service", "", "--operation", ""],
         &["trace", TRACE_A],
         &["trace", TRACE_A, "--json"],
         &["rates"],
         &["rates", "--json"],
         &["rates", "--service", "shop"],
+        &["rates", "--service", ""],
         &["rates", "--since", "10m", "--json"],
         &["deps"],
         &["deps", "--json"],
@@ -514,6 +518,11 @@ async fn the_server_answers_as_the_file_does() -> TestResult {
         assert_eq!(from_server, from_file, "otelite {}", args.join(" "));
         assert!(!from_file.is_empty(), "otelite {}", args.join(" "));
     }
+    assert_eq!(
+        run_from(&["traces", "--service", ""], &["--db", db]).await?,
+        run_from(&["traces"], &["--db", db]).await?,
+        "--service \"\" is no filter"
+    );
     // The same errors, naming the server instead of the file.
     let error = run_from(&["trace", unknown], &["--server", &served.url])
         .await
@@ -719,5 +728,36 @@ fn flags_win_over_the_environment() -> TestResult {
             .then(|| "nonsense".into())),
         Err(CliError::BadArgument(_))
     ));
+    Ok(())
+}
+
+/// A span at the very end of u64 nanoseconds (year 2554): the store keeps
+/// instants as SQLite integers (i64, up to 2262-04-11), so every display
+/// shows the last of those, the search's summary and the waterfall alike.
+#[test]
+fn the_last_instant_shows_alike_in_the_search_and_the_waterfall() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("otelite.db");
+    let limits = QueueLimits {
+        requests: 4,
+        spans: 1000,
+    };
+    let (store, writer) = SqliteStore::open(&db, limits)?;
+    let late = span(0x0c, 1, None, "late", "edge", u64::MAX, u64::MAX);
+    let rows = analyze::analyze(vec![late])
+        .into_iter()
+        .map(SpanRow::new)
+        .collect();
+    store
+        .try_write_batch(SpanBatch::new(rows, Vec::new(), T0))?
+        .blocking_recv()??;
+    drop(store);
+    writer.join();
+    let last = "2262-04-11T23:47:16.854Z";
+    let search = run_on(&db, &["traces"])?;
+    assert!(search.contains(last), "{search}");
+    let waterfall = run_on(&db, &["trace", "0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c"])?;
+    assert!(waterfall.contains(last), "{waterfall}");
+    assert!(!waterfall.contains("2554"), "{waterfall}");
     Ok(())
 }

@@ -36,8 +36,15 @@ pub fn format_duration(nanos: u64) -> String {
     }
 }
 
-/// UTC with milliseconds: `2024-05-01T12:00:00.123Z`.
+/// The last instant the stores keep: SQLite's integers are i64, so a
+/// span's start past it is stored as it, and the trace summaries say so.
+const LAST_STORED_NANOS: u64 = i64::MAX as u64;
+
+/// UTC with milliseconds: `2024-05-01T12:00:00.123Z`. Instants past the
+/// last one the store keeps (2262-04-11T23:47:16.854Z) are shown as that
+/// one, so a span and its trace's summary never name different years.
 pub fn format_time(unix_nanos: u64) -> String {
+    let unix_nanos = unix_nanos.min(LAST_STORED_NANOS);
     let seconds = unix_nanos / NANOS_PER_SECOND;
     let millis = (unix_nanos % NANOS_PER_SECOND) / 1_000_000;
     let (year, month, day) = civil_from_days((seconds / 86_400) as i64);

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TracesArgs {
-    /// Traces with a span of this service.
+    /// Traces with a span of this service (given empty: any, as the API's
+    /// `service=`).
     #[arg(long)]
     pub service: Option<String>,
-    /// Traces with a span of this name.
+    /// Traces with a span of this name (given empty: any).
     #[arg(long)]
     pub operation: Option<String>,
     /// Traces with a span of this kind: server, client, internal, producer, consumer.
@@ -76,8 +77,8 @@ pub async fn run_traces(
         .map_err(CliError::BadArgument)?;
     let nanos = |d: Duration| d.as_nanos().min(u128::from(u64::MAX)) as u64;
     let query = TraceQuery {
-        service: args.service.clone(),
-        operation: args.operation.clone(),
+        service: super::filter(&args.service),
+        operation: super::filter(&args.operation),
         kind: args.kind,
         attributes: args.attributes.clone(),
         attribute_prefixes: args.attribute_prefixes.clone(),

@@ -18,6 +18,11 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{} is not an otelite database", .0.display())]
     NotOtelite(PathBuf),
+    #[error("{} is a directory, not a database file", .0.display())]
+    IsDirectory(PathBuf),
+    /// Another `otelite serve` holds the file.
+    #[error(transparent)]
+    Locked(#[from] sqlite::lock::LockError),
     #[error(
         "{} has schema version {found}, older than this otelite's {current}: run `otelite serve --db {}` once to upgrade it",
         path.display(),

@@ -47,6 +47,12 @@ impl HttpClient {
     pub fn new(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<Self, FetchError> {
         let setting = ca_file.map(|path| ("--server-ca".to_owned(), path.to_owned()));
         let tls = otelite_model::tls::client_config(setting.as_ref())?;
+        Ok(Self::with_tls(tls, connect_timeout))
+    }
+
+    /// A client with its own TLS configuration (`otelite health` pins its
+    /// server's certificate).
+    pub fn with_tls(tls: std::sync::Arc<rustls::ClientConfig>, connect_timeout: Duration) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
@@ -55,9 +61,9 @@ impl HttpClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        Ok(Self {
+        Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
-        })
+        }
     }
 
     /// GETs `url`; an answer longer than `max_body` bytes is an error.

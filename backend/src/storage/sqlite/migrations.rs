@@ -227,8 +227,6 @@ fn edges_from_the_store(tx: &Transaction) -> Result<(), MigrationError> {
 
 pub const CURRENT_VERSION: i64 = 1 + UPGRADES.len() as i64;
 
-/// Settings every connection needs; WAL lets readers run beside the writer
-/// and, with `synchronous=NORMAL`, a commit survives a process kill.
 /// What a file holds before otelite changes anything in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contents {
@@ -240,25 +238,42 @@ pub enum Contents {
     Foreign,
 }
 
-/// Reads what `conn`'s file holds, without writing to it.
-pub fn contents(conn: &Connection) -> Contents {
-    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
-    let tables = conn.query_row(
-        "SELECT count(*), count(*) FILTER (WHERE name = 'traces') FROM sqlite_schema
-         WHERE type = 'table'",
-        [],
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? == 1)),
-    );
-    match (version, tables) {
-        (Ok(0), Ok((0, _))) => Contents::Empty,
-        (Ok(version), Ok((_, true))) if version >= 1 => Contents::Otelite(version),
-        _ => Contents::Foreign,
+/// Reads what `conn`'s file holds, without writing to it. A file SQLite
+/// cannot read at all (a damaged one, a directory) is an error, which the
+/// caller reports with the file's name.
+pub fn contents(conn: &Connection) -> rusqlite::Result<Contents> {
+    let read = || -> rusqlite::Result<(i64, i64, bool)> {
+        let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+        let (tables, traces) = conn.query_row(
+            "SELECT count(*), count(*) FILTER (WHERE name = 'traces') FROM sqlite_schema
+             WHERE type = 'table'",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? == 1)),
+        )?;
+        Ok((version, tables, traces))
+    };
+    match read() {
+        Ok((0, 0, _)) => Ok(Contents::Empty),
+        Ok((version, _, true)) if version >= 1 => Ok(Contents::Otelite(version)),
+        Ok(_) => Ok(Contents::Foreign),
+        // Not SQLite at all: someone else's file.
+        Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) => {
+            Ok(Contents::Foreign)
+        }
+        Err(error) => Err(error),
     }
 }
 
+/// Settings every connection needs; WAL lets readers run beside the writer
+/// and, with `synchronous=NORMAL`, a commit survives a process kill.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     super::plans::keep_plans(conn)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if contents(conn)? == Contents::Empty {
+        // Before WAL: switching to WAL writes the file's header, and after
+        // that only a full VACUUM (version 3's) could turn this on.
+        conn.pragma_update(None, "auto_vacuum", AUTO_VACUUM_INCREMENTAL)?;
+    }
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
@@ -290,9 +305,8 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
         });
     }
     if version == 0 {
-        // Only possible before the first table exists; saves new files the
+        // `configure` has set auto_vacuum, which saves new files the
         // VACUUM of version 3.
-        conn.pragma_update(None, "auto_vacuum", AUTO_VACUUM_INCREMENTAL)?;
         apply(
             conn,
             Step::InTransaction(|tx| Ok(tx.execute_batch(SCHEMA)?)),

@@ -8,6 +8,7 @@ mod documents;
 mod edges;
 mod encode;
 mod groups;
+pub mod lock;
 mod migrations;
 mod plans;
 mod read;
@@ -75,18 +76,28 @@ impl SqliteStore {
             requests: queue_capacity,
             spans: max_queued_spans,
         } = limits;
-        let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
+        if path.is_dir() {
+            return Err(StoreError::IsDirectory(path.to_owned()));
+        }
+        // Before anything in the file is read or changed: another server
+        // on it would migrate and write beside this one.
+        let lock = lock::lock(path)?;
+        let open_error = |source| StoreError::Open {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut conn = Connection::open(path).map_err(open_error)?;
         // Another program's file is refused before anything in it changes
         // (the journal mode included); a writer elsewhere is waited for.
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        if migrations::contents(&conn) == migrations::Contents::Foreign {
+        if migrations::contents(&conn).map_err(open_error)? == migrations::Contents::Foreign {
             return Err(StoreError::NotOtelite(path.to_owned()));
         }
-        migrations::configure(&conn)?;
-        migrations::migrate(&mut conn)?;
+        migrations::configure(&conn).map_err(open_error)?;
+        migrations::migrate(&mut conn).map_err(|error| match error {
+            MigrationError::Sqlite(source) => open_error(source),
+            error => StoreError::Migration(error),
+        })?;
         if let Err(error) = tokenizer::register(&conn) {
             tracing::warn!(%error, "the fast search tokenizer is not installed; indexing is slower");
         }
@@ -104,6 +115,8 @@ impl SqliteStore {
                 writer::run(conn, queue, &writer_failed);
                 // After the last commit, so the final checkpoint includes it.
                 drop(checkpointer);
+                // The file is free for another server only now.
+                drop(lock);
             })
             .map_err(|e| StoreError::WriteFailed(format!("cannot start the writer thread: {e}")))?;
         let reader = SqliteReader::new(path);

@@ -16,7 +16,7 @@ use std::path::Path;
 
 /// Opens an existing otelite database for reading only, as the command
 /// line does: no writer, no migration, and a clear error for a file that is
-/// missing or is not an otelite database.
+/// missing, a directory, or not an otelite database.
 pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
         return Err(StoreError::Open {
@@ -24,16 +24,15 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
             source: rusqlite::Error::InvalidPath(path.to_owned()),
         });
     }
-    let conn =
-        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
-            StoreError::Open {
-                path: path.to_owned(),
-                source,
-            }
-        })?;
-    super::plans::keep_plans(&conn)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let migrations::Contents::Otelite(version) = migrations::contents(&conn) else {
+    if path.is_dir() {
+        return Err(StoreError::IsDirectory(path.to_owned()));
+    }
+    let conn = open_without_writer(path)?;
+    let contents = migrations::contents(&conn).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let migrations::Contents::Otelite(version) = contents else {
         return Err(StoreError::NotOtelite(path.to_owned()));
     };
     if version < migrations::CURRENT_VERSION {
@@ -50,6 +49,26 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
         }
         .into());
     }
+    Ok(conn)
+}
+
+/// A connection for reading a file no writer of this process holds (the
+/// reading commands'). It opens read-write, never creating the file, but
+/// `query_only`: SQLite removes the `-wal` and `-shm` files when the last
+/// connection to a database closes only if that connection may write, so
+/// read-only ones left them beside a stopped server's database.
+pub(super) fn open_without_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    super::plans::keep_plans(&conn)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA query_only = 1;")?;
     Ok(conn)
 }
 

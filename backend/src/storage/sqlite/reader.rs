@@ -21,8 +21,13 @@ pub struct SqliteReader(Arc<ReaderPool>);
 impl SqliteReader {
     /// The reader of a store this process has opened (and migrated).
     pub(super) fn new(path: &Path) -> Self {
+        Self::with_access(path, Access::BesideWriter)
+    }
+
+    fn with_access(path: &Path, access: Access) -> Self {
         Self(Arc::new(ReaderPool {
             path: path.to_owned(),
+            access,
             idle: Mutex::new(Vec::new()),
         }))
     }
@@ -32,7 +37,7 @@ impl SqliteReader {
     /// has another schema version.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let checked = super::open_read_only(path)?;
-        let reader = Self::new(path);
+        let reader = Self::with_access(path, Access::Alone);
         reader.0.give_back(checked);
         Ok(reader)
     }
@@ -106,13 +111,26 @@ impl TraceReader for SqliteReader {
 
 struct ReaderPool {
     path: PathBuf,
+    access: Access,
     idle: Mutex<Vec<Connection>>,
+}
+
+/// How the pool's connections open the file.
+#[derive(Clone, Copy)]
+enum Access {
+    /// Beside this process's writer, which owns the `-wal` file.
+    BesideWriter,
+    /// With no writer in this process: see `read::open_without_writer`.
+    Alone,
 }
 
 impl ReaderPool {
     fn take(&self) -> Result<Connection, StoreError> {
         if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
             return Ok(conn);
+        }
+        if let Access::Alone = self.access {
+            return super::read::open_without_writer(&self.path);
         }
         let conn = Connection::open_with_flags(
             &self.path,
