@@ -59,6 +59,7 @@ async function main() {
     await bigTrace(page, open, noConsoleErrors, shot, figures);
     await ratesPage(page, open, noConsoleErrors, shot);
     await graphPage(page, open, noConsoleErrors, shot);
+    await operationsInNaturalOrder(page, open, noConsoleErrors);
     await messages(page, open, noConsoleErrors, shot, text);
   } finally {
     await browser.close();
@@ -242,6 +243,19 @@ async function graphPage(page, open, noConsoleErrors, shot) {
   await shot('graph');
   await page.click('svg.graph g.node[data-service="payments"]');
   await page.waitForSelector('main[data-route="#/search?service=payments"][data-state="ready"]');
+}
+
+// `batch 2` before `batch 10`: numbers in names sort by value.
+async function operationsInNaturalOrder(page, open, noConsoleErrors) {
+  await open(expect.base, '#/search?service=batch-job');
+  await page.waitForSelector('select[name=operation] option[value="batch 10"]', { state: 'attached' });
+  const ops = await page.$$eval('select[name=operation] option', (els) => els.map((e) => e.value).filter(Boolean));
+  const before = [['batch 2', 'batch 10'], ['batch 9', 'batch 10'], ['batch 10', 'batch 98'], ['item 1.2', 'item 1.10'],
+    ['item 2.0', 'item 10.0'], ['batch 98', 'item 0.0']];
+  for (const [a, b] of before) {
+    check(ops.includes(a) && ops.includes(b) && ops.indexOf(a) < ops.indexOf(b), `operation ${a} listed before ${b}`, ops.slice(0, 12));
+  }
+  noConsoleErrors('operations');
 }
 
 async function messages(page, open, noConsoleErrors, shot, text) {
