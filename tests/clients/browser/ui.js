@@ -59,6 +59,7 @@ async function main() {
     await bigTrace(page, open, noConsoleErrors, shot, figures);
     await ratesPage(page, open, noConsoleErrors, shot);
     await graphPage(page, open, noConsoleErrors, shot);
+    await graphLayout(page, open, noConsoleErrors, shot);
     await operationsInNaturalOrder(page, open, noConsoleErrors);
     await messages(page, open, noConsoleErrors, shot, text);
   } finally {
@@ -243,6 +244,78 @@ async function graphPage(page, open, noConsoleErrors, shot) {
   await shot('graph');
   await page.click('svg.graph g.node[data-service="payments"]');
   await page.waitForSelector('main[data-route="#/search?service=payments"][data-state="ready"]');
+}
+
+// A graph that provoked the hand-made layout: every edge leaves its caller's
+// box and reaches its callee's, crosses no other box, is as wide as its
+// call count ranks it, and no label overlaps another label, a box or a line.
+async function graphLayout(page, open, noConsoleErrors, shot) {
+  await open(expect.graph.base, '#/graph');
+  const drawn = await page.$eval('svg.graph', (svg) => {
+    const rect = (el) => { const r = el.getBoundingClientRect(); return { left: r.left, top: r.top, right: r.right, bottom: r.bottom }; };
+    const label = (g) => svg.querySelector(`text[data-parent="${g.dataset.parent}"][data-child="${g.dataset.child}"]`);
+    const boxes = Object.fromEntries([...svg.querySelectorAll('g.node')].map((g) => [g.dataset.service, rect(g.querySelector('rect'))]));
+    const edges = [...svg.querySelectorAll('g.edge')].map((g) => {
+      const path = g.querySelector('path');
+      const matrix = path.getScreenCTM();
+      const length = path.getTotalLength();
+      const points = [];
+      for (let at = 0; at <= length; at += 2) {
+        const p = new DOMPoint(path.getPointAtLength(at).x, path.getPointAtLength(at).y).matrixTransform(matrix);
+        points.push([p.x, p.y]);
+      }
+      const end = path.getPointAtLength(length);
+      const last = new DOMPoint(end.x, end.y).matrixTransform(matrix);
+      points.push([last.x, last.y]);
+      return {
+        parent: g.dataset.parent,
+        child: g.dataset.child,
+        points,
+        width: parseFloat(getComputedStyle(path).strokeWidth),
+        label: label(g).textContent,
+        labelBox: rect(label(g)),
+      };
+    });
+    return { boxes, edges };
+  });
+  const inside = ([x, y], b, margin) => x > b.left + margin && x < b.right - margin && y > b.top + margin && y < b.bottom - margin;
+  const near = ([x, y], b) => x >= b.left - 3 && x <= b.right + 3 && y >= b.top - 3 && y <= b.bottom + 3;
+  const overlap = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const { edges } = expect.graph;
+  const services = new Set(edges.flatMap((e) => [e.parent, e.child]));
+  check(Object.keys(drawn.boxes).sort().join() === [...services].sort().join(), 'a box per service', Object.keys(drawn.boxes));
+  check(drawn.edges.length === edges.length, 'an arrow per edge', drawn.edges.length);
+  for (const want of edges) {
+    const e = drawn.edges.find((d) => d.parent === want.parent && d.child === want.child);
+    const name = `${want.parent} → ${want.child}`;
+    check(e, `arrow ${name}`);
+    check(e.label.includes(`${want.callCount} calls`) && e.label.includes(want.errorCount ? `${want.errorCount} error` : ''),
+      `label of ${name}`, e.label);
+    check(near(e.points[0], drawn.boxes[want.parent]), `${name} leaves ${want.parent}'s box`, { at: e.points[0], box: drawn.boxes[want.parent] });
+    check(near(e.points[e.points.length - 1], drawn.boxes[want.child]), `${name} reaches ${want.child}'s box`,
+      { at: e.points[e.points.length - 1], box: drawn.boxes[want.child] });
+    for (const [service, box] of Object.entries(drawn.boxes)) {
+      if (service === want.parent || service === want.child) continue;
+      const hit = e.points.find((p) => inside(p, box, 1));
+      check(!hit, `${name} crosses no other box`, { crosses: service, at: hit, box });
+    }
+    for (const [service, box] of Object.entries(drawn.boxes)) {
+      check(!overlap(e.labelBox, box), `label of ${name} off the boxes`, { label: e.label, box: service });
+    }
+    for (const other of drawn.edges) {
+      const line = `${other.parent} → ${other.child}`;
+      const hit = other.points.find((p) => inside(p, e.labelBox, 1));
+      check(!hit, `label of ${name} not crossed by the line ${line}`, { label: e.label, at: hit });
+      if (other === e) continue;
+      check(!overlap(e.labelBox, other.labelBox), `labels of ${name} and ${line} apart`, [e.label, other.label]);
+    }
+  }
+  const byCalls = [...edges].sort((a, b) => b.callCount - a.callCount);
+  const widthOf = (w) => drawn.edges.find((d) => d.parent === w.parent && d.child === w.child).width;
+  check(widthOf(byCalls[0]) > widthOf(byCalls[byCalls.length - 1]), 'the busiest edge is drawn wider than the quietest',
+    [widthOf(byCalls[0]), widthOf(byCalls[byCalls.length - 1])]);
+  noConsoleErrors('graph layout');
+  await shot('graph-layout');
 }
 
 // `batch 2` before `batch 10`: numbers in names sort by value.
