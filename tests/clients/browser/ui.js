@@ -61,6 +61,7 @@ async function main() {
     await graphPage(page, open, noConsoleErrors, shot);
     await graphLayout(page, open, noConsoleErrors, shot);
     await operationsInNaturalOrder(page, open, noConsoleErrors);
+    await narrowScreens(page, open, noConsoleErrors, shot);
     await messages(page, open, noConsoleErrors, shot, text);
   } finally {
     await browser.close();
@@ -329,6 +330,61 @@ async function operationsInNaturalOrder(page, open, noConsoleErrors) {
     check(ops.includes(a) && ops.includes(b) && ops.indexOf(a) < ops.indexOf(b), `operation ${a} listed before ${b}`, ops.slice(0, 12));
   }
   noConsoleErrors('operations');
+}
+
+// From 400 px up: no page scrolls sideways, the waterfall's bars have room,
+// its axis labels stay apart, and no timestamp is broken across lines.
+async function narrowScreens(page, open, noConsoleErrors, shot) {
+  const { checkout } = expect.traces;
+  const root = checkout.spans[0];
+  const charge = checkout.spans.find((s) => s.name === 'charge');
+  const sideways = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  for (const width of [400, 420, 768]) {
+    await page.setViewportSize({ width, height: 800 });
+    for (const view of ['#/search', '#/rates', '#/graph']) {
+      await open(expect.base, view);
+      check(await sideways() <= 0, `${view} at ${width} px does not scroll sideways`, await sideways());
+    }
+    await open(expect.base, '#/search?range=7d');
+    const results = await page.$eval('.search-results', (el) => el.getBoundingClientRect().width);
+    check(results >= width * 0.6, `search results have room at ${width} px`, results);
+    await open(expect.base, `#/trace/${checkout.id}`);
+    await page.click(`.wf-row[data-span-id="${charge.id}"]`);
+    check(await sideways() <= 0, `the trace at ${width} px does not scroll sideways`, await sideways());
+    const bar = await page.$eval(`.wf-row[data-span-id="${root.id}"] .wf-bar`, (el) => el.getBoundingClientRect().width);
+    check(bar >= 150, `the root's bar has room at ${width} px`, bar);
+    const ticks = await page.$$eval('.wf-tick', (els) => els.map((el) => {
+      const range = document.createRange();
+      range.selectNodeContents(el);
+      const r = range.getBoundingClientRect();
+      return { text: el.textContent, left: r.left, right: r.right };
+    }));
+    const axis = await page.$eval('.wf-ticks', (el) => { const r = el.getBoundingClientRect(); return { left: r.left, right: r.right }; });
+    ticks.sort((a, b) => a.left - b.left);
+    check(ticks.length >= 2, `at least two axis labels at ${width} px`, ticks);
+    check(ticks.every((t, i) => i === 0 || t.left >= ticks[i - 1].right + 4), `axis labels apart at ${width} px`, ticks);
+    check(ticks.every((t) => t.left >= axis.left - 1 && t.right <= axis.right + 1), `axis labels within the axis at ${width} px`, { ticks, axis });
+    const broken = await page.evaluate(() => {
+      const stamp = /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}/g;
+      const found = [];
+      const walk = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
+      for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+        for (const m of node.textContent.matchAll(stamp)) {
+          const range = document.createRange();
+          range.setStart(node, m.index);
+          range.setEnd(node, m.index + m[0].length);
+          const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+          found.push({ text: m[0], lines: lines.size });
+        }
+      }
+      return found;
+    });
+    check(broken.length >= 2, `timestamps shown on the trace page at ${width} px`, broken);
+    check(broken.every((t) => t.lines === 1), `no timestamp broken across lines at ${width} px`, broken);
+    noConsoleErrors(`trace at ${width} px`);
+    await shot(`trace-${width}px`);
+  }
+  await page.setViewportSize({ width: 1400, height: 900 });
 }
 
 async function messages(page, open, noConsoleErrors, shot, text) {

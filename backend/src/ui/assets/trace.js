@@ -1,8 +1,8 @@
 // Trace page: a header with the trace's figures, the waterfall (see
 // waterfall.js) and a detail panel for the selected span.
 
-import { api, fmtDuration, fmtTime, fmtValue } from './api.js';
-import { errorMessage, h, href, message } from './router.js';
+import { api, fmtDuration, fmtValue } from './api.js';
+import { errorMessage, h, href, message, timestamp } from './router.js';
 import { Waterfall } from './waterfall.js';
 
 export async function render(main, route, stillCurrent) {
@@ -120,7 +120,7 @@ function header(traceId, model) {
       h('span', {}, `${services.size} service${services.size === 1 ? '' : 's'}`),
       errors ? h('span', { class: 'badge error' }, `${errors} error${errors === 1 ? '' : 's'}`) : null,
       orphans > 0 ? h('span', { class: 'badge', title: 'spans whose parent was not received' }, `${orphans} without parent`) : null,
-      h('span', {}, fmtTime(model.start))));
+      timestamp(model.start)));
 }
 
 function table(pairs) {
@@ -140,7 +140,7 @@ function showDetail(panel, span, model) {
       ['kind', s.kind],
       ['status', s.status.message ? `${s.status.code}: ${s.status.message}` : s.status.code],
       ['duration', fmtDuration(span.duration)],
-      ['start', `${rel(span.start)} (${fmtTime(span.start)})`],
+      ['start', [`${rel(span.start)} (`, timestamp(span.start), ')']],
       ['span id', h('code', {}, s.spanId)],
       ['parent', s.parentSpanId ? h('code', {}, s.parentSpanId + (span.orphan ? ' (not received)' : '')) : '(root)'],
       ['critical path', model.critical.has(span.id) ? 'yes' : 'no'],

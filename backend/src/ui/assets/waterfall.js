@@ -10,6 +10,8 @@ const ROW = 24; // px; matches --row in style.css
 const OVERSCAN = 20; // rows drawn beyond each edge of the view
 const INDENT = 14; // px per tree level
 const MAX_INDENT_LEVELS = 30; // deeper trees stop indenting (the depth is in the tooltip)
+const MAX_AXIS_PARTS = 4; // the axis shows at most 0, ¼, ½, ¾ and the whole
+const TICK_GAP = 4; // px kept free between two axis labels
 
 export class Waterfall {
   constructor(model, onSelect) {
@@ -19,7 +21,9 @@ export class Waterfall {
     this.selected = null;
     this.spacer = h('div', { class: 'wf-spacer' });
     this.scroll = h('div', { class: 'wf-scroll', onscroll: () => this.schedule() }, this.spacer);
-    this.element = h('div', { class: 'waterfall', 'data-span-count': model.spans.length }, this.axis(), this.scroll);
+    this.ticks = h('div', { class: 'wf-ticks' });
+    const axis = h('div', { class: 'wf-axis' }, h('div', { class: 'wf-label' }, 'Service: operation'), this.ticks);
+    this.element = h('div', { class: 'waterfall', 'data-span-count': model.spans.length }, axis, this.scroll);
     this.drawn = { from: -1, to: -1 };
     this.layout();
   }
@@ -27,17 +31,32 @@ export class Waterfall {
   /** Draws the first rows and keeps the view in step with the window's size. */
   mount() {
     this.draw(true);
-    new ResizeObserver(() => this.draw(true)).observe(this.scroll);
+    this.drawAxis();
+    new ResizeObserver(() => {
+      this.draw(true);
+      this.drawAxis();
+    }).observe(this.scroll);
   }
 
-  /** The time axis: five ticks from 0 to the trace's duration. */
-  axis() {
+  /**
+   * The time axis from 0 to the trace's duration, in as many equal parts as
+   * leave its labels apart at the current width (measured, not guessed:
+   * the labels' widths depend on the durations and the font).
+   */
+  drawAxis() {
     const d = this.model.duration;
-    const ticks = [0, 0.25, 0.5, 0.75, 1].map((f, i, all) => h('div', {
-      class: `wf-tick${i === all.length - 1 ? ' last' : ''}`,
-      style: { left: i === all.length - 1 ? '100%' : `${f * 100}%` },
-    }, fmtDuration(f * d)));
-    return h('div', { class: 'wf-axis' }, h('div', { class: 'wf-label' }, 'Service: operation'), h('div', { class: 'wf-ticks' }, ticks));
+    for (let parts = MAX_AXIS_PARTS; parts >= 1; parts--) {
+      const ticks = [];
+      for (let i = 0; i <= parts; i++) {
+        ticks.push(h('div', {
+          class: `wf-tick${i === parts ? ' last' : ''}`,
+          style: { left: `${(100 * i) / parts}%` },
+        }, fmtDuration((i / parts) * d)));
+      }
+      this.ticks.replaceChildren(...ticks);
+      const boxes = ticks.map((t) => t.getBoundingClientRect());
+      if (boxes.every((b, i) => i === 0 || b.left >= boxes[i - 1].right + TICK_GAP)) return;
+    }
   }
 
   /** The visible rows, depth-first, skipping collapsed subtrees. */
