@@ -60,6 +60,7 @@ async function main() {
     await ratesPage(page, open, noConsoleErrors, shot);
     await graphPage(page, open, noConsoleErrors, shot);
     await graphLayout(page, open, noConsoleErrors, shot);
+    await traceStateInUrl(page, open, noConsoleErrors);
     await operationsInNaturalOrder(page, open, noConsoleErrors);
     await narrowScreens(page, open, noConsoleErrors, shot);
     await messages(page, open, noConsoleErrors, shot, text);
@@ -317,6 +318,26 @@ async function graphLayout(page, open, noConsoleErrors, shot) {
     [widthOf(byCalls[0]), widthOf(byCalls[byCalls.length - 1])]);
   noConsoleErrors('graph layout');
   await shot('graph-layout');
+}
+
+// The selected span and collapsed rows are in the URL and survive a reload.
+async function traceStateInUrl(page, open, noConsoleErrors) {
+  const { checkout } = expect.traces;
+  const named = (name) => checkout.spans.find((s) => s.name === name);
+  await open(expect.base, `#/trace/${checkout.id}`);
+  await page.click(`.wf-row[data-span-id="${named('load-cart').id}"]`);
+  await page.click(`.wf-row[data-span-id="${named('charge').id}"] .wf-toggle`);
+  await page.reload();
+  await page.waitForSelector('main[data-page="trace"][data-state="ready"]', { timeout: 30000 });
+  const rows = await page.$$eval('.wf-row', (els) => els.map((e) => e.dataset.spanId));
+  const hidden = [named('POST /charge').id, named('db.query').id];
+  check(rows.length === checkout.spans.length - 2 && !rows.some((id) => hidden.includes(id)),
+    'the collapsed subtree stays collapsed after a reload', rows);
+  const selected = await page.$$eval('.wf-row.selected', (els) => els.map((e) => e.dataset.spanId));
+  check(selected.join() === named('load-cart').id, 'the selected span stays selected after a reload', selected);
+  const detail = await page.$eval('.detail-body', (el) => el.dataset.spanId).catch(() => null);
+  check(detail === named('load-cart').id, 'the detail panel shows the selected span after a reload', detail);
+  noConsoleErrors('trace state after reload');
 }
 
 // `batch 2` before `batch 10`: numbers in names sort by value.

@@ -1,7 +1,8 @@
 // The waterfall: one row per visible span (the tree, with collapsed
 // subtrees hidden), a bar per span placed to scale on the trace's time axis.
 // Only the rows in view (plus a margin) exist in the DOM, so a trace of tens
-// of thousands of spans scrolls as lightly as one of ten.
+// of thousands of spans scrolls as lightly as one of ten. The selected span
+// and the collapsed rows are its state: given at the start, reported on change.
 
 import { fmtDuration } from './api.js';
 import { h } from './router.js';
@@ -14,11 +15,16 @@ const MAX_AXIS_PARTS = 4; // the axis shows at most 0, ¼, ½, ¾ and the whole
 const TICK_GAP = 4; // px kept free between two axis labels
 
 export class Waterfall {
-  constructor(model, onSelect) {
+  /**
+   * `state`: `{ selected, collapsed }` to start from (span ids of this trace);
+   * `onSelect(span)` when a row is chosen; `onChange()` after any change of state.
+   */
+  constructor(model, state, onSelect, onChange) {
     this.model = model;
     this.onSelect = onSelect;
-    this.collapsed = new Set();
-    this.selected = null;
+    this.onChange = onChange;
+    this.collapsed = new Set(state.collapsed);
+    this.selected = state.selected;
     this.spacer = h('div', { class: 'wf-spacer' });
     this.scroll = h('div', { class: 'wf-scroll', onscroll: () => this.schedule() }, this.spacer);
     this.ticks = h('div', { class: 'wf-ticks' });
@@ -30,6 +36,7 @@ export class Waterfall {
 
   /** Draws the first rows and keeps the view in step with the window's size. */
   mount() {
+    this.reveal(this.selected);
     this.draw(true);
     this.drawAxis();
     new ResizeObserver(() => {
@@ -57,6 +64,14 @@ export class Waterfall {
       const boxes = ticks.map((t) => t.getBoundingClientRect());
       if (boxes.every((b, i) => i === 0 || b.left >= boxes[i - 1].right + TICK_GAP)) return;
     }
+  }
+
+  /** Scrolls the row of span `id` into the middle of the view, if it is shown. */
+  reveal(id) {
+    const index = this.rows.findIndex((r) => r.span.id === id);
+    if (index < 0) return;
+    const height = this.scroll.clientHeight || 600;
+    this.scroll.scrollTop = Math.max(0, index * ROW - height / 2);
   }
 
   /** The visible rows, depth-first, skipping collapsed subtrees. */
@@ -142,6 +157,7 @@ export class Waterfall {
     for (const el of this.spacer.querySelectorAll('.wf-row.selected')) el.classList.remove('selected');
     this.spacer.querySelector(`[data-span-id="${span.id}"]`)?.classList.add('selected');
     this.onSelect(span);
+    this.onChange();
   }
 
   toggle(id) {
@@ -149,11 +165,13 @@ export class Waterfall {
     else this.collapsed.add(id);
     this.layout();
     this.draw(true);
+    this.onChange();
   }
 
   setAllCollapsed(collapsed) {
     this.collapsed = new Set(collapsed ? this.model.spans.filter((s) => s.children.length).map((s) => s.id) : []);
     this.layout();
     this.draw(true);
+    this.onChange();
   }
 }
