@@ -4,7 +4,10 @@
 //! without console errors and shows the seeded data, the waterfall's bars
 //! sit where the spans' times put them, a 10 000-span trace draws only the
 //! rows in view, a loss at `collect` is marked in the funnel and over time,
-//! and the empty-database, unknown-trace and backend-error messages show. A screenshot of each page is written to
+//! and the empty-database, unknown-trace and backend-error messages show;
+//! a graph of 11 services is laid out with no line through a box or label,
+//! the trace view's state survives a reload, operations sort naturally, and
+//! the pages hold up at 400, 420 and 768 px. A screenshot of each page is written to
 //! `target/ui-screenshots/` (the test prints the path).
 //!
 //! Chromium, Node and the npm packages come from `.ci/run`; the test fails,
