@@ -4,7 +4,10 @@
 //! without console errors and shows the seeded data, the waterfall's bars
 //! sit where the spans' times put them, a 10 000-span trace draws only the
 //! rows in view, a loss at `collect` is marked in the funnel and over time,
-//! and the empty-database, unknown-trace and backend-error messages show. A screenshot of each page is written to
+//! and the empty-database, unknown-trace and backend-error messages show;
+//! a graph of 11 services is laid out with no line through a box or label,
+//! the trace view's state survives a reload, operations sort naturally, and
+//! the pages hold up at 400, 420 and 768 px. A screenshot of each page is written to
 //! `target/ui-screenshots/` (the test prints the path).
 //!
 //! Chromium, Node and the npm packages come from `.ci/run`; the test fails,
@@ -294,6 +297,80 @@ async fn seed_loss(backend: &Backend) -> support::ServiceRates {
     rates
 }
 
+/// The service graph that provoked the hand-made layout's faults: ten
+/// services, a hub, four-digit counts, and calls that skip layers
+/// (`parent`, `child`, calls, errors among them).
+const GRAPH: [(&str, &str, u64, u64); 17] = [
+    ("web", "gateway", 3436, 35),
+    ("mobile", "gateway", 903, 35),
+    ("gateway", "auth", 1200, 0),
+    ("gateway", "users", 850, 12),
+    ("gateway", "orders", 640, 3),
+    ("gateway", "search", 410, 0),
+    ("orders", "payments", 320, 9),
+    ("orders", "inventory", 300, 0),
+    ("payments", "db", 310, 1),
+    ("inventory", "db", 295, 0),
+    ("users", "db", 700, 0),
+    ("users", "cache", 690, 0),
+    ("auth", "cache", 1150, 0),
+    ("search", "cache", 400, 0),
+    ("gateway", "db", 88, 2),
+    ("web", "db", 12, 0),
+    ("mobile", "cache", 5, 0),
+];
+
+/// Seeds [`GRAPH`]: per edge one trace, a root span of the caller and as
+/// many child spans of the callee as it has calls, the first `errors` of
+/// them failed. Returns once the dependencies API counts every call.
+async fn seed_graph(backend: &Backend) {
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+        - 120_000 * MS;
+    for (n, (parent, child, calls, errors)) in GRAPH.into_iter().enumerate() {
+        let trace_id = support::unique_trace_id(0x60 + n as u8);
+        let id = |k: u64| SpanId((k + 1).to_be_bytes());
+        let mut spans = vec![
+            fixtures::span(trace_id, id(0))
+                .flags(1)
+                .service(parent)
+                .name(format!("call {child}"))
+                .times(start, start + 10 * MS)
+                .build(),
+        ];
+        spans.extend((1..=calls).map(|k| {
+            fixtures::span(trace_id, id(k))
+                .parent_span_id(Some(id(0)))
+                .flags(1)
+                .service(child)
+                .name("serve")
+                .times(start + MS, start + 2 * MS)
+                .error(k <= errors)
+                .build()
+        }));
+        let body = otlp_request(&spans).encode_to_vec();
+        let reply = backend
+            .post("/v1/traces", "application/x-protobuf", None, body)
+            .await;
+        assert_eq!(reply.status, 200, "{parent} → {child} accepted: {reply:?}");
+    }
+    let want: u64 = GRAPH.iter().map(|e| e.2).sum();
+    let counted = |deps: &Value| -> u64 {
+        deps["dependencies"]
+            .as_array()
+            .map(|edges| edges.iter().filter_map(|e| e["callCount"].as_u64()).sum())
+            .unwrap_or(0)
+    };
+    let (_, deps) = support::eventually(
+        || backend.get_json("/api/otelite/dependencies"),
+        |(_, deps)| counted(deps) == want,
+    )
+    .await;
+    assert_eq!(counted(&deps), want, "every seeded call counted: {deps}");
+}
+
 /// Runs the browser script on `expectations` and returns its result line.
 fn run_browser(node: &str, expectations: &Value) -> Value {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -348,6 +425,8 @@ async fn every_page_in_a_real_browser() {
     let node = browser_tools();
     let backend = Backend::start().await;
     let empty = Backend::start().await;
+    let graph = Backend::start().await;
+    seed_graph(&graph).await;
 
     let scope = InstrumentationScope::builder("otelite-e2e-ui")
         .with_version("1.0.0")
@@ -402,6 +481,12 @@ async fn every_page_in_a_real_browser() {
         "chromium": CHROMIUM,
         "base": format!("http://{}", backend.query),
         "emptyBase": format!("http://{}", empty.query),
+        "graph": {
+            "base": format!("http://{}", graph.query),
+            "edges": GRAPH.iter().map(|(parent, child, calls, errors)| json!({
+                "parent": parent, "child": child, "callCount": calls, "errorCount": errors,
+            })).collect::<Vec<_>>(),
+        },
         "screenshots": shots,
         "unknownTraceId": TraceId([0x5e; 16]).to_hex(),
         "stored": stored.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),

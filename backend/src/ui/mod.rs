@@ -56,6 +56,7 @@ static ASSETS: &[Asset] = &[
     asset!("waterfall.js", JS),
     asset!("rates.js", JS),
     asset!("graph.js", JS),
+    asset!("dagre.min.js", JS),
 ];
 
 /// `"` + 16 hex digits of FNV-1a + `"`: a strong validator for one file.

@@ -59,6 +59,10 @@ async function main() {
     await bigTrace(page, open, noConsoleErrors, shot, figures);
     await ratesPage(page, open, noConsoleErrors, shot);
     await graphPage(page, open, noConsoleErrors, shot);
+    await graphLayout(page, open, noConsoleErrors, shot);
+    await traceStateInUrl(page, open, noConsoleErrors);
+    await operationsInNaturalOrder(page, open, noConsoleErrors);
+    await narrowScreens(page, open, noConsoleErrors, shot);
     await messages(page, open, noConsoleErrors, shot, text);
   } finally {
     await browser.close();
@@ -242,6 +246,166 @@ async function graphPage(page, open, noConsoleErrors, shot) {
   await shot('graph');
   await page.click('svg.graph g.node[data-service="payments"]');
   await page.waitForSelector('main[data-route="#/search?service=payments"][data-state="ready"]');
+}
+
+// A graph that provoked the hand-made layout: every edge leaves its caller's
+// box and reaches its callee's, crosses no other box, is as wide as its
+// call count ranks it, and no label overlaps another label, a box or a line.
+async function graphLayout(page, open, noConsoleErrors, shot) {
+  await open(expect.graph.base, '#/graph');
+  const drawn = await page.$eval('svg.graph', (svg) => {
+    const rect = (el) => { const r = el.getBoundingClientRect(); return { left: r.left, top: r.top, right: r.right, bottom: r.bottom }; };
+    const label = (g) => svg.querySelector(`text[data-parent="${g.dataset.parent}"][data-child="${g.dataset.child}"]`);
+    const boxes = Object.fromEntries([...svg.querySelectorAll('g.node')].map((g) => [g.dataset.service, rect(g.querySelector('rect'))]));
+    const edges = [...svg.querySelectorAll('g.edge')].map((g) => {
+      const path = g.querySelector('path');
+      const matrix = path.getScreenCTM();
+      const length = path.getTotalLength();
+      const points = [];
+      for (let at = 0; at <= length; at += 2) {
+        const p = new DOMPoint(path.getPointAtLength(at).x, path.getPointAtLength(at).y).matrixTransform(matrix);
+        points.push([p.x, p.y]);
+      }
+      const end = path.getPointAtLength(length);
+      const last = new DOMPoint(end.x, end.y).matrixTransform(matrix);
+      points.push([last.x, last.y]);
+      return {
+        parent: g.dataset.parent,
+        child: g.dataset.child,
+        points,
+        width: parseFloat(getComputedStyle(path).strokeWidth),
+        label: label(g).textContent,
+        labelBox: rect(label(g)),
+      };
+    });
+    return { boxes, edges };
+  });
+  const inside = ([x, y], b, margin) => x > b.left + margin && x < b.right - margin && y > b.top + margin && y < b.bottom - margin;
+  const near = ([x, y], b) => x >= b.left - 3 && x <= b.right + 3 && y >= b.top - 3 && y <= b.bottom + 3;
+  const overlap = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const { edges } = expect.graph;
+  const services = new Set(edges.flatMap((e) => [e.parent, e.child]));
+  check(Object.keys(drawn.boxes).sort().join() === [...services].sort().join(), 'a box per service', Object.keys(drawn.boxes));
+  check(drawn.edges.length === edges.length, 'an arrow per edge', drawn.edges.length);
+  for (const want of edges) {
+    const e = drawn.edges.find((d) => d.parent === want.parent && d.child === want.child);
+    const name = `${want.parent} → ${want.child}`;
+    check(e, `arrow ${name}`);
+    check(e.label.includes(`${want.callCount} calls`) && e.label.includes(want.errorCount ? `${want.errorCount} error` : ''),
+      `label of ${name}`, e.label);
+    check(near(e.points[0], drawn.boxes[want.parent]), `${name} leaves ${want.parent}'s box`, { at: e.points[0], box: drawn.boxes[want.parent] });
+    check(near(e.points[e.points.length - 1], drawn.boxes[want.child]), `${name} reaches ${want.child}'s box`,
+      { at: e.points[e.points.length - 1], box: drawn.boxes[want.child] });
+    for (const [service, box] of Object.entries(drawn.boxes)) {
+      if (service === want.parent || service === want.child) continue;
+      const hit = e.points.find((p) => inside(p, box, 1));
+      check(!hit, `${name} crosses no other box`, { crosses: service, at: hit, box });
+    }
+    for (const [service, box] of Object.entries(drawn.boxes)) {
+      check(!overlap(e.labelBox, box), `label of ${name} off the boxes`, { label: e.label, box: service });
+    }
+    for (const other of drawn.edges) {
+      const line = `${other.parent} → ${other.child}`;
+      const hit = other.points.find((p) => inside(p, e.labelBox, 1));
+      check(!hit, `label of ${name} not crossed by the line ${line}`, { label: e.label, at: hit });
+      if (other === e) continue;
+      check(!overlap(e.labelBox, other.labelBox), `labels of ${name} and ${line} apart`, [e.label, other.label]);
+    }
+  }
+  const byCalls = [...edges].sort((a, b) => b.callCount - a.callCount);
+  const widthOf = (w) => drawn.edges.find((d) => d.parent === w.parent && d.child === w.child).width;
+  check(widthOf(byCalls[0]) > widthOf(byCalls[byCalls.length - 1]), 'the busiest edge is drawn wider than the quietest',
+    [widthOf(byCalls[0]), widthOf(byCalls[byCalls.length - 1])]);
+  noConsoleErrors('graph layout');
+  await shot('graph-layout');
+}
+
+// The selected span and collapsed rows are in the URL and survive a reload.
+async function traceStateInUrl(page, open, noConsoleErrors) {
+  const { checkout } = expect.traces;
+  const named = (name) => checkout.spans.find((s) => s.name === name);
+  await open(expect.base, `#/trace/${checkout.id}`);
+  await page.click(`.wf-row[data-span-id="${named('load-cart').id}"]`);
+  await page.click(`.wf-row[data-span-id="${named('charge').id}"] .wf-toggle`);
+  await page.reload();
+  await page.waitForSelector('main[data-page="trace"][data-state="ready"]', { timeout: 30000 });
+  const rows = await page.$$eval('.wf-row', (els) => els.map((e) => e.dataset.spanId));
+  const hidden = [named('POST /charge').id, named('db.query').id];
+  check(rows.length === checkout.spans.length - 2 && !rows.some((id) => hidden.includes(id)),
+    'the collapsed subtree stays collapsed after a reload', rows);
+  const selected = await page.$$eval('.wf-row.selected', (els) => els.map((e) => e.dataset.spanId));
+  check(selected.join() === named('load-cart').id, 'the selected span stays selected after a reload', selected);
+  const detail = await page.$eval('.detail-body', (el) => el.dataset.spanId).catch(() => null);
+  check(detail === named('load-cart').id, 'the detail panel shows the selected span after a reload', detail);
+  noConsoleErrors('trace state after reload');
+}
+
+// `batch 2` before `batch 10`: numbers in names sort by value.
+async function operationsInNaturalOrder(page, open, noConsoleErrors) {
+  await open(expect.base, '#/search?service=batch-job');
+  await page.waitForSelector('select[name=operation] option[value="batch 10"]', { state: 'attached' });
+  const ops = await page.$$eval('select[name=operation] option', (els) => els.map((e) => e.value).filter(Boolean));
+  const before = [['batch 2', 'batch 10'], ['batch 9', 'batch 10'], ['batch 10', 'batch 98'], ['item 1.2', 'item 1.10'],
+    ['item 2.0', 'item 10.0'], ['batch 98', 'item 0.0']];
+  for (const [a, b] of before) {
+    check(ops.includes(a) && ops.includes(b) && ops.indexOf(a) < ops.indexOf(b), `operation ${a} listed before ${b}`, ops.slice(0, 12));
+  }
+  noConsoleErrors('operations');
+}
+
+// From 400 px up: no page scrolls sideways, the waterfall's bars have room,
+// its axis labels stay apart, and no timestamp is broken across lines.
+async function narrowScreens(page, open, noConsoleErrors, shot) {
+  const { checkout } = expect.traces;
+  const root = checkout.spans[0];
+  const charge = checkout.spans.find((s) => s.name === 'charge');
+  const sideways = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  for (const width of [400, 420, 768]) {
+    await page.setViewportSize({ width, height: 800 });
+    for (const view of ['#/search', '#/rates', '#/graph']) {
+      await open(expect.base, view);
+      check(await sideways() <= 0, `${view} at ${width} px does not scroll sideways`, await sideways());
+    }
+    await open(expect.base, '#/search?range=7d');
+    const results = await page.$eval('.search-results', (el) => el.getBoundingClientRect().width);
+    check(results >= width * 0.6, `search results have room at ${width} px`, results);
+    await open(expect.base, `#/trace/${checkout.id}`);
+    await page.click(`.wf-row[data-span-id="${charge.id}"]`);
+    check(await sideways() <= 0, `the trace at ${width} px does not scroll sideways`, await sideways());
+    const bar = await page.$eval(`.wf-row[data-span-id="${root.id}"] .wf-bar`, (el) => el.getBoundingClientRect().width);
+    check(bar >= 150, `the root's bar has room at ${width} px`, bar);
+    const ticks = await page.$$eval('.wf-tick', (els) => els.map((el) => {
+      const range = document.createRange();
+      range.selectNodeContents(el);
+      const r = range.getBoundingClientRect();
+      return { text: el.textContent, left: r.left, right: r.right };
+    }));
+    const axis = await page.$eval('.wf-ticks', (el) => { const r = el.getBoundingClientRect(); return { left: r.left, right: r.right }; });
+    ticks.sort((a, b) => a.left - b.left);
+    check(ticks.length >= 2, `at least two axis labels at ${width} px`, ticks);
+    check(ticks.every((t, i) => i === 0 || t.left >= ticks[i - 1].right + 4), `axis labels apart at ${width} px`, ticks);
+    check(ticks.every((t) => t.left >= axis.left - 1 && t.right <= axis.right + 1), `axis labels within the axis at ${width} px`, { ticks, axis });
+    const broken = await page.evaluate(() => {
+      const stamp = /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}/g;
+      const found = [];
+      const walk = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
+      for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+        for (const m of node.textContent.matchAll(stamp)) {
+          const range = document.createRange();
+          range.setStart(node, m.index);
+          range.setEnd(node, m.index + m[0].length);
+          const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+          found.push({ text: m[0], lines: lines.size });
+        }
+      }
+      return found;
+    });
+    check(broken.length >= 2, `timestamps shown on the trace page at ${width} px`, broken);
+    check(broken.every((t) => t.lines === 1), `no timestamp broken across lines at ${width} px`, broken);
+    noConsoleErrors(`trace at ${width} px`);
+    await shot(`trace-${width}px`);
+  }
+  await page.setViewportSize({ width: 1400, height: 900 });
 }
 
 async function messages(page, open, noConsoleErrors, shot, text) {

@@ -103,6 +103,12 @@ export function fmtValue(value) {
   }
 }
 
+/**
+ * Compares names the way people read them: `batch 2` before `batch 10`
+ * (digits by value), then case-insensitively.
+ */
+export const byName = new Intl.Collator('en', { numeric: true }).compare;
+
 /** Now as unix ns. */
 export function nowNs() {
   return Date.now() * 1e6;

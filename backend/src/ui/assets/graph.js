@@ -1,11 +1,17 @@
-// Service graph page: services as boxes in layers (callers left of the
-// services they call), calls as arrows labelled with call and error counts,
-// over a chosen window; the same edges as a table below.
+// Service graph page: the calls between services over a chosen window, as a
+// layered drawing (callers left of the services they call) and as a table.
+// dagre (vendored in dagre.min.js) lays it out: a call that skips layers is
+// routed through the gaps between boxes, and each label is placed as a node
+// of its own beside its edge, so labels overlap neither boxes nor each
+// other. Lines then run level through each layer and turn only in the
+// empty gaps between layers, so no line crosses a box or a label.
 
-import { api } from './api.js';
+import { graphlib, layout } from './dagre.min.js';
+import { api, byName } from './api.js';
 import { emptyDatabase, errorMessage, go, h, message, rangePicker, windowOf } from './router.js';
 
-const NODE_W = 170, NODE_H = 34, COL_GAP = 110, ROW_GAP = 30, PAD = 20;
+const NODE_H = 34, NODE_PAD_X = 14, NAME_MAX = 22, LABEL_H = 16, PORT_INSET = 6;
+const EDGE_MIN_W = 1.5, EDGE_MAX_W = 7;
 
 export async function render(main, route, stillCurrent) {
   const params = route.params;
@@ -28,77 +34,124 @@ export async function render(main, route, stillCurrent) {
       'Calls appear when a span of one service is the parent of a span of another. Pick a wider window above.'));
   }
   // Services with spans but no calls still show, unless the window hides every call.
-  const names = [...new Set([...(edges.length ? services : []), ...edges.flatMap((e) => [e.parent, e.child])])].sort();
-  if (names.length) main.append(drawGraph(names, edges));
-  if (edges.length) main.append(edgeTable(edges));
+  const names = [...new Set([...(edges.length ? services : []), ...edges.flatMap((e) => [e.parent, e.child])])].sort(byName);
+  if (names.length) main.append(h('div', { class: 'graph-scroll' }, drawGraph(names, edges)));
+  if (edges.length) main.append(h('div', { class: 'table-scroll' }, edgeTable(edges)));
 }
 
-/** Layer of each service: the longest chain of callers above it (cycles cut). */
-function layers(names, edges) {
-  const layer = new Map(names.map((n) => [n, 0]));
-  for (let round = 0; round < names.length; round++) {
-    let changed = false;
-    for (const e of edges) {
-      if (e.parent === e.child) continue;
-      const want = layer.get(e.parent) + 1;
-      if (want > layer.get(e.child) && want < names.length) {
-        layer.set(e.child, want);
-        changed = true;
-      }
-    }
-    if (!changed) break;
+/** Text width in px for the SVG's font, so boxes and label slots fit their text. */
+function measurer() {
+  const context = document.createElement('canvas').getContext('2d');
+  const family = getComputedStyle(document.documentElement).fontFamily;
+  return (text, size) => {
+    context.font = `${size}px ${family}`;
+    return Math.ceil(context.measureText(text).width);
+  };
+}
+
+const shortName = (n) => (n.length > NAME_MAX ? `${n.slice(0, NAME_MAX - 1)}…` : n);
+
+function callLabel(e) {
+  const calls = `${e.callCount} call${e.callCount === 1 ? '' : 's'}`;
+  return e.errorCount ? `${calls} · ${e.errorCount} error${e.errorCount === 1 ? '' : 's'}` : calls;
+}
+
+/** Stroke width on a log scale of calls: 1 call thin, the busiest edge thickest. */
+function edgeWidth(calls, most) {
+  if (most <= 1) return EDGE_MIN_W;
+  return EDGE_MIN_W + ((EDGE_MAX_W - EDGE_MIN_W) * Math.log(Math.max(calls, 1))) / Math.log(most);
+}
+
+/** Positions from dagre: node centres, edge polylines and label centres. */
+function place(names, edges) {
+  const width = measurer();
+  const g = new graphlib.Graph({ multigraph: false });
+  g.setGraph({ rankdir: 'LR', nodesep: 28, ranksep: 90, edgesep: 14, marginx: 16, marginy: 16 });
+  g.setDefaultEdgeLabel(() => ({}));
+  // One width for every box, so a layer's boxes end where the layer ends.
+  const boxWidth = Math.max(...names.map((n) => width(shortName(n), 13))) + 2 * NODE_PAD_X;
+  for (const n of names) g.setNode(n, { width: boxWidth, height: NODE_H });
+  for (const e of edges) {
+    g.setEdge(e.parent, e.child, { width: width(callLabel(e), 11) + 8, height: LABEL_H, labelpos: 'l', labeloffset: 4 });
   }
-  return layer;
+  layout(g);
+  return g;
+}
+
+/** Half the width of each layer, by its centre x: its widest box or label. */
+function layerHalfWidths(g) {
+  const half = new Map();
+  const widen = (x, w) => half.set(Math.round(x), Math.max(half.get(Math.round(x)) || 0, w / 2));
+  for (const n of g.nodes()) widen(g.node(n).x, g.node(n).width);
+  for (const e of g.edges()) {
+    const label = g.edge(e);
+    if (Number.isFinite(label.x)) widen(label.x, label.width);
+  }
+  return half;
+}
+
+/**
+ * The line of one call: out of the caller's side, level across every layer
+ * it passes (each of dagre's bends widened to the layer's full width), and
+ * into the callee's side; it turns only in the gaps between layers.
+ */
+function route(points, from, to, half) {
+  const dir = Math.sign(to.x - from.x) || 1;
+  const port = (box, side, y) => ({
+    x: box.x + side * (box.width / 2),
+    y: Math.min(Math.max(y, box.y - box.height / 2 + PORT_INSET), box.y + box.height / 2 - PORT_INSET),
+  });
+  const line = [port(from, dir, points[0].y)];
+  for (const p of points.slice(1, -1)) {
+    const w = half.get(Math.round(p.x)) || 0;
+    line.push({ x: p.x - dir * w, y: p.y }, { x: p.x + dir * w, y: p.y });
+  }
+  line.push(port(to, -dir, points[points.length - 1].y));
+  return line;
 }
 
 function drawGraph(names, edges) {
-  const layer = layers(names, edges);
-  const columns = [];
-  for (const n of names) (columns[layer.get(n)] ||= []).push(n);
-  const pos = new Map();
-  columns.forEach((col, c) => col.forEach((n, r) => pos.set(n, {
-    x: PAD + c * (NODE_W + COL_GAP),
-    y: PAD + r * (NODE_H + ROW_GAP),
-  })));
-  const W = PAD * 2 + columns.length * NODE_W + (columns.length - 1) * COL_GAP;
-  const H = PAD * 2 + Math.max(...columns.map((c) => c.length)) * (NODE_H + ROW_GAP) - ROW_GAP + 20;
-  return h('svg', { class: 'graph', viewBox: `0 0 ${W} ${H}`, style: { maxWidth: `${W}px` }, role: 'img', 'aria-label': 'service graph' },
+  const g = place(names, edges);
+  const { width: W, height: H } = g.graph();
+  const most = Math.max(...edges.map((e) => e.callCount), 1);
+  const half = layerHalfWidths(g);
+  const line = (e) => (e.parent === e.child ? g.edge(e.parent, e.child).points
+    : route(g.edge(e.parent, e.child).points, g.node(e.parent), g.node(e.child), half));
+  return h('svg', { class: 'graph', width: Math.ceil(W), height: Math.ceil(H), viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'service graph' },
     h('defs', {}, ['plain', 'error'].map((kind) => h('marker', {
-      id: `arrow-${kind}`, viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse',
-    }, h('path', { d: 'M0,0 L10,5 L0,10 z', fill: kind === 'error' ? '#c62828' : '#8a97a8' })))),
-    edges.map((e) => edge(e, pos.get(e.parent), pos.get(e.child))),
-    names.map((n) => {
-      const p = pos.get(n);
-      // A click searches the service's traces (an SVG <a> would need its own namespace).
-      return h('g', { class: 'node', 'data-service': n, onclick: () => go('search', '', { service: n }) },
-        h('rect', { x: p.x, y: p.y, width: NODE_W, height: NODE_H, rx: 6 }),
-        h('text', { x: p.x + NODE_W / 2, y: p.y + NODE_H / 2 + 4, 'text-anchor': 'middle' }, n.length > 22 ? `${n.slice(0, 21)}…` : n),
-        h('title', {}, `${n}: click to search its traces`));
-    }));
+      // In user space, so a thick edge keeps a normal-sized arrowhead.
+      id: `arrow-${kind}`, viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 10, markerHeight: 10,
+      markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse',
+    }, h('path', { d: 'M0,0 L10,5 L0,10 z', class: `arrowhead ${kind}` })))),
+    edges.map((e) => edge(e, line(e), edgeWidth(e.callCount, most))),
+    // Labels over every line, so a line that passes close by never covers one.
+    edges.map((e) => edgeLabel(e, g.edge(e.parent, e.child))),
+    names.map((n) => node(n, g.node(n))));
 }
 
-function edge(e, from, to) {
-  const label = `${e.callCount} call${e.callCount === 1 ? '' : 's'}${e.errorCount ? ` · ${e.errorCount} error${e.errorCount === 1 ? '' : 's'}` : ''}`;
+function node(name, at) {
+  const x = at.x - at.width / 2, y = at.y - at.height / 2;
+  // A click searches the service's traces (an SVG <a> would need its own namespace).
+  return h('g', { class: 'node', 'data-service': name, onclick: () => go('search', '', { service: name }) },
+    h('rect', { x, y, width: at.width, height: at.height, rx: 6 }),
+    h('text', { x: at.x, y: at.y + 4.5, 'text-anchor': 'middle' }, shortName(name)),
+    h('title', {}, `${name}: click to search its traces`));
+}
+
+function edge(e, points, strokeWidth) {
   const kind = e.errorCount ? 'error' : 'plain';
-  let d, lx, ly;
-  if (e.parent === e.child) {
-    // A service calling itself: a loop above its box.
-    const x = from.x + NODE_W / 2, y = from.y;
-    d = `M${x - 20},${y} C${x - 40},${y - 40} ${x + 40},${y - 40} ${x + 20},${y}`;
-    [lx, ly] = [x, y - 34];
-  } else {
-    const forward = to.x > from.x;
-    const x1 = forward ? from.x + NODE_W : from.x + NODE_W / 2;
-    const y1 = forward ? from.y + NODE_H / 2 : from.y + NODE_H;
-    const x2 = forward ? to.x : to.x + NODE_W / 2;
-    const y2 = forward ? to.y + NODE_H / 2 : to.y;
-    const mx = (x1 + x2) / 2;
-    d = forward ? `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}` : `M${x1},${y1} C${x1 + 60},${(y1 + y2) / 2} ${x2 + 60},${(y1 + y2) / 2} ${x2},${y2}`;
-    [lx, ly] = [mx, (y1 + y2) / 2 - 6];
-  }
+  // Straight segments: a smoothed curve could cut a box's corner.
+  const d = points.map((p, i) => `${i ? 'L' : 'M'}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(' ');
   return h('g', { class: `edge${e.errorCount ? ' error' : ''}`, 'data-parent': e.parent, 'data-child': e.child },
-    h('path', { d, 'marker-end': `url(#arrow-${kind})` }),
-    h('text', { x: lx, y: ly, 'text-anchor': 'middle' }, label));
+    h('path', { d, style: { strokeWidth: `${strokeWidth.toFixed(2)}px` }, 'marker-end': `url(#arrow-${kind})` }),
+    h('title', {}, `${e.parent} → ${e.child}: ${callLabel(e)}`));
+}
+
+function edgeLabel(e, laid) {
+  return h('text', {
+    class: `edge-label${e.errorCount ? ' error' : ''}`, 'data-parent': e.parent, 'data-child': e.child,
+    x: laid.x, y: laid.y + 4, 'text-anchor': 'middle',
+  }, callLabel(e));
 }
 
 function edgeTable(edges) {

@@ -2,7 +2,7 @@
 // be shared and the back button works. Also the small DOM helpers, the
 // messages every page shows and the time-range quick picks.
 
-import { ApiError, nowNs } from './api.js';
+import { ApiError, fmtTime, nowNs } from './api.js';
 
 /** The current route: `{ page, arg, params }` from `location.hash`. */
 export function currentRoute() {
@@ -49,6 +49,11 @@ function append(el, children) {
     if (Array.isArray(child)) append(el, child);
     else el.append(child instanceof Node ? child : String(child));
   }
+}
+
+/** A local date and time that never wraps inside (`.ts` is `nowrap`). */
+export function timestamp(ns) {
+  return h('time', { class: 'ts', datetime: new Date(ns / 1e6).toISOString() }, fmtTime(ns));
 }
 
 /** A message box: `kind` is 'error', 'empty' or 'info'. */

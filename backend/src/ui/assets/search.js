@@ -1,7 +1,7 @@
 // Search page: filters on the left (all kept in the URL), on the right a
 // scatter of duration over start time and the matching traces, newest first.
 
-import { api, fmtAgo, fmtDuration, fmtTime, parseDuration } from './api.js';
+import { api, byName, fmtAgo, fmtDuration, fmtTime, parseDuration } from './api.js';
 import { emptyDatabase, errorMessage, go, h, href, message, RANGES, windowOf } from './router.js';
 
 const PAGE_SIZE = 20;
@@ -65,7 +65,7 @@ function filters(params, services) {
     operation.replaceChildren(h('option', { value: '' }, 'all operations'));
     if (!name) return;
     try {
-      for (const op of await api.operations(name)) {
+      for (const op of (await api.operations(name)).sort(byName)) {
         operation.append(h('option', { value: op, selected: op === params.get('operation') }, op));
       }
     } catch { /* the operation list is a convenience; the search still works without it */ }
@@ -73,7 +73,7 @@ function filters(params, services) {
   loadOperations(service);
   const serviceSelect = h('select', { name: 'service', onchange: (e) => loadOperations(e.target.value) },
     h('option', { value: '' }, 'all services'),
-    services.map((s) => h('option', { value: s, selected: s === service }, s)));
+    [...services].sort(byName).map((s) => h('option', { value: s, selected: s === service }, s)));
   const range = h('select', { name: 'range' },
     RANGES.map(([name]) => h('option', { value: name, selected: name === (params.get('range') || 'all') },
       name === 'all' ? 'all time' : `last ${name}`)));

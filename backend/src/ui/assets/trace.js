@@ -1,8 +1,10 @@
 // Trace page: a header with the trace's figures, the waterfall (see
-// waterfall.js) and a detail panel for the selected span.
+// waterfall.js) and a detail panel for the selected span. The selected span
+// and the collapsed rows live in the URL (`?span=<id>&collapsed=<id>.<id>`),
+// so a reload or a shared link shows the same view.
 
-import { api, fmtDuration, fmtTime, fmtValue } from './api.js';
-import { errorMessage, h, href, message } from './router.js';
+import { api, fmtDuration, fmtValue } from './api.js';
+import { errorMessage, h, href, message, timestamp } from './router.js';
 import { Waterfall } from './waterfall.js';
 
 export async function render(main, route, stillCurrent) {
@@ -22,7 +24,10 @@ export async function render(main, route, stillCurrent) {
   if (!stillCurrent()) return;
   const model = buildModel(body.spans, body.durationNanos);
   const detail = h('aside', { class: 'card detail' }, h('p', { class: 'muted' }, 'Select a span to see its details.'));
-  const waterfall = new Waterfall(model, (span) => showDetail(detail, span, model));
+  const state = stateFromUrl(route.params, model);
+  const waterfall = new Waterfall(model, state, (span) => showDetail(detail, span, model),
+    () => saveState(main, route.arg, waterfall));
+  if (state.selected) showDetail(detail, model.byId.get(state.selected), model);
   main.replaceChildren(
     header(body.traceId, model),
     h('div', { class: 'tools' },
@@ -33,6 +38,29 @@ export async function render(main, route, stillCurrent) {
       h('span', { class: 'legend' }, h('i', { class: 'crit' }), 'critical path')),
     h('div', { class: 'layout-trace' }, waterfall.element, detail));
   waterfall.mount();
+}
+
+/** The view's state from the URL, keeping only ids that name spans of this trace. */
+function stateFromUrl(params, model) {
+  const selected = model.byId.has(params.get('span')) ? params.get('span') : null;
+  const collapsed = (params.get('collapsed') || '').split(STATE_SEPARATOR)
+    .filter((id) => model.byId.get(id)?.children.length);
+  return { selected, collapsed };
+}
+
+// Span ids are hex, so a dot separates them without being escaped in the URL.
+const STATE_SEPARATOR = '.';
+
+/**
+ * Writes the view's state into the URL in place: no history entry per
+ * click, and no `hashchange`, so the page is not drawn again.
+ */
+function saveState(main, traceId, waterfall) {
+  const params = new URLSearchParams();
+  if (waterfall.selected) params.set('span', waterfall.selected);
+  if (waterfall.collapsed.size) params.set('collapsed', [...waterfall.collapsed].join(STATE_SEPARATOR));
+  history.replaceState(history.state, '', href('trace', traceId, params));
+  main.dataset.route = location.hash;
 }
 
 /**
@@ -120,7 +148,7 @@ function header(traceId, model) {
       h('span', {}, `${services.size} service${services.size === 1 ? '' : 's'}`),
       errors ? h('span', { class: 'badge error' }, `${errors} error${errors === 1 ? '' : 's'}`) : null,
       orphans > 0 ? h('span', { class: 'badge', title: 'spans whose parent was not received' }, `${orphans} without parent`) : null,
-      h('span', {}, fmtTime(model.start))));
+      timestamp(model.start)));
 }
 
 function table(pairs) {
@@ -140,7 +168,7 @@ function showDetail(panel, span, model) {
       ['kind', s.kind],
       ['status', s.status.message ? `${s.status.code}: ${s.status.message}` : s.status.code],
       ['duration', fmtDuration(span.duration)],
-      ['start', `${rel(span.start)} (${fmtTime(span.start)})`],
+      ['start', [`${rel(span.start)} (`, timestamp(span.start), ')']],
       ['span id', h('code', {}, s.spanId)],
       ['parent', s.parentSpanId ? h('code', {}, s.parentSpanId + (span.orphan ? ' (not received)' : '')) : '(root)'],
       ['critical path', model.critical.has(span.id) ? 'yes' : 'no'],

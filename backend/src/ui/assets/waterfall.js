@@ -1,7 +1,8 @@
 // The waterfall: one row per visible span (the tree, with collapsed
 // subtrees hidden), a bar per span placed to scale on the trace's time axis.
 // Only the rows in view (plus a margin) exist in the DOM, so a trace of tens
-// of thousands of spans scrolls as lightly as one of ten.
+// of thousands of spans scrolls as lightly as one of ten. The selected span
+// and the collapsed rows are its state: given at the start, reported on change.
 
 import { fmtDuration } from './api.js';
 import { h } from './router.js';
@@ -10,34 +11,67 @@ const ROW = 24; // px; matches --row in style.css
 const OVERSCAN = 20; // rows drawn beyond each edge of the view
 const INDENT = 14; // px per tree level
 const MAX_INDENT_LEVELS = 30; // deeper trees stop indenting (the depth is in the tooltip)
+const MAX_AXIS_PARTS = 4; // the axis shows at most 0, ¼, ½, ¾ and the whole
+const TICK_GAP = 4; // px kept free between two axis labels
 
 export class Waterfall {
-  constructor(model, onSelect) {
+  /**
+   * `state`: `{ selected, collapsed }` to start from (span ids of this trace);
+   * `onSelect(span)` when a row is chosen; `onChange()` after any change of state.
+   */
+  constructor(model, state, onSelect, onChange) {
     this.model = model;
     this.onSelect = onSelect;
-    this.collapsed = new Set();
-    this.selected = null;
+    this.onChange = onChange;
+    this.collapsed = new Set(state.collapsed);
+    this.selected = state.selected;
     this.spacer = h('div', { class: 'wf-spacer' });
     this.scroll = h('div', { class: 'wf-scroll', onscroll: () => this.schedule() }, this.spacer);
-    this.element = h('div', { class: 'waterfall', 'data-span-count': model.spans.length }, this.axis(), this.scroll);
+    this.ticks = h('div', { class: 'wf-ticks' });
+    const axis = h('div', { class: 'wf-axis' }, h('div', { class: 'wf-label' }, 'Service: operation'), this.ticks);
+    this.element = h('div', { class: 'waterfall', 'data-span-count': model.spans.length }, axis, this.scroll);
     this.drawn = { from: -1, to: -1 };
     this.layout();
   }
 
   /** Draws the first rows and keeps the view in step with the window's size. */
   mount() {
+    this.reveal(this.selected);
     this.draw(true);
-    new ResizeObserver(() => this.draw(true)).observe(this.scroll);
+    this.drawAxis();
+    new ResizeObserver(() => {
+      this.draw(true);
+      this.drawAxis();
+    }).observe(this.scroll);
   }
 
-  /** The time axis: five ticks from 0 to the trace's duration. */
-  axis() {
+  /**
+   * The time axis from 0 to the trace's duration, in as many equal parts as
+   * leave its labels apart at the current width (measured, not guessed:
+   * the labels' widths depend on the durations and the font).
+   */
+  drawAxis() {
     const d = this.model.duration;
-    const ticks = [0, 0.25, 0.5, 0.75, 1].map((f, i, all) => h('div', {
-      class: `wf-tick${i === all.length - 1 ? ' last' : ''}`,
-      style: { left: i === all.length - 1 ? '100%' : `${f * 100}%` },
-    }, fmtDuration(f * d)));
-    return h('div', { class: 'wf-axis' }, h('div', { class: 'wf-label' }, 'Service: operation'), h('div', { class: 'wf-ticks' }, ticks));
+    for (let parts = MAX_AXIS_PARTS; parts >= 1; parts--) {
+      const ticks = [];
+      for (let i = 0; i <= parts; i++) {
+        ticks.push(h('div', {
+          class: `wf-tick${i === parts ? ' last' : ''}`,
+          style: { left: `${(100 * i) / parts}%` },
+        }, fmtDuration((i / parts) * d)));
+      }
+      this.ticks.replaceChildren(...ticks);
+      const boxes = ticks.map((t) => t.getBoundingClientRect());
+      if (boxes.every((b, i) => i === 0 || b.left >= boxes[i - 1].right + TICK_GAP)) return;
+    }
+  }
+
+  /** Scrolls the row of span `id` into the middle of the view, if it is shown. */
+  reveal(id) {
+    const index = this.rows.findIndex((r) => r.span.id === id);
+    if (index < 0) return;
+    const height = this.scroll.clientHeight || 600;
+    this.scroll.scrollTop = Math.max(0, index * ROW - height / 2);
   }
 
   /** The visible rows, depth-first, skipping collapsed subtrees. */
@@ -123,6 +157,7 @@ export class Waterfall {
     for (const el of this.spacer.querySelectorAll('.wf-row.selected')) el.classList.remove('selected');
     this.spacer.querySelector(`[data-span-id="${span.id}"]`)?.classList.add('selected');
     this.onSelect(span);
+    this.onChange();
   }
 
   toggle(id) {
@@ -130,11 +165,13 @@ export class Waterfall {
     else this.collapsed.add(id);
     this.layout();
     this.draw(true);
+    this.onChange();
   }
 
   setAllCollapsed(collapsed) {
     this.collapsed = new Set(collapsed ? this.model.spans.filter((s) => s.children.length).map((s) => s.id) : []);
     this.layout();
     this.draw(true);
+    this.onChange();
   }
 }
