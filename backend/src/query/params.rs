@@ -39,10 +39,17 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The last value of `name`, parsed.
+    /// The value of `name`, parsed; a parameter that takes one value and
+    /// is given more than once is refused rather than one copy picked.
     pub fn get<T: FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
+        let given = self.all(name).count();
+        if given > 1 {
+            return Err(ApiError::BadParameter(format!(
+                "{name} is given {given} times; it takes one value"
+            )));
+        }
         self.all(name)
-            .last()
+            .next()
             .map(|value| {
                 value.parse().map_err(|_| {
                     ApiError::BadParameter(format!(

@@ -96,6 +96,18 @@ async fn search_parameters_filter_and_page() -> Result<(), Box<dyn std::error::E
         ["02", "01"]
     );
     assert_eq!(ids(&get(&store, &search("error=true")).await?.1), ["01"]);
+    // `error=false` is no filter, as documented: traces with and without errors.
+    assert_eq!(
+        ids(&get(&store, &search("error=false")).await?.1),
+        ["02", "01"]
+    );
+    // A one-value parameter given twice is refused, not one copy picked.
+    let (status, body) = get(&store, &search("service=db&service=web")).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.to_string().contains("service is given 2 times"),
+        "{body}"
+    );
     assert_eq!(
         ids(&get(&store, &search("attribute=http.route%3D%2Fr3"))
             .await?

@@ -42,6 +42,12 @@ pub enum Fault {
     Store(StoreError),
 }
 
+impl From<params::Repeated> for Fault {
+    fn from(repeated: params::Repeated) -> Self {
+        Fault::BadParameter(repeated.to_string())
+    }
+}
+
 impl Fault {
     /// A malformed parameter, named the way the client sent it.
     fn malformed(name: &str, why: String) -> Self {

@@ -10,14 +10,24 @@ use otelite_model::SpanKind;
 pub struct Params(pub Vec<(String, String)>);
 
 impl Params {
-    /// The first non-empty value of the first of `names` that is given.
-    pub fn get(&self, names: &[&'static str]) -> Option<(&'static str, &str)> {
-        names.iter().find_map(|name| {
-            self.0
-                .iter()
-                .find(|(key, value)| key == name && !value.is_empty())
-                .map(|(_, value)| (*name, value.as_str()))
-        })
+    /// The non-empty value of the first of `names` that is given (they are
+    /// one parameter's spellings); `Repeated` when that one is given more
+    /// than once, rather than one copy picked.
+    pub fn get(&self, names: &[&'static str]) -> Result<Option<(&'static str, &str)>, Repeated> {
+        for name in names {
+            let mut values = self.all(name);
+            if let Some(value) = values.next() {
+                let more = values.count();
+                if more > 0 {
+                    return Err(Repeated {
+                        name,
+                        times: more + 1,
+                    });
+                }
+                return Ok(Some((*name, value)));
+            }
+        }
+        Ok(None)
     }
 
     /// Every non-empty value of `name`.
@@ -27,6 +37,14 @@ impl Params {
             .filter(move |(key, value)| key == name && !value.is_empty())
             .map(|(_, value)| value.as_str())
     }
+}
+
+/// A one-value parameter given several times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{name} is given {times} times; it takes one value")]
+pub struct Repeated {
+    pub name: &'static str,
+    pub times: usize,
 }
 
 /// A span kind as Jaeger writes it (`server`, …); empty means any.

@@ -92,7 +92,7 @@ pub async fn operations(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Answer<Operation> {
     let params = Params(pairs);
-    let Some((_, service)) = params.get(&["service"]) else {
+    let Some((_, service)) = params.get(&["service"])? else {
         return Err(Fault::BadParameter("parameter 'service' is required".into()).into());
     };
     let service = service.to_owned();
@@ -110,7 +110,7 @@ pub async fn operations(
 }
 
 pub fn kind_param(params: &Params, names: &[&'static str]) -> Result<Option<SpanKind>, Fault> {
-    match params.get(names) {
+    match params.get(names)? {
         None => Ok(None),
         Some((name, text)) => params::span_kind(text).map_err(|why| Fault::malformed(name, why)),
     }
@@ -147,8 +147,8 @@ pub async fn find_traces(
 /// `/api/traces` parameters as a store search.
 fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
     let mut query = TraceQuery {
-        service: params.get(&["service"]).map(|(_, s)| s.to_owned()),
-        operation: params.get(&["operation"]).map(|(_, s)| s.to_owned()),
+        service: params.get(&["service"])?.map(|(_, s)| s.to_owned()),
+        operation: params.get(&["operation"])?.map(|(_, s)| s.to_owned()),
         limit: DEFAULT_LIMIT,
         ..TraceQuery::default()
     };
@@ -178,7 +178,7 @@ fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
             "'start' must not be after 'end'".into(),
         ));
     }
-    if let Some((name, text)) = params.get(&["limit"]) {
+    if let Some((name, text)) = params.get(&["limit"])? {
         let limit: usize = text
             .parse()
             .map_err(|_| Fault::malformed(name, format!("{text:?} is not a whole number")))?;
@@ -210,7 +210,7 @@ pub fn apply_tags(query: &mut TraceQuery, tags: Vec<(String, String)>) -> Result
 
 fn duration(params: &Params, name: &'static str) -> Result<Option<u64>, Fault> {
     params
-        .get(&[name])
+        .get(&[name])?
         .map(|(name, text)| {
             crate::text::parse_duration(text).map_err(|why| Fault::malformed(name, why))
         })
@@ -219,7 +219,7 @@ fn duration(params: &Params, name: &'static str) -> Result<Option<u64>, Fault> {
 
 fn micros(params: &Params, name: &'static str) -> Result<Option<u64>, Fault> {
     params
-        .get(&[name])
+        .get(&[name])?
         .map(|(name, text)| {
             text.parse::<u64>()
                 .map_err(|_| Fault::malformed(name, format!("{text:?} is not unix microseconds")))
@@ -243,7 +243,7 @@ pub async fn dependencies(
     let params = Params(pairs);
     let millis = |name: &'static str| -> Result<Option<u64>, Fault> {
         params
-            .get(&[name])
+            .get(&[name])?
             .map(|(name, text)| {
                 text.parse::<u64>().map_err(|_| {
                     Fault::malformed(name, format!("{text:?} is not a number of milliseconds"))

@@ -65,7 +65,7 @@ pub async fn operations(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<OperationsBody>, V3Error> {
     let params = Params(pairs);
-    let Some((_, service)) = params.get(&["service"]) else {
+    let Some((_, service)) = params.get(&["service"])? else {
         return Err(Fault::BadParameter("parameter 'service' is required".into()).into());
     };
     let service = service.to_owned();
@@ -189,20 +189,21 @@ fn summary(s: TraceSummary) -> Summary {
 
 /// The `query.*` parameters of `/api/v3/traces` and `/api/v3/trace-summaries`.
 fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
-    let text = |names: &[&'static str]| params.get(names).map(|(_, v)| v.to_owned());
+    let text =
+        |names: &[&'static str]| Ok::<_, Fault>(params.get(names)?.map(|(_, v)| v.to_owned()));
     let mut query = TraceQuery {
-        service: text(&["query.serviceName", "query.service_name"]),
-        operation: text(&["query.operationName", "query.operation_name"]),
+        service: text(&["query.serviceName", "query.service_name"])?,
+        operation: text(&["query.operationName", "query.operation_name"])?,
         limit: DEFAULT_DEPTH,
         ..TraceQuery::default()
     };
-    if let Some((name, json)) = params.get(&["query.attributes"]) {
+    if let Some((name, json)) = params.get(&["query.attributes"])? {
         let tags = params::tag_object(json).map_err(|why| Fault::malformed(name, why))?;
         apply_tags(&mut query, tags)?;
     }
     let time = |names| {
         params
-            .get(names)
+            .get(names)?
             .map(|(name, t)| {
                 crate::text::parse_rfc3339(t).map_err(|why| Fault::malformed(name, why))
             })
@@ -212,7 +213,7 @@ fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
     query.end_ns = time(&["query.startTimeMax", "query.start_time_max"])?;
     let duration = |names| {
         params
-            .get(names)
+            .get(names)?
             .map(|(name, t)| {
                 crate::text::parse_duration(t).map_err(|why| Fault::malformed(name, why))
             })
@@ -225,7 +226,7 @@ fn trace_query(params: &Params) -> Result<TraceQuery, Fault> {
         "query.num_traces",
         "query.search_depth",
     ];
-    if let Some((name, depth)) = params.get(&depth_names) {
+    if let Some((name, depth)) = params.get(&depth_names)? {
         let depth: usize = depth
             .parse()
             .map_err(|_| Fault::malformed(name, format!("{depth:?} is not a whole number")))?;
