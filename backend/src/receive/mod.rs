@@ -122,40 +122,43 @@ async fn receive_traces(
     let limit = state.max_body_bytes;
     let (encoding, bytes) =
         body::read_checked(headers, body, limit, state.body_read_timeout).await?;
-    // Decoding, conversion, analysis and the store's encoding are CPU work:
-    // keep them off the threads that serve connections.
+    let format = encoding.format;
+    // Once the body is in, the rest runs on a task of its own: a client
+    // that hangs up before its answer does not stop a commit already on its
+    // way, so it must not stop the counting of it either.
     let store = state.store.clone();
-    let (written, accepted, rejected) = tokio::task::spawn_blocking(move || {
-        let (ingest, rejected) = analyzed(encoding, &bytes, limit)?;
-        let accepted = ingest.spans.len();
-        let written = (accepted > 0).then(|| store.try_write_spans(ingest));
-        Ok::<_, ReceiveError>((written, accepted, rejected))
+    let metrics = state.metrics.clone();
+    let (rejected, conflicts) = tokio::spawn(async move {
+        // Decoding, conversion, analysis and the store's encoding are CPU
+        // work: keep them off the threads that serve connections.
+        let (written, accepted, rejected) = tokio::task::spawn_blocking(move || {
+            let (ingest, rejected) = analyzed(encoding, &bytes, limit)?;
+            let accepted = ingest.spans.len();
+            let written = (accepted > 0).then(|| store.try_write_spans(ingest));
+            Ok::<_, ReceiveError>((written, accepted, rejected))
+        })
+        .await
+        .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
+        metrics.spans_decoded(accepted + rejected.len(), rejected.len());
+        let mut conflicts = 0;
+        if let Some(written) = written {
+            // A 2xx only once the store has committed the spans.
+            match async { written?.await }.await {
+                Ok(stored) => {
+                    metrics.spans_stored(&stored);
+                    conflicts = stored.conflicts;
+                }
+                Err(error) => {
+                    let error = ReceiveError::from(error);
+                    metrics.spans_not_stored(error.rejection(), accepted);
+                    return Err(error);
+                }
+            }
+        }
+        Ok((rejected, conflicts))
     })
     .await
-    .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
-    let format = encoding.format;
-    state
-        .metrics
-        .spans_decoded(accepted + rejected.len(), rejected.len());
-    let mut conflicts = 0;
-    if let Some(written) = written {
-        // A 2xx only once the store has committed the spans. Counted on a
-        // task of its own: a client that goes away before its answer does
-        // not undo the commit, so it must not skip the count either.
-        let metrics = state.metrics.clone();
-        let outcome = tokio::spawn(async move {
-            let outcome = async { written?.await }.await.map_err(ReceiveError::from);
-            match &outcome {
-                Ok(stored) => metrics.spans_stored(stored),
-                Err(error) => metrics.spans_not_stored(error.rejection(), accepted),
-            }
-            outcome
-        });
-        let stored = outcome
-            .await
-            .map_err(|e| ReceiveError::Store(StoreError::WriteFailed(e.to_string())))??;
-        conflicts = stored.conflicts;
-    }
+    .map_err(|e| ReceiveError::Store(StoreError::WriteFailed(e.to_string())))??;
     let refused = rejected.len() as u64 + conflicts;
     let partial_success = (refused > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: refused as i64,
