@@ -1,8 +1,13 @@
 //! The exporter's spool: spans made while the backend is down, across an
 //! app restart, arrive once it is back, each exactly once; a full spool
-//! drops what does not fit and counts it.
+//! drops what does not fit and counts it, and the report of that loss
+//! still reaches the backend; a short-lived app empties the spool at
+//! shutdown; a backend that never answers does not cost the last batch;
+//! providers sharing a directory keep each other's spans; a file that does
+//! not decode is lost in the spool, not blamed on transmission; a
+//! directory others may write is refused.
 
-use crate::support::{Backend, resource, shutdown};
+use crate::support::{Backend, GatedProxy, resource, shutdown};
 use opentelemetry::trace::{Span, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, SdkTracerProvider};
 use otelite_exporter::counters::{Counters, FailureKind};
@@ -52,6 +57,49 @@ fn make_trace(provider: &SdkTracerProvider, spans: usize) -> (String, BTreeSet<S
 
 fn spooled_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |files| files.count())
+}
+
+/// File names in the spool directory, sorted.
+fn spooled_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("spool dir lists")
+        .map(|f| f.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Spans the spooled traces hold, by decoding each file (not its name).
+fn spooled_spans(dir: &Path) -> usize {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use std::io::Read;
+    let mut spans = 0;
+    for name in spooled_names(dir) {
+        if !name.contains("-traces-") || !name.ends_with(".pb.gz") {
+            continue;
+        }
+        let body = std::fs::read(dir.join(&name)).expect("spool file reads");
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut raw)
+            .expect("spool file is gzip");
+        let request: ExportTraceServiceRequest =
+            prost::Message::decode(&raw[..]).expect("spool file is a request");
+        spans += request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum::<usize>();
+    }
+    spans
+}
+
+fn spooled_reports(dir: &Path) -> usize {
+    spooled_names(dir)
+        .iter()
+        .filter(|n| n.contains("-metrics-"))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -125,4 +173,224 @@ async fn a_full_spool_drops_what_does_not_fit_and_counts_it() {
         "the loss shows at transmit"
     );
     assert_eq!(rates.n("store"), Some(kept as u64));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_spool_still_reports_the_loss_to_the_next_run() {
+    let backend = Backend::start().await;
+    let endpoint = backend.otlp_url();
+    let down = backend.stop().await;
+    let spool = tempfile::tempdir().expect("spool dir");
+
+    // Room for about one batch: most spans are dropped, and the report
+    // saying so must still be kept for the next run.
+    let (first, counters) = spooling_provider(&endpoint, spool.path(), 1200);
+    make_trace(&first, 60);
+    shutdown(first).await;
+    let dropped = counters.snapshot().failed(FailureKind::SpoolFull);
+    assert!(dropped > 0 && dropped < 60, "{:?}", counters.snapshot());
+    assert_eq!(
+        spooled_reports(spool.path()),
+        1,
+        "{:?}",
+        spooled_names(spool.path())
+    );
+
+    // The next run (no spans of its own) sends the spool at its shutdown.
+    let backend = Backend::restart(down).await;
+    let (second, _) = spooling_provider(&endpoint, spool.path(), 1200);
+    shutdown(second).await;
+    let kept = 60 - dropped;
+    let rates = backend
+        .wait_for_rates(SERVICE, |r| {
+            r.n("total") == Some(60) && r.n("transmit") == Some(kept)
+        })
+        .await;
+    assert_eq!(
+        rates.n("total"),
+        Some(60),
+        "the loss is reported: {rates:#?}"
+    );
+    assert_eq!(rates.n("collect"), Some(60));
+    assert_eq!(rates.n("transmit"), Some(kept), "lost at transmit");
+    assert_eq!(rates.n("store"), Some(kept));
+    assert_eq!(spooled_files(spool.path()), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_lived_app_empties_the_spool_at_shutdown() {
+    let backend = Backend::start().await;
+    let endpoint = backend.otlp_url();
+    let down = backend.stop().await;
+    let spool = tempfile::tempdir().expect("spool dir");
+
+    let (first, _) = spooling_provider(&endpoint, spool.path(), 64 << 20);
+    let (trace_a, spans_a) = make_trace(&first, 25);
+    shutdown(first).await;
+    // The second run queues behind the first while the backend is down…
+    let (second, _) = spooling_provider(&endpoint, spool.path(), 64 << 20);
+    let (trace_b, spans_b) = make_trace(&second, 15);
+    tokio::task::spawn_blocking({
+        let second = second.clone();
+        move || second.force_flush()
+    })
+    .await
+    .expect("flush thread")
+    .expect("flush");
+    assert_eq!(spooled_spans(spool.path()), 40);
+
+    // …and ends just after the backend is back: its shutdown sends it all.
+    let backend = Backend::restart(down).await;
+    shutdown(second).await;
+    assert_eq!(
+        spooled_names(spool.path()),
+        Vec::<String>::new(),
+        "nothing left for a next run"
+    );
+    for (trace, spans) in [(&trace_a, &spans_a), (&trace_b, &spans_b)] {
+        let stored = backend.wait_for_trace(trace, spans.len()).await;
+        assert_eq!(stored.len(), spans.len());
+    }
+    let rates = backend
+        .wait_for_rates(SERVICE, |r| {
+            r.n("total") == Some(40) && r.n("transmit") == Some(40)
+        })
+        .await;
+    assert_eq!(
+        rates.counts()[..2],
+        [Some(40), Some(40)],
+        "total, collect: {rates:#?}"
+    );
+    assert_eq!(rates.n("transmit"), Some(40), "each span counted once");
+    assert_eq!(rates.n("store"), Some(40));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_that_never_answers_does_not_cost_the_last_batch() {
+    let backend = Backend::start().await;
+    // Accepts connections, never answers.
+    let hung = GatedProxy::start(backend.otlp, false).await;
+    let spool = tempfile::tempdir().expect("spool dir");
+
+    // The export deadline (10 s) is longer than the SDK's shutdown (5 s).
+    let builder = otelite_exporter::OteliteExporter::builder()
+        .with_endpoint(hung.url())
+        .with_spool(spool.path(), 64 << 20)
+        .with_timeout(std::time::Duration::from_secs(10));
+    let provider = builder
+        .build_provider(resource(SERVICE))
+        .expect("exporter builds");
+    let (trace, spans) = make_trace(&provider, 5);
+    tokio::task::spawn_blocking(move || provider.shutdown())
+        .await
+        .expect("shutdown thread")
+        .expect("shutdown within the SDK's 5 s");
+    assert_eq!(spooled_spans(spool.path()), 5, "the batch waits on disk");
+    assert_eq!(spooled_reports(spool.path()), 1, "and so does the report");
+
+    // The next run, with the backend reachable, delivers both.
+    let (second, _) = spooling_provider(&backend.otlp_url(), spool.path(), 64 << 20);
+    shutdown(second).await;
+    let stored = backend.wait_for_trace(&trace, spans.len()).await;
+    assert_eq!(stored.len(), 5);
+    let rates = backend
+        .wait_for_rates(SERVICE, |r| {
+            r.n("total") == Some(5) && r.n("transmit") == Some(5)
+        })
+        .await;
+    assert_eq!(
+        rates.counts()[..4],
+        [Some(5), Some(5), Some(5), Some(5)],
+        "total, collect, transmit, store: {rates:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn providers_sharing_a_spool_keep_each_others_spans_and_reports() {
+    let backend = Backend::start().await;
+    let endpoint = backend.otlp_url();
+    let down = backend.stop().await;
+    let spool = tempfile::tempdir().expect("spool dir");
+
+    // Three providers in one process, one directory, the same batch shapes.
+    let providers: Vec<_> = (0..3)
+        .map(|_| spooling_provider(&endpoint, spool.path(), 64 << 20).0)
+        .collect();
+    let traces: Vec<_> = providers.iter().map(|p| make_trace(p, 4)).collect();
+    for provider in providers {
+        shutdown(provider).await;
+    }
+    assert_eq!(spooled_spans(spool.path()), 12);
+    assert_eq!(spooled_reports(spool.path()), 3);
+
+    let backend = Backend::restart(down).await;
+    let (next, _) = spooling_provider(&endpoint, spool.path(), 64 << 20);
+    shutdown(next).await;
+    for (trace, spans) in &traces {
+        assert_eq!(backend.wait_for_trace(trace, 4).await.len(), spans.len());
+    }
+    let rates = backend
+        .wait_for_rates(SERVICE, |r| {
+            r.n("total") == Some(12) && r.n("transmit") == Some(12)
+        })
+        .await;
+    assert_eq!(
+        rates.counts()[..4],
+        [Some(12), Some(12), Some(12), Some(12)],
+        "total, collect, transmit, store: {rates:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_spool_file_is_lost_in_the_spool_not_in_transmission() {
+    let backend = Backend::start().await;
+    let spool = tempfile::tempdir().expect("spool dir");
+    // Named for 3 spans, holding none (a disk that filled up, say).
+    let planted = spool.path().join("00000000000000000000-traces-3.pb");
+    std::fs::write(&planted, b"").expect("plant");
+
+    let (provider, counters) = spooling_provider(&backend.otlp_url(), spool.path(), 64 << 20);
+    let (trace, _) = make_trace(&provider, 5);
+    shutdown(provider).await;
+    let snapshot = counters.snapshot();
+    assert_eq!(snapshot.spans_exported, 5, "{snapshot:?}");
+    assert_eq!(snapshot.failed(FailureKind::SpoolUnreadable), 3);
+    assert_eq!(
+        spooled_names(spool.path()),
+        ["00000000000000000000-traces-3.pb.unreadable"],
+        "set aside, not sent"
+    );
+    assert_eq!(backend.wait_for_trace(&trace, 5).await.len(), 5);
+    let rates = backend
+        .wait_for_rates(SERVICE, |r| r.n("total") == Some(5))
+        .await;
+    assert_eq!(
+        rates.counts()[..4],
+        [Some(5), Some(5), Some(5), Some(5)],
+        "transmit counts only what was sent: {rates:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spool_directory_others_may_write_is_refused_and_the_loss_counted() {
+    use std::os::unix::fs::PermissionsExt;
+    let backend = Backend::start().await;
+    let endpoint = backend.otlp_url();
+    let _down = backend.stop().await;
+    let spool = tempfile::tempdir().expect("spool dir");
+    std::fs::set_permissions(spool.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+
+    // The app still starts; the batches the spool would have held are
+    // counted with the reason, and nothing is written there.
+    let (provider, counters) = spooling_provider(&endpoint, spool.path(), 64 << 20);
+    make_trace(&provider, 5);
+    shutdown(provider).await;
+    let snapshot = counters.snapshot();
+    assert_eq!(
+        snapshot.failed(FailureKind::SpoolRefused),
+        5,
+        "{snapshot:?}"
+    );
+    assert_eq!(snapshot.failed_total(), 5);
+    assert_eq!(spooled_files(spool.path()), 0);
 }

@@ -6,7 +6,7 @@
 mod attempt;
 mod body;
 pub mod config;
-mod drain;
+pub(crate) mod drain;
 pub mod retry;
 pub(crate) mod runtime;
 pub mod spool;
@@ -57,9 +57,16 @@ pub(crate) struct Shared {
     pub periodic: Mutex<Option<tokio::task::AbortHandle>>,
     /// Requests the endpoint could not take, when a spool is configured.
     pub spool: Option<Arc<spool::Spool>>,
+    /// A spool was configured but its directory refused: what it would
+    /// have held is counted as `spool_refused`.
+    spool_refused: bool,
     /// Wakes the drainer when a request is spooled.
     spool_wake: tokio::sync::Notify,
-    drainer: Mutex<Option<tokio::task::AbortHandle>>,
+    drainer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set when shutdown begins: export tries and the background drainer's
+    /// request in flight end by this instant, so that shutdown can still
+    /// spool (or count) what they carried within its own deadline.
+    cut_off: tokio::sync::watch::Sender<Option<Instant>>,
 }
 
 impl Shared {
@@ -138,6 +145,61 @@ impl Shared {
         Ok(())
     }
 
+    /// Resolves once shutdown has set a cut-off and it has passed.
+    pub(crate) async fn cut_off_reached(&self) {
+        let mut cut_off = self.cut_off.subscribe();
+        loop {
+            let at = *cut_off.borrow_and_update();
+            match at {
+                Some(at) => return tokio::time::sleep_until(at).await,
+                // The sender lives in `self`: `changed` cannot fail here.
+                None => {
+                    if cut_off.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs an export try, unless shutdown's cut-off comes first.
+    async fn until_cut_off<T>(
+        &self,
+        work: impl Future<Output = Result<T, ExportError>>,
+    ) -> Result<T, ExportError> {
+        tokio::select! {
+            done = work => done,
+            () = self.cut_off_reached() => Err(ExportError::CutByShutdown),
+        }
+    }
+
+    /// Begins shutdown: tries in flight end by `at`, the background drainer
+    /// stops after its current request.
+    pub(crate) fn begin_shutdown(&self, at: Instant) {
+        self.cut_off.send_if_modified(|cut_off| {
+            let earlier = cut_off.is_none_or(|current| at < current);
+            if earlier {
+                *cut_off = Some(at);
+            }
+            earlier
+        });
+    }
+
+    /// Waits for the background drainer to stop (it stops once shutdown
+    /// has begun, after its request in flight), aborting it past `by`.
+    pub(crate) async fn stop_drainer(&self, by: Instant) {
+        let drainer = self
+            .drainer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut drainer) = drainer
+            && tokio::time::timeout_at(by, &mut drainer).await.is_err()
+        {
+            drainer.abort();
+        }
+    }
+
     pub(crate) fn stop_periodic_reports(&self) {
         if let Some(task) = self
             .periodic
@@ -174,14 +236,10 @@ impl OteliteExporter {
             config.certificate.as_ref(),
         )?);
         let spool = match &config.spool {
-            Some(spool) => Some(Arc::new(spool::Spool::open(spool.clone()).map_err(
-                |e| ConfigError::Spool {
-                    dir: spool.dir.display().to_string(),
-                    reason: e.to_string(),
-                },
-            )?)),
+            Some(spool) => open_spool(spool),
             None => None,
         };
+        let spool_refused = config.spool.is_some() && spool.is_none();
         let shared = Arc::new(Shared {
             config,
             client,
@@ -195,15 +253,17 @@ impl OteliteExporter {
             exporter_shut_down: AtomicBool::new(false),
             periodic: Mutex::new(None),
             spool,
+            spool_refused,
             spool_wake: tokio::sync::Notify::new(),
             drainer: Mutex::new(None),
+            cut_off: tokio::sync::watch::Sender::new(None),
         });
         if shared.spool.is_some() {
             let task = runtime.spawn(drain::drain(shared.clone()));
             *shared
                 .drainer
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
+                .unwrap_or_else(PoisonError::into_inner) = Some(task);
         }
         if let Some(interval) = interval {
             let task = runtime.spawn(crate::metrics::periodic(shared.clone(), interval));
@@ -250,6 +310,23 @@ impl OteliteExporter {
     }
 }
 
+/// Opens the spool; a directory that cannot be used is refused with an
+/// error in the log, and the exporter runs without it (never failing the
+/// app over it): what it would have held is counted as `spool_refused`.
+fn open_spool(config: &SpoolConfig) -> Option<Arc<spool::Spool>> {
+    match spool::Spool::open(config.clone()) {
+        Ok(spool) => Some(Arc::new(spool)),
+        Err(error) => {
+            tracing::error!(
+                %error,
+                dir = %config.dir.display(),
+                "otelite-exporter: the spool is not used; batches the endpoint cannot take are lost"
+            );
+            None
+        }
+    }
+}
+
 /// The instant `timeout` from now (far in the future if that overflows).
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
@@ -282,8 +359,16 @@ async fn send_batch(
     let sent = match spooling {
         Some(false) => return spool_batch(&shared, body, spans).await,
         // With a spool, one try: the drainer does the waiting.
-        Some(true) => shared.post_once(&url, body.clone(), deadline).await,
-        None => shared.post(&url, body.clone(), deadline).await,
+        Some(true) => {
+            shared
+                .until_cut_off(shared.post_once(&url, body.clone(), deadline))
+                .await
+        }
+        None => {
+            shared
+                .until_cut_off(shared.post(&url, body.clone(), deadline))
+                .await
+        }
     };
     match sent {
         Ok(answer) => {
@@ -294,9 +379,12 @@ async fn send_batch(
             spool_batch(&shared, body, spans).await
         }
         Err(error) => {
-            shared
-                .counters
-                .record_failed(FailureKind::of(&error), spans);
+            let kind = if shared.spool_refused && retry::worth_retrying(&error) {
+                FailureKind::SpoolRefused
+            } else {
+                FailureKind::of(&error)
+            };
+            shared.counters.record_failed(kind, spans);
             Err(error)
         }
     }
@@ -309,7 +397,7 @@ async fn spool_batch(shared: &Shared, body: Bytes, spans: u64) -> Result<(), Exp
         Err(error) => {
             let kind = match error {
                 spool::SpoolError::Full { .. } => FailureKind::SpoolFull,
-                spool::SpoolError::Io(_) => FailureKind::Internal,
+                spool::SpoolError::Io(_) | spool::SpoolError::Refused(_) => FailureKind::Internal,
             };
             shared.counters.record_failed(kind, spans);
             Err(ExportError::Internal(error.to_string()))
@@ -362,16 +450,8 @@ impl SpanExporter for OteliteExporter {
         self.shared
             .exporter_shut_down
             .store(true, Ordering::Release);
-        // What the spool still holds waits on disk for the next run.
-        if let Some(drainer) = self
-            .shared
-            .drainer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            drainer.abort();
-        }
+        // With a `CountingProcessor`, it drains the spool and reports once
+        // the whole pipeline has shut down.
         if !self
             .shared
             .final_report_by_processor
@@ -425,9 +505,12 @@ impl OteliteExporterBuilder {
         self
     }
 
-    /// Keeps requests the endpoint cannot take in `dir` (at most `max_bytes`)
-    /// and sends them when it is back, also after the app restarts with the
-    /// same directory; replaces `OTELITE_EXPORTER_SPOOL_DIR` / `…_MAX_BYTES`.
+    /// Keeps requests the endpoint cannot take in `dir` (at most `max_bytes`
+    /// of spans, plus a small room for counter reports) and sends them when
+    /// it is back, also after the app restarts with the same directory and
+    /// at shutdown; replaces `OTELITE_EXPORTER_SPOOL_DIR` / `…_MAX_BYTES`.
+    /// `dir` is created 0700; one that another user owns or others may
+    /// write is not used (logged; its batches are counted `spool_refused`).
     pub fn with_spool(mut self, dir: impl Into<std::path::PathBuf>, max_bytes: u64) -> Self {
         self.raw.spool = Some(SpoolConfig {
             dir: dir.into(),

@@ -39,7 +39,7 @@ pub fn classify(status: u16, retry_after: Option<&str>) -> RetryDecision {
 /// timeout, or a retryable status.
 pub(crate) fn worth_retrying(error: &ExportError) -> bool {
     match error {
-        ExportError::Transport(_) | ExportError::Timeout(_) => true,
+        ExportError::Transport(_) | ExportError::Timeout(_) | ExportError::CutByShutdown => true,
         ExportError::Http { status, .. } => {
             matches!(classify(*status, None), RetryDecision::Retry { .. })
         }
