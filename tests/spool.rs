@@ -22,6 +22,15 @@ fn spooling_provider(
     spool: &Path,
     max_bytes: u64,
 ) -> (SdkTracerProvider, Arc<Counters>) {
+    spooling_provider_of(SERVICE, endpoint, spool, max_bytes)
+}
+
+fn spooling_provider_of(
+    service: &str,
+    endpoint: &str,
+    spool: &Path,
+    max_bytes: u64,
+) -> (SdkTracerProvider, Arc<Counters>) {
     let builder = otelite_exporter::OteliteExporter::builder()
         .with_endpoint(endpoint)
         .with_spool(spool, max_bytes)
@@ -33,7 +42,7 @@ fn spooling_provider(
         );
     let counters = builder.counters();
     let provider = builder
-        .build_provider(resource(SERVICE))
+        .build_provider(resource(service))
         .expect("exporter with a spool builds");
     (provider, counters)
 }
@@ -339,6 +348,52 @@ async fn providers_sharing_a_spool_keep_each_others_spans_and_reports() {
         [Some(12), Some(12), Some(12), Some(12)],
         "total, collect, transmit, store: {rates:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_service_sends_its_own_spooled_spans_so_they_count_for_it() {
+    let backend = Backend::start().await;
+    let endpoint = backend.otlp_url();
+    let down = backend.stop().await;
+    let spool = tempfile::tempdir().expect("spool dir");
+    let run = |service: &str| spooling_provider_of(service, &endpoint, spool.path(), 64 << 20).0;
+
+    let (a, b) = (run("spool-a"), run("spool-b"));
+    let (trace_a, _) = make_trace(&a, 4);
+    let (trace_b, _) = make_trace(&b, 6);
+    shutdown(a).await;
+    shutdown(b).await;
+    assert_eq!(spooled_spans(spool.path()), 10);
+
+    // Only spool-a runs again: it sends its own requests, not spool-b's.
+    let backend = Backend::restart(down).await;
+    shutdown(run("spool-a")).await;
+    assert_eq!(backend.wait_for_trace(&trace_a, 4).await.len(), 4);
+    let rates = backend
+        .wait_for_rates("spool-a", |r| r.n("total") == Some(4))
+        .await;
+    assert_eq!(
+        rates.counts()[..4],
+        [Some(4), Some(4), Some(4), Some(4)],
+        "total, collect, transmit, store of spool-a: {rates:#?}"
+    );
+    assert_eq!(
+        spooled_spans(spool.path()),
+        6,
+        "spool-b's spans wait for it"
+    );
+
+    shutdown(run("spool-b")).await;
+    assert_eq!(backend.wait_for_trace(&trace_b, 6).await.len(), 6);
+    let rates = backend
+        .wait_for_rates("spool-b", |r| r.n("total") == Some(6))
+        .await;
+    assert_eq!(
+        rates.counts()[..4],
+        [Some(6), Some(6), Some(6), Some(6)],
+        "total, collect, transmit, store of spool-b: {rates:#?}"
+    );
+    assert_eq!(spooled_files(spool.path()), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -100,7 +100,9 @@
 //! counted as `spool_refused`). Files are 0600, created new (never through
 //! a symlink, never replacing a file) and named per spool instance, so
 //! several providers and processes can share a directory; a file is sent
-//! by whoever holds its lock. Counter reports have 256 KiB of room beside
+//! by whoever holds its lock, and only by a later run of the service that
+//! spooled it, so that the spans it delivers count for that service (a
+//! service that never runs again leaves its files behind). Counter reports have 256 KiB of room beside
 //! the bound, so the report of a full spool's loss is kept. A body is
 //! decoded before it is sent: one that does not decode is renamed
 //! `….unreadable` and its spans counted as `spool_unreadable`. A request

@@ -38,9 +38,16 @@ pub(crate) async fn drain(shared: Arc<Shared>) {
         return;
     };
     let mut stopping = shared.cut_off.subscribe();
+    // Which requests are this exporter's depends on its service.
+    let mut resource_set = shared.resource_set.subscribe();
+    tokio::select! {
+        _ = resource_set.wait_for(|set| *set) => {}
+        _ = stopping.changed() => return,
+    }
+    let owner = shared.spool_owner();
     let mut failures = 0u32;
     while stopping.borrow_and_update().is_none() {
-        let Some(entry) = spool.oldest() else {
+        let Some(entry) = spool.oldest_for(&owner) else {
             tokio::select! {
                 _ = tokio::time::timeout(IDLE_POLL, shared.spool_wake.notified()) => {}
                 _ = stopping.changed() => {}
@@ -70,7 +77,8 @@ pub(crate) async fn drain_before(shared: &Shared, by: Instant) {
     let Some(spool) = shared.spool.clone() else {
         return;
     };
-    while let Some(entry) = spool.oldest() {
+    let owner = shared.spool_owner();
+    while let Some(entry) = spool.oldest_for(&owner) {
         match tokio::time::timeout_at(by, step(shared, &spool, entry, 0)).await {
             Ok(Step::Done) => {}
             Ok(Step::Later(_)) | Err(_) => return,

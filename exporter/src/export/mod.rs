@@ -63,6 +63,9 @@ pub(crate) struct Shared {
     /// Wakes the drainer when a request is spooled.
     spool_wake: tokio::sync::Notify,
     drainer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set once the provider has handed over its resource: until then the
+    /// service, hence which spooled requests are this exporter's, is unknown.
+    resource_set: tokio::sync::watch::Sender<bool>,
     /// Set when shutdown begins: export tries and the background drainer's
     /// request in flight end by this instant, so that shutdown can still
     /// spool (or count) what they carried within its own deadline.
@@ -82,6 +85,13 @@ impl Shared {
             .converter
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = SdkConverter::new(resource);
+        self.resource_set.send_replace(true);
+    }
+
+    /// The spool's owner part for this exporter's service: its runs send
+    /// the requests it spools, so the spans count for that service.
+    pub(crate) fn spool_owner(&self) -> String {
+        spool::owner_of(&self.converter().resource().service_name)
     }
 
     /// POSTs an encoded body once, within `deadline`; the 2xx body on success.
@@ -137,8 +147,9 @@ impl Shared {
             return Err(spool::SpoolError::Io(std::io::Error::other("no spool")));
         };
         let compression = self.config.compression;
+        let owner = self.spool_owner();
         // The fsync does not belong on the runtime's only thread.
-        tokio::task::spawn_blocking(move || spool.push(kind, spans, compression, &body))
+        tokio::task::spawn_blocking(move || spool.push(&owner, kind, spans, compression, &body))
             .await
             .map_err(|e| spool::SpoolError::Io(std::io::Error::other(e)))??;
         self.spool_wake.notify_one();
@@ -256,6 +267,7 @@ impl OteliteExporter {
             spool_refused,
             spool_wake: tokio::sync::Notify::new(),
             drainer: Mutex::new(None),
+            resource_set: tokio::sync::watch::Sender::new(false),
             cut_off: tokio::sync::watch::Sender::new(None),
         });
         if shared.spool.is_some() {
@@ -355,7 +367,10 @@ async fn send_batch(
     deadline: Instant,
 ) -> Result<(), ExportError> {
     let url = shared.config.traces_url.clone();
-    let spooling = shared.spool.as_ref().map(|spool| spool.is_empty());
+    let spooling = shared
+        .spool
+        .as_ref()
+        .map(|spool| !spool.holds_any_for(&shared.spool_owner()));
     let sent = match spooling {
         Some(false) => return spool_batch(&shared, body, spans).await,
         // With a spool, one try: the drainer does the waiting.

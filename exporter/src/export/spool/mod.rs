@@ -6,8 +6,10 @@
 //! (its spans are then counted as failed, with `error.type = spool_full`).
 //! Counter reports have their own small room beside it, so the report that
 //! tells of that loss still fits. Several `Spool`s (providers, processes)
-//! may share a directory: each writes under its own instance name, and a
-//! file is sent only by whoever holds its lock.
+//! may share a directory: each writes under its own instance name, a file
+//! is sent only by whoever holds its lock, and only by a run of the service
+//! that wrote it (its owner), so the spans it delivers count for that
+//! service.
 
 mod content;
 mod files;
@@ -15,6 +17,7 @@ mod name;
 
 pub use content::Unreadable;
 pub use files::DirError;
+pub(crate) use name::owner_of;
 
 use super::config::Compression;
 use name::Name;
@@ -62,6 +65,7 @@ pub struct Entry {
     pub path: PathBuf,
     seq: u64,
     instance: String,
+    owner: String,
     pub kind: Kind,
     /// The span count in the file name (what the writer meant to keep).
     pub spans: u64,
@@ -73,6 +77,12 @@ impl Entry {
     /// Oldest first: by sequence, then by instance for a stable order.
     fn order(&self) -> (u64, &str) {
         (self.seq, &self.instance)
+    }
+
+    /// Whether a run of `owner` sends it (names of earlier versions have
+    /// no owner: anyone does).
+    fn is_for(&self, owner: &str) -> bool {
+        self.owner.is_empty() || self.owner == owner
     }
 }
 
@@ -136,7 +146,11 @@ impl Spool {
         files::secure_dir(&config.dir)?;
         let mut state = State::default();
         for file in fs::read_dir(&config.dir)? {
-            let path = file?.path();
+            // Another spool sharing the directory may remove a file while
+            // this one lists it: a file that is gone is not an error.
+            let Ok(path) = file.map(|f| f.path()) else {
+                continue;
+            };
             if path.extension().is_some_and(|e| e == name::TEMPORARY) {
                 remove_if_abandoned(&path);
                 continue;
@@ -148,7 +162,9 @@ impl Spool {
             else {
                 continue;
             };
-            let len = fs::symlink_metadata(&path)?.len();
+            let Ok(len) = fs::symlink_metadata(&path).map(|m| m.len()) else {
+                continue;
+            };
             *state.bytes_mut(name.kind) += len;
             state.entries.push(entry(path, name, len));
         }
@@ -169,19 +185,30 @@ impl Spool {
         self.state().entries.is_empty()
     }
 
+    /// Whether requests for `owner` wait here (new ones queue behind them).
+    pub fn holds_any_for(&self, owner: &str) -> bool {
+        self.state().entries.iter().any(|e| e.is_for(owner))
+    }
+
     /// Bytes of traces spooled now (reports have their own room).
     pub fn bytes(&self) -> u64 {
         self.state().trace_bytes
     }
 
-    /// The oldest request, if any.
-    pub fn oldest(&self) -> Option<Entry> {
-        self.state().entries.first().cloned()
+    /// The oldest request a run of `owner` sends, if any.
+    pub fn oldest_for(&self, owner: &str) -> Option<Entry> {
+        self.state()
+            .entries
+            .iter()
+            .find(|e| e.is_for(owner))
+            .cloned()
     }
 
-    /// Writes `body` durably as the newest request, unless it would not fit.
+    /// Writes `body` durably as the newest request of `owner`, unless it
+    /// would not fit.
     pub fn push(
         &self,
+        owner: &str,
         kind: Kind,
         spans: u64,
         compression: Compression,
@@ -210,6 +237,7 @@ impl Spool {
         let name = Name {
             seq,
             instance: self.instance.clone(),
+            owner: owner.to_owned(),
             kind,
             spans,
             compression,
@@ -298,6 +326,7 @@ fn entry(path: PathBuf, name: Name, len: u64) -> Entry {
         path,
         seq: name.seq,
         instance: name.instance,
+        owner: name.owner,
         kind: name.kind,
         spans: name.spans,
         compression: name.compression,
@@ -318,6 +347,8 @@ fn remove_if_abandoned(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OWNER: &str = "0a0b0c0d";
 
     fn spool(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
         Spool::open(SpoolConfig {
@@ -340,7 +371,7 @@ mod tests {
     /// Claims and removes everything, oldest first.
     fn take_all(spool: &Spool) -> Result<Vec<Taken>, SpoolError> {
         let mut seen = Vec::new();
-        while let Some(entry) = spool.oldest() {
+        while let Some(entry) = spool.oldest_for(OWNER) {
             if let Some(claimed) = spool.claim(&entry)? {
                 spool.remove(&entry)?;
                 seen.push((entry.kind, entry.spans, entry.compression, claimed.body));
@@ -353,9 +384,9 @@ mod tests {
     fn requests_come_back_oldest_first_across_a_reopen() -> Result<(), SpoolError> {
         let dir = temp_dir("order")?;
         let first = spool(&dir, 1 << 20)?;
-        first.push(Kind::Traces, 3, Compression::Gzip, b"one")?;
-        first.push(Kind::Metrics, 0, Compression::None, b"two")?;
-        first.push(Kind::Traces, 5, Compression::None, b"three")?;
+        first.push(OWNER, Kind::Traces, 3, Compression::Gzip, b"one")?;
+        first.push(OWNER, Kind::Metrics, 0, Compression::None, b"two")?;
+        first.push(OWNER, Kind::Traces, 5, Compression::None, b"three")?;
         drop(first);
         // A crash mid-write leaves a temporary file: it is not a request.
         fs::write(dir.join(".dead-99.tmp"), b"half")?;
@@ -377,7 +408,7 @@ mod tests {
             "files and leftovers are gone"
         );
         // Numbering continues after what is still on disk, never reusing a name.
-        let next = again.push(Kind::Traces, 1, Compression::Gzip, b"x")?;
+        let next = again.push(OWNER, Kind::Traces, 1, Compression::Gzip, b"x")?;
         assert!(next.seq > 2, "{next:?}");
         fs::remove_dir_all(dir)?;
         Ok(())
@@ -387,8 +418,8 @@ mod tests {
     fn a_request_that_does_not_fit_is_refused_and_nothing_is_written() -> Result<(), SpoolError> {
         let dir = temp_dir("full")?;
         let spool = spool(&dir, 10)?;
-        spool.push(Kind::Traces, 1, Compression::Gzip, b"12345678")?;
-        let refused = spool.push(Kind::Traces, 1, Compression::Gzip, b"abc");
+        spool.push(OWNER, Kind::Traces, 1, Compression::Gzip, b"12345678")?;
+        let refused = spool.push(OWNER, Kind::Traces, 1, Compression::Gzip, b"abc");
         assert!(matches!(
             refused,
             Err(SpoolError::Full {
@@ -399,9 +430,11 @@ mod tests {
         ));
         assert_eq!(fs::read_dir(&dir)?.count(), 1);
         // Freed space is usable again.
-        let oldest = spool.oldest().ok_or(io::Error::other("an entry"))?;
+        let oldest = spool
+            .oldest_for(OWNER)
+            .ok_or(io::Error::other("an entry"))?;
         spool.remove(&oldest)?;
-        spool.push(Kind::Traces, 1, Compression::Gzip, b"abc")?;
+        spool.push(OWNER, Kind::Traces, 1, Compression::Gzip, b"abc")?;
         fs::remove_dir_all(dir)?;
         Ok(())
     }
@@ -410,15 +443,15 @@ mod tests {
     fn a_spool_full_of_spans_still_takes_the_report_of_the_loss() -> Result<(), SpoolError> {
         let dir = temp_dir("report")?;
         let spool = spool(&dir, 10)?;
-        spool.push(Kind::Traces, 1, Compression::Gzip, b"1234567890")?;
+        spool.push(OWNER, Kind::Traces, 1, Compression::Gzip, b"1234567890")?;
         assert!(matches!(
-            spool.push(Kind::Traces, 1, Compression::Gzip, b"x"),
+            spool.push(OWNER, Kind::Traces, 1, Compression::Gzip, b"x"),
             Err(SpoolError::Full { .. })
         ));
-        spool.push(Kind::Metrics, 0, Compression::Gzip, &[0; 1000])?;
+        spool.push(OWNER, Kind::Metrics, 0, Compression::Gzip, &[0; 1000])?;
         let big = vec![0; REPORT_ROOM_BYTES as usize];
         assert!(matches!(
-            spool.push(Kind::Metrics, 0, Compression::Gzip, &big),
+            spool.push(OWNER, Kind::Metrics, 0, Compression::Gzip, &big),
             Err(SpoolError::Full { .. })
         ));
         fs::remove_dir_all(dir)?;
@@ -431,16 +464,16 @@ mod tests {
         let dir = temp_dir("shared")?;
         let (a, b) = (spool(&dir, 1 << 20)?, spool(&dir, 1 << 20)?);
         // Both start numbering at 0: the names still differ.
-        a.push(Kind::Traces, 1, Compression::None, b"a0")?;
-        b.push(Kind::Traces, 1, Compression::None, b"b0")?;
-        a.push(Kind::Metrics, 0, Compression::None, b"a-report")?;
-        b.push(Kind::Metrics, 0, Compression::None, b"b-report")?;
+        a.push(OWNER, Kind::Traces, 1, Compression::None, b"a0")?;
+        b.push(OWNER, Kind::Traces, 1, Compression::None, b"b0")?;
+        a.push(OWNER, Kind::Metrics, 0, Compression::None, b"a-report")?;
+        b.push(OWNER, Kind::Metrics, 0, Compression::None, b"b-report")?;
         assert_eq!(fs::read_dir(&dir)?.count(), 4);
         drop((a, b));
 
         // Two later spools list the same four files; each is sent once.
         let (c, d) = (spool(&dir, 1 << 20)?, spool(&dir, 1 << 20)?);
-        let held = c.oldest().ok_or(io::Error::other("an entry"))?;
+        let held = c.oldest_for(OWNER).ok_or(io::Error::other("an entry"))?;
         let claimed = c.claim(&held)?.ok_or(io::Error::other("claimed"))?;
         assert!(d.claim(&held)?.is_none(), "locked by the other spool");
         c.remove(&held)?;
@@ -457,10 +490,31 @@ mod tests {
     }
 
     #[test]
+    fn a_run_sends_its_own_service_requests_and_those_of_earlier_versions() -> Result<(), SpoolError>
+    {
+        let dir = temp_dir("owners")?;
+        let spool = spool(&dir, 1 << 20)?;
+        spool.push("0000000b", Kind::Traces, 1, Compression::None, b"b")?;
+        spool.push(OWNER, Kind::Traces, 1, Compression::None, b"mine")?;
+        fs::write(dir.join("00000000000000000099-traces-1.pb"), b"old")?;
+        let again = self::spool(&dir, 1 << 20)?;
+        assert!(again.holds_any_for(OWNER) && again.holds_any_for("0000000b"));
+        let bodies: Vec<Vec<u8>> = take_all(&again)?.into_iter().map(|t| t.3).collect();
+        assert_eq!(bodies, [b"mine".to_vec(), b"old".to_vec()]);
+        assert!(
+            !again.holds_any_for(OWNER),
+            "the other service's file waits"
+        );
+        assert_eq!(again.oldest_for("0000000b").map(|e| e.spans), Some(1));
+        fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[test]
     fn an_unreadable_request_is_set_aside() -> Result<(), SpoolError> {
         let dir = temp_dir("aside")?;
         let spool = spool(&dir, 1 << 20)?;
-        let entry = spool.push(Kind::Traces, 3, Compression::None, b"")?;
+        let entry = spool.push(OWNER, Kind::Traces, 3, Compression::None, b"")?;
         let claimed = spool.claim(&entry)?.ok_or(io::Error::other("claimed"))?;
         assert_eq!(claimed.spans(), Err(Unreadable::Empty));
         let aside = spool.set_aside(&entry)?;

@@ -1,8 +1,10 @@
-//! Spool file names: `{seq:020}-{instance}-{kind}-{spans}.{pb|pb.gz}`. The
-//! instance (process id and a random number, fixed per `Spool`) keeps the
-//! names of several providers and processes sharing one directory apart;
-//! `seq` orders one instance's files. Names without an instance, written by
-//! earlier versions, are still read.
+//! Spool file names: `{seq:020}-{instance}-{owner}-{kind}-{spans}.{pb|pb.gz}`.
+//! The instance (process id and a random number, fixed per `Spool`) keeps
+//! the names of several providers and processes sharing one directory
+//! apart; `seq` orders one instance's files; the owner (a hash of the
+//! service name) says whose next run sends the file, so that the spans it
+//! delivers count for the service that made them. Names of earlier
+//! versions (`{seq}-{kind}-{spans}`) are still read, and sent by anyone.
 
 use super::Kind;
 use crate::export::config::Compression;
@@ -12,6 +14,8 @@ use crate::export::config::Compression;
 pub(crate) struct Name {
     pub seq: u64,
     pub instance: String,
+    /// `owner_of(service name)`; empty in names of earlier versions.
+    pub owner: String,
     pub kind: Kind,
     /// The span count the writer put in the name; the body is what counts.
     pub spans: u64,
@@ -22,6 +26,16 @@ pub(crate) struct Name {
 pub(crate) const TEMPORARY: &str = "tmp";
 /// Suffix of a file set aside because its body does not decode.
 pub(crate) const UNREADABLE: &str = "unreadable";
+
+/// The owner part of a name for a service: FNV-1a (32 bits) of its name,
+/// in hex, so that any name fits a file name and stays the same across
+/// runs and builds.
+pub(crate) fn owner_of(service: &str) -> String {
+    let hash = service.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    format!("{hash:08x}")
+}
 
 /// A name no other live `Spool` uses: this process's id and 64 random bits.
 pub(crate) fn new_instance() -> String {
@@ -35,9 +49,10 @@ impl Name {
             Compression::None => "pb",
         };
         format!(
-            "{:020}-{}-{}-{}.{encoding}",
+            "{:020}-{}-{}-{}-{}.{encoding}",
             self.seq,
             self.instance,
+            self.owner,
             self.kind.as_str(),
             self.spans
         )
@@ -51,9 +66,9 @@ impl Name {
             (name.strip_suffix(".pb")?, Compression::None)
         };
         let parts: Vec<&str> = stem.split('-').collect();
-        let (seq, instance, kind, spans) = match parts[..] {
-            [seq, instance, kind, spans] => (seq, instance, kind, spans),
-            [seq, kind, spans] => (seq, "", kind, spans),
+        let (seq, instance, owner, kind, spans) = match parts[..] {
+            [seq, instance, owner, kind, spans] => (seq, instance, owner, kind, spans),
+            [seq, kind, spans] => (seq, "", "", kind, spans),
             _ => return None,
         };
         let kind = match kind {
@@ -64,6 +79,7 @@ impl Name {
         Some(Self {
             seq: seq.parse().ok()?,
             instance: instance.to_owned(),
+            owner: owner.to_owned(),
             kind,
             spans: spans.parse().ok()?,
             compression,
@@ -80,13 +96,14 @@ mod tests {
         let name = Name {
             seq: 7,
             instance: "1f2a".into(),
+            owner: owner_of("shop"),
             kind: Kind::Metrics,
             spans: 0,
             compression: Compression::Gzip,
         };
         assert_eq!(
             name.render(),
-            "00000000000000000007-1f2a-metrics-0.pb.gz".to_string()
+            "00000000000000000007-1f2a-a847e0a9-metrics-0.pb.gz".to_string()
         );
         assert_eq!(Name::parse(&name.render()), Some(name));
         assert_eq!(
@@ -94,6 +111,7 @@ mod tests {
             Some(Name {
                 seq: 3,
                 instance: String::new(),
+                owner: String::new(),
                 kind: Kind::Traces,
                 spans: 12,
                 compression: Compression::None,
@@ -101,12 +119,21 @@ mod tests {
         );
         for other in [
             "x.pb",
-            "1-a-logs-2.pb",
+            "1-a-b-logs-2.pb",
+            "1-a-traces-2.pb",
             "1-a-traces-2.pb.gz.tmp",
             "1-a-traces-2.pb.unreadable",
         ] {
             assert_eq!(Name::parse(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn owners_are_stable_hashes_of_the_service_name() {
+        // FNV-1a reference values: the empty input is the offset basis.
+        assert_eq!(owner_of(""), "811c9dc5");
+        assert_eq!(owner_of("a"), "e40c292c");
+        assert_ne!(owner_of("shop-frontend"), owner_of("shop-checkout"));
     }
 
     #[test]
