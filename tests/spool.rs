@@ -449,3 +449,30 @@ async fn a_spool_directory_others_may_write_is_refused_and_the_loss_counted() {
     assert_eq!(snapshot.failed_total(), 5);
     assert_eq!(spooled_files(spool.path()), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_spool_a_batch_cut_at_shutdown_is_counted() {
+    let backend = Backend::start().await;
+    let hung = GatedProxy::start(backend.otlp, false).await;
+    let builder = otelite_exporter::OteliteExporter::builder()
+        .with_endpoint(hung.url())
+        .with_timeout(std::time::Duration::from_secs(10));
+    let counters = builder.counters();
+    let provider = builder
+        .build_provider(resource(SERVICE))
+        .expect("exporter builds");
+    make_trace(&provider, 5);
+    tokio::task::spawn_blocking(move || provider.shutdown())
+        .await
+        .expect("shutdown thread")
+        .expect("shutdown within the SDK's 5 s");
+    let snapshot = counters.snapshot();
+    assert_eq!(
+        (
+            snapshot.spans_collected,
+            snapshot.failed(FailureKind::Timeout)
+        ),
+        (5, 5),
+        "not sent, and counted: {snapshot:?}"
+    );
+}

@@ -251,7 +251,9 @@ impl MetricsReporter {
         self.runtime.spawn(async move {
             let drain_by = deadline_after(budget / 2);
             let report_by = deadline_after(budget);
-            shared.begin_shutdown(drain_by);
+            // Without a `CountingProcessor` no export is left by now: this
+            // only bounds the background drainer's request in flight.
+            shared.begin_shutdown(drain_by, Duration::ZERO);
             shared.stop_drainer(drain_by).await;
             drain::drain_before(&shared, drain_by).await;
             let left = report_by.saturating_duration_since(tokio::time::Instant::now());

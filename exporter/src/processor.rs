@@ -18,6 +18,11 @@ const LAST_CHANCE: Duration = Duration::from_millis(500);
 /// spool's last pass and the final report share what is left.
 const TRIES_SHARE: f64 = 0.4;
 
+/// The share a try the SDK starts after that still gets (its queue may hold
+/// several batches): a backend that answers takes them, a hung one costs
+/// little, since with a spool the batches after the first go straight to it.
+const LATE_TRY_SHARE: f64 = 0.1;
+
 /// Counts ended spans, then forwards everything to `inner`.
 #[derive(Debug)]
 pub struct CountingProcessor<P: SpanProcessor> {
@@ -64,9 +69,10 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
         // An export in flight gets a share of the timeout, not its own whole
         // deadline: after it, its batch is spooled (or counted) while there
         // is still time, and the rest goes to the spool and the report.
-        self.reporter
-            .shared()
-            .begin_shutdown(deadline_after(timeout.mul_f64(TRIES_SHARE)));
+        self.reporter.shared().begin_shutdown(
+            deadline_after(timeout.mul_f64(TRIES_SHARE)),
+            timeout.mul_f64(LATE_TRY_SHARE),
+        );
         let result = self.inner.shutdown_with_timeout(timeout);
         // Once the inner processor has drained and shut its exporter down
         // (even if the last export failed), every span the queue accepted has

@@ -6,6 +6,7 @@
 mod attempt;
 mod body;
 pub mod config;
+mod cut;
 pub(crate) mod drain;
 pub mod retry;
 pub(crate) mod runtime;
@@ -69,7 +70,7 @@ pub(crate) struct Shared {
     /// Set when shutdown begins: export tries and the background drainer's
     /// request in flight end by this instant, so that shutdown can still
     /// spool (or count) what they carried within its own deadline.
-    cut_off: tokio::sync::watch::Sender<Option<Instant>>,
+    cut_off: tokio::sync::watch::Sender<Option<cut::CutOff>>,
 }
 
 impl Shared {
@@ -156,13 +157,15 @@ impl Shared {
         Ok(())
     }
 
-    /// Resolves once shutdown has set a cut-off and it has passed.
+    /// Resolves once shutdown has set a cut-off and it has passed for a
+    /// request started now.
     pub(crate) async fn cut_off_reached(&self) {
+        let started = Instant::now();
         let mut cut_off = self.cut_off.subscribe();
         loop {
-            let at = *cut_off.borrow_and_update();
-            match at {
-                Some(at) => return tokio::time::sleep_until(at).await,
+            let cut = *cut_off.borrow_and_update();
+            match cut {
+                Some(cut) => return tokio::time::sleep_until(cut.end_for(started)).await,
                 // The sender lives in `self`: `changed` cannot fail here.
                 None => {
                     if cut_off.changed().await.is_err() {
@@ -184,15 +187,16 @@ impl Shared {
         }
     }
 
-    /// Begins shutdown: tries in flight end by `at`, the background drainer
-    /// stops after its current request.
-    pub(crate) fn begin_shutdown(&self, at: Instant) {
+    /// Begins shutdown: tries in flight end by `at`, later ones get
+    /// `late_grace`; the background drainer stops after its current request.
+    /// The first call wins.
+    pub(crate) fn begin_shutdown(&self, at: Instant, late_grace: Duration) {
         self.cut_off.send_if_modified(|cut_off| {
-            let earlier = cut_off.is_none_or(|current| at < current);
-            if earlier {
-                *cut_off = Some(at);
+            let first = cut_off.is_none();
+            if first {
+                *cut_off = Some(cut::CutOff { at, late_grace });
             }
-            earlier
+            first
         });
     }
 
