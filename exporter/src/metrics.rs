@@ -223,12 +223,24 @@ impl MetricsReporter {
     }
 
     fn send_within(&self, queue_full: Option<u64>, budget: Duration) -> Result<(), ExportError> {
+        self.wait_for(budget, |shared| async move {
+            push(&shared, queue_full, budget, false).await
+        })
+    }
+
+    /// Runs `work` on the exporter's runtime and waits for it from this
+    /// (plain) thread, about `budget` at most: `work` honours it itself.
+    fn wait_for<F, Fut>(&self, budget: Duration, work: F) -> Result<(), ExportError>
+    where
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = Result<(), ExportError>> + Send + 'static,
+    {
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
-        let shared = self.shared.clone();
+        let work = work(self.shared.clone());
         self.runtime.spawn(async move {
-            let _ = done_tx.send(push(&shared, queue_full, budget, false).await);
+            let _ = done_tx.send(work.await);
         });
-        // A little slack over the deadline the push itself honours.
+        // A little slack over the deadline the work itself honours.
         let wait = budget.saturating_add(Duration::from_millis(200));
         match done_rx.recv_timeout(wait) {
             Ok(outcome) => outcome,
@@ -246,9 +258,7 @@ impl MetricsReporter {
     pub fn final_report(&self, queue_full: Option<u64>, budget: Duration) {
         self.shared.stop_periodic_reports();
         let budget = budget.min(self.shared.config.timeout);
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
-        let shared = self.shared.clone();
-        self.runtime.spawn(async move {
+        let outcome = self.wait_for(budget, |shared| async move {
             let drain_by = deadline_after(budget / 2);
             let report_by = deadline_after(budget);
             // Without a `CountingProcessor` no export is left by now: this
@@ -257,17 +267,8 @@ impl MetricsReporter {
             shared.stop_drainer(drain_by).await;
             drain::drain_before(&shared, drain_by).await;
             let left = report_by.saturating_duration_since(tokio::time::Instant::now());
-            let _ = done_tx.send(push(&shared, queue_full, left, true).await);
+            push(&shared, queue_full, left, true).await
         });
-        // A little slack over the deadlines the task itself honours.
-        let wait = budget.saturating_add(Duration::from_millis(200));
-        let outcome = match done_rx.recv_timeout(wait) {
-            Ok(outcome) => outcome,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(ExportError::Timeout(wait)),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                Err(ExportError::Internal("exporter runtime is gone".into()))
-            }
-        };
         if let Err(error) = outcome {
             tracing::warn!(%error, "otelite-exporter: final metrics report failed");
         }

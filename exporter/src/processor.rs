@@ -14,14 +14,18 @@ use std::time::{Duration, Instant};
 /// The least time the final report gets after a shutdown that used up its timeout.
 const LAST_CHANCE: Duration = Duration::from_millis(500);
 
-/// The share of the shutdown timeout export tries in flight get; the
-/// spool's last pass and the final report share what is left.
-const TRIES_SHARE: f64 = 0.4;
+/// Export tries in flight get 40 % of the shutdown timeout; the spool's
+/// last pass and the final report share what is left.
+fn tries_share(timeout: Duration) -> Duration {
+    timeout / 5 * 2
+}
 
-/// The share a try the SDK starts after that still gets (its queue may hold
+/// A try the SDK starts after that still gets 10 % (its queue may hold
 /// several batches): a backend that answers takes them, a hung one costs
 /// little, since with a spool the batches after the first go straight to it.
-const LATE_TRY_SHARE: f64 = 0.1;
+fn late_try_share(timeout: Duration) -> Duration {
+    timeout / 10
+}
 
 /// Counts ended spans, then forwards everything to `inner`.
 #[derive(Debug)]
@@ -70,8 +74,8 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
         // deadline: after it, its batch is spooled (or counted) while there
         // is still time, and the rest goes to the spool and the report.
         self.reporter.shared().begin_shutdown(
-            deadline_after(timeout.mul_f64(TRIES_SHARE)),
-            timeout.mul_f64(LATE_TRY_SHARE),
+            deadline_after(tries_share(timeout)),
+            late_try_share(timeout),
         );
         let result = self.inner.shutdown_with_timeout(timeout);
         // Once the inner processor has drained and shut its exporter down
