@@ -69,26 +69,47 @@ pub(crate) fn open_existing(path: &Path) -> io::Result<File> {
 }
 
 /// Writes `body` to a new temporary file, syncs it, and gives it its final
-/// name only if that name is free (a hard link, then the temporary name is
-/// removed): a crash leaves the whole file or none, and nothing is replaced.
-/// The temporary file stays locked while it is written, so that another
-/// `Spool` opening the directory does not take it for a crash's leftover.
+/// name only if that name is free: a crash leaves the whole file or none,
+/// and nothing is replaced. The temporary file stays locked while it is
+/// written, so that another `Spool` opening the directory does not take it
+/// for a crash's leftover.
 pub(crate) fn write_new(temporary: &Path, path: &Path, body: &[u8]) -> io::Result<()> {
     let written = (|| {
         let mut file = create_new(temporary)?;
         file.lock()?;
         file.write_all(body)?;
         file.sync_all()?;
-        fs::hard_link(temporary, path)
+        publish(temporary, path)
     })();
-    // The temporary name goes in every case: it is not a request.
-    let removed = fs::remove_file(temporary);
-    written?;
-    if let Err(error) = removed.and_then(|()| sync_dir(path)) {
+    if let Err(error) = written {
+        // Not a request: the temporary name goes (if it was ever made).
+        let _ = fs::remove_file(temporary);
+        return Err(error);
+    }
+    if let Err(error) = sync_dir(path) {
         let _ = fs::remove_file(path);
         return Err(error);
     }
     Ok(())
+}
+
+/// Gives the temporary file its final name without replacing anything: a
+/// hard link (which fails on an existing name, even a dangling symlink),
+/// then the temporary name is dropped.
+fn publish(temporary: &Path, path: &Path) -> io::Result<()> {
+    match fs::hard_link(temporary, path) {
+        Ok(()) => {
+            // A leftover temporary name is cleaned up by the next open.
+            let _ = fs::remove_file(temporary);
+            Ok(())
+        }
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(error),
+        // A file system without hard links: the final name is this spool's
+        // own, in a directory only this user may write, so a rename onto a
+        // free name is as safe.
+        Err(_) if fs::symlink_metadata(path).is_err() => fs::rename(temporary, path),
+        Err(error) => Err(error),
+    }
 }
 
 /// Syncs the directory holding `path`, so a rename or unlink is durable.
