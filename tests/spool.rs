@@ -34,7 +34,9 @@ fn spooling_provider_of(
     let builder = otelite_exporter::OteliteExporter::builder()
         .with_endpoint(endpoint)
         .with_spool(spool, max_bytes)
-        .with_timeout(std::time::Duration::from_secs(2))
+        // The final report gets at most this, and the spool's last pass at
+        // shutdown half of it: room enough on a loaded machine.
+        .with_timeout(std::time::Duration::from_secs(5))
         .with_batch_config(
             BatchConfigBuilder::default()
                 .with_max_export_batch_size(10)
@@ -436,8 +438,16 @@ async fn a_spool_directory_others_may_write_is_refused_and_the_loss_counted() {
     std::fs::set_permissions(spool.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
 
     // The app still starts; the batches the spool would have held are
-    // counted with the reason, and nothing is written there.
-    let (provider, counters) = spooling_provider(&endpoint, spool.path(), 64 << 20);
+    // counted with the reason, and nothing is written there. (Without a
+    // spool the exporter retries until its deadline: keep that short.)
+    let builder = otelite_exporter::OteliteExporter::builder()
+        .with_endpoint(endpoint)
+        .with_spool(spool.path(), 64 << 20)
+        .with_timeout(std::time::Duration::from_secs(1));
+    let counters = builder.counters();
+    let provider = builder
+        .build_provider(resource(SERVICE))
+        .expect("the exporter builds all the same");
     make_trace(&provider, 5);
     shutdown(provider).await;
     let snapshot = counters.snapshot();
