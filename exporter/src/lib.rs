@@ -103,8 +103,11 @@
 //! providers and processes can share a directory. A file is sent by whoever
 //! holds its lock, and only by a run of the service that spooled it, so the
 //! spans it delivers count for that service (a service that never runs
-//! again leaves its files behind). Counter reports have 256 KiB of room
-//! beside the bound, so the report of a full spool's loss is kept. A body is
+//! again leaves its files behind). The bound holds per provider: it counts
+//! what was there when the provider started plus what it wrote, so
+//! providers sharing a directory may use more together. Counter reports
+//! have 256 KiB of room beside it, so the report of a full spool's loss is
+//! kept. A body is
 //! decoded before it is sent: one that does not decode is renamed
 //! `….unreadable` and its spans counted as `spool_unreadable`. A request
 //! cut short at shutdown stays spooled and is sent again by the next run:
