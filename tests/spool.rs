@@ -281,12 +281,14 @@ async fn a_backend_that_never_answers_does_not_cost_the_last_batch() {
     let backend = Backend::start().await;
     // Accepts connections, never answers.
     let hung = GatedProxy::start(backend.otlp, false).await;
-    let spool = tempfile::tempdir().expect("spool dir");
+    let parent = tempfile::tempdir().expect("spool parent");
+    // A directory the exporter creates itself.
+    let spool = parent.path().join("spool");
 
     // The export deadline (10 s) is longer than the SDK's shutdown (5 s).
     let builder = otelite_exporter::OteliteExporter::builder()
         .with_endpoint(hung.url())
-        .with_spool(spool.path(), 64 << 20)
+        .with_spool(&spool, 64 << 20)
         .with_timeout(std::time::Duration::from_secs(10));
     let provider = builder
         .build_provider(resource(SERVICE))
@@ -296,11 +298,18 @@ async fn a_backend_that_never_answers_does_not_cost_the_last_batch() {
         .await
         .expect("shutdown thread")
         .expect("shutdown within the SDK's 5 s");
-    assert_eq!(spooled_spans(spool.path()), 5, "the batch waits on disk");
-    assert_eq!(spooled_reports(spool.path()), 1, "and so does the report");
+    assert_eq!(spooled_spans(&spool), 5, "the batch waits on disk");
+    assert_eq!(spooled_reports(&spool), 1, "and so does the report");
+    // Private: queued spans are nobody else's to read or swap.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&spool), 0o700);
+    for name in spooled_names(&spool) {
+        assert_eq!(mode(&spool.join(&name)), 0o600, "{name}");
+    }
 
     // The next run, with the backend reachable, delivers both.
-    let (second, _) = spooling_provider(&backend.otlp_url(), spool.path(), 64 << 20);
+    let (second, _) = spooling_provider(&backend.otlp_url(), &spool, 64 << 20);
     shutdown(second).await;
     let stored = backend.wait_for_trace(&trace, spans.len()).await;
     assert_eq!(stored.len(), 5);
