@@ -495,3 +495,107 @@ async fn without_a_spool_a_batch_cut_at_shutdown_is_counted() {
         "not sent, and counted: {snapshot:?}"
     );
 }
+
+/// In front of the backend: closes the first `refuse` connections at once
+/// (the backend seems away), then forwards. Counts what it closed.
+struct RefusingFront {
+    addr: std::net::SocketAddr,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RefusingFront {
+    async fn start(upstream: std::net::SocketAddr, refuse: usize) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("front binds");
+        let addr = listener.local_addr().expect("front address");
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = refused.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if count.load(Ordering::SeqCst) < refuse {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    continue; // dropped: closed without an answer
+                }
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            refused,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for RefusingFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spooled_file_short_of_its_named_spans_counts_the_shortfall_once() {
+    use crate::support::fixtures;
+    use otelite_model::SpanId;
+    use std::io::Write;
+    let backend = Backend::start().await;
+    let front = RefusingFront::start(backend.otlp, 3).await;
+    let spool = tempfile::tempdir().expect("spool dir");
+
+    // Named for 5 spans, holding 3 (an earlier version's name: anyone sends it).
+    let trace = crate::support::unique_trace_id(11);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64;
+    let spans: Vec<_> = (1..=3)
+        .map(|i| {
+            fixtures::span(trace, SpanId([0x5b, 0, 0, 0, 0, 0, 0, i]))
+                .times(now - 1_000_000, now)
+                .build()
+        })
+        .collect();
+    let raw = prost::Message::encode_to_vec(&fixtures::otlp_request(&spans));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).expect("gzip");
+    let body = gz.finish().expect("gzip");
+    std::fs::write(
+        spool.path().join("00000000000000000000-traces-5.pb.gz"),
+        body,
+    )
+    .expect("plant");
+
+    // The drainer finds the backend away a few times before it gets through.
+    let (provider, counters) = spooling_provider(&front.url(), spool.path(), 64 << 20);
+    crate::support::wait_until(
+        "the spool is sent",
+        || async { spooled_files(spool.path()) },
+        |files| *files == 0,
+    )
+    .await;
+    shutdown(provider).await;
+    assert_eq!(
+        front.refused.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "tried and refused first"
+    );
+    let snapshot = counters.snapshot();
+    assert_eq!(snapshot.spans_exported, 3, "{snapshot:?}");
+    assert_eq!(
+        snapshot.failed(FailureKind::SpoolUnreadable),
+        2,
+        "the 2 missing spans, once, however many tries: {snapshot:?}"
+    );
+    assert_eq!(backend.wait_for_trace(&trace.to_hex(), 3).await.len(), 3);
+}

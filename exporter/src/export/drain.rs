@@ -89,14 +89,24 @@ pub(crate) async fn drain_before(shared: &Shared, by: Instant) {
 /// Claims the oldest request, checks its body and sends it once.
 async fn step(shared: &Shared, spool: &Arc<Spool>, entry: Entry, failures: u32) -> Step {
     let claiming = spool.clone();
-    let claimed = match tokio::task::spawn_blocking(move || {
-        let claimed = claiming.claim(&entry);
+    // Reading and decoding a body is file I/O and CPU: off the runtime.
+    let claimed = tokio::task::spawn_blocking(move || {
+        let claimed = claiming.claim(&entry).map(|claimed| {
+            claimed.map(|claimed| {
+                let spans = claimed.spans();
+                (claimed, spans)
+            })
+        });
         (entry, claimed)
     })
-    .await
-    {
-        Ok((_, Ok(Some(claimed)))) => claimed,
+    .await;
+    let (claimed, spans) = match claimed {
+        Ok((_, Ok(Some((claimed, Ok(spans)))))) => (claimed, spans),
         Ok((_, Ok(None))) => return Step::Done,
+        Ok((_, Ok(Some((claimed, Err(unreadable)))))) => {
+            set_aside(shared, spool, &claimed.entry, &unreadable.to_string());
+            return Step::Done;
+        }
         Ok((entry, Err(error))) => {
             set_aside(shared, spool, &entry, &error.to_string());
             return Step::Done;
@@ -104,13 +114,9 @@ async fn step(shared: &Shared, spool: &Arc<Spool>, entry: Entry, failures: u32) 
         // The runtime is shutting down: leave the file for the next run.
         Err(_) => return Step::Later(IDLE_POLL),
     };
-    let spans = match claimed.spans() {
-        Ok(spans) => spans,
-        Err(unreadable) => {
-            set_aside(shared, spool, &claimed.entry, &unreadable.to_string());
-            return Step::Done;
-        }
-    };
+    if let Some(wait) = deliver(shared, &claimed, spans, failures).await {
+        return Step::Later(wait);
+    }
     let named = claimed.entry.spans;
     if claimed.entry.kind == Kind::Traces && named > spans {
         // The writer meant more than the body holds: the rest was lost here.
@@ -118,21 +124,16 @@ async fn step(shared: &Shared, spool: &Arc<Spool>, entry: Entry, failures: u32) 
             named,
             spans,
             path = %claimed.entry.path.display(),
-            "otelite-exporter: a spooled request holds fewer spans than its name says"
+            "otelite-exporter: a spooled request held fewer spans than its name says"
         );
         shared
             .counters
             .record_failed(FailureKind::SpoolUnreadable, named - spans);
     }
-    match deliver(shared, &claimed, spans, failures).await {
-        Some(wait) => Step::Later(wait),
-        None => {
-            if let Err(error) = spool.remove(&claimed.entry) {
-                tracing::warn!(%error, "otelite-exporter: cannot remove a spooled request");
-            }
-            Step::Done
-        }
+    if let Err(error) = spool.remove(&claimed.entry) {
+        tracing::warn!(%error, "otelite-exporter: cannot remove a spooled request");
     }
+    Step::Done
 }
 
 /// Sends one claimed request of `spans` spans and counts the outcome;
