@@ -275,7 +275,11 @@ impl Spool {
                 self.forget(entry);
                 return Ok(None);
             }
-            Err(TryLockError::Error(error)) => return Err(error),
+            // A file system without locks (some NFS setups): send it all the
+            // same; only spools sharing such a directory could send it twice.
+            Err(TryLockError::Error(error)) => {
+                tracing::debug!(%error, "otelite-exporter: cannot lock a spooled request");
+            }
         }
         if !files::still_at(&file, &entry.path)? {
             self.forget(entry);
