@@ -22,11 +22,17 @@ pub enum FailureKind {
     Internal,
     /// The endpoint could not take the batch and the spool had no room.
     SpoolFull,
+    /// A spooled file did not decode (truncated, empty, foreign): lost in
+    /// the spool, not in transmission.
+    SpoolUnreadable,
+    /// The endpoint could not take the batch and the configured spool
+    /// directory was refused (another user's, or writable by others).
+    SpoolRefused,
 }
 
 impl FailureKind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [FailureKind; 7] = [
+    pub const ALL: [FailureKind; 9] = [
         Self::Rejected,
         Self::Timeout,
         Self::Http4xx,
@@ -34,6 +40,8 @@ impl FailureKind {
         Self::Transport,
         Self::Internal,
         Self::SpoolFull,
+        Self::SpoolUnreadable,
+        Self::SpoolRefused,
     ];
 
     /// The `error.type` attribute value.
@@ -46,13 +54,15 @@ impl FailureKind {
             Self::Transport => "transport",
             Self::Internal => "internal",
             Self::SpoolFull => "spool_full",
+            Self::SpoolUnreadable => "spool_unreadable",
+            Self::SpoolRefused => "spool_refused",
         }
     }
 
     /// The kind a failed export is counted under.
     pub fn of(error: &ExportError) -> Self {
         match error {
-            ExportError::Timeout(_) => Self::Timeout,
+            ExportError::Timeout(_) | ExportError::CutByShutdown => Self::Timeout,
             ExportError::Http { status, .. } if *status >= 500 => Self::Http5xx,
             ExportError::Http { .. } => Self::Http4xx,
             ExportError::Transport(_) => Self::Transport,

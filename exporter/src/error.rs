@@ -34,9 +34,6 @@ pub enum ConfigError {
     /// The spool size is not a positive number of bytes.
     #[error("{source_name}: invalid spool size {value:?} (expected a positive number of bytes)")]
     InvalidSpoolSize { source_name: String, value: String },
-    /// The spool directory cannot be created or read.
-    #[error("cannot open the spool directory {dir:?}: {reason}")]
-    Spool { dir: String, reason: String },
     /// The exporter's own runtime thread could not be started.
     #[error("cannot start the exporter runtime: {0}")]
     Runtime(String),
@@ -57,4 +54,7 @@ pub enum ExportError {
     /// Encoding the request or reaching the exporter's runtime failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Shutdown cut the request short to keep within its own deadline.
+    #[error("cut short by shutdown")]
+    CutByShutdown,
 }

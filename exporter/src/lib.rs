@@ -53,7 +53,9 @@
 //! report sent after shutdown, when the queue has been drained and the count
 //! is exact), `otel.sdk.exporter.span.exported` (acknowledged spans; failures
 //! as extra points with `error.type` = `rejected`, `timeout`, `http_4xx`,
-//! `http_5xx`, `transport` or `internal`). `force_flush` on the
+//! `http_5xx`, `transport`, `internal`, and for the spool `spool_full`,
+//! `spool_unreadable` (a spooled file that did not decode) or
+//! `spool_refused` (the spool directory was not safe to use)). `force_flush` on the
 //! `CountingProcessor` also sends a report (waiting up to the timeout).
 //!
 //! The exporter owns a small tokio runtime on its own thread: the SDK's
@@ -81,11 +83,36 @@
 //!
 //! ## Shutdown
 //!
-//! `provider.shutdown()` waits at most 5 s for the last batch (the SDK's
-//! default), less than the 10 s export timeout: against a dead endpoint it
-//! returns `Timeout` while the export finishes in the background. Use
-//! `provider.shutdown_with_timeout(..)` to wait longer. The final metrics
-//! report gets what is left of that timeout (at least 0.5 s).
+//! `provider.shutdown()` waits at most 5 s (the SDK's default), less than the
+//! 10 s export timeout. With the `CountingProcessor` (`build_provider`), an
+//! export in flight gets 40 % of the shutdown timeout (one the SDK starts
+//! later gets 10 %); then its batch is spooled, or without a spool counted
+//! as `timeout`, so nothing is left running unseen when the app exits. The
+//! rest (at least 0.5 s, at most the export timeout) goes to a last pass
+//! over the spool (the first half: a short-lived app empties it when the
+//! endpoint is up) and then to the final metrics report. Use
+//! `provider.shutdown_with_timeout(..)` to wait longer.
+//!
+//! ## Spool
+//!
+//! The directory is created 0700; an existing one must belong to the app's
+//! user and be writable by nobody else, or it is not used (an error is
+//! logged, the app still starts, and batches it would have held are counted
+//! as `spool_refused`). Files are 0600, created new (never through a
+//! symlink, never replacing a file) and named per spool instance, so several
+//! providers and processes can share a directory. A file is sent by whoever
+//! holds its lock, and only by a run of the service that spooled it, so the
+//! spans it delivers count for that service (a service that never runs
+//! again leaves its files behind). The bound holds per provider: it counts
+//! what was there when the provider started plus what it wrote, so
+//! providers sharing a directory may use more together. Counter reports
+//! have 256 KiB of room beside it, so the report of a full spool's loss is
+//! kept. A body is
+//! decoded before it is sent: one that does not decode is renamed
+//! `….unreadable` and its spans counted as `spool_unreadable`. A request
+//! cut short at shutdown stays spooled and is sent again by the next run:
+//! if the backend had in fact stored it, it stores it once, but the
+//! transmit stage may count it twice.
 //!
 //! ## Retries
 //!

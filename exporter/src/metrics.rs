@@ -7,7 +7,7 @@ use crate::error::ExportError;
 use crate::export::retry::worth_retrying;
 use crate::export::runtime::RuntimeThread;
 use crate::export::spool::Kind;
-use crate::export::{Shared, deadline_after, encode_body};
+use crate::export::{Shared, deadline_after, drain, encode_body};
 use crate::model;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -219,21 +219,28 @@ impl MetricsReporter {
         queue_full: Option<u64>,
         budget: Duration,
     ) -> Result<(), ExportError> {
-        self.send_within(queue_full, budget, false)
+        self.send_within(queue_full, budget)
     }
 
-    fn send_within(
-        &self,
-        queue_full: Option<u64>,
-        budget: Duration,
-        is_final: bool,
-    ) -> Result<(), ExportError> {
+    fn send_within(&self, queue_full: Option<u64>, budget: Duration) -> Result<(), ExportError> {
+        self.wait_for(budget, |shared| async move {
+            push(&shared, queue_full, budget, false).await
+        })
+    }
+
+    /// Runs `work` on the exporter's runtime and waits for it from this
+    /// (plain) thread, about `budget` at most: `work` honours it itself.
+    fn wait_for<F, Fut>(&self, budget: Duration, work: F) -> Result<(), ExportError>
+    where
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = Result<(), ExportError>> + Send + 'static,
+    {
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
-        let shared = self.shared.clone();
+        let work = work(self.shared.clone());
         self.runtime.spawn(async move {
-            let _ = done_tx.send(push(&shared, queue_full, budget, is_final).await);
+            let _ = done_tx.send(work.await);
         });
-        // A little slack over the deadline the push itself honours.
+        // A little slack over the deadline the work itself honours.
         let wait = budget.saturating_add(Duration::from_millis(200));
         match done_rx.recv_timeout(wait) {
             Ok(outcome) => outcome,
@@ -244,12 +251,25 @@ impl MetricsReporter {
         }
     }
 
-    /// Stops the periodic reports and sends the last one (best effort,
-    /// logged), within `budget` but never longer than the configured timeout.
+    /// Stops the periodic reports and the background drainer, sends what
+    /// the spool holds in the first half of `budget` (so that a short-lived
+    /// app empties it too), then the last report (best effort, logged): all
+    /// within `budget`, but never longer than the configured timeout.
     pub fn final_report(&self, queue_full: Option<u64>, budget: Duration) {
         self.shared.stop_periodic_reports();
         let budget = budget.min(self.shared.config.timeout);
-        if let Err(error) = self.send_within(queue_full, budget, true) {
+        let outcome = self.wait_for(budget, |shared| async move {
+            let drain_by = deadline_after(budget / 2);
+            let report_by = deadline_after(budget);
+            // Without a `CountingProcessor` no export is left by now: this
+            // only bounds the background drainer's request in flight.
+            shared.begin_shutdown(drain_by, Duration::ZERO);
+            shared.stop_drainer(drain_by).await;
+            drain::drain_before(&shared, drain_by).await;
+            let left = report_by.saturating_duration_since(tokio::time::Instant::now());
+            push(&shared, queue_full, left, true).await
+        });
+        if let Err(error) = outcome {
             tracing::warn!(%error, "otelite-exporter: final metrics report failed");
         }
     }

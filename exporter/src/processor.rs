@@ -2,6 +2,7 @@
 //! to count every ended span (N_total) before the queue can drop it, and to
 //! push the metrics report after a flush and a final one after shutdown.
 
+use crate::export::deadline_after;
 use crate::metrics::MetricsReporter;
 use opentelemetry::Context;
 use opentelemetry_sdk::Resource;
@@ -12,6 +13,19 @@ use std::time::{Duration, Instant};
 
 /// The least time the final report gets after a shutdown that used up its timeout.
 const LAST_CHANCE: Duration = Duration::from_millis(500);
+
+/// Export tries in flight get 40 % of the shutdown timeout; the spool's
+/// last pass and the final report share what is left.
+fn tries_share(timeout: Duration) -> Duration {
+    timeout / 5 * 2
+}
+
+/// A try the SDK starts after that still gets 10 % (its queue may hold
+/// several batches): a backend that answers takes them, a hung one costs
+/// little, since with a spool the batches after the first go straight to it.
+fn late_try_share(timeout: Duration) -> Duration {
+    timeout / 10
+}
 
 /// Counts ended spans, then forwards everything to `inner`.
 #[derive(Debug)]
@@ -56,6 +70,13 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
             return self.inner.shutdown_with_timeout(timeout);
         }
         let started = Instant::now();
+        // An export in flight gets a share of the timeout, not its own whole
+        // deadline: after it, its batch is spooled (or counted) while there
+        // is still time, and the rest goes to the spool and the report.
+        self.reporter.shared().begin_shutdown(
+            deadline_after(tries_share(timeout)),
+            late_try_share(timeout),
+        );
         let result = self.inner.shutdown_with_timeout(timeout);
         // Once the inner processor has drained and shut its exporter down
         // (even if the last export failed), every span the queue accepted has

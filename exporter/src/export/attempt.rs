@@ -34,6 +34,7 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 pub(crate) struct Answer {
     pub status: StatusCode,
     pub retry_after: Option<String>,
+    pub content_type: Option<String>,
     pub body: Bytes,
 }
 
@@ -75,6 +76,11 @@ pub(crate) async fn attempt(
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // The answer is a small status message; a huge body is not worth reading.
     let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
         .collect()
@@ -84,6 +90,7 @@ pub(crate) async fn attempt(
     Ok(Answer {
         status,
         retry_after,
+        content_type,
         body,
     })
 }

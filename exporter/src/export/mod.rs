@@ -6,7 +6,8 @@
 mod attempt;
 mod body;
 pub mod config;
-mod drain;
+mod cut;
+pub(crate) mod drain;
 pub mod retry;
 pub(crate) mod runtime;
 pub mod spool;
@@ -57,9 +58,19 @@ pub(crate) struct Shared {
     pub periodic: Mutex<Option<tokio::task::AbortHandle>>,
     /// Requests the endpoint could not take, when a spool is configured.
     pub spool: Option<Arc<spool::Spool>>,
+    /// A spool was configured but its directory refused: what it would
+    /// have held is counted as `spool_refused`.
+    spool_refused: bool,
     /// Wakes the drainer when a request is spooled.
     spool_wake: tokio::sync::Notify,
-    drainer: Mutex<Option<tokio::task::AbortHandle>>,
+    drainer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set once the provider has handed over its resource: until then the
+    /// service, hence which spooled requests are this exporter's, is unknown.
+    resource_set: tokio::sync::watch::Sender<bool>,
+    /// Set when shutdown begins: export tries and the background drainer's
+    /// request in flight end by this instant, so that shutdown can still
+    /// spool (or count) what they carried within its own deadline.
+    cut_off: tokio::sync::watch::Sender<Option<cut::CutOff>>,
 }
 
 impl Shared {
@@ -75,6 +86,13 @@ impl Shared {
             .converter
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = SdkConverter::new(resource);
+        self.resource_set.send_replace(true);
+    }
+
+    /// The spool's owner part for this exporter's service: its runs send
+    /// the requests it spools, so the spans count for that service.
+    pub(crate) fn spool_owner(&self) -> String {
+        spool::owner_of(&self.converter().resource().service_name)
     }
 
     /// POSTs an encoded body once, within `deadline`; the 2xx body on success.
@@ -130,12 +148,71 @@ impl Shared {
             return Err(spool::SpoolError::Io(std::io::Error::other("no spool")));
         };
         let compression = self.config.compression;
+        let owner = self.spool_owner();
         // The fsync does not belong on the runtime's only thread.
-        tokio::task::spawn_blocking(move || spool.push(kind, spans, compression, &body))
+        tokio::task::spawn_blocking(move || spool.push(&owner, kind, spans, compression, &body))
             .await
             .map_err(|e| spool::SpoolError::Io(std::io::Error::other(e)))??;
         self.spool_wake.notify_one();
         Ok(())
+    }
+
+    /// Resolves once shutdown has set a cut-off and it has passed for a
+    /// request started now.
+    pub(crate) async fn cut_off_reached(&self) {
+        let started = Instant::now();
+        let mut cut_off = self.cut_off.subscribe();
+        loop {
+            let cut = *cut_off.borrow_and_update();
+            match cut {
+                Some(cut) => return tokio::time::sleep_until(cut.end_for(started)).await,
+                // The sender lives in `self`: `changed` cannot fail here.
+                None => {
+                    if cut_off.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs an export try, unless shutdown's cut-off comes first.
+    async fn until_cut_off<T>(
+        &self,
+        work: impl Future<Output = Result<T, ExportError>>,
+    ) -> Result<T, ExportError> {
+        tokio::select! {
+            done = work => done,
+            () = self.cut_off_reached() => Err(ExportError::CutByShutdown),
+        }
+    }
+
+    /// Begins shutdown: tries in flight end by `at`, later ones get
+    /// `late_grace`; the background drainer stops after its current request.
+    /// The first call wins.
+    pub(crate) fn begin_shutdown(&self, at: Instant, late_grace: Duration) {
+        self.cut_off.send_if_modified(|cut_off| {
+            let first = cut_off.is_none();
+            if first {
+                *cut_off = Some(cut::CutOff { at, late_grace });
+            }
+            first
+        });
+    }
+
+    /// Waits for the background drainer to stop (it stops once shutdown
+    /// has begun, after its request in flight), aborting it past `by`.
+    pub(crate) async fn stop_drainer(&self, by: Instant) {
+        let drainer = self
+            .drainer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut drainer) = drainer
+            && tokio::time::timeout_at(by, &mut drainer).await.is_err()
+        {
+            drainer.abort();
+        }
     }
 
     pub(crate) fn stop_periodic_reports(&self) {
@@ -174,14 +251,10 @@ impl OteliteExporter {
             config.certificate.as_ref(),
         )?);
         let spool = match &config.spool {
-            Some(spool) => Some(Arc::new(spool::Spool::open(spool.clone()).map_err(
-                |e| ConfigError::Spool {
-                    dir: spool.dir.display().to_string(),
-                    reason: e.to_string(),
-                },
-            )?)),
+            Some(spool) => open_spool(spool),
             None => None,
         };
+        let spool_refused = config.spool.is_some() && spool.is_none();
         let shared = Arc::new(Shared {
             config,
             client,
@@ -195,15 +268,18 @@ impl OteliteExporter {
             exporter_shut_down: AtomicBool::new(false),
             periodic: Mutex::new(None),
             spool,
+            spool_refused,
             spool_wake: tokio::sync::Notify::new(),
             drainer: Mutex::new(None),
+            resource_set: tokio::sync::watch::Sender::new(false),
+            cut_off: tokio::sync::watch::Sender::new(None),
         });
         if shared.spool.is_some() {
             let task = runtime.spawn(drain::drain(shared.clone()));
             *shared
                 .drainer
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
+                .unwrap_or_else(PoisonError::into_inner) = Some(task);
         }
         if let Some(interval) = interval {
             let task = runtime.spawn(crate::metrics::periodic(shared.clone(), interval));
@@ -250,6 +326,23 @@ impl OteliteExporter {
     }
 }
 
+/// Opens the spool; a directory that cannot be used is refused with an
+/// error in the log, and the exporter runs without it (never failing the
+/// app over it): what it would have held is counted as `spool_refused`.
+fn open_spool(config: &SpoolConfig) -> Option<Arc<spool::Spool>> {
+    match spool::Spool::open(config.clone()) {
+        Ok(spool) => Some(Arc::new(spool)),
+        Err(error) => {
+            tracing::error!(
+                %error,
+                dir = %config.dir.display(),
+                "otelite-exporter: the spool is not used; batches the endpoint cannot take are lost"
+            );
+            None
+        }
+    }
+}
+
 /// The instant `timeout` from now (far in the future if that overflows).
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
@@ -278,12 +371,23 @@ async fn send_batch(
     deadline: Instant,
 ) -> Result<(), ExportError> {
     let url = shared.config.traces_url.clone();
-    let spooling = shared.spool.as_ref().map(|spool| spool.is_empty());
+    let spooling = shared
+        .spool
+        .as_ref()
+        .map(|spool| !spool.holds_any_for(&shared.spool_owner()));
     let sent = match spooling {
         Some(false) => return spool_batch(&shared, body, spans).await,
         // With a spool, one try: the drainer does the waiting.
-        Some(true) => shared.post_once(&url, body.clone(), deadline).await,
-        None => shared.post(&url, body.clone(), deadline).await,
+        Some(true) => {
+            shared
+                .until_cut_off(shared.post_once(&url, body.clone(), deadline))
+                .await
+        }
+        None => {
+            shared
+                .until_cut_off(shared.post(&url, body.clone(), deadline))
+                .await
+        }
     };
     match sent {
         Ok(answer) => {
@@ -294,9 +398,12 @@ async fn send_batch(
             spool_batch(&shared, body, spans).await
         }
         Err(error) => {
-            shared
-                .counters
-                .record_failed(FailureKind::of(&error), spans);
+            let kind = if shared.spool_refused && retry::worth_retrying(&error) {
+                FailureKind::SpoolRefused
+            } else {
+                FailureKind::of(&error)
+            };
+            shared.counters.record_failed(kind, spans);
             Err(error)
         }
     }
@@ -309,7 +416,7 @@ async fn spool_batch(shared: &Shared, body: Bytes, spans: u64) -> Result<(), Exp
         Err(error) => {
             let kind = match error {
                 spool::SpoolError::Full { .. } => FailureKind::SpoolFull,
-                spool::SpoolError::Io(_) => FailureKind::Internal,
+                spool::SpoolError::Io(_) | spool::SpoolError::Refused(_) => FailureKind::Internal,
             };
             shared.counters.record_failed(kind, spans);
             Err(ExportError::Internal(error.to_string()))
@@ -362,16 +469,8 @@ impl SpanExporter for OteliteExporter {
         self.shared
             .exporter_shut_down
             .store(true, Ordering::Release);
-        // What the spool still holds waits on disk for the next run.
-        if let Some(drainer) = self
-            .shared
-            .drainer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            drainer.abort();
-        }
+        // With a `CountingProcessor`, it drains the spool and reports once
+        // the whole pipeline has shut down.
         if !self
             .shared
             .final_report_by_processor
@@ -425,9 +524,12 @@ impl OteliteExporterBuilder {
         self
     }
 
-    /// Keeps requests the endpoint cannot take in `dir` (at most `max_bytes`)
-    /// and sends them when it is back, also after the app restarts with the
-    /// same directory; replaces `OTELITE_EXPORTER_SPOOL_DIR` / `…_MAX_BYTES`.
+    /// Keeps requests the endpoint cannot take in `dir` (at most `max_bytes`
+    /// of spans, plus a small room for counter reports) and sends them when
+    /// it is back, also after the app restarts with the same directory and
+    /// at shutdown; replaces `OTELITE_EXPORTER_SPOOL_DIR` / `…_MAX_BYTES`.
+    /// `dir` is created 0700; one that another user owns or others may
+    /// write is not used (logged; its batches are counted `spool_refused`).
     pub fn with_spool(mut self, dir: impl Into<std::path::PathBuf>, max_bytes: u64) -> Self {
         self.raw.spool = Some(SpoolConfig {
             dir: dir.into(),

@@ -39,7 +39,7 @@ pub fn classify(status: u16, retry_after: Option<&str>) -> RetryDecision {
 /// timeout, or a retryable status.
 pub(crate) fn worth_retrying(error: &ExportError) -> bool {
     match error {
-        ExportError::Transport(_) | ExportError::Timeout(_) => true,
+        ExportError::Transport(_) | ExportError::Timeout(_) | ExportError::CutByShutdown => true,
         ExportError::Http { status, .. } => {
             matches!(classify(*status, None), RetryDecision::Retry { .. })
         }
@@ -47,12 +47,32 @@ pub(crate) fn worth_retrying(error: &ExportError) -> bool {
     }
 }
 
-/// The error for a non-2xx answer, with the start of its body.
+/// The error for a non-2xx answer, with what its body says.
 pub(crate) fn http_error(answer: &Answer) -> ExportError {
     ExportError::Http {
         status: answer.status.as_u16(),
-        body: String::from_utf8_lossy(&answer.body[..answer.body.len().min(256)]).into_owned(),
+        body: answer_text(answer.content_type.as_deref(), &answer.body),
     }
+}
+
+/// `google.rpc.Status`, which OTLP/HTTP puts in a protobuf error answer;
+/// the `details` (field 3) are left out.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// The readable part of an error answer: the `message` of a protobuf
+/// `google.rpc.Status`, else the start of the body as text.
+fn answer_text(content_type: Option<&str>, body: &[u8]) -> String {
+    let protobuf = content_type.is_some_and(|t| t.starts_with("application/x-protobuf"));
+    if protobuf && let Ok(status) = <RpcStatus as prost::Message>::decode(body) {
+        return status.message.chars().take(256).collect();
+    }
+    String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned()
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (a date in the past means now).
@@ -133,6 +153,25 @@ pub(crate) async fn post_with_retry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_protobuf_status_answer_reads_as_its_message() {
+        let status = RpcStatus {
+            code: 3,
+            message: "request body is not valid gzip".into(),
+        };
+        let body = prost::Message::encode_to_vec(&status);
+        assert_eq!(
+            answer_text(Some("application/x-protobuf"), &body),
+            "request body is not valid gzip"
+        );
+        // Other answers stay text.
+        assert_eq!(
+            answer_text(Some("text/plain"), b"Bad gateway"),
+            "Bad gateway"
+        );
+        assert_eq!(answer_text(None, b"oops"), "oops");
+    }
 
     #[test]
     fn retryable_statuses() {
