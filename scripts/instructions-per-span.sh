@@ -22,7 +22,7 @@ receivers=0
 compression=0
 for file in "$out"/callgrind.out-*; do
     total=$(sed -n 's/^summary: //p' "$file" | head -1)
-    if grep -q "store::groups::store_rows" "$file"; then
+    if grep -q "groups::store_rows" "$file"; then
         writer=$((writer + total))
     elif grep -q "otelite_backend::receive::" "$file"; then
         receivers=$((receivers + total))
