@@ -657,6 +657,62 @@ async fn a_call_is_counted_once_whatever_order_and_restarts_its_spans_come_in()
     Ok(())
 }
 
+/// A commit that fails for good (the file may not grow: a full disk) loses
+/// its spans at the store, with the cause; that they were processed and
+/// analyzed stays counted.
+#[tokio::test]
+async fn a_failed_commit_is_lost_at_the_store_as_write_failed()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = fresh_store()?;
+    write(&store, spans(1, 2)).await?;
+    store
+        .run_job(|conn| -> rusqlite::Result<()> {
+            let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            conn.pragma_update(None, "max_page_count", pages)
+        })
+        .await??;
+    // 200 spans with 4 KiB that do not compress: the file has to grow.
+    let mut seed: u64 = 17;
+    let big: Vec<Span> = spans(2, 200)
+        .into_iter()
+        .map(|mut span| {
+            let noise: String = (0..2048)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    format!("{:02x}", (seed >> 56) as u8)
+                })
+                .collect();
+            span.attributes
+                .push(KeyValue::new("noise", AnyValue::String(noise)));
+            span
+        })
+        .collect();
+    assert!(write(&store, big).await.is_err(), "the file is full");
+    let counts = store
+        .read(|conn| stage_counts(conn, Some("shop"), 0, i64::MAX))
+        .await?;
+    let row = |stage, reason: Option<&str>, n| RateRow {
+        service: "shop".into(),
+        stage,
+        reason: reason.map(Into::into),
+        n,
+    };
+    assert_eq!(
+        counts,
+        vec![
+            row(Stage::Analyze, None, 202),
+            row(Stage::Process, None, 202),
+            row(Stage::Store, None, 2),
+            row(Stage::Store, Some("write_failed"), 200),
+        ]
+    );
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
 /// The SDKs' failure counts keep their reason, as losses at their stage;
 /// live spans (an up-down counter) are taken from total as they change.
 #[tokio::test]
