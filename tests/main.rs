@@ -7,6 +7,8 @@
 //! - `rust_sdk`: the Rust SDK with the otelite exporter, field for field, and
 //!   loss-free stage rates.
 //! - `loss`: loss at a known stage shows at that stage with exact counts.
+//! - `funnel`: each lost span counted at the stage it was lost, with its
+//!   reason, from the official SDKs' own counters and the backend's stages.
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
 //! - `spool`: the exporter's on-disk spool across outages and restarts.
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
@@ -32,6 +34,7 @@ mod clickhouse;
 mod crash;
 mod duplicates;
 mod foreign_clients;
+mod funnel;
 mod hostile;
 mod loss;
 mod metrics;

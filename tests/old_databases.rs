@@ -20,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 /// The schema version today's otelite writes.
-const CURRENT_VERSION: i64 = 6;
+const CURRENT_VERSION: i64 = 8;
 
 /// The fixtures' two traces: a checkout through `shop` and `payments`, and a
 /// settlement in `payments` one minute later.
@@ -160,7 +160,7 @@ async fn cli_refuses_until_upgraded(db: &Path, version: i64) {
         "traces on a v{version} file succeeded"
     );
     let expected = format!(
-        "{path} has schema version {version}, older than this otelite's 7: \
+        "{path} has schema version {version}, older than this otelite's {CURRENT_VERSION}: \
          run `otelite serve --db {path}` once to upgrade it"
     );
     assert!(stderr.contains(&expected), "{stderr}");

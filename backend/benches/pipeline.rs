@@ -37,7 +37,7 @@ fn batch(spans: Vec<SpanRow>) -> SpanBatch {
         .iter()
         .flat_map(|s| [Stage::Process, Stage::Analyze].map(|stage| (s.to_string(), stage, 333)))
         .collect();
-    SpanBatch::new(spans, counted, 1_700_000_000_000_000_000)
+    SpanBatch::new(spans, counted, Vec::new(), 1_700_000_000_000_000_000)
 }
 
 fn decode(c: &mut Criterion) {

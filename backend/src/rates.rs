@@ -1,14 +1,32 @@
-//! Stage rates: `R_stage = N_stage / N_total`, per service and for all.
+//! Stage rates: `R_stage = N_stage / N_total`, per service and for all,
+//! and where spans were lost. Each lost span is counted once, at the first
+//! stage it did not pass: a stage's `lost` is the gap from the stage
+//! before, split by the reasons reported there (the SDKs' `error.type`,
+//! the backend's own causes); what no reason explains is `unaccounted`
+//! (e.g. spans still in the SDK's queue when it last reported).
+//!
+//! The two views of a rejected span are reconciled here: the exporter
+//! counts a span the backend refused (partial success) as a failed export
+//! (`error.type=rejected`), the backend as received and lost at process
+//! (invalid) or at the store (conflict). Such spans count as transmitted,
+//! as far as the backend saw them arrive, so each is lost once.
+//!
 //! When a service's SDK reports no exporter counters (most foreign SDKs),
 //! the exporter-side stages are unknown: they are reported as such and the
-//! rates are taken relative to the first stage the backend saw, `process`.
-//! In the sum over all services, such a service's spans count as having
-//! reached process unharmed, so that the other services' losses still show.
+//! rates are taken relative to the spans that reached the backend (passed
+//! or lost at process). In the sum over all services, such a service's
+//! spans count as having reached process unharmed, so that the other
+//! services' losses still show.
 
 use crate::stage::Stage;
 use crate::storage::RateRow;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// The reason the exporter reports spans the backend refused under.
+const REJECTED: &str = "rejected";
+/// The part of a stage's gap no reported reason explains.
+pub const UNACCOUNTED: &str = "unaccounted";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -17,6 +35,12 @@ pub struct StageRate {
     /// `None` when nothing counts this stage for these spans.
     pub n: Option<u64>,
     pub rate: Option<f64>,
+    /// Spans lost at this stage; `None` when unknown (and for `total`).
+    #[serde(default)]
+    pub lost: Option<u64>,
+    /// `lost` by reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reasons: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,43 +61,111 @@ pub struct RatesReport {
     pub services: Vec<Rates>,
 }
 
-type Counts = BTreeMap<Stage, u64>;
+/// One service's (or all services') counts: spans that passed each stage,
+/// and spans lost at each stage by reason.
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    passed: BTreeMap<Stage, u64>,
+    lost: BTreeMap<Stage, BTreeMap<String, u64>>,
+}
+
+impl Tally {
+    fn add(&mut self, row: &RateRow) {
+        let n = match &row.reason {
+            None => self.passed.entry(row.stage).or_default(),
+            Some(reason) => self
+                .lost
+                .entry(row.stage)
+                .or_default()
+                .entry(reason.clone())
+                .or_default(),
+        };
+        *n += row.n;
+    }
+
+    fn has_counters(&self) -> bool {
+        self.passed.contains_key(&Stage::Total)
+    }
+
+    fn passed(&self, stage: Stage) -> u64 {
+        self.passed.get(&stage).copied().unwrap_or(0)
+    }
+
+    fn lost_at(&self, stage: Stage) -> u64 {
+        self.lost.get(&stage).map_or(0, |r| r.values().sum())
+    }
+
+    /// Spans the backend saw arrive: passed process or lost there.
+    fn received(&self) -> u64 {
+        self.passed(Stage::Process) + self.lost_at(Stage::Process)
+    }
+
+    /// Moves spans the exporter reports as rejected, as far as the backend
+    /// saw them arrive, from lost at transmit to transmitted. Applying it
+    /// twice changes nothing.
+    fn reconcile(&mut self) {
+        let arrived = self.received();
+        let transmitted = self.passed(Stage::Transmit);
+        let Some(transmit_lost) = self.lost.get_mut(&Stage::Transmit) else {
+            return;
+        };
+        let rejected = transmit_lost.get(REJECTED).copied().unwrap_or(0);
+        let moved = rejected.min(arrived.saturating_sub(transmitted));
+        if moved == 0 {
+            return;
+        }
+        if rejected == moved {
+            transmit_lost.remove(REJECTED);
+        } else {
+            transmit_lost.insert(REJECTED.to_owned(), rejected - moved);
+        }
+        *self.passed.entry(Stage::Transmit).or_default() += moved;
+    }
+}
 
 pub fn report(rows: &[RateRow]) -> RatesReport {
-    let mut per_service: BTreeMap<&str, Counts> = BTreeMap::new();
+    let mut per_service: BTreeMap<&str, Tally> = BTreeMap::new();
     for row in rows {
-        *per_service
-            .entry(&row.service)
-            .or_default()
-            .entry(row.stage)
-            .or_default() += row.n;
+        per_service.entry(&row.service).or_default().add(row);
+    }
+    for tally in per_service.values_mut() {
+        tally.reconcile();
     }
     let services: Vec<Rates> = per_service
         .iter()
-        .map(|(service, counts)| rates(Some(service.to_string()), counts, None))
+        .map(|(service, tally)| rates(Some(service.to_string()), tally, None))
         .collect();
     let without: Vec<&str> = per_service
         .iter()
-        .filter(|(_, counts)| !counts.contains_key(&Stage::Total))
+        .filter(|(_, tally)| !tally.has_counters())
         .map(|(service, _)| *service)
         .collect();
     let with_counters = per_service.len() - without.len();
-    let mut total = Counts::new();
-    for counts in per_service.values() {
-        let has_counters = counts.contains_key(&Stage::Total);
+    let mut total = Tally::default();
+    for tally in per_service.values() {
         for stage in Stage::ALL {
-            let n = if stage.is_exporter_side() && !has_counters {
+            let n = if stage.is_exporter_side() && !tally.has_counters() {
                 // Mixed with services that report: a silent service's
                 // spans count from process on, as if none was lost before,
                 // so the others' losses still show (as a lower bound).
                 if with_counters == 0 {
                     continue;
                 }
-                counts.get(&Stage::Process).copied().unwrap_or(0)
+                tally.received()
             } else {
-                counts.get(&stage).copied().unwrap_or(0)
+                tally.passed(stage)
             };
-            *total.entry(stage).or_default() += n;
+            *total.passed.entry(stage).or_default() += n;
+        }
+        for (stage, reasons) in &tally.lost {
+            for (reason, n) in reasons {
+                *total
+                    .lost
+                    .entry(*stage)
+                    .or_default()
+                    .entry(reason.clone())
+                    .or_default() += n;
+            }
         }
     }
     let note = (!without.is_empty() && with_counters > 0).then(|| {
@@ -89,34 +181,38 @@ pub fn report(rows: &[RateRow]) -> RatesReport {
     }
 }
 
-fn rates(service: Option<String>, counts: &Counts, note: Option<String>) -> Rates {
-    let exporter_counters = counts.contains_key(&Stage::Total);
-    let baseline = if exporter_counters {
-        Stage::Total
+fn rates(service: Option<String>, tally: &Tally, note: Option<String>) -> Rates {
+    let exporter_counters = tally.has_counters();
+    let (baseline, baseline_n) = if exporter_counters {
+        (Stage::Total, tally.passed(Stage::Total))
     } else {
-        Stage::Process
+        (Stage::Process, tally.received())
     };
-    let baseline_n = counts.get(&baseline).copied().unwrap_or(0);
-    let stages = Stage::ALL
-        .into_iter()
-        .map(|stage| {
-            let n = if stage.is_exporter_side() && !exporter_counters {
-                None
-            } else {
-                Some(counts.get(&stage).copied().unwrap_or(0))
-            };
-            StageRate {
-                stage,
-                n,
-                rate: n
-                    .filter(|_| baseline_n > 0)
-                    .map(|n| n as f64 / baseline_n as f64),
-            }
-        })
-        .collect();
+    let mut before: Option<u64> = None;
+    let mut stages = Vec::with_capacity(Stage::ALL.len());
+    for stage in Stage::ALL {
+        let n = if stage.is_exporter_side() && !exporter_counters {
+            None
+        } else {
+            Some(tally.passed(stage))
+        };
+        let (lost, reasons) = losses(stage, before, n, tally);
+        stages.push(StageRate {
+            stage,
+            n,
+            rate: n
+                .filter(|_| baseline_n > 0)
+                .map(|n| n as f64 / baseline_n as f64),
+            lost,
+            reasons,
+        });
+        before = n;
+    }
     let note = note.or_else(|| {
         (!exporter_counters && service.is_some()).then(|| {
-            "this service's SDK reports no exporter counters: total, collect and transmit are unknown, rates are relative to process".to_owned()
+            "this service's SDK reports no exporter counters: total, collect and transmit are unknown, \
+             rates are relative to the spans that reached process"
+                .to_owned()
         })
     });
     Rates {
@@ -128,6 +224,30 @@ fn rates(service: Option<String>, counts: &Counts, note: Option<String>) -> Rate
     }
 }
 
+/// The spans lost at `stage`, and why: the gap from the stage before when
+/// both are known, else what was reported there.
+fn losses(
+    stage: Stage,
+    before: Option<u64>,
+    n: Option<u64>,
+    tally: &Tally,
+) -> (Option<u64>, BTreeMap<String, u64>) {
+    let mut reasons = tally.lost.get(&stage).cloned().unwrap_or_default();
+    reasons.retain(|_, n| *n > 0);
+    let reported: u64 = reasons.values().sum();
+    match (stage, before, n) {
+        (Stage::Total, _, _) | (_, _, None) => (None, reasons),
+        (_, Some(before), Some(n)) => {
+            let gap = before.saturating_sub(n);
+            if gap > reported {
+                reasons.insert(UNACCOUNTED.to_owned(), gap - reported);
+            }
+            (Some(gap.max(reported)), reasons)
+        }
+        (_, None, Some(_)) => (Some(reported), reasons),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,8 +256,33 @@ mod tests {
         RateRow {
             service: service.into(),
             stage,
+            reason: None,
             n,
         }
+    }
+
+    fn lost(service: &str, stage: Stage, reason: &str, n: u64) -> RateRow {
+        RateRow {
+            service: service.into(),
+            stage,
+            reason: Some(reason.into()),
+            n,
+        }
+    }
+
+    /// (lost, reasons) of a stage.
+    fn loss_of(rates: &Rates, stage: Stage) -> (Option<u64>, Vec<(&str, u64)>) {
+        let found = rates
+            .stages
+            .iter()
+            .find(|s| s.stage == stage)
+            .expect("every stage is listed");
+        let reasons = found
+            .reasons
+            .iter()
+            .map(|(r, n)| (r.as_str(), *n))
+            .collect();
+        (found.lost, reasons)
     }
 
     fn rate_of(rates: &Rates, stage: Stage) -> (Option<u64>, Option<f64>) {
@@ -211,5 +356,128 @@ mod tests {
         assert_eq!(rate_of(&all, Stage::Total), (None, None));
         assert_eq!(rate_of(&all, Stage::Process), (Some(10), Some(1.0)));
         assert_eq!(all.note, None);
+    }
+
+    #[test]
+    fn a_queue_overflow_is_lost_at_collect_with_its_reason() {
+        let rows = [
+            row("py", Stage::Total, 20_000),
+            row("py", Stage::Collect, 12_030),
+            lost("py", Stage::Collect, "queue_full", 7_970),
+            row("py", Stage::Transmit, 12_030),
+            row("py", Stage::Process, 12_030),
+            row("py", Stage::Analyze, 12_030),
+            row("py", Stage::Store, 12_030),
+        ];
+        let py = &report(&rows).services[0];
+        assert_eq!(loss_of(py, Stage::Total), (None, vec![]));
+        assert_eq!(
+            loss_of(py, Stage::Collect),
+            (Some(7_970), vec![("queue_full", 7_970)])
+        );
+        for stage in [
+            Stage::Transmit,
+            Stage::Process,
+            Stage::Analyze,
+            Stage::Store,
+        ] {
+            assert_eq!(loss_of(py, stage), (Some(0), vec![]), "{stage:?}");
+        }
+    }
+
+    #[test]
+    fn a_gap_no_reason_explains_is_unaccounted() {
+        let rows = [
+            row("a", Stage::Total, 100),
+            row("a", Stage::Collect, 90),
+            lost("a", Stage::Collect, "queue_full", 4),
+            row("a", Stage::Transmit, 90),
+        ];
+        let a = &report(&rows).services[0];
+        assert_eq!(
+            loss_of(a, Stage::Collect),
+            (Some(10), vec![("queue_full", 4), (UNACCOUNTED, 6)])
+        );
+    }
+
+    /// Ten spans sent in one request: one invalid, one reusing the ids of
+    /// a stored span, eight stored. The exporter saw two rejected.
+    fn rejected_batch() -> Vec<RateRow> {
+        vec![
+            row("a", Stage::Total, 10),
+            row("a", Stage::Collect, 10),
+            row("a", Stage::Transmit, 8),
+            lost("a", Stage::Transmit, "rejected", 2),
+            row("a", Stage::Process, 9),
+            lost("a", Stage::Process, "invalid_span_id", 1),
+            row("a", Stage::Analyze, 9),
+            row("a", Stage::Store, 8),
+            lost("a", Stage::Store, "conflict", 1),
+        ]
+    }
+
+    #[test]
+    fn spans_the_backend_rejected_are_lost_once_where_the_backend_refused_them() {
+        let a = &report(&rejected_batch()).services[0];
+        assert_eq!(rate_of(a, Stage::Transmit), (Some(10), Some(1.0)));
+        assert_eq!(loss_of(a, Stage::Transmit), (Some(0), vec![]));
+        assert_eq!(
+            loss_of(a, Stage::Process),
+            (Some(1), vec![("invalid_span_id", 1)])
+        );
+        assert_eq!(loss_of(a, Stage::Analyze), (Some(0), vec![]));
+        assert_eq!(loss_of(a, Stage::Store), (Some(1), vec![("conflict", 1)]));
+    }
+
+    #[test]
+    fn reconciling_twice_changes_nothing() {
+        let mut tally = Tally::default();
+        for row in &rejected_batch() {
+            tally.add(row);
+        }
+        tally.reconcile();
+        let once = (tally.passed.clone(), tally.lost.clone());
+        tally.reconcile();
+        assert_eq!((tally.passed, tally.lost), once);
+    }
+
+    #[test]
+    fn rejections_past_what_arrived_stay_lost_at_transmit() {
+        // The exporter says 5 were rejected; the backend saw only 2 of them.
+        let rows = [
+            row("a", Stage::Total, 10),
+            row("a", Stage::Collect, 10),
+            row("a", Stage::Transmit, 5),
+            lost("a", Stage::Transmit, "rejected", 5),
+            row("a", Stage::Process, 5),
+            lost("a", Stage::Process, "invalid_trace_id", 2),
+        ];
+        let a = &report(&rows).services[0];
+        assert_eq!(rate_of(a, Stage::Transmit), (Some(7), Some(0.7)));
+        assert_eq!(
+            loss_of(a, Stage::Transmit),
+            (Some(3), vec![("rejected", 3)])
+        );
+        assert_eq!(
+            loss_of(a, Stage::Process),
+            (Some(2), vec![("invalid_trace_id", 2)])
+        );
+    }
+
+    #[test]
+    fn without_counters_invalid_spans_show_as_lost_at_process() {
+        let rows = [
+            row("go", Stage::Process, 9),
+            lost("go", Stage::Process, "invalid_span_id", 1),
+            row("go", Stage::Analyze, 9),
+            row("go", Stage::Store, 9),
+        ];
+        let go = &report(&rows).services[0];
+        assert_eq!(rate_of(go, Stage::Process), (Some(9), Some(0.9)));
+        assert_eq!(
+            loss_of(go, Stage::Process),
+            (Some(1), vec![("invalid_span_id", 1)])
+        );
+        assert_eq!(loss_of(go, Stage::Transmit), (None, vec![]));
     }
 }

@@ -174,11 +174,26 @@ pub enum InvalidSpan {
     LinkId { index: usize, link: usize },
 }
 
+impl InvalidSpan {
+    /// A short name for the fault, the `reason` a lost span is counted under.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TraceId { .. } => "invalid_trace_id",
+            Self::SpanId { .. } => "invalid_span_id",
+            Self::ParentSpanId { .. } => "invalid_parent_span_id",
+            Self::LinkId { .. } => "invalid_link_id",
+        }
+    }
+}
+
 /// The valid spans of a request, and one error per span that was not.
 #[derive(Debug, Default)]
 pub struct SpansFromOtlp {
     pub spans: Vec<model::Span>,
     pub rejected: Vec<InvalidSpan>,
+    /// The service of each rejected span, in the same order: the backend
+    /// counts each loss against the service that sent it.
+    pub rejected_services: Vec<String>,
 }
 
 /// OTLP request → model spans. Invalid spans are left out and listed, so the
@@ -197,7 +212,10 @@ pub fn from_otlp(request: ExportTraceServiceRequest) -> SpansFromOtlp {
             for span in scope_spans.spans {
                 match span_from_otlp(span, index, &resource, &scope) {
                     Ok(span) => out.spans.push(span),
-                    Err(error) => out.rejected.push(error),
+                    Err(error) => {
+                        out.rejected.push(error);
+                        out.rejected_services.push(resource.service_name.clone());
+                    }
                 }
                 index += 1;
             }

@@ -3,6 +3,7 @@
 //! fails and says how to install them, since CI must never skip them.
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
@@ -72,7 +73,12 @@ pub fn node() -> String {
 
 /// Runs a client program to completion (killing it past the timeout) and
 /// parses the line it prints.
-pub fn run(mut command: Command) -> Sent {
+pub fn run(command: Command) -> Sent {
+    run_for(command)
+}
+
+/// [`run`] for a client that prints something else as its last line.
+pub fn run_for<T: DeserializeOwned>(mut command: Command) -> T {
     let shown = format!("{command:?}");
     let mut child = command
         .stdin(Stdio::null())

@@ -344,6 +344,12 @@ pub struct StageRate {
     pub stage: String,
     pub n: Option<u64>,
     pub rate: Option<f64>,
+    /// Spans lost at this stage, `None` when unknown.
+    #[serde(default)]
+    pub lost: Option<u64>,
+    /// `lost` by reason.
+    #[serde(default)]
+    pub reasons: std::collections::BTreeMap<String, u64>,
 }
 
 /// The stages `/api/rates` lists, in pipeline order.

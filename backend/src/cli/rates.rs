@@ -1,7 +1,8 @@
 //! `otelite rates`: per service, how many spans each of the six stages saw
 //! (N) and what share of the baseline that is (R). Losses (R < 1) are
 //! marked; stages nothing counted (exporter stages of SDKs without otelite's
-//! counters) show as `-`.
+//! counters) show as `-`. The last column says where spans were lost and
+//! why: each stage's losses by reason.
 
 use super::render::{self, Cell, Tone};
 use super::source::Source;
@@ -57,7 +58,14 @@ pub async fn run(
         table.push(row(&report.all));
     }
     let headers = [
-        "SERVICE", "TOTAL", "COLLECT", "TRANSMIT", "PROCESS", "ANALYZE", "STORE",
+        "SERVICE",
+        "TOTAL",
+        "COLLECT",
+        "TRANSMIT",
+        "PROCESS",
+        "ANALYZE",
+        "STORE",
+        "LOST (WHY)",
     ];
     render::table(out, &headers, &table, context.colour)?;
     if let Some(note) = &report.all.note {
@@ -76,7 +84,27 @@ fn row(rates: &Rates) -> Vec<Cell> {
                 .find(|s| s.stage == stage)
                 .map_or_else(|| Cell::toned("-", Tone::Faint), stage_cell)
         }))
+        .chain(std::iter::once(why_cell(&rates.stages)))
         .collect()
+}
+
+/// `collect 7970 (queue_full 7970); store 1 (conflict 1)`: each stage that
+/// lost spans, with its reasons.
+pub fn why_cell(stages: &[StageRate]) -> Cell {
+    let losses: Vec<String> = stages
+        .iter()
+        .filter(|s| s.lost.unwrap_or(0) > 0 || !s.reasons.is_empty())
+        .map(|s| {
+            let reasons: Vec<String> = s.reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            let lost = s.lost.unwrap_or_else(|| s.reasons.values().sum());
+            format!("{} {lost} ({})", s.stage.as_str(), reasons.join(", "))
+        })
+        .collect();
+    if losses.is_empty() {
+        Cell::toned("-", Tone::Faint)
+    } else {
+        Cell::toned(losses.join("; "), Tone::Alert)
+    }
 }
 
 /// `N (R%)`; a loss gets a trailing `!` so it shows without colour too.
@@ -100,6 +128,8 @@ mod tests {
             stage: Stage::Store,
             n,
             rate,
+            lost: None,
+            reasons: Default::default(),
         }
     }
 
@@ -118,5 +148,36 @@ mod tests {
             stage_cell(&stage(Some(9), Some(0.9))),
             Cell::toned("9 (90.0%) !", Tone::Alert)
         );
+    }
+
+    #[test]
+    fn the_why_column_names_each_stage_that_lost_spans_and_its_reasons() {
+        let collect = StageRate {
+            stage: Stage::Collect,
+            n: Some(60),
+            rate: Some(0.6),
+            lost: Some(40),
+            reasons: [("queue_full".to_owned(), 38), ("unaccounted".to_owned(), 2)].into(),
+        };
+        let store = StageRate {
+            stage: Stage::Store,
+            n: Some(59),
+            rate: Some(0.59),
+            lost: Some(1),
+            reasons: [("conflict".to_owned(), 1)].into(),
+        };
+        let clean = StageRate {
+            stage: Stage::Analyze,
+            lost: Some(0),
+            ..stage(Some(60), Some(0.6))
+        };
+        assert_eq!(
+            why_cell(&[collect, clean.clone(), store]),
+            Cell::toned(
+                "collect 40 (queue_full 38, unaccounted 2); store 1 (conflict 1)",
+                Tone::Alert
+            )
+        );
+        assert_eq!(why_cell(&[clean]), Cell::toned("-", Tone::Faint));
     }
 }

@@ -119,6 +119,7 @@ fn seeded() -> Result<(tempfile::TempDir, PathBuf), Box<dyn std::error::Error>> 
             .map(SpanRow::new)
             .collect(),
         counted,
+        Vec::new(),
         T0,
     );
     store.try_write_batch(batch)?.blocking_recv()??;
@@ -131,9 +132,12 @@ fn seeded() -> Result<(tempfile::TempDir, PathBuf), Box<dyn std::error::Error>> 
     .map(|(stage, value)| CounterPoint {
         service: "frontend".into(),
         stage,
+        reason: None,
         series: "s@1".into(),
         value,
         cumulative: true,
+        monotonic: true,
+        subtracts: false,
         time_ns: T0,
     })
     .collect();
@@ -334,10 +338,10 @@ fn trace_json_is_the_model_spans() -> TestResult {
 fn rates_show_unknown_stages_and_losses() -> TestResult {
     let (_dir, db) = seeded()?;
     let expected = "\
-SERVICE   TOTAL        COLLECT      TRANSMIT      PROCESS      ANALYZE      STORE
-frontend  10 (100.0%)  10 (100.0%)  8 (80.0%) !   1 (10.0%) !  1 (10.0%) !  1 (10.0%) !
-shop      -            -            -             3 (100.0%)   3 (100.0%)   3 (100.0%)
-(all)     13 (100.0%)  13 (100.0%)  11 (84.6%) !  4 (30.8%) !  4 (30.8%) !  4 (30.8%) !
+SERVICE   TOTAL        COLLECT      TRANSMIT      PROCESS      ANALYZE      STORE        LOST (WHY)
+frontend  10 (100.0%)  10 (100.0%)  8 (80.0%) !   1 (10.0%) !  1 (10.0%) !  1 (10.0%) !  transmit 2 (unaccounted 2); process 7 (unaccounted 7)
+shop      -            -            -             3 (100.0%)   3 (100.0%)   3 (100.0%)   -
+(all)     13 (100.0%)  13 (100.0%)  11 (84.6%) !  4 (30.8%) !  4 (30.8%) !  4 (30.8%) !  transmit 2 (unaccounted 2); process 7 (unaccounted 7)
 
 note: no exporter counters from shop: their spans count as reaching process unharmed, so losses before process are a lower bound
 ";
@@ -567,6 +571,7 @@ async fn long_searches_page_through_the_server() -> TestResult {
             .map(SpanRow::new)
             .collect(),
         vec![],
+        vec![],
         T0,
     );
     store.try_write_batch(batch)?.await??;
@@ -749,7 +754,7 @@ fn the_last_instant_shows_alike_in_the_search_and_the_waterfall() -> TestResult 
         .map(SpanRow::new)
         .collect();
     store
-        .try_write_batch(SpanBatch::new(rows, Vec::new(), T0))?
+        .try_write_batch(SpanBatch::new(rows, Vec::new(), Vec::new(), T0))?
         .blocking_recv()??;
     drop(store);
     writer.join();

@@ -1,88 +1,202 @@
-//! Pipeline counters reported by exporters over OTLP metrics, named after
+//! Pipeline counters reported by SDKs over OTLP metrics, named by
 //! OpenTelemetry's SDK self-observability semantic conventions, so any SDK
-//! that emits them gets rates:
-//! - `otel.sdk.span.ended` → total (spans ended in the app);
-//! - `otel.sdk.processor.span.processed` without `error.type` → collect;
-//! - `otel.sdk.exporter.span.exported` without `error.type` → transmit.
+//! that emits them gets the exporter-side stages:
+//! - total: `otel.sdk.span.ended`, or where an SDK sends the newer pair
+//!   instead, `otel.sdk.span.started` less `otel.sdk.span.live` (spans
+//!   started and not yet ended); only sampled spans (`RECORD_AND_SAMPLE`),
+//!   the only ones a processor exports;
+//! - collect: `otel.sdk.processor.span.processed`;
+//! - transmit: `otel.sdk.exporter.span.exported`, only from the exporter
+//!   that sends to this backend when the app has several (see
+//!   [`Destination`]).
 //!
-//! Points with `error.type` count failures, which the rates derive as the
-//! gap between stages, so they are not stored. Other metrics are ignored.
+//! A point with `error.type` counts spans lost at its stage, under that
+//! reason. Series are told apart by attributes, `service.instance.id` and
+//! start time, so instances and restarts of an app each count their own.
+//! Other metrics are ignored.
 
 use crate::stage::Stage;
 use crate::storage::CounterPoint;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, NumberDataPoint, metric, number_data_point,
+    AggregationTemporality, Metric, NumberDataPoint, metric, number_data_point,
 };
 use otelite_model::otlp::attributes_from_otlp;
-use otelite_model::{AnyValue, Resource};
+use otelite_model::{AnyValue, KeyValue, Resource};
 
-fn stage_of(metric_name: &str) -> Option<Stage> {
-    match metric_name {
-        "otel.sdk.span.ended" => Some(Stage::Total),
-        "otel.sdk.processor.span.processed" => Some(Stage::Collect),
-        "otel.sdk.exporter.span.exported" => Some(Stage::Transmit),
+const ENDED: &str = "otel.sdk.span.ended";
+const STARTED: &str = "otel.sdk.span.started";
+const LIVE: &str = "otel.sdk.span.live";
+const PROCESSED: &str = "otel.sdk.processor.span.processed";
+const EXPORTED: &str = "otel.sdk.exporter.span.exported";
+
+/// Where the metrics were sent: the port of the request's `Host`. An app
+/// that exports spans to this backend and elsewhere reports one
+/// `otel.sdk.exporter.span.exported` series per exporter, told apart by
+/// `server.port`; the one sending here is the one on this port.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Destination {
+    pub port: Option<u16>,
+}
+
+/// How a metric's points count toward a stage.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    stage: Stage,
+    subtracts: bool,
+    /// Only sampled spans: the span counters split by sampling result.
+    sampled_only: bool,
+}
+
+fn counts_of(name: &str, has_ended: bool) -> Option<Counts> {
+    let total = |subtracts| Counts {
+        stage: Stage::Total,
+        subtracts,
+        sampled_only: true,
+    };
+    let stage = |stage| Counts {
+        stage,
+        subtracts: false,
+        sampled_only: false,
+    };
+    match name {
+        ENDED => Some(total(false)),
+        // An SDK that sends `ended` counts total with it alone.
+        STARTED if !has_ended => Some(total(false)),
+        LIVE if !has_ended => Some(total(true)),
+        PROCESSED => Some(stage(Stage::Collect)),
+        EXPORTED => Some(stage(Stage::Transmit)),
         _ => None,
     }
 }
 
-pub fn counter_points(request: ExportMetricsServiceRequest) -> Vec<CounterPoint> {
+pub fn counter_points(
+    request: ExportMetricsServiceRequest,
+    destination: Destination,
+) -> Vec<CounterPoint> {
     let mut points = Vec::new();
     for resource_metrics in request.resource_metrics {
         let resource = resource_metrics.resource.unwrap_or_default();
-        let service =
-            Resource::new(attributes_from_otlp(resource.attributes), 0, String::new()).service_name;
-        for metric in resource_metrics
+        let resource = Resource::new(attributes_from_otlp(resource.attributes), 0, String::new());
+        let instance = string_attr(&resource.attributes, "service.instance.id").unwrap_or("");
+        let metrics: Vec<Metric> = resource_metrics
             .scope_metrics
             .into_iter()
             .flat_map(|s| s.metrics)
-        {
-            let Some(stage) = stage_of(&metric.name) else {
+            .collect();
+        let has_ended = metrics.iter().any(|m| m.name == ENDED);
+        for metric in metrics {
+            let Some(counts) = counts_of(&metric.name, has_ended) else {
                 continue;
             };
             let Some(metric::Data::Sum(sum)) = metric.data else {
                 continue;
             };
-            let cumulative = sum.aggregation_temporality != AggregationTemporality::Delta as i32;
-            for point in sum.data_points {
-                if let Some(point) = counter_point(&service, stage, &metric.name, cumulative, point)
-                {
-                    points.push(point);
-                }
+            let series = Series {
+                service: &resource.service_name,
+                instance,
+                name: &metric.name,
+                counts,
+                cumulative: sum.aggregation_temporality != AggregationTemporality::Delta as i32,
+                monotonic: sum.is_monotonic,
+            };
+            let mut readings: Vec<(Vec<KeyValue>, NumberDataPoint)> = sum
+                .data_points
+                .into_iter()
+                .map(|mut p| (attributes_from_otlp(std::mem::take(&mut p.attributes)), p))
+                .collect();
+            if metric.name == EXPORTED {
+                keep_this_destination(&mut readings, destination);
             }
+            points.extend(
+                readings
+                    .into_iter()
+                    .filter_map(|(attributes, point)| series.point(attributes, point)),
+            );
         }
     }
     points
 }
 
-fn counter_point(
-    service: &str,
-    stage: Stage,
-    name: &str,
-    cumulative: bool,
-    point: NumberDataPoint,
-) -> Option<CounterPoint> {
-    let attributes = attributes_from_otlp(point.attributes);
-    if attributes.iter().any(|kv| kv.key == "error.type") {
-        return None;
-    }
-    let value = match point.value? {
-        number_data_point::Value::AsInt(v) => u64::try_from(v).ok()?,
-        number_data_point::Value::AsDouble(v) if v.is_finite() && v >= 0.0 => v as u64,
-        number_data_point::Value::AsDouble(_) => return None,
+/// Keeps the exporter series whose `server.port` is the destination's,
+/// when any is: the others count spans sent elsewhere.
+fn keep_this_destination(readings: &mut Vec<(Vec<KeyValue>, NumberDataPoint)>, to: Destination) {
+    let Some(port) = to.port else { return };
+    let port_of = |attributes: &[KeyValue]| match attr(attributes, "server.port") {
+        Some(AnyValue::Int(p)) => Some(*p),
+        Some(AnyValue::String(p)) => p.parse().ok(),
+        _ => None,
     };
-    let mut series = format!("{name}@{}", point.start_time_unix_nano);
-    for kv in &attributes {
-        if let AnyValue::String(text) = &kv.value {
-            series.push_str(&format!(";{}={text}", kv.key));
-        }
+    let here = |attributes: &[KeyValue]| port_of(attributes) == Some(i64::from(port));
+    if readings.iter().any(|(attributes, _)| here(attributes)) {
+        readings.retain(|(attributes, _)| port_of(attributes).is_none() || here(attributes));
     }
-    Some(CounterPoint {
-        service: service.to_owned(),
-        stage,
-        series,
-        value,
-        cumulative,
-        time_ns: point.time_unix_nano,
-    })
 }
+
+/// What one metric's points share.
+struct Series<'a> {
+    service: &'a str,
+    instance: &'a str,
+    name: &'a str,
+    counts: Counts,
+    cumulative: bool,
+    monotonic: bool,
+}
+
+impl Series<'_> {
+    fn point(&self, attributes: Vec<KeyValue>, point: NumberDataPoint) -> Option<CounterPoint> {
+        if self.counts.sampled_only
+            && !matches!(
+                string_attr(&attributes, "otel.span.sampling_result"),
+                None | Some("RECORD_AND_SAMPLE")
+            )
+        {
+            return None;
+        }
+        let value = match point.value? {
+            number_data_point::Value::AsInt(v) => u64::try_from(v).ok()?,
+            number_data_point::Value::AsDouble(v) if v.is_finite() && v >= 0.0 => v as u64,
+            number_data_point::Value::AsDouble(_) => return None,
+        };
+        let reason = string_attr(&attributes, "error.type").map(str::to_owned);
+        let mut series = format!("{}@{}", self.name, point.start_time_unix_nano);
+        if !self.instance.is_empty() {
+            series.push_str(&format!(";service.instance.id={}", self.instance));
+        }
+        for kv in &attributes {
+            match &kv.value {
+                AnyValue::String(text) => series.push_str(&format!(";{}={text}", kv.key)),
+                AnyValue::Int(n) => series.push_str(&format!(";{}={n}", kv.key)),
+                _ => {}
+            }
+        }
+        Some(CounterPoint {
+            service: self.service.to_owned(),
+            stage: self.counts.stage,
+            reason,
+            series,
+            value,
+            cumulative: self.cumulative,
+            monotonic: self.monotonic,
+            subtracts: self.counts.subtracts,
+            time_ns: point.time_unix_nano,
+        })
+    }
+}
+
+fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| &kv.value)
+}
+
+fn string_attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    match attr(attributes, key)? {
+        AnyValue::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

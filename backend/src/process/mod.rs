@@ -4,7 +4,7 @@
 
 mod counters;
 
-pub use counters::counter_points;
+pub use counters::{Destination, counter_points};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otelite_model::Span;

@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::process;
 use crate::stage::{Stage, now_ns};
 use crate::storage::StoreError;
-use crate::storage::{Ingest, Storage};
+use crate::storage::{Ingest, Lost, Storage};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -134,7 +134,9 @@ async fn receive_traces(
         let (written, accepted, rejected) = tokio::task::spawn_blocking(move || {
             let (ingest, rejected) = analyzed(encoding, &bytes, limit)?;
             let accepted = ingest.spans.len();
-            let written = (accepted > 0).then(|| store.try_write_spans(ingest));
+            // Only invalid spans: still written, for their count at process.
+            let written =
+                (accepted > 0 || !ingest.lost.is_empty()).then(|| store.try_write_spans(ingest));
             Ok::<_, ReceiveError>((written, accepted, rejected))
         })
         .await
@@ -189,7 +191,30 @@ pub(crate) fn analyzed(
 ) -> Result<(Ingest, Vec<InvalidSpan>), ReceiveError> {
     let request: ExportTraceServiceRequest = decode(encoding, bytes, limit)?;
     let processed = process::process(request);
-    Ok((ingest(processed.spans, now_ns()), processed.rejected))
+    let mut ingest = ingest(processed.spans, now_ns());
+    ingest.lost = lost_at_process(&processed.rejected, processed.rejected_services);
+    Ok((ingest, processed.rejected))
+}
+
+/// The invalid spans, counted per service and reason as lost at process.
+fn lost_at_process(rejected: &[InvalidSpan], services: Vec<String>) -> Vec<Lost> {
+    let mut lost: Vec<Lost> = Vec::new();
+    for (invalid, service) in rejected.iter().zip(services) {
+        let reason = invalid.reason();
+        match lost
+            .iter_mut()
+            .find(|l| l.service == service && l.reason == reason)
+        {
+            Some(known) => known.n += 1,
+            None => lost.push(Lost {
+                service,
+                stage: Stage::Process,
+                reason: reason.to_owned(),
+                n: 1,
+            }),
+        }
+    }
+    lost
 }
 
 /// Valid spans, received at `received_ns`, analyzed and counted per service
@@ -203,6 +228,7 @@ pub(crate) fn ingest(spans: Vec<Span>, received_ns: u64) -> Ingest {
     Ingest {
         spans: analyze::analyze(spans),
         counted,
+        lost: Vec::new(),
         received_ns,
     }
 }
@@ -256,11 +282,20 @@ async fn receive_metrics(
     let (encoding, bytes) =
         body::read_checked(headers, body, limit, state.body_read_timeout).await?;
     let request: ExportMetricsServiceRequest = decode(encoding, &bytes, limit)?;
-    let points = process::counter_points(request);
+    let destination = process::Destination {
+        port: port_of_host(headers),
+    };
+    let points = process::counter_points(request, destination);
     if !points.is_empty() {
         state.store.try_write_counters(points)?.await?;
     }
     Ok(encoding.format)
+}
+
+/// The port the request was sent to, from its `Host` header.
+fn port_of_host(headers: &HeaderMap) -> Option<u16> {
+    let host = headers.get(http::header::HOST)?.to_str().ok()?;
+    host.parse::<http::uri::Authority>().ok()?.port_u16()
 }
 
 /// Inflates (when gzip) and decodes a body into an OTLP request type.

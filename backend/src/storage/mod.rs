@@ -27,7 +27,7 @@ pub mod retention;
 mod search;
 mod write;
 
-pub use counts::{CounterPoint, RateRow};
+pub use counts::{CounterPoint, Lost, RateRow};
 pub use dependency::Dependency;
 pub use error::StoreError;
 pub use search::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary};
@@ -53,6 +53,9 @@ pub struct Ingest {
     pub spans: Vec<AnalyzedSpan>,
     /// Spans counted at process and analyze, per service.
     pub counted: Vec<(String, Stage, u64)>,
+    /// Spans of the request lost at process (invalid), by reason: the
+    /// store keeps their count with the others.
+    pub lost: Vec<Lost>,
     /// When the batch arrived, unix nanoseconds (the minute its counts go to).
     pub received_ns: u64,
 }

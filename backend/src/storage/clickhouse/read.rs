@@ -158,6 +158,7 @@ pub async fn stage_counts(
         out.push(RateRow {
             service,
             stage,
+            reason: None,
             n: reader.u64()?,
         });
     }

@@ -171,12 +171,26 @@ impl Remote {
             .into_iter()
             .flat_map(|rates| {
                 let service = rates.service.unwrap_or_default();
-                rates.stages.into_iter().filter_map(move |stage| {
-                    Some(RateRow {
+                rates.stages.into_iter().flat_map(move |stage| {
+                    // Its losses by reason too; `unaccounted` is derived
+                    // again from the counts.
+                    let losses = stage
+                        .reasons
+                        .into_iter()
+                        .filter(|(reason, _)| reason != crate::rates::UNACCOUNTED)
+                        .map(|(reason, n)| RateRow {
+                            service: service.clone(),
+                            stage: stage.stage,
+                            reason: Some(reason),
+                            n,
+                        });
+                    let passed = stage.n.map(|n| RateRow {
                         service: service.clone(),
                         stage: stage.stage,
-                        n: stage.n?,
-                    })
+                        reason: None,
+                        n,
+                    });
+                    passed.into_iter().chain(losses).collect::<Vec<_>>()
                 })
             })
             .collect())

@@ -29,6 +29,8 @@ pub struct RowsStored<'a> {
     pub duplicates_per_service: HashMap<&'a str, u64>,
     /// Spans not stored because another span with their ids was (see `repeats`).
     pub conflicts: u64,
+    /// The same, per service.
+    pub conflicts_per_service: HashMap<&'a str, u64>,
     /// The service edges the new spans complete (see `edges`).
     pub edges: EdgeCounts,
 }
@@ -85,6 +87,7 @@ pub fn store_rows<'a>(
     let Repeats {
         duplicates_per_service,
         conflicts,
+        conflicts_per_service,
     } = repeats::classify(tx, state, &mut ids, rows, &repeats)?;
     let mut groups: Vec<Group<'a>> = Vec::new();
     let mut index: HashMap<(TraceId, i64, i64, u64), usize> = HashMap::new();
@@ -140,6 +143,7 @@ pub fn store_rows<'a>(
         inserted,
         duplicates_per_service,
         conflicts,
+        conflicts_per_service,
         edges: all_edges,
     })
 }

@@ -35,6 +35,7 @@ const UPGRADES: &[Step] = &[
     Step::InTransaction(name_the_tokenizer),
     Step::InTransaction(merge_wider),
     Step::InTransaction(edges_from_the_store),
+    Step::InTransaction(losses_with_reasons),
 ];
 
 /// `auto_vacuum` mode 2: freed pages can be handed back to the file system
@@ -221,6 +222,23 @@ fn edges_from_the_store(tx: &Transaction) -> Result<(), MigrationError> {
              child_error      INTEGER NOT NULL
          );
          CREATE INDEX edge_waiting_by_trace ON edge_waiting(trace_ref);",
+    )?;
+    Ok(())
+}
+
+/// Version 8: spans lost at each stage, per reason (`error.type` of the
+/// SDKs' counters, or the backend's cause), beside the stage counts.
+/// Older files have no reasons to carry over.
+fn losses_with_reasons(tx: &Transaction) -> Result<(), MigrationError> {
+    tx.execute_batch(
+        "CREATE TABLE stage_losses (
+             service_id INTEGER NOT NULL,
+             stage      TEXT NOT NULL,
+             reason     TEXT NOT NULL,
+             minute     INTEGER NOT NULL, -- unix seconds, a multiple of 60
+             n          INTEGER NOT NULL,
+             PRIMARY KEY (service_id, stage, reason, minute)
+         ) WITHOUT ROWID;",
     )?;
     Ok(())
 }

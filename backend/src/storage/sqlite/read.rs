@@ -128,7 +128,8 @@ fn body_of(conn: &Connection, table: &str, id: i64) -> Result<Vec<u8>, StoreErro
         .query_row([id], |r| r.get(0))?)
 }
 
-/// Stage counts summed over the minutes in `[start_minute, end_minute]`.
+/// Stage counts and losses (with their reason) summed over the minutes
+/// in `[start_minute, end_minute]`.
 pub fn stage_counts(
     conn: &Connection,
     service: Option<&str>,
@@ -136,25 +137,34 @@ pub fn stage_counts(
     end_minute: i64,
 ) -> Result<Vec<RateRow>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT v.name, c.stage, SUM(c.n) FROM stage_counts c JOIN services v ON v.id = c.service_id
+        "SELECT v.name, c.stage, NULL, SUM(c.n) FROM stage_counts c JOIN services v ON v.id = c.service_id
          WHERE (?1 IS NULL OR v.name = ?1) AND c.minute BETWEEN ?2 AND ?3
-         GROUP BY v.name, c.stage ORDER BY v.name",
+         GROUP BY v.name, c.stage
+         UNION ALL
+         SELECT v.name, l.stage, l.reason, SUM(l.n) FROM stage_losses l JOIN services v ON v.id = l.service_id
+         WHERE (?1 IS NULL OR v.name = ?1) AND l.minute BETWEEN ?2 AND ?3
+         GROUP BY v.name, l.stage, l.reason
+         ORDER BY 1, 2, 3",
     )?;
     let rows = statement.query_map(params![service, start_minute, end_minute], |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
+            row.get::<_, Option<String>>(2)?,
+            row.get::<_, i64>(3)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (service, stage, n) = row?;
+        let (service, stage, reason, n) = row?;
         let stage = Stage::parse(&stage)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown stage {stage}")))?;
         out.push(RateRow {
             service,
             stage,
+            reason,
+            // Live spans are subtracted as they come: a window can hold
+            // more subtracted than added.
             n: n.max(0) as u64,
         });
     }

@@ -36,6 +36,8 @@ pub struct Repeats<'a> {
     pub duplicates_per_service: HashMap<&'a str, u64>,
     /// Other spans under ids already taken.
     pub conflicts: u64,
+    /// The same, per service: each is lost at the store.
+    pub conflicts_per_service: HashMap<&'a str, u64>,
 }
 
 /// Compares each repeat with its original, byte for byte: the writer
@@ -50,6 +52,7 @@ pub fn classify<'a>(
     let mut sorted = Repeats {
         duplicates_per_service: HashMap::new(),
         conflicts: 0,
+        conflicts_per_service: HashMap::new(),
     };
     let mut blocks = RawBlocks::default();
     for repeat in repeats {
@@ -74,6 +77,10 @@ pub fn classify<'a>(
                 .or_default() += 1;
         } else {
             sorted.conflicts += 1;
+            *sorted
+                .conflicts_per_service
+                .entry(row.facts.service())
+                .or_default() += 1;
         }
     }
     Ok(sorted)

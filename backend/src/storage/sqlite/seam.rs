@@ -14,6 +14,7 @@ pub(crate) fn span_batch(ingest: Ingest) -> SpanBatch {
     SpanBatch::new(
         ingest.spans.into_iter().map(SpanRow::new).collect(),
         ingest.counted,
+        ingest.lost,
         ingest.received_ns,
     )
 }

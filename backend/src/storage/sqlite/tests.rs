@@ -136,9 +136,12 @@ async fn cumulative_counters_become_increments() -> Result<(), Box<dyn std::erro
     let point = |value| CounterPoint {
         service: "shop".into(),
         stage: Stage::Total,
+        reason: None,
         series: "s@1".into(),
         value,
         cumulative: true,
+        monotonic: true,
+        subtracts: false,
         time_ns: 120_000_000_000,
     };
     for value in [5, 12, 12, 3] {
@@ -153,6 +156,7 @@ async fn cumulative_counters_become_increments() -> Result<(), Box<dyn std::erro
         vec![RateRow {
             service: "shop".into(),
             stage: Stage::Total,
+            reason: None,
             n: 15
         }]
     );
@@ -653,6 +657,119 @@ async fn a_call_is_counted_once_whatever_order_and_restarts_its_spans_come_in()
     Ok(())
 }
 
+/// A commit that fails for good (the file may not grow: a full disk) loses
+/// its spans at the store, with the cause; that they were processed and
+/// analyzed stays counted.
+#[tokio::test]
+async fn a_failed_commit_is_lost_at_the_store_as_write_failed()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = fresh_store()?;
+    write(&store, spans(1, 2)).await?;
+    store
+        .run_job(|conn| -> rusqlite::Result<()> {
+            let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            conn.pragma_update(None, "max_page_count", pages)
+        })
+        .await??;
+    // 200 spans with 4 KiB that do not compress: the file has to grow.
+    let mut seed: u64 = 17;
+    let big: Vec<Span> = spans(2, 200)
+        .into_iter()
+        .map(|mut span| {
+            let noise: String = (0..2048)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    format!("{:02x}", (seed >> 56) as u8)
+                })
+                .collect();
+            span.attributes
+                .push(KeyValue::new("noise", AnyValue::String(noise)));
+            span
+        })
+        .collect();
+    assert!(write(&store, big).await.is_err(), "the file is full");
+    let counts = store
+        .read(|conn| stage_counts(conn, Some("shop"), 0, i64::MAX))
+        .await?;
+    let row = |stage, reason: Option<&str>, n| RateRow {
+        service: "shop".into(),
+        stage,
+        reason: reason.map(Into::into),
+        n,
+    };
+    assert_eq!(
+        counts,
+        vec![
+            row(Stage::Analyze, None, 202),
+            row(Stage::Process, None, 202),
+            row(Stage::Store, None, 2),
+            row(Stage::Store, Some("write_failed"), 200),
+        ]
+    );
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
+/// The SDKs' failure counts keep their reason, as losses at their stage;
+/// live spans (an up-down counter) are taken from total as they change.
+#[tokio::test]
+async fn counter_failures_are_losses_with_their_reason() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = fresh_store()?;
+    let point =
+        |name: &str, stage, reason: Option<&str>, value: u64, subtracts: bool| CounterPoint {
+            service: "py".into(),
+            stage,
+            reason: reason.map(Into::into),
+            series: format!("{name}@1"),
+            value,
+            cumulative: true,
+            monotonic: !subtracts,
+            subtracts,
+            time_ns: 120_000_000_000,
+        };
+    // Mid-run: 100 started, 30 still live, 40 dropped by a full queue.
+    store
+        .try_write_counters(vec![
+            point("started", Stage::Total, None, 100, false),
+            point("live", Stage::Total, None, 30, true),
+            point("processed", Stage::Collect, None, 30, false),
+            point("dropped", Stage::Collect, Some("queue_full"), 40, false),
+        ])?
+        .await??;
+    // At the end: 200 started, none live, 120 dropped.
+    store
+        .try_write_counters(vec![
+            point("started", Stage::Total, None, 200, false),
+            point("live", Stage::Total, None, 0, true),
+            point("processed", Stage::Collect, None, 80, false),
+            point("dropped", Stage::Collect, Some("queue_full"), 120, false),
+        ])?
+        .await??;
+    let counts = store
+        .read(|conn| stage_counts(conn, Some("py"), 0, i64::MAX))
+        .await?;
+    let row = |stage, reason: Option<&str>, n| RateRow {
+        service: "py".into(),
+        stage,
+        reason: reason.map(Into::into),
+        n,
+    };
+    assert_eq!(
+        counts,
+        vec![
+            row(Stage::Collect, None, 80),
+            row(Stage::Collect, Some("queue_full"), 120),
+            row(Stage::Total, None, 200),
+        ]
+    );
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
 /// A span sent again as it was is a retry; another span under the same
 /// trace and span ids (in the same batch or after the first was stored)
 /// is refused and counted as such, and the stored one stays as it was.
@@ -692,7 +809,7 @@ async fn another_span_under_stored_ids_is_refused_and_a_retry_is_not()
     let at = |stage| {
         counts
             .iter()
-            .filter(|row| row.stage == stage)
+            .filter(|row| row.stage == stage && row.reason.is_none())
             .map(|row| row.n)
             .sum::<u64>()
     };
@@ -701,6 +818,25 @@ async fn another_span_under_stored_ids_is_refused_and_a_retry_is_not()
     assert_eq!(
         (at(Stage::Process), at(Stage::Analyze), at(Stage::Store)),
         (7, 7, 4)
+    );
+    // Each conflict is lost by the service that sent it.
+    let losses: Vec<(&str, Stage, &str, u64)> = counts
+        .iter()
+        .filter_map(|row| {
+            Some((
+                row.service.as_str(),
+                row.stage,
+                row.reason.as_deref()?,
+                row.n,
+            ))
+        })
+        .collect();
+    assert_eq!(
+        losses,
+        vec![
+            ("elsewhere", Stage::Store, "conflict", 1),
+            ("shop", Stage::Store, "conflict", 2)
+        ]
     );
     drop(store);
     writer.join();

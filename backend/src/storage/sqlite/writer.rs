@@ -12,7 +12,7 @@ use super::edges;
 use super::encode::{self, SpanRow};
 use super::groups::{self, Edges};
 use crate::stage::{Stage, minute_of};
-use crate::storage::{CounterPoint, Stored};
+use crate::storage::{CounterPoint, Lost, Stored};
 use otelite_model::{Resource, Scope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 // foldhash: the ingest path hashes trace and span ids per span (see Cargo.toml).
@@ -33,6 +33,8 @@ pub struct SpanBatch {
     documents: Documents,
     /// Spans counted at process and analyze, per service.
     pub counted: Vec<(String, Stage, u64)>,
+    /// Spans of the request lost before the store (invalid ones), by reason.
+    pub lost: Vec<Lost>,
     /// When the batch arrived, unix nanoseconds (the minute its counts go to).
     pub received_ns: u64,
 }
@@ -40,11 +42,17 @@ pub struct SpanBatch {
 impl SpanBatch {
     /// Builds the spans' search documents too: this runs on the request's
     /// thread, so the writer has less to do.
-    pub fn new(spans: Vec<SpanRow>, counted: Vec<(String, Stage, u64)>, received_ns: u64) -> Self {
+    pub fn new(
+        spans: Vec<SpanRow>,
+        counted: Vec<(String, Stage, u64)>,
+        lost: Vec<Lost>,
+        received_ns: u64,
+    ) -> Self {
         Self {
             documents: Documents::new(&spans),
             spans,
             counted,
+            lost,
             received_ns,
         }
     }
@@ -166,14 +174,28 @@ fn fail(group: Vec<WriteOp>, error: &StoreError) {
 }
 
 /// After a failed commit the spans are lost, but that they were processed
-/// and analyzed is still true: keep those counts so the store stage shows
-/// the loss instead of the earlier stages hiding it.
+/// and analyzed is still true: keep those counts, and the loss at the
+/// store with its cause, so the store stage shows the loss instead of the
+/// earlier stages hiding it.
 fn keep_stage_counts(conn: &mut Connection, state: &mut WriterState, group: &[WriteOp]) {
     let result = (|| -> Result<(), StoreError> {
         let tx = begin(conn)?;
         for op in group {
             if let WriteOp::Spans(batch, _, _) = op {
                 add_counts(&tx, state, &batch.counted, batch.received_ns)?;
+                add_losses(&tx, state, &batch.lost, batch.received_ns)?;
+                let failed: Vec<Lost> = batch
+                    .counted
+                    .iter()
+                    .filter(|(_, stage, _)| *stage == Stage::Analyze)
+                    .map(|(service, _, n)| Lost {
+                        service: service.clone(),
+                        stage: Stage::Store,
+                        reason: WRITE_FAILED.to_owned(),
+                        n: *n,
+                    })
+                    .collect();
+                add_losses(&tx, state, &failed, batch.received_ns)?;
             }
         }
         tx.commit()?;
@@ -234,6 +256,18 @@ fn write_spans(
         })
         .collect();
     add_counts(tx, state, &counted, batch.received_ns)?;
+    add_losses(tx, state, &batch.lost, batch.received_ns)?;
+    let conflicts: Vec<Lost> = stored
+        .conflicts_per_service
+        .iter()
+        .map(|(service, n)| Lost {
+            service: (*service).to_owned(),
+            stage: Stage::Store,
+            reason: CONFLICT.to_owned(),
+            n: *n,
+        })
+        .collect();
+    add_losses(tx, state, &conflicts, batch.received_ns)?;
     let minute = minute_of(batch.received_ns);
     let mut stored_per_service: HashMap<&str, u64> = HashMap::new();
     for span in &stored.inserted {
@@ -241,7 +275,7 @@ fn write_spans(
     }
     for (service, n) in &stored_per_service {
         let service_id = state.service_id(tx, service)?;
-        add_count(tx, service_id, Stage::Store, minute, *n)?;
+        add_count(tx, service_id, Stage::Store, minute, clamp(*n))?;
     }
     let inserted = stored.inserted.len() as u64;
     Ok(Stored {
@@ -260,8 +294,53 @@ fn add_counts(
     let minute = minute_of(received_ns);
     for (service, stage, n) in counted {
         let service_id = state.service_id(tx, service)?;
-        add_count(tx, service_id, *stage, minute, *n)?;
+        add_count(tx, service_id, *stage, minute, clamp(*n))?;
     }
+    Ok(())
+}
+
+/// Why spans were lost at the store: another span already holds their ids.
+pub const CONFLICT: &str = "conflict";
+/// Why spans were lost at the store: their transaction failed.
+pub const WRITE_FAILED: &str = "write_failed";
+
+fn add_losses(
+    tx: &Transaction,
+    state: &mut WriterState,
+    lost: &[Lost],
+    received_ns: u64,
+) -> Result<(), StoreError> {
+    let minute = minute_of(received_ns);
+    for loss in lost {
+        let service_id = state.service_id(tx, &loss.service)?;
+        add_loss(
+            tx,
+            service_id,
+            loss.stage,
+            &loss.reason,
+            minute,
+            clamp(loss.n),
+        )?;
+    }
+    Ok(())
+}
+
+fn add_loss(
+    tx: &Transaction,
+    service_id: i64,
+    stage: Stage,
+    reason: &str,
+    minute: i64,
+    n: i64,
+) -> rusqlite::Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "INSERT INTO stage_losses (service_id, stage, reason, minute, n) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    )?
+    .execute(params![service_id, stage.as_str(), reason, minute, n])?;
     Ok(())
 }
 
@@ -270,7 +349,7 @@ fn add_count(
     service_id: i64,
     stage: Stage,
     minute: i64,
-    n: u64,
+    n: i64,
 ) -> rusqlite::Result<()> {
     if n == 0 {
         return Ok(());
@@ -279,13 +358,13 @@ fn add_count(
         "INSERT INTO stage_counts (service_id, stage, minute, n) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO UPDATE SET n = n + excluded.n",
     )?
-    .execute(params![service_id, stage.as_str(), minute, clamp(n)])?;
+    .execute(params![service_id, stage.as_str(), minute, n])?;
     Ok(())
 }
 
-/// Turns exporter counter readings into per-minute increments: a cumulative
-/// point adds what it grew since the series' last reading (all of it after a
-/// restart of the app, when the counter starts again from zero).
+/// Turns exporter counter readings into per-minute increments (see
+/// `CounterPoint::increment`): a point with a reason adds to that stage's
+/// losses, the others to its count.
 fn write_counters(
     tx: &Transaction,
     state: &mut WriterState,
@@ -293,7 +372,7 @@ fn write_counters(
 ) -> Result<(), StoreError> {
     for point in points {
         let service_id = state.service_id(tx, &point.service)?;
-        let increment = if point.cumulative {
+        let last = if point.cumulative {
             let last: Option<i64> = tx
                 .prepare_cached("SELECT last_value FROM exporter_series WHERE service_id = ?1 AND stage = ?2 AND series = ?3")?
                 .query_row(params![service_id, point.stage.as_str(), point.series], |r| r.get(0))
@@ -303,20 +382,16 @@ fn write_counters(
                  ON CONFLICT DO UPDATE SET last_value = excluded.last_value",
             )?
             .execute(params![service_id, point.stage.as_str(), point.series, clamp(point.value)])?;
-            match last.map(|v| v as u64) {
-                Some(last) if point.value >= last => point.value - last,
-                _ => point.value,
-            }
+            last.map(|v| v.max(0) as u64)
         } else {
-            point.value
+            None
         };
-        add_count(
-            tx,
-            service_id,
-            point.stage,
-            minute_of(point.time_ns),
-            increment,
-        )?;
+        let increment = point.increment(last);
+        let minute = minute_of(point.time_ns);
+        match &point.reason {
+            Some(reason) => add_loss(tx, service_id, point.stage, reason, minute, increment)?,
+            None => add_count(tx, service_id, point.stage, minute, increment)?,
+        }
     }
     Ok(())
 }

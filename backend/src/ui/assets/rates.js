@@ -44,13 +44,17 @@ function funnelCard(title, rates, service, params) {
   let previous = null;
   const rows = rates.stages.map((s) => {
     const known = s.n !== null;
-    const lost = known && previous !== null && s.n < previous ? previous - s.n : 0;
+    // The backend says what each stage lost and why; older servers only the counts.
+    const gap = known && previous !== null && s.n < previous ? previous - s.n : 0;
+    const lost = s.lost ?? gap;
+    const why = Object.entries(s.reasons || {}).map(([reason, n]) => `${reason} ${n.toLocaleString('en')}`).join(', ');
     if (known) previous = s.n;
     return h('tr', { class: `${known ? '' : 'unknown'}${lost ? ' loss' : ''}`, 'data-stage': s.stage, 'data-n': known ? s.n : '' },
       h('td', { class: 'stage' }, s.stage),
       h('td', { class: 'bar' }, known && s.rate !== null ? h('div', { style: { width: `${Math.min(100, s.rate * 100)}%` } }) : null),
       h('td', { class: 'n' }, known ? s.n.toLocaleString('en') : 'unknown',
-        lost ? h('div', { class: 'lost' }, `−${lost.toLocaleString('en')} lost`) : null),
+        lost ? h('div', { class: 'lost' }, `−${lost.toLocaleString('en')} lost`,
+          why ? h('span', { class: 'why', 'data-reasons': why }, ` (${why})`) : null) : null),
       h('td', { class: 'r' }, s.rate === null ? '–' : `${(s.rate * 100).toFixed(s.rate === 1 ? 0 : 2)} %`));
   });
   return h('div', { class: 'card funnel-card', 'data-service': service },

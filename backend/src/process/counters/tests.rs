@@ -1,0 +1,211 @@
+use super::*;
+use opentelemetry_proto::tonic::common::v1::{AnyValue as PbValue, KeyValue as PbKv, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics, Sum};
+use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
+
+fn kv(key: &str, value: any_value::Value) -> PbKv {
+    PbKv {
+        key: key.into(),
+        value: Some(PbValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn text(key: &str, value: &str) -> PbKv {
+    kv(key, any_value::Value::StringValue(value.into()))
+}
+
+fn point(value: i64, attributes: Vec<PbKv>) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes,
+        start_time_unix_nano: 7,
+        time_unix_nano: 60_000_000_000,
+        value: Some(number_data_point::Value::AsInt(value)),
+        ..Default::default()
+    }
+}
+
+fn sum(name: &str, monotonic: bool, points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: monotonic,
+        })),
+        ..Default::default()
+    }
+}
+
+fn request(instance: &str, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(PbResource {
+                attributes: vec![
+                    text("service.name", "py"),
+                    text("service.instance.id", instance),
+                ],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// (stage, reason, value, subtracts) of each point, in order.
+fn summary(points: &[CounterPoint]) -> Vec<(Stage, Option<&str>, u64, bool)> {
+    points
+        .iter()
+        .map(|p| (p.stage, p.reason.as_deref(), p.value, p.subtracts))
+        .collect()
+}
+
+/// What the Python SDK 1.45.1 sends with its internal metrics on, after a
+/// burst that overflowed its queue (the names and attributes it uses).
+fn python_sdk_report(exporter_ports: &[i64]) -> Vec<Metric> {
+    let sampled = || vec![text("otel.span.sampling_result", "RECORD_AND_SAMPLE")];
+    let processor = |error: Option<&str>| {
+        let mut attributes = vec![
+            text("otel.component.type", "batching_span_processor"),
+            text("otel.component.name", "batching_span_processor/0"),
+        ];
+        attributes.extend(error.map(|e| text("error.type", e)));
+        attributes
+    };
+    let exporter = |port: i64| {
+        vec![
+            text("otel.component.type", "otlp_http_span_exporter"),
+            text("server.address", "127.0.0.1"),
+            kv("server.port", any_value::Value::IntValue(port)),
+        ]
+    };
+    vec![
+        sum(
+            STARTED,
+            true,
+            vec![
+                point(20_000, sampled()),
+                point(5, vec![text("otel.span.sampling_result", "DROP")]),
+            ],
+        ),
+        sum(LIVE, false, vec![point(3, sampled())]),
+        sum(
+            PROCESSED,
+            true,
+            vec![
+                point(12_030, processor(None)),
+                point(7_967, processor(Some("queue_full"))),
+            ],
+        ),
+        sum(
+            EXPORTED,
+            true,
+            exporter_ports
+                .iter()
+                .map(|p| point(12_030, exporter(*p)))
+                .collect(),
+        ),
+    ]
+}
+
+#[test]
+fn the_current_conventions_give_every_stage_and_each_loss_its_reason() {
+    let points = counter_points(
+        request("i-1", python_sdk_report(&[4318])),
+        Destination::default(),
+    );
+    assert_eq!(
+        summary(&points),
+        vec![
+            (Stage::Total, None, 20_000, false),
+            (Stage::Total, None, 3, true),
+            (Stage::Collect, None, 12_030, false),
+            (Stage::Collect, Some("queue_full"), 7_967, false),
+            (Stage::Transmit, None, 12_030, false),
+        ]
+    );
+    assert!(points.iter().all(|p| p.service == "py" && p.cumulative));
+    let live = &points[1];
+    assert!(!live.monotonic, "live is an up-down counter");
+}
+
+#[test]
+fn an_sdk_that_sends_ended_counts_total_by_it_alone() {
+    let mut metrics = python_sdk_report(&[4318]);
+    metrics.push(sum(ENDED, true, vec![point(19_997, vec![])]));
+    let points = counter_points(request("i-1", metrics), Destination::default());
+    let total: Vec<_> = summary(&points)
+        .into_iter()
+        .filter(|p| p.0 == Stage::Total)
+        .collect();
+    assert_eq!(total, vec![(Stage::Total, None, 19_997, false)]);
+}
+
+#[test]
+fn of_several_exporters_only_the_one_sending_here_counts() {
+    let report = || request("i-1", python_sdk_report(&[4318, 9999]));
+    let here = counter_points(report(), Destination { port: Some(4318) });
+    let transmit: Vec<&str> = here
+        .iter()
+        .filter(|p| p.stage == Stage::Transmit)
+        .map(|p| p.series.as_str())
+        .collect();
+    assert_eq!(transmit.len(), 1, "{transmit:?}");
+    assert!(transmit[0].contains("server.port=4318"), "{transmit:?}");
+    // When no exporter names this port (a proxy between), all count.
+    let elsewhere = counter_points(report(), Destination { port: Some(1234) });
+    assert_eq!(
+        elsewhere
+            .iter()
+            .filter(|p| p.stage == Stage::Transmit)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn instances_of_a_service_keep_series_of_their_own() {
+    let a = counter_points(
+        request("i-1", python_sdk_report(&[4318])),
+        Destination::default(),
+    );
+    let b = counter_points(
+        request("i-2", python_sdk_report(&[4318])),
+        Destination::default(),
+    );
+    for (a, b) in a.iter().zip(&b) {
+        assert_ne!(a.series, b.series);
+    }
+}
+
+fn reading(value: u64, cumulative: bool, monotonic: bool, subtracts: bool) -> CounterPoint {
+    CounterPoint {
+        service: "py".into(),
+        stage: Stage::Total,
+        reason: None,
+        series: "s".into(),
+        value,
+        cumulative,
+        monotonic,
+        subtracts,
+        time_ns: 0,
+    }
+}
+
+#[test]
+fn increments_follow_temporality_restarts_and_up_down_counters() {
+    // Cumulative: what grew since the last reading; a drop is a restart.
+    assert_eq!(reading(10, true, true, false).increment(None), 10);
+    assert_eq!(reading(25, true, true, false).increment(Some(10)), 15);
+    assert_eq!(reading(4, true, true, false).increment(Some(10)), 4);
+    // Delta: the reading itself.
+    assert_eq!(reading(4, false, true, false).increment(Some(10)), 4);
+    // Live spans: an up-down counter taken away from total.
+    assert_eq!(reading(3, true, false, true).increment(None), -3);
+    assert_eq!(reading(1, true, false, true).increment(Some(3)), 2);
+    assert_eq!(reading(5, true, false, true).increment(Some(3)), -2);
+}

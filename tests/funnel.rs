@@ -1,0 +1,131 @@
+//! Every lost span is counted once, at the first stage where it was lost,
+//! with its reason: from the official SDKs' own self-observability counters
+//! (`otel.sdk.*`, compared with what the SDK itself counted, read in the
+//! client) and from the backend's own stages (a span refused as invalid is
+//! lost at process). SQLite only: the ClickHouse store does not keep
+//! reasons yet.
+
+use crate::support::fixtures::{self, otlp_request};
+use crate::support::{Backend, ServiceRates, foreign};
+use otelite_model::{SpanId, TraceId};
+use prost::Message;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// What the client read from its SDK: metric → error.type ("" for none) → value.
+type OwnCounts = BTreeMap<String, BTreeMap<String, u64>>;
+
+fn count_of(counts: &OwnCounts, metric: &str, reason: &str) -> u64 {
+    counts
+        .get(metric)
+        .and_then(|by_reason| by_reason.get(reason))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// `(n, lost, reasons)` of a stage.
+fn stage(rates: &ServiceRates, name: &str) -> (Option<u64>, Option<u64>, Vec<(String, u64)>) {
+    let stage = rates.stage(name);
+    let reasons = stage.reasons.iter().map(|(r, n)| (r.clone(), *n)).collect();
+    (stage.n, stage.lost, reasons)
+}
+
+/// The official Python SDK (its version pinned in
+/// `tests/clients/python/requirements.txt`) with its internal metrics on: a
+/// 64-span queue and a 20 000-span burst. otelite's stages are the SDK's
+/// own counts, and the spans it dropped are lost at collect as `queue_full`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
+    const SPANS: u64 = 20_000;
+    let backend = Backend::start().await;
+    let base = format!("http://{}", backend.otlp);
+    let sdk: OwnCounts = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(foreign::python());
+        command
+            .arg(foreign::clients_dir().join("python/queue_overflow.py"))
+            .args([&base, "py-burst", &SPANS.to_string(), "64"]);
+        foreign::run_for(command)
+    })
+    .await
+    .expect("client thread");
+    let started = count_of(&sdk, "otel.sdk.span.started", "");
+    let live = count_of(&sdk, "otel.sdk.span.live", "");
+    let processed = count_of(&sdk, "otel.sdk.processor.span.processed", "");
+    let queue_full = count_of(&sdk, "otel.sdk.processor.span.processed", "queue_full");
+    let exported = count_of(&sdk, "otel.sdk.exporter.span.exported", "");
+    assert_eq!((started, live), (SPANS, 0), "the SDK's own counts: {sdk:?}");
+    assert!(queue_full > 0, "the burst overflowed the queue: {sdk:?}");
+    let rates = backend
+        .wait_for_rates("py-burst", |r| {
+            r.n("total").is_some() && r.n("store") == Some(exported)
+        })
+        .await;
+    assert_eq!(
+        rates.counts(),
+        vec![
+            Some(SPANS),
+            Some(processed),
+            Some(exported),
+            Some(exported),
+            Some(exported),
+            Some(exported)
+        ],
+        "each stage is the SDK's own count (own: {sdk:?})\n{rates:#?}"
+    );
+    // The SDK may count a few more drops than the gap (its queue check and
+    // append race with the export thread): the reason keeps its count.
+    let gap = SPANS - processed;
+    assert_eq!(
+        stage(&rates, "collect"),
+        (
+            Some(processed),
+            Some(queue_full.max(gap)),
+            [("queue_full".to_owned(), queue_full)]
+                .into_iter()
+                .chain((gap > queue_full).then(|| ("unaccounted".to_owned(), gap - queue_full)))
+                .collect()
+        ),
+        "{rates:#?}"
+    );
+    for later in ["transmit", "process", "analyze", "store"] {
+        assert_eq!(stage(&rates, later).1, Some(0), "{later}: {rates:#?}");
+    }
+}
+
+/// A request of three spans, one with an all-zero span id: the backend
+/// answers a partial success, stores two, and counts the third as lost at
+/// process for that reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_span_is_lost_at_process_with_its_reason() {
+    let backend = Backend::start().await;
+    let trace = TraceId([0x17; 16]);
+    let spans: Vec<_> = (1..=3u8)
+        .map(|i| {
+            fixtures::span(trace, SpanId([0, 0, 0, 0, 0, 0, 0, i]))
+                .service("invalid-one")
+                .build()
+        })
+        .collect();
+    let mut request = otlp_request(&spans);
+    request.resource_spans[0].scope_spans[0].spans[1].span_id = vec![0; 8];
+    let reply = backend
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            None,
+            request.encode_to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let rates = backend
+        .wait_for_rates("invalid-one", |r| r.n("store") == Some(2))
+        .await;
+    assert_eq!(
+        stage(&rates, "process"),
+        (Some(2), Some(1), vec![("invalid_span_id".to_owned(), 1)]),
+        "{rates:#?}"
+    );
+    assert_eq!(stage(&rates, "store"), (Some(2), Some(0), vec![]));
+    // Relative to the three that reached the backend.
+    crate::support::assert_rate(&rates, "process", 2, 3);
+}
