@@ -122,6 +122,7 @@ impl Server {
         let (storage, writer) = match config.store {
             StoreKind::Sqlite => {
                 let (store, writer) = SqliteStore::open(&config.db_path, limits)?;
+                let store = store.with_query_timeout(config.query_limits.query_timeout);
                 (Storage::from(store), Some(writer))
             }
             StoreKind::Clickhouse => {

@@ -168,6 +168,15 @@ pub struct Settings {
         default_value = "30s"
     )]
     pub write_timeout: Age,
+    /// How long one query may run on SQLite (30s, 2m); past it the query is
+    /// stopped and answered 503
+    #[arg(
+        long,
+        env = "OTELITE_QUERY_TIMEOUT",
+        value_name = "AGE",
+        default_value = "30s"
+    )]
+    pub query_timeout: Age,
 }
 
 impl Default for Settings {
@@ -216,8 +225,13 @@ impl Settings {
                 return Err(ConfigError::Zero(name));
             }
         }
-        if self.write_timeout.0.is_zero() {
-            return Err(ConfigError::Zero("write_timeout"));
+        for (name, age) in [
+            ("write_timeout", self.write_timeout),
+            ("query_timeout", self.query_timeout),
+        ] {
+            if age.0.is_zero() {
+                return Err(ConfigError::Zero(name));
+            }
         }
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -245,6 +259,7 @@ impl Settings {
                 max_concurrent_reads: self.max_concurrent_reads,
                 max_trace_ids: self.max_trace_ids,
                 max_repeated_params: self.max_repeated_params,
+                query_timeout: self.query_timeout.0,
             },
             retention: Policy::new(Some(self.retention), Some(self.max_db_size)),
             store: self.store,

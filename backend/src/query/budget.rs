@@ -31,6 +31,8 @@ pub struct QueryLimits {
     pub max_concurrent_reads: usize,
     pub max_trace_ids: usize,
     pub max_repeated_params: usize,
+    /// How long one query may run (SQLite's reads).
+    pub query_timeout: std::time::Duration,
 }
 
 impl Default for QueryLimits {
@@ -39,6 +41,7 @@ impl Default for QueryLimits {
             max_concurrent_reads: defaults::MAX_CONCURRENT_READS,
             max_trace_ids: defaults::MAX_TRACE_IDS,
             max_repeated_params: defaults::MAX_REPEATED_PARAMS,
+            query_timeout: crate::storage::sqlite::DEFAULT_QUERY_TIMEOUT,
         }
     }
 }

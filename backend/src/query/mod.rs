@@ -96,9 +96,11 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadParameter(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::QueryTimeout(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &self {
+            ApiError::Store(timeout @ StoreError::QueryTimeout(_)) => timeout.to_string(),
             ApiError::Store(error) => {
                 tracing::error!(%error, "query failed");
                 "the query failed; see the server log".to_owned()
