@@ -327,3 +327,55 @@ async fn an_oversized_request_head_gets_431() {
         "expected 431 Request Header Fields Too Large, got {answer:?}"
     );
 }
+
+/// Whether the server has closed `stream`: what it sent before is drained
+/// without waiting; an end of stream or a reset means closed, "would
+/// block" means it is still open.
+fn closed_by_server(stream: TcpStream) -> bool {
+    use std::io::Read;
+    let mut stream = stream.into_std().expect("a std socket");
+    stream.set_nonblocking(true).expect("non-blocking");
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// A client that pipelines requests for a large file and never reads
+/// loses its connection once the write deadline has passed (checked once,
+/// after the deadline plus slack), and the server still answers others.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_reads_loses_its_connection() {
+    let deadline = Duration::from_secs(1);
+    let backend = Backend::start_with(|config| {
+        config.connection_limits.write_timeout = deadline;
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stuck = socket.connect(backend.query).await.expect("connect");
+    let request = format!(
+        "GET /ui/dagre.min.js HTTP/1.1\r\nHost: {}\r\n\r\n",
+        backend.query
+    );
+    // Far more answer than the socket buffers on both sides hold.
+    stuck
+        .write_all(request.repeat(200).as_bytes())
+        .await
+        .expect("send the requests");
+    tokio::time::sleep(deadline + Duration::from_secs(5)).await;
+    assert!(
+        closed_by_server(stuck),
+        "the server must close a connection whose client does not read"
+    );
+    let (status, _) = backend.get_json("/api/otelite/services").await;
+    assert_eq!(status, 200, "the server still answers others");
+}

@@ -259,6 +259,7 @@ impl HttpFixture {
         let router = crate::routers(
             &store,
             crate::receive::Limits::with_body_limit(SMALL_LIMIT),
+            crate::query::QueryLimits::default(),
             &crate::BearerTokens::default(),
         )
         .0;

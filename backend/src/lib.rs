@@ -92,6 +92,7 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     tokens: BearerTokens,
     limits: net::ConnectionLimits,
+    query_limits: query::QueryLimits,
     retention: storage::retention::Policy,
 }
 
@@ -121,6 +122,7 @@ impl Server {
         let (storage, writer) = match config.store {
             StoreKind::Sqlite => {
                 let (store, writer) = SqliteStore::open(&config.db_path, limits)?;
+                let store = store.with_query_timeout(config.query_limits.query_timeout);
                 (Storage::from(store), Some(writer))
             }
             StoreKind::Clickhouse => {
@@ -143,6 +145,7 @@ impl Server {
                 query: config.query_token,
             },
             limits: config.connection_limits,
+            query_limits: config.query_limits,
             retention: config.retention,
         })
     }
@@ -180,7 +183,7 @@ impl Server {
             max_concurrent_requests: self.max_concurrent_requests,
             body_read_timeout: self.limits.body_read_timeout,
         };
-        let (receive, query) = routers(&self.storage, limits, &self.tokens);
+        let (receive, query) = routers(&self.storage, limits, self.query_limits, &self.tokens);
         let retention = tokio::spawn(self.storage.retention(self.retention, stop_rx.clone()));
         drop(self.storage);
         let limits = self.limits;
@@ -208,6 +211,7 @@ impl Server {
 pub(crate) fn routers(
     store: impl Into<Storage>,
     limits: receive::Limits,
+    query_limits: query::QueryLimits,
     tokens: &BearerTokens,
 ) -> (axum::Router, axum::Router) {
     let store: Storage = store.into();
@@ -219,7 +223,7 @@ pub(crate) fn routers(
         metrics.clone(),
     ))
     .layer(timed.clone());
-    let query = query::router(store.clone(), metrics).layer(timed);
+    let query = query::router_with(store.clone(), metrics, query_limits).layer(timed);
     let receive = guarded(receive, tokens.ingest.clone(), None);
     let query = guarded(query, tokens.query.clone(), Some(QUERY_GUARDED));
     (receive, query)

@@ -31,9 +31,9 @@ enum Command {
     ///
     /// Each setting is taken from its flag, else its OTELITE_* environment
     /// variable, else the config file, else its default.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     #[command(flatten)]
-    Read(cli::Command),
+    Read(Box<cli::Command>),
     /// Exit 0 if a running otelite answers /readyz with 2xx, else 1 (a
     /// container HEALTHCHECK: scratch images have no curl).
     Health(cli::health::HealthArgs),

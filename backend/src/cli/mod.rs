@@ -19,6 +19,7 @@
 //! whether it is ready. [`report`] words any command's failure for stderr.
 
 pub mod deps;
+pub mod escape;
 pub mod health;
 pub mod rates;
 pub mod render;

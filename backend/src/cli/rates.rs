@@ -69,7 +69,7 @@ pub async fn run(
     ];
     render::table(out, &headers, &table, context.colour)?;
     if let Some(note) = &report.all.note {
-        writeln!(out, "\nnote: {note}")?;
+        writeln!(out, "\nnote: {}", super::escape::escaped(note))?;
     }
     Ok(())
 }

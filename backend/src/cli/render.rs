@@ -21,16 +21,15 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// A cell of `text` with its terminal controls escaped (see `escape`).
     pub fn plain(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            tone: Tone::Plain,
-        }
+        Self::toned(text, Tone::Plain)
     }
 
     pub fn toned(text: impl Into<String>, tone: Tone) -> Self {
+        let text = text.into();
         Self {
-            text: text.into(),
+            text: super::escape::escaped(&text).into_owned(),
             tone,
         }
     }
@@ -143,6 +142,20 @@ mod tests {
         let mut out = Vec::new();
         write(&mut out).expect("writing to a Vec");
         String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn cells_show_terminal_controls_escaped() {
+        let name = "checkout\u{1b}]52;c;aGk=\u{7}\u{1b}[2K\r";
+        let shown = text(|out| table(out, &["SPAN"], &[vec![Cell::plain(name)]], false));
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\r'),
+            "{shown:?}"
+        );
+        assert!(
+            shown.contains("checkout\\x1b]52;c;aGk=\\x07\\x1b[2K\\x0d"),
+            "{shown:?}"
+        );
     }
 
     #[test]

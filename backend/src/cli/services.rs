@@ -42,7 +42,7 @@ pub async fn run_services(
         );
     }
     for service in services {
-        writeln!(out, "{service}")?;
+        writeln!(out, "{}", super::escape::escaped(&service))?;
     }
     Ok(())
 }

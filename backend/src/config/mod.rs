@@ -53,6 +53,8 @@ pub struct Config {
     /// Timeouts and size caps per connection; not a flag (the defaults
     /// suit every deployment seen so far), settable for tests.
     pub connection_limits: ConnectionLimits,
+    /// What one query may cost (repeats, trace ids, reads at once).
+    pub query_limits: crate::query::QueryLimits,
     /// Off by default: deleting spans is for the operator to choose.
     pub retention: Policy,
     pub store: StoreKind,

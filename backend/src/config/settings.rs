@@ -134,6 +134,49 @@ pub struct Settings {
         default_value = DEFAULT_CLICKHOUSE_URL
     )]
     pub clickhouse_url: String,
+    /// Queries answered at once; more get 503 with Retry-After, which bounds
+    /// the memory and threads reads take
+    #[arg(
+        long,
+        env = "OTELITE_MAX_CONCURRENT_READS",
+        value_name = "N",
+        default_value_t = crate::query::budget_defaults::MAX_CONCURRENT_READS
+    )]
+    pub max_concurrent_reads: usize,
+    /// Distinct trace ids one request may ask for (`/api/traces?traceID=`); more get 400
+    #[arg(
+        long,
+        env = "OTELITE_MAX_TRACE_IDS",
+        value_name = "N",
+        default_value_t = crate::query::budget_defaults::MAX_TRACE_IDS
+    )]
+    pub max_trace_ids: usize,
+    /// Times one query parameter (attributePrefix, tag, …) may be given; more get 400
+    #[arg(
+        long,
+        env = "OTELITE_MAX_REPEATED_PARAMS",
+        value_name = "N",
+        default_value_t = crate::query::budget_defaults::MAX_REPEATED_PARAMS
+    )]
+    pub max_repeated_params: usize,
+    /// A client that takes less than 16 KiB of a response within this time
+    /// (30s, 1m) loses its connection
+    #[arg(
+        long,
+        env = "OTELITE_WRITE_TIMEOUT",
+        value_name = "AGE",
+        default_value = "30s"
+    )]
+    pub write_timeout: Age,
+    /// How long one query may run on SQLite (30s, 2m); past it the query is
+    /// stopped and answered 503
+    #[arg(
+        long,
+        env = "OTELITE_QUERY_TIMEOUT",
+        value_name = "AGE",
+        default_value = "30s"
+    )]
+    pub query_timeout: Age,
 }
 
 impl Default for Settings {
@@ -174,8 +217,19 @@ impl Settings {
             ("write_queue", self.write_queue),
             ("max_queued_spans", self.max_queued_spans),
             ("max_concurrent_requests", self.max_concurrent_requests),
+            ("max_concurrent_reads", self.max_concurrent_reads),
+            ("max_trace_ids", self.max_trace_ids),
+            ("max_repeated_params", self.max_repeated_params),
         ] {
             if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        for (name, age) in [
+            ("write_timeout", self.write_timeout),
+            ("query_timeout", self.query_timeout),
+        ] {
+            if age.0.is_zero() {
                 return Err(ConfigError::Zero(name));
             }
         }
@@ -197,7 +251,16 @@ impl Settings {
             query_token: self.query_token.map(Secret::into_bearer),
             tls,
             log_format: self.log_format,
-            connection_limits: ConnectionLimits::default(),
+            connection_limits: ConnectionLimits {
+                write_timeout: self.write_timeout.0,
+                ..ConnectionLimits::default()
+            },
+            query_limits: crate::query::QueryLimits {
+                max_concurrent_reads: self.max_concurrent_reads,
+                max_trace_ids: self.max_trace_ids,
+                max_repeated_params: self.max_repeated_params,
+                query_timeout: self.query_timeout.0,
+            },
             retention: Policy::new(Some(self.retention), Some(self.max_db_size)),
             store: self.store,
             clickhouse_url: self.clickhouse_url,

@@ -1,11 +1,13 @@
 //! The accept loop for one listener: each connection is served by hyper's
 //! HTTP/1 connection driver, over TLS when configured. What `axum::serve`
 //! does, plus what a server left running for months needs: a deadline for
-//! the request head (slowloris), a cap on its size, a TLS handshake
+//! the request head (slowloris), a cap on its size, a deadline on writing
+//! the response (a client that does not read), a TLS handshake
 //! deadline and a cap on open connections. On shutdown it stops accepting,
 //! lets each connection finish the request in flight, and waits for them
 //! (bounded).
 
+use super::write_deadline::WriteDeadline;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,6 +30,11 @@ pub struct ConnectionLimits {
     /// client that stops sending gives its slot back (408) instead of
     /// holding it for as long as it stays connected.
     pub body_read_timeout: Duration,
+    /// How long a response may wait for the client to take
+    /// [`MIN_PROGRESS`](super::write_deadline::MIN_PROGRESS) more bytes: a
+    /// client that stops reading loses its connection and the answer's
+    /// memory is freed.
+    pub write_timeout: Duration,
     /// Largest request head, in bytes (hyper's read buffer; at least 8192).
     pub max_header_bytes: usize,
     pub tls_handshake_timeout: Duration,
@@ -42,6 +49,7 @@ impl Default for ConnectionLimits {
         Self {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_header_bytes: 64 * 1024,
             tls_handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
@@ -144,6 +152,7 @@ async fn http(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
+    let io = WriteDeadline::new(io, limits.write_timeout);
     let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(router));
     let mut connection = std::pin::pin!(connection);
     let result = tokio::select! {

@@ -5,6 +5,7 @@
 mod accept;
 mod auth;
 mod tls;
+mod write_deadline;
 
 pub use accept::{ConnectionLimits, serve};
 pub use auth::{BearerToken, Guard, require_token};

@@ -48,6 +48,7 @@ async fn healthz_and_readyz_answer_200_on_a_working_store() -> TestResult {
     let (_, query) = crate::routers(
         &store,
         crate::receive::Limits::with_body_limit(1 << 20),
+        crate::query::QueryLimits::default(),
         &crate::BearerTokens::default(),
     );
     assert_eq!(
@@ -148,6 +149,7 @@ async fn metrics_count_what_the_receiver_accepted_and_refused() -> TestResult {
     let (receive, query) = crate::routers(
         &store,
         crate::receive::Limits::with_body_limit(1 << 20),
+        crate::query::QueryLimits::default(),
         &crate::BearerTokens::default(),
     );
     let (status, body) = call(&receive, post("application/json", VALID_AND_INVALID_SPAN)?).await?;

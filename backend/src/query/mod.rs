@@ -5,12 +5,15 @@
 //! Jaeger's, which `jaeger` answers in Jaeger's shapes. Errors go through `ApiError`,
 //! which maps each cause to a status and keeps internals out of the answer.
 
+mod budget;
 mod health;
 mod jaeger;
 mod params;
 mod rates;
 mod traces;
 
+pub use budget::QueryLimits;
+pub use budget::defaults as budget_defaults;
 pub use health::readiness;
 
 use crate::metrics::Metrics;
@@ -25,8 +28,17 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// The query API plus `/healthz`, `/readyz` and `/metrics`, which read the
-/// receiver's counters from `metrics`.
+/// receiver's counters from `metrics`, with the default query limits.
 pub fn router(store: impl Into<Storage>, metrics: Arc<Metrics>) -> Router {
+    router_with(store, metrics, QueryLimits::default())
+}
+
+/// [`router`] with the query API held to `limits`.
+pub fn router_with(
+    store: impl Into<Storage>,
+    metrics: Arc<Metrics>,
+    limits: QueryLimits,
+) -> Router {
     let store = store.into();
     let ops = health::OpsState {
         store: store.clone(),
@@ -37,11 +49,11 @@ pub fn router(store: impl Into<Storage>, metrics: Arc<Metrics>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::prometheus))
         .with_state(ops)
-        .merge(api(store))
+        .merge(api(store, limits))
         .merge(crate::ui::router())
 }
 
-fn api(store: Storage) -> Router {
+fn api(store: Storage, limits: QueryLimits) -> Router {
     Router::new()
         .route("/api/otelite/traces/{trace_id}", get(traces::by_id))
         .route("/api/otelite/search", get(traces::search))
@@ -55,6 +67,10 @@ fn api(store: Storage) -> Router {
         .route("/api/openapi.json", get(openapi))
         .with_state(store.clone())
         .merge(jaeger::router(store))
+        .layer(axum::middleware::from_fn_with_state(
+            budget::Budget::new(limits),
+            budget::enforce,
+        ))
 }
 
 /// The OpenAPI 3 document of the routes above; tests check each route
@@ -80,9 +96,11 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadParameter(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::QueryTimeout(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &self {
+            ApiError::Store(timeout @ StoreError::QueryTimeout(_)) => timeout.to_string(),
             ApiError::Store(error) => {
                 tracing::error!(%error, "query failed");
                 "the query failed; see the server log".to_owned()

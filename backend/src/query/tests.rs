@@ -280,3 +280,65 @@ async fn a_trace_carries_its_exact_duration() -> Result<(), Box<dyn std::error::
     writer.join();
     Ok(())
 }
+
+/// `n` copies of `name=value`, joined into a query string.
+fn repeated(name: &str, value: &str, n: usize) -> String {
+    vec![format!("{name}={value}"); n].join("&")
+}
+
+#[tokio::test]
+async fn a_parameter_repeated_past_the_cap_gets_400() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = seeded().await?;
+    let max = super::budget_defaults::MAX_REPEATED_PARAMS;
+    let prefixes = repeated("attributePrefix", "http.route%3D%2Fr", max + 1);
+    let (status, body) = get(&store, &format!("/api/otelite/search?{prefixes}")).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("attributePrefix") && m.contains("max_repeated_params")),
+        "{body}"
+    );
+    let tags = repeated("tag", "http.route:%2Fr1", max + 1);
+    let (status, body) = get(&store, &format!("/api/traces?service=web&{tags}")).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["code"], 400, "{body}");
+    // At the cap, the search runs.
+    let prefixes = repeated("attributePrefix", "http.route%3D%2Fr", max);
+    let (status, body) = get(&store, &format!("/api/otelite/search?{prefixes}")).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
+#[tokio::test]
+async fn repeated_trace_ids_are_merged_and_capped() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = seeded().await?;
+    let one = "01".repeat(16);
+    let (status, body) = get(&store, &format!("/api/traces?traceID={one}&traceID={one}")).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{body}");
+    // Leading zeros dropped, as Jaeger writes ids, is the same id.
+    let short = &one[1..];
+    let (status, body) = get(
+        &store,
+        &format!("/api/traces?traceID={one}&traceID={short}"),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{body}");
+    let max = super::budget_defaults::MAX_TRACE_IDS;
+    let distinct: Vec<String> = (1..=max + 1).map(|n| format!("traceID={n:x}")).collect();
+    let (status, body) = get(&store, &format!("/api/traces?{}", distinct.join("&"))).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["errors"][0]["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_trace_ids")),
+        "{body}"
+    );
+    drop(store);
+    writer.join();
+    Ok(())
+}

@@ -47,6 +47,8 @@ pub enum StoreError {
     WriteFailed(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the query ran longer than its limit of {0:?} (query_timeout): narrow it")]
+    QueryTimeout(std::time::Duration),
     #[error("the store is shutting down")]
     Closed,
     #[error("the store's write queue is full")]

@@ -58,6 +58,7 @@ impl Fault {
         match self {
             Fault::BadParameter(_) => StatusCode::BAD_REQUEST,
             Fault::NotFound(_) => StatusCode::NOT_FOUND,
+            Fault::Store(StoreError::QueryTimeout(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Fault::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,6 +67,7 @@ impl Fault {
     fn message(self) -> String {
         match self {
             Fault::BadParameter(message) | Fault::NotFound(message) => message,
+            Fault::Store(timeout @ StoreError::QueryTimeout(_)) => timeout.to_string(),
             Fault::Store(error) => {
                 tracing::error!(%error, "jaeger query failed");
                 "the query failed; see the server log".to_owned()

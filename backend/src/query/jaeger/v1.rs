@@ -129,10 +129,13 @@ pub async fn find_traces(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Answer<Trace> {
     let params = Params(pairs);
-    let ids = params
+    let mut ids = params
         .all("traceID")
         .map(|id| trace_id(id, "traceID"))
         .collect::<Result<Vec<_>, _>>()?;
+    // An id asked for twice is loaded and sent once.
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
     let traces = if ids.is_empty() {
         let query = trace_query(&params)?;
         store.search_traces(query).await?

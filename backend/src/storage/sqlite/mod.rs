@@ -23,7 +23,7 @@ mod writer;
 pub use encode::SpanRow;
 pub use migrations::MigrationError;
 pub use read::{dependencies, open_read_only, operations, services, stage_counts, trace};
-pub use reader::SqliteReader;
+pub use reader::{DEFAULT_QUERY_TIMEOUT, SqliteReader};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use seam::span_batch;
 pub use search::{search, search_page};
@@ -234,6 +234,12 @@ impl SqliteStore {
             .filter_map(|path| std::fs::metadata(path).ok())
             .map(|meta| meta.len())
             .sum()
+    }
+
+    /// This store with reads that stop after `timeout`.
+    pub fn with_query_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.reader = self.reader.with_query_timeout(timeout);
+        self
     }
 
     /// Runs `query` on a read-only connection, off the async threads.

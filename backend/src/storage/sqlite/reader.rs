@@ -3,16 +3,27 @@
 //! server's store reads through one; the reading commands open one on a file
 //! no server needs to hold (`SqliteReader::open`), which checks first that it
 //! is an otelite database of this version.
+//!
+//! Every read has a time limit and stops when its caller goes away: SQLite's
+//! progress handler, called every few thousand steps, interrupts the query
+//! once the limit has passed or the read's future has been dropped (an
+//! abandoned HTTP request), so no query burns CPU for nobody.
 
 use super::{dependencies, operations, plans, search_page, services, stage_counts, trace};
 use crate::storage::{Dependency, Page, RateRow, StoreError, StoreFuture, TraceQuery, TraceReader};
 use otelite_model::{Span, SpanKind, TraceId};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Idle connections kept for the next read; more are opened when needed.
 const IDLE_CONNECTIONS: usize = 8;
+/// How long one read may run unless told otherwise.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// SQLite virtual-machine steps between two checks of the limit.
+const STEPS_PER_CHECK: i32 = 10_000;
 
 /// A handle to the pool; cheap to clone.
 #[derive(Clone)]
@@ -29,6 +40,17 @@ impl SqliteReader {
             path: path.to_owned(),
             access,
             idle: Mutex::new(Vec::new()),
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
+        }))
+    }
+
+    /// A reader of the same file whose reads stop after `timeout`.
+    pub fn with_query_timeout(&self, timeout: Duration) -> Self {
+        Self(Arc::new(ReaderPool {
+            path: self.0.path.clone(),
+            access: self.0.access,
+            idle: Mutex::new(Vec::new()),
+            query_timeout: timeout,
         }))
     }
 
@@ -47,18 +69,37 @@ impl SqliteReader {
         &self.0.path
     }
 
-    /// Runs `query` on a read-only connection, off the async threads.
+    /// Runs `query` on a read-only connection, off the async threads,
+    /// within the time limit; dropping the future stops the query.
     pub async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.0.clone();
+        let abandoned = Abandoned::default();
+        let flag = abandoned.0.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = pool.take()?;
+            let mut conn = pool.take()?;
+            let limit = pool.query_timeout;
+            let timed_out = Arc::new(AtomicBool::new(false));
+            let deadline = Instant::now() + limit;
+            let expired = timed_out.clone();
+            conn.progress_handler(
+                STEPS_PER_CHECK,
+                Some(move || {
+                    let late = Instant::now() >= deadline;
+                    expired.store(late, Ordering::Relaxed);
+                    late || flag.load(Ordering::Relaxed)
+                }),
+            )?;
             let result = query(&conn);
+            conn.progress_handler(0, None::<fn() -> bool>)?;
             pool.give_back(conn);
-            result
+            match result {
+                Err(_) if timed_out.load(Ordering::Relaxed) => Err(StoreError::QueryTimeout(limit)),
+                result => result,
+            }
         })
         .await
         .map_err(|e| StoreError::WriteFailed(format!("query task failed: {e}")))?
@@ -109,10 +150,22 @@ impl TraceReader for SqliteReader {
     }
 }
 
+/// Set when the read's future is dropped: the progress handler then
+/// interrupts the query.
+#[derive(Default)]
+struct Abandoned(Arc<AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 struct ReaderPool {
     path: PathBuf,
     access: Access,
     idle: Mutex<Vec<Connection>>,
+    query_timeout: Duration,
 }
 
 /// How the pool's connections open the file.
@@ -152,5 +205,75 @@ impl ReaderPool {
         {
             idle.push(conn);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::QueueLimits;
+    use crate::storage::sqlite::SqliteStore;
+
+    /// Counts far past anything that ends in a test's lifetime.
+    const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                           SELECT count(*) FROM c";
+
+    fn store(dir: &Path) -> Result<(SqliteStore, super::super::WriterThread), StoreError> {
+        SqliteStore::open(
+            &dir.join("t.db"),
+            QueueLimits {
+                requests: 4,
+                spans: 100,
+            },
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_query_past_its_limit_is_stopped() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (store, writer) = store(dir.path())?;
+        let limit = Duration::from_millis(100);
+        let store = store.with_query_timeout(limit);
+        let answer = store
+            .read(|conn| Ok(conn.query_row(ENDLESS, [], |row| row.get::<_, i64>(0))?))
+            .await;
+        assert!(
+            matches!(answer, Err(StoreError::QueryTimeout(l)) if l == limit),
+            "{answer:?}"
+        );
+        drop(store);
+        writer.join();
+        Ok(())
+    }
+
+    /// A read whose future is dropped stops: its query returns (interrupted)
+    /// although its time limit is an hour away.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_abandoned_query_stops() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (store, writer) = store(dir.path())?;
+        let store = store.with_query_timeout(Duration::from_secs(3600));
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let (ended, has_ended) = std::sync::mpsc::channel();
+        let reader = store.clone();
+        let read = tokio::spawn(async move {
+            reader
+                .read(move |conn| {
+                    let _ = started.send(());
+                    let answer = conn.query_row(ENDLESS, [], |row| row.get::<_, i64>(0));
+                    let _ = ended.send(answer.is_err());
+                    Ok(())
+                })
+                .await
+        });
+        has_started.await?;
+        read.abort();
+        let interrupted =
+            tokio::task::spawn_blocking(move || has_ended.recv_timeout(Duration::from_secs(60)))
+                .await?;
+        assert_eq!(interrupted, Ok(true), "the abandoned query must stop");
+        drop(store);
+        writer.join();
+        Ok(())
     }
 }
