@@ -4,8 +4,9 @@
 # JSON to the published port, reads them back through the query API, stops
 # the container, starts a new one on the same named volume and finds them
 # still there. It also checks the image size, that the server runs as a
-# non-root user, that the HEALTHCHECK passes, and that the quickstart image
-# sends its spans to the backend. Everything it creates is removed on exit.
+# non-root user, that the HEALTHCHECK passes (with TLS on too), and that the
+# quickstart image sends its spans to the backend. Everything it creates is
+# removed on exit.
 #
 #   scripts/test-image.sh        # needs podman, runc, the musl target (see .ci/run)
 set -euo pipefail
@@ -18,11 +19,14 @@ readonly max_image_bytes=30000000
 readonly image_uid=65532
 run_id="otelite-test-$$"
 volume="$run_id-data"
+tls_volume="$run_id-tls-data"
+tls_dir=$(mktemp -d)
 containers=()
 
 cleanup() {
     for c in "${containers[@]}"; do podman rm -f -t 0 "$c" >/dev/null 2>&1 || true; done
-    podman volume rm -f "$volume" >/dev/null 2>&1 || true
+    podman volume rm -f "$volume" "$tls_volume" >/dev/null 2>&1 || true
+    rm -rf "$tls_dir"
 }
 trap cleanup EXIT
 
@@ -37,14 +41,16 @@ fail() {
 
 step() { echo "== test-image: $*"; }
 
-# Runs the image on the volume with both ports published on 127.0.0.1 at
-# free ports; sets $otlp and $query to the host addresses.
+# Runs the image on a volume (the second argument, else $volume) with both
+# ports published on 127.0.0.1 at free ports, with any further arguments
+# given to `podman run`; sets $otlp and $query to the host addresses.
 start_backend() {
-    local name=$1
+    local name=$1 data=${2:-$volume}
+    shift $(($# < 2 ? $# : 2))
     containers+=("$name")
     # Without systemd podman logs that it cannot schedule the HEALTHCHECK
     # (harmless: the loop below runs it on demand).
-    podman run -d --name "$name" -v "$volume:/data" \
+    podman run -d --name "$name" -v "$data:/data" "$@" \
         -p 127.0.0.1::4318 -p 127.0.0.1::16686 otelite >/dev/null
     otlp=$(podman port "$name" 4318/tcp)
     query=$(podman port "$name" 16686/tcp)
@@ -130,5 +136,20 @@ podman run --name "$run_id-app" --network "container:$run_id-2" \
 traces=$(curl -sf "http://$query/api/otelite/search?service=shop-frontend" |
     python3 -c 'import json,sys; print(len(json.load(sys.stdin)["traces"]))')
 [ "$traces" = 3 ] || fail "found $traces quickstart traces, not 3"
+
+step "with TLS on, the HEALTHCHECK passes and the API speaks https"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null ||
+    fail "openssl could not make a test certificate"
+# The server runs as $image_uid: let it read the test's key.
+chmod 755 "$tls_dir"
+chmod 644 "$tls_dir/key.pem" "$tls_dir/cert.pem"
+podman volume create "$tls_volume" >/dev/null
+start_backend "$run_id-tls" "$tls_volume" -v "$tls_dir:/tls:ro" \
+    -e OTELITE_TLS_CERT=/tls/cert.pem -e OTELITE_TLS_KEY=/tls/key.pem
+port=${query##*:}
+curl -sf --cacert "$tls_dir/cert.pem" --resolve "localhost:$port:127.0.0.1" \
+    "https://localhost:$port/readyz" >/dev/null || fail "https /readyz from outside"
 
 step "PASS (image $size bytes)"

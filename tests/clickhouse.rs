@@ -265,6 +265,8 @@ fn paths(base: u64, now: u64) -> Vec<String> {
         "/api/operations?service=backend&spanKind=client",
         "/api/traces?service=frontend",
         "/api/traces?service=backend&tags=%7B%22error%22%3A%22true%22%7D",
+        "/api/traces?tag=otel.status_code:UNSET&service=frontend",
+        "/api/traces?tag=otel.status_code:OK",
         "/api/v3/services",
         "/api/v3/operations?service=backend",
         "/api/v3/trace-summaries?query.service_name=backend",

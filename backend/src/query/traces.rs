@@ -131,6 +131,7 @@ fn search_query(raw: Option<&str>) -> Result<TraceQuery, ApiError> {
             .map(|pair| attribute("attributePrefix", pair))
             .collect::<Result<_, _>>()?,
         error_only: params.get("error")?.unwrap_or(false),
+        status: None,
         min_duration_ns: params.get("minDurationNanos")?,
         max_duration_ns: params.get("maxDurationNanos")?,
         start_ns,

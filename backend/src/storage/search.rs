@@ -1,7 +1,7 @@
 //! A trace search as every store takes it, and its answer: trace summaries
 //! newest first, one page at a time.
 
-use otelite_model::{SpanKind, TraceId};
+use otelite_model::{SpanKind, StatusCode, TraceId};
 use serde::{Deserialize, Serialize};
 
 /// A trace search; every filter is optional, and all given must hold on one
@@ -18,6 +18,8 @@ pub struct TraceQuery {
     /// of the span or of its resource.
     pub attribute_prefixes: Vec<(String, String)>,
     pub error_only: bool,
+    /// A span with this status code (Jaeger's `otel.status_code` tag).
+    pub status: Option<StatusCode>,
     pub min_duration_ns: Option<u64>,
     pub max_duration_ns: Option<u64>,
     /// The time window, unix nanoseconds: with span filters a matching span

@@ -328,6 +328,17 @@ async fn v1_search_filters() -> TestResult {
     let tags = "%7B%22http.method%22%3A%22GET%22%2C%22http.status_code%22%3A200%7D";
     assert_eq!(f.v1_ids(&format!("/api/traces?tags={tags}")).await?, [A]);
     assert_eq!(f.v1_ids("/api/traces?tag=error:true").await?, [A]);
+    // The status tags the UI shows with each span can be searched too.
+    assert_eq!(
+        f.v1_ids("/api/traces?tag=otel.status_code:ERROR").await?,
+        [A]
+    );
+    assert_eq!(f.v1_ids("/api/traces?tag=otel.status_code:OK").await?, [A]);
+    assert_eq!(
+        f.v1_ids("/api/traces?service=payments&tag=otel.status_code:UNSET")
+            .await?,
+        [B]
+    );
     assert_eq!(f.v1_ids("/api/traces?tag=span.kind:internal").await?, [B]);
     assert_eq!(f.v1_ids("/api/traces?minDuration=5ms").await?, [B]);
     assert_eq!(f.v1_ids("/api/traces?maxDuration=100us").await?, [C]);
@@ -377,6 +388,7 @@ async fn v1_search_rejects_bad_parameters() -> TestResult {
         ("minDuration=2s&maxDuration=1s", "maxDuration"),
         ("start=20&end=10", "start"),
         ("service=web&service=db", "service is given 2 times"),
+        ("tag=otel.scope.name:http-lib", "otel.scope.name"),
         ("limit=1&limit=2&limit=3", "limit is given 3 times"),
     ] {
         let (status, body) = f.get(&format!("/api/traces?{query}")).await?;

@@ -201,6 +201,21 @@ pub fn apply_tags(query: &mut TraceQuery, tags: Vec<(String, String)>) -> Result
     for (key, value) in tags {
         match (key.as_str(), value.as_str()) {
             ("error", "true") | ("otel.status_code", "ERROR") => query.error_only = true,
+            ("otel.status_code", "OK") => query.status = Some(otelite_model::StatusCode::Ok),
+            ("otel.status_code", "UNSET") => query.status = Some(otelite_model::StatusCode::Unset),
+            // Shown as tags by the UI, but not kept where a search can find them.
+            (
+                "otel.status_description"
+                | "otel.scope.name"
+                | "otel.scope.version"
+                | "w3c.tracestate",
+                _,
+            ) => {
+                return Err(Fault::BadParameter(format!(
+                    "the tag {key} is shown with each span but cannot be searched; \
+                     search by otel.status_code, error, span.kind or the span's attributes"
+                )));
+            }
             ("span.kind", kind) => {
                 query.kind =
                     params::span_kind(kind).map_err(|why| Fault::malformed("span.kind", why))?;

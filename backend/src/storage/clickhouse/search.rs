@@ -142,6 +142,9 @@ fn span_filters(query: &TraceQuery) -> Vec<String> {
     if let Some(max) = query.max_duration_ns {
         filters.push(format!("duration_ns <= {max}"));
     }
+    if let Some(status) = query.status {
+        filters.push(format!("status_code = {}", status.as_i32()));
+    }
     // Alone, "has errors" is a property of the trace; with span filters, of the span.
     if query.error_only && !filters.is_empty() {
         filters.push(format!("status_code = {}", StatusCode::Error.as_i32()));

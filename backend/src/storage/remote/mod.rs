@@ -411,6 +411,8 @@ mod tests {
             attributes: vec![("user.id".into(), "7".into()), ("q".into(), "a=b&c".into())],
             attribute_prefixes: vec![("url".into(), "/a b".into())],
             error_only: true,
+            // Jaeger's tag only: the CLI never asks for it.
+            status: None,
             min_duration_ns: Some(1),
             max_duration_ns: Some(2),
             start_ns: Some(3),

@@ -78,7 +78,8 @@ impl<'q> Filters<'q> {
         }
         let mut span_conditions = terms.len()
             + usize::from(query.min_duration_ns.is_some())
-            + usize::from(query.max_duration_ns.is_some());
+            + usize::from(query.max_duration_ns.is_some())
+            + usize::from(query.status.is_some());
         // Alone, "has errors" is a property of the trace; with span filters, of the span.
         let error_on_span = query.error_only && (span_conditions > 0 || query.service.is_some());
         span_conditions += usize::from(error_on_span);
@@ -86,7 +87,8 @@ impl<'q> Filters<'q> {
         // column bounds the shortest duration.
         let row_settles = span_conditions <= 1
             && query.attribute_prefixes.is_empty()
-            && query.max_duration_ns.is_none();
+            && query.max_duration_ns.is_none()
+            && query.status.is_none();
         if !terms.is_empty()
             && let Some(service) = &query.service
         {
@@ -400,8 +402,9 @@ impl<'q> SpanCheck<'q> {
         {
             return false;
         }
-        if self.error_on_span
-            && span.status.as_ref().map(|s| s.code) != Some(StatusCode::Error.as_i32())
+        let code = span.status.as_ref().map_or(0, |s| s.code);
+        if self.error_on_span && code != StatusCode::Error.as_i32()
+            || query.status.is_some_and(|status| status.as_i32() != code)
         {
             return false;
         }
