@@ -213,8 +213,10 @@ async function ratesPage(page, open, noConsoleErrors, shot) {
   // The spans the SDK dropped show as a loss at collect, and nowhere else.
   const losses = await page.$$eval('.funnel-card[data-service="lossy"] tr.loss', (els) =>
     els.map((e) => [e.dataset.stage, e.querySelector('.lost').textContent]));
-  check(losses.length === 1 && losses[0][0] === 'collect' && losses[0][1] === `−${expect.lossAtCollect} lost`,
-    'the loss at collect is marked', losses);
+  // With its reason, as the SDK's counter named it.
+  check(losses.length === 1 && losses[0][0] === 'collect'
+    && losses[0][1] === `−${expect.lossAtCollect} lost (queue_full ${expect.lossAtCollect})`,
+    'the loss at collect is marked with its reason', losses);
   noConsoleErrors('rates');
   await shot('rates');
 
