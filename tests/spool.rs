@@ -313,16 +313,7 @@ async fn a_backend_that_never_answers_does_not_cost_the_last_batch() {
     shutdown(second).await;
     let stored = backend.wait_for_trace(&trace, spans.len()).await;
     assert_eq!(stored.len(), 5);
-    let rates = backend
-        .wait_for_rates(SERVICE, |r| {
-            r.n("total") == Some(5) && r.n("transmit") == Some(5)
-        })
-        .await;
-    assert_eq!(
-        rates.counts()[..4],
-        [Some(5), Some(5), Some(5), Some(5)],
-        "total, collect, transmit, store: {rates:#?}"
-    );
+    assert_every_span_counted(&backend, SERVICE, 5).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -349,16 +340,7 @@ async fn providers_sharing_a_spool_keep_each_others_spans_and_reports() {
     for (trace, spans) in &traces {
         assert_eq!(backend.wait_for_trace(trace, 4).await.len(), spans.len());
     }
-    let rates = backend
-        .wait_for_rates(SERVICE, |r| {
-            r.n("total") == Some(12) && r.n("transmit") == Some(12)
-        })
-        .await;
-    assert_eq!(
-        rates.counts()[..4],
-        [Some(12), Some(12), Some(12), Some(12)],
-        "total, collect, transmit, store: {rates:#?}"
-    );
+    assert_every_span_counted(&backend, SERVICE, 12).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -598,4 +580,19 @@ async fn a_spooled_file_short_of_its_named_spans_counts_the_shortfall_once() {
         "the 2 missing spans, once, however many tries: {snapshot:?}"
     );
     assert_eq!(backend.wait_for_trace(&trace.to_hex(), 3).await.len(), 3);
+}
+
+/// Waits until `service`'s total and transmit reach `spans`, then asserts
+/// that total, collect, transmit and store all counted exactly `spans`.
+async fn assert_every_span_counted(backend: &Backend, service: &str, spans: u64) {
+    let rates = backend
+        .wait_for_rates(service, |r| {
+            r.n("total") == Some(spans) && r.n("transmit") == Some(spans)
+        })
+        .await;
+    assert_eq!(
+        rates.counts()[..4],
+        [Some(spans), Some(spans), Some(spans), Some(spans)],
+        "total, collect, transmit, store: {rates:#?}"
+    );
 }
