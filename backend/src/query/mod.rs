@@ -5,6 +5,7 @@
 //! Jaeger's, which `jaeger` answers in Jaeger's shapes. Errors go through `ApiError`,
 //! which maps each cause to a status and keeps internals out of the answer.
 
+mod browser;
 mod budget;
 mod health;
 mod jaeger;
@@ -51,6 +52,7 @@ pub fn router_with(
         .with_state(ops)
         .merge(api(store, limits))
         .merge(crate::ui::router())
+        .layer(axum::middleware::map_response(browser::protect))
 }
 
 fn api(store: Storage, limits: QueryLimits) -> Router {

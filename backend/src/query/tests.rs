@@ -342,3 +342,41 @@ async fn repeated_trace_ids_are_merged_and_capped() -> Result<(), Box<dyn std::e
     writer.join();
     Ok(())
 }
+
+/// Every answer of the query listener, page or API, tells the browser not
+/// to frame it, not to sniff its type, and to run only otelite's scripts.
+#[tokio::test]
+async fn pages_and_api_answers_carry_the_browser_defences() -> Result<(), Box<dyn std::error::Error>>
+{
+    let (_dir, store, writer) = seeded().await?;
+    for uri in [
+        "/",
+        "/ui/app.js",
+        "/api/otelite/services",
+        "/api/traces?limit=x",
+        "/healthz",
+    ] {
+        let response = router(store.clone(), Arc::default())
+            .oneshot(Request::get(uri).body(Body::empty())?)
+            .await?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(header("x-frame-options").as_deref(), Some("DENY"), "{uri}");
+        assert_eq!(
+            header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{uri}"
+        );
+        let policy = header("content-security-policy").unwrap_or_default();
+        assert!(policy.contains("script-src 'self'"), "{uri}: {policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{uri}: {policy}");
+    }
+    drop(store);
+    writer.join();
+    Ok(())
+}
