@@ -20,6 +20,11 @@ pub enum StoreError {
     NotOtelite(PathBuf),
     #[error("{} is a directory, not a database file", .0.display())]
     IsDirectory(PathBuf),
+    #[error("cannot create database file {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Another `otelite serve` holds the file.
     #[error(transparent)]
     Locked(#[from] sqlite::lock::LockError),

@@ -38,6 +38,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use writer::Queued;
 
+/// Creates the database file readable by its owner only, when there is
+/// none yet: spans are the user's data. SQLite gives the `-wal` and `-shm`
+/// files the database file's mode. An existing file keeps its mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -86,6 +103,10 @@ impl SqliteStore {
             path: path.to_owned(),
             source,
         };
+        create_private(path).map_err(|source| StoreError::Create {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut conn = Connection::open(path).map_err(open_error)?;
         // Another program's file is refused before anything in it changes
         // (the journal mode included); a writer elsewhere is waited for.

@@ -842,3 +842,22 @@ async fn another_span_under_stored_ids_is_refused_and_a_retry_is_not()
     writer.join();
     Ok(())
 }
+
+/// Spans are the user's data: a database `serve` creates, and the files
+/// SQLite keeps beside it, are readable by their owner only.
+#[tokio::test]
+async fn a_new_database_and_its_wal_are_private() -> Result<(), Box<dyn std::error::Error>> {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, store, writer) = fresh_store()?;
+    write(&store, spans(3, 2)).await?;
+    for name in ["t.db", "t.db-wal", "t.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))?
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    drop(store);
+    writer.join();
+    Ok(())
+}
