@@ -7,6 +7,7 @@ mod checkpoint;
 mod documents;
 mod edges;
 mod encode;
+mod failed;
 mod groups;
 pub mod lock;
 mod migrations;

@@ -657,9 +657,10 @@ async fn a_call_is_counted_once_whatever_order_and_restarts_its_spans_come_in()
     Ok(())
 }
 
-/// A commit that fails for good (the file may not grow: a full disk) loses
-/// its spans at the store, with the cause; that they were processed and
-/// analyzed stays counted.
+/// A commit that fails (the file may not grow: a full disk) loses its
+/// spans at the store, with the cause; that they were processed and
+/// analyzed stays counted, once however often it fails. Stored on a later
+/// try, they are no loss and still counted once.
 #[tokio::test]
 async fn a_failed_commit_is_lost_at_the_store_as_write_failed()
 -> Result<(), Box<dyn std::error::Error>> {
@@ -689,10 +690,13 @@ async fn a_failed_commit_is_lost_at_the_store_as_write_failed()
             span
         })
         .collect();
-    assert!(write(&store, big).await.is_err(), "the file is full");
-    let counts = store
-        .read(|conn| stage_counts(conn, Some("shop"), 0, i64::MAX))
-        .await?;
+    assert!(
+        write(&store, big.clone()).await.is_err(),
+        "the file is full"
+    );
+    // Failing again books nothing twice.
+    assert!(write(&store, big.clone()).await.is_err(), "still full");
+    let counts = || store.read(|conn| stage_counts(conn, Some("shop"), 0, i64::MAX));
     let row = |stage, reason: Option<&str>, n| RateRow {
         service: "shop".into(),
         stage,
@@ -700,12 +704,27 @@ async fn a_failed_commit_is_lost_at_the_store_as_write_failed()
         n,
     };
     assert_eq!(
-        counts,
+        counts().await?,
         vec![
             row(Stage::Analyze, None, 202),
             row(Stage::Process, None, 202),
             row(Stage::Store, None, 2),
             row(Stage::Store, Some("write_failed"), 200),
+        ]
+    );
+    // Room again, and the sender retries what got no 2xx: the spans are
+    // stored, counted once at every stage, and no longer a loss.
+    store
+        .run_job(|conn| conn.pragma_update(None, "max_page_count", 1_073_741_823))
+        .await??;
+    assert_eq!(write(&store, big).await?.inserted, 200);
+    let after: Vec<RateRow> = counts().await?.into_iter().filter(|r| r.n > 0).collect();
+    assert_eq!(
+        after,
+        vec![
+            row(Stage::Analyze, None, 202),
+            row(Stage::Process, None, 202),
+            row(Stage::Store, None, 202),
         ]
     );
     drop(store);

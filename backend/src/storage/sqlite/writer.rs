@@ -10,6 +10,7 @@ use super::block::PendingBlocks;
 use super::documents::Documents;
 use super::edges;
 use super::encode::{self, SpanRow};
+use super::failed::FailedSpans;
 use super::groups::{self, Edges};
 use crate::stage::{Stage, minute_of};
 use crate::storage::{CounterPoint, Lost, Stored};
@@ -130,11 +131,15 @@ fn commit_group(
     let written = write_group(conn, state, &group);
     last_failed.store(written.is_err(), Ordering::Relaxed);
     match written {
-        Ok(results) => reply(group, results),
+        Ok(results) => {
+            state.failed.committed();
+            reply(group, results)
+        }
         Err(error) => {
             tracing::error!(%error, "write transaction failed");
             // Ids cached during the failed transaction may not exist.
             state.forget_ids();
+            state.failed.rolled_back();
             keep_stage_counts(conn, state, &group);
             fail(group, &error);
         }
@@ -182,20 +187,24 @@ fn keep_stage_counts(conn: &mut Connection, state: &mut WriterState, group: &[Wr
         let tx = begin(conn)?;
         for op in group {
             if let WriteOp::Spans(batch, _, _) = op {
-                add_counts(&tx, state, &batch.counted, batch.received_ns)?;
                 add_losses(&tx, state, &batch.lost, batch.received_ns)?;
-                let failed: Vec<Lost> = batch
-                    .counted
-                    .iter()
-                    .filter(|(_, stage, _)| *stage == Stage::Analyze)
-                    .map(|(service, _, n)| Lost {
-                        service: service.clone(),
-                        stage: Stage::Store,
-                        reason: WRITE_FAILED.to_owned(),
-                        n: *n,
-                    })
-                    .collect();
-                add_losses(&tx, state, &failed, batch.received_ns)?;
+                // A span that failed before is booked already (see `failed`).
+                let new_per_service = state.failed.remember(&batch.spans, batch.received_ns);
+                let minute = minute_of(batch.received_ns);
+                for (service, n) in new_per_service {
+                    let service_id = state.service_id(&tx, service)?;
+                    for stage in [Stage::Process, Stage::Analyze] {
+                        add_count(&tx, service_id, stage, minute, clamp(n))?;
+                    }
+                    add_loss(
+                        &tx,
+                        service_id,
+                        Stage::Store,
+                        WRITE_FAILED,
+                        minute,
+                        clamp(n),
+                    )?;
+                }
             }
         }
         tx.commit()?;
@@ -205,6 +214,38 @@ fn keep_stage_counts(conn: &mut Connection, state: &mut WriterState, group: &[Wr
         state.forget_ids();
         tracing::error!(%error, "could not record stage counts of a failed write");
     }
+}
+
+/// Takes back the failures of spans now stored (see `failed`): they count
+/// at process and analyze once, from their first try, and are no loss.
+fn take_back_failures(
+    tx: &Transaction,
+    state: &mut WriterState,
+    stored: &[&crate::analyze::SpanFacts],
+) -> Result<(), StoreError> {
+    for (booked, n) in state.failed.forgive(stored.iter().copied()) {
+        let service_id = state.service_id(tx, &booked.service)?;
+        let n = clamp(n);
+        for stage in [Stage::Process, Stage::Analyze] {
+            tx.prepare_cached(
+                "UPDATE stage_counts SET n = max(n - ?4, 0)
+                 WHERE service_id = ?1 AND stage = ?2 AND minute = ?3",
+            )?
+            .execute(params![service_id, stage.as_str(), booked.minute, n])?;
+        }
+        tx.prepare_cached(
+            "UPDATE stage_losses SET n = max(n - ?5, 0)
+             WHERE service_id = ?1 AND stage = ?2 AND reason = ?3 AND minute = ?4",
+        )?
+        .execute(params![
+            service_id,
+            Stage::Store.as_str(),
+            WRITE_FAILED,
+            booked.minute,
+            n
+        ])?;
+    }
+    Ok(())
 }
 
 fn write_group(
@@ -244,6 +285,7 @@ fn write_spans(
 ) -> Result<Stored, StoreError> {
     let stored = groups::store_rows(tx, state, &batch.spans, &batch.documents, Edges::Find)?;
     edges::add(tx, &stored.edges)?;
+    take_back_failures(tx, state, &stored.inserted)?;
     // A span already stored (a retried batch) was counted at process and
     // analyze when it first came: counting it again would show rates above
     // 1 and a loss at the store stage that did not happen.
@@ -420,6 +462,8 @@ pub(super) struct WriterState {
     /// Search documents (group id, tokens) of the open transaction, added
     /// to FTS5 just before it commits (see `groups::insert_pending`).
     pub(super) documents: Vec<(i64, Arc<str>)>,
+    /// Spans of failed commits, whose failure a later commit takes back.
+    failed: FailedSpans,
 }
 
 impl WriterState {
@@ -433,6 +477,7 @@ impl WriterState {
             next_block_id: None,
             blocks: PendingBlocks::default(),
             documents: Vec::new(),
+            failed: FailedSpans::default(),
         }
     }
 
