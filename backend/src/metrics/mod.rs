@@ -98,11 +98,11 @@ impl Metrics {
         self.requests_rejected[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    fn received(&self) -> u64 {
+    pub(crate) fn received(&self) -> u64 {
         self.spans_received.load(Ordering::Relaxed)
     }
 
-    fn accepted(&self) -> u64 {
+    pub(crate) fn accepted(&self) -> u64 {
         self.spans_accepted.load(Ordering::Relaxed)
     }
 

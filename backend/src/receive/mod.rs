@@ -321,3 +321,6 @@ where
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;
