@@ -28,7 +28,11 @@ fn hold_writer(store: &SqliteStore) -> std::sync::mpsc::Sender<()> {
     let (release, held) = std::sync::mpsc::channel::<()>();
     let store = store.clone();
     tokio::spawn(async move {
-        let _ = store.run_job(move |_| drop(held.recv())).await;
+        let _ = store
+            .run_job(move |_| {
+                let _ = held.recv();
+            })
+            .await;
     });
     release
 }
