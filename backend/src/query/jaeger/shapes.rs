@@ -211,7 +211,7 @@ pub fn tag(kv: &KeyValue) -> Tag {
     let (kind, value) = match &kv.value {
         AnyValue::String(s) => ("string", Value::String(s.clone())),
         AnyValue::Bool(b) => ("bool", Value::Bool(*b)),
-        AnyValue::Int(i) => ("int64", json!(i)),
+        AnyValue::Int(i) => ("int64", int64(*i)),
         AnyValue::Double(d) => ("float64", json!(d)),
         AnyValue::Bytes(bytes) => ("binary", Value::String(base64(bytes))),
         AnyValue::Empty => ("string", Value::String(String::new())),
@@ -223,6 +223,19 @@ pub fn tag(kv: &KeyValue) -> Tag {
         key: kv.key.clone(),
         kind,
         value,
+    }
+}
+
+/// The largest integer a JavaScript number holds exactly.
+const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+/// An int64 tag's value: a number where the UI's JavaScript reads it
+/// exactly, a decimal string beyond (as Jaeger writes it), never rounded.
+fn int64(value: i64) -> Value {
+    if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&value) {
+        json!(value)
+    } else {
+        Value::String(value.to_string())
     }
 }
 
@@ -267,6 +280,26 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Past 2^53 a JavaScript number rounds: such an int64 goes out as its
+    /// decimal string, still typed `int64`.
+    #[test]
+    fn int64_tags_beyond_javascripts_exact_range_are_strings() {
+        let value = |i: i64| tag(&KeyValue::new("n", AnyValue::Int(i)));
+        let exact = value(9_007_199_254_740_991);
+        assert_eq!(
+            (exact.kind, exact.value),
+            ("int64", json!(9_007_199_254_740_991_i64))
+        );
+        let negative = value(-9_007_199_254_740_991);
+        assert_eq!(negative.value, json!(-9_007_199_254_740_991_i64));
+        let beyond = value(9_007_199_254_740_993);
+        assert_eq!(
+            (beyond.kind, beyond.value),
+            ("int64", json!("9007199254740993"))
+        );
+        assert_eq!(value(i64::MIN).value, json!("-9223372036854775808"));
+    }
 
     #[test]
     fn base64_matches_go() {

@@ -360,6 +360,17 @@ async fn v1_search_filters() -> TestResult {
             .await?,
         [B, C]
     );
+    // An id that names no trace is listed in `errors`, as Jaeger lists it.
+    let unknown = "f".repeat(32);
+    let (status, body) = f
+        .get(&format!("/api/traces?traceID={B}&traceID={unknown}"))
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["total"], 1);
+    assert_eq!(
+        body["errors"],
+        json!([{ "msg": "trace not found", "traceID": unknown }])
+    );
     Ok(())
 }
 
@@ -610,6 +621,23 @@ async fn v3_find_traces_and_not_found() -> TestResult {
         .filter_map(|s| s["traceId"].as_str())
         .collect();
     assert_eq!(trace_ids, [B, A, A]);
+    // One ResourceSpans per trace: payments' spans of B and of A are not
+    // merged under one resource, as Jaeger keeps traces apart.
+    let per_resource: Vec<Vec<&str>> = body["result"]["resourceSpans"]
+        .as_array()
+        .ok_or("no resourceSpans")?
+        .iter()
+        .map(|rs| {
+            rs["scopeSpans"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
+                .filter_map(|s| s["traceId"].as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(per_resource, [vec![B], vec![A], vec![A]]);
     let not_found = json!({ "error": { "httpCode": 404, "message": "No traces found" } });
     assert_eq!(
         f.get(&format!("/api/v3/traces/{}", "f".repeat(32))).await?,

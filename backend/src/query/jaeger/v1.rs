@@ -15,9 +15,10 @@ use serde::Serialize;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Jaeger's default number of traces; more than `MAX_LIMIT` are not sent.
+/// Jaeger's default number of traces; more than `MAX_LIMIT` are not sent
+/// (the Jaeger UI offers up to its `search.maxLimit`, 1500 by default).
 const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = 1500;
 /// `/api/dependencies` looks back a day unless told otherwise, as Jaeger does.
 const DEFAULT_LOOKBACK_MS: u64 = 24 * 3600 * 1000;
 
@@ -27,7 +28,17 @@ pub struct Envelope<T> {
     total: usize,
     limit: usize,
     offset: usize,
-    errors: Option<()>,
+    errors: Option<Vec<Missing>>,
+}
+
+/// An id of `/api/traces?traceID=` that names no stored trace, listed as
+/// Jaeger lists it (the UI's compare page waits for every id otherwise).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Missing {
+    msg: &'static str,
+    #[serde(rename = "traceID")]
+    trace_id: String,
 }
 
 fn envelope<T>(data: Vec<T>) -> Json<Envelope<Vec<T>>> {
@@ -136,15 +147,29 @@ pub async fn find_traces(
     // An id asked for twice is loaded and sent once.
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(*id));
-    let traces = if ids.is_empty() {
+    if ids.is_empty() {
         let query = trace_query(&params)?;
-        store.search_traces(query).await?
-    } else {
-        store.traces(ids).await?
-    };
-    Ok(envelope(
-        traces.iter().map(|spans| shapes::trace(spans)).collect(),
-    ))
+        let traces = store.search_traces(query).await?;
+        return Ok(envelope(
+            traces.iter().map(|spans| shapes::trace(spans)).collect(),
+        ));
+    }
+    let traces = store.traces(ids.clone()).await?;
+    let found: std::collections::HashSet<_> = traces
+        .iter()
+        .filter_map(|spans| spans.first().map(|span| span.trace_id))
+        .collect();
+    let missing: Vec<Missing> = ids
+        .iter()
+        .filter(|id| !found.contains(id))
+        .map(|id| Missing {
+            msg: "trace not found",
+            trace_id: id.to_string(),
+        })
+        .collect();
+    let mut answer = envelope(traces.iter().map(|spans| shapes::trace(spans)).collect());
+    answer.errors = (!missing.is_empty()).then_some(missing);
+    Ok(answer)
 }
 
 /// `/api/traces` parameters as a store search.

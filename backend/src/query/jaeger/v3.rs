@@ -19,7 +19,7 @@ use serde_json::json;
 
 /// Traces searched when `query.searchDepth` is not given, and the most sent.
 const DEFAULT_DEPTH: usize = 100;
-const MAX_DEPTH: usize = 1000;
+const MAX_DEPTH: usize = 1500;
 
 pub struct V3Error(Fault);
 
@@ -90,10 +90,15 @@ pub struct TracesBody {
     result: TracesData,
 }
 
-fn otlp(spans: &[Span]) -> Json<TracesBody> {
+/// The traces as OTLP, each trace its own `ResourceSpans` (Jaeger keeps
+/// traces apart: equal resources of two traces are not merged into one).
+fn otlp<'a>(traces: impl IntoIterator<Item = &'a [Span]>) -> Json<TracesBody> {
     Json(TracesBody {
         result: TracesData {
-            resource_spans: otlp::to_otlp(spans).resource_spans,
+            resource_spans: traces
+                .into_iter()
+                .flat_map(|spans| otlp::to_otlp(spans).resource_spans)
+                .collect(),
         },
     })
 }
@@ -108,7 +113,7 @@ pub async fn trace(
 ) -> Result<Json<TracesBody>, V3Error> {
     let id = trace_id(&id, "trace_id")?;
     match store.trace(id).await? {
-        Some(spans) => Ok(otlp(&spans)),
+        Some(spans) => Ok(otlp([spans.as_slice()])),
         None => Err(no_traces()),
     }
 }
@@ -123,7 +128,7 @@ pub async fn find_traces(
     if traces.is_empty() {
         return Err(no_traces());
     }
-    Ok(otlp(&traces.concat()))
+    Ok(otlp(traces.iter().map(Vec::as_slice)))
 }
 
 #[derive(Serialize)]
