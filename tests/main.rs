@@ -19,6 +19,8 @@
 //!   binary killed, signalled and flooded; retried batches stored once.
 //! - `hostile`: odd but well-framed OTLP (deep nesting, huge values, bad ids,
 //!   odd timestamps, orphans), each with its documented outcome.
+//! - `query_limits`: expensive searches held to `query_timeout` and stopped
+//!   when abandoned, on both stores.
 //! - `retention`: a backend restarted with `--retention` deletes old traces.
 //! - `startup`: one server per database file, start-up messages, files the
 //!   reading commands leave, `otelite health` over TLS.
@@ -40,6 +42,7 @@ mod loss;
 mod metrics;
 mod old_databases;
 mod overload;
+mod query_limits;
 mod retention;
 mod rust_sdk;
 mod security;

@@ -128,7 +128,8 @@ impl Server {
             StoreKind::Clickhouse => {
                 let store =
                     storage::clickhouse::ClickHouseStore::open(&config.clickhouse_url, limits)
-                        .await?;
+                        .await?
+                        .with_query_timeout(config.query_limits.query_timeout);
                 (Storage::new(store), None)
             }
         };

@@ -31,7 +31,7 @@ pub struct QueryLimits {
     pub max_concurrent_reads: usize,
     pub max_trace_ids: usize,
     pub max_repeated_params: usize,
-    /// How long one query may run (SQLite's reads).
+    /// How long one query may run (SQLite's reads, ClickHouse's too).
     pub query_timeout: std::time::Duration,
 }
 

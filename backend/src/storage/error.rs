@@ -41,7 +41,7 @@ pub enum StoreError {
     // Causes only the ClickHouse store has.
     // Their messages name ClickHouse already.
     #[error(transparent)]
-    ClickHouse(#[from] clickhouse::ClickHouseError),
+    ClickHouse(clickhouse::ClickHouseError),
     #[error(transparent)]
     ClickHouseMigration(#[from] clickhouse::MigrationError),
     // Causes only a running otelite asked over HTTP has.
@@ -58,4 +58,15 @@ pub enum StoreError {
     Closed,
     #[error("the store's write queue is full")]
     Overloaded,
+}
+
+/// A read past its limit is the same refusal on every store (503 naming
+/// `query_timeout`); any other ClickHouse cause stays one.
+impl From<clickhouse::ClickHouseError> for StoreError {
+    fn from(e: clickhouse::ClickHouseError) -> Self {
+        match e {
+            clickhouse::ClickHouseError::QueryTimeout(limit) => StoreError::QueryTimeout(limit),
+            e => StoreError::ClickHouse(e),
+        }
+    }
 }

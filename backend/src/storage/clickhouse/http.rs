@@ -7,6 +7,7 @@
 //! 18.16 has no query parameters over HTTP, so values reach SQL only through
 //! [`quote`] and [`hex_literal`]; data goes in and out as RowBinary.
 
+use super::deadline;
 use crate::text::percent_encode;
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
@@ -18,6 +19,11 @@ use std::time::Duration;
 
 /// Longest a statement may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long past its `max_execution_time` a read is waited for: ClickHouse
+/// checks the limit between blocks, and the error has to travel back.
+const READ_SLACK: Duration = Duration::from_secs(5);
+/// How long a `KILL QUERY` is waited for.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most of an error body kept for the message.
 const ERROR_BYTES: usize = 2000;
 
@@ -31,6 +37,9 @@ pub enum ClickHouseError {
     Refused { status: StatusCode, message: String },
     #[error("ClickHouse did not answer within {0:?}")]
     Timeout(Duration),
+    /// A read ran past the store's `query_timeout`.
+    #[error("the query ran longer than its limit of {0:?} (query_timeout): narrow it")]
+    QueryTimeout(Duration),
     #[error("unexpected data from ClickHouse: {0}")]
     Decode(String),
 }
@@ -43,6 +52,8 @@ pub struct Client {
     database: String,
     /// With a cluster, `database` holds Distributed tables over local ones.
     cluster: Option<String>,
+    /// With a limit, [`Client::query`] is a read held to it (see `deadline`).
+    query_timeout: Option<Duration>,
     http: HyperClient<HttpConnector, Full<Bytes>>,
 }
 
@@ -89,6 +100,7 @@ impl Client {
             base: format!("http://{authority}/"),
             database: database.to_owned(),
             cluster,
+            query_timeout: None,
             http: HyperClient::builder(TokioExecutor::new()).build_http(),
         })
     }
@@ -110,6 +122,15 @@ impl Client {
         }
     }
 
+    /// The same client, whose queries are reads stopped after `timeout`
+    /// (rounded up to whole seconds) or when their future is dropped.
+    pub fn with_query_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            query_timeout: Some(timeout),
+            ..self.clone()
+        }
+    }
+
     /// Runs a statement that returns nothing (DDL) in the database.
     pub async fn execute(&self, sql: &str) -> Result<(), ClickHouseError> {
         let params = format!("database={}", self.database);
@@ -126,9 +147,45 @@ impl Client {
 
     /// Runs a query in the database and returns its RowBinary output.
     pub async fn query(&self, sql: &str) -> Result<Bytes, ClickHouseError> {
-        let sql = format!("{sql} FORMAT RowBinary");
+        let sql = Bytes::from(format!("{sql} FORMAT RowBinary"));
         let params = format!("database={}", self.database);
-        self.post(&params, Bytes::from(sql)).await
+        match self.query_timeout {
+            None => self.post(&params, sql).await,
+            Some(limit) => self.read(&params, sql, limit).await,
+        }
+    }
+
+    /// A query held to `limit`, killed if its future is dropped first.
+    async fn read(
+        &self,
+        params: &str,
+        sql: Bytes,
+        limit: Duration,
+    ) -> Result<Bytes, ClickHouseError> {
+        let id = deadline::query_id();
+        let params = format!("{params}&{}", deadline::settings(limit, &id));
+        let guard = deadline::KillOnDrop::new(self.clone(), id);
+        let answer = self.post_within(&params, sql, limit + READ_SLACK).await;
+        match answer {
+            Err(ClickHouseError::Refused { message, .. }) if deadline::is_timeout(&message) => {
+                guard.disarm();
+                Err(ClickHouseError::QueryTimeout(limit))
+            }
+            // ClickHouse never answered: the guard kills what may still run.
+            Err(ClickHouseError::Timeout(_)) => Err(ClickHouseError::QueryTimeout(limit)),
+            answer => {
+                guard.disarm();
+                answer
+            }
+        }
+    }
+
+    /// Asks the server to stop the query `id` (from [`deadline::query_id`]).
+    pub(super) async fn kill_query(&self, id: &str) -> Result<(), ClickHouseError> {
+        let sql = format!("KILL QUERY WHERE query_id = {} ASYNC", quote(id));
+        self.post_within("", Bytes::from(sql), KILL_TIMEOUT)
+            .await
+            .map(drop)
     }
 
     /// Inserts RowBinary `rows` into `table (columns)`; returns once
@@ -160,6 +217,15 @@ impl Client {
     }
 
     async fn post(&self, params: &str, body: Bytes) -> Result<Bytes, ClickHouseError> {
+        self.post_within(params, body, TIMEOUT).await
+    }
+
+    async fn post_within(
+        &self,
+        params: &str,
+        body: Bytes,
+        limit: Duration,
+    ) -> Result<Bytes, ClickHouseError> {
         let url = format!("{}?{params}", self.base);
         let request =
             Request::post(&url)
@@ -168,7 +234,7 @@ impl Client {
                     url: self.base.clone(),
                     reason: e.to_string(),
                 })?;
-        self.exchange(request, TIMEOUT).await
+        self.exchange(request, limit).await
     }
 
     /// Sends a request; its answer's body on a 2xx within `limit`.

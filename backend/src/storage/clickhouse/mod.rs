@@ -9,6 +9,7 @@
 //! - `encode` (on the receiver's blocking thread) and `write`: batches in.
 //! - `read` and `search`: the query API's answers.
 //! - `retention`: whole day partitions dropped past `--retention`.
+//! - `deadline`: each read held to `query_timeout`, killed when abandoned.
 //!
 //! Writes are bounded like SQLite's queue: at most `write_queue` inserts in
 //! flight and `max_queued_spans` spans in them; past that, `Overloaded`
@@ -21,6 +22,7 @@
 //! batch cannot see a copy another receiver is inserting at that moment
 //! (within one process, the single span writer rules that out).
 
+mod deadline;
 mod encode;
 pub mod http;
 mod migrations;
@@ -51,9 +53,10 @@ const EDGE_MEMORY: usize = 200_000;
 /// probes often and wants a quick no.
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A handle to the ClickHouse store; cheap to clone.
+/// A handle to the ClickHouse store, with its reads' time limit; cheap to
+/// clone.
 #[derive(Clone)]
-pub struct ClickHouseStore(Arc<Inner>);
+pub struct ClickHouseStore(Arc<Inner>, std::time::Duration);
 
 struct Inner {
     client: Client,
@@ -79,16 +82,24 @@ impl ClickHouseStore {
         let last_write_failed = Arc::new(AtomicBool::new(false));
         let (span_writer, queue) = mpsc::unbounded_channel();
         tokio::spawn(writer(client.clone(), queue, last_write_failed.clone()));
-        Ok(Self(Arc::new(Inner {
-            client,
-            inserts: Arc::new(Semaphore::new(requests)),
-            insert_capacity: requests,
-            span_budget: Arc::new(Semaphore::new(spans)),
-            span_capacity: spans,
-            last_write_failed,
-            span_writer,
-            series: tokio::sync::Mutex::new(write::SeriesMemory::new()),
-        })))
+        Ok(Self(
+            Arc::new(Inner {
+                client,
+                inserts: Arc::new(Semaphore::new(requests)),
+                insert_capacity: requests,
+                span_budget: Arc::new(Semaphore::new(spans)),
+                span_capacity: spans,
+                last_write_failed,
+                span_writer,
+                series: tokio::sync::Mutex::new(write::SeriesMemory::new()),
+            }),
+            crate::storage::sqlite::DEFAULT_QUERY_TIMEOUT,
+        ))
+    }
+
+    /// The same store, whose reads stop after `timeout`.
+    pub fn with_query_timeout(self, timeout: std::time::Duration) -> Self {
+        Self(self.0, timeout)
     }
 
     pub fn client(&self) -> &Client {
@@ -171,9 +182,9 @@ async fn joined<T>(task: tokio::task::JoinHandle<Result<T, StoreError>>) -> Resu
 impl ReadsThrough for ClickHouseStore {
     type Reader = ClickHouseReader;
 
-    /// The reads of this database: a client clone.
+    /// The reads of this database: a client clone held to the limit.
     fn reader(&self) -> ClickHouseReader {
-        ClickHouseReader(self.0.client.clone())
+        ClickHouseReader(self.0.client.with_query_timeout(self.1))
     }
 }
 

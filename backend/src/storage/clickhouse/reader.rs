@@ -2,9 +2,11 @@
 //! The server's store reads through one; the reading commands open one on
 //! a database no receiver needs to run (`ClickHouseReader::connect`), after
 //! checking it holds otelite's tables at this otelite's schema version.
+//! Every read is held to a time limit and killed when abandoned (`deadline`).
 
 use super::http::{ClickHouseError, Client};
 use super::{migrations, read, search};
+use crate::storage::sqlite::DEFAULT_QUERY_TIMEOUT;
 use crate::storage::{Dependency, Page, RateRow, StoreError, StoreFuture, TraceQuery, TraceReader};
 use otelite_model::{Span, SpanKind, TraceId};
 
@@ -25,7 +27,7 @@ impl ClickHouseReader {
             }
             .into());
         }
-        Ok(Self(client))
+        Ok(Self(client.with_query_timeout(DEFAULT_QUERY_TIMEOUT)))
     }
 
     /// Runs `read` and maps its error; reads need no slot.
