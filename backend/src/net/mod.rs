@@ -4,6 +4,7 @@
 
 mod accept;
 mod auth;
+mod head_cap;
 mod tls;
 mod write_deadline;
 
