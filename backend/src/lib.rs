@@ -94,6 +94,7 @@ pub struct Server {
     limits: net::ConnectionLimits,
     query_limits: query::QueryLimits,
     retention: storage::retention::Policy,
+    allowed_hosts: Vec<String>,
 }
 
 /// The bearer tokens each listener requires, if any.
@@ -148,6 +149,7 @@ impl Server {
             limits: config.connection_limits,
             query_limits: config.query_limits,
             retention: config.retention,
+            allowed_hosts: config.allowed_hosts,
         })
     }
 
@@ -185,6 +187,9 @@ impl Server {
             body_read_timeout: self.limits.body_read_timeout,
         };
         let (receive, query) = routers(&self.storage, limits, self.query_limits, &self.tokens);
+        // Outermost, so a rebound name learns nothing, not even a 401.
+        let hosts = net::HostPolicy::new(self.query_addr(), &self.allowed_hosts);
+        let query = query.layer(axum::middleware::from_fn_with_state(hosts, net::check_host));
         let retention = tokio::spawn(self.storage.retention(self.retention, stop_rx.clone()));
         drop(self.storage);
         let limits = self.limits;

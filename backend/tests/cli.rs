@@ -129,3 +129,65 @@ fn a_busy_port_stops_the_start_before_the_database_is_made() {
         "files made before the bind failed: {left:?}"
     );
 }
+
+/// A server on 127.0.0.1 that answers every request (one per connection)
+/// with `body(n)` as 200 JSON, n counting the requests from 1.
+fn hostile_server(body: fn(usize) -> Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for (n, socket) in listener.incoming().flatten().enumerate() {
+            let Ok(clone) = socket.try_clone() else {
+                continue;
+            };
+            let mut reader = BufReader::new(clone);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|read| read > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let body = body(n + 1);
+            let mut socket = socket;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = socket.write_all(head.as_bytes());
+            let _ = socket.write_all(&body);
+        }
+    });
+    url
+}
+
+/// The CLI does not trust the server it asks: a search whose pages never
+/// end, and an answer past its cap, each end the command with exit 1 and a
+/// message saying what the server did.
+#[test]
+fn a_hostile_server_cannot_hold_the_command() {
+    let looping =
+        hostile_server(|n| format!(r#"{{"traces":[],"nextCursor":"{n}-{n:032x}"}}"#).into_bytes());
+    let out = otelite(&[
+        "traces",
+        "--server",
+        &looping,
+        "--limit",
+        "5",
+        "--timeout",
+        "5s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&looping) && stderr.contains("empty but named a next page"),
+        "{stderr}"
+    );
+
+    let huge = hostile_server(|_| {
+        let name = format!("\"{}\"", "s".repeat(1000));
+        format!(r#"{{"services":[{}]}}"#, vec![name; 9 * 1024].join(",")).into_bytes()
+    });
+    let out = otelite(&["services", "--server", &huge, "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("longer than 8 MiB"), "{stderr}");
+}

@@ -31,6 +31,8 @@ pub mod traces;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod untrusted_tests;
 
 use crate::storage::StoreError;
 use crate::storage::remote::RemoteError;
@@ -62,6 +64,18 @@ pub enum CliError {
     UnknownService { service: String, place: String },
     #[error("{0}")]
     BadArgument(String),
+    /// A server's search pages that would never end.
+    #[error("{place}: {source}")]
+    Paging {
+        place: String,
+        source: source::PagingError,
+    },
+    /// A server that kept the whole command past its bound.
+    #[error(
+        "{place}: no complete answer within {deadline:?} ({} × --timeout for a whole command)",
+        source::COMMAND_TIMEOUTS
+    )]
+    CommandTimeout { place: String, deadline: Duration },
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
     #[error("cannot write JSON: {0}")]
@@ -102,7 +116,8 @@ pub struct Common {
     /// roots (a private CA or a self-signed server) [env: OTELITE_SERVER_CA]
     #[arg(long, value_name = "PATH")]
     pub server_ca: Option<PathBuf>,
-    /// With --server: give up on an answer that takes longer than this
+    /// With --server: give up on an answer that takes longer than this, and
+    /// on the whole command after four times this
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = time::parse_duration)]
     pub timeout: Duration,
     /// Print JSON instead of a table.
@@ -171,13 +186,26 @@ pub async fn run(
     context: Context,
 ) -> Result<(), CliError> {
     let source = &Source::resolve(command.common(), context.var).await?;
-    let result = match command {
-        Command::Services(args) => services::run_services(args, source, out).await,
-        Command::Operations(args) => services::run_operations(args, source, out).await,
-        Command::Traces(args) => traces::run_traces(args, source, out, context).await,
-        Command::Trace(args) => traces::run_trace(args, source, out, context).await,
-        Command::Rates(args) => rates::run(args, source, out, context).await,
-        Command::Deps(args) => deps::run(args, source, out, context).await,
+    let work = async {
+        match command {
+            Command::Services(args) => services::run_services(args, source, out).await,
+            Command::Operations(args) => services::run_operations(args, source, out).await,
+            Command::Traces(args) => traces::run_traces(args, source, out, context).await,
+            Command::Trace(args) => traces::run_trace(args, source, out, context).await,
+            Command::Rates(args) => rates::run(args, source, out, context).await,
+            Command::Deps(args) => deps::run(args, source, out, context).await,
+        }
+    };
+    let result = match source.deadline() {
+        Some(deadline) => tokio::time::timeout(deadline, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(CliError::CommandTimeout {
+                    place: source.place_name().to_owned(),
+                    deadline,
+                })
+            }),
+        None => work.await,
     }
     .and_then(|()| Ok(out.flush()?));
     match result {

@@ -13,6 +13,7 @@ use crate::storage::sqlite::SqliteReader;
 use crate::storage::{Dependency, StoreError, TraceQuery, TraceReader, TraceSummary};
 use otelite_model::{Span, SpanKind, TraceId};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `--server` when the flag is not given.
 pub const SERVER_ENV: &str = "OTELITE_SERVER";
@@ -41,10 +42,31 @@ impl Place {
     }
 }
 
+/// A search reads at most this many pages. Each must bring a trace, so
+/// `--limit` bounds them too; this bounds a server that brings one at a time.
+pub const MAX_PAGES: usize = 100;
+/// With `--server`, the whole command ends within this many `--timeout`s,
+/// however many requests it makes: a server that answers each one just in
+/// time cannot hold it forever.
+pub const COMMAND_TIMEOUTS: u32 = 4;
+
+/// Why a server's search pages were not followed further.
+#[derive(Debug, thiserror::Error)]
+pub enum PagingError {
+    #[error("search page {page} was empty but named a next page (nextCursor)")]
+    EmptyWithCursor { page: usize },
+    #[error("search page {page} named itself as the next page (nextCursor {cursor})")]
+    SameCursor { page: usize, cursor: String },
+    #[error("the search needed more than {MAX_PAGES} pages")]
+    TooManyPages,
+}
+
 /// The reader the flags name, and how messages name it.
 pub struct Source {
     reader: Box<dyn TraceReader>,
     place: String,
+    /// The bound on a whole command, for a server only.
+    deadline: Option<Duration>,
 }
 
 impl Source {
@@ -74,7 +96,11 @@ impl Source {
                 let Place::Server(remote) = place else {
                     unreachable!("matched above")
                 };
-                Ok(Self::new(*remote, name))
+                let deadline = common.timeout.saturating_mul(COMMAND_TIMEOUTS);
+                Ok(Self {
+                    deadline: Some(deadline),
+                    ..Self::new(*remote, name)
+                })
             }
         }
     }
@@ -83,6 +109,7 @@ impl Source {
         Self {
             reader: Box::new(reader),
             place,
+            deadline: None,
         }
     }
 
@@ -130,6 +157,11 @@ impl Source {
         }
     }
 
+    /// How long a whole command may take: `None` but for a server.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+
     /// Where the data comes from, for messages: the file, the ClickHouse URL
     /// or the server URL.
     pub fn place_name(&self) -> &str {
@@ -162,11 +194,19 @@ impl Source {
     }
 
     /// Trace summaries, newest first, at most `query.limit`: page after
-    /// page, until the limit, the last page, or a page that brings nothing.
+    /// page, until the limit or the last page. A page that would make the
+    /// paging endless (empty yet naming a next page, naming itself, one
+    /// past [`MAX_PAGES`]) is an error, not a shorter answer.
     pub async fn search(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, CliError> {
         let mut traces = Vec::new();
         let mut cursor = query.cursor;
-        while traces.len() < query.limit {
+        for page_number in 1.. {
+            if traces.len() >= query.limit {
+                break;
+            }
+            if page_number > MAX_PAGES {
+                return Err(self.paging(PagingError::TooManyPages));
+            }
             let page_query = TraceQuery {
                 limit: (query.limit - traces.len()).min(PAGE_LIMIT),
                 cursor,
@@ -180,12 +220,27 @@ impl Source {
             let brought = page.traces.len();
             traces.extend(page.traces);
             match page.next {
-                Some(next) if brought > 0 => cursor = Some(next),
-                _ => break,
+                None => break,
+                Some(_) if brought == 0 => {
+                    let page = page_number;
+                    return Err(self.paging(PagingError::EmptyWithCursor { page }));
+                }
+                Some(next) if Some(next) == cursor => {
+                    let (page, cursor) = (page_number, next.to_string());
+                    return Err(self.paging(PagingError::SameCursor { page, cursor }));
+                }
+                Some(next) => cursor = Some(next),
             }
         }
         traces.truncate(query.limit);
         Ok(traces)
+    }
+
+    fn paging(&self, source: PagingError) -> CliError {
+        CliError::Paging {
+            place: self.place.clone(),
+            source,
+        }
     }
 
     /// Every stored span of a trace, by start time.

@@ -60,6 +60,9 @@ pub struct Config {
     pub store: StoreKind,
     /// Used when `store` is ClickHouse.
     pub clickhouse_url: String,
+    /// `Host` names the query listener answers besides loopback's
+    /// (`net::HostPolicy`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Config {

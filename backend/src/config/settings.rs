@@ -177,6 +177,17 @@ pub struct Settings {
         default_value = "30s"
     )]
     pub query_timeout: Age,
+    /// Host names the query listener answers besides loopback's
+    /// (comma-separated; the port is not compared). Bound to loopback, it
+    /// answers only localhost, 127.0.0.1, [::1] and these, against DNS
+    /// rebinding; bound elsewhere, every name unless this is given
+    #[arg(
+        long,
+        env = "OTELITE_ALLOWED_HOSTS",
+        value_name = "HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Settings {
@@ -264,6 +275,7 @@ impl Settings {
             retention: Policy::new(Some(self.retention), Some(self.max_db_size)),
             store: self.store,
             clickhouse_url: self.clickhouse_url,
+            allowed_hosts: self.allowed_hosts,
         })
     }
 }

@@ -324,3 +324,19 @@ fn the_store_and_clickhouse_url_follow_the_same_precedence() -> TestResult {
         },
     )
 }
+
+#[test]
+fn allowed_hosts_from_the_file_or_a_comma_separated_flag() -> TestResult {
+    let listed = || file("allowed_hosts = [\"otelite.internal\", \"other\"]\n");
+    let config = serve(&[])?.over(listed()?)?.into_config()?;
+    assert_eq!(config.allowed_hosts, ["otelite.internal", "other"]);
+    let config = serve(&["--allowed-hosts", "a.example,b.example"])?
+        .over(listed()?)?
+        .into_config()?;
+    assert_eq!(config.allowed_hosts, ["a.example", "b.example"]);
+    assert!(
+        serve(&[])?.load()?.allowed_hosts.is_empty(),
+        "none by default"
+    );
+    Ok(())
+}

@@ -20,6 +20,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+#[cfg(test)]
+mod tests;
+
 /// Bounds on what one client can hold.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -35,7 +38,9 @@ pub struct ConnectionLimits {
     /// client that stops reading loses its connection and the answer's
     /// memory is freed.
     pub write_timeout: Duration,
-    /// Largest request head, in bytes (hyper's read buffer; at least 8192).
+    /// Largest request head, in bytes (at least 8192): hyper's read
+    /// buffer for a head that comes in pieces, counted again on the parsed
+    /// head for one that came at once (`head_cap`).
     pub max_header_bytes: usize,
     pub tls_handshake_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
@@ -67,6 +72,10 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let tls = tls.map(TlsAcceptor::from);
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        limits.max_header_bytes.max(8192),
+        super::head_cap::refuse_large_heads,
+    ));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
     loop {

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -23,6 +23,9 @@ pub enum FetchError {
     Request(String),
     #[error("cannot read the answer: {0}")]
     Body(String),
+    /// The answer went past the caller's cap (`limit` bytes).
+    #[error("the answer is longer than {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("{0}")]
     Tls(#[from] otelite_model::tls::TlsError),
     #[error("{0}")]
@@ -86,7 +89,10 @@ impl HttpClient {
         let body = Limited::new(response.into_body(), max_body)
             .collect()
             .await
-            .map_err(|error| FetchError::Body(cause_chain(error.as_ref())))?
+            .map_err(|error| match error.downcast_ref::<LengthLimitError>() {
+                Some(_) => FetchError::TooLarge { limit: max_body },
+                None => FetchError::Body(cause_chain(error.as_ref())),
+            })?
             .to_bytes();
         Ok(Answer { status, body })
     }

@@ -19,6 +19,10 @@ pub enum RemoteError {
     },
     #[error("{url}: not an answer of otelite's query API: {reason}")]
     BadAnswer { url: String, reason: String },
+    /// An answer past the cap of its kind of question, so a wrong or
+    /// hostile server cannot fill memory.
+    #[error("{url}: the answer is longer than {} MiB, the most otelite reads for this question", .limit >> 20)]
+    TooLarge { url: String, limit: usize },
     /// The server's URL, token or CA file cannot be used.
     #[error("{0}")]
     BadArgument(String),

@@ -26,9 +26,14 @@ use std::time::Duration;
 /// The server's search pages are at most this long (its `limit` maximum):
 /// a longer search is read page by page.
 pub const PAGE_LIMIT: usize = 1000;
-/// An answer larger than this is refused, so a wrong URL cannot fill memory.
-/// A trace of a million spans is a few hundred MB of JSON.
-const MAX_ANSWER_BYTES: usize = 1 << 30;
+/// The longest list answer read (services, operations, a search page,
+/// dependencies, rates), so a wrong or hostile server cannot fill memory:
+/// parsed, a list of short strings costs about 12 times its JSON. A full
+/// search page of 1000 summaries is well under 1 MiB.
+pub const MAX_LIST_BYTES: usize = 8 << 20;
+/// The longest trace answer read: about 100 000 spans of JSON. Larger
+/// traces are read from the file (`--db`).
+pub const MAX_TRACE_BYTES: usize = 64 << 20;
 /// A host that does not answer the connect fails sooner than `--timeout`.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SECOND_NS: u64 = 1_000_000_000;
@@ -105,7 +110,7 @@ impl Remote {
         if let Some(kind) = kind {
             path.push_str(&format!("?kind={}", span_kind_name(kind)));
         }
-        let body: Option<Body> = self.get(&path).await?;
+        let body: Option<Body> = self.get(&path, MAX_LIST_BYTES).await?;
         let operations = body.map(|body| body.operations).unwrap_or_default();
         Ok(operations
             .into_iter()
@@ -145,7 +150,9 @@ impl Remote {
         struct Body {
             spans: Vec<Span>,
         }
-        let body: Option<Body> = self.get(&format!("/api/otelite/traces/{id}")).await?;
+        let body: Option<Body> = self
+            .get(&format!("/api/otelite/traces/{id}"), MAX_TRACE_BYTES)
+            .await?;
         Ok(body.map(|body| body.spans))
     }
 
@@ -215,22 +222,27 @@ impl Remote {
     /// As `get`, where a 404 can only mean the URL is not otelite's API.
     async fn get_found<T: DeserializeOwned>(&self, path: &str) -> Result<T, RemoteError> {
         let url = format!("{}{path}", self.base);
-        self.get(path).await?.ok_or(RemoteError::ServerAnswer {
-            url,
-            status: StatusCode::NOT_FOUND,
-            message: "not found".into(),
-        })
+        self.get(path, MAX_LIST_BYTES)
+            .await?
+            .ok_or(RemoteError::ServerAnswer {
+                url,
+                status: StatusCode::NOT_FOUND,
+                message: "not found".into(),
+            })
     }
 
     /// GETs `path` (with its query) under the base URL: the JSON body of a
     /// 2xx, `None` for otelite's own 404 (a JSON `error`: no such trace or
-    /// service), and an error naming the cause otherwise.
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, RemoteError> {
+    /// service), and an error naming the cause otherwise; an answer longer
+    /// than `max_body` bytes is an error.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        max_body: usize,
+    ) -> Result<Option<T>, RemoteError> {
         let url = format!("{}{path}", self.base);
         let uri: Uri = url.parse().map_err(|_| not_a_url(&url))?;
-        let fetch = self
-            .client
-            .get(&uri, self.authorization.as_ref(), MAX_ANSWER_BYTES);
+        let fetch = self.client.get(&uri, self.authorization.as_ref(), max_body);
         let answer = match tokio::time::timeout(self.timeout, fetch).await {
             Err(_) => {
                 return Err(RemoteError::Timeout {
@@ -243,6 +255,9 @@ impl Remote {
                     url: self.base.clone(),
                     reason,
                 });
+            }
+            Ok(Err(FetchError::TooLarge { limit })) => {
+                return Err(RemoteError::TooLarge { url, limit });
             }
             Ok(Err(error)) => {
                 return Err(RemoteError::BadAnswer {
