@@ -9,10 +9,10 @@
 //! once the limit has passed or the read's future has been dropped (an
 //! abandoned HTTP request), so no query burns CPU for nobody.
 
-use super::{dependencies, operations, plans, search_page, services, stage_counts, trace};
+use super::{dependencies, operations, search_page, services, stage_counts, trace};
 use crate::storage::{Dependency, Page, RateRow, StoreError, StoreFuture, TraceQuery, TraceReader};
 use otelite_model::{Span, SpanKind, TraceId};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,13 +32,8 @@ pub struct SqliteReader(Arc<ReaderPool>);
 impl SqliteReader {
     /// The reader of a store this process has opened (and migrated).
     pub(super) fn new(path: &Path) -> Self {
-        Self::with_access(path, Access::BesideWriter)
-    }
-
-    fn with_access(path: &Path, access: Access) -> Self {
         Self(Arc::new(ReaderPool {
             path: path.to_owned(),
-            access,
             idle: Mutex::new(Vec::new()),
             query_timeout: DEFAULT_QUERY_TIMEOUT,
         }))
@@ -48,7 +43,6 @@ impl SqliteReader {
     pub fn with_query_timeout(&self, timeout: Duration) -> Self {
         Self(Arc::new(ReaderPool {
             path: self.0.path.clone(),
-            access: self.0.access,
             idle: Mutex::new(Vec::new()),
             query_timeout: timeout,
         }))
@@ -59,7 +53,7 @@ impl SqliteReader {
     /// has another schema version.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let checked = super::open_read_only(path)?;
-        let reader = Self::with_access(path, Access::Alone);
+        let reader = Self::new(path);
         reader.0.give_back(checked);
         Ok(reader)
     }
@@ -163,40 +157,20 @@ impl Drop for Abandoned {
 
 struct ReaderPool {
     path: PathBuf,
-    access: Access,
     idle: Mutex<Vec<Connection>>,
     query_timeout: Duration,
 }
 
-/// How the pool's connections open the file.
-#[derive(Clone, Copy)]
-enum Access {
-    /// Beside this process's writer, which owns the `-wal` file.
-    BesideWriter,
-    /// With no writer in this process: see `read::open_without_writer`.
-    Alone,
-}
-
 impl ReaderPool {
+    /// An idle connection, or a new one. New ones open the file read-write
+    /// but `query_only` (see `read::open_without_writer`), also beside this
+    /// process's writer: whichever connection closes last at shutdown, a
+    /// reader's included, may then remove the `-wal` and `-shm` files.
     fn take(&self) -> Result<Connection, StoreError> {
         if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
             return Ok(conn);
         }
-        if let Access::Alone = self.access {
-            return super::read::open_without_writer(&self.path);
-        }
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open {
-            path: self.path.clone(),
-            source,
-        })?;
-        plans::keep_plans(&conn)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch("PRAGMA query_only = 1;")?;
-        Ok(conn)
+        super::read::open_without_writer(&self.path)
     }
 
     fn give_back(&self, conn: Connection) {
