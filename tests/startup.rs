@@ -126,11 +126,7 @@ async fn a_new_database_is_not_vacuumed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reading_commands_leave_no_files_beside_a_stopped_servers_database() {
     blocking(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("otelite.db");
-        let mut server = ServeProcess::start(&db, &[]);
-        server.signal("TERM");
-        assert!(server.wait_exit(Duration::from_secs(30)).is_some());
+        let (dir, db) = database_of_a_stopped_server();
         let before = files_in(dir.path());
         assert_eq!(before, ["otelite.db", "otelite.db.lock"]);
         for args in [&["services"][..], &["traces"], &["rates"], &["deps"]] {
@@ -145,11 +141,7 @@ async fn reading_commands_leave_no_files_beside_a_stopped_servers_database() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_damaged_database_or_a_directory_is_named_with_the_cause() {
     blocking(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("otelite.db");
-        let mut server = ServeProcess::start(&db, &[]);
-        server.signal("TERM");
-        assert!(server.wait_exit(Duration::from_secs(30)).is_some());
+        let (dir, db) = database_of_a_stopped_server();
         let damaged = dir.path().join("cut.db");
         let bytes = std::fs::read(&db).expect("read the database");
         std::fs::write(&damaged, &bytes[..bytes.len() / 4]).expect("write a cut copy");
@@ -207,4 +199,15 @@ async fn health_checks_a_server_speaking_tls() {
         assert!(text(&out.stderr).contains("certificate"), "{out:?}");
     })
     .await;
+}
+
+/// A new database made by a real `otelite serve`, stopped by SIGTERM, in a
+/// directory of its own.
+fn database_of_a_stopped_server() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("otelite.db");
+    let mut server = ServeProcess::start(&db, &[]);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).is_some());
+    (dir, db)
 }
