@@ -6,6 +6,7 @@
 
 mod params;
 mod shapes;
+mod transform;
 mod v1;
 mod v3;
 
@@ -26,6 +27,12 @@ pub fn router(store: Storage) -> Router {
         .route("/api/traces", get(v1::find_traces))
         .route("/api/traces/{trace_id}", get(v1::trace))
         .route("/api/dependencies", get(v1::dependencies))
+        .route(
+            "/api/transform",
+            axum::routing::post(transform::transform).layer(axum::extract::DefaultBodyLimit::max(
+                transform::MAX_FILE_BYTES,
+            )),
+        )
         .route("/api/v3/services", get(v3::services))
         .route("/api/v3/operations", get(v3::operations))
         .route("/api/v3/trace-summaries", get(v3::trace_summaries))

@@ -666,3 +666,58 @@ async fn otelite_routes_still_answer() -> TestResult {
     assert_eq!(body, json!({ "services": ["frontend", "payments"] }));
     Ok(())
 }
+
+impl Fixture {
+    async fn post(
+        &self,
+        uri: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
+        let request = Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body))?;
+        let response = self.router.clone().oneshot(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, serde_json::from_slice(&body)?))
+    }
+}
+
+/// The Jaeger UI's upload: an OTLP JSON file comes back as its traces, in
+/// the shape `/api/traces/{id}` gives, and nothing is stored.
+#[tokio::test]
+async fn transform_turns_an_otlp_json_file_into_jaeger_traces() -> TestResult {
+    let f = seeded().await?;
+    let mut spans = fixture();
+    // A trace only in the file, to show that nothing is stored.
+    spans.push(
+        span(
+            0x0d,
+            9,
+            &resource("uploaded", "h"),
+            "from a file",
+            T0,
+            1_000,
+        )
+        .build(),
+    );
+    let file = serde_json::to_vec(&otelite_model::otlp::to_otlp(&spans))?;
+    let (status, body) = f.post("/api/transform", file).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"][0], golden_trace_a());
+    // In the order the file first names them: the file lists frontend's
+    // spans (A, C) before payments' (A, B).
+    assert_eq!(ids(&body["data"], "traceID"), [A, C, B, &"0d".repeat(16)]);
+    assert_eq!(
+        f.v1_ids(&format!("/api/traces?traceID={}", "0d".repeat(16)))
+            .await?,
+        Vec::<String>::new()
+    );
+
+    let (status, body) = f.post("/api/transform", b"{not json".to_vec()).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["code"], 400);
+    let msg = body["errors"][0]["msg"].as_str().unwrap_or("");
+    assert!(msg.contains("not OTLP JSON"), "{msg}");
+    Ok(())
+}

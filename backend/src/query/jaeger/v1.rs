@@ -41,7 +41,7 @@ pub struct Missing {
     trace_id: String,
 }
 
-fn envelope<T>(data: Vec<T>) -> Json<Envelope<Vec<T>>> {
+pub(super) fn envelope<T>(data: Vec<T>) -> Json<Envelope<Vec<T>>> {
     Json(Envelope {
         total: data.len(),
         data,
@@ -71,7 +71,7 @@ impl IntoResponse for V1Error {
     }
 }
 
-type Answer<T> = Result<Json<Envelope<Vec<T>>>, V1Error>;
+pub(super) type Answer<T> = Result<Json<Envelope<Vec<T>>>, V1Error>;
 
 pub async fn services(State(store): State<Storage>) -> Answer<String> {
     Ok(envelope(store.services().await?))
