@@ -6,26 +6,10 @@
 
 use std::error::Error;
 
-/// `error: cause: …`, stopping at the first cause whose text the line
-/// already holds: that error's message summed up what lies beneath it.
-/// A server's message may carry terminal controls: they are escaped.
+/// `error: cause: …` (see `text::cause_chain`). A server's message may
+/// carry terminal controls: they are escaped.
 pub fn one_line(error: &(dyn Error + 'static)) -> String {
-    super::escape::escaped(&chain(error)).into_owned()
-}
-
-fn chain(error: &(dyn Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            break;
-        }
-        line.push_str(": ");
-        line.push_str(&text);
-        next = cause.source();
-    }
-    line
+    super::escape::escaped(&crate::text::cause_chain(error)).into_owned()
 }
 
 #[cfg(test)]

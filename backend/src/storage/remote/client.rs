@@ -84,34 +84,18 @@ impl HttpClient {
             .client
             .request(request.body(Empty::new())?)
             .await
-            .map_err(|error| FetchError::Request(cause_chain(&error)))?;
+            .map_err(|error| FetchError::Request(crate::text::cause_chain(&error)))?;
         let status = response.status();
         let body = Limited::new(response.into_body(), max_body)
             .collect()
             .await
             .map_err(|error| match error.downcast_ref::<LengthLimitError>() {
                 Some(_) => FetchError::TooLarge { limit: max_body },
-                None => FetchError::Body(cause_chain(error.as_ref())),
+                None => FetchError::Body(crate::text::cause_chain(error.as_ref())),
             })?
             .to_bytes();
         Ok(Answer { status, body })
     }
-}
-
-/// `error: its source: …`, skipping a source whose text its parent already
-/// ends with.
-fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        let part = cause.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        next = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -128,7 +112,10 @@ mod tests {
             std::io::ErrorKind::ConnectionRefused,
             "connection refused",
         ));
-        assert_eq!(cause_chain(&error), "outer: connection refused");
+        assert_eq!(
+            crate::text::cause_chain(&error),
+            "outer: connection refused"
+        );
     }
 
     #[test]
