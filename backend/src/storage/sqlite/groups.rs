@@ -456,21 +456,24 @@ pub struct GroupRef {
     pub extent: Extent,
 }
 
+/// The columns `group_ref` reads, in its order.
+pub const GROUP_COLUMNS: &str =
+    "id, trace_ref, resource_id, scope_id, block_id, byte_offset, byte_length";
+
 /// The group rows of a trace, by the trace's row id.
 pub fn groups_of_trace(
     conn: &rusqlite::Connection,
     trace_ref: i64,
 ) -> rusqlite::Result<Vec<GroupRef>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT id, trace_ref, resource_id, scope_id, block_id, byte_offset, byte_length
-         FROM span_groups WHERE trace_ref = ?1 ORDER BY id",
-    )?;
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {GROUP_COLUMNS} FROM span_groups WHERE trace_ref = ?1 ORDER BY id"
+    ))?;
     let rows = statement.query_map([trace_ref], group_ref)?;
     rows.collect()
 }
 
-/// A `GroupRef` from the first seven columns of a row, in the order
-/// `groups_of_trace` selects them (the first, the group's id, unused).
+/// A `GroupRef` from the first seven columns of a row, `GROUP_COLUMNS`
+/// (the first, the group's id, unused).
 pub fn group_ref(row: &rusqlite::Row) -> rusqlite::Result<GroupRef> {
     Ok(GroupRef {
         trace_ref: row.get(1)?,
@@ -498,22 +501,37 @@ impl Blocks {
         conn: &rusqlite::Connection,
         group: &GroupRef,
     ) -> Result<Vec<opentelemetry_proto::tonic::trace::v1::Span>, StoreError> {
-        let raw = match self.raw.entry(group.block_id) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+        let raw = self.raw(conn, group.block_id)?;
+        block::spans_of(raw, group.extent).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// The encoded spans of a group, as the writer put them in its block.
+    pub fn raw_spans(
+        &mut self,
+        conn: &rusqlite::Connection,
+        group: &GroupRef,
+    ) -> Result<Vec<&[u8]>, StoreError> {
+        let raw = self.raw(conn, group.block_id)?;
+        block::raw_spans_of(raw, group.extent).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// A block's decompressed bytes.
+    fn raw(&mut self, conn: &rusqlite::Connection, block_id: i64) -> Result<&[u8], StoreError> {
+        match self.raw.entry(block_id) {
+            std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
             std::collections::hash_map::Entry::Vacant(entry) => {
                 // Few blocks per query: the cache lives as long as the query.
                 let body: Vec<u8> = conn
                     .prepare_cached("SELECT body FROM blocks WHERE id = ?1")?
-                    .query_row([group.block_id], |r| r.get(0))
+                    .query_row([block_id], |r| r.get(0))
                     .optional()?
                     .ok_or_else(|| {
-                        StoreError::Corrupt(format!("span block {} is missing", group.block_id))
+                        StoreError::Corrupt(format!("span block {block_id} is missing"))
                     })?;
-                entry.insert(
+                Ok(entry.insert(
                     block::decompress(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                )
+                ))
             }
-        };
-        block::spans_of(raw, group.extent).map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
     }
 }

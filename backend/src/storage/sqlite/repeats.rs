@@ -6,13 +6,11 @@
 //! the loss shows at the store stage instead of vanishing.
 
 use super::StoreError;
-use super::block::{self, Extent};
 use super::encode::SpanRow;
-use super::groups::unpack_ids;
+use super::groups::{self, Blocks, GROUP_COLUMNS, unpack_ids};
 use super::writer::{BatchIds, WriterState};
 use foldhash::{HashMap, HashMapExt};
-use rusqlite::{OptionalExtension, Transaction};
-use std::collections::hash_map::Entry;
+use rusqlite::Transaction;
 
 /// Where the copy that counts of a repeated span is.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +52,15 @@ pub fn classify<'a>(
         conflicts: 0,
         conflicts_per_service: HashMap::new(),
     };
-    let mut blocks = RawBlocks::default();
+    // A repeat's original may sit in a block of this very transaction,
+    // still being compressed: store those first, so every block is found.
+    if repeats
+        .iter()
+        .any(|repeat| matches!(repeat.original, Original::Stored(_)))
+    {
+        groups::insert_blocks(tx, state)?;
+    }
+    let mut blocks = Blocks::default();
     for repeat in repeats {
         let row = &rows[repeat.row];
         let same = match repeat.original {
@@ -67,7 +73,7 @@ pub fn classify<'a>(
             Original::Stored(group_id) => {
                 let resource_id = ids.resource(tx, state, &row.facts.resource)?;
                 let scope_id = ids.scope(tx, state, &row.scope)?;
-                blocks.stored_equals(tx, state, group_id, row, resource_id, scope_id)?
+                stored_equals(tx, &mut blocks, group_id, row, resource_id, scope_id)?
             }
         };
         if same {
@@ -86,83 +92,31 @@ pub fn classify<'a>(
     Ok(sorted)
 }
 
-/// Decompressed blocks of one batch's comparisons.
-#[derive(Default)]
-struct RawBlocks {
-    raw: HashMap<i64, Vec<u8>>,
-}
-
-impl RawBlocks {
-    /// Whether the stored span with `row`'s ids in group `group_id` is the
-    /// same span: same resource, scope and encoding.
-    fn stored_equals(
-        &mut self,
-        tx: &Transaction,
-        state: &mut WriterState,
-        group_id: i64,
-        row: &SpanRow,
-        resource_id: i64,
-        scope_id: i64,
-    ) -> Result<bool, StoreError> {
-        let (group_resource, group_scope, block_id, extent, span_ids) = tx
-            .prepare_cached(
-                "SELECT resource_id, scope_id, block_id, byte_offset, byte_length, span_ids
-                 FROM span_groups WHERE id = ?1",
-            )?
-            .query_row([group_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    Extent {
-                        offset: r.get::<_, i64>(3)?.max(0) as usize,
-                        length: r.get::<_, i64>(4)?.max(0) as usize,
-                    },
-                    r.get::<_, Vec<u8>>(5)?,
-                ))
-            })?;
-        if (group_resource, group_scope) != (resource_id, scope_id) {
-            return Ok(false);
-        }
-        let Some(at) = unpack_ids(&span_ids).position(|id| id == row.facts.span_id) else {
-            return Err(StoreError::Corrupt(format!(
-                "span group {group_id} lost a span id"
-            )));
-        };
-        let raw = self.block(tx, state, block_id)?;
-        let spans =
-            block::raw_spans_of(raw, extent).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(spans.get(at) == Some(&row.body.as_slice()))
+/// Whether the stored span with `row`'s ids in group `group_id` is the same
+/// span: same resource, scope and encoding.
+fn stored_equals(
+    tx: &Transaction,
+    blocks: &mut Blocks,
+    group_id: i64,
+    row: &SpanRow,
+    resource_id: i64,
+    scope_id: i64,
+) -> Result<bool, StoreError> {
+    let (group, span_ids) = tx
+        .prepare_cached(&format!(
+            "SELECT {GROUP_COLUMNS}, span_ids FROM span_groups WHERE id = ?1"
+        ))?
+        .query_row([group_id], |r| {
+            Ok((groups::group_ref(r)?, r.get::<_, Vec<u8>>(7)?))
+        })?;
+    if (group.resource_id, group.scope_id) != (resource_id, scope_id) {
+        return Ok(false);
     }
-
-    fn block(
-        &mut self,
-        tx: &Transaction,
-        state: &mut WriterState,
-        block_id: i64,
-    ) -> Result<&[u8], StoreError> {
-        match self.raw.entry(block_id) {
-            Entry::Occupied(raw) => Ok(raw.into_mut()),
-            Entry::Vacant(slot) => {
-                let mut body = stored_block(tx, block_id)?;
-                if body.is_none() {
-                    // A block of this transaction, still being compressed.
-                    super::groups::insert_blocks(tx, state)?;
-                    body = stored_block(tx, block_id)?;
-                }
-                let body = body.ok_or_else(|| {
-                    StoreError::Corrupt(format!("span block {block_id} is missing"))
-                })?;
-                let raw =
-                    block::decompress(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(slot.insert(raw))
-            }
-        }
-    }
-}
-
-fn stored_block(tx: &Transaction, block_id: i64) -> rusqlite::Result<Option<Vec<u8>>> {
-    tx.prepare_cached("SELECT body FROM blocks WHERE id = ?1")?
-        .query_row([block_id], |r| r.get(0))
-        .optional()
+    let Some(at) = unpack_ids(&span_ids).position(|id| id == row.facts.span_id) else {
+        return Err(StoreError::Corrupt(format!(
+            "span group {group_id} lost a span id"
+        )));
+    };
+    let spans = blocks.raw_spans(tx, &group)?;
+    Ok(spans.get(at) == Some(&row.body.as_slice()))
 }
