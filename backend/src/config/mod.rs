@@ -37,6 +37,8 @@ pub struct Config {
     pub db_path: PathBuf,
     /// OTLP/HTTP receiver; port 0 picks a free port.
     pub otlp_listen: SocketAddr,
+    /// OTLP/gRPC receiver; port 0 picks a free port.
+    pub otlp_grpc_listen: SocketAddr,
     /// Query API; port 0 picks a free port.
     pub query_listen: SocketAddr,
     pub max_body_bytes: usize,

@@ -35,6 +35,14 @@ pub struct Settings {
         default_value = "127.0.0.1:4318"
     )]
     pub otlp_listen: SocketAddr,
+    /// Address of the OTLP/gRPC receiver (traces and metrics); port 0 picks a free port
+    #[arg(
+        long,
+        env = "OTELITE_OTLP_GRPC_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:4317"
+    )]
+    pub otlp_grpc_listen: SocketAddr,
     /// Address of the query API, /healthz, /readyz and /metrics; port 0 picks a free port
     #[arg(
         long,
@@ -253,6 +261,7 @@ impl Settings {
         Ok(Config {
             db_path: self.db,
             otlp_listen: self.otlp_listen,
+            otlp_grpc_listen: self.otlp_grpc_listen,
             query_listen: self.query_listen,
             max_body_bytes: self.max_body_bytes,
             write_queue_capacity: self.write_queue,
