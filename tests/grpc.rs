@@ -106,6 +106,38 @@ async fn go_otlptracegrpc_gzip() {
     script_over_grpc(&backend, "go", "grpc-gzip").await;
 }
 
+/// With TLS on, the gRPC listener speaks TLS too (HTTP/2 by ALPN), and the
+/// Python exporter's `authorization` header carries the ingest token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_grpc_exporter_over_tls_with_the_ingest_token() {
+    let pki = crate::support::pki::pki();
+    let tls = otelite_backend::net::TlsFiles {
+        cert: pki.cert.clone(),
+        key: pki.key.clone(),
+    };
+    let backend = Backend::start_with(|config| {
+        config.tls = Some(tls);
+        config.ingest_token = Some(otelite_backend::net::BearerToken::new("s3cret"));
+    })
+    .await;
+    let service = "python-grpc-client";
+    let run_id = run_id("python-grpc-tls");
+    let (endpoint, id) = (format!("https://{}", backend.grpc), run_id.clone());
+    let cert = pki.cert.clone();
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut command = client_command("python", [&endpoint, &id, "grpc"]);
+        command
+            .env("OTEL_EXPORTER_OTLP_CERTIFICATE", cert)
+            .env("OTELITE_TOKEN", "s3cret");
+        foreign::run(command)
+    })
+    .await
+    .expect("client thread");
+    // The query listener speaks TLS too: read back on a plain restart.
+    let backend = Backend::restart(backend.stop().await).await;
+    check(&backend, &sent, service, "otelite-e2e-python", &run_id).await;
+}
+
 /// `opentelemetry-otlp`'s tonic exporter: built inside the runtime (its
 /// channel's worker runs there), exporting from the SDK's batch thread.
 async fn rust_over_grpc(gzip: bool) {

@@ -45,11 +45,11 @@ pub struct Config {
     pub write_queue_capacity: usize,
     pub max_queued_spans: usize,
     pub max_concurrent_requests: usize,
-    /// Required on `/v1/*` when set.
+    /// Required on `/v1/*` and over OTLP/gRPC when set.
     pub ingest_token: Option<BearerToken>,
     /// Required on `/api/*` and `/metrics` when set.
     pub query_token: Option<BearerToken>,
-    /// Both listeners speak TLS when set.
+    /// Every listener speaks TLS when set.
     pub tls: Option<TlsFiles>,
     pub log_format: LogFormat,
     /// Timeouts and size caps per connection; not a flag (the defaults

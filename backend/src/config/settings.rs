@@ -84,15 +84,15 @@ pub struct Settings {
         default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS
     )]
     pub max_concurrent_requests: usize,
-    /// Bearer token required on /v1/traces and /v1/metrics (prefer the
-    /// variable: flags show in `ps`); none by default
+    /// Bearer token required on /v1/traces, /v1/metrics and OTLP/gRPC
+    /// (prefer the variable: flags show in `ps`); none by default
     #[arg(long, env = "OTELITE_INGEST_TOKEN", value_name = "TOKEN")]
     pub ingest_token: Option<Secret>,
     /// Bearer token required on /api/* and /metrics; /healthz, /readyz and
     /// the web UI's files stay open; none by default
     #[arg(long, env = "OTELITE_QUERY_TOKEN", value_name = "TOKEN")]
     pub query_token: Option<Secret>,
-    /// PEM certificate chain: both listeners speak TLS (with --tls-key); none by default
+    /// PEM certificate chain: every listener speaks TLS (with --tls-key); none by default
     #[arg(long, env = "OTELITE_TLS_CERT", value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert; none by default

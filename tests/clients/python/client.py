@@ -4,8 +4,9 @@ Usage: client.py ENDPOINT RUN_ID PROTOCOL
        (PROTOCOL: proto | json | grpc | grpc-gzip)
 
 ENDPOINT is the base URL (http://host:port); the script appends /v1/traces
-for OTLP/HTTP, and sends to it unchanged over OTLP/gRPC (plain text). The
-variable OTELITE_TOKEN, when set, is sent as a bearer token.
+for OTLP/HTTP, and sends to it unchanged over OTLP/gRPC (TLS for https://,
+trusting OTEL_EXPORTER_OTLP_CERTIFICATE). The variable OTELITE_TOKEN, when
+set, is sent as a bearer token over gRPC.
 The trace is the scenario shared by every foreign client in tests/clients:
 checkout (server) -> load-cart -> db.select (client), and checkout -> charge
 (client, error). On success it prints one JSON line with the trace id and
@@ -60,9 +61,9 @@ def make_exporter(endpoint, protocol):
         compression = (
             Compression.Gzip if protocol == "grpc-gzip" else Compression.NoCompression
         )
+        # The exporter chooses TLS by the endpoint's scheme.
         return OTLPSpanExporter(
             endpoint=endpoint,
-            insecure=True,
             compression=compression,
             headers=headers,
         )
