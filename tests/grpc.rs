@@ -6,7 +6,8 @@
 //! can get wrong or run into, through a plain tonic client: undecodable and
 //! oversized messages, a wrong token, invalid spans (partial success), the
 //! server at its concurrency limit (UNAVAILABLE with RetryInfo, which the
-//! Python exporter honours and retries), and metrics feeding the funnel.
+//! Python exporter honours and retries), metrics feeding the funnel, and
+//! shutdown answering the call in flight.
 
 use crate::foreign_clients::{check, client_command, run_id, rust_scenario};
 use crate::support::fixtures::{otlp_request, span};
@@ -419,17 +420,11 @@ async fn overload_is_unavailable_with_retry_info_and_the_client_retries() {
             [&endpoint, "grpc-overload", "grpc"],
         ))
     });
-    let rejected = || async {
-        let text = reqwest::get(backend.query_url("/metrics"))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("read /metrics");
-        text.lines()
-            .find_map(|l| l.strip_prefix("otelite_requests_rejected_total{reason=\"overloaded\"} "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
+    let rejected = || {
+        metric(
+            &backend,
+            "otelite_requests_rejected_total{reason=\"overloaded\"}",
+        )
     };
     let deadline = Instant::now() + WAIT;
     while rejected().await < 2.0 {
@@ -448,4 +443,60 @@ async fn overload_is_unavailable_with_retry_info_and_the_client_retries() {
     ids.sort();
     expected.sort();
     assert_eq!(ids, expected, "the client's four spans, each once");
+}
+
+/// A sample from `/metrics`, by its full series name (0 when absent).
+async fn metric(backend: &Backend, series: &str) -> f64 {
+    let text = reqwest::get(backend.query_url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("read /metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// Shutdown stops the gRPC listener accepting, then lets the call in flight
+/// finish: held at its commit by the test's own lock on the database, it is
+/// answered OK once the lock goes, and its span is there after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_the_call_in_flight_before_stopping() {
+    let backend = Backend::start().await;
+    let grpc = backend.grpc;
+    let mut client = trace_client(&backend).await;
+    let lock = rusqlite::Connection::open(backend.db_path()).expect("open the database");
+    lock.execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let trace = unique_trace_id(13);
+    let request = otlp_request(&[span(trace, SpanId([3; 8])).build()]);
+    let call = tokio::spawn(async move { client.export(request).await });
+    let deadline = Instant::now() + WAIT;
+    while metric(&backend, "otelite_write_queue_spans").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the call never reaches the writer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let stopping = tokio::spawn(backend.stop());
+    while TcpStream::connect(grpc).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the gRPC listener keeps accepting"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lock.execute_batch("ROLLBACK").expect("let the lock go");
+    let answer = call
+        .await
+        .expect("call task")
+        .expect("the call in flight is answered OK");
+    assert_eq!(answer.into_inner().partial_success, None);
+
+    let backend = Backend::restart(stopping.await.expect("stop task")).await;
+    assert_eq!(backend.wait_for_trace(&trace.to_hex(), 1).await.len(), 1);
 }
