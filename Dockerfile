@@ -26,10 +26,11 @@ WORKDIR /data
 # loopback); SQLite's temporary files go to the volume, as there is no /tmp.
 ENV OTELITE_DB=/data/otelite.db \
     OTELITE_OTLP_LISTEN=0.0.0.0:4318 \
+    OTELITE_OTLP_GRPC_LISTEN=0.0.0.0:4317 \
     OTELITE_QUERY_LISTEN=0.0.0.0:16686 \
     SQLITE_TMPDIR=/data
 VOLUME ["/data"]
-EXPOSE 4318 16686
+EXPOSE 4317 4318 16686
 # `otelite health` GETs /readyz on the port of OTELITE_QUERY_LISTEN; with
 # OTELITE_TLS_CERT set (TLS on) it speaks https and trusts that certificate.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \

@@ -447,6 +447,7 @@ async fn start_backend(
             let config = otelite_backend::Config {
                 db_path: dir.join("otelite.db"),
                 otlp_listen: "127.0.0.1:0".parse()?,
+                otlp_grpc_listen: "127.0.0.1:0".parse()?,
                 query_listen: "127.0.0.1:0".parse()?,
                 ..Default::default()
             };

@@ -134,6 +134,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = otelite_backend::Config {
         db_path: dir.path().join("otelite.db"),
         otlp_listen: "127.0.0.1:0".parse()?,
+        otlp_grpc_listen: "127.0.0.1:0".parse()?,
         query_listen: "127.0.0.1:0".parse()?,
         ..Default::default()
     };

@@ -398,6 +398,7 @@ fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
         let config = otelite_backend::Config {
             db_path: db_path.clone(),
             otlp_listen: "127.0.0.1:0".parse()?,
+            otlp_grpc_listen: "127.0.0.1:0".parse()?,
             query_listen: "127.0.0.1:0".parse()?,
             ..Default::default()
         };

@@ -82,6 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = otelite_backend::Config {
         db_path: db_path.clone(),
         otlp_listen: "127.0.0.1:0".parse()?,
+        otlp_grpc_listen: "127.0.0.1:0".parse()?,
         query_listen: "127.0.0.1:0".parse()?,
         ..Default::default()
     };

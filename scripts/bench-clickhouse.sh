@@ -44,7 +44,7 @@ q() { curl -sf --data-binary "$1" "http://127.0.0.1:$http/"; }
 
 run() { # name, otelite flags...
     local name=$1; shift
-    ./target/release/otelite serve --otlp-listen 127.0.0.1:0 --query-listen 127.0.0.1:0 "$@" \
+    ./target/release/otelite serve --otlp-listen 127.0.0.1:0 --otlp-grpc-listen 127.0.0.1:0 --query-listen 127.0.0.1:0 "$@" \
         >"$work/$name.out" 2>"$work/$name.err" &
     local otelite=$!; pids+=("$otelite")
     until grep -q "OTLP/HTTP listening" "$work/$name.out" 2>/dev/null; do sleep 0.1; done

@@ -24,7 +24,7 @@ otlp=$(free_port)
 query=$(free_port)
 
 "${OTELITE_BIN:-./target/release/otelite}" serve --db "$work/otelite.db" \
-    --otlp-listen "127.0.0.1:$otlp" --query-listen "127.0.0.1:$query" \
+    --otlp-listen "127.0.0.1:$otlp" --otlp-grpc-listen 127.0.0.1:0 --query-listen "127.0.0.1:$query" \
     >"$work/otelite.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do

@@ -43,7 +43,7 @@ step() { echo "== test-image: $*"; }
 
 # Runs the image on a volume (the second argument, else $volume) with both
 # ports published on 127.0.0.1 at free ports, with any further arguments
-# given to `podman run`; sets $otlp and $query to the host addresses.
+# given to `podman run`; sets $otlp, $grpc and $query to the host addresses.
 start_backend() {
     local name=$1 data=${2:-$volume}
     shift $(($# < 2 ? $# : 2))
@@ -51,8 +51,9 @@ start_backend() {
     # Without systemd podman logs that it cannot schedule the HEALTHCHECK
     # (harmless: the loop below runs it on demand).
     podman run -d --name "$name" -v "$data:/data" "$@" \
-        -p 127.0.0.1::4318 -p 127.0.0.1::16686 otelite >/dev/null
+        -p 127.0.0.1::4317 -p 127.0.0.1::4318 -p 127.0.0.1::16686 otelite >/dev/null
     otlp=$(podman port "$name" 4318/tcp)
+    grpc=$(podman port "$name" 4317/tcp)
     query=$(podman port "$name" 16686/tcp)
     # The image's own HEALTHCHECK (`otelite health`), run on demand until it
     # passes; the bound is on attempts, not time.
@@ -116,6 +117,12 @@ found=$(curl -sf "http://$query/api/otelite/search?service=container-test") ||
     fail "search failed"
 case "$found" in *"$trace"*) ;; *) fail "trace $trace not found by search: $found" ;; esac
 [ "$(spans_of_trace "$trace")" = 2 ] || fail "trace $trace does not have its 2 spans"
+
+step "send spans from outside over OTLP/gRPC (the official Python exporter)"
+sent=$(python3 tests/clients/python/client.py "http://$grpc" "$run_id-grpc" grpc) ||
+    fail "the Python gRPC exporter failed"
+grpc_trace=$(echo "$sent" | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["traceId"])')
+[ "$(spans_of_trace "$grpc_trace")" = 4 ] || fail "trace $grpc_trace does not have its 4 spans"
 
 step "stop, then start a new container on the same volume"
 podman stop -t 30 "$run_id-1" >/dev/null

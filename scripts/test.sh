@@ -62,6 +62,13 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 (cd tests/clients/node && npm ci --no-audit --no-fund)
 
+echo "== install: Go OpenTelemetry SDK and OTLP/gRPC exporter (tests/clients/go, built to tests/clients/go/client)"
+if ! command -v go >/dev/null 2>&1; then
+    apt_install golang-go
+fi
+# Versions pinned in go.mod and go.sum; the Go module proxy serves them.
+(cd tests/clients/go && go build -o client .)
+
 echo "== install: headless Chromium and playwright-core for the web UI test (tests/clients/browser)"
 if ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium

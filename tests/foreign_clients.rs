@@ -31,7 +31,13 @@ fn string(text: &str) -> AnyValue {
 }
 
 /// Reads the scenario back and checks it span by span.
-async fn check(backend: &Backend, sent: &Sent, service: &str, scope: &str, run_id: &str) {
+pub(crate) async fn check(
+    backend: &Backend,
+    sent: &Sent,
+    service: &str,
+    scope: &str,
+    run_id: &str,
+) {
     let stored = backend.wait_for_trace(&sent.trace_id, 4).await;
     let by_name: BTreeMap<&str, &model::Span> =
         stored.iter().map(|s| (s.name.as_str(), s)).collect();
@@ -171,7 +177,7 @@ async fn check(backend: &Backend, sent: &Sent, service: &str, scope: &str, run_i
     );
 }
 
-fn run_id(client: &str) -> String {
+pub(crate) fn run_id(client: &str) -> String {
     format!("{client}-{}", support::unique_trace_id(0))
 }
 
@@ -188,11 +194,21 @@ fn rust_otlp_client(endpoint: String, run_id: String, protocol: Protocol) -> Sen
         .with_endpoint(format!("{endpoint}/v1/traces"))
         .build()
         .expect("opentelemetry-otlp exporter");
+    rust_scenario(exporter, name, run_id)
+}
+
+/// The scenario, sent by the Rust SDK's batch processor through `exporter`
+/// as the service `name`.
+pub(crate) fn rust_scenario(
+    exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+    name: &str,
+    run_id: String,
+) -> Sent {
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(
             opentelemetry_sdk::Resource::builder_empty()
-                .with_service_name(name)
+                .with_service_name(name.to_owned())
                 .with_attribute(KeyValue::new("run.id", run_id.clone()))
                 .build(),
         )
@@ -295,7 +311,7 @@ async fn rust_opentelemetry_otlp_json(store: Store) {
 
 /// The client program for a language, with the machine's `OTEL_*` settings
 /// removed so that they cannot redirect or alter it.
-fn client_command(language: &str, args: [&str; 3]) -> Command {
+pub(crate) fn client_command(language: &str, args: [&str; 3]) -> Command {
     let mut command = match language {
         "python" => {
             let mut command = Command::new(foreign::python());
@@ -309,6 +325,7 @@ fn client_command(language: &str, args: [&str; 3]) -> Command {
                 .arg("client.js");
             command
         }
+        "go" => Command::new(foreign::go_client()),
         other => panic!("no client for {other}"),
     };
     command

@@ -10,6 +10,8 @@
 //! - `funnel`: each lost span counted at the stage it was lost, with its
 //!   reason, from the official SDKs' own counters and the backend's stages.
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
+//! - `grpc`: the official OTLP/gRPC exporters (Python, Rust, Node, Go), gzip
+//!   on and off; bad input, tokens, partial success and overload over gRPC.
 //! - `spool`: the exporter's on-disk spool across outages and restarts.
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
 //! - `metrics`: `/metrics` through Prometheus' own text parser.
@@ -37,6 +39,7 @@ mod crash;
 mod duplicates;
 mod foreign_clients;
 mod funnel;
+mod grpc;
 mod hostile;
 mod loss;
 mod metrics;

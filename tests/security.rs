@@ -196,6 +196,7 @@ async fn unusable_tls_files_stop_the_start() {
         let config = otelite_backend::Config {
             db_path: dir.path().join("o.db"),
             otlp_listen: "127.0.0.1:0".parse().expect("addr"),
+            otlp_grpc_listen: "127.0.0.1:0".parse().expect("addr"),
             query_listen: "127.0.0.1:0".parse().expect("addr"),
             tls: Some(files.clone()),
             ..Default::default()

@@ -47,6 +47,8 @@ fn second_serve(db: &Path) -> Output {
         .args([
             "--otlp-listen",
             "127.0.0.1:0",
+            "--otlp-grpc-listen",
+            "127.0.0.1:0",
             "--query-listen",
             "127.0.0.1:0",
         ])
@@ -97,6 +99,8 @@ async fn a_new_database_is_not_vacuumed() {
             .args(["serve", "--db", path(&db)])
             .args([
                 "--otlp-listen",
+                "127.0.0.1:0",
+                "--otlp-grpc-listen",
                 "127.0.0.1:0",
                 "--query-listen",
                 "127.0.0.1:0",
@@ -150,6 +154,8 @@ async fn a_damaged_database_or_a_directory_is_named_with_the_cause() {
         for (file, cause) in [(&damaged, "malformed"), (&folder, "is a directory")] {
             let listen = [
                 "--otlp-listen",
+                "127.0.0.1:0",
+                "--otlp-grpc-listen",
                 "127.0.0.1:0",
                 "--query-listen",
                 "127.0.0.1:0",

@@ -1,9 +1,11 @@
-//! otelite's backend: an OTLP/HTTP receiver that keeps every span in SQLite
-//! and counts, at each stage, how many spans got through.
+//! otelite's backend: an OTLP receiver (HTTP and gRPC) that keeps every span
+//! in SQLite and counts, at each stage, how many spans got through.
 //!
 //! # Layout: the pipeline, in module order
 //! - [`receive`]: `POST /v1/traces` and `/v1/metrics`; body limits, gzip,
-//!   protobuf or JSON, OTLP status codes.
+//!   protobuf or JSON, OTLP status codes. `receive::grpc`: the same over
+//!   OTLP/gRPC (`TraceService/Export`, `MetricsService/Export`, default
+//!   port 4317), on the same pipeline and admission.
 //! - [`process`]: OTLP → the trace-info model (`otelite_model`),
 //!   rejecting invalid spans; exporter counters out of OTLP metrics.
 //! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges.
@@ -29,7 +31,8 @@
 //! ```no_run
 //! # async fn example() -> Result<(), otelite_backend::Error> {
 //! let server = otelite_backend::Server::bind(otelite_backend::Config::default()).await?;
-//! println!("OTLP on {}", server.otlp_addr());
+//! println!("OTLP/HTTP on {}", server.otlp_addr());
+//! println!("OTLP/gRPC on {}", server.otlp_grpc_addr());
 //! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
@@ -83,6 +86,7 @@ pub enum Error {
 /// A backend whose listeners are bound and whose database is open.
 pub struct Server {
     otlp: TcpListener,
+    otlp_grpc: TcpListener,
     query: TcpListener,
     storage: Storage,
     /// The SQLite store's writer thread, when the store is SQLite.
@@ -119,6 +123,7 @@ impl Server {
         // Ports before the store: a busy port must not leave behind a
         // database created and migrated for nothing.
         let otlp = listen(config.otlp_listen).await?;
+        let otlp_grpc = listen(config.otlp_grpc_listen).await?;
         let query = listen(config.query_listen).await?;
         let (storage, writer) = match config.store {
             StoreKind::Sqlite => {
@@ -136,6 +141,7 @@ impl Server {
         };
         Ok(Self {
             otlp,
+            otlp_grpc,
             query,
             storage,
             writer,
@@ -159,13 +165,19 @@ impl Server {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    pub fn otlp_grpc_addr(&self) -> SocketAddr {
+        self.otlp_grpc
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
     pub fn query_addr(&self) -> SocketAddr {
         self.query
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Whether both listeners speak TLS.
+    /// Whether the listeners speak TLS.
     pub fn tls(&self) -> bool {
         self.tls.is_some()
     }
@@ -186,7 +198,8 @@ impl Server {
             max_concurrent_requests: self.max_concurrent_requests,
             body_read_timeout: self.limits.body_read_timeout,
         };
-        let (receive, query) = routers(&self.storage, limits, self.query_limits, &self.tokens);
+        let (receive, query, receive_state) =
+            serving(&self.storage, limits, self.query_limits, &self.tokens);
         // Outermost, so a rebound name learns nothing, not even a 401.
         let hosts = net::HostPolicy::new(self.query_addr(), &self.allowed_hosts);
         let query = query.layer(axum::middleware::from_fn_with_state(hosts, net::check_host));
@@ -200,8 +213,18 @@ impl Server {
             limits,
             stop_rx.clone(),
         );
+        let grpc = receive::grpc::serve(
+            self.otlp_grpc,
+            receive::grpc::GrpcServing {
+                state: receive_state,
+                token: self.tokens.ingest.clone(),
+                tls: self.tls.clone(),
+                limits,
+            },
+            stop_rx.clone(),
+        );
         let query = net::serve(self.query, query, self.tls, limits, stop_rx);
-        tokio::join!(otlp, query);
+        tokio::join!(otlp, grpc, query);
         // Retention stops between two batches and drops its SqliteStore handle.
         let _ = retention.await;
         // Every SqliteStore handle is gone with the routers: the writer drains and ends.
@@ -214,25 +237,34 @@ impl Server {
 
 /// The OTLP and query routers, sharing one `Metrics`, timed per route and
 /// guarded by their tokens.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn routers(
     store: impl Into<Storage>,
     limits: receive::Limits,
     query_limits: query::QueryLimits,
     tokens: &BearerTokens,
 ) -> (axum::Router, axum::Router) {
+    let (receive, query, _) = serving(store, limits, query_limits, tokens);
+    (receive, query)
+}
+
+/// The routers, and the receiver's state the gRPC listener shares with
+/// OTLP/HTTP: one admission, one `Metrics`.
+fn serving(
+    store: impl Into<Storage>,
+    limits: receive::Limits,
+    query_limits: query::QueryLimits,
+    tokens: &BearerTokens,
+) -> (axum::Router, axum::Router, receive::ReceiveState) {
     let store: Storage = store.into();
     let metrics = Arc::new(metrics::Metrics::default());
     let timed = axum::middleware::from_fn_with_state(metrics.clone(), metrics::record_latency);
-    let receive = receive::router(receive::ReceiveState::new(
-        store.clone(),
-        limits,
-        metrics.clone(),
-    ))
-    .layer(timed.clone());
+    let state = receive::ReceiveState::new(store.clone(), limits, metrics.clone());
+    let receive = receive::router(state.clone()).layer(timed.clone());
     let query = query::router_with(store.clone(), metrics, query_limits).layer(timed);
     let receive = guarded(receive, tokens.ingest.clone(), None);
     let query = guarded(query, tokens.query.clone(), Some(QUERY_GUARDED));
-    (receive, query)
+    (receive, query, state)
 }
 
 fn guarded(

@@ -27,7 +27,7 @@ struct Cli {
 // Parsed once at start-up: boxing a variant would save nothing worth having.
 #[allow(clippy::large_enum_variant)]
 enum Command {
-    /// Receive OTLP/HTTP, store spans in SQLite and serve the query API.
+    /// Receive OTLP/HTTP and OTLP/gRPC, store spans in SQLite and serve the query API.
     ///
     /// Each setting is taken from its flag, else its OTELITE_* environment
     /// variable, else the config file, else its default.
@@ -98,6 +98,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!(
         "otelite: OTLP/HTTP listening on {scheme}://{}",
         server.otlp_addr()
+    );
+    println!(
+        "otelite: OTLP/gRPC listening on {scheme}://{}",
+        server.otlp_grpc_addr()
     );
     println!(
         "otelite: query API listening on {scheme}://{}",

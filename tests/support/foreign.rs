@@ -15,7 +15,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 const INSTALL_HINT: &str = "install the foreign-client dependencies as `.ci/run` does: \
     `python3 -m pip install -r tests/clients/python/requirements.txt` and \
-    `(cd tests/clients/node && npm ci)`";
+    `(cd tests/clients/node && npm ci)` and \
+    `(cd tests/clients/go && go build -o client .)`";
 
 pub fn clients_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
@@ -58,6 +59,7 @@ pub fn node() -> String {
         "sdk-trace-node",
         "exporter-trace-otlp-http",
         "exporter-trace-otlp-proto",
+        "exporter-trace-otlp-grpc",
     ] {
         assert!(
             modules.join(package).is_dir(),
@@ -69,6 +71,17 @@ pub fn node() -> String {
         Ok(out) => panic!("{node} --version failed: {out:?}; {INSTALL_HINT}"),
         Err(e) => panic!("cannot run {node} ({e}); {INSTALL_HINT}"),
     }
+}
+
+/// The Go client, built by `scripts/test.sh` (`tests/clients/go/client`).
+pub fn go_client() -> PathBuf {
+    let client = clients_dir().join("go/client");
+    assert!(
+        client.is_file(),
+        "{} is not built; {INSTALL_HINT}",
+        client.display()
+    );
+    client
 }
 
 /// Runs a client program to completion (killing it past the timeout) and

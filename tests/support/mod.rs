@@ -37,6 +37,8 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// A backend served in-process, as `otelite` would run it.
 pub struct Backend {
     pub otlp: SocketAddr,
+    /// The OTLP/gRPC listener.
+    pub grpc: SocketAddr,
     pub query: SocketAddr,
     dir: Arc<TempDir>,
     /// `--clickhouse-url` when on `--store clickhouse`, kept for restarts.
@@ -49,6 +51,7 @@ pub struct Backend {
 /// A stopped backend: its data directory and the addresses to restart on.
 pub struct Stopped {
     pub otlp: SocketAddr,
+    pub grpc: SocketAddr,
     pub query: SocketAddr,
     dir: Arc<TempDir>,
     clickhouse_url: Option<String>,
@@ -82,13 +85,14 @@ impl Backend {
                 Some(server.otelite_url(&clickhouse::database(tag)))
             }
         };
-        Self::start_at(dir, any, any, clickhouse_url, tweak).await
+        Self::start_at(dir, [any; 3], clickhouse_url, tweak).await
     }
 
     /// Starts the backend again on the same database and ports.
     pub async fn restart(stopped: Stopped) -> Self {
         let url = stopped.clickhouse_url;
-        Self::start_at(stopped.dir, stopped.otlp, stopped.query, url, |_| {}).await
+        let addrs = [stopped.otlp, stopped.grpc, stopped.query];
+        Self::start_at(stopped.dir, addrs, url, |_| {}).await
     }
 
     /// Starts the backend again on the same database and ports, after
@@ -98,19 +102,20 @@ impl Backend {
         tweak: impl FnOnce(&mut otelite_backend::Config),
     ) -> Self {
         let url = stopped.clickhouse_url;
-        Self::start_at(stopped.dir, stopped.otlp, stopped.query, url, tweak).await
+        let addrs = [stopped.otlp, stopped.grpc, stopped.query];
+        Self::start_at(stopped.dir, addrs, url, tweak).await
     }
 
     async fn start_at(
         dir: Arc<TempDir>,
-        otlp: SocketAddr,
-        query: SocketAddr,
+        [otlp, grpc, query]: [SocketAddr; 3],
         clickhouse_url: Option<String>,
         tweak: impl FnOnce(&mut otelite_backend::Config),
     ) -> Self {
         let mut config = otelite_backend::Config {
             db_path: dir.path().join("otelite.db"),
             otlp_listen: otlp,
+            otlp_grpc_listen: grpc,
             query_listen: query,
             ..Default::default()
         };
@@ -122,13 +127,18 @@ impl Backend {
         let server = otelite_backend::Server::bind(config)
             .await
             .expect("backend binds its listeners and opens the database");
-        let (otlp, query) = (server.otlp_addr(), server.query_addr());
+        let (otlp, grpc, query) = (
+            server.otlp_addr(),
+            server.otlp_grpc_addr(),
+            server.query_addr(),
+        );
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = rx.await;
         }));
         Self {
             otlp,
+            grpc,
             query,
             dir,
             clickhouse_url,
@@ -151,6 +161,7 @@ impl Backend {
         result.expect("backend run() returns Ok after shutdown");
         Stopped {
             otlp: self.otlp,
+            grpc: self.grpc,
             query: self.query,
             dir: self.dir.clone(),
             clickhouse_url: self.clickhouse_url.clone(),

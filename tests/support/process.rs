@@ -118,6 +118,8 @@ impl ServeProcess {
             .args([
                 "--otlp-listen",
                 "127.0.0.1:0",
+                "--otlp-grpc-listen",
+                "127.0.0.1:0",
                 "--query-listen",
                 "127.0.0.1:0",
             ])

@@ -178,6 +178,7 @@ mod tests {
         let server = crate::Server::bind(crate::Config {
             db_path: dir.path().join("otelite.db"),
             otlp_listen: "127.0.0.1:0".parse().expect("addr"),
+            otlp_grpc_listen: "127.0.0.1:0".parse().expect("addr"),
             query_listen: "127.0.0.1:0".parse().expect("addr"),
             ..Default::default()
         })

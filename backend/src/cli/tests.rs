@@ -451,6 +451,7 @@ async fn serve(db: &Path, token: Option<&str>) -> Result<Served, Box<dyn std::er
     let server = crate::Server::bind(crate::Config {
         db_path: db.to_owned(),
         otlp_listen: "127.0.0.1:0".parse()?,
+        otlp_grpc_listen: "127.0.0.1:0".parse()?,
         query_listen: "127.0.0.1:0".parse()?,
         query_token: token.map(crate::net::BearerToken::new),
         ..Default::default()

@@ -37,17 +37,19 @@ pub struct Config {
     pub db_path: PathBuf,
     /// OTLP/HTTP receiver; port 0 picks a free port.
     pub otlp_listen: SocketAddr,
+    /// OTLP/gRPC receiver; port 0 picks a free port.
+    pub otlp_grpc_listen: SocketAddr,
     /// Query API; port 0 picks a free port.
     pub query_listen: SocketAddr,
     pub max_body_bytes: usize,
     pub write_queue_capacity: usize,
     pub max_queued_spans: usize,
     pub max_concurrent_requests: usize,
-    /// Required on `/v1/*` when set.
+    /// Required on `/v1/*` and over OTLP/gRPC when set.
     pub ingest_token: Option<BearerToken>,
     /// Required on `/api/*` and `/metrics` when set.
     pub query_token: Option<BearerToken>,
-    /// Both listeners speak TLS when set.
+    /// Every listener speaks TLS when set.
     pub tls: Option<TlsFiles>,
     pub log_format: LogFormat,
     /// Timeouts and size caps per connection; not a flag (the defaults

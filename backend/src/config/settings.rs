@@ -35,6 +35,14 @@ pub struct Settings {
         default_value = "127.0.0.1:4318"
     )]
     pub otlp_listen: SocketAddr,
+    /// Address of the OTLP/gRPC receiver (traces and metrics); port 0 picks a free port
+    #[arg(
+        long,
+        env = "OTELITE_OTLP_GRPC_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:4317"
+    )]
+    pub otlp_grpc_listen: SocketAddr,
     /// Address of the query API, /healthz, /readyz and /metrics; port 0 picks a free port
     #[arg(
         long,
@@ -76,15 +84,15 @@ pub struct Settings {
         default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS
     )]
     pub max_concurrent_requests: usize,
-    /// Bearer token required on /v1/traces and /v1/metrics (prefer the
-    /// variable: flags show in `ps`); none by default
+    /// Bearer token required on /v1/traces, /v1/metrics and OTLP/gRPC
+    /// (prefer the variable: flags show in `ps`); none by default
     #[arg(long, env = "OTELITE_INGEST_TOKEN", value_name = "TOKEN")]
     pub ingest_token: Option<Secret>,
     /// Bearer token required on /api/* and /metrics; /healthz, /readyz and
     /// the web UI's files stay open; none by default
     #[arg(long, env = "OTELITE_QUERY_TOKEN", value_name = "TOKEN")]
     pub query_token: Option<Secret>,
-    /// PEM certificate chain: both listeners speak TLS (with --tls-key); none by default
+    /// PEM certificate chain: every listener speaks TLS (with --tls-key); none by default
     #[arg(long, env = "OTELITE_TLS_CERT", value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert; none by default
@@ -253,6 +261,7 @@ impl Settings {
         Ok(Config {
             db_path: self.db,
             otlp_listen: self.otlp_listen,
+            otlp_grpc_listen: self.otlp_grpc_listen,
             query_listen: self.query_listen,
             max_body_bytes: self.max_body_bytes,
             write_queue_capacity: self.write_queue,

@@ -66,6 +66,7 @@ fn defaults_apply_when_no_source_sets_a_value() -> TestResult {
     let config = serve(&[])?.load()?;
     assert_eq!(config.db_path, PathBuf::from("./otelite.db"));
     assert_eq!(config.otlp_listen, addr("127.0.0.1:4318"));
+    assert_eq!(config.otlp_grpc_listen, addr("127.0.0.1:4317"));
     assert_eq!(config.query_listen, addr("127.0.0.1:16686"));
     assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
     assert_eq!(config.write_queue_capacity, DEFAULT_WRITE_QUEUE);
@@ -253,6 +254,8 @@ fn the_file_uses_the_same_names_and_refuses_unknown_keys() -> TestResult {
     let file = file("db = \"/data/o.db\"\notlp_listen = \"0.0.0.0:4318\"\nmax_queued_spans = 5\n")?;
     assert_eq!(file.db, PathBuf::from("/data/o.db"));
     assert_eq!(file.otlp_listen, addr("0.0.0.0:4318"));
+    let grpc = self::file("otlp_grpc_listen = \"0.0.0.0:4317\"\n")?;
+    assert_eq!(grpc.otlp_grpc_listen, addr("0.0.0.0:4317"));
     assert_eq!(file.max_queued_spans, 5);
     assert_eq!(file.query_listen, addr("127.0.0.1:16686"), "the default");
     assert!(matches!(

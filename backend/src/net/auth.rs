@@ -21,7 +21,7 @@ impl BearerToken {
     }
 
     /// Whether an `Authorization` header value carries this token.
-    fn admits(&self, authorization: Option<&[u8]>) -> bool {
+    pub(crate) fn admits(&self, authorization: Option<&[u8]>) -> bool {
         let Some(value) = authorization else {
             return false;
         };

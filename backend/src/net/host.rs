@@ -142,6 +142,7 @@ mod tests {
         let server = crate::Server::bind(crate::Config {
             db_path: dir.path().join("o.db"),
             otlp_listen: "127.0.0.1:0".parse()?,
+            otlp_grpc_listen: "127.0.0.1:0".parse()?,
             query_listen: listen.parse()?,
             allowed_hosts: allowed.iter().map(|&h| h.to_owned()).collect(),
             ..Default::default()

@@ -1,9 +1,11 @@
-//! The OTLP/HTTP receiver: `POST /v1/traces` and `POST /v1/metrics`.
+//! The OTLP/HTTP receiver: `POST /v1/traces` and `POST /v1/metrics`; the
+//! OTLP/gRPC receiver (`grpc`) shares its pipeline functions and admission.
 //! A request is read (`body`), decoded into the `opentelemetry-proto` types
 //! (protobuf and JSON meet there), then handed to the pipeline: process →
 //! analyze → store. The answer waits for the commit, so a 200 means stored.
 
 pub(crate) mod body;
+pub mod grpc;
 mod response;
 
 pub use body::{Encoding, Format};
@@ -81,7 +83,7 @@ impl ReceiveState {
 
     /// A permit to receive one request; `None` when as many are in flight
     /// as allowed.
-    fn admit(&self) -> Option<OwnedSemaphorePermit> {
+    pub(crate) fn admit(&self) -> Option<OwnedSemaphorePermit> {
         self.in_flight.clone().try_acquire_owned().ok()
     }
 }
@@ -123,7 +125,19 @@ async fn receive_traces(
     let (encoding, bytes) =
         body::read_checked(headers, body, limit, state.body_read_timeout).await?;
     let format = encoding.format;
-    // Once the body is in, the rest runs on a task of its own: a client
+    let partial_success = store_traces(state, move || decode(encoding, &bytes, limit)).await?;
+    Ok((format, ExportTraceServiceResponse { partial_success }))
+}
+
+/// The part of receiving traces both transports share: `decode` (run off
+/// the connection threads, it may be a no-op when the transport decoded
+/// already), then process → analyze → store, answering only once the store
+/// has committed. `Some` names the spans that were refused.
+pub(crate) async fn store_traces(
+    state: &ReceiveState,
+    decode: impl FnOnce() -> Result<ExportTraceServiceRequest, ReceiveError> + Send + 'static,
+) -> Result<Option<ExportTracePartialSuccess>, ReceiveError> {
+    // Once the request is in, the rest runs on a task of its own: a client
     // that hangs up before its answer does not stop a commit already on its
     // way, so it must not stop the counting of it either.
     let store = state.store.clone();
@@ -132,7 +146,7 @@ async fn receive_traces(
         // Decoding, conversion, analysis and the store's encoding are CPU
         // work: keep them off the threads that serve connections.
         let (written, accepted, rejected) = tokio::task::spawn_blocking(move || {
-            let (ingest, rejected) = analyzed(encoding, &bytes, limit)?;
+            let (ingest, rejected) = analyzed_request(decode()?);
             let accepted = ingest.spans.len();
             // Only invalid spans: still written, for their count at process.
             let written =
@@ -162,11 +176,10 @@ async fn receive_traces(
     .await
     .map_err(|e| ReceiveError::Store(StoreError::WriteFailed(e.to_string())))??;
     let refused = rejected.len() as u64 + conflicts;
-    let partial_success = (refused > 0).then(|| ExportTracePartialSuccess {
+    Ok((refused > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: refused as i64,
         error_message: rejection_message(&rejected, conflicts),
-    });
-    Ok((format, ExportTraceServiceResponse { partial_success }))
+    }))
 }
 
 /// A body (as read off the wire) → the batch the SQLite writer inserts, and
@@ -184,16 +197,21 @@ pub(crate) fn prepare(
 }
 
 /// Decode, process and analyze: what every store is handed.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn analyzed(
     encoding: Encoding,
     bytes: &[u8],
     limit: usize,
 ) -> Result<(Ingest, Vec<InvalidSpan>), ReceiveError> {
-    let request: ExportTraceServiceRequest = decode(encoding, bytes, limit)?;
+    Ok(analyzed_request(decode(encoding, bytes, limit)?))
+}
+
+/// Process and analyze a decoded request.
+fn analyzed_request(request: ExportTraceServiceRequest) -> (Ingest, Vec<InvalidSpan>) {
     let processed = process::process(request);
     let mut ingest = ingest(processed.spans, now_ns());
     ingest.lost = lost_at_process(&processed.rejected, processed.rejected_services);
-    Ok((ingest, processed.rejected))
+    (ingest, processed.rejected)
 }
 
 /// The invalid spans, counted per service and reason as lost at process.
@@ -282,14 +300,23 @@ async fn receive_metrics(
     let (encoding, bytes) =
         body::read_checked(headers, body, limit, state.body_read_timeout).await?;
     let request: ExportMetricsServiceRequest = decode(encoding, &bytes, limit)?;
-    let destination = process::Destination {
-        port: port_of_host(headers),
-    };
-    let points = process::counter_points(request, destination);
+    store_metrics(state, request, port_of_host(headers)).await?;
+    Ok(encoding.format)
+}
+
+/// The part of receiving metrics both transports share: the exporters'
+/// counters out of the request, stored before the answer. `port` is the
+/// one the client sent to, which its counters name as `server.port`.
+pub(crate) async fn store_metrics(
+    state: &ReceiveState,
+    request: ExportMetricsServiceRequest,
+    port: Option<u16>,
+) -> Result<(), ReceiveError> {
+    let points = process::counter_points(request, process::Destination { port });
     if !points.is_empty() {
         state.store.try_write_counters(points)?.await?;
     }
-    Ok(encoding.format)
+    Ok(())
 }
 
 /// The port the request was sent to, from its `Host` header.

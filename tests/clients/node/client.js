@@ -1,8 +1,10 @@
 // Sends one small trace to an OTLP/HTTP endpoint with the official JS SDK.
 //
-// Usage: node client.js ENDPOINT RUN_ID PROTOCOL   (PROTOCOL: json | proto)
+// Usage: node client.js ENDPOINT RUN_ID PROTOCOL
+//        (PROTOCOL: json | proto | grpc | grpc-gzip)
 //
-// ENDPOINT is the base URL (http://host:port); the script appends /v1/traces.
+// ENDPOINT is the base URL (http://host:port); the script appends /v1/traces
+// for OTLP/HTTP and sends to it unchanged over OTLP/gRPC (plain text).
 // Same scenario as tests/clients/python/client.py. On success it prints one
 // JSON line with the trace id and span ids by name; if the exporter reports a
 // failure it exits non-zero.
@@ -23,7 +25,12 @@ function makeExporter(endpoint, protocol) {
     const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto');
     return new OTLPTraceExporter({ url });
   }
-  throw new Error(`unknown protocol ${protocol} (expected json or proto)`);
+  if (protocol === 'grpc' || protocol === 'grpc-gzip') {
+    const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-grpc');
+    const compression = protocol === 'grpc-gzip' ? 'gzip' : 'none';
+    return new OTLPTraceExporter({ url: endpoint, compression });
+  }
+  throw new Error(`unknown protocol ${protocol} (expected json, proto, grpc or grpc-gzip)`);
 }
 
 // Wraps the real exporter and remembers every result it returned.

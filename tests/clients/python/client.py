@@ -1,8 +1,12 @@
 """Sends one small trace to an OTLP/HTTP endpoint with the official Python SDK.
 
-Usage: client.py ENDPOINT RUN_ID PROTOCOL   (PROTOCOL: proto | json)
+Usage: client.py ENDPOINT RUN_ID PROTOCOL
+       (PROTOCOL: proto | json | grpc | grpc-gzip)
 
-ENDPOINT is the base URL (http://host:port); the script appends /v1/traces.
+ENDPOINT is the base URL (http://host:port); the script appends /v1/traces
+for OTLP/HTTP, and sends to it unchanged over OTLP/gRPC (TLS for https://,
+trusting OTEL_EXPORTER_OTLP_CERTIFICATE). The variable OTELITE_TOKEN, when
+set, is sent as a bearer token over gRPC.
 The trace is the scenario shared by every foreign client in tests/clients:
 checkout (server) -> load-cart -> db.select (client), and checkout -> charge
 (client, error). On success it prints one JSON line with the trace id and
@@ -44,6 +48,25 @@ class Recording(SpanExporter):
 
 def make_exporter(endpoint, protocol):
     url = endpoint.rstrip("/") + "/v1/traces"
+    if protocol in ("grpc", "grpc-gzip"):
+        import os
+
+        from grpc import Compression
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter,
+        )
+
+        token = os.environ.get("OTELITE_TOKEN")
+        headers = {"authorization": f"Bearer {token}"} if token else None
+        compression = (
+            Compression.Gzip if protocol == "grpc-gzip" else Compression.NoCompression
+        )
+        # The exporter chooses TLS by the endpoint's scheme.
+        return OTLPSpanExporter(
+            endpoint=endpoint,
+            compression=compression,
+            headers=headers,
+        )
     if protocol == "proto":
         from opentelemetry.exporter.otlp.proto.http import Compression
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
@@ -57,7 +80,9 @@ def make_exporter(endpoint, protocol):
         )
 
         return OTLPSpanExporter(endpoint=url)
-    raise SystemExit(f"unknown protocol {protocol!r} (expected proto or json)")
+    raise SystemExit(
+        f"unknown protocol {protocol!r} (expected proto, json, grpc or grpc-gzip)"
+    )
 
 
 def main():
