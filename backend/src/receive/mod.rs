@@ -5,6 +5,7 @@
 
 pub(crate) mod body;
 mod response;
+mod zipkin;
 
 pub use body::{Encoding, Format};
 pub use response::RpcStatus;
@@ -97,6 +98,7 @@ pub fn router(state: ReceiveState) -> Router {
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/metrics", post(metrics))
+        .route("/api/v2/spans", post(zipkin::spans))
         .with_state(state)
 }
 
@@ -123,16 +125,37 @@ async fn receive_traces(
     let (encoding, bytes) =
         body::read_checked(headers, body, limit, state.body_read_timeout).await?;
     let format = encoding.format;
+    let (rejected, conflicts) = commit(state, move || decode(encoding, &bytes, limit)).await?;
+    let refused = rejected.len() as u64 + conflicts;
+    let partial_success = (refused > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: refused as i64,
+        error_message: rejection_message(&rejected, conflicts),
+    });
+    Ok((format, ExportTraceServiceResponse { partial_success }))
+}
+
+/// Decodes (with `decode`, off the connection threads), processes,
+/// analyzes and stores one request's spans, counting them in the funnel;
+/// returns once the store has committed them, with the spans that were not
+/// valid and how many conflicted with stored ones. Every trace intake
+/// (OTLP here, Zipkin in `zipkin`) ends here.
+pub(crate) async fn commit<D>(
+    state: &ReceiveState,
+    decode: D,
+) -> Result<(Vec<InvalidSpan>, u64), ReceiveError>
+where
+    D: FnOnce() -> Result<ExportTraceServiceRequest, ReceiveError> + Send + 'static,
+{
     // Once the body is in, the rest runs on a task of its own: a client
     // that hangs up before its answer does not stop a commit already on its
     // way, so it must not stop the counting of it either.
     let store = state.store.clone();
     let metrics = state.metrics.clone();
-    let (rejected, conflicts) = tokio::spawn(async move {
+    tokio::spawn(async move {
         // Decoding, conversion, analysis and the store's encoding are CPU
         // work: keep them off the threads that serve connections.
         let (written, accepted, rejected) = tokio::task::spawn_blocking(move || {
-            let (ingest, rejected) = analyzed(encoding, &bytes, limit)?;
+            let (ingest, rejected) = analyzed_request(decode()?);
             let accepted = ingest.spans.len();
             // Only invalid spans: still written, for their count at process.
             let written =
@@ -160,13 +183,7 @@ async fn receive_traces(
         Ok((rejected, conflicts))
     })
     .await
-    .map_err(|e| ReceiveError::Store(StoreError::WriteFailed(e.to_string())))??;
-    let refused = rejected.len() as u64 + conflicts;
-    let partial_success = (refused > 0).then(|| ExportTracePartialSuccess {
-        rejected_spans: refused as i64,
-        error_message: rejection_message(&rejected, conflicts),
-    });
-    Ok((format, ExportTraceServiceResponse { partial_success }))
+    .map_err(|e| ReceiveError::Store(StoreError::WriteFailed(e.to_string())))?
 }
 
 /// A body (as read off the wire) → the batch the SQLite writer inserts, and
@@ -179,21 +196,16 @@ pub(crate) fn prepare(
     bytes: &[u8],
     limit: usize,
 ) -> Result<(crate::storage::sqlite::SpanBatch, Vec<InvalidSpan>), ReceiveError> {
-    let (ingest, rejected) = analyzed(encoding, bytes, limit)?;
+    let (ingest, rejected) = analyzed_request(decode(encoding, bytes, limit)?);
     Ok((crate::storage::sqlite::span_batch(ingest), rejected))
 }
 
-/// Decode, process and analyze: what every store is handed.
-pub(crate) fn analyzed(
-    encoding: Encoding,
-    bytes: &[u8],
-    limit: usize,
-) -> Result<(Ingest, Vec<InvalidSpan>), ReceiveError> {
-    let request: ExportTraceServiceRequest = decode(encoding, bytes, limit)?;
+/// Process and analyze a decoded request: what every store is handed.
+fn analyzed_request(request: ExportTraceServiceRequest) -> (Ingest, Vec<InvalidSpan>) {
     let processed = process::process(request);
     let mut ingest = ingest(processed.spans, now_ns());
     ingest.lost = lost_at_process(&processed.rejected, processed.rejected_services);
-    Ok((ingest, processed.rejected))
+    (ingest, processed.rejected)
 }
 
 /// The invalid spans, counted per service and reason as lost at process.
