@@ -22,7 +22,8 @@
 //! (the tag stays); and a `shared` server span, which reuses its client's
 //! span id, gets an id of its own derived from it, with the client span as
 //! parent, so that it is stored beside the client span rather than refused
-//! as a conflicting duplicate (its children in the same request follow it).
+//! as a conflicting duplicate (its children in the same request follow it;
+//! a shared span without a parent keeps its id).
 
 use super::wire::{self, Kind};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -137,8 +138,17 @@ fn shared_ids(spans: &[wire::Span]) -> SharedIds {
         .collect()
 }
 
+/// A server span sharing its client's id. Only one with a parent is given
+/// an id of its own: a shared span without one (py_zipkin marks every root
+/// server span shared) mostly has no instrumented client, and would
+/// otherwise hang under a parent that never arrives.
 fn is_shared_server(span: &wire::Span) -> bool {
-    span.shared == Some(true) && span.kind == Some(Kind::Server)
+    span.shared == Some(true)
+        && span.kind == Some(Kind::Server)
+        && span
+            .parent_id
+            .as_deref()
+            .is_some_and(|p| !p.is_empty() && !p.eq_ignore_ascii_case(&span.id))
 }
 
 fn convert(

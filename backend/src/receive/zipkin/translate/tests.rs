@@ -118,8 +118,8 @@ fn kinds_statuses_and_the_trace_state_come_from_their_tags() {
 #[test]
 fn a_shared_server_span_gets_its_own_id_under_the_client_span() {
     let request = to_otlp(spans(json!([
-        {"traceId": "86154a4ba6e91385", "id": "4d1e00c0db9010db", "kind": "SERVER",
-         "shared": true, "timestamp": 10, "duration": 5,
+        {"traceId": "86154a4ba6e91385", "parentId": "00000000000000aa", "id": "4d1e00c0db9010db",
+         "kind": "SERVER", "shared": true, "timestamp": 10, "duration": 5,
          "localEndpoint": {"serviceName": "api"}},
         {"traceId": "86154a4ba6e91385", "parentId": "4d1e00c0db9010db", "id": "1111111111111111",
          "timestamp": 11, "duration": 1, "localEndpoint": {"serviceName": "api"}},
@@ -139,14 +139,17 @@ fn a_shared_server_span_gets_its_own_id_under_the_client_span() {
     assert_eq!(hex::encode(&web.parent_span_id), "4d1e00c0db9010db");
     // The same span sent again gets the same id.
     let again = to_otlp(spans(json!([
-        {"traceId": "86154a4ba6e91385", "id": "4d1e00c0db9010db", "kind": "SERVER",
+        {"traceId": "86154a4ba6e91385", "parentId": "00000000000000aa", "id": "4d1e00c0db9010db",
+         "kind": "SERVER", "shared": true, "timestamp": 10, "localEndpoint": {"serviceName": "api"}},
+        // A shared root (py_zipkin's every root server span) keeps its id.
+        {"traceId": "86154a4ba6e91385", "id": "00000000000000bb", "kind": "SERVER",
          "shared": true, "timestamp": 10, "localEndpoint": {"serviceName": "api"}}
     ])))
     .expect("valid spans");
-    assert_eq!(
-        again.resource_spans[0].scope_spans[0].spans[0].span_id,
-        server.span_id
-    );
+    let again = &again.resource_spans[0].scope_spans[0].spans;
+    assert_eq!(again[0].span_id, server.span_id);
+    assert_eq!(hex::encode(&again[1].span_id), "00000000000000bb");
+    assert!(again[1].parent_span_id.is_empty());
 }
 
 #[test]
