@@ -52,10 +52,13 @@ pub enum ZipkinError {
 /// The Collector's name for the attribute that marks a missing start.
 const START_ABSENT: &str = "otel.zipkin.absentField.startTime";
 
+/// One service's spans by scope (name, version), in first-seen order.
+type ServiceSpans = (String, Vec<((String, String), Vec<Span>)>);
+
 pub fn to_otlp(spans: Vec<wire::Span>) -> Result<ExportTraceServiceRequest, ZipkinError> {
     let shared = shared_ids(&spans);
     // service → (scope name, version) → spans, in first-seen order.
-    let mut resources: Vec<(String, Vec<((String, String), Vec<Span>)>)> = Vec::new();
+    let mut resources: Vec<ServiceSpans> = Vec::new();
     for (index, span) in spans.into_iter().enumerate() {
         let service = local_service(&span).to_owned();
         let mut tags = span.tags.clone();
@@ -82,9 +85,7 @@ pub fn to_otlp(spans: Vec<wire::Span>) -> Result<ExportTraceServiceRequest, Zipk
     })
 }
 
-fn resource_spans(
-    (service, scopes): (String, Vec<((String, String), Vec<Span>)>),
-) -> ResourceSpans {
+fn resource_spans((service, scopes): ServiceSpans) -> ResourceSpans {
     // Like the Collector: no service name, no `service.name` (otelite then
     // files the spans under its own name for an unnamed service).
     let attributes = if service.is_empty() {
