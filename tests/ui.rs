@@ -7,7 +7,9 @@
 //! and the empty-database, unknown-trace and backend-error messages show;
 //! a graph of 11 services is laid out with no line through a box or label,
 //! the trace view's state survives a reload, operations sort naturally, and
-//! the pages hold up at 400, 420 and 768 px. A screenshot of each page is written to
+//! the pages hold up at 400, 420 and 768 px; against a server with a query
+//! token the UI signs in, refuses a wrong token, keeps the session over a
+//! reload and signs out. A screenshot of each page is written to
 //! `target/ui-screenshots/` (the test prints the path).
 //!
 //! Chromium, Node and the npm packages come from `.ci/run`; the test fails,

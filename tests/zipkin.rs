@@ -3,11 +3,11 @@
 //! (`tests/clients/python/zipkin_client.py`); the spans come back through
 //! the query API with Zipkin's fields mapped as the OpenTelemetry
 //! Collector's Zipkin receiver maps them, are found by search and counted
-//! in the funnel. A body that is not Zipkin JSON gets 400 with a message,
+//! in the funnel, on both stores. A body that is not Zipkin JSON gets 400 with a message,
 //! and the ingest token guards the route as it guards `/v1/traces`.
 
 use crate::support::foreign::{self, Sent};
-use crate::support::{Backend, assert_rate};
+use crate::support::{Backend, Store, assert_rate, for_each_store};
 use otelite_backend::net::BearerToken;
 use otelite_model::{self as model, AnyValue, SpanKind, StatusCode};
 use std::process::Command;
@@ -39,9 +39,12 @@ fn py_zipkin(backend: &Backend, run_id: &str) -> Sent {
     foreign::run(command)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn py_zipkin_spans_are_stored_mapped_and_searchable() {
-    let backend = Backend::start().await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    py_zipkin_spans_are_stored_mapped_and_searchable
+);
+async fn py_zipkin_spans_are_stored_mapped_and_searchable(store: Store) {
+    let backend = Backend::start_on(store, "zipkin", |_| {}).await;
     // The client blocks until its spans are answered: off the runtime.
     let sent = tokio::task::block_in_place(|| py_zipkin(&backend, "zipkin-run-1"));
     let stored = backend.wait_for_trace(&sent.trace_id, 2).await;
