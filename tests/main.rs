@@ -17,6 +17,7 @@
 //! - `metrics`: `/metrics` through Prometheus' own text parser.
 //! - `security`: bearer tokens, TLS, and limits on request heads.
 //! - `ui`: the web UI in headless Chromium against seeded traces.
+//! - `zipkin`: py_zipkin sends Zipkin v2 JSON to `/api/v2/spans`.
 //! - `crash`, `shutdown`, `overload`, `duplicates`: the real `otelite`
 //!   binary killed, signalled and flooded; retried batches stored once.
 //! - `hostile`: odd but well-framed OTLP (deep nesting, huge values, bad ids,
@@ -53,5 +54,6 @@ mod shutdown;
 mod spool;
 mod startup;
 mod ui;
+mod zipkin;
 
 mod cli_server;

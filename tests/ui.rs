@@ -7,7 +7,9 @@
 //! and the empty-database, unknown-trace and backend-error messages show;
 //! a graph of 11 services is laid out with no line through a box or label,
 //! the trace view's state survives a reload, operations sort naturally, and
-//! the pages hold up at 400, 420 and 768 px. A screenshot of each page is written to
+//! the pages hold up at 400, 420 and 768 px; against a server with a query
+//! token the UI signs in, refuses a wrong token, keeps the session over a
+//! reload and signs out. A screenshot of each page is written to
 //! `target/ui-screenshots/` (the test prints the path).
 //!
 //! Chromium, Node and the npm packages come from `.ci/run`; the test fails,
@@ -373,10 +375,15 @@ async fn seed_graph(backend: &Backend) {
 
 /// Runs the browser script on `expectations` and returns its result line.
 fn run_browser(node: &str, expectations: &Value) -> Value {
+    run_browser_script(node, "ui.js", expectations)
+}
+
+/// Runs `tests/clients/browser/<script>` on `expectations`.
+fn run_browser_script(node: &str, script: &str, expectations: &Value) -> Value {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("expect.json");
     std::fs::write(&file, expectations.to_string()).expect("write expectations");
-    let script = support::foreign::clients_dir().join("browser/ui.js");
+    let script = support::foreign::clients_dir().join("browser").join(script);
     let mut child = Command::new(node)
         .arg(&script)
         .arg(&file)
@@ -519,4 +526,51 @@ async fn every_page_in_a_real_browser() {
         shots.display(),
         result["figures"]
     );
+}
+
+/// The UI against a server started with `--query-token`: the sign-in form
+/// shows, a wrong token is refused with a message, the right one shows the
+/// seeded trace (search and trace pages), a reload keeps the session, the
+/// token is in no URL the browser asked for and in sessionStorage only,
+/// and signing out brings the form back (`tests/clients/browser/signin.js`).
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_with_the_query_token() {
+    const TOKEN: &str = "ui-query-token-7c1e";
+    let node = browser_tools();
+    let backend = Backend::start_with(|config| {
+        config.query_token = Some(otelite_backend::net::BearerToken::new(TOKEN));
+    })
+    .await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64;
+    let trace_id = support::unique_trace_id(0x51);
+    let span = fixtures::span(trace_id, SpanId([0, 0, 0, 0, 0, 0, 0, 1]))
+        .flags(1)
+        .service("signed-in")
+        .name("GET /private")
+        .times(now - 60_000 * MS, now - 59_990 * MS)
+        .build();
+    let body = otlp_request(&[span]).encode_to_vec();
+    // 200 means committed: the trace is there for the browser.
+    let reply = backend
+        .post("/v1/traces", "application/x-protobuf", None, body)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    let expectations = json!({
+        "chromium": CHROMIUM,
+        "base": format!("http://{}", backend.query),
+        "token": TOKEN,
+        "wrongToken": "not-the-token",
+        "traceId": trace_id.to_hex(),
+        "root": "GET /private",
+        "screenshots": screenshot_dir(),
+    });
+    let result =
+        tokio::task::spawn_blocking(move || run_browser_script(&node, "signin.js", &expectations))
+            .await
+            .expect("browser thread");
+    assert_eq!(result["ok"], true, "{result}");
 }

@@ -7,6 +7,7 @@
 pub(crate) mod body;
 pub mod grpc;
 mod response;
+mod zipkin;
 
 pub use body::{Encoding, Format};
 pub use response::RpcStatus;
@@ -99,6 +100,7 @@ pub fn router(state: ReceiveState) -> Router {
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/metrics", post(metrics))
+        .route("/api/v2/spans", post(zipkin::spans))
         .with_state(state)
 }
 
@@ -129,20 +131,38 @@ async fn receive_traces(
     Ok((format, ExportTraceServiceResponse { partial_success }))
 }
 
-/// The part of receiving traces both transports share: `decode` (run off
-/// the connection threads, it may be a no-op when the transport decoded
-/// already), then process → analyze → store, answering only once the store
-/// has committed. `Some` names the spans that were refused.
+/// The part of receiving traces the OTLP transports share: `commit`, then
+/// the refused spans as OTLP's partial success.
 pub(crate) async fn store_traces(
     state: &ReceiveState,
     decode: impl FnOnce() -> Result<ExportTraceServiceRequest, ReceiveError> + Send + 'static,
 ) -> Result<Option<ExportTracePartialSuccess>, ReceiveError> {
+    let (rejected, conflicts) = commit(state, decode).await?;
+    let refused = rejected.len() as u64 + conflicts;
+    Ok((refused > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: refused as i64,
+        error_message: rejection_message(&rejected, conflicts),
+    }))
+}
+
+/// Decodes (with `decode`, off the connection threads; a no-op when the
+/// transport decoded already), processes, analyzes and stores one request's
+/// spans, counting them in the funnel; returns once the store has committed
+/// them, with the spans that were not valid and how many conflicted with
+/// stored ones. Every trace intake (OTLP/HTTP, OTLP/gRPC, Zipkin) ends here.
+pub(crate) async fn commit<D>(
+    state: &ReceiveState,
+    decode: D,
+) -> Result<(Vec<InvalidSpan>, u64), ReceiveError>
+where
+    D: FnOnce() -> Result<ExportTraceServiceRequest, ReceiveError> + Send + 'static,
+{
     // Once the request is in, the rest runs on a task of its own: a client
     // that hangs up before its answer does not stop a commit already on its
     // way, so it must not stop the counting of it either.
     let store = state.store.clone();
     let metrics = state.metrics.clone();
-    let (rejected, conflicts) = tokio::spawn(async move {
+    tokio::spawn(async move {
         // Decoding, conversion, analysis and the store's encoding are CPU
         // work: keep them off the threads that serve connections.
         let (written, accepted, rejected) = tokio::task::spawn_blocking(move || {
@@ -174,12 +194,7 @@ pub(crate) async fn store_traces(
         Ok((rejected, conflicts))
     })
     .await
-    .map_err(|e| ReceiveError::Store(StoreError::WriteFailed(e.to_string())))??;
-    let refused = rejected.len() as u64 + conflicts;
-    Ok((refused > 0).then(|| ExportTracePartialSuccess {
-        rejected_spans: refused as i64,
-        error_message: rejection_message(&rejected, conflicts),
-    }))
+    .map_err(|e| ReceiveError::Store(StoreError::WriteFailed(e.to_string())))?
 }
 
 /// A body (as read off the wire) → the batch the SQLite writer inserts, and
@@ -192,21 +207,11 @@ pub(crate) fn prepare(
     bytes: &[u8],
     limit: usize,
 ) -> Result<(crate::storage::sqlite::SpanBatch, Vec<InvalidSpan>), ReceiveError> {
-    let (ingest, rejected) = analyzed(encoding, bytes, limit)?;
+    let (ingest, rejected) = analyzed_request(decode(encoding, bytes, limit)?);
     Ok((crate::storage::sqlite::span_batch(ingest), rejected))
 }
 
-/// Decode, process and analyze: what every store is handed.
-#[cfg(any(test, feature = "fuzzing"))]
-pub(crate) fn analyzed(
-    encoding: Encoding,
-    bytes: &[u8],
-    limit: usize,
-) -> Result<(Ingest, Vec<InvalidSpan>), ReceiveError> {
-    Ok(analyzed_request(decode(encoding, bytes, limit)?))
-}
-
-/// Process and analyze a decoded request.
+/// Process and analyze a decoded request: what every store is handed.
 fn analyzed_request(request: ExportTraceServiceRequest) -> (Ingest, Vec<InvalidSpan>) {
     let processed = process::process(request);
     let mut ingest = ingest(processed.spans, now_ns());

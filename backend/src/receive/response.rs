@@ -82,6 +82,18 @@ impl ReceiveError {
         }
     }
 
+    /// What the client is told: internals of a store failure are for the
+    /// log, not the client.
+    pub fn client_message(&self) -> String {
+        match self {
+            ReceiveError::Store(StoreError::Overloaded) => {
+                "the store is busy; retry later".to_owned()
+            }
+            ReceiveError::Store(_) => "the spans could not be stored; retry later".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     /// The response, in the request's encoding when it is known.
     pub fn into_response(self, format: Option<Format>) -> Response {
         let status = self.status();
@@ -90,14 +102,7 @@ impl ReceiveError {
         } else {
             tracing::debug!(error = %self, "rejecting an OTLP request");
         }
-        let message = match &self {
-            // Internals of a store failure are for the log, not the client.
-            ReceiveError::Store(StoreError::Overloaded) => {
-                "the store is busy; retry later".to_owned()
-            }
-            ReceiveError::Store(_) => "the spans could not be stored; retry later".to_owned(),
-            other => other.to_string(),
-        };
+        let message = self.client_message();
         let body = RpcStatus {
             code: self.rpc_code(),
             message,

@@ -51,6 +51,7 @@ static ASSETS: &[Asset] = &[
     asset!("api.js", JS),
     asset!("router.js", JS),
     asset!("app.js", JS),
+    asset!("signin.js", JS),
     asset!("search.js", JS),
     asset!("trace.js", JS),
     asset!("waterfall.js", JS),

@@ -97,5 +97,32 @@ fn trace_id(text: &str, name: &str) -> Result<otelite_model::TraceId, Fault> {
         .ok_or_else(|| Fault::malformed(name, format!("{text:?} is not a hex trace id")))
 }
 
+/// The id in a trace-by-id path (`/api/traces/{id}`, `/api/v3/traces/{id}`):
+/// hex first, as above, then base64 (standard or URL-safe, padded or not) of
+/// 16 or 8 bytes, which is what protobuf's JSON makes of the bytes of an id,
+/// as Jaeger accepts since its query service took base64 ids there.
+fn path_trace_id(text: &str, name: &str) -> Result<otelite_model::TraceId, Fault> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let hex = trace_id(text, name);
+    // 16 bytes are at most 24 base64 characters: a longer text is not one.
+    if hex.is_ok() || text.len() > 24 {
+        return hex;
+    }
+    [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+        .and_then(|bytes| {
+            let mut id = [0u8; 16];
+            match bytes.len() {
+                16 => id.copy_from_slice(&bytes),
+                8 => id[8..].copy_from_slice(&bytes),
+                _ => return None,
+            }
+            Some(otelite_model::TraceId(id))
+        })
+        .ok_or_else(|| Fault::malformed(name, format!("{text:?} is not a hex or base64 trace id")))
+}
+
 #[cfg(test)]
 mod tests;

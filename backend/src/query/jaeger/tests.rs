@@ -721,3 +721,66 @@ async fn transform_turns_an_otlp_json_file_into_jaeger_traces() -> TestResult {
     assert!(msg.contains("not OTLP JSON"), "{msg}");
     Ok(())
 }
+
+/// Jaeger's own fixtures for base64 trace ids (its HTTP gateway's
+/// `TestHTTPGatewayGetTraceBase64`), with the id each one names.
+#[test]
+fn base64_trace_ids_parse_as_jaeger_parses_them() {
+    for (text, hex) in [
+        (
+            "AAAAAAAAAAAAAAAAAAAAAQ==",
+            "00000000000000000000000000000001",
+        ),
+        (
+            "AAAAAAAAAP///////////w==",
+            "00000000000000ffffffffffffffffff",
+        ),
+        (
+            "EjRWeJq83vD+3LqYdlQyEA==",
+            "123456789abcdef0fedcba9876543210",
+        ),
+        // The same id URL-safe and unpadded, and 8 bytes (a 64-bit id).
+        ("EjRWeJq83vD-3LqYdlQyEA", "123456789abcdef0fedcba9876543210"),
+        ("EjRWeJq83vA=", "0000000000000000123456789abcdef0"),
+        // Hex wins where both read: Jaeger tries hex first.
+        ("1", "00000000000000000000000000000001"),
+    ] {
+        let id = super::path_trace_id(text, "trace_id").map_err(|e| e.message());
+        assert_eq!(id.map(|id| id.to_hex()), Ok(hex.to_owned()), "{text}");
+    }
+    for bad in [
+        "AA==",
+        "not base64!",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        assert!(super::path_trace_id(bad, "trace_id").is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn trace_by_id_takes_a_base64_id_on_v1_and_v3() -> TestResult {
+    let f = seeded().await?;
+    // Trace A (16 bytes of 0x0a) in base64, percent-encoded as a path
+    // segment would carry `/`, `+` and `=`.
+    for uri in [
+        "/api/traces/CgoKCgoKCgoKCgoKCgoKCg%3D%3D",
+        "/api/v3/traces/CgoKCgoKCgoKCgoKCgoKCg==",
+        "/api/v3/traces/CgoKCgoKCgoKCgoKCgoKCg",
+    ] {
+        let (status, body) = f.get(uri).await?;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        let text = body.to_string();
+        assert!(text.contains(A), "{uri} answers trace A: {body}");
+    }
+    let (status, body) = f
+        .get("/api/v3/traces/AAAAAAAAAP%2F%2F%2F%2F%2F%2F%2F%2F%2F%2F%2Fw==")
+        .await?;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a valid id of no stored trace: {body}"
+    );
+    let (status, body) = f.get("/api/v3/traces/%21%21").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    Ok(())
+}

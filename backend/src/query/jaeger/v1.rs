@@ -4,7 +4,7 @@
 
 use super::params::{self, Params};
 use super::shapes::{self, Trace};
-use super::{Fault, trace_id};
+use super::{Fault, path_trace_id, trace_id};
 use crate::storage::Storage;
 use crate::storage::TraceQuery;
 use axum::Json;
@@ -128,7 +128,7 @@ pub fn kind_param(params: &Params, names: &[&'static str]) -> Result<Option<Span
 }
 
 pub async fn trace(State(store): State<Storage>, Path(id): Path<String>) -> Answer<Trace> {
-    let id = trace_id(&id, "traceID")?;
+    let id = path_trace_id(&id, "traceID")?;
     match store.trace(id).await? {
         Some(spans) => Ok(envelope(vec![shapes::trace(&spans)])),
         None => Err(Fault::NotFound("trace not found".into()).into()),

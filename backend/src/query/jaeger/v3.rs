@@ -5,7 +5,7 @@
 
 use super::params::{self, Params};
 use super::v1::{apply_tags, kind_param};
-use super::{Fault, trace_id};
+use super::{Fault, path_trace_id};
 use crate::storage::Storage;
 use crate::storage::{TraceQuery, TraceSummary};
 use axum::Json;
@@ -111,7 +111,7 @@ pub async fn trace(
     State(store): State<Storage>,
     Path(id): Path<String>,
 ) -> Result<Json<TracesBody>, V3Error> {
-    let id = trace_id(&id, "trace_id")?;
+    let id = path_trace_id(&id, "trace_id")?;
     match store.trace(id).await? {
         Some(spans) => Ok(otlp([spans.as_slice()])),
         None => Err(no_traces()),

@@ -10,6 +10,31 @@ export class ApiError extends Error {
   }
 }
 
+// The query token (`serve --query-token`), when the backend asks for one:
+// kept in sessionStorage, so it lasts as long as the tab and never reaches
+// the URL, history or a log, and sent as `Authorization: Bearer` on every
+// API call.
+const TOKEN_KEY = 'otelite.queryToken';
+
+/** The token this tab signed in with, or null. */
+export function queryToken() {
+  try { return sessionStorage.getItem(TOKEN_KEY); } catch { return null; }
+}
+
+/** Keeps `token` for this tab; a blank one signs out. */
+export function setQueryToken(token) {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch { /* storage disabled: the token lasts until the page is left */ }
+}
+
+/**
+ * Fired on `window` when the backend answers 401: `detail.refused` is true
+ * when a token was sent (it is wrong, and forgotten), false when none was.
+ */
+export const UNAUTHORIZED = 'otelite:unauthorized';
+
 /** GETs `path` with `params` (arrays repeat the name; empty values are left out). */
 export async function getJson(path, params = {}) {
   const query = new URLSearchParams();
@@ -19,11 +44,18 @@ export async function getJson(path, params = {}) {
     }
   }
   const url = query.toString() ? `${path}?${query}` : path;
+  const token = queryToken();
+  const headers = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
   let response;
   try {
-    response = await fetch(url, { headers: { accept: 'application/json' } });
+    response = await fetch(url, { headers });
   } catch (e) {
     throw new ApiError(`Cannot reach the otelite backend (${e.message}).`, 0);
+  }
+  if (response.status === 401) {
+    if (token && queryToken() === token) setQueryToken(null);
+    window.dispatchEvent(new CustomEvent(UNAUTHORIZED, { detail: { refused: Boolean(token) } }));
   }
   const text = await response.text();
   let body = null;

@@ -1,7 +1,9 @@
 // Entry point: the header (navigation and the trace-id box) and the page
 // chosen by the URL's hash. Each page module exports `render(main, route)`.
 
+import { UNAUTHORIZED } from './api.js';
 import { currentRoute, go, h, message, TRACE_ID } from './router.js';
+import * as signIn from './signin.js';
 import * as search from './search.js';
 import * as trace from './trace.js';
 import * as rates from './rates.js';
@@ -54,6 +56,27 @@ function wireTraceJump() {
   });
 }
 
+/**
+ * A 401 from any API call replaces the page with the sign-in form; the
+ * page's own drawing is dropped (its generation is no longer current).
+ */
+function wireSignIn() {
+  const updateSignOut = signIn.wireSignOut(show);
+  window.addEventListener(UNAUTHORIZED, (event) => {
+    generation += 1;
+    updateSignOut();
+    const main = document.getElementById('page');
+    main.dataset.page = 'sign-in';
+    main.dataset.route = location.hash;
+    signIn.render(main, event.detail.refused, () => {
+      updateSignOut();
+      show();
+    });
+    main.dataset.state = 'sign-in';
+  });
+}
+
 wireTraceJump();
+wireSignIn();
 window.addEventListener('hashchange', show);
 show();
