@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite from a fresh Debian machine: installs what the end-to-end
-# tests run besides otelite (the official Python and Node clients, headless
+# tests run besides otelite (the official Python, Node, Go and Java clients, headless
 # Chromium for the web UI, clickhouse-server 18.16 for the ClickHouse
 # store), then runs `cargo test --workspace`. What is already there is
 # skipped, so it is also the way to run the suite on a machine that has them;
@@ -61,6 +61,28 @@ if ! command -v npm >/dev/null 2>&1; then
     apt_install nodejs npm
 fi
 (cd tests/clients/node && npm ci --no-audit --no-fund)
+
+echo "== build: Go and Java SDK counter clients (tests/clients/go-counters, tests/clients/java)"
+# Built once into their own gitignored target/ directories, so the tests only
+# run the binary or `java`; skipped while the output is newer than every
+# source file. Go fetches the toolchain go.mod names when its own is older.
+stale() { # OUTPUT DIR: OUTPUT is missing or a file under DIR (but target/) is newer
+    [[ ! -e $1 ]] || [[ -n $(find "$2" -path "$2/target" -prune -o -type f -newer "$1" -print -quit) ]]
+}
+if ! command -v go >/dev/null 2>&1; then
+    apt_install golang-go
+fi
+if stale tests/clients/go-counters/target/go-counters tests/clients/go-counters; then
+    (cd tests/clients/go-counters && go build -p 1 -o target/go-counters .)
+fi
+if ! command -v mvn >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+    apt_install default-jdk-headless maven
+fi
+# The SDK versions are pinned in pom.xml (the BOM); `clean` drops the jars of
+# an earlier pin from target/dependency.
+if stale tests/clients/java/target/classes/otelite/Counters.class tests/clients/java; then
+    (cd tests/clients/java && mvn -q -B clean compile dependency:copy-dependencies)
+fi
 
 echo "== install: headless Chromium and playwright-core for the web UI test (tests/clients/browser)"
 if ! command -v chromium >/dev/null 2>&1; then
