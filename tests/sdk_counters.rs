@@ -4,9 +4,11 @@
 //! reported, read in the client through a reader on the same MeterProvider
 //! (`tests/clients/go-counters`, `tests/clients/java`,
 //! `tests/clients/node/counters.js`), and each loss shows under the SDK's own
-//! `error.type`. Two scenarios per SDK: a 64-span queue under a burst (lost
-//! at collect) and an endpoint nobody listens on (lost at transmit).
+//! `error.type`. Three scenarios per SDK: a 64-span queue under a burst
+//! (lost at collect), an endpoint nobody listens on and one that answers
+//! 503 (lost at transmit; retries off where the SDK allows it).
 
+use crate::support::unavailable::Unavailable;
 use crate::support::{Backend, ServiceRates, foreign};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -101,10 +103,11 @@ fn stage(rates: &ServiceRates, name: &str) -> (Option<u64>, Option<u64>, BTreeMa
     (stage.n, stage.lost, stage.reasons.clone())
 }
 
-/// A port nothing listens on: bound, then let go.
-fn dead_port() -> u16 {
+/// A traces URL on a port nothing listens on: bound, then let go.
+fn dead_endpoint() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("its address").port()
+    let port = listener.local_addr().expect("its address").port();
+    format!("http://127.0.0.1:{port}/v1/traces")
 }
 
 /// 20 000 spans into a 64-span queue: otelite's stages are the SDK's own
@@ -158,14 +161,13 @@ async fn queue_overflow_is_lost_at_collect(sdk: Sdk, service: &str) {
     }
 }
 
-/// 50 spans exported to a port nobody listens on (retries off where the SDK
-/// allows it): every one passes collect and is lost at transmit, under the
-/// `error.type` the SDK's exporter reported.
-async fn dead_endpoint_is_lost_at_transmit(sdk: Sdk, service: &str) {
+/// 50 spans exported to `traces_url`, where every export fails (retries
+/// off where the SDK allows it): every one passes collect and is lost at
+/// transmit, under the `error.type` the SDK's exporter reported.
+async fn failed_exports_are_lost_at_transmit(sdk: Sdk, service: &str, traces_url: String) {
     const SPANS: u64 = 50;
     let backend = Backend::start().await;
-    let traces = format!("http://127.0.0.1:{}/v1/traces", dead_port());
-    let own = sdk.run(&backend, traces, service, SPANS, 2048).await;
+    let own = sdk.run(&backend, traces_url, service, SPANS, 2048).await;
     let failed = errors_of(&own, EXPORTED);
     let exported = count_of(&own, EXPORTED, "");
     let handed = handed_over(&own);
@@ -211,7 +213,14 @@ async fn go_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type() {
-    dead_endpoint_is_lost_at_transmit(Sdk::Go, "go-dead").await;
+    failed_exports_are_lost_at_transmit(Sdk::Go, "go-dead", dead_endpoint()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_sdk_503_is_lost_at_transmit_with_its_error_type() {
+    let refusing = Unavailable::start().await;
+    let traces = format!("{}/v1/traces", refusing.url());
+    failed_exports_are_lost_at_transmit(Sdk::Go, "go-503", traces).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +230,14 @@ async fn java_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type() {
-    dead_endpoint_is_lost_at_transmit(Sdk::Java, "java-dead").await;
+    failed_exports_are_lost_at_transmit(Sdk::Java, "java-dead", dead_endpoint()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_sdk_503_is_lost_at_transmit_with_its_error_type() {
+    let refusing = Unavailable::start().await;
+    let traces = format!("{}/v1/traces", refusing.url());
+    failed_exports_are_lost_at_transmit(Sdk::Java, "java-503", traces).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,5 +249,13 @@ async fn node_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
 /// they are still lost once, at transmit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type() {
-    dead_endpoint_is_lost_at_transmit(Sdk::Node, "node-dead").await;
+    failed_exports_are_lost_at_transmit(Sdk::Node, "node-dead", dead_endpoint()).await;
+}
+
+/// Past its five attempts (about 10 s of backoff).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sdk_503_is_lost_at_transmit_with_its_error_type() {
+    let refusing = Unavailable::start().await;
+    let traces = format!("{}/v1/traces", refusing.url());
+    failed_exports_are_lost_at_transmit(Sdk::Node, "node-503", traces).await;
 }
