@@ -161,11 +161,7 @@ impl Series<'_> {
         {
             return None;
         }
-        let value = match point.value? {
-            number_data_point::Value::AsInt(v) => u64::try_from(v).ok()?,
-            number_data_point::Value::AsDouble(v) if v.is_finite() && v >= 0.0 => v as u64,
-            number_data_point::Value::AsDouble(_) => return None,
-        };
+        let (value, negative) = self.magnitude(point.value?)?;
         let reason = string_attr(&attributes, "error.type")
             .filter(|reason| !handed_to_exporter(self.name, reason, self.has_exported))
             .map(str::to_owned);
@@ -188,9 +184,26 @@ impl Series<'_> {
             value,
             cumulative: self.cumulative,
             monotonic: self.monotonic,
-            subtracts: self.counts.subtracts,
+            // A decrease of what is taken away adds, and the reverse.
+            subtracts: self.counts.subtracts != negative,
             time_ns: point.time_unix_nano,
         })
+    }
+
+    /// A reading's size and whether it is negative: only a delta of an
+    /// up-down counter may be (live spans that ended since the last export,
+    /// from an SDK set to send every sum as deltas); anything else below
+    /// zero is no count.
+    fn magnitude(&self, value: number_data_point::Value) -> Option<(u64, bool)> {
+        use number_data_point::Value::{AsDouble, AsInt};
+        let may_fall = !self.cumulative && !self.monotonic;
+        match value {
+            AsInt(v) if v >= 0 || may_fall => Some((v.unsigned_abs(), v < 0)),
+            AsDouble(v) if v.is_finite() && (v >= 0.0 || may_fall) => {
+                Some((v.abs() as u64, v < 0.0))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -288,3 +288,20 @@ fn without_exporter_counters_a_processor_error_stays_lost_at_collect() {
         ]
     );
 }
+
+#[test]
+fn a_negative_delta_of_live_spans_adds_to_total() {
+    let mut live = sum(LIVE, false, vec![point(-3, vec![]), point(2, vec![])]);
+    if let Some(metric::Data::Sum(sum)) = &mut live.data {
+        sum.aggregation_temporality = AggregationTemporality::Delta as i32;
+    }
+    let mut started = sum(STARTED, true, vec![point(-3, vec![])]);
+    if let Some(metric::Data::Sum(sum)) = &mut started.data {
+        sum.aggregation_temporality = AggregationTemporality::Delta as i32;
+    }
+    let points = counter_points(request("i-1", vec![live, started]), Destination::default());
+    // Three spans ended since the last export, two started and are live;
+    // a counter below zero is no reading.
+    let increments: Vec<i64> = points.iter().map(|p| p.increment(None)).collect();
+    assert_eq!(increments, vec![3, -2]);
+}
