@@ -52,6 +52,20 @@ impl Sdk {
         spans: u64,
         queue: u64,
     ) -> OwnCounts {
+        self.run_with(backend, traces_url, service, spans, queue, &[])
+            .await
+    }
+
+    /// [`Sdk::run`] with more arguments after the usual ones.
+    async fn run_with(
+        self,
+        backend: &Backend,
+        traces_url: String,
+        service: &str,
+        spans: u64,
+        queue: u64,
+        more: &[&str],
+    ) -> OwnCounts {
         let mut command = self.client();
         command.args([
             backend.otlp_url(),
@@ -60,6 +74,7 @@ impl Sdk {
             spans.to_string(),
             queue.to_string(),
         ]);
+        command.args(more);
         tokio::task::spawn_blocking(move || foreign::run_for(command))
             .await
             .expect("client thread")
@@ -113,10 +128,17 @@ fn dead_endpoint() -> String {
 /// 20 000 spans into a 64-span queue: otelite's stages are the SDK's own
 /// counts, and the spans it dropped are lost at collect as `queue_full`.
 async fn queue_overflow_is_lost_at_collect(sdk: Sdk, service: &str) {
+    queue_overflow_is_lost_at_collect_with(sdk, service, &[]).await;
+}
+
+/// [`queue_overflow_is_lost_at_collect`] with more client arguments.
+async fn queue_overflow_is_lost_at_collect_with(sdk: Sdk, service: &str, more: &[&str]) {
     const SPANS: u64 = 20_000;
     let backend = Backend::start().await;
     let traces = format!("{}/v1/traces", backend.otlp_url());
-    let own = sdk.run(&backend, traces, service, SPANS, 64).await;
+    let own = sdk
+        .run_with(&backend, traces, service, SPANS, 64, more)
+        .await;
     let queue_full = count_of(&own, PROCESSED, "queue_full");
     let handed = handed_over(&own);
     let exported = count_of(&own, EXPORTED, "");
@@ -209,6 +231,12 @@ async fn failed_exports_are_lost_at_transmit(sdk: Sdk, service: &str, traces_url
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
     queue_overflow_is_lost_at_collect(Sdk::Go, "go-burst").await;
+}
+
+/// The same with the metrics sent as deltas (every sum, `live` too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_sdk_queue_overflow_with_delta_temporality_counts_the_same() {
+    queue_overflow_is_lost_at_collect_with(Sdk::Go, "go-burst-delta", &["delta"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

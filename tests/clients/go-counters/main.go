@@ -2,7 +2,7 @@
 // batch span processor with its self-observability metrics on
 // (OTEL_GO_X_OBSERVABILITY=true), and the metrics to otelite over OTLP/HTTP.
 //
-//	go-counters METRICS_BASE_URL TRACES_URL SERVICE SPANS QUEUE
+//	go-counters METRICS_BASE_URL TRACES_URL SERVICE SPANS QUEUE [delta]
 //
 // A queue smaller than the burst makes the processor drop spans
 // (error.type=queue_full); a TRACES_URL nobody listens on makes every
@@ -10,7 +10,9 @@
 // SDK's own final counts, read through a manual reader on the same
 // MeterProvider, as {metric: {error.type or "": value}} (started and live
 // only for sampled spans), so the test compares otelite's stages with what
-// the SDK itself counted.
+// the SDK itself counted. With `delta`, the metrics go to otelite with delta
+// temporality (the manual reader stays cumulative: the one export, at
+// shutdown, covers the whole run either way).
 package main
 
 import (
@@ -38,8 +40,12 @@ var counted = []string{
 }
 
 func main() {
-	if len(os.Args) != 6 {
-		fail(fmt.Errorf("usage: go-counters METRICS_BASE_URL TRACES_URL SERVICE SPANS QUEUE"))
+	if len(os.Args) < 6 || len(os.Args) > 7 || (len(os.Args) == 7 && os.Args[6] != "delta") {
+		fail(fmt.Errorf("usage: go-counters METRICS_BASE_URL TRACES_URL SERVICE SPANS QUEUE [delta]"))
+	}
+	temporality := metric.DefaultTemporalitySelector
+	if len(os.Args) == 7 {
+		temporality = deltaSums
 	}
 	metricsBase, tracesURL, service := os.Args[1], os.Args[2], os.Args[3]
 	spans, err := strconv.Atoi(os.Args[4])
@@ -56,7 +62,8 @@ func main() {
 	)
 	manual := metric.NewManualReader()
 	metricExporter, err := otlpmetrichttp.New(ctx,
-		otlpmetrichttp.WithEndpointURL(metricsBase+"/v1/metrics"))
+		otlpmetrichttp.WithEndpointURL(metricsBase+"/v1/metrics"),
+		otlpmetrichttp.WithTemporalitySelector(temporality))
 	check(err)
 	// Exported once, at shutdown, after the manual reading: both see the
 	// same final cumulative values.
@@ -96,6 +103,12 @@ func main() {
 	out, err := json.Marshal(ownCounts(&data))
 	check(err)
 	fmt.Println(string(out))
+}
+
+// deltaSums sends every sum as deltas, up-down counters too (the SDK's own
+// DeltaTemporalitySelector keeps those cumulative).
+func deltaSums(metric.InstrumentKind) metricdata.Temporality {
+	return metricdata.DeltaTemporality
 }
 
 // ownCounts sums the SDK's span counters by error.type.
