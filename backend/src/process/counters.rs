@@ -125,7 +125,11 @@ pub fn counter_points(
 }
 
 /// Keeps the exporter series whose `server.port` is the destination's,
-/// when any is: the others count spans sent elsewhere.
+/// when any is: the others count spans sent elsewhere. Where the SDK names
+/// its exporters (`otel.component.name`), the series of an exporter that
+/// sends here are kept and every other exporter's dropped, one without a
+/// port too (a console exporter beside the OTLP one); without names, a
+/// series without a port is kept.
 fn keep_this_destination(readings: &mut Vec<(Vec<KeyValue>, NumberDataPoint)>, to: Destination) {
     let Some(port) = to.port else { return };
     let port_of = |attributes: &[KeyValue]| match attr(attributes, "server.port") {
@@ -134,9 +138,18 @@ fn keep_this_destination(readings: &mut Vec<(Vec<KeyValue>, NumberDataPoint)>, t
         _ => None,
     };
     let here = |attributes: &[KeyValue]| port_of(attributes) == Some(i64::from(port));
-    if readings.iter().any(|(attributes, _)| here(attributes)) {
-        readings.retain(|(attributes, _)| port_of(attributes).is_none() || here(attributes));
+    if !readings.iter().any(|(attributes, _)| here(attributes)) {
+        return;
     }
+    let senders: Vec<String> = readings
+        .iter()
+        .filter(|(attributes, _)| here(attributes))
+        .filter_map(|(attributes, _)| component(attributes).map(str::to_owned))
+        .collect();
+    readings.retain(|(attributes, _)| match component(attributes) {
+        Some(name) if !senders.is_empty() => senders.iter().any(|s| s == name),
+        _ => port_of(attributes).is_none() || here(attributes),
+    });
 }
 
 /// What one metric's points share.
@@ -218,6 +231,11 @@ impl Series<'_> {
 /// where its reason at least shows.
 fn handed_to_exporter(metric: &str, reason: &str, has_exported: bool) -> bool {
     metric == PROCESSED && has_exported && !PROCESSOR_DROPS.contains(&reason)
+}
+
+/// The SDK's name for the component (`batching_span_processor/0`).
+fn component(attributes: &[KeyValue]) -> Option<&str> {
+    string_attr(attributes, "otel.component.name")
 }
 
 fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {

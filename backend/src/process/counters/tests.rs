@@ -305,3 +305,39 @@ fn a_negative_delta_of_live_spans_adds_to_total() {
     let increments: Vec<i64> = points.iter().map(|p| p.increment(None)).collect();
     assert_eq!(increments, vec![3, -2]);
 }
+
+#[test]
+fn a_named_exporter_without_a_port_beside_the_one_sending_here_does_not_count() {
+    let exporter = |name: &str, port: Option<i64>, error: Option<&str>| {
+        let mut attributes = vec![
+            text(
+                "otel.component.type",
+                name.split('/').next().unwrap_or(name),
+            ),
+            text("otel.component.name", name),
+        ];
+        attributes.extend(port.map(|p| kv("server.port", any_value::Value::IntValue(p))));
+        attributes.extend(error.map(|e| text("error.type", e)));
+        attributes
+    };
+    let report = vec![sum(
+        EXPORTED,
+        true,
+        vec![
+            point(40, exporter("otlp_http_span_exporter/0", Some(4318), None)),
+            point(
+                2,
+                exporter("otlp_http_span_exporter/0", Some(4318), Some("503")),
+            ),
+            point(42, exporter("stdout_span_exporter/0", None, None)),
+        ],
+    )];
+    let points = counter_points(request("i-1", report), Destination { port: Some(4318) });
+    assert_eq!(
+        summary(&points),
+        vec![
+            (Stage::Transmit, None, 40, false),
+            (Stage::Transmit, Some("503"), 2, false),
+        ]
+    );
+}
