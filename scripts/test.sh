@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite from a fresh Debian machine: installs what the end-to-end
-# tests run besides otelite (the official Python and Node clients, headless
+# tests run besides otelite (the official Python, Node, Go and Java clients, headless
 # Chromium for the web UI, clickhouse-server 18.16 for the ClickHouse
 # store), then runs `cargo test --workspace`. What is already there is
 # skipped, so it is also the way to run the suite on a machine that has them;
@@ -62,12 +62,30 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 (cd tests/clients/node && npm ci --no-audit --no-fund)
 
-echo "== install: Go OpenTelemetry SDK and OTLP/gRPC exporter (tests/clients/go, built to tests/clients/go/client)"
+echo "== build: Go clients (tests/clients/go: OTLP/gRPC; tests/clients/go-counters: SDK counters) and the Java SDK counter client (tests/clients/java)"
+# Built once into gitignored outputs, so the tests only run the binary or
+# `java`; skipped while the output is newer than every source file. Versions
+# are pinned in go.mod/go.sum and pom.xml; the Go module proxy and Maven
+# Central serve them. Go fetches the toolchain go.mod names when its own is older.
+stale() { # OUTPUT DIR: OUTPUT is missing or a file under DIR (but target/) is newer
+    [[ ! -e $1 ]] || [[ -n $(find "$2" -path "$2/target" -prune -o -type f ! -path "$1" -newer "$1" -print -quit) ]]
+}
 if ! command -v go >/dev/null 2>&1; then
     apt_install golang-go
 fi
-# Versions pinned in go.mod and go.sum; the Go module proxy serves them.
-(cd tests/clients/go && go build -o client .)
+if stale tests/clients/go/client tests/clients/go; then
+    (cd tests/clients/go && go build -p 1 -o client .)
+fi
+if stale tests/clients/go-counters/target/go-counters tests/clients/go-counters; then
+    (cd tests/clients/go-counters && go build -p 1 -o target/go-counters .)
+fi
+if ! command -v mvn >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+    apt_install default-jdk-headless maven
+fi
+# `clean` drops the jars of an earlier pin from target/dependency.
+if stale tests/clients/java/target/classes/otelite/Counters.class tests/clients/java; then
+    (cd tests/clients/java && mvn -q -B clean compile dependency:copy-dependencies)
+fi
 
 echo "== install: headless Chromium and playwright-core for the web UI test (tests/clients/browser)"
 if ! command -v chromium >/dev/null 2>&1; then

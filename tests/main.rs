@@ -9,6 +9,8 @@
 //! - `loss`: loss at a known stage shows at that stage with exact counts.
 //! - `funnel`: each lost span counted at the stage it was lost, with its
 //!   reason, from the official SDKs' own counters and the backend's stages.
+//! - `sdk_counters`: the Go, Java and Node SDKs' own `otel.sdk.*` counters
+//!   as otelite's stages, with their loss reasons.
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
 //! - `grpc`: the official OTLP/gRPC exporters (Python, Rust, Node, Go), gzip
 //!   on and off; bad input, tokens, partial success and overload over gRPC.
@@ -49,6 +51,7 @@ mod overload;
 mod query_limits;
 mod retention;
 mod rust_sdk;
+mod sdk_counters;
 mod security;
 mod shutdown;
 mod spool;

@@ -137,3 +137,56 @@ pub fn run_for<T: DeserializeOwned>(mut command: Command) -> T {
         panic!("{shown} printed no result line ({e})\nstdout:\n{stdout}\nstderr:\n{stderr}")
     })
 }
+
+const BUILD_HINT: &str = "build the SDK counter clients as `scripts/test.sh --install-only` does \
+    (`go build` in tests/clients/go-counters, `mvn compile dependency:copy-dependencies` in \
+    tests/clients/java)";
+
+/// The Go SDK counters client, built by `scripts/test.sh` into
+/// `tests/clients/go-counters/target/`.
+pub fn go_counters() -> Command {
+    let binary = clients_dir().join("go-counters/target/go-counters");
+    assert!(
+        binary.is_file(),
+        "{} is missing; {BUILD_HINT}",
+        binary.display()
+    );
+    Command::new(binary)
+}
+
+/// The Java SDK counters client (`otelite.Counters`), compiled by
+/// `scripts/test.sh` with its dependencies copied beside it:
+/// `$OTELITE_JAVA`, else `java`, on that classpath.
+pub fn java_counters() -> Command {
+    let project = clients_dir().join("java/target");
+    let classes = project.join("classes/otelite/Counters.class");
+    assert!(
+        classes.is_file(),
+        "{} is missing; {BUILD_HINT}",
+        classes.display()
+    );
+    let java = std::env::var("OTELITE_JAVA").unwrap_or_else(|_| "java".to_owned());
+    let mut command = Command::new(java);
+    command.arg("-cp").arg(format!(
+        "{}:{}/*",
+        project.join("classes").display(),
+        project.join("dependency").display()
+    ));
+    command.arg("otelite.Counters");
+    command
+}
+
+/// The Node SDK counters client (`tests/clients/node/counters.js`).
+pub fn node_counters() -> Command {
+    let node = node();
+    let modules = clients_dir().join("node/node_modules/@opentelemetry");
+    for package in ["sdk-metrics", "exporter-metrics-otlp-http"] {
+        assert!(
+            modules.join(package).is_dir(),
+            "tests/clients/node/node_modules lacks @opentelemetry/{package}; {INSTALL_HINT}"
+        );
+    }
+    let mut command = Command::new(node);
+    command.arg(clients_dir().join("node/counters.js"));
+    command
+}

@@ -15,6 +15,7 @@ pub mod pki;
 pub mod process;
 pub mod proxy;
 pub mod stores;
+pub mod unavailable;
 
 pub use proxy::GatedProxy;
 pub use stores::Store;

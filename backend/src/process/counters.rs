@@ -5,7 +5,9 @@
 //!   instead, `otel.sdk.span.started` less `otel.sdk.span.live` (spans
 //!   started and not yet ended); only sampled spans (`RECORD_AND_SAMPLE`),
 //!   the only ones a processor exports;
-//! - collect: `otel.sdk.processor.span.processed`;
+//! - collect: `otel.sdk.processor.span.processed`; the JS SDK also counts
+//!   a span there once its export failed, under the export's error: such a
+//!   span did reach the exporter (see [`handed_to_exporter`]);
 //! - transmit: `otel.sdk.exporter.span.exported`, only from the exporter
 //!   that sends to this backend when the app has several (see
 //!   [`Destination`]).
@@ -29,6 +31,8 @@ const STARTED: &str = "otel.sdk.span.started";
 const LIVE: &str = "otel.sdk.span.live";
 const PROCESSED: &str = "otel.sdk.processor.span.processed";
 const EXPORTED: &str = "otel.sdk.exporter.span.exported";
+/// The `error.type`s a span processor drops spans under itself.
+const PROCESSOR_DROPS: [&str; 2] = ["queue_full", "already_shutdown"];
 
 /// Where the metrics were sent: the port of the request's `Host`. An app
 /// that exports spans to this backend and elsewhere reports one
@@ -85,6 +89,7 @@ pub fn counter_points(
             .flat_map(|s| s.metrics)
             .collect();
         let has_ended = metrics.iter().any(|m| m.name == ENDED);
+        let has_exported = metrics.iter().any(|m| m.name == EXPORTED);
         for metric in metrics {
             let Some(counts) = counts_of(&metric.name, has_ended) else {
                 continue;
@@ -99,6 +104,7 @@ pub fn counter_points(
                 counts,
                 cumulative: sum.aggregation_temporality != AggregationTemporality::Delta as i32,
                 monotonic: sum.is_monotonic,
+                has_exported,
             };
             let mut readings: Vec<(Vec<KeyValue>, NumberDataPoint)> = sum
                 .data_points
@@ -119,7 +125,11 @@ pub fn counter_points(
 }
 
 /// Keeps the exporter series whose `server.port` is the destination's,
-/// when any is: the others count spans sent elsewhere.
+/// when any is: the others count spans sent elsewhere. Where the SDK names
+/// its exporters (`otel.component.name`), the series of an exporter that
+/// sends here are kept and every other exporter's dropped, one without a
+/// port too (a console exporter beside the OTLP one); without names, a
+/// series without a port is kept.
 fn keep_this_destination(readings: &mut Vec<(Vec<KeyValue>, NumberDataPoint)>, to: Destination) {
     let Some(port) = to.port else { return };
     let port_of = |attributes: &[KeyValue]| match attr(attributes, "server.port") {
@@ -128,9 +138,18 @@ fn keep_this_destination(readings: &mut Vec<(Vec<KeyValue>, NumberDataPoint)>, t
         _ => None,
     };
     let here = |attributes: &[KeyValue]| port_of(attributes) == Some(i64::from(port));
-    if readings.iter().any(|(attributes, _)| here(attributes)) {
-        readings.retain(|(attributes, _)| port_of(attributes).is_none() || here(attributes));
+    if !readings.iter().any(|(attributes, _)| here(attributes)) {
+        return;
     }
+    let senders: Vec<String> = readings
+        .iter()
+        .filter(|(attributes, _)| here(attributes))
+        .filter_map(|(attributes, _)| component(attributes).map(str::to_owned))
+        .collect();
+    readings.retain(|(attributes, _)| match component(attributes) {
+        Some(name) if !senders.is_empty() => senders.iter().any(|s| s == name),
+        _ => port_of(attributes).is_none() || here(attributes),
+    });
 }
 
 /// What one metric's points share.
@@ -141,6 +160,8 @@ struct Series<'a> {
     counts: Counts,
     cumulative: bool,
     monotonic: bool,
+    /// The app also reports its exporter's counts.
+    has_exported: bool,
 }
 
 impl Series<'_> {
@@ -153,12 +174,10 @@ impl Series<'_> {
         {
             return None;
         }
-        let value = match point.value? {
-            number_data_point::Value::AsInt(v) => u64::try_from(v).ok()?,
-            number_data_point::Value::AsDouble(v) if v.is_finite() && v >= 0.0 => v as u64,
-            number_data_point::Value::AsDouble(_) => return None,
-        };
-        let reason = string_attr(&attributes, "error.type").map(str::to_owned);
+        let (value, negative) = self.magnitude(point.value?)?;
+        let reason = string_attr(&attributes, "error.type")
+            .filter(|reason| !handed_to_exporter(self.name, reason, self.has_exported))
+            .map(str::to_owned);
         let mut series = format!("{}@{}", self.name, point.start_time_unix_nano);
         if !self.instance.is_empty() {
             series.push_str(&format!(";service.instance.id={}", self.instance));
@@ -178,10 +197,45 @@ impl Series<'_> {
             value,
             cumulative: self.cumulative,
             monotonic: self.monotonic,
-            subtracts: self.counts.subtracts,
+            // A decrease of what is taken away adds, and the reverse.
+            subtracts: self.counts.subtracts != negative,
             time_ns: point.time_unix_nano,
         })
     }
+
+    /// A reading's size and whether it is negative: only a delta of an
+    /// up-down counter may be (live spans that ended since the last export,
+    /// from an SDK set to send every sum as deltas); anything else below
+    /// zero is no count.
+    fn magnitude(&self, value: number_data_point::Value) -> Option<(u64, bool)> {
+        use number_data_point::Value::{AsDouble, AsInt};
+        let may_fall = !self.cumulative && !self.monotonic;
+        match value {
+            AsInt(v) if v >= 0 || may_fall => Some((v.unsigned_abs(), v < 0)),
+            AsDouble(v) if v.is_finite() && (v >= 0.0 || may_fall) => {
+                Some((v.abs() as u64, v < 0.0))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether spans a processor counts under `reason` still passed collect.
+/// The conventions count a batching processor's span as processed once it
+/// is handed to the exporter, and name its own drops (`queue_full`,
+/// `already_shutdown`); the JS SDK 2.x counts it when the export is over
+/// instead, a failed one under the export's error (`Error`, while its
+/// exporter says `export_failed`). Such a span reached the exporter, whose
+/// own counter places its loss at transmit; counted at collect too, it
+/// would be lost twice. Without exporter counters it stays lost at collect,
+/// where its reason at least shows.
+fn handed_to_exporter(metric: &str, reason: &str, has_exported: bool) -> bool {
+    metric == PROCESSED && has_exported && !PROCESSOR_DROPS.contains(&reason)
+}
+
+/// The SDK's name for the component (`batching_span_processor/0`).
+fn component(attributes: &[KeyValue]) -> Option<&str> {
+    string_attr(attributes, "otel.component.name")
 }
 
 fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {

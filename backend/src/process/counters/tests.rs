@@ -209,3 +209,135 @@ fn increments_follow_temporality_restarts_and_up_down_counters() {
     assert_eq!(reading(1, true, false, true).increment(Some(3)), 2);
     assert_eq!(reading(5, true, false, true).increment(Some(3)), -2);
 }
+
+/// What the JS SDK 2.12 sends after exports to a dead endpoint: its
+/// processor counts the failed spans under the export's error too.
+fn js_sdk_failed_exports(with_exporter: bool) -> Vec<Metric> {
+    let processor = |error: Option<&str>| {
+        let mut attributes = vec![
+            text("otel.component.type", "batching_span_processor"),
+            text("otel.component.name", "batching_span_processor/0"),
+        ];
+        attributes.extend(error.map(|e| text("error.type", e)));
+        attributes
+    };
+    let exporter = |error: Option<&str>| {
+        let mut attributes = vec![
+            text("otel.component.type", "otlp_http_span_exporter"),
+            text("otel.component.name", "otlp_http_span_exporter/0"),
+            text("server.address", "127.0.0.1"),
+            kv("server.port", any_value::Value::IntValue(9)),
+        ];
+        attributes.extend(error.map(|e| text("error.type", e)));
+        attributes
+    };
+    let mut metrics = vec![sum(
+        PROCESSED,
+        true,
+        vec![
+            point(20, processor(None)),
+            point(50, processor(Some("Error"))),
+            point(7, processor(Some("queue_full"))),
+        ],
+    )];
+    if with_exporter {
+        metrics.push(sum(
+            EXPORTED,
+            true,
+            vec![
+                point(20, exporter(None)),
+                point(50, exporter(Some("export_failed"))),
+            ],
+        ));
+    }
+    metrics
+}
+
+#[test]
+fn a_failed_export_the_processor_also_counts_is_lost_once_at_transmit() {
+    let points = counter_points(
+        request("i-1", js_sdk_failed_exports(true)),
+        Destination { port: Some(4318) },
+    );
+    assert_eq!(
+        summary(&points),
+        vec![
+            (Stage::Collect, None, 20, false),
+            (Stage::Collect, None, 50, false),
+            (Stage::Collect, Some("queue_full"), 7, false),
+            (Stage::Transmit, None, 20, false),
+            (Stage::Transmit, Some("export_failed"), 50, false),
+        ]
+    );
+    // Its own series: the increments of the failed count stay apart.
+    assert_ne!(points[0].series, points[1].series);
+}
+
+#[test]
+fn without_exporter_counters_a_processor_error_stays_lost_at_collect() {
+    let points = counter_points(
+        request("i-1", js_sdk_failed_exports(false)),
+        Destination::default(),
+    );
+    assert_eq!(
+        summary(&points),
+        vec![
+            (Stage::Collect, None, 20, false),
+            (Stage::Collect, Some("Error"), 50, false),
+            (Stage::Collect, Some("queue_full"), 7, false),
+        ]
+    );
+}
+
+#[test]
+fn a_negative_delta_of_live_spans_adds_to_total() {
+    let mut live = sum(LIVE, false, vec![point(-3, vec![]), point(2, vec![])]);
+    if let Some(metric::Data::Sum(sum)) = &mut live.data {
+        sum.aggregation_temporality = AggregationTemporality::Delta as i32;
+    }
+    let mut started = sum(STARTED, true, vec![point(-3, vec![])]);
+    if let Some(metric::Data::Sum(sum)) = &mut started.data {
+        sum.aggregation_temporality = AggregationTemporality::Delta as i32;
+    }
+    let points = counter_points(request("i-1", vec![live, started]), Destination::default());
+    // Three spans ended since the last export, two started and are live;
+    // a counter below zero is no reading.
+    let increments: Vec<i64> = points.iter().map(|p| p.increment(None)).collect();
+    assert_eq!(increments, vec![3, -2]);
+}
+
+#[test]
+fn a_named_exporter_without_a_port_beside_the_one_sending_here_does_not_count() {
+    let exporter = |name: &str, port: Option<i64>, error: Option<&str>| {
+        let mut attributes = vec![
+            text(
+                "otel.component.type",
+                name.split('/').next().unwrap_or(name),
+            ),
+            text("otel.component.name", name),
+        ];
+        attributes.extend(port.map(|p| kv("server.port", any_value::Value::IntValue(p))));
+        attributes.extend(error.map(|e| text("error.type", e)));
+        attributes
+    };
+    let report = vec![sum(
+        EXPORTED,
+        true,
+        vec![
+            point(40, exporter("otlp_http_span_exporter/0", Some(4318), None)),
+            point(
+                2,
+                exporter("otlp_http_span_exporter/0", Some(4318), Some("503")),
+            ),
+            point(42, exporter("stdout_span_exporter/0", None, None)),
+        ],
+    )];
+    let points = counter_points(request("i-1", report), Destination { port: Some(4318) });
+    assert_eq!(
+        summary(&points),
+        vec![
+            (Stage::Transmit, None, 40, false),
+            (Stage::Transmit, Some("503"), 2, false),
+        ]
+    );
+}
