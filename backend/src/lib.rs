@@ -95,6 +95,8 @@ pub struct Server {
     query_limits: query::QueryLimits,
     retention: storage::retention::Policy,
     allowed_hosts: Vec<String>,
+    /// Keep/drop rules applied at analyze.
+    policy: Arc<analyze::Policy>,
 }
 
 /// The bearer tokens each listener requires, if any.
@@ -150,6 +152,7 @@ impl Server {
             query_limits: config.query_limits,
             retention: config.retention,
             allowed_hosts: config.allowed_hosts,
+            policy: Arc::new(config.policy),
         })
     }
 
@@ -186,7 +189,13 @@ impl Server {
             max_concurrent_requests: self.max_concurrent_requests,
             body_read_timeout: self.limits.body_read_timeout,
         };
-        let (receive, query) = routers(&self.storage, limits, self.query_limits, &self.tokens);
+        let (receive, query) = routers_with(
+            &self.storage,
+            limits,
+            self.query_limits,
+            &self.tokens,
+            self.policy.clone(),
+        );
         // Outermost, so a rebound name learns nothing, not even a 401.
         let hosts = net::HostPolicy::new(self.query_addr(), &self.allowed_hosts);
         let query = query.layer(axum::middleware::from_fn_with_state(hosts, net::check_host));
@@ -214,20 +223,30 @@ impl Server {
 
 /// The OTLP and query routers, sharing one `Metrics`, timed per route and
 /// guarded by their tokens.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn routers(
     store: impl Into<Storage>,
     limits: receive::Limits,
     query_limits: query::QueryLimits,
     tokens: &BearerTokens,
 ) -> (axum::Router, axum::Router) {
+    routers_with(store, limits, query_limits, tokens, Arc::default())
+}
+
+/// [`routers`] whose receiver applies `policy` at analyze.
+pub(crate) fn routers_with(
+    store: impl Into<Storage>,
+    limits: receive::Limits,
+    query_limits: query::QueryLimits,
+    tokens: &BearerTokens,
+    policy: Arc<analyze::Policy>,
+) -> (axum::Router, axum::Router) {
     let store: Storage = store.into();
     let metrics = Arc::new(metrics::Metrics::default());
     let timed = axum::middleware::from_fn_with_state(metrics.clone(), metrics::record_latency);
-    let receive = receive::router(receive::ReceiveState::new(
-        store.clone(),
-        limits,
-        metrics.clone(),
-    ))
+    let receive = receive::router(
+        receive::ReceiveState::new(store.clone(), limits, metrics.clone()).with_policy(policy),
+    )
     .layer(timed.clone());
     let query = query::router_with(store.clone(), metrics, query_limits).layer(timed);
     let receive = guarded(receive, tokens.ingest.clone(), None);

@@ -1,8 +1,9 @@
 //! `otelite rates`: per service, how many spans each of the six stages saw
 //! (N) and what share of the baseline that is (R). Losses (R < 1) are
 //! marked; stages nothing counted (exporter stages of SDKs without otelite's
-//! counters) show as `-`. The last column says where spans were lost and
-//! why: each stage's losses by reason.
+//! counters) show as `-`. The `LOST (WHY)` column says where spans were
+//! lost and why: each stage's losses by reason; `DROPPED BY POLICY` apart
+//! from it, the spans keep/drop rules dropped, by rule (not losses).
 
 use super::render::{self, Cell, Tone};
 use super::source::Source;
@@ -66,6 +67,7 @@ pub async fn run(
         "ANALYZE",
         "STORE",
         "LOST (WHY)",
+        "DROPPED BY POLICY",
     ];
     render::table(out, &headers, &table, context.colour)?;
     if let Some(note) = &report.all.note {
@@ -85,6 +87,7 @@ fn row(rates: &Rates) -> Vec<Cell> {
                 .map_or_else(|| Cell::toned("-", Tone::Faint), stage_cell)
         }))
         .chain(std::iter::once(why_cell(&rates.stages)))
+        .chain(std::iter::once(dropped_cell(&rates.stages)))
         .collect()
 }
 
@@ -104,6 +107,32 @@ pub fn why_cell(stages: &[StageRate]) -> Cell {
         Cell::toned("-", Tone::Faint)
     } else {
         Cell::toned(losses.join("; "), Tone::Alert)
+    }
+}
+
+/// `analyze: health-checks 12 (12.0%), sample 8 (8.0%)`: each stage where
+/// rules dropped spans, each rule with its count and share of the spans
+/// that reached the stage.
+pub fn dropped_cell(stages: &[StageRate]) -> Cell {
+    let drops: Vec<String> = stages
+        .iter()
+        .filter(|s| !s.dropped.is_empty())
+        .map(|s| {
+            let rules: Vec<String> = s
+                .dropped
+                .iter()
+                .map(|d| match d.share {
+                    Some(share) => format!("{} {} ({:.1}%)", d.rule, d.n, share * 100.0),
+                    None => format!("{} {}", d.rule, d.n),
+                })
+                .collect();
+            format!("{}: {}", s.stage.as_str(), rules.join(", "))
+        })
+        .collect();
+    if drops.is_empty() {
+        Cell::toned("-", Tone::Faint)
+    } else {
+        Cell::toned(drops.join("; "), Tone::Policy)
     }
 }
 
@@ -130,6 +159,7 @@ mod tests {
             rate,
             lost: None,
             reasons: Default::default(),
+            dropped: Vec::new(),
         }
     }
 
@@ -158,6 +188,7 @@ mod tests {
             rate: Some(0.6),
             lost: Some(40),
             reasons: [("queue_full".to_owned(), 38), ("unaccounted".to_owned(), 2)].into(),
+            dropped: Vec::new(),
         };
         let store = StageRate {
             stage: Stage::Store,
@@ -165,6 +196,7 @@ mod tests {
             rate: Some(0.59),
             lost: Some(1),
             reasons: [("conflict".to_owned(), 1)].into(),
+            dropped: Vec::new(),
         };
         let clean = StageRate {
             stage: Stage::Analyze,
@@ -179,5 +211,31 @@ mod tests {
             )
         );
         assert_eq!(why_cell(&[clean]), Cell::toned("-", Tone::Faint));
+    }
+
+    #[test]
+    fn the_dropped_column_lists_each_rule_apart_from_the_losses() {
+        let analyze = StageRate {
+            stage: Stage::Analyze,
+            lost: Some(0),
+            dropped: vec![
+                crate::rates::PolicyDrop {
+                    rule: "health-checks".into(),
+                    n: 12,
+                    share: Some(0.12),
+                },
+                crate::rates::PolicyDrop {
+                    rule: "sample".into(),
+                    n: 8,
+                    share: None,
+                },
+            ],
+            ..stage(Some(80), Some(1.0))
+        };
+        assert_eq!(
+            dropped_cell(std::slice::from_ref(&analyze)),
+            Cell::toned("analyze: health-checks 12 (12.0%), sample 8", Tone::Policy)
+        );
+        assert_eq!(why_cell(&[analyze]), Cell::toned("-", Tone::Faint));
     }
 }
