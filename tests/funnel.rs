@@ -2,11 +2,10 @@
 //! with its reason: from the official SDKs' own self-observability counters
 //! (`otel.sdk.*`, compared with what the SDK itself counted, read in the
 //! client) and from the backend's own stages (a span refused as invalid is
-//! lost at process). SQLite only: the ClickHouse store does not keep
-//! reasons yet.
+//! lost at process, on both stores).
 
 use crate::support::fixtures::{self, otlp_request};
-use crate::support::{Backend, ServiceRates, foreign};
+use crate::support::{Backend, ServiceRates, Store, for_each_store, foreign};
 use otelite_model::{SpanId, TraceId};
 use prost::Message;
 use std::collections::BTreeMap;
@@ -92,12 +91,16 @@ async fn python_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
     }
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    an_invalid_span_is_lost_at_process_with_its_reason
+);
+
 /// A request of three spans, one with an all-zero span id: the backend
 /// answers a partial success, stores two, and counts the third as lost at
 /// process for that reason.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_span_is_lost_at_process_with_its_reason() {
-    let backend = Backend::start().await;
+async fn an_invalid_span_is_lost_at_process_with_its_reason(store: Store) {
+    let backend = Backend::start_on(store, "funnel", |_| {}).await;
     let trace = TraceId([0x17; 16]);
     let spans: Vec<_> = (1..=3u8)
         .map(|i| {

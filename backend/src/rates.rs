@@ -245,9 +245,7 @@ fn rates(service: Option<String>, tally: &Tally, note: Option<String>) -> Rates 
         stages.push(StageRate {
             stage,
             n,
-            rate: n
-                .filter(|_| against > 0)
-                .map(|n| n as f64 / against as f64),
+            rate: n.filter(|_| against > 0).map(|n| n as f64 / against as f64),
             lost,
             reasons,
             dropped: drops(stage, before, tally),
@@ -282,9 +280,7 @@ fn drops(stage: Stage, before: Option<u64>, tally: &Tally) -> Vec<PolicyDrop> {
         .map(|(rule, n)| PolicyDrop {
             rule: rule.clone(),
             n: *n,
-            share: before
-                .filter(|b| *b > 0)
-                .map(|b| *n as f64 / b as f64),
+            share: before.filter(|b| *b > 0).map(|b| *n as f64 / b as f64),
         })
         .collect()
 }
@@ -304,7 +300,9 @@ fn losses(
     match (stage, before, n) {
         (Stage::Total, _, _) | (_, _, None) => (None, reasons),
         (_, Some(before), Some(n)) => {
-            let gap = before.saturating_sub(n).saturating_sub(tally.dropped_at(stage));
+            let gap = before
+                .saturating_sub(n)
+                .saturating_sub(tally.dropped_at(stage));
             if gap > reported {
                 reasons.insert(UNACCOUNTED.to_owned(), gap - reported);
             }

@@ -93,9 +93,7 @@ pub fn keep(policy: &Policy, spans: Vec<Span>) -> Kept {
             .find(|(s, r, _)| s == service && r == rule)
         {
             Some(known) => known.2 += 1,
-            None => kept
-                .dropped
-                .push((service.to_owned(), rule.to_owned(), 1)),
+            None => kept.dropped.push((service.to_owned(), rule.to_owned(), 1)),
         }
     }
     kept

@@ -106,7 +106,10 @@ impl DropRule {
             .service
             .as_ref()
             .is_none_or(|p| p.matches(span.service_name()));
-        let name = self.span_name.as_ref().is_none_or(|p| p.matches(&span.name));
+        let name = self
+            .span_name
+            .as_ref()
+            .is_none_or(|p| p.matches(&span.name));
         let attribute = self.attribute.as_ref().is_none_or(|(key, value)| {
             has_attribute(&span.attributes, key, value)
                 || has_attribute(&span.resource.attributes, key, value)
@@ -135,7 +138,10 @@ fn text_of(value: &AnyValue) -> Option<String> {
 }
 
 /// The rejection threshold of a fraction in [0, 1]: traces whose
-/// randomness is below it are dropped.
+/// randomness is below it are dropped. Computed in `f64`: exact for
+/// fractions that are sums of powers of two (0.5, 0.25, 0.75…), else within
+/// 8 of the exact value (2^56 has 3 bits more than an `f64`'s mantissa), a
+/// share error below 2^-53, the same for every receiver.
 pub fn threshold(fraction: f64) -> u64 {
     let reject = (1.0 - fraction.clamp(0.0, 1.0)) * RANDOMNESS_SPAN;
     // At most 2^56, which no 56-bit randomness reaches: fraction 0 drops all.

@@ -87,7 +87,9 @@ fn non_string_attributes_match_as_written() {
         attribute: Some(("internal".into(), Pattern::new("true"))),
         ..drop_rule("internal")
     }]);
-    let flagged = span(1, 1).attribute("internal", AnyValue::Bool(true)).build();
+    let flagged = span(1, 1)
+        .attribute("internal", AnyValue::Bool(true))
+        .build();
     let unflagged = span(1, 2)
         .attribute("internal", AnyValue::Bool(false))
         .build();
@@ -150,7 +152,11 @@ fn the_decision_reads_the_low_56_bits_of_the_trace_id() {
 fn a_sample_rule_applies_to_its_service_only() {
     let policy = Policy {
         drops: Vec::new(),
-        samples: vec![SampleRule::new("shop-none", Some(Pattern::new("shop")), 0.0)],
+        samples: vec![SampleRule::new(
+            "shop-none",
+            Some(Pattern::new("shop")),
+            0.0,
+        )],
     };
     assert_eq!(
         policy.dropped_by(&span(1, 1).service("shop").build()),

@@ -41,9 +41,7 @@ pub fn policy(drops: &[DropSpec], samples: &[SampleSpec]) -> Result<Policy, Conf
             .attribute
             .as_deref()
             .map(|text| match text.split_once('=') {
-                Some((key, value)) if !key.is_empty() => {
-                    Ok((key.to_owned(), Pattern::new(value)))
-                }
+                Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), Pattern::new(value))),
                 _ => Err(bad(&spec.name, "attribute must be written key=value")),
             })
             .transpose()?;

@@ -37,7 +37,10 @@ fn drop_and_sample_rules_are_read_from_the_file_in_order() -> Result<(), ConfigE
     let policy = config.policy;
     assert_eq!(policy.drops.len(), 2);
     assert_eq!(policy.drops[0].name, "health-checks");
-    assert_eq!(policy.drops[0].span_name, Some(Pattern::new("GET /health*")));
+    assert_eq!(
+        policy.drops[0].span_name,
+        Some(Pattern::new("GET /health*"))
+    );
     assert_eq!(
         policy.drops[1].attribute,
         Some(("otel.internal".to_owned(), Pattern::new("true")))

@@ -204,9 +204,10 @@ pub(crate) fn analyzed(
     let request: ExportTraceServiceRequest = decode(encoding, bytes, limit)?;
     let processed = process::process(request);
     let mut ingest = ingest_kept(policy, processed.spans, now_ns());
-    ingest
-        .lost
-        .extend(lost_at_process(&processed.rejected, processed.rejected_services));
+    ingest.lost.extend(lost_at_process(
+        &processed.rejected,
+        processed.rejected_services,
+    ));
     Ok((ingest, processed.rejected))
 }
 

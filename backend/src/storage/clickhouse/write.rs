@@ -8,9 +8,9 @@
 use super::encode::{Rows, SPAN_COLUMNS, day_of, day_of_minute};
 use super::http::{ClickHouseError, Client, hex_literal};
 use super::rowbinary::{Reader, Writer};
+use crate::analyze::policy;
 use crate::analyze::{Edge, EdgeResolver, SpanFacts};
 use crate::stage::{Stage, minute_of};
-use crate::analyze::policy;
 use crate::storage::{CounterPoint, Lost, Stored};
 use otelite_model::{SpanId, TraceId};
 use std::collections::{HashMap, HashSet};
@@ -195,12 +195,21 @@ async fn insert_counts(client: &Client, counts: &[Count]) -> Result<(), ClickHou
 async fn insert_losses(client: &Client, lost: &[(&Lost, i64)]) -> Result<(), ClickHouseError> {
     let mut out = Writer::default();
     for (loss, minute) in lost.iter().filter(|(l, _)| l.n > 0) {
-        loss_row(&mut out, &loss.service, loss.stage, &loss.reason, *minute, loss.n);
+        loss_row(
+            &mut out,
+            &loss.service,
+            loss.stage,
+            &loss.reason,
+            *minute,
+            loss.n,
+        );
     }
     if out.0.is_empty() {
         return Ok(());
     }
-    client.insert("stage_losses", LOSS_COLUMNS, out.0.into()).await
+    client
+        .insert("stage_losses", LOSS_COLUMNS, out.0.into())
+        .await
 }
 
 fn loss_row(out: &mut Writer, service: &str, stage: Stage, reason: &str, minute: i64, n: u64) {
