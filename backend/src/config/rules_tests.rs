@@ -107,3 +107,22 @@ fn an_unknown_key_in_a_rule_is_refused() {
     let message = refusal("[[drop]]\nname = \"typo\"\nspan = \"GET /\"\n");
     assert!(message.contains("unknown field `span`"), "{message}");
 }
+
+/// The README's example rules are a valid config file as written.
+#[test]
+fn the_readme_example_rules_parse() -> Result<(), ConfigError> {
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split_once("### Keep or drop spans by rule")
+        .map(|(_, rest)| rest)
+        .expect("the README has the section");
+    let example = section
+        .split_once("```toml\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(toml, _)| toml)
+        .expect("the section has a TOML example");
+    let policy = config(example)?.policy;
+    assert_eq!(policy.drops[0].name, "health-checks");
+    assert_eq!(policy.samples[0].name, "shop-tenth");
+    Ok(())
+}

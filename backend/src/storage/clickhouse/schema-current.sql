@@ -135,9 +135,9 @@ CREATE TABLE IF NOT EXISTS stage_losses (
 ) ENGINE = SummingMergeTree(n) PARTITION BY day ORDER BY (service, stage, reason, minute)
   TTL day + INTERVAL 30 DAY
 ;
--- A span lost at analyze got through process: counted there in its INSERT.
+-- A span dropped by a rule got through process: counted there in its INSERT.
 CREATE MATERIALIZED VIEW IF NOT EXISTS stage_losses_processed_mv TO stage_counts AS
-SELECT day, service, 'process' AS stage, minute, n FROM stage_losses WHERE stage = 'analyze'
+SELECT day, service, 'process' AS stage, minute, n FROM stage_losses WHERE startsWith(reason, 'policy:')
 ;
 CREATE TABLE IF NOT EXISTS service_edges (
     day    Date,

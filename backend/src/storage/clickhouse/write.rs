@@ -77,7 +77,7 @@ pub async fn spans(
     }
     // After the spans: a crash between the two leaves no loss recorded,
     // and the retry (its spans found stored) records it then, once. Spans
-    // lost at analyze are counted at process by the same INSERT
+    // dropped by a rule are counted at process by the same INSERT
     // (`stage_losses_processed_mv`).
     let lost: Vec<(&Lost, i64)> = group
         .iter()
@@ -112,12 +112,12 @@ async fn record_counts(client: &Client, group: &[&Rows]) {
                 .map(|l| l.n)
                 .sum();
             // Process counted the dropped spans too; analyze only the kept.
-            let (n, kept) = match stage {
-                Stage::Process => (n.saturating_sub(dropped), None),
-                _ => (*n, Some(*n)),
+            let n = match stage {
+                Stage::Process => n.saturating_sub(dropped),
+                _ => *n,
             };
             counts.push((service.clone(), *stage, minute, n));
-            if let Some(n) = kept.filter(|n| *stage == Stage::Analyze && *n > 0) {
+            if *stage == Stage::Analyze && n > 0 {
                 let failed = Lost {
                     service: service.clone(),
                     stage: Stage::Store,
