@@ -168,7 +168,7 @@ fn a_sample_rule_applies_to_its_service_only() {
 /// splitmix64: random-looking trace ids from a fixed seed, so a failure
 /// replays.
 fn ids(count: usize) -> impl Iterator<Item = TraceId> {
-    let mut state: u64 = 0x5eed_0f_7ace_1d5;
+    let mut state: u64 = 0x0005_eed0_f7ac_e1d5;
     std::iter::repeat_with(move || {
         let mut next = || {
             state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -14,15 +14,15 @@ use crate::storage::Stored;
 use latency::RouteLatency;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Spans that passed a stage: (service, stage, n).
+pub type StageCount = (String, crate::stage::Stage, u64);
+/// Spans a rule dropped: (service, rule, n).
+pub type RuleDrops = (String, String, u64);
+
 /// The store's stage rows as `/metrics` shows them: the spans that passed
 /// each stage, (service, stage, n), and apart the spans rules dropped,
 /// (service, rule, n). Losses by reason are `/api/rates`' to show.
-pub fn split_stage_rows(
-    rows: Vec<crate::storage::RateRow>,
-) -> (
-    Vec<(String, crate::stage::Stage, u64)>,
-    Vec<(String, String, u64)>,
-) {
+pub fn split_stage_rows(rows: Vec<crate::storage::RateRow>) -> (Vec<StageCount>, Vec<RuleDrops>) {
     let mut passed = Vec::new();
     let mut drops = Vec::new();
     for row in rows {

@@ -59,7 +59,7 @@ function funnelCard(title, rates, service, params) {
           why ? h('span', { class: 'why', 'data-reasons': why }, ` (${why})`) : null) : null,
         dropped.map((d) => h('div', { class: 'dropped', 'data-rule': d.rule, 'data-n': d.n },
           `dropped by policy \`${d.rule}\`: `,
-          d.share === null ? d.n.toLocaleString('en') : `${(d.share * 100).toFixed(d.share * 100 % 1 ? 1 : 0)} % (${d.n.toLocaleString('en')})`))),
+          d.share === null ? d.n.toLocaleString('en') : `${percent(d.share)} % (${d.n.toLocaleString('en')})`))),
       h('td', { class: 'r' }, s.rate === null ? '–' : `${(s.rate * 100).toFixed(s.rate === 1 ? 0 : 2)} %`));
   });
   return h('div', { class: 'card funnel-card', 'data-service': service },
@@ -67,6 +67,13 @@ function funnelCard(title, rates, service, params) {
       ' ', h('a', { class: 'muted', style: { fontSize: '12px', fontWeight: 'normal' }, href: href('rates', '', focused) }, 'over time ↓')),
     h('table', { class: 'funnel' }, rows),
     h('p', { class: 'muted' }, `Rates relative to ${byName[rates.baseline] ? rates.baseline : 'total'}.`, rates.note ? ` ${rates.note}` : ''));
+}
+
+/** A share as a percentage: whole when it is, one decimal, or one significant digit when tiny. */
+function percent(share) {
+  const p = share * 100;
+  if (p > 0 && p < 0.1) return p.toPrecision(1);
+  return p.toFixed(p % 1 ? 1 : 0);
 }
 
 /** Counts per stage in BUCKETS slices of the window (each at least a minute). */
