@@ -3,7 +3,8 @@
 //! marked; stages nothing counted (exporter stages of SDKs without otelite's
 //! counters) show as `-`. The `LOST (WHY)` column says where spans were
 //! lost and why: each stage's losses by reason; `DROPPED BY POLICY` apart
-//! from it, the spans keep/drop rules dropped, by rule (not losses).
+//! from it (when rules dropped any), the spans keep/drop rules dropped, by
+//! rule (not losses).
 
 use super::render::{self, Cell, Tone};
 use super::source::Source;
@@ -53,12 +54,24 @@ pub async fn run(
         writeln!(out, "no stage counts recorded")?;
         return Ok(());
     }
-    let mut table: Vec<Vec<Cell>> = report.services.iter().map(row).collect();
+    // Only where rules dropped spans: without rules the table is as it was.
+    let drops = report
+        .services
+        .iter()
+        .any(|r| r.stages.iter().any(|s| !s.dropped.is_empty()));
+    let cells_of = |rates: &Rates| {
+        let mut cells = row(rates);
+        if drops {
+            cells.push(dropped_cell(&rates.stages));
+        }
+        cells
+    };
+    let mut table: Vec<Vec<Cell>> = report.services.iter().map(cells_of).collect();
     // With one service the sum would repeat its row.
     if report.services.len() > 1 {
-        table.push(row(&report.all));
+        table.push(cells_of(&report.all));
     }
-    let headers = [
+    let mut headers = vec![
         "SERVICE",
         "TOTAL",
         "COLLECT",
@@ -67,8 +80,10 @@ pub async fn run(
         "ANALYZE",
         "STORE",
         "LOST (WHY)",
-        "DROPPED BY POLICY",
     ];
+    if drops {
+        headers.push("DROPPED BY POLICY");
+    }
     render::table(out, &headers, &table, context.colour)?;
     if let Some(note) = &report.all.note {
         writeln!(out, "\nnote: {}", super::escape::escaped(note))?;
@@ -87,7 +102,6 @@ fn row(rates: &Rates) -> Vec<Cell> {
                 .map_or_else(|| Cell::toned("-", Tone::Faint), stage_cell)
         }))
         .chain(std::iter::once(why_cell(&rates.stages)))
-        .chain(std::iter::once(dropped_cell(&rates.stages)))
         .collect()
 }
 
