@@ -6,7 +6,8 @@
 //!   protobuf or JSON, OTLP status codes.
 //! - [`process`]: OTLP → the trace-info model (`otelite_model`),
 //!   rejecting invalid spans; exporter counters out of OTLP metrics.
-//! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges.
+//! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges;
+//!   the keep/drop rules of the config file (`analyze::policy`).
 //! - [`storage`]: the seam (`TraceReader`, `TraceStore`) with the
 //!   store-neutral vocabulary; `storage::sqlite` (one writer thread with
 //!   group commit, read-only readers; its `retention` deletes the oldest
