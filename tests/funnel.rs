@@ -29,15 +29,15 @@ fn stage(rates: &ServiceRates, name: &str) -> (Option<u64>, Option<u64>, Vec<(St
     (stage.n, stage.lost, reasons)
 }
 
-/// The official Python SDK (its version pinned in
-/// `tests/clients/python/requirements.txt`) with its internal metrics on: a
-/// 64-span queue and a 20 000-span burst. otelite's stages are the SDK's
-/// own counts, and the spans it dropped are lost at collect as `queue_full`.
 for_each_store!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     python_sdk_queue_overflow_is_lost_at_collect_as_queue_full
 );
 
+/// The official Python SDK (its version pinned in
+/// `tests/clients/python/requirements.txt`) with its internal metrics on: a
+/// 64-span queue and a 20 000-span burst. otelite's stages are the SDK's
+/// own counts, and the spans it dropped are lost at collect as `queue_full`.
 async fn python_sdk_queue_overflow_is_lost_at_collect_as_queue_full(store: Store) {
     const SPANS: u64 = 20_000;
     let backend = Backend::start_on(store, "funnel", |_| {}).await;
