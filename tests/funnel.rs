@@ -2,11 +2,10 @@
 //! with its reason: from the official SDKs' own self-observability counters
 //! (`otel.sdk.*`, compared with what the SDK itself counted, read in the
 //! client) and from the backend's own stages (a span refused as invalid is
-//! lost at process). SQLite only: the ClickHouse store does not keep
-//! reasons yet.
+//! lost at process). Both on each store.
 
 use crate::support::fixtures::{self, otlp_request};
-use crate::support::{Backend, ServiceRates, foreign};
+use crate::support::{Backend, ServiceRates, Store, for_each_store, foreign};
 use otelite_model::{SpanId, TraceId};
 use prost::Message;
 use std::collections::BTreeMap;
@@ -30,14 +29,18 @@ fn stage(rates: &ServiceRates, name: &str) -> (Option<u64>, Option<u64>, Vec<(St
     (stage.n, stage.lost, reasons)
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    python_sdk_queue_overflow_is_lost_at_collect_as_queue_full
+);
+
 /// The official Python SDK (its version pinned in
 /// `tests/clients/python/requirements.txt`) with its internal metrics on: a
 /// 64-span queue and a 20 000-span burst. otelite's stages are the SDK's
 /// own counts, and the spans it dropped are lost at collect as `queue_full`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
+async fn python_sdk_queue_overflow_is_lost_at_collect_as_queue_full(store: Store) {
     const SPANS: u64 = 20_000;
-    let backend = Backend::start().await;
+    let backend = Backend::start_on(store, "funnel", |_| {}).await;
     let base = format!("http://{}", backend.otlp);
     let sdk: OwnCounts = tokio::task::spawn_blocking(move || {
         let mut command = Command::new(foreign::python());
@@ -92,12 +95,16 @@ async fn python_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
     }
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    an_invalid_span_is_lost_at_process_with_its_reason
+);
+
 /// A request of three spans, one with an all-zero span id: the backend
 /// answers a partial success, stores two, and counts the third as lost at
 /// process for that reason.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_span_is_lost_at_process_with_its_reason() {
-    let backend = Backend::start().await;
+async fn an_invalid_span_is_lost_at_process_with_its_reason(store: Store) {
+    let backend = Backend::start_on(store, "funnel", |_| {}).await;
     let trace = TraceId([0x17; 16]);
     let spans: Vec<_> = (1..=3u8)
         .map(|i| {

@@ -31,6 +31,8 @@
 //!   reading commands leave, `otelite health` over TLS.
 //! - `cli_server`: the reading commands with `--server`, equal to `--db`.
 //! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
+//! - `policy`: keep/drop rules from a config file, with the official Python
+//!   SDK: drops counted by rule apart from losses, on both stores.
 //! - `old_databases`: files written by each earlier schema version
 //!   (`fixtures/databases`) are upgraded, read back exactly and written to.
 
@@ -48,6 +50,7 @@ mod loss;
 mod metrics;
 mod old_databases;
 mod overload;
+mod policy;
 mod query_limits;
 mod retention;
 mod rust_sdk;

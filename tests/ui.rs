@@ -4,6 +4,8 @@
 //! without console errors and shows the seeded data, the waterfall's bars
 //! sit where the spans' times put them, a 10 000-span trace draws only the
 //! rows in view, a loss at `collect` is marked in the funnel and over time,
+//! spans a keep/drop rule dropped are labelled with the rule, apart from
+//! losses and in another colour,
 //! and the empty-database, unknown-trace and backend-error messages show;
 //! a graph of 11 services is laid out with no line through a box or label,
 //! the trace view's state survives a reload, operations sort naturally, and
@@ -299,6 +301,44 @@ async fn seed_loss(backend: &Backend) -> support::ServiceRates {
     rates
 }
 
+/// The rule the UI's backend applies: health checks of the `noisy` service.
+fn noisy_health_checks() -> otelite_backend::analyze::Policy {
+    use otelite_backend::analyze::policy::{DropRule, Pattern};
+    otelite_backend::analyze::Policy {
+        drops: vec![DropRule {
+            name: "health-checks".into(),
+            service: Some(Pattern::new("noisy")),
+            span_name: Some(Pattern::new("GET /healthz")),
+            attribute: None,
+        }],
+        samples: Vec::new(),
+    }
+}
+
+/// Four spans of `noisy`, one a health check its rule drops: 3 stored.
+async fn seed_policy_drop(backend: &Backend) {
+    let trace_id = support::unique_trace_id(0x70);
+    let spans: Vec<_> = ["GET /healthz", "work 1", "work 2", "work 3"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            fixtures::span(trace_id, SpanId([i as u8 + 1; 8]))
+                .service("noisy")
+                .name(*name)
+                .build()
+        })
+        .collect();
+    let reply = backend
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            None,
+            otlp_request(&spans).encode_to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "the noisy batch is accepted: {reply:?}");
+}
+
 /// The service graph that provoked the hand-made layout's faults: ten
 /// services, a hub, four-digit counts, and calls that skip layers
 /// (`parent`, `child`, calls, errors among them).
@@ -430,7 +470,7 @@ fn expected_json(span: &Expected, trace_start_ms: u64) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_in_a_real_browser() {
     let node = browser_tools();
-    let backend = Backend::start().await;
+    let backend = Backend::start_with(|c| c.policy = noisy_health_checks()).await;
     let empty = Backend::start().await;
     let graph = Backend::start().await;
     seed_graph(&graph).await;
@@ -452,6 +492,7 @@ async fn every_page_in_a_real_browser() {
     }
     let (big_id, big_last) = seed_big_trace(&backend).await;
     let lossy = seed_loss(&backend).await;
+    seed_policy_drop(&backend).await;
 
     let checkout_id = checkout[0].context.trace_id().to_string();
     let health_id = health.context.trace_id().to_string();
@@ -464,6 +505,7 @@ async fn every_page_in_a_real_browser() {
         ("payments", 2),
         ("batch-job", 10_000),
         ("lossy", lossy_stored),
+        ("noisy", 3),
     ];
     for (service, n) in stored {
         backend
@@ -499,6 +541,13 @@ async fn every_page_in_a_real_browser() {
         "stored": stored.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "edges": edges,
         "lossAtCollect": lossy.n("total").zip(lossy.n("collect")).map(|(t, c)| t - c),
+        // 1 of the 4 spans that reached analyze.
+        "policyDrop": {
+            "service": "noisy",
+            "stage": "analyze",
+            "rule": "health-checks",
+            "text": "dropped by policy `health-checks`: 25 % (1)",
+        },
         "traces": {
             "checkout": {
                 "id": checkout_id,

@@ -8,7 +8,8 @@
 //!   port 4317), on the same pipeline and admission.
 //! - [`process`]: OTLP → the trace-info model (`otelite_model`),
 //!   rejecting invalid spans; exporter counters out of OTLP metrics.
-//! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges.
+//! - [`analyze`]: durations, roots, errors, per-trace summaries, service edges;
+//!   the keep/drop rules of the config file (`analyze::policy`).
 //! - [`storage`]: the seam (`TraceReader`, `TraceStore`) with the
 //!   store-neutral vocabulary; `storage::sqlite` (one writer thread with
 //!   group commit, read-only readers; its `retention` deletes the oldest
@@ -99,6 +100,8 @@ pub struct Server {
     query_limits: query::QueryLimits,
     retention: storage::retention::Policy,
     allowed_hosts: Vec<String>,
+    /// Keep/drop rules applied at analyze.
+    policy: Arc<analyze::Policy>,
 }
 
 /// The bearer tokens each listener requires, if any.
@@ -156,6 +159,7 @@ impl Server {
             query_limits: config.query_limits,
             retention: config.retention,
             allowed_hosts: config.allowed_hosts,
+            policy: Arc::new(config.policy),
         })
     }
 
@@ -198,8 +202,13 @@ impl Server {
             max_concurrent_requests: self.max_concurrent_requests,
             body_read_timeout: self.limits.body_read_timeout,
         };
-        let (receive, query, receive_state) =
-            serving(&self.storage, limits, self.query_limits, &self.tokens);
+        let (receive, query, receive_state) = serving(
+            &self.storage,
+            limits,
+            self.query_limits,
+            &self.tokens,
+            self.policy.clone(),
+        );
         // Outermost, so a rebound name learns nothing, not even a 401.
         let hosts = net::HostPolicy::new(self.query_addr(), &self.allowed_hosts);
         let query = query.layer(axum::middleware::from_fn_with_state(hosts, net::check_host));
@@ -244,22 +253,24 @@ pub(crate) fn routers(
     query_limits: query::QueryLimits,
     tokens: &BearerTokens,
 ) -> (axum::Router, axum::Router) {
-    let (receive, query, _) = serving(store, limits, query_limits, tokens);
+    let (receive, query, _) = serving(store, limits, query_limits, tokens, Arc::default());
     (receive, query)
 }
 
 /// The routers, and the receiver's state the gRPC listener shares with
-/// OTLP/HTTP: one admission, one `Metrics`.
+/// OTLP/HTTP: one admission, one `Metrics`, one policy.
 fn serving(
     store: impl Into<Storage>,
     limits: receive::Limits,
     query_limits: query::QueryLimits,
     tokens: &BearerTokens,
+    policy: Arc<analyze::Policy>,
 ) -> (axum::Router, axum::Router, receive::ReceiveState) {
     let store: Storage = store.into();
     let metrics = Arc::new(metrics::Metrics::default());
     let timed = axum::middleware::from_fn_with_state(metrics.clone(), metrics::record_latency);
-    let state = receive::ReceiveState::new(store.clone(), limits, metrics.clone());
+    let state =
+        receive::ReceiveState::new(store.clone(), limits, metrics.clone()).with_policy(policy);
     let receive = receive::router(state.clone()).layer(timed.clone());
     let query = query::router_with(store.clone(), metrics, query_limits).layer(timed);
     let receive = guarded(receive, tokens.ingest.clone(), None);

@@ -17,7 +17,15 @@
 //! or lost at process). In the sum over all services, such a service's
 //! spans count as having reached process unharmed, so that the other
 //! services' losses still show.
+//!
+//! Spans dropped by a keep/drop rule (at analyze) are no loss: each stage
+//! lists them apart, by rule, with their share of the spans that reached
+//! it, and they leave its gap out of `lost`. The rates of that stage and
+//! every later one are taken against the spans kept (the baseline less
+//! the drops so far), so with nothing lost `R_store` is 1 whatever the
+//! rules drop.
 
+use crate::analyze::policy;
 use crate::stage::Stage;
 use crate::storage::RateRow;
 use serde::{Deserialize, Serialize};
@@ -41,6 +49,20 @@ pub struct StageRate {
     /// `lost` by reason.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reasons: BTreeMap<String, u64>,
+    /// Spans dropped here by keep/drop rules: not lost, not in `lost`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<PolicyDrop>,
+}
+
+/// Spans one rule dropped at a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyDrop {
+    pub rule: String,
+    pub n: u64,
+    /// Of the spans that reached the stage (passed the one before), when
+    /// that is known.
+    pub share: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,20 +89,25 @@ pub struct RatesReport {
 struct Tally {
     passed: BTreeMap<Stage, u64>,
     lost: BTreeMap<Stage, BTreeMap<String, u64>>,
+    /// Spans dropped by rules, per stage and rule.
+    dropped: BTreeMap<Stage, BTreeMap<String, u64>>,
 }
 
 impl Tally {
     fn add(&mut self, row: &RateRow) {
-        let n = match &row.reason {
-            None => self.passed.entry(row.stage).or_default(),
-            Some(reason) => self
-                .lost
-                .entry(row.stage)
-                .or_default()
-                .entry(reason.clone())
-                .or_default(),
+        let Some(reason) = row.reason.as_deref() else {
+            *self.passed.entry(row.stage).or_default() += row.n;
+            return;
         };
-        *n += row.n;
+        let (by_stage, key) = match policy::rule_of(reason) {
+            Some(rule) => (&mut self.dropped, rule),
+            None => (&mut self.lost, reason),
+        };
+        *by_stage
+            .entry(row.stage)
+            .or_default()
+            .entry(key.to_owned())
+            .or_default() += row.n;
     }
 
     fn has_counters(&self) -> bool {
@@ -93,6 +120,10 @@ impl Tally {
 
     fn lost_at(&self, stage: Stage) -> u64 {
         self.lost.get(&stage).map_or(0, |r| r.values().sum())
+    }
+
+    fn dropped_at(&self, stage: Stage) -> u64 {
+        self.dropped.get(&stage).map_or(0, |r| r.values().sum())
     }
 
     /// Spans the backend saw arrive: passed process or lost there.
@@ -167,6 +198,16 @@ pub fn report(rows: &[RateRow]) -> RatesReport {
                     .or_default() += n;
             }
         }
+        for (stage, rules) in &tally.dropped {
+            for (rule, n) in rules {
+                *total
+                    .dropped
+                    .entry(*stage)
+                    .or_default()
+                    .entry(rule.clone())
+                    .or_default() += n;
+            }
+        }
     }
     let note = (!without.is_empty() && with_counters > 0).then(|| {
         format!(
@@ -189,6 +230,7 @@ fn rates(service: Option<String>, tally: &Tally, note: Option<String>) -> Rates 
         (Stage::Process, tally.received())
     };
     let mut before: Option<u64> = None;
+    let mut dropped_so_far = 0;
     let mut stages = Vec::with_capacity(Stage::ALL.len());
     for stage in Stage::ALL {
         let n = if stage.is_exporter_side() && !exporter_counters {
@@ -197,14 +239,16 @@ fn rates(service: Option<String>, tally: &Tally, note: Option<String>) -> Rates 
             Some(tally.passed(stage))
         };
         let (lost, reasons) = losses(stage, before, n, tally);
+        dropped_so_far += tally.dropped_at(stage);
+        // Against the spans kept: a rule's drops are no loss.
+        let against = baseline_n.saturating_sub(dropped_so_far);
         stages.push(StageRate {
             stage,
             n,
-            rate: n
-                .filter(|_| baseline_n > 0)
-                .map(|n| n as f64 / baseline_n as f64),
+            rate: n.filter(|_| against > 0).map(|n| n as f64 / against as f64),
             lost,
             reasons,
+            dropped: drops(stage, before, tally),
         });
         before = n;
     }
@@ -224,8 +268,26 @@ fn rates(service: Option<String>, tally: &Tally, note: Option<String>) -> Rates 
     }
 }
 
-/// The spans lost at `stage`, and why: the gap from the stage before when
-/// both are known, else what was reported there.
+/// The spans rules dropped at `stage`, by rule, with their share of the
+/// spans that reached it (`before`).
+fn drops(stage: Stage, before: Option<u64>, tally: &Tally) -> Vec<PolicyDrop> {
+    let Some(rules) = tally.dropped.get(&stage) else {
+        return Vec::new();
+    };
+    rules
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(rule, n)| PolicyDrop {
+            rule: rule.clone(),
+            n: *n,
+            share: before.filter(|b| *b > 0).map(|b| *n as f64 / b as f64),
+        })
+        .collect()
+}
+
+/// The spans lost at `stage`, and why: the gap from the stage before (less
+/// what rules dropped there) when both are known, else what was reported
+/// there.
 fn losses(
     stage: Stage,
     before: Option<u64>,
@@ -238,7 +300,9 @@ fn losses(
     match (stage, before, n) {
         (Stage::Total, _, _) | (_, _, None) => (None, reasons),
         (_, Some(before), Some(n)) => {
-            let gap = before.saturating_sub(n);
+            let gap = before
+                .saturating_sub(n)
+                .saturating_sub(tally.dropped_at(stage));
             if gap > reported {
                 reasons.insert(UNACCOUNTED.to_owned(), gap - reported);
             }
@@ -479,5 +543,83 @@ mod tests {
             (Some(1), vec![("invalid_span_id", 1)])
         );
         assert_eq!(loss_of(go, Stage::Transmit), (None, vec![]));
+    }
+
+    #[test]
+    fn policy_drops_are_listed_apart_and_later_rates_are_against_the_spans_kept() {
+        // 100 spans reach process; a rule drops 12 health checks and a
+        // sample rule 8 more; 78 of the 80 kept are stored, 2 conflict.
+        let rows = [
+            row("py", Stage::Process, 100),
+            lost("py", Stage::Analyze, "policy:health-checks", 12),
+            lost("py", Stage::Analyze, "policy:sample-py", 8),
+            row("py", Stage::Analyze, 80),
+            row("py", Stage::Store, 78),
+            lost("py", Stage::Store, "conflict", 2),
+        ];
+        let report = report(&rows);
+        for py in [&report.services[0], &report.all] {
+            let analyze = &py.stages[4];
+            assert_eq!(analyze.stage, Stage::Analyze);
+            assert_eq!(
+                analyze.dropped,
+                vec![
+                    PolicyDrop {
+                        rule: "health-checks".into(),
+                        n: 12,
+                        share: Some(0.12)
+                    },
+                    PolicyDrop {
+                        rule: "sample-py".into(),
+                        n: 8,
+                        share: Some(0.08)
+                    },
+                ]
+            );
+            // Drops are no loss.
+            assert_eq!(loss_of(py, Stage::Analyze), (Some(0), vec![]));
+            assert_eq!(rate_of(py, Stage::Process), (Some(100), Some(1.0)));
+            assert_eq!(rate_of(py, Stage::Analyze), (Some(80), Some(1.0)));
+            assert_eq!(rate_of(py, Stage::Store), (Some(78), Some(78.0 / 80.0)));
+            assert_eq!(loss_of(py, Stage::Store), (Some(2), vec![("conflict", 2)]));
+            assert!(py.stages[5].dropped.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_gap_at_analyze_beyond_the_drops_is_still_a_loss() {
+        let rows = [
+            row("a", Stage::Total, 10),
+            row("a", Stage::Collect, 10),
+            row("a", Stage::Transmit, 10),
+            row("a", Stage::Process, 10),
+            lost("a", Stage::Analyze, "policy:noisy", 5),
+            row("a", Stage::Analyze, 4),
+            row("a", Stage::Store, 4),
+        ];
+        let a = &report(&rows).services[0];
+        assert_eq!(
+            loss_of(a, Stage::Analyze),
+            (Some(1), vec![(UNACCOUNTED, 1)])
+        );
+        assert_eq!(rate_of(a, Stage::Transmit), (Some(10), Some(1.0)));
+        assert_eq!(rate_of(a, Stage::Store), (Some(4), Some(0.8)));
+    }
+
+    #[test]
+    fn policy_drops_read_back_from_json_as_written() {
+        let rows = [
+            row("a", Stage::Process, 4),
+            lost("a", Stage::Analyze, "policy:noisy", 1),
+            row("a", Stage::Analyze, 3),
+        ];
+        let report = report(&rows);
+        let json = serde_json::to_value(&report).expect("serializes");
+        assert_eq!(
+            json["all"]["stages"][4]["dropped"],
+            serde_json::json!([{ "rule": "noisy", "n": 1, "share": 0.25 }])
+        );
+        let back: RatesReport = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, report);
     }
 }

@@ -362,6 +362,17 @@ pub struct StageRate {
     /// `lost` by reason.
     #[serde(default)]
     pub reasons: std::collections::BTreeMap<String, u64>,
+    /// Spans keep/drop rules dropped here, by rule: not in `lost`.
+    #[serde(default)]
+    pub dropped: Vec<PolicyDrop>,
+}
+
+/// Spans one keep/drop rule dropped at a stage.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PolicyDrop {
+    pub rule: String,
+    pub n: u64,
+    pub share: Option<f64>,
 }
 
 /// The stages `/api/rates` lists, in pipeline order.

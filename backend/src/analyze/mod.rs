@@ -1,11 +1,14 @@
 //! Trace analysis, between process and store: per span its duration, whether
 //! it is a root and whether it failed; per trace what this batch adds to its
-//! summary; across batches, the service-to-service edges (see `edges`).
+//! summary; across batches, the service-to-service edges (see `edges`);
+//! and which spans the configured rules keep (see `policy`).
 //! Pure functions over model types: no I/O, no clock.
 
 mod edges;
+pub mod policy;
 
 pub use edges::{Edge, EdgeResolver};
+pub use policy::Policy;
 
 use foldhash::{HashMap, HashMapExt};
 use otelite_model::{Resource, Span, SpanId, StatusCode, TraceId};
@@ -59,6 +62,41 @@ pub fn analyze(spans: Vec<Span>) -> Vec<AnalyzedSpan> {
             span,
         })
         .collect()
+}
+
+/// Spans a policy kept, and how many it dropped per (service, rule), in
+/// first-seen order.
+#[derive(Debug, Default)]
+pub struct Kept {
+    pub spans: Vec<Span>,
+    pub dropped: Vec<(String, String, u64)>,
+}
+
+/// Splits `spans` by `policy`: what is kept goes on to be stored.
+pub fn keep(policy: &Policy, spans: Vec<Span>) -> Kept {
+    if policy.is_empty() {
+        return Kept {
+            spans,
+            dropped: Vec::new(),
+        };
+    }
+    let mut kept = Kept::default();
+    for span in spans {
+        let Some(rule) = policy.dropped_by(&span) else {
+            kept.spans.push(span);
+            continue;
+        };
+        let service = span.service_name();
+        match kept
+            .dropped
+            .iter_mut()
+            .find(|(s, r, _)| s == service && r == rule)
+        {
+            Some(known) => known.2 += 1,
+            None => kept.dropped.push((service.to_owned(), rule.to_owned(), 1)),
+        }
+    }
+    kept
 }
 
 /// What a set of spans adds to their trace's summary row.

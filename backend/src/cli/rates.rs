@@ -1,8 +1,10 @@
 //! `otelite rates`: per service, how many spans each of the six stages saw
 //! (N) and what share of the baseline that is (R). Losses (R < 1) are
 //! marked; stages nothing counted (exporter stages of SDKs without otelite's
-//! counters) show as `-`. The last column says where spans were lost and
-//! why: each stage's losses by reason.
+//! counters) show as `-`. The `LOST (WHY)` column says where spans were
+//! lost and why: each stage's losses by reason; `DROPPED BY POLICY` apart
+//! from it (when rules dropped any), the spans keep/drop rules dropped, by
+//! rule (not losses).
 
 use super::render::{self, Cell, Tone};
 use super::source::Source;
@@ -52,12 +54,24 @@ pub async fn run(
         writeln!(out, "no stage counts recorded")?;
         return Ok(());
     }
-    let mut table: Vec<Vec<Cell>> = report.services.iter().map(row).collect();
+    // Only where rules dropped spans: without rules the table is as it was.
+    let drops = report
+        .services
+        .iter()
+        .any(|r| r.stages.iter().any(|s| !s.dropped.is_empty()));
+    let cells_of = |rates: &Rates| {
+        let mut cells = row(rates);
+        if drops {
+            cells.push(dropped_cell(&rates.stages));
+        }
+        cells
+    };
+    let mut table: Vec<Vec<Cell>> = report.services.iter().map(cells_of).collect();
     // With one service the sum would repeat its row.
     if report.services.len() > 1 {
-        table.push(row(&report.all));
+        table.push(cells_of(&report.all));
     }
-    let headers = [
+    let mut headers = vec![
         "SERVICE",
         "TOTAL",
         "COLLECT",
@@ -67,6 +81,9 @@ pub async fn run(
         "STORE",
         "LOST (WHY)",
     ];
+    if drops {
+        headers.push("DROPPED BY POLICY");
+    }
     render::table(out, &headers, &table, context.colour)?;
     if let Some(note) = &report.all.note {
         writeln!(out, "\nnote: {}", super::escape::escaped(note))?;
@@ -107,6 +124,32 @@ pub fn why_cell(stages: &[StageRate]) -> Cell {
     }
 }
 
+/// `analyze: health-checks 12 (12.0%), sample 8 (8.0%)`: each stage where
+/// rules dropped spans, each rule with its count and share of the spans
+/// that reached the stage.
+pub fn dropped_cell(stages: &[StageRate]) -> Cell {
+    let drops: Vec<String> = stages
+        .iter()
+        .filter(|s| !s.dropped.is_empty())
+        .map(|s| {
+            let rules: Vec<String> = s
+                .dropped
+                .iter()
+                .map(|d| match d.share {
+                    Some(share) => format!("{} {} ({:.1}%)", d.rule, d.n, share * 100.0),
+                    None => format!("{} {}", d.rule, d.n),
+                })
+                .collect();
+            format!("{}: {}", s.stage.as_str(), rules.join(", "))
+        })
+        .collect();
+    if drops.is_empty() {
+        Cell::toned("-", Tone::Faint)
+    } else {
+        Cell::toned(drops.join("; "), Tone::Policy)
+    }
+}
+
 /// `N (R%)`; a loss gets a trailing `!` so it shows without colour too.
 pub fn stage_cell(stage: &StageRate) -> Cell {
     match (stage.n, stage.rate) {
@@ -130,6 +173,7 @@ mod tests {
             rate,
             lost: None,
             reasons: Default::default(),
+            dropped: Vec::new(),
         }
     }
 
@@ -158,6 +202,7 @@ mod tests {
             rate: Some(0.6),
             lost: Some(40),
             reasons: [("queue_full".to_owned(), 38), ("unaccounted".to_owned(), 2)].into(),
+            dropped: Vec::new(),
         };
         let store = StageRate {
             stage: Stage::Store,
@@ -165,6 +210,7 @@ mod tests {
             rate: Some(0.59),
             lost: Some(1),
             reasons: [("conflict".to_owned(), 1)].into(),
+            dropped: Vec::new(),
         };
         let clean = StageRate {
             stage: Stage::Analyze,
@@ -179,5 +225,31 @@ mod tests {
             )
         );
         assert_eq!(why_cell(&[clean]), Cell::toned("-", Tone::Faint));
+    }
+
+    #[test]
+    fn the_dropped_column_lists_each_rule_apart_from_the_losses() {
+        let analyze = StageRate {
+            stage: Stage::Analyze,
+            lost: Some(0),
+            dropped: vec![
+                crate::rates::PolicyDrop {
+                    rule: "health-checks".into(),
+                    n: 12,
+                    share: Some(0.12),
+                },
+                crate::rates::PolicyDrop {
+                    rule: "sample".into(),
+                    n: 8,
+                    share: None,
+                },
+            ],
+            ..stage(Some(80), Some(1.0))
+        };
+        assert_eq!(
+            dropped_cell(std::slice::from_ref(&analyze)),
+            Cell::toned("analyze: health-checks 12 (12.0%), sample 8", Tone::Policy)
+        );
+        assert_eq!(why_cell(&[analyze]), Cell::toned("-", Tone::Faint));
     }
 }

@@ -12,6 +12,8 @@ pub enum Tone {
     Alert,
     /// Unknown or secondary values.
     Faint,
+    /// Spans a keep/drop rule dropped: chosen, not lost.
+    Policy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,7 @@ pub fn paint(text: &str, tone: Tone, colour: bool) -> String {
         (false, _) | (_, Tone::Plain) => text.to_owned(),
         (true, Tone::Alert) => format!("\x1b[31m{text}\x1b[0m"),
         (true, Tone::Faint) => format!("\x1b[2m{text}\x1b[0m"),
+        (true, Tone::Policy) => format!("\x1b[36m{text}\x1b[0m"),
     }
 }
 

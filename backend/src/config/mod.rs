@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod layers;
+mod rules;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -65,6 +66,9 @@ pub struct Config {
     /// `Host` names the query listener answers besides loopback's
     /// (`net::HostPolicy`).
     pub allowed_hosts: Vec<String>,
+    /// Keep/drop rules applied at analyze (the file's `[[drop]]` and
+    /// `[[sample]]`); none by default.
+    pub policy: crate::analyze::Policy,
 }
 
 impl Default for Config {
@@ -96,4 +100,6 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("tls_cert and tls_key go together: {0} is missing")]
     TlsHalf(&'static str),
+    #[error("rule `{rule}`: {reason}")]
+    Rule { rule: String, reason: String },
 }

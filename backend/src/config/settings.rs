@@ -196,6 +196,12 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,
+    /// `[[drop]]` rules: file only, so no flag or variable.
+    #[arg(skip)]
+    pub drop: Vec<super::rules::DropSpec>,
+    /// `[[sample]]` rules: file only, so no flag or variable.
+    #[arg(skip)]
+    pub sample: Vec<super::rules::SampleSpec>,
 }
 
 impl Default for Settings {
@@ -252,6 +258,7 @@ impl Settings {
                 return Err(ConfigError::Zero(name));
             }
         }
+        let policy = super::rules::policy(&self.drop, &self.sample)?;
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -285,6 +292,7 @@ impl Settings {
             store: self.store,
             clickhouse_url: self.clickhouse_url,
             allowed_hosts: self.allowed_hosts,
+            policy,
         })
     }
 }

@@ -14,6 +14,9 @@ pub struct StoreGauges {
     /// Spans through each stage since the database was created, per service;
     /// `None` when the read failed (the series are then left out).
     pub stage_counts: Option<Vec<(String, Stage, u64)>>,
+    /// Spans keep/drop rules dropped since the database was created:
+    /// (service, rule, spans); `None` when the read failed.
+    pub policy_drops: Option<Vec<(String, String, u64)>>,
     pub db_bytes: u64,
     pub retention: Totals,
 }
@@ -115,6 +118,17 @@ fn write_store(out: &mut Text, store: &StoreGauges) {
         );
         for (service, stage, n) in counts {
             out.sample(name, &[("service", service), ("stage", stage.as_str())], n);
+        }
+    }
+    if let Some(drops) = &store.policy_drops {
+        let name = "otelite_policy_dropped_spans_total";
+        out.family(
+            name,
+            COUNTER,
+            "Spans dropped at analyze by a keep/drop rule, per rule and service (not lost).",
+        );
+        for (service, rule, n) in drops {
+            out.sample(name, &[("rule", rule), ("service", service)], n);
         }
     }
 }

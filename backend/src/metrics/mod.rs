@@ -14,6 +14,27 @@ use crate::storage::Stored;
 use latency::RouteLatency;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Spans that passed a stage: (service, stage, n).
+pub type StageCount = (String, crate::stage::Stage, u64);
+/// Spans a rule dropped: (service, rule, n).
+pub type RuleDrops = (String, String, u64);
+
+/// The store's stage rows as `/metrics` shows them: the spans that passed
+/// each stage, (service, stage, n), and apart the spans rules dropped,
+/// (service, rule, n). Losses by reason are `/api/rates`' to show.
+pub fn split_stage_rows(rows: Vec<crate::storage::RateRow>) -> (Vec<StageCount>, Vec<RuleDrops>) {
+    let mut passed = Vec::new();
+    let mut drops = Vec::new();
+    for row in rows {
+        match row.reason.as_deref().map(crate::analyze::policy::rule_of) {
+            None => passed.push((row.service, row.stage, row.n)),
+            Some(Some(rule)) => drops.push((row.service, rule.to_owned(), row.n)),
+            Some(None) => {}
+        }
+    }
+    (passed, drops)
+}
+
 /// Why spans or a request were refused; the `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {

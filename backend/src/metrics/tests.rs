@@ -44,6 +44,7 @@ fn label_values_are_escaped() {
             span_capacity: 1,
         },
         stage_counts: Some(vec![("a\"b\\c\nd".into(), crate::stage::Stage::Store, 3)]),
+        policy_drops: None,
         db_bytes: 0,
         retention: crate::storage::retention::Totals::default(),
     };
@@ -66,6 +67,7 @@ fn retention_totals_are_exposed() {
             span_capacity: 1,
         },
         stage_counts: None,
+        policy_drops: None,
         db_bytes: 0,
         retention: crate::storage::retention::Totals {
             deleted_spans: 4502,
@@ -83,4 +85,47 @@ fn retention_totals_are_exposed() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
     }
+}
+
+#[test]
+fn policy_drops_are_a_counter_by_rule_apart_from_the_stage_counts() {
+    use crate::stage::Stage;
+    use crate::storage::RateRow;
+    let row = |stage, reason: Option<&str>, n| RateRow {
+        service: "shop".into(),
+        stage,
+        reason: reason.map(Into::into),
+        n,
+    };
+    let (counts, drops) = super::split_stage_rows(vec![
+        row(Stage::Process, None, 10),
+        row(Stage::Analyze, None, 7),
+        row(Stage::Analyze, Some("policy:health-checks"), 3),
+        row(Stage::Store, Some("conflict"), 1),
+    ]);
+    let gauges = StoreGauges {
+        health: WriteHealth {
+            writer_alive: true,
+            last_write_failed: false,
+            queued_requests: 0,
+            request_capacity: 1,
+            queued_spans: 0,
+            span_capacity: 1,
+        },
+        stage_counts: Some(counts),
+        policy_drops: Some(drops),
+        db_bytes: 0,
+        retention: crate::storage::retention::Totals::default(),
+    };
+    let text = render(&Metrics::default(), &gauges);
+    assert!(
+        text.contains(
+            "otelite_policy_dropped_spans_total{rule=\"health-checks\",service=\"shop\"} 3\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("otelite_stage_spans_total{service=\"shop\",stage=\"analyze\"} 7\n"));
+    // Neither a drop nor a loss is added to the stage it happened at.
+    assert_eq!(text.matches("stage=\"analyze\"").count(), 1, "{text}");
+    assert!(!text.contains("stage=\"store\""), "{text}");
 }

@@ -68,19 +68,18 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
         STORE_READ_LIMIT,
         state.store.stage_counts(None, i64::MIN, i64::MAX),
     );
-    let counts = match read.await {
-        Ok(Ok(rows)) => Some(
-            rows.into_iter()
-                .map(|r| (r.service, r.stage, r.n))
-                .collect(),
-        ),
+    let (counts, policy_drops) = match read.await {
+        Ok(Ok(rows)) => {
+            let (counts, drops) = metrics::split_stage_rows(rows);
+            (Some(counts), Some(drops))
+        }
         Ok(Err(error)) => {
             tracing::warn!(%error, "metrics: cannot read the stage counts");
-            None
+            (None, None)
         }
         Err(_) => {
             tracing::warn!(limit = ?STORE_READ_LIMIT, "metrics: the stage counts took too long");
-            None
+            (None, None)
         }
     };
     let db_bytes = tokio::time::timeout(STORE_READ_LIMIT, state.store.size_on_disk())
@@ -91,6 +90,7 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
     let gauges = StoreGauges {
         health: state.store.health(),
         stage_counts: counts,
+        policy_drops,
         db_bytes,
         retention: state.store.retention_totals(),
     };

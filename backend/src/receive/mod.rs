@@ -69,6 +69,8 @@ pub struct ReceiveState {
     pub metrics: Arc<Metrics>,
     /// One permit per request being received.
     in_flight: Arc<Semaphore>,
+    /// The keep/drop rules analysis applies (none unless configured).
+    policy: Arc<analyze::Policy>,
 }
 
 impl ReceiveState {
@@ -79,7 +81,14 @@ impl ReceiveState {
             body_read_timeout: limits.body_read_timeout,
             metrics,
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            policy: Arc::default(),
         }
+    }
+
+    /// The same, applying `policy` at analyze.
+    pub fn with_policy(mut self, policy: Arc<analyze::Policy>) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// A permit to receive one request; `None` when as many are in flight
@@ -162,11 +171,12 @@ where
     // way, so it must not stop the counting of it either.
     let store = state.store.clone();
     let metrics = state.metrics.clone();
+    let policy = state.policy.clone();
     tokio::spawn(async move {
         // Decoding, conversion, analysis and the store's encoding are CPU
         // work: keep them off the threads that serve connections.
         let (written, accepted, rejected) = tokio::task::spawn_blocking(move || {
-            let (ingest, rejected) = analyzed_request(decode()?);
+            let (ingest, rejected) = analyzed_request(decode()?, &policy);
             let accepted = ingest.spans.len();
             // Only invalid spans: still written, for their count at process.
             let written =
@@ -207,15 +217,23 @@ pub(crate) fn prepare(
     bytes: &[u8],
     limit: usize,
 ) -> Result<(crate::storage::sqlite::SpanBatch, Vec<InvalidSpan>), ReceiveError> {
-    let (ingest, rejected) = analyzed_request(decode(encoding, bytes, limit)?);
+    let (ingest, rejected) =
+        analyzed_request(decode(encoding, bytes, limit)?, &analyze::Policy::default());
     Ok((crate::storage::sqlite::span_batch(ingest), rejected))
 }
 
-/// Process and analyze a decoded request: what every store is handed.
-fn analyzed_request(request: ExportTraceServiceRequest) -> (Ingest, Vec<InvalidSpan>) {
+/// Process and analyze a decoded request (keeping what `policy` keeps):
+/// what every store is handed.
+fn analyzed_request(
+    request: ExportTraceServiceRequest,
+    policy: &analyze::Policy,
+) -> (Ingest, Vec<InvalidSpan>) {
     let processed = process::process(request);
-    let mut ingest = ingest(processed.spans, now_ns());
-    ingest.lost = lost_at_process(&processed.rejected, processed.rejected_services);
+    let mut ingest = ingest_kept(policy, processed.spans, now_ns());
+    ingest.lost.extend(lost_at_process(
+        &processed.rejected,
+        processed.rejected_services,
+    ));
     (ingest, processed.rejected)
 }
 
@@ -241,17 +259,38 @@ fn lost_at_process(rejected: &[InvalidSpan], services: Vec<String>) -> Vec<Lost>
 }
 
 /// Valid spans, received at `received_ns`, analyzed and counted per service
-/// at process and analyze.
+/// at process and analyze, with no rules to drop any.
+#[cfg(test)]
 pub(crate) fn ingest(spans: Vec<Span>, received_ns: u64) -> Ingest {
-    let mut counted: Vec<(String, Stage, u64)> = Vec::new();
-    for (service, n) in process::count_by_service(&spans) {
-        counted.push((service.clone(), Stage::Process, n));
+    ingest_kept(&analyze::Policy::default(), spans, received_ns)
+}
+
+/// Valid spans, received at `received_ns`: counted at process, split by
+/// `policy` (the kept ones counted at analyze, the others as dropped there
+/// by their rule), the kept ones analyzed.
+pub(crate) fn ingest_kept(policy: &analyze::Policy, spans: Vec<Span>, received_ns: u64) -> Ingest {
+    let mut counted: Vec<(String, Stage, u64)> = process::count_by_service(&spans)
+        .into_iter()
+        .map(|(service, n)| (service, Stage::Process, n))
+        .collect();
+    let kept = analyze::keep(policy, spans);
+    for (service, n) in process::count_by_service(&kept.spans) {
         counted.push((service, Stage::Analyze, n));
     }
+    let lost = kept
+        .dropped
+        .into_iter()
+        .map(|(service, rule, n)| Lost {
+            service,
+            stage: Stage::Analyze,
+            reason: analyze::policy::reason(&rule),
+            n,
+        })
+        .collect();
     Ingest {
-        spans: analyze::analyze(spans),
+        spans: analyze::analyze(kept.spans),
         counted,
-        lost: Vec::new(),
+        lost,
         received_ns,
     }
 }

@@ -217,6 +217,25 @@ async function ratesPage(page, open, noConsoleErrors, shot) {
   check(losses.length === 1 && losses[0][0] === 'collect'
     && losses[0][1] === `−${expect.lossAtCollect} lost (queue_full ${expect.lossAtCollect})`,
     'the loss at collect is marked with its reason', losses);
+  // Spans a rule dropped: labelled with the rule and their share, not a
+  // loss, in a colour of their own.
+  const drop = expect.policyDrop;
+  const dropped = await page.$$eval(`.funnel-card[data-service="${drop.service}"] .dropped`, (els) =>
+    els.map((e) => ({
+      stage: e.closest('tr').dataset.stage,
+      rule: e.dataset.rule,
+      text: e.textContent,
+      loss: e.closest('tr').classList.contains('loss'),
+      colour: getComputedStyle(e).color,
+    })));
+  check(dropped.length === 1 && dropped[0].stage === drop.stage && dropped[0].rule === drop.rule
+    && dropped[0].text === drop.text && !dropped[0].loss,
+    'the policy drop is labelled with its rule, not as a loss', dropped);
+  const lostColour = await page.$eval('.funnel-card[data-service="lossy"] .lost', (e) => getComputedStyle(e).color);
+  check(dropped.length === 1 && dropped[0].colour !== lostColour, 'policy drops in another colour than losses',
+    [dropped[0]?.colour, lostColour]);
+  const noisyLosses = await page.$$(`.funnel-card[data-service="${drop.service}"] .lost`);
+  check(noisyLosses.length === 0, 'the drop is not shown as lost');
   noConsoleErrors('rates');
   await shot('rates');
 
@@ -242,7 +261,7 @@ async function graphPage(page, open, noConsoleErrors, shot) {
     const box = e.querySelector('rect').getBoundingClientRect();
     return { service: e.dataset.service, text: e.querySelector('text').textContent, drawn: box.width > 50 && box.height > 10 };
   }));
-  check(nodes.map((n) => n.service).join() === 'batch-job,frontend,lossy,payments', 'a node per service, callers or not', nodes);
+  check(nodes.map((n) => n.service).join() === Object.keys(expect.stored).sort().join(), 'a node per service, callers or not', nodes);
   check(nodes.every((n) => n.drawn && n.text === n.service), 'each node drawn with its name', nodes);
   noConsoleErrors('graph');
   await shot('graph');

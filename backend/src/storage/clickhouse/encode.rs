@@ -5,7 +5,7 @@
 use super::rowbinary::Writer;
 use crate::analyze::{AnalyzedSpan, SpanFacts};
 use crate::stage::{Stage, minute_of};
-use crate::storage::Ingest;
+use crate::storage::{Ingest, Lost};
 use otelite_model::otlp;
 use otelite_model::{AnyValue, KeyValue, Resource, Scope};
 use prost::Message;
@@ -27,6 +27,9 @@ pub struct Rows {
     resources: Vec<EncodedResource>,
     scopes: Vec<Vec<u8>>,
     pub counted: Vec<(String, Stage, u64)>,
+    /// Spans of the request lost before the store (invalid, or dropped by
+    /// a rule), by reason: they go to `stage_losses`.
+    pub lost: Vec<Lost>,
     pub received_ns: u64,
 }
 
@@ -65,6 +68,7 @@ impl Rows {
             resources: Vec::new(),
             scopes: Vec::new(),
             counted: ingest.counted,
+            lost: ingest.lost,
             received_ns: ingest.received_ns,
         };
         for AnalyzedSpan { facts, span } in ingest.spans {

@@ -11,9 +11,10 @@ use super::rowbinary::Reader;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("schema-18.16.sql")),
     (2, include_str!("migrate-2.sql")),
+    (3, include_str!("migrate-3.sql")),
 ];
 
-pub const CURRENT_VERSION: u32 = 2;
+pub const CURRENT_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -39,6 +40,7 @@ const SHARDED: &[(&str, &str)] = &[
     ("spans_by_trace", "cityHash64(trace_id)"),
     ("operations", "rand()"),
     ("stage_counts", "rand()"),
+    ("stage_losses", "rand()"),
     ("service_edges", "rand()"),
     ("exporter_series", "cityHash64(service, stage, series)"),
 ];
@@ -179,6 +181,9 @@ mod tests {
         let upgrade: Vec<&str> = statements(MIGRATIONS[1].1).collect();
         assert_eq!(upgrade.len(), 9, "{upgrade:?}");
         assert!(upgrade[0].contains("ALTER TABLE spans_in"), "{upgrade:?}");
+        let losses: Vec<&str> = statements(MIGRATIONS[2].1).collect();
+        assert_eq!(losses.len(), 2, "{losses:?}");
+        assert!(losses[0].contains("CREATE TABLE IF NOT EXISTS stage_losses"));
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
     }
 }

@@ -141,11 +141,17 @@ pub async fn stage_counts(
     end_minute: i64,
 ) -> Result<Vec<RateRow>, ClickHouseError> {
     let service = service.map_or(String::new(), |s| format!("service = {} AND", quote(s)));
+    // Passed rows carry an empty reason: no loss has one (the writers
+    // never record an empty reason).
     let data = client
         .query(&format!(
-            "SELECT service, stage, sum(n) FROM stage_counts \
+            "SELECT service, stage, '' AS reason, sum(n) AS n FROM stage_counts \
              WHERE {service} minute BETWEEN {start_minute} AND {end_minute} \
-             GROUP BY service, stage ORDER BY service, stage"
+             GROUP BY service, stage \
+             UNION ALL \
+             SELECT service, stage, reason, sum(n) AS n FROM stage_losses \
+             WHERE {service} minute BETWEEN {start_minute} AND {end_minute} \
+             GROUP BY service, stage, reason"
         ))
         .await?;
     let mut reader = Reader::new(&data);
@@ -155,13 +161,16 @@ pub async fn stage_counts(
         let stage = reader.string()?;
         let stage = Stage::parse(&stage)
             .ok_or_else(|| ClickHouseError::Decode(format!("unknown stage {stage}")))?;
+        let reason = reader.string()?;
         out.push(RateRow {
             service,
             stage,
-            reason: None,
+            reason: (!reason.is_empty()).then_some(reason),
             n: reader.u64()?,
         });
     }
+    // The same order as SQLite's answer (UNION ALL has none).
+    out.sort_by(|a, b| (&a.service, a.stage, &a.reason).cmp(&(&b.service, b.stage, &b.reason)));
     Ok(out)
 }
 

@@ -124,6 +124,21 @@ SELECT received_day AS day, service, stage, received_minute AS minute, count() A
 FROM spans_in ARRAY JOIN ['process', 'analyze', 'store'] AS stage
 GROUP BY day, service, stage, minute
 ;
+-- Spans lost at a stage, per reason (policy drops: `policy:<rule>`).
+CREATE TABLE IF NOT EXISTS stage_losses (
+    day     Date,
+    service LowCardinality(String),
+    stage   LowCardinality(String),
+    reason  LowCardinality(String),
+    minute  Int64 CODEC(Delta, ZSTD(1)),
+    n       UInt64
+) ENGINE = SummingMergeTree(n) PARTITION BY day ORDER BY (service, stage, reason, minute)
+  TTL day + INTERVAL 30 DAY
+;
+-- A span dropped by a rule got through process: counted there in its INSERT.
+CREATE MATERIALIZED VIEW IF NOT EXISTS stage_losses_processed_mv TO stage_counts AS
+SELECT day, service, 'process' AS stage, minute, n FROM stage_losses WHERE startsWith(reason, 'policy:')
+;
 CREATE TABLE IF NOT EXISTS service_edges (
     day    Date,
     parent LowCardinality(String),

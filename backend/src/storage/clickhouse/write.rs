@@ -1,15 +1,17 @@
 //! Writing a group of batches: drop spans already stored (a retried batch),
 //! insert the rest into `spans_in` in one INSERT (the materialized views
-//! fill the query tables and the stage counts within it), then the service
-//! edges. Each INSERT is synchronous: the callers hear `Ok` only after
-//! ClickHouse has written it.
+//! fill the query tables and the stage counts within it), then the spans
+//! lost before the store (invalid, dropped by a rule) into `stage_losses`,
+//! then the service edges. Each INSERT is synchronous: the callers hear `Ok`
+//! only after ClickHouse has written it.
 
 use super::encode::{Rows, SPAN_COLUMNS, day_of, day_of_minute};
 use super::http::{ClickHouseError, Client, hex_literal};
 use super::rowbinary::{Reader, Writer};
+use crate::analyze::policy;
 use crate::analyze::{Edge, EdgeResolver, SpanFacts};
 use crate::stage::{Stage, minute_of};
-use crate::storage::{CounterPoint, Stored};
+use crate::storage::{CounterPoint, Lost, Stored};
 use otelite_model::{SpanId, TraceId};
 use std::collections::{HashMap, HashSet};
 
@@ -19,6 +21,12 @@ const IDS_PER_QUERY: usize = 2000;
 
 /// One stage count: service, stage, minute (unix seconds), spans.
 type Count = (String, Stage, i64, u64);
+
+/// Columns of a `stage_losses` row, as `loss_row` writes them.
+const LOSS_COLUMNS: &str = "day, service, stage, reason, minute, n";
+
+/// Why spans were lost at the store: their INSERT failed (as on SQLite).
+const WRITE_FAILED: &str = "write_failed";
 
 /// Writes a group of prepared batches in one INSERT (ClickHouse wants few,
 /// large inserts: its CPU per span falls as inserts grow, see
@@ -67,6 +75,18 @@ pub async fn spans(
         record_counts(client, group).await;
         return Err(error);
     }
+    // After the spans: a crash between the two leaves no loss recorded,
+    // and the retry (its spans found stored) records it then, once. Spans
+    // dropped by a rule are counted at process by the same INSERT
+    // (`stage_losses_processed_mv`).
+    let lost: Vec<(&Lost, i64)> = group
+        .iter()
+        .flat_map(|rows| {
+            let minute = minute_of(rows.received_ns);
+            rows.lost.iter().map(move |l| (l, minute))
+        })
+        .collect();
+    insert_losses(client, &lost).await?;
     let found = edges.resolve(inserted.iter().copied());
     // The spans are stored: a failure past here loses edges, not spans.
     if let Err(error) = insert_edges(client, &found).await {
@@ -75,19 +95,51 @@ pub async fn spans(
     Ok(results)
 }
 
-/// Process and analyze counts of batches that could not be stored.
+/// What SQLite keeps of batches that could not be stored: their kept spans
+/// counted at process and analyze and lost at the store (`write_failed`),
+/// their invalid spans lost at process. Spans dropped by a rule are left
+/// to the retry, which counts them when it is stored, as the kept ones.
 async fn record_counts(client: &Client, group: &[&Rows]) {
-    let counts: Vec<Count> = group
-        .iter()
-        .flat_map(|rows| {
-            let minute = minute_of(rows.received_ns);
-            rows.counted
+    let mut counts: Vec<Count> = Vec::new();
+    let mut lost: Vec<(Lost, i64)> = Vec::new();
+    for rows in group {
+        let minute = minute_of(rows.received_ns);
+        for (service, stage, n) in &rows.counted {
+            let dropped: u64 = rows
+                .lost
                 .iter()
-                .map(move |(service, stage, n)| (service.clone(), *stage, minute, *n))
-        })
-        .collect();
+                .filter(|l| &l.service == service && policy::rule_of(&l.reason).is_some())
+                .map(|l| l.n)
+                .sum();
+            // Process counted the dropped spans too; analyze only the kept.
+            let n = match stage {
+                Stage::Process => n.saturating_sub(dropped),
+                _ => *n,
+            };
+            counts.push((service.clone(), *stage, minute, n));
+            if *stage == Stage::Analyze && n > 0 {
+                let failed = Lost {
+                    service: service.clone(),
+                    stage: Stage::Store,
+                    reason: WRITE_FAILED.to_owned(),
+                    n,
+                };
+                lost.push((failed, minute));
+            }
+        }
+        lost.extend(
+            rows.lost
+                .iter()
+                .filter(|l| policy::rule_of(&l.reason).is_none())
+                .map(|l| (l.clone(), minute)),
+        );
+    }
     if let Err(error) = insert_counts(client, &counts).await {
         tracing::error!(%error, "ClickHouse: cannot record the stage counts of a failed write");
+    }
+    let lost: Vec<(&Lost, i64)> = lost.iter().map(|(l, minute)| (l, *minute)).collect();
+    if let Err(error) = insert_losses(client, &lost).await {
+        tracing::error!(%error, "ClickHouse: cannot record the losses of a failed write");
     }
 }
 
@@ -139,6 +191,36 @@ async fn insert_counts(client: &Client, counts: &[Count]) -> Result<(), ClickHou
         .await
 }
 
+/// Spans lost before the store, each with the minute its batch arrived.
+async fn insert_losses(client: &Client, lost: &[(&Lost, i64)]) -> Result<(), ClickHouseError> {
+    let mut out = Writer::default();
+    for (loss, minute) in lost.iter().filter(|(l, _)| l.n > 0) {
+        loss_row(
+            &mut out,
+            &loss.service,
+            loss.stage,
+            &loss.reason,
+            *minute,
+            loss.n,
+        );
+    }
+    if out.0.is_empty() {
+        return Ok(());
+    }
+    client
+        .insert("stage_losses", LOSS_COLUMNS, out.0.into())
+        .await
+}
+
+fn loss_row(out: &mut Writer, service: &str, stage: Stage, reason: &str, minute: i64, n: u64) {
+    out.u16(day_of_minute(minute));
+    out.str(service);
+    out.str(stage.as_str());
+    out.str(reason);
+    out.i64(minute);
+    out.u64(n);
+}
+
 fn count_row(out: &mut Writer, service: &str, stage: Stage, minute: i64, n: u64) {
     out.u16(day_of_minute(minute));
     out.str(service);
@@ -181,13 +263,14 @@ pub async fn counters(
     points: &[CounterPoint],
 ) -> Result<(), ClickHouseError> {
     let mut counts = Writer::default();
+    let mut losses = Writer::default();
     let mut series = Writer::default();
     let mut any_series = false;
     let version = crate::stage::now_ns();
     for point in points {
-        // Not kept on ClickHouse yet: its `stage_counts` has no reason
-        // column, and no signed counts for the live spans taken from total.
-        if point.reason.is_some() || point.subtracts {
+        // Not kept on ClickHouse yet: no signed counts for the live spans
+        // taken from total.
+        if point.subtracts {
             continue;
         }
         let increment = if point.cumulative {
@@ -212,8 +295,24 @@ pub async fn counters(
         };
         if increment > 0 {
             let minute = minute_of(point.time_ns);
-            count_row(&mut counts, &point.service, point.stage, minute, increment);
+            match &point.reason {
+                // Spans lost at the stage, by the SDK's `error.type`.
+                Some(reason) => loss_row(
+                    &mut losses,
+                    &point.service,
+                    point.stage,
+                    reason,
+                    minute,
+                    increment,
+                ),
+                None => count_row(&mut counts, &point.service, point.stage, minute, increment),
+            }
         }
+    }
+    if !losses.0.is_empty() {
+        client
+            .insert("stage_losses", LOSS_COLUMNS, losses.0.into())
+            .await?;
     }
     if any_series {
         client

@@ -191,13 +191,24 @@ impl Remote {
                             reason: Some(reason),
                             n,
                         });
+                    // And what rules dropped, as the stores keep it.
+                    let dropped = stage.dropped.into_iter().map(|drop| RateRow {
+                        service: service.clone(),
+                        stage: stage.stage,
+                        reason: Some(crate::analyze::policy::reason(&drop.rule)),
+                        n: drop.n,
+                    });
                     let passed = stage.n.map(|n| RateRow {
                         service: service.clone(),
                         stage: stage.stage,
                         reason: None,
                         n,
                     });
-                    passed.into_iter().chain(losses).collect::<Vec<_>>()
+                    passed
+                        .into_iter()
+                        .chain(losses)
+                        .chain(dropped)
+                        .collect::<Vec<_>>()
                 })
             })
             .collect())

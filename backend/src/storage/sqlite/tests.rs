@@ -880,3 +880,84 @@ async fn a_new_database_and_its_wal_are_private() -> Result<(), Box<dyn std::err
     writer.join();
     Ok(())
 }
+
+/// Spans dropped by a rule in a batch whose commit fails are not counted
+/// then (the sender gets no 2xx and retries); stored on the retry, they are
+/// counted once, at process and as dropped by their rule.
+#[tokio::test]
+async fn a_failed_commit_leaves_its_policy_drops_to_the_retry()
+-> Result<(), Box<dyn std::error::Error>> {
+    use crate::analyze::policy::{DropRule, Pattern, Policy};
+    let (_dir, store, writer) = fresh_store()?;
+    write(&store, spans(1, 2)).await?;
+    store
+        .run_job(|conn| -> rusqlite::Result<()> {
+            let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            conn.pragma_update(None, "max_page_count", pages)
+        })
+        .await??;
+    let policy = Policy {
+        drops: vec![DropRule {
+            name: "noise".into(),
+            service: None,
+            span_name: Some(Pattern::new("op3")),
+            attribute: None,
+        }],
+        samples: Vec::new(),
+    };
+    // 50 spans with 4 KiB that do not compress (the file has to grow);
+    // span 3 is named op3 and dropped.
+    let mut seed: u64 = 29;
+    let mut batch: Vec<Span> = spans(2, 50);
+    for span in &mut batch {
+        let noise: String = (0..2048)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                format!("{:02x}", (seed >> 56) as u8)
+            })
+            .collect();
+        span.attributes
+            .push(KeyValue::new("noise", AnyValue::String(noise)));
+    }
+    batch[2].name = "op3".into();
+    let send = |spans: Vec<Span>| {
+        let ingest = crate::receive::ingest_kept(&policy, spans, 60_000_000_000);
+        crate::storage::TraceStore::try_write_spans(&store, ingest)
+    };
+    assert!(send(batch.clone())?.await.is_err(), "the file is full");
+    let counts = || store.read(|conn| stage_counts(conn, Some("shop"), 0, i64::MAX));
+    let row = |stage, reason: Option<&str>, n| RateRow {
+        service: "shop".into(),
+        stage,
+        reason: reason.map(Into::into),
+        n,
+    };
+    assert_eq!(
+        counts().await?,
+        vec![
+            row(Stage::Analyze, None, 51),
+            row(Stage::Process, None, 51),
+            row(Stage::Store, None, 2),
+            row(Stage::Store, Some("write_failed"), 49),
+        ]
+    );
+    store
+        .run_job(|conn| conn.pragma_update(None, "max_page_count", 1_073_741_823))
+        .await??;
+    assert_eq!(send(batch)?.await?.inserted, 49);
+    let after: Vec<RateRow> = counts().await?.into_iter().filter(|r| r.n > 0).collect();
+    assert_eq!(
+        after,
+        vec![
+            row(Stage::Analyze, None, 51),
+            row(Stage::Analyze, Some("policy:noise"), 1),
+            row(Stage::Process, None, 52),
+            row(Stage::Store, None, 51),
+        ]
+    );
+    drop(store);
+    writer.join();
+    Ok(())
+}

@@ -187,7 +187,16 @@ fn keep_stage_counts(conn: &mut Connection, state: &mut WriterState, group: &[Wr
         let tx = begin(conn)?;
         for op in group {
             if let WriteOp::Spans(batch, _, _) = op {
-                add_losses(&tx, state, &batch.lost, batch.received_ns)?;
+                // Spans dropped by a rule are counted when their batch is
+                // retried and stored, as the kept ones are (see `failed`),
+                // not twice.
+                let lost: Vec<Lost> = batch
+                    .lost
+                    .iter()
+                    .filter(|l| crate::analyze::policy::rule_of(&l.reason).is_none())
+                    .cloned()
+                    .collect();
+                add_losses(&tx, state, &lost, batch.received_ns)?;
                 // A span that failed before is booked already (see `failed`).
                 let new_per_service = state.failed.remember(&batch.spans, batch.received_ns);
                 let minute = minute_of(batch.received_ns);

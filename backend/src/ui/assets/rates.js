@@ -48,13 +48,18 @@ function funnelCard(title, rates, service, params) {
     const gap = known && previous !== null && s.n < previous ? previous - s.n : 0;
     const lost = s.lost ?? gap;
     const why = Object.entries(s.reasons || {}).map(([reason, n]) => `${reason} ${n.toLocaleString('en')}`).join(', ');
+    // Spans keep/drop rules dropped: chosen, not lost, so apart and in their own colour.
+    const dropped = s.dropped || [];
     if (known) previous = s.n;
-    return h('tr', { class: `${known ? '' : 'unknown'}${lost ? ' loss' : ''}`, 'data-stage': s.stage, 'data-n': known ? s.n : '' },
+    return h('tr', { class: `${known ? '' : 'unknown'}${lost ? ' loss' : ''}${dropped.length ? ' policy' : ''}`, 'data-stage': s.stage, 'data-n': known ? s.n : '' },
       h('td', { class: 'stage' }, s.stage),
       h('td', { class: 'bar' }, known && s.rate !== null ? h('div', { style: { width: `${Math.min(100, s.rate * 100)}%` } }) : null),
       h('td', { class: 'n' }, known ? s.n.toLocaleString('en') : 'unknown',
         lost ? h('div', { class: 'lost' }, `−${lost.toLocaleString('en')} lost`,
-          why ? h('span', { class: 'why', 'data-reasons': why }, ` (${why})`) : null) : null),
+          why ? h('span', { class: 'why', 'data-reasons': why }, ` (${why})`) : null) : null,
+        dropped.map((d) => h('div', { class: 'dropped', 'data-rule': d.rule, 'data-n': d.n },
+          `dropped by policy \`${d.rule}\`: `,
+          d.share === null ? d.n.toLocaleString('en') : `${percent(d.share)} % (${d.n.toLocaleString('en')})`))),
       h('td', { class: 'r' }, s.rate === null ? '–' : `${(s.rate * 100).toFixed(s.rate === 1 ? 0 : 2)} %`));
   });
   return h('div', { class: 'card funnel-card', 'data-service': service },
@@ -62,6 +67,13 @@ function funnelCard(title, rates, service, params) {
       ' ', h('a', { class: 'muted', style: { fontSize: '12px', fontWeight: 'normal' }, href: href('rates', '', focused) }, 'over time ↓')),
     h('table', { class: 'funnel' }, rows),
     h('p', { class: 'muted' }, `Rates relative to ${byName[rates.baseline] ? rates.baseline : 'total'}.`, rates.note ? ` ${rates.note}` : ''));
+}
+
+/** A share as a percentage: whole when it is, one decimal, or one significant digit when tiny. */
+function percent(share) {
+  const p = share * 100;
+  if (p > 0 && p < 0.1) return p.toPrecision(1);
+  return p.toFixed(p % 1 ? 1 : 0);
 }
 
 /** Counts per stage in BUCKETS slices of the window (each at least a minute). */
@@ -90,6 +102,12 @@ async function overTime(card, params, window, focus, report, stillCurrent) {
     const rates = pick(r);
     return rates ? Object.fromEntries(rates.stages.map((s) => [s.stage, s.n])) : nothing;
   });
+  // A slice is banded for what the backend calls lost, so spans a rule
+  // dropped do not band it (older servers say nothing: the gap decides).
+  const lossy = answers.map((r) => {
+    const stages = pick(r)?.stages || [];
+    return stages.some((s) => s.dropped?.length) ? stages.some((s) => s.lost > 0) : null;
+  });
   const choose = h('select', {
     onchange: (e) => {
       const p = new URLSearchParams(params);
@@ -100,20 +118,21 @@ async function overTime(card, params, window, focus, report, stillCurrent) {
   card.replaceChildren(h('div', {},
     h('h2', {}, 'Spans per stage over time for ', choose),
     window.start ? null : h('p', { class: 'muted' }, 'All time is charted over the last 24 hours.'),
-    chart(slices, series, stages),
+    chart(slices, series, stages, lossy),
     h('div', { class: 'chart-legend' }, stages.map((s) => h('span', {}, h('i', { style: { background: COLORS[s] } }), s)),
       h('span', {}, h('i', { style: { background: '#fde3e3', height: '10px' } }), 'a slice where a stage counted fewer spans than the one before'))));
 }
 
-function chart(slices, series, stages) {
+function chart(slices, series, stages, known = []) {
   const W = 900, H = 220, L = 50, R = 12, T = 10, B = 24;
   const max = Math.max(1, ...series.flatMap((row) => stages.map((s) => row[s] || 0)));
   const cw = (W - L - R) / slices.length;
   const x = (i) => L + cw * (i + 0.5);
   const y = (n) => H - B - (n / max) * (H - T - B);
-  const lossy = series.map((row) => {
-    const known = stages.map((s) => row[s]).filter((n) => n !== null && n !== undefined);
-    return known.some((n, i) => i > 0 && n < known[i - 1]);
+  const lossy = series.map((row, slice) => {
+    if (typeof known[slice] === 'boolean') return known[slice];
+    const counted = stages.map((s) => row[s]).filter((n) => n !== null && n !== undefined);
+    return counted.some((n, i) => i > 0 && n < counted[i - 1]);
   });
   return h('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'spans per stage over time' },
     lossy.map((bad, i) => (bad ? h('rect', { class: 'lossband', x: L + cw * i, y: T, width: cw, height: H - T - B, 'data-slice': i }) : null)),
