@@ -12,6 +12,7 @@ use crate::support::{
     PolicyDrop, ServiceRates, Store, WAIT, eventually, for_each_store, foreign, unique_trace_id,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use otelite_model::SpanId;
 use prost::Message;
 use serde_json::Value;
@@ -274,6 +275,48 @@ async fn rules_drop_spans_counted_apart_from_losses(store: Store) {
     stop(server).await;
 }
 
+/// The rules hold for OTLP/gRPC as for OTLP/HTTP: a call of which a rule
+/// drops one span is answered OK without partial success, and the drop is
+/// counted by rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_apply_to_otlp_over_grpc() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = write_rules(dir.path());
+    let at = StoreAt::new(Store::Sqlite, dir.path(), "policy-grpc").await;
+    let server = at.serve(&["--config", &rules]).await;
+    let trace = unique_trace_id(11);
+    let spans = [
+        fixtures::span(trace, SpanId([1; 8]))
+            .service("probe")
+            .name("GET /healthz")
+            .build(),
+        fixtures::span(trace, SpanId([2; 8]))
+            .service("probe")
+            .name("probe.work")
+            .build(),
+    ];
+    let mut client = TraceServiceClient::connect(format!("http://{}", server.grpc))
+        .await
+        .expect("a gRPC connection to otelite");
+    let answer = client
+        .export(otlp_request(&spans))
+        .await
+        .expect("the call is answered OK")
+        .into_inner();
+    assert_eq!(answer.partial_success, None, "a drop is not a rejection");
+    let probe = wait_for_process_count(&server, "probe", 2).await;
+    assert_eq!(
+        probe.counts()[3..],
+        [Some(2), Some(1), Some(1)],
+        "{probe:#?}"
+    );
+    assert_eq!(
+        probe.stage("analyze").dropped,
+        vec![drop_of("health-checks", 1, 2)]
+    );
+    stop(server).await;
+}
+
 /// A bad rule stops the start, and the message names it.
 #[tokio::test]
 async fn a_bad_rule_is_refused_at_start_naming_it() {
@@ -294,6 +337,8 @@ async fn a_bad_rule_is_refused_at_start_naming_it() {
             .arg(&db)
             .args([
                 "--otlp-listen",
+                "127.0.0.1:0",
+                "--otlp-grpc-listen",
                 "127.0.0.1:0",
                 "--query-listen",
                 "127.0.0.1:0",

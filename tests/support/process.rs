@@ -99,6 +99,7 @@ pub fn long_tests() -> bool {
 pub struct ServeProcess {
     child: Child,
     pub otlp: SocketAddr,
+    pub grpc: SocketAddr,
     pub query: SocketAddr,
     pub db: PathBuf,
     stdout: Arc<Mutex<String>>,
@@ -132,9 +133,9 @@ impl ServeProcess {
             .unwrap_or_else(|e| panic!("start {}: {e}", otelite_bin().display()));
         let (stdout, lines) = capture_lines(child.stdout.take().expect("stdout pipe"));
         let stderr = capture(child.stderr.take().expect("stderr pipe"));
-        let (mut otlp, mut query) = (None, None);
+        let (mut otlp, mut grpc, mut query) = (None, None, None);
         let deadline = Instant::now() + START_WAIT;
-        while otlp.is_none() || query.is_none() {
+        while otlp.is_none() || grpc.is_none() || query.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = lines.recv_timeout(left) else {
                 let _ = child.kill();
@@ -145,11 +146,13 @@ impl ServeProcess {
                 );
             };
             otlp = otlp.or_else(|| address_after(&line, "OTLP/HTTP listening on "));
+            grpc = grpc.or_else(|| address_after(&line, "OTLP/gRPC listening on "));
             query = query.or_else(|| address_after(&line, "query API listening on "));
         }
         Self {
             child,
             otlp: otlp.expect("checked above"),
+            grpc: grpc.expect("checked above"),
             query: query.expect("checked above"),
             db: db.to_owned(),
             stdout,
