@@ -31,7 +31,13 @@ fn string(text: &str) -> AnyValue {
 }
 
 /// Reads the scenario back and checks it span by span.
-async fn check(backend: &Backend, sent: &Sent, service: &str, scope: &str, run_id: &str) {
+pub(crate) async fn check(
+    backend: &Backend,
+    sent: &Sent,
+    service: &str,
+    scope: &str,
+    run_id: &str,
+) {
     let stored = backend.wait_for_trace(&sent.trace_id, 4).await;
     let by_name: BTreeMap<&str, &model::Span> =
         stored.iter().map(|s| (s.name.as_str(), s)).collect();
@@ -171,7 +177,7 @@ async fn check(backend: &Backend, sent: &Sent, service: &str, scope: &str, run_i
     );
 }
 
-fn run_id(client: &str) -> String {
+pub(crate) fn run_id(client: &str) -> String {
     format!("{client}-{}", support::unique_trace_id(0))
 }
 
@@ -295,7 +301,7 @@ async fn rust_opentelemetry_otlp_json(store: Store) {
 
 /// The client program for a language, with the machine's `OTEL_*` settings
 /// removed so that they cannot redirect or alter it.
-fn client_command(language: &str, args: [&str; 3]) -> Command {
+pub(crate) fn client_command(language: &str, args: [&str; 3]) -> Command {
     let mut command = match language {
         "python" => {
             let mut command = Command::new(foreign::python());

@@ -10,6 +10,8 @@
 //! - `funnel`: each lost span counted at the stage it was lost, with its
 //!   reason, from the official SDKs' own counters and the backend's stages.
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
+//! - `collector`: apps → a real OpenTelemetry Collector → otelite, and the
+//!   Collector as a hop of the loss funnel.
 //! - `spool`: the exporter's on-disk spool across outages and restarts.
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
 //! - `metrics`: `/metrics` through Prometheus' own text parser.
@@ -33,6 +35,7 @@ mod support;
 
 mod bad_input;
 mod clickhouse;
+mod collector;
 mod crash;
 mod duplicates;
 mod foreign_clients;

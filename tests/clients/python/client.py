@@ -1,8 +1,9 @@
 """Sends one small trace to an OTLP/HTTP endpoint with the official Python SDK.
 
-Usage: client.py ENDPOINT RUN_ID PROTOCOL   (PROTOCOL: proto | json)
+Usage: client.py ENDPOINT RUN_ID PROTOCOL   (PROTOCOL: proto | json | grpc)
 
-ENDPOINT is the base URL (http://host:port); the script appends /v1/traces.
+ENDPOINT is the base URL (http://host:port); over HTTP the script appends
+/v1/traces; grpc is OTLP/gRPC without TLS.
 The trace is the scenario shared by every foreign client in tests/clients:
 checkout (server) -> load-cart -> db.select (client), and checkout -> charge
 (client, error). On success it prints one JSON line with the trace id and
@@ -57,7 +58,13 @@ def make_exporter(endpoint, protocol):
         )
 
         return OTLPSpanExporter(endpoint=url)
-    raise SystemExit(f"unknown protocol {protocol!r} (expected proto or json)")
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter,
+        )
+
+        return OTLPSpanExporter(endpoint=endpoint, insecure=True)
+    raise SystemExit(f"unknown protocol {protocol!r} (expected proto, json or grpc)")
 
 
 def main():
