@@ -59,6 +59,10 @@ pub struct Rates {
     pub baseline: Stage,
     pub stages: Vec<StageRate>,
     pub note: Option<String>,
+    /// The OpenTelemetry Collectors (their own `service.name`) whose
+    /// counters give the `collector` hop; only in the sum over all services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collectors: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,6 +285,7 @@ fn rates(service: Option<String>, tally: &Tally, note: Option<String>) -> Rates 
         baseline,
         stages,
         note,
+        collectors: tally.collectors.clone(),
     }
 }
 

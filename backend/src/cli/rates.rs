@@ -1,4 +1,5 @@
 //! `otelite rates`: per service, how many spans each of the six stages saw
+//! (and the collector hop, for all services, when a Collector reports)
 //! (N) and what share of the baseline that is (R). Losses (R < 1) are
 //! marked; stages nothing counted (exporter stages of SDKs without otelite's
 //! counters) show as `-`. The last column says where spans were lost and
@@ -52,21 +53,27 @@ pub async fn run(
         writeln!(out, "no stage counts recorded")?;
         return Ok(());
     }
-    let mut table: Vec<Vec<Cell>> = report.services.iter().map(row).collect();
-    // With one service the sum would repeat its row.
-    if report.services.len() > 1 {
-        table.push(row(&report.all));
+    // The collector hop is only known for all services together: its
+    // column shows when a Collector reported, with the sum's row.
+    let hop = report
+        .all
+        .stages
+        .iter()
+        .any(|s| s.stage == Stage::Collector);
+    let stages: Vec<Stage> = Stage::ALL
+        .into_iter()
+        .filter(|s| hop || *s != Stage::Collector)
+        .collect();
+    let mut table: Vec<Vec<Cell>> = report.services.iter().map(|r| row(r, &stages)).collect();
+    // With one service the sum would repeat its row, but for the hop.
+    if report.services.len() > 1 || hop {
+        table.push(row(&report.all, &stages));
     }
-    let headers = [
-        "SERVICE",
-        "TOTAL",
-        "COLLECT",
-        "TRANSMIT",
-        "PROCESS",
-        "ANALYZE",
-        "STORE",
-        "LOST (WHY)",
-    ];
+    let headers: Vec<String> = std::iter::once("SERVICE".to_owned())
+        .chain(stages.iter().map(|s| s.as_str().to_uppercase()))
+        .chain(std::iter::once("LOST (WHY)".to_owned()))
+        .collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     render::table(out, &headers, &table, context.colour)?;
     if let Some(note) = &report.all.note {
         writeln!(out, "\nnote: {}", super::escape::escaped(note))?;
@@ -74,10 +81,10 @@ pub async fn run(
     Ok(())
 }
 
-fn row(rates: &Rates) -> Vec<Cell> {
+fn row(rates: &Rates, stages: &[Stage]) -> Vec<Cell> {
     let name = rates.service.clone().unwrap_or_else(|| "(all)".into());
     std::iter::once(Cell::plain(name))
-        .chain(Stage::ALL.into_iter().map(|stage| {
+        .chain(stages.iter().map(|&stage| {
             rates
                 .stages
                 .iter()
