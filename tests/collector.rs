@@ -238,3 +238,22 @@ async fn spans_lost_inside_the_collector_show_at_the_collector_hop() {
     let why = format!("collector 1000 ({})", reasons.join(", "));
     assert!(text.contains(&why), "expected {why:?} in:\n{text}");
 }
+
+/// The README shows the configuration the tests run: `docs/otelcol.yaml`
+/// from its first key on, verbatim.
+#[test]
+fn the_readme_shows_the_tested_collector_configuration() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let file = std::fs::read_to_string(crate::support::collector::sample_config())
+        .expect("docs/otelcol.yaml");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let body: String = file
+        .lines()
+        .skip_while(|line| line.starts_with('#'))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(
+        readme.contains(&format!("```yaml\n{body}```")),
+        "README.md must show docs/otelcol.yaml from `receivers:` on:\n{body}"
+    );
+}
