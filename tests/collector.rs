@@ -217,6 +217,20 @@ async fn spans_lost_inside_the_collector_show_at_the_collector_hop() {
         "{service:#?}"
     );
 
+    // /metrics counts what the Collector forwarded, under its own name,
+    // once its next report says it sent the ten.
+    let line = r#"otelite_stage_spans_total{service="otelcol-otelite-test",stage="collector"} 10"#;
+    let url = backend.query_url("/metrics");
+    wait_until(
+        "the Collector's sent spans in /metrics",
+        || async {
+            let reply = reqwest::get(&url).await.expect("GET /metrics");
+            reply.text().await.expect("/metrics body")
+        },
+        |metrics| metrics.lines().any(|l| l == line),
+    )
+    .await;
+
     // `otelite rates` shows the same hop, with the Collector's reasons.
     let url = format!("http://{}", backend.query);
     let out = blocking(move || {

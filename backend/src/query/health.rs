@@ -71,6 +71,9 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
     let counts = match read.await {
         Ok(Ok(rows)) => Some(
             rows.into_iter()
+                // Spans that passed each stage; the rows of losses by
+                // reason would repeat the series.
+                .filter(|r| r.reason.is_none())
                 .map(|r| (r.service, r.stage, r.n))
                 .collect(),
         ),
