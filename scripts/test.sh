@@ -102,6 +102,21 @@ if ! command -v /usr/sbin/clickhouse-server >/dev/null 2>&1; then
     apt_install --no-install-recommends 'clickhouse-server=18.16*' 'clickhouse-common=18.16*'
 fi
 
+echo "== build: the OpenTelemetry Collector for tests/collector.rs (tests/clients/collector)"
+# A Collector of only the components the tests use, from its Go modules
+# (pinned in go.mod/go.sum); rebuilt when missing or older than its sources.
+collector_dir=tests/clients/collector
+collector_bin=$collector_dir/bin/otelcol-otelite-test
+if [[ ! -x $collector_bin ]] || [[ -n $(find "$collector_dir" -maxdepth 1 -newer "$collector_bin" \
+        \( -name '*.go' -o -name go.mod -o -name go.sum \)) ]]; then
+    if ! command -v go >/dev/null 2>&1; then
+        echo "scripts/test.sh: building the Collector needs Go 1.26 or newer (go.dev/doc/install)" >&2
+        exit 1
+    fi
+    (cd "$collector_dir" && GOFLAGS=-mod=readonly go build -trimpath -ldflags='-s -w' \
+        -o bin/otelcol-otelite-test .)
+fi
+
 if $install_only; then
     exit 0
 fi

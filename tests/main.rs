@@ -14,6 +14,8 @@
 //! - `foreign_clients`: the official Rust, Python and Node OTLP/HTTP clients.
 //! - `grpc`: the official OTLP/gRPC exporters (Python, Rust, Node, Go), gzip
 //!   on and off; bad input, tokens, partial success and overload over gRPC.
+//! - `collector`: apps → a real OpenTelemetry Collector → otelite, and the
+//!   Collector as a hop of the loss funnel.
 //! - `spool`: the exporter's on-disk spool across outages and restarts.
 //! - `bad_input`: malformed, oversized and otherwise hostile requests.
 //! - `metrics`: `/metrics` through Prometheus' own text parser.
@@ -40,6 +42,7 @@ mod support;
 
 mod bad_input;
 mod clickhouse;
+mod collector;
 mod crash;
 mod duplicates;
 mod foreign_clients;

@@ -24,6 +24,12 @@
 //! every later one are taken against the spans kept (the baseline less
 //! the drops so far), so with nothing lost `R_store` is 1 whatever the
 //! rules drop.
+//!
+//! An OpenTelemetry Collector between the apps and otelite is the
+//! `collector` hop, from its own counters (spans its exporters lost, by its
+//! reason). Those carry the Collector's resource, not the apps', so the hop
+//! is counted for all services together, listed in the sum only: its `n` is
+//! what reached process, through the Collector or around it.
 
 use crate::analyze::policy;
 use crate::stage::Stage;
@@ -75,6 +81,10 @@ pub struct Rates {
     pub baseline: Stage,
     pub stages: Vec<StageRate>,
     pub note: Option<String>,
+    /// The OpenTelemetry Collectors (their own `service.name`) whose
+    /// counters give the `collector` hop; only in the sum over all services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collectors: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +101,8 @@ struct Tally {
     lost: BTreeMap<Stage, BTreeMap<String, u64>>,
     /// Spans dropped by rules, per stage and rule.
     dropped: BTreeMap<Stage, BTreeMap<String, u64>>,
+    /// The Collectors (their `service.name`) that reported the hop.
+    collectors: Vec<String>,
 }
 
 impl Tally {
@@ -155,6 +167,8 @@ impl Tally {
 }
 
 pub fn report(rows: &[RateRow]) -> RatesReport {
+    let (hop, rows): (Vec<&RateRow>, Vec<&RateRow>) =
+        rows.iter().partition(|r| r.stage == Stage::Collector);
     let mut per_service: BTreeMap<&str, Tally> = BTreeMap::new();
     for row in rows {
         per_service.entry(&row.service).or_default().add(row);
@@ -209,6 +223,7 @@ pub fn report(rows: &[RateRow]) -> RatesReport {
             }
         }
     }
+    add_hop(&mut total, &hop);
     let note = (!without.is_empty() && with_counters > 0).then(|| {
         format!(
             "no exporter counters from {}: their spans count as reaching process unharmed, \
@@ -216,16 +231,62 @@ pub fn report(rows: &[RateRow]) -> RatesReport {
             without.join(", ")
         )
     });
+    let note = join_notes(note, hop_note(&total));
     RatesReport {
         all: rates(None, &total, note),
         services,
     }
 }
 
+/// Adds the Collectors' counts to the sum over all services: the spans they
+/// lost, by reason, and as passed the hop what reached process.
+fn add_hop(total: &mut Tally, hop: &[&RateRow]) {
+    if hop.is_empty() {
+        return;
+    }
+    for row in hop {
+        if let Some(reason) = &row.reason {
+            *total
+                .lost
+                .entry(Stage::Collector)
+                .or_default()
+                .entry(reason.clone())
+                .or_default() += row.n;
+        }
+        if !total.collectors.contains(&row.service) {
+            total.collectors.push(row.service.clone());
+        }
+    }
+    let reached = total.received();
+    total.passed.insert(Stage::Collector, reached);
+}
+
+fn hop_note(total: &Tally) -> Option<String> {
+    (!total.collectors.is_empty()).then(|| {
+        format!(
+            "the collector hop is counted for all services together: the counters of {} carry \
+             the Collector's own resource, not the apps'",
+            total.collectors.join(", ")
+        )
+    })
+}
+
+fn join_notes(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
 fn rates(service: Option<String>, tally: &Tally, note: Option<String>) -> Rates {
     let exporter_counters = tally.has_counters();
+    let hop = !tally.collectors.is_empty();
     let (baseline, baseline_n) = if exporter_counters {
         (Stage::Total, tally.passed(Stage::Total))
+    } else if hop {
+        // What reached the Collector or otelite.
+        let reached = tally.passed(Stage::Collector) + tally.lost_at(Stage::Collector);
+        (Stage::Collector, reached)
     } else {
         (Stage::Process, tally.received())
     };
@@ -233,6 +294,9 @@ fn rates(service: Option<String>, tally: &Tally, note: Option<String>) -> Rates 
     let mut dropped_so_far = 0;
     let mut stages = Vec::with_capacity(Stage::ALL.len());
     for stage in Stage::ALL {
+        if stage == Stage::Collector && !hop {
+            continue;
+        }
         let n = if stage.is_exporter_side() && !exporter_counters {
             None
         } else {
@@ -265,6 +329,7 @@ fn rates(service: Option<String>, tally: &Tally, note: Option<String>) -> Rates 
         baseline,
         stages,
         note,
+        collectors: tally.collectors.clone(),
     }
 }
 
@@ -621,5 +686,92 @@ mod tests {
         );
         let back: RatesReport = serde_json::from_value(json).expect("deserializes");
         assert_eq!(back, report);
+    }
+
+    /// A silent Python app through a Collector that lost 35 of 45 spans:
+    /// 30 to its full queue, 5 after its retries.
+    fn collector_loss(with_exporter_counters: bool) -> Vec<RateRow> {
+        let mut rows = vec![
+            row("py", Stage::Process, 10),
+            row("py", Stage::Analyze, 10),
+            row("py", Stage::Store, 10),
+            row("otelcol", Stage::Collector, 10),
+            lost("otelcol", Stage::Collector, "enqueue_failed", 30),
+            lost("otelcol", Stage::Collector, "send_failed(Unavailable)", 5),
+        ];
+        if with_exporter_counters {
+            rows.extend([
+                row("py", Stage::Total, 50),
+                row("py", Stage::Collect, 50),
+                row("py", Stage::Transmit, 50),
+            ]);
+        }
+        rows
+    }
+
+    #[test]
+    fn a_collectors_losses_are_the_collector_hop_of_the_sum_with_its_reasons() {
+        let report = report(&collector_loss(false));
+        let services: Vec<_> = report.services.iter().map(|s| s.service.clone()).collect();
+        assert_eq!(
+            services,
+            [Some("py".to_owned())],
+            "the Collector is no service"
+        );
+        let py = &report.services[0];
+        assert!(py.stages.iter().all(|s| s.stage != Stage::Collector));
+        let all = &report.all;
+        let names: Vec<_> = all.stages.iter().map(|s| s.stage.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "total",
+                "collect",
+                "transmit",
+                "collector",
+                "process",
+                "analyze",
+                "store"
+            ]
+        );
+        assert_eq!(all.baseline, Stage::Collector);
+        assert_eq!(
+            rate_of(all, Stage::Collector),
+            (Some(10), Some(10.0 / 45.0))
+        );
+        assert_eq!(
+            loss_of(all, Stage::Collector),
+            (
+                Some(35),
+                vec![("enqueue_failed", 30), ("send_failed(Unavailable)", 5)]
+            )
+        );
+        assert_eq!(loss_of(all, Stage::Process), (Some(0), vec![]));
+        assert!(all.note.as_deref().is_some_and(|n| n.contains("otelcol")));
+    }
+
+    #[test]
+    fn behind_exporter_counters_the_collector_hop_is_the_gap_after_transmit() {
+        let all = report(&collector_loss(true)).all;
+        assert_eq!(all.baseline, Stage::Total);
+        assert_eq!(rate_of(&all, Stage::Collector), (Some(10), Some(0.2)));
+        assert_eq!(
+            loss_of(&all, Stage::Collector),
+            (
+                Some(40),
+                vec![
+                    ("enqueue_failed", 30),
+                    ("send_failed(Unavailable)", 5),
+                    (UNACCOUNTED, 5)
+                ]
+            )
+        );
+    }
+
+    #[test]
+    fn without_a_collector_there_is_no_collector_hop() {
+        let all = report(&[row("py", Stage::Process, 1)]).all;
+        assert!(all.stages.iter().all(|s| s.stage != Stage::Collector));
+        assert_eq!(all.stages.len(), 6);
     }
 }

@@ -13,6 +13,10 @@ pub enum Stage {
     Collect,
     /// Spans acknowledged by the backend (exporter side).
     Transmit,
+    /// Spans past an OpenTelemetry Collector between the apps and otelite,
+    /// counted from the Collector's own telemetry (`otelcol_*`). A hop, not
+    /// a stage every span has: listed only when a Collector reports.
+    Collector,
     /// Spans decoded and validated into the model.
     Process,
     /// Spans through trace analysis.
@@ -22,10 +26,11 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::Total,
         Stage::Collect,
         Stage::Transmit,
+        Stage::Collector,
         Stage::Process,
         Stage::Analyze,
         Stage::Store,
@@ -36,6 +41,7 @@ impl Stage {
             Stage::Total => "total",
             Stage::Collect => "collect",
             Stage::Transmit => "transmit",
+            Stage::Collector => "collector",
             Stage::Process => "process",
             Stage::Analyze => "analyze",
             Stage::Store => "store",

@@ -8,6 +8,7 @@
 #![allow(dead_code)] // not every module uses every helper
 
 pub mod clickhouse;
+pub mod collector;
 pub mod fixtures;
 pub mod foreign;
 pub mod ledger;

@@ -1,4 +1,5 @@
 //! `otelite rates`: per service, how many spans each of the six stages saw
+//! (and the collector hop, for all services, when a Collector reports)
 //! (N) and what share of the baseline that is (R). Losses (R < 1) are
 //! marked; stages nothing counted (exporter stages of SDKs without otelite's
 //! counters) show as `-`. The `LOST (WHY)` column says where spans were
@@ -54,36 +55,42 @@ pub async fn run(
         writeln!(out, "no stage counts recorded")?;
         return Ok(());
     }
+    // The collector hop is only known for all services together: its
+    // column shows when a Collector reported, with the sum's row.
+    let hop = report
+        .all
+        .stages
+        .iter()
+        .any(|s| s.stage == Stage::Collector);
+    let stages: Vec<Stage> = Stage::ALL
+        .into_iter()
+        .filter(|s| hop || *s != Stage::Collector)
+        .collect();
     // Only where rules dropped spans: without rules the table is as it was.
     let drops = report
         .services
         .iter()
         .any(|r| r.stages.iter().any(|s| !s.dropped.is_empty()));
     let cells_of = |rates: &Rates| {
-        let mut cells = row(rates);
+        let mut cells = row(rates, &stages);
         if drops {
             cells.push(dropped_cell(&rates.stages));
         }
         cells
     };
     let mut table: Vec<Vec<Cell>> = report.services.iter().map(cells_of).collect();
-    // With one service the sum would repeat its row.
-    if report.services.len() > 1 {
+    // With one service the sum would repeat its row, but for the hop.
+    if report.services.len() > 1 || hop {
         table.push(cells_of(&report.all));
     }
-    let mut headers = vec![
-        "SERVICE",
-        "TOTAL",
-        "COLLECT",
-        "TRANSMIT",
-        "PROCESS",
-        "ANALYZE",
-        "STORE",
-        "LOST (WHY)",
-    ];
+    let mut headers: Vec<String> = std::iter::once("SERVICE".to_owned())
+        .chain(stages.iter().map(|s| s.as_str().to_uppercase()))
+        .chain(std::iter::once("LOST (WHY)".to_owned()))
+        .collect();
     if drops {
-        headers.push("DROPPED BY POLICY");
+        headers.push("DROPPED BY POLICY".to_owned());
     }
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     render::table(out, &headers, &table, context.colour)?;
     if let Some(note) = &report.all.note {
         writeln!(out, "\nnote: {}", super::escape::escaped(note))?;
@@ -91,10 +98,10 @@ pub async fn run(
     Ok(())
 }
 
-fn row(rates: &Rates) -> Vec<Cell> {
+fn row(rates: &Rates, stages: &[Stage]) -> Vec<Cell> {
     let name = rates.service.clone().unwrap_or_else(|| "(all)".into());
     std::iter::once(Cell::plain(name))
-        .chain(Stage::ALL.into_iter().map(|stage| {
+        .chain(stages.iter().map(|&stage| {
             rates
                 .stages
                 .iter()

@@ -15,7 +15,10 @@
 //! A point with `error.type` counts spans lost at its stage, under that
 //! reason. Series are told apart by attributes, `service.instance.id` and
 //! start time, so instances and restarts of an app each count their own.
-//! Other metrics are ignored.
+//! An OpenTelemetry Collector's own counters give the `collector` hop
+//! ([`collector`]). Other metrics are ignored.
+
+mod collector;
 
 use crate::stage::Stage;
 use crate::storage::CounterPoint;
@@ -50,6 +53,25 @@ struct Counts {
     subtracts: bool,
     /// Only sampled spans: the span counters split by sampling result.
     sampled_only: bool,
+    /// Every point counts spans lost, under this reason (a Collector's).
+    lost_as: Option<&'static str>,
+    /// Only points of a Collector's forwarding exporters.
+    forwarding_only: bool,
+}
+
+impl Counts {
+    fn hop(count: collector::HopCount) -> Self {
+        Counts {
+            stage: Stage::Collector,
+            subtracts: false,
+            sampled_only: false,
+            lost_as: match count {
+                collector::HopCount::Passed => None,
+                collector::HopCount::Lost(reason) => Some(reason),
+            },
+            forwarding_only: true,
+        }
+    }
 }
 
 fn counts_of(name: &str, has_ended: bool) -> Option<Counts> {
@@ -57,11 +79,15 @@ fn counts_of(name: &str, has_ended: bool) -> Option<Counts> {
         stage: Stage::Total,
         subtracts,
         sampled_only: true,
+        lost_as: None,
+        forwarding_only: false,
     };
     let stage = |stage| Counts {
         stage,
         subtracts: false,
         sampled_only: false,
+        lost_as: None,
+        forwarding_only: false,
     };
     match name {
         ENDED => Some(total(false)),
@@ -91,7 +117,9 @@ pub fn counter_points(
         let has_ended = metrics.iter().any(|m| m.name == ENDED);
         let has_exported = metrics.iter().any(|m| m.name == EXPORTED);
         for metric in metrics {
-            let Some(counts) = counts_of(&metric.name, has_ended) else {
+            let Some(counts) = counts_of(&metric.name, has_ended)
+                .or_else(|| collector::hop_count(&metric).map(Counts::hop))
+            else {
                 continue;
             };
             let Some(metric::Data::Sum(sum)) = metric.data else {
@@ -174,10 +202,17 @@ impl Series<'_> {
         {
             return None;
         }
+        if self.counts.forwarding_only && !collector::forwards(&attributes) {
+            return None;
+        }
         let (value, negative) = self.magnitude(point.value?)?;
-        let reason = string_attr(&attributes, "error.type")
-            .filter(|reason| !handed_to_exporter(self.name, reason, self.has_exported))
-            .map(str::to_owned);
+        let error = string_attr(&attributes, "error.type");
+        let reason = match self.counts.lost_as {
+            Some(lost) => Some(collector::reason(lost, error)),
+            None => error
+                .filter(|reason| !handed_to_exporter(self.name, reason, self.has_exported))
+                .map(str::to_owned),
+        };
         let mut series = format!("{}@{}", self.name, point.start_time_unix_nano);
         if !self.instance.is_empty() {
             series.push_str(&format!(";service.instance.id={}", self.instance));

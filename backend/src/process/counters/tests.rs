@@ -341,3 +341,52 @@ fn a_named_exporter_without_a_port_beside_the_one_sending_here_does_not_count() 
         ]
     );
 }
+
+/// What Collector v0.165 pushes about its exporters (names and attributes
+/// as it sends them): the hop's passed and lost spans, the debug
+/// exporter's copies left out.
+#[test]
+fn a_collectors_exporter_counters_are_the_collector_hop() {
+    let exporter = |id: &str| text("exporter", id);
+    let metrics = vec![
+        sum(
+            "otelcol_exporter_sent_spans",
+            true,
+            vec![
+                point(10, vec![exporter("otlp_http/otelite")]),
+                point(10, vec![exporter("debug")]),
+            ],
+        ),
+        sum(
+            "otelcol_exporter_send_failed_spans",
+            true,
+            vec![point(
+                5,
+                vec![
+                    exporter("otlp_http/otelite"),
+                    text("error.type", "Unavailable"),
+                    kv("error.permanent", any_value::Value::BoolValue(false)),
+                ],
+            )],
+        ),
+        sum(
+            "otelcol_exporter_enqueue_failed_spans",
+            true,
+            vec![point(30, vec![exporter("otlp_http/otelite")])],
+        ),
+        sum(
+            "otelcol_receiver_accepted_spans",
+            true,
+            vec![point(45, vec![text("receiver", "otlp")])],
+        ),
+    ];
+    let points = counter_points(request("c-1", metrics), Destination::default());
+    assert_eq!(
+        summary(&points),
+        vec![
+            (Stage::Collector, None, 10, false),
+            (Stage::Collector, Some("send_failed(Unavailable)"), 5, false),
+            (Stage::Collector, Some("enqueue_failed"), 30, false),
+        ]
+    );
+}

@@ -11,6 +11,7 @@ mod error;
 pub use error::RemoteError;
 
 use crate::rates::RatesReport;
+use crate::stage::Stage;
 use crate::storage::{
     Dependency, Page, RateRow, StoreFuture, TraceQuery, TraceReader, TraceSummary,
 };
@@ -173,6 +174,7 @@ impl Remote {
         let report: RatesReport = self
             .get_found(&format!("/api/rates?{}", encode(&pairs)))
             .await?;
+        let hop = collector_hop(&report.all);
         Ok(report
             .services
             .into_iter()
@@ -211,6 +213,7 @@ impl Remote {
                         .collect::<Vec<_>>()
                 })
             })
+            .chain(hop)
             .collect())
     }
 
@@ -415,6 +418,36 @@ fn search_parameters(query: &TraceQuery, limit: usize, cursor: Option<String>) -
     pairs.push(("limit", limit.to_string()));
     pairs.extend(cursor.map(|c| ("cursor", c)));
     encode(&pairs)
+}
+
+/// The rows behind the sum's `collector` hop: a passed row per Collector,
+/// so that each is named and a loss-free hop still shows, and the losses by
+/// reason, filed under the first (the hop's `n` is derived again).
+fn collector_hop(all: &crate::rates::Rates) -> Vec<RateRow> {
+    let (Some(collector), Some(hop)) = (
+        all.collectors.first(),
+        all.stages.iter().find(|s| s.stage == Stage::Collector),
+    ) else {
+        return Vec::new();
+    };
+    let row = |reason: Option<String>, n| RateRow {
+        service: collector.clone(),
+        stage: Stage::Collector,
+        reason,
+        n,
+    };
+    let named = all.collectors.iter().map(|name| RateRow {
+        service: name.clone(),
+        ..row(None, hop.n.unwrap_or(0))
+    });
+    named
+        .chain(
+            hop.reasons
+                .iter()
+                .filter(|(reason, _)| *reason != crate::rates::UNACCOUNTED)
+                .map(|(reason, n)| row(Some(reason.clone()), *n)),
+        )
+        .collect()
 }
 
 #[cfg(test)]

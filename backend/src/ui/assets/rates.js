@@ -1,11 +1,13 @@
 // Rates page: for all services and each one, the spans counted at each
 // pipeline stage as a funnel (N and R = N / N_total), and the counts over
-// time for one of them, so a drop shows where and when spans were lost.
+// time for one of them, so a drop shows where and when spans were lost. An
+// OpenTelemetry Collector between apps and otelite shows as the collector
+// stage of the all-services funnel (the backend lists it there only).
 
 import { api, fmtTime, nowNs } from './api.js';
 import { emptyDatabase, errorMessage, h, href, message, rangePicker, windowOf } from './router.js';
 
-const COLORS = { total: '#24415f', collect: '#2f6db5', transmit: '#4aa3df', process: '#3c9d5d', analyze: '#a0a52b', store: '#e08a00' };
+const COLORS = { total: '#24415f', collect: '#2f6db5', transmit: '#4aa3df', collector: '#7a5fb5', process: '#3c9d5d', analyze: '#a0a52b', store: '#e08a00' };
 const BUCKETS = 12;
 const MINUTE = 60e9; // the backend keeps stage counts per minute
 
@@ -94,7 +96,7 @@ async function overTime(card, params, window, focus, report, stillCurrent) {
   if (!stillCurrent()) return;
   const pick = (r) => (focus ? r.services.find((x) => x.service === focus) : r.all);
   const whole = (focus ? report.services.find((x) => x.service === focus) : report.all)?.stages
-    || Object.keys(COLORS).map((stage) => ({ stage, n: 0 }));
+    || Object.keys(COLORS).filter((stage) => stage !== 'collector').map((stage) => ({ stage, n: 0 }));
   const stages = whole.map((s) => s.stage);
   // A slice where nothing was counted draws as 0 for the stages the window knows.
   const nothing = Object.fromEntries(whole.map((s) => [s.stage, s.n === null ? null : 0]));
