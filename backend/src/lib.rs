@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+pub mod admission;
 pub mod analyze;
 pub mod cli;
 mod config;
@@ -89,6 +90,7 @@ pub struct Server {
     writer: Option<WriterThread>,
     max_body_bytes: usize,
     max_concurrent_requests: usize,
+    max_inflight_bytes: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
     tokens: BearerTokens,
     limits: net::ConnectionLimits,
@@ -141,6 +143,7 @@ impl Server {
             writer,
             max_body_bytes: config.max_body_bytes,
             max_concurrent_requests: config.max_concurrent_requests,
+            max_inflight_bytes: config.max_inflight_bytes,
             tls,
             tokens: BearerTokens {
                 ingest: config.ingest_token,
@@ -185,6 +188,7 @@ impl Server {
             max_body_bytes: self.max_body_bytes,
             max_concurrent_requests: self.max_concurrent_requests,
             body_read_timeout: self.limits.body_read_timeout,
+            max_inflight_bytes: self.max_inflight_bytes,
         };
         let (receive, query) = routers(&self.storage, limits, self.query_limits, &self.tokens);
         // Outermost, so a rebound name learns nothing, not even a 401.
@@ -221,7 +225,7 @@ pub(crate) fn routers(
     tokens: &BearerTokens,
 ) -> (axum::Router, axum::Router) {
     let store: Storage = store.into();
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::new(limits.max_inflight_bytes));
     let timed = axum::middleware::from_fn_with_state(metrics.clone(), metrics::record_latency);
     let receive = receive::router(receive::ReceiveState::new(
         store.clone(),

@@ -45,6 +45,7 @@ fn label_values_are_escaped() {
         },
         stage_counts: Some(vec![("a\"b\\c\nd".into(), crate::stage::Stage::Store, 3)]),
         db_bytes: 0,
+        db_peak_bytes: None,
         retention: crate::storage::retention::Totals::default(),
     };
     let text = render(&Metrics::default(), &gauges);
@@ -67,6 +68,7 @@ fn retention_totals_are_exposed() {
         },
         stage_counts: None,
         db_bytes: 0,
+        db_peak_bytes: None,
         retention: crate::storage::retention::Totals {
             deleted_spans: 4502,
             deleted_traces: 1501,

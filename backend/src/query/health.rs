@@ -92,6 +92,7 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
         health: state.store.health(),
         stage_counts: counts,
         db_bytes,
+        db_peak_bytes: state.store.size_peak(),
         retention: state.store.retention_totals(),
     };
     (

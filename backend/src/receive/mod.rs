@@ -9,6 +9,7 @@ mod response;
 pub use body::{Encoding, Format};
 pub use response::RpcStatus;
 
+use crate::admission::{self, ByteBudget, BytePermit};
 use crate::analyze;
 use crate::metrics::Metrics;
 use crate::process;
@@ -44,6 +45,9 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// How long one body may take to arrive (see `ConnectionLimits`).
     pub body_read_timeout: std::time::Duration,
+    /// Bytes of bodies and their decoded form held at once (`admission`);
+    /// past it requests get 503 at once.
+    pub max_inflight_bytes: usize,
 }
 
 impl Limits {
@@ -53,6 +57,7 @@ impl Limits {
             max_body_bytes,
             max_concurrent_requests: crate::DEFAULT_MAX_CONCURRENT_REQUESTS,
             body_read_timeout: crate::net::ConnectionLimits::default().body_read_timeout,
+            max_inflight_bytes: crate::admission::DEFAULT_MAX_INFLIGHT_BYTES,
         }
     }
 }
@@ -66,6 +71,9 @@ pub struct ReceiveState {
     pub metrics: Arc<Metrics>,
     /// One permit per request being received.
     in_flight: Arc<Semaphore>,
+    /// The bytes those requests hold; shared with every receiver through
+    /// `Metrics`, which reports it.
+    bytes: ByteBudget,
 }
 
 impl ReceiveState {
@@ -74,6 +82,7 @@ impl ReceiveState {
             store: store.into(),
             max_body_bytes: limits.max_body_bytes,
             body_read_timeout: limits.body_read_timeout,
+            bytes: metrics.byte_budget().clone(),
             metrics,
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
         }
@@ -84,6 +93,60 @@ impl ReceiveState {
     fn admit(&self) -> Option<OwnedSemaphorePermit> {
         self.in_flight.clone().try_acquire_owned().ok()
     }
+
+    /// Admits a request and reads its body, holding its bytes in the
+    /// budget: 503 at once when either limit is reached.
+    async fn admit_and_read(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Admitted, ReceiveError> {
+        let Some(request) = self.admit() else {
+            return Err(refuse_busy(body).await);
+        };
+        let announced = body::content_length(headers).unwrap_or(0);
+        let mut bytes = match self.bytes.try_take(announced.min(self.max_body_bytes)) {
+            Ok(permit) => permit,
+            Err(over) => {
+                body::drain(body).await;
+                return Err(over.into());
+            }
+        };
+        let (encoding, body) = body::read_checked(
+            headers,
+            body,
+            self.max_body_bytes,
+            self.body_read_timeout,
+            &mut bytes,
+        )
+        .await?;
+        Ok(Admitted {
+            encoding,
+            body,
+            _request: request,
+            bytes,
+        })
+    }
+}
+
+/// A request let in, with its body read and its permits held.
+struct Admitted {
+    encoding: Encoding,
+    body: bytes::Bytes,
+    _request: OwnedSemaphorePermit,
+    bytes: BytePermit,
+}
+
+/// What a body takes in memory once decoded: the body itself, its inflated
+/// form when gzip'd, and the decoded structs (`DECODED_PER_BYTE`).
+fn decoded_bytes(encoding: Encoding, body: &[u8], limit: usize) -> usize {
+    let plain = if encoding.gzip {
+        body::gzip_size_hint(body, limit)
+    } else {
+        body.len()
+    };
+    let inflated = if encoding.gzip { plain } else { 0 };
+    body.len() + inflated + plain.saturating_mul(admission::DECODED_PER_BYTE)
 }
 
 /// The answer to a request past the concurrency limit: 503 with
@@ -116,12 +179,13 @@ async fn receive_traces(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Format, ExportTraceServiceResponse), ReceiveError> {
-    let Some(_permit) = state.admit() else {
-        return Err(refuse_busy(body).await);
-    };
+    let Admitted {
+        encoding,
+        body: bytes,
+        _request,
+        bytes: permit,
+    } = state.admit_and_read(headers, body).await?;
     let limit = state.max_body_bytes;
-    let (encoding, bytes) =
-        body::read_checked(headers, body, limit, state.body_read_timeout).await?;
     let format = encoding.format;
     // Once the body is in, the rest runs on a task of its own: a client
     // that hangs up before its answer does not stop a commit already on its
@@ -131,13 +195,15 @@ async fn receive_traces(
     let (rejected, conflicts) = tokio::spawn(async move {
         // Decoding, conversion, analysis and the store's encoding are CPU
         // work: keep them off the threads that serve connections.
-        let (written, accepted, rejected) = tokio::task::spawn_blocking(move || {
+        let (written, accepted, rejected, permit) = tokio::task::spawn_blocking(move || {
+            let mut permit = permit;
+            permit.grow_to(decoded_bytes(encoding, &bytes, limit))?;
             let (ingest, rejected) = analyzed(encoding, &bytes, limit)?;
             let accepted = ingest.spans.len();
             // Only invalid spans: still written, for their count at process.
             let written =
                 (accepted > 0 || !ingest.lost.is_empty()).then(|| store.try_write_spans(ingest));
-            Ok::<_, ReceiveError>((written, accepted, rejected))
+            Ok::<_, ReceiveError>((written, accepted, rejected, permit))
         })
         .await
         .map_err(|e| BodyError::Read(format!("decoding task failed: {e}")))??;
@@ -157,6 +223,8 @@ async fn receive_traces(
                 }
             }
         }
+        // Held until the spans are committed: queued batches count too.
+        drop(permit);
         Ok((rejected, conflicts))
     })
     .await
@@ -275,12 +343,14 @@ async fn receive_metrics(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Format, ReceiveError> {
-    let Some(_permit) = state.admit() else {
-        return Err(refuse_busy(body).await);
-    };
+    let Admitted {
+        encoding,
+        body: bytes,
+        _request,
+        bytes: mut permit,
+    } = state.admit_and_read(headers, body).await?;
     let limit = state.max_body_bytes;
-    let (encoding, bytes) =
-        body::read_checked(headers, body, limit, state.body_read_timeout).await?;
+    permit.grow_to(decoded_bytes(encoding, &bytes, limit))?;
     let request: ExportMetricsServiceRequest = decode(encoding, &bytes, limit)?;
     let destination = process::Destination {
         port: port_of_host(headers),
