@@ -77,11 +77,7 @@ impl Files {
 /// The WAL's limit for a database file of `db` bytes under `cap` (0: none).
 pub fn wal_limit(db: u64, cap: u64) -> u64 {
     let limit = (db / 4).clamp(WAL_MIN, WAL_MAX);
-    if cap == 0 {
-        limit
-    } else {
-        limit.min(cap / 10)
-    }
+    if cap == 0 { limit } else { limit.min(cap / 10) }
 }
 
 /// The bytes of pages in use the data may take under `cap`: room is left
@@ -133,7 +129,11 @@ fn check_cap(conn: &Connection, files: &Files, cap: u64, db_len: u64) {
     let refusing = db_len.max(used) + wal_limit(db_len, cap) > cap && used > room;
     if files.refusing.swap(refusing, Ordering::Relaxed) != refusing {
         if refusing {
-            tracing::warn!(used, cap, "the database is at --max-db-size: refusing spans until retention makes room");
+            tracing::warn!(
+                used,
+                cap,
+                "the database is at --max-db-size: refusing spans until retention makes room"
+            );
         } else {
             tracing::info!(used, cap, "retention made room: taking spans again");
         }
