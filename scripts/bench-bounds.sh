@@ -16,7 +16,7 @@ pid= sampler=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$sampler" ] && kill "$sampler" 2>/dev/null; rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-files() { stat -c %s "$work"/otelite.db "$work"/otelite.db-wal "$work"/otelite.db-shm 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+files() { { stat -c %s "$work"/otelite.db "$work"/otelite.db-wal "$work"/otelite.db-shm 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}'; }
 otlp=$(free_port)
 query=$(free_port)
 "${OTELITE_BIN:-./target/release/otelite}" serve --db "$work/otelite.db" \

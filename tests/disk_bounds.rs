@@ -105,8 +105,8 @@ fn stored_spans(conn: &Connection, trace_id: [u8; 16]) -> usize {
 }
 
 /// The cap of the size test, and the margin the README states for it:
-/// the files may pass the cap by one transaction's WAL, at most a tenth of
-/// the cap plus 1 MiB.
+/// the WAL's limit (a tenth of the cap) plus one transaction's WAL, about
+/// 1 MiB with one sender of 1 000-span batches.
 const CAP: u64 = 1_000_000;
 const CAP_MARGIN: u64 = CAP / 10 + MIB;
 const CAP_SPANS_PER_BATCH: usize = 1_000;
