@@ -29,6 +29,9 @@
 //! - `query_limits`: expensive searches held to `query_timeout` and stopped
 //!   when abandoned, on both stores.
 //! - `retention`: a backend restarted with `--retention` deletes old traces.
+//! - `disk_bounds`: the real binary under load keeps its files within
+//!   `--max-db-size` (newest traces kept whole) and its WAL bounded, and its
+//!   memory within the byte budget.
 //! - `startup`: one server per database file, start-up messages, files the
 //!   reading commands leave, `otelite health` over TLS.
 //! - `cli_server`: the reading commands with `--server`, equal to `--db`.
@@ -44,6 +47,7 @@ mod bad_input;
 mod clickhouse;
 mod collector;
 mod crash;
+mod disk_bounds;
 mod duplicates;
 mod foreign_clients;
 mod funnel;

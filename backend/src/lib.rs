@@ -38,6 +38,7 @@
 //! # }
 //! ```
 
+pub mod admission;
 pub mod analyze;
 pub mod cli;
 mod config;
@@ -94,6 +95,7 @@ pub struct Server {
     writer: Option<WriterThread>,
     max_body_bytes: usize,
     max_concurrent_requests: usize,
+    max_inflight_bytes: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
     tokens: BearerTokens,
     limits: net::ConnectionLimits,
@@ -150,6 +152,7 @@ impl Server {
             writer,
             max_body_bytes: config.max_body_bytes,
             max_concurrent_requests: config.max_concurrent_requests,
+            max_inflight_bytes: config.max_inflight_bytes,
             tls,
             tokens: BearerTokens {
                 ingest: config.ingest_token,
@@ -201,6 +204,7 @@ impl Server {
             max_body_bytes: self.max_body_bytes,
             max_concurrent_requests: self.max_concurrent_requests,
             body_read_timeout: self.limits.body_read_timeout,
+            max_inflight_bytes: self.max_inflight_bytes,
         };
         let (receive, query, receive_state) = serving(
             &self.storage,
@@ -267,7 +271,7 @@ fn serving(
     policy: Arc<analyze::Policy>,
 ) -> (axum::Router, axum::Router, receive::ReceiveState) {
     let store: Storage = store.into();
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::new(limits.max_inflight_bytes));
     let timed = axum::middleware::from_fn_with_state(metrics.clone(), metrics::record_latency);
     let state =
         receive::ReceiveState::new(store.clone(), limits, metrics.clone()).with_policy(policy);

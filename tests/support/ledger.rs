@@ -122,10 +122,27 @@ pub enum Outcome {
 
 /// Posts one protobuf body to `url` (`…/v1/traces`).
 pub async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Outcome {
-    let sent = client
-        .post(url)
+    send(client.post(url).body(body)).await
+}
+
+/// Posts one protobuf body gzip'd, as SDKs send big batches.
+pub async fn post_gzip(client: &reqwest::Client, url: &str, body: &[u8]) -> Outcome {
+    use std::io::Write as _;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(body).expect("gzip into memory");
+    let body = gzip.finish().expect("gzip into memory");
+    send(
+        client
+            .post(url)
+            .header("content-encoding", "gzip")
+            .body(body),
+    )
+    .await
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Outcome {
+    let sent = request
         .header("content-type", "application/x-protobuf")
-        .body(body)
         .send()
         .await;
     let response = match sent {

@@ -46,6 +46,8 @@ pub struct Config {
     pub write_queue_capacity: usize,
     pub max_queued_spans: usize,
     pub max_concurrent_requests: usize,
+    /// Bytes of bodies and their decoded form held at once (`admission`).
+    pub max_inflight_bytes: usize,
     /// Required on `/v1/*` and over OTLP/gRPC when set.
     pub ingest_token: Option<BearerToken>,
     /// Required on `/api/*` and `/metrics` when set.

@@ -84,8 +84,17 @@ pub struct Settings {
         default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS
     )]
     pub max_concurrent_requests: usize,
-    /// Bearer token required on /v1/traces, /v1/metrics and OTLP/gRPC
-    /// (prefer the variable: flags show in `ps`); none by default
+    /// Bytes of request bodies and their decoded form held at once (64MiB,
+    /// 1GB); more get 503 with Retry-After, which bounds memory
+    #[arg(
+        long,
+        env = "OTELITE_MAX_INFLIGHT_BYTES",
+        value_name = "SIZE",
+        default_value = "64MiB"
+    )]
+    pub max_inflight_bytes: ByteSize,
+    /// Bearer token required on /v1/traces, /v1/metrics, /api/v2/spans and
+    /// OTLP/gRPC (prefer the variable: flags show in `ps`); none by default
     #[arg(long, env = "OTELITE_INGEST_TOKEN", value_name = "TOKEN")]
     pub ingest_token: Option<Secret>,
     /// Bearer token required on /api/* and /metrics; /healthz, /readyz and
@@ -116,8 +125,9 @@ pub struct Settings {
         default_value = "0"
     )]
     pub retention: Age,
-    /// Above this size (file in use plus WAL: 10GB, 512MiB; 0 is no limit),
-    /// delete the oldest traces until under 90 % of it
+    /// Cap on the database's files (10GB, 512MiB; 0 is no limit): the oldest
+    /// traces are deleted, during ingest too, until the newest fit with room
+    /// for the WAL; writes get 503 only while retention catches up
     #[arg(
         long,
         env = "OTELITE_MAX_DB_SIZE",
@@ -242,6 +252,10 @@ impl Settings {
             ("write_queue", self.write_queue),
             ("max_queued_spans", self.max_queued_spans),
             ("max_concurrent_requests", self.max_concurrent_requests),
+            (
+                "max_inflight_bytes",
+                usize::try_from(self.max_inflight_bytes.0).unwrap_or(usize::MAX),
+            ),
             ("max_concurrent_reads", self.max_concurrent_reads),
             ("max_trace_ids", self.max_trace_ids),
             ("max_repeated_params", self.max_repeated_params),
@@ -274,6 +288,7 @@ impl Settings {
             write_queue_capacity: self.write_queue,
             max_queued_spans: self.max_queued_spans,
             max_concurrent_requests: self.max_concurrent_requests,
+            max_inflight_bytes: usize::try_from(self.max_inflight_bytes.0).unwrap_or(usize::MAX),
             ingest_token: self.ingest_token.map(Secret::into_bearer),
             query_token: self.query_token.map(Secret::into_bearer),
             tls,

@@ -18,6 +18,8 @@ pub struct StoreGauges {
     /// (service, rule, spans); `None` when the read failed.
     pub policy_drops: Option<Vec<(String, String, u64)>>,
     pub db_bytes: u64,
+    /// The files' largest size since start, where the store tracks it.
+    pub db_peak_bytes: Option<u64>,
     pub retention: Totals,
 }
 
@@ -71,6 +73,26 @@ pub fn render(metrics: &Metrics, store: &StoreGauges) -> String {
         let labels = [("reason", reason.as_str())];
         out.sample(name, &labels, metrics.requests_rejected(reason));
     }
+    let budget = metrics.byte_budget();
+    for (name, help, value) in [
+        (
+            "otelite_inflight_bytes",
+            "Bytes of request bodies and their decoded form held by the receivers now.",
+            budget.in_use(),
+        ),
+        (
+            "otelite_inflight_bytes_peak",
+            "The most bytes in flight at once since start.",
+            budget.peak(),
+        ),
+        (
+            "otelite_inflight_bytes_capacity",
+            "Bytes in flight before new requests get 503 (max_inflight_bytes).",
+            budget.capacity(),
+        ),
+    ] {
+        out.single(name, GAUGE, help, value);
+    }
     write_store(&mut out, store);
     write_retention(&mut out, &store.retention);
     write_latency(&mut out, metrics);
@@ -106,9 +128,17 @@ fn write_store(out: &mut Text, store: &StoreGauges) {
     out.single(
         "otelite_database_size_bytes",
         GAUGE,
-        "Size of the SQLite database file plus its WAL.",
+        "Size of the SQLite database files (database, WAL and shared memory).",
         store.db_bytes,
     );
+    if let Some(peak) = store.db_peak_bytes {
+        out.single(
+            "otelite_database_size_peak_bytes",
+            GAUGE,
+            "The largest size of the database files seen since start (after each commit).",
+            peak,
+        );
+    }
     if let Some(counts) = &store.stage_counts {
         let name = "otelite_stage_spans_total";
         out.family(

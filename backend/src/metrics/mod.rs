@@ -10,6 +10,7 @@ mod latency;
 pub use exposition::{StoreGauges, render};
 pub use latency::{BUCKETS_SECONDS, record_latency};
 
+use crate::admission::ByteBudget;
 use crate::storage::Stored;
 use latency::RouteLatency;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,9 +77,11 @@ impl Rejection {
     }
 }
 
-/// Shared by the receive and query routers (`Arc<Metrics>`).
+/// Shared by the receive and query routers (`Arc<Metrics>`), and so the
+/// home of what every receiver shares: the byte budget of ingest.
 #[derive(Default)]
 pub struct Metrics {
+    byte_budget: ByteBudget,
     spans_received: AtomicU64,
     spans_accepted: AtomicU64,
     spans_duplicate: AtomicU64,
@@ -88,6 +91,19 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Metrics whose receivers hold at most `max_inflight_bytes` at once.
+    pub fn new(max_inflight_bytes: usize) -> Self {
+        Self {
+            byte_budget: ByteBudget::new(max_inflight_bytes),
+            ..Self::default()
+        }
+    }
+
+    /// The bytes in flight every receiver takes its permits from.
+    pub fn byte_budget(&self) -> &ByteBudget {
+        &self.byte_budget
+    }
+
     /// A trace request decoded into `received` spans, `invalid` of them refused.
     pub fn spans_decoded(&self, received: usize, invalid: usize) {
         self.spans_received

@@ -46,6 +46,7 @@ fn label_values_are_escaped() {
         stage_counts: Some(vec![("a\"b\\c\nd".into(), crate::stage::Stage::Store, 3)]),
         policy_drops: None,
         db_bytes: 0,
+        db_peak_bytes: None,
         retention: crate::storage::retention::Totals::default(),
     };
     let text = render(&Metrics::default(), &gauges);
@@ -69,6 +70,7 @@ fn retention_totals_are_exposed() {
         stage_counts: None,
         policy_drops: None,
         db_bytes: 0,
+        db_peak_bytes: None,
         retention: crate::storage::retention::Totals {
             deleted_spans: 4502,
             deleted_traces: 1501,
@@ -115,6 +117,7 @@ fn policy_drops_are_a_counter_by_rule_apart_from_the_stage_counts() {
         stage_counts: Some(counts),
         policy_drops: Some(drops),
         db_bytes: 0,
+        db_peak_bytes: None,
         retention: crate::storage::retention::Totals::default(),
     };
     let text = render(&Metrics::default(), &gauges);

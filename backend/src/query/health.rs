@@ -92,6 +92,7 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
         stage_counts: counts,
         policy_drops,
         db_bytes,
+        db_peak_bytes: state.store.size_peak(),
         retention: state.store.retention_totals(),
     };
     (

@@ -3,6 +3,7 @@
 //! than the limit — counted after decompression, and enforced while
 //! inflating so a gzip bomb stops at the limit instead of filling memory.
 
+use crate::admission::BytePermit;
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use flate2::read::MultiGzDecoder;
@@ -48,6 +49,9 @@ pub enum BodyError {
     Timeout(std::time::Duration),
     #[error("request body is not valid gzip: {0}")]
     BadGzip(std::io::Error),
+    /// The bytes in flight would pass `max_inflight_bytes` (see `admission`).
+    #[error(transparent)]
+    OverBudget(#[from] crate::admission::OverBudget),
 }
 
 pub fn format_of(headers: &HeaderMap) -> Result<Format, BodyError> {
@@ -105,6 +109,7 @@ pub async fn read_checked(
     body: Body,
     limit: usize,
     deadline: std::time::Duration,
+    permit: &mut BytePermit,
 ) -> Result<(Encoding, Bytes), BodyError> {
     let checked = match check_headers(headers) {
         Ok(checked) => checked,
@@ -113,14 +118,19 @@ pub async fn read_checked(
             return Err(error);
         }
     };
-    match tokio::time::timeout(deadline, read_all(body, limit)).await {
+    match tokio::time::timeout(deadline, read_all(body, limit, permit)).await {
         Ok(bytes) => Ok((checked, bytes?)),
         Err(_) => Err(BodyError::Timeout(deadline)),
     }
 }
 
-/// The body's bytes, at most `limit` of them.
-async fn read_all(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
+/// The body's bytes, at most `limit` of them, each held in `permit`
+/// before it is kept (a chunked body announces no length).
+async fn read_all(
+    mut body: Body,
+    limit: usize,
+    permit: &mut BytePermit,
+) -> Result<Bytes, BodyError> {
     let mut bytes = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
@@ -130,6 +140,10 @@ async fn read_all(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
         if bytes.len() + data.len() > limit {
             drain(body).await;
             return Err(BodyError::TooLarge { limit });
+        }
+        if let Err(over) = permit.grow_to(bytes.len() + data.len()) {
+            drain(body).await;
+            return Err(over.into());
         }
         bytes.extend_from_slice(&data);
     }
@@ -150,6 +164,30 @@ pub(crate) async fn drain(mut body: Body) {
         }
     })
     .await;
+}
+
+/// The length a body announces, if any: what a permit is first taken for.
+pub fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The inflated size a gzip body announces in its trailer (its last
+/// member's size modulo 4 GiB), at most `limit`: what its decoding is
+/// budgeted for before it is inflated. A body that lies about it is still
+/// stopped at `limit` by `gunzip`.
+pub fn gzip_size_hint(compressed: &[u8], limit: usize) -> usize {
+    let Some(trailer) = compressed.len().checked_sub(4).map(|at| &compressed[at..]) else {
+        return 0;
+    };
+    let mut size = [0u8; 4];
+    size.copy_from_slice(trailer);
+    (u32::from_le_bytes(size) as usize).min(limit)
 }
 
 /// Inflates a gzip body, stopping one byte past `limit`.
@@ -175,6 +213,14 @@ mod tests {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
         encoder.write_all(data).expect("writing to a Vec");
         encoder.finish().expect("writing to a Vec")
+    }
+
+    #[test]
+    fn the_gzip_trailer_announces_the_inflated_size() {
+        let data = vec![7u8; 12_345];
+        assert_eq!(gzip_size_hint(&gzip(&data), 1 << 20), 12_345);
+        assert_eq!(gzip_size_hint(&gzip(&data), 100), 100);
+        assert_eq!(gzip_size_hint(b"ab", 100), 0);
     }
 
     #[test]

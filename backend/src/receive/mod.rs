@@ -12,6 +12,7 @@ mod zipkin;
 pub use body::{Encoding, Format};
 pub use response::RpcStatus;
 
+use crate::admission::{self, ByteBudget, BytePermit};
 use crate::analyze;
 use crate::metrics::Metrics;
 use crate::process;
@@ -47,6 +48,9 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// How long one body may take to arrive (see `ConnectionLimits`).
     pub body_read_timeout: std::time::Duration,
+    /// Bytes of bodies and their decoded form held at once (`admission`);
+    /// past it requests get 503 at once.
+    pub max_inflight_bytes: usize,
 }
 
 impl Limits {
@@ -56,6 +60,7 @@ impl Limits {
             max_body_bytes,
             max_concurrent_requests: crate::DEFAULT_MAX_CONCURRENT_REQUESTS,
             body_read_timeout: crate::net::ConnectionLimits::default().body_read_timeout,
+            max_inflight_bytes: crate::admission::DEFAULT_MAX_INFLIGHT_BYTES,
         }
     }
 }
@@ -71,6 +76,9 @@ pub struct ReceiveState {
     in_flight: Arc<Semaphore>,
     /// The keep/drop rules analysis applies (none unless configured).
     policy: Arc<analyze::Policy>,
+    /// The bytes those requests hold; shared with every receiver through
+    /// `Metrics`, which reports it.
+    bytes: ByteBudget,
 }
 
 impl ReceiveState {
@@ -79,6 +87,7 @@ impl ReceiveState {
             store: store.into(),
             max_body_bytes: limits.max_body_bytes,
             body_read_timeout: limits.body_read_timeout,
+            bytes: metrics.byte_budget().clone(),
             metrics,
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
             policy: Arc::default(),
@@ -96,6 +105,60 @@ impl ReceiveState {
     pub(crate) fn admit(&self) -> Option<OwnedSemaphorePermit> {
         self.in_flight.clone().try_acquire_owned().ok()
     }
+
+    /// Admits a request and reads its body, holding its bytes in the
+    /// budget: 503 at once when either limit is reached.
+    async fn admit_and_read(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Admitted, ReceiveError> {
+        let Some(request) = self.admit() else {
+            return Err(refuse_busy(body).await);
+        };
+        let announced = body::content_length(headers).unwrap_or(0);
+        let mut bytes = match self.bytes.try_take(announced.min(self.max_body_bytes)) {
+            Ok(permit) => permit,
+            Err(over) => {
+                body::drain(body).await;
+                return Err(over.into());
+            }
+        };
+        let (encoding, body) = body::read_checked(
+            headers,
+            body,
+            self.max_body_bytes,
+            self.body_read_timeout,
+            &mut bytes,
+        )
+        .await?;
+        Ok(Admitted {
+            encoding,
+            body,
+            _request: request,
+            bytes,
+        })
+    }
+}
+
+/// A request let in, with its body read and its permits held.
+struct Admitted {
+    encoding: Encoding,
+    body: bytes::Bytes,
+    _request: OwnedSemaphorePermit,
+    bytes: BytePermit,
+}
+
+/// What a body takes in memory once decoded: the body itself, its inflated
+/// form when gzip'd, and the decoded structs (`DECODED_PER_BYTE`).
+fn decoded_bytes(encoding: Encoding, body: &[u8], limit: usize) -> usize {
+    let plain = if encoding.gzip {
+        body::gzip_size_hint(body, limit)
+    } else {
+        body.len()
+    };
+    let inflated = if encoding.gzip { plain } else { 0 };
+    body.len() + inflated + plain.saturating_mul(admission::DECODED_PER_BYTE)
 }
 
 /// The answer to a request past the concurrency limit: 503 with
@@ -129,14 +192,18 @@ async fn receive_traces(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Format, ExportTraceServiceResponse), ReceiveError> {
-    let Some(_permit) = state.admit() else {
-        return Err(refuse_busy(body).await);
-    };
+    let Admitted {
+        encoding,
+        body: bytes,
+        _request,
+        bytes: permit,
+    } = state.admit_and_read(headers, body).await?;
     let limit = state.max_body_bytes;
-    let (encoding, bytes) =
-        body::read_checked(headers, body, limit, state.body_read_timeout).await?;
     let format = encoding.format;
-    let partial_success = store_traces(state, move || decode(encoding, &bytes, limit)).await?;
+    let mut permit = permit;
+    permit.grow_to(decoded_bytes(encoding, &bytes, limit))?;
+    let partial_success =
+        store_traces(state, Some(permit), move || decode(encoding, &bytes, limit)).await?;
     Ok((format, ExportTraceServiceResponse { partial_success }))
 }
 
@@ -144,9 +211,10 @@ async fn receive_traces(
 /// the refused spans as OTLP's partial success.
 pub(crate) async fn store_traces(
     state: &ReceiveState,
+    held: Option<BytePermit>,
     decode: impl FnOnce() -> Result<ExportTraceServiceRequest, ReceiveError> + Send + 'static,
 ) -> Result<Option<ExportTracePartialSuccess>, ReceiveError> {
-    let (rejected, conflicts) = commit(state, decode).await?;
+    let (rejected, conflicts) = commit(state, held, decode).await?;
     let refused = rejected.len() as u64 + conflicts;
     Ok((refused > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: refused as i64,
@@ -159,8 +227,11 @@ pub(crate) async fn store_traces(
 /// spans, counting them in the funnel; returns once the store has committed
 /// them, with the spans that were not valid and how many conflicted with
 /// stored ones. Every trace intake (OTLP/HTTP, OTLP/gRPC, Zipkin) ends here.
+/// `held`, the request's bytes in the budget, is let go only once the spans
+/// are committed: queued batches count too.
 pub(crate) async fn commit<D>(
     state: &ReceiveState,
+    held: Option<BytePermit>,
     decode: D,
 ) -> Result<(Vec<InvalidSpan>, u64), ReceiveError>
 where
@@ -201,6 +272,7 @@ where
                 }
             }
         }
+        drop(held);
         Ok((rejected, conflicts))
     })
     .await
@@ -337,12 +409,14 @@ async fn receive_metrics(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Format, ReceiveError> {
-    let Some(_permit) = state.admit() else {
-        return Err(refuse_busy(body).await);
-    };
+    let Admitted {
+        encoding,
+        body: bytes,
+        _request,
+        bytes: mut permit,
+    } = state.admit_and_read(headers, body).await?;
     let limit = state.max_body_bytes;
-    let (encoding, bytes) =
-        body::read_checked(headers, body, limit, state.body_read_timeout).await?;
+    permit.grow_to(decoded_bytes(encoding, &bytes, limit))?;
     let request: ExportMetricsServiceRequest = decode(encoding, &bytes, limit)?;
     store_metrics(state, request, port_of_host(headers)).await?;
     Ok(encoding.format)

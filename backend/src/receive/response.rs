@@ -40,6 +40,9 @@ pub enum ReceiveError {
     Decode { what: &'static str, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The decoded body would pass the bytes in flight (`admission`).
+    #[error(transparent)]
+    OverBudget(#[from] crate::admission::OverBudget),
 }
 
 impl ReceiveError {
@@ -49,6 +52,9 @@ impl ReceiveError {
                 BodyError::UnsupportedContentType(_) | BodyError::UnsupportedEncoding(_),
             ) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ReceiveError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ReceiveError::Body(BodyError::OverBudget(_)) | ReceiveError::OverBudget(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ReceiveError::Body(BodyError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
             ReceiveError::Body(BodyError::Read(_) | BodyError::BadGzip(_))
             | ReceiveError::Decode { .. } => StatusCode::BAD_REQUEST,
@@ -63,6 +69,9 @@ impl ReceiveError {
                 BodyError::UnsupportedContentType(_) | BodyError::UnsupportedEncoding(_),
             ) => Rejection::UnsupportedMediaType,
             ReceiveError::Body(BodyError::TooLarge { .. }) => Rejection::TooLarge,
+            ReceiveError::Body(BodyError::OverBudget(_)) | ReceiveError::OverBudget(_) => {
+                Rejection::Overloaded
+            }
             // A body that never arrives is as unreadable as a broken one.
             ReceiveError::Body(
                 BodyError::Read(_) | BodyError::BadGzip(_) | BodyError::Timeout(_),

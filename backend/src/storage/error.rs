@@ -58,6 +58,8 @@ pub enum StoreError {
     Closed,
     #[error("the store's write queue is full")]
     Overloaded,
+    #[error("the database is at its size cap (max_db_size) until retention makes room")]
+    SizeCap,
 }
 
 /// A read past its limit is the same refusal on every store (503 naming

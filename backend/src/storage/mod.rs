@@ -149,6 +149,11 @@ pub trait TraceStore: TraceReader {
     fn ping(&self) -> StoreFuture<()>;
     /// Bytes the store's data takes on disk.
     fn size_on_disk(&self) -> StoreFuture<u64>;
+    /// The most bytes its files took at once since start, where the store
+    /// tracks it (SQLite's files do: they grow with the WAL under load).
+    fn size_peak(&self) -> Option<u64> {
+        None
+    }
     /// What retention has deleted since start.
     fn retention_totals(&self) -> Totals;
     /// The background task that applies `policy` until `stop` turns true

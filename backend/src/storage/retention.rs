@@ -88,8 +88,8 @@ impl FromStr for ByteSize {
 pub struct Policy {
     /// Traces that started longer ago than this are deleted.
     pub max_age: Option<Duration>,
-    /// Above this many bytes, the oldest traces are deleted until the
-    /// database is under 90 % of it.
+    /// A cap on the database's files: the oldest traces are deleted until
+    /// the data fits under it with room for the WAL (see the README).
     pub max_bytes: Option<u64>,
 }
 

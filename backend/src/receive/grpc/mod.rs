@@ -115,7 +115,7 @@ impl TraceService for Receiver {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let request = request.into_inner();
-        match store_traces(&self.state, move || Ok(request)).await {
+        match store_traces(&self.state, None, move || Ok(request)).await {
             Ok(partial_success) => Ok(Response::new(ExportTraceServiceResponse {
                 partial_success,
             })),

@@ -77,7 +77,9 @@ pub(super) fn overloaded() -> Status {
 /// failure go to the log, not to the client.
 pub(super) fn of(error: &ReceiveError) -> Status {
     match error {
-        ReceiveError::Store(StoreError::Overloaded) => overloaded(),
+        ReceiveError::Store(StoreError::Overloaded)
+        | ReceiveError::OverBudget(_)
+        | ReceiveError::Body(BodyError::OverBudget(_)) => overloaded(),
         ReceiveError::Store(_) => {
             tracing::warn!(%error, "refusing an OTLP/gRPC request");
             retry_later("the spans could not be stored; retry later")

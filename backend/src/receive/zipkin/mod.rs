@@ -10,7 +10,7 @@ mod wire;
 
 use super::body::{self, Format};
 use super::response::ReceiveError;
-use super::{ReceiveState, commit, refuse_busy};
+use super::{Admitted, ReceiveState, commit, decoded_bytes};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -33,12 +33,13 @@ async fn receive(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), ReceiveError> {
-    let Some(_permit) = state.admit() else {
-        return Err(refuse_busy(body).await);
-    };
+    let Admitted {
+        encoding,
+        body: bytes,
+        _request,
+        bytes: mut permit,
+    } = state.admit_and_read(headers, body).await?;
     let limit = state.max_body_bytes;
-    let (encoding, bytes) =
-        body::read_checked(headers, body, limit, state.body_read_timeout).await?;
     if encoding.format == Format::Protobuf {
         return Err(ReceiveError::Decode {
             what: "Zipkin span list",
@@ -47,7 +48,11 @@ async fn receive(
     }
     // Invalid spans (a zero id) are counted as lost at process; Zipkin has
     // no partial success to report them in.
-    commit(state, move || decode(encoding.gzip, &bytes, limit)).await?;
+    permit.grow_to(decoded_bytes(encoding, &bytes, limit))?;
+    commit(state, Some(permit), move || {
+        decode(encoding.gzip, &bytes, limit)
+    })
+    .await?;
     Ok(())
 }
 

@@ -3,9 +3,9 @@
 //! the database file: that stalls the commits it falls in, and with them the
 //! writer thread, the ingest bottleneck (see BENCHMARKS.md).
 //! The writer's connection turns automatic checkpoints off and this thread
-//! runs passive ones (which never block the writer) on its own connection.
-//! Should the WAL still grow past `WAL_LIMIT_PAGES` under a constant write
-//! load, one blocking RESTART checkpoint lets the next writes reuse it.
+//! runs passive ones (which never block the writer) on its own connection,
+//! often enough that few frames are left to copy when the writer truncates
+//! the WAL at its limit (see `files`, which bounds it).
 
 use rusqlite::Connection;
 use std::path::PathBuf;
@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-const INTERVAL: Duration = Duration::from_millis(250);
-/// About 64 MiB of WAL with 4 KiB pages.
-const WAL_LIMIT_PAGES: i64 = 16_384;
+const INTERVAL: Duration = Duration::from_millis(100);
 
 /// Stops the checkpoint thread when dropped, after a last checkpoint.
 pub struct Checkpointer {
@@ -65,10 +63,5 @@ fn run(path: &PathBuf, stop: &AtomicBool) {
 }
 
 fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    // Columns: busy flag, WAL frames, frames checkpointed.
-    let wal_pages: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
-    if wal_pages > WAL_LIMIT_PAGES {
-        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
-    }
-    Ok(())
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }

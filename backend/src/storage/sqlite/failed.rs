@@ -1,5 +1,6 @@
-//! Spans of commits that failed. A failed commit is booked as processed
-//! and analyzed, then lost at the store (`write_failed`); the sender got no
+//! Spans of commits that failed, or that the size cap refused. Such a
+//! batch is booked as processed and analyzed, then lost at the store
+//! (`write_failed`, `size_cap`); the sender got no
 //! 2xx and may send the same spans again. Remembered here, a span that
 //! comes again takes its failure back when it is stored: it is counted at
 //! process and analyze once, and is no loss. A span that fails twice is
@@ -25,6 +26,8 @@ type Key = (TraceId, SpanId);
 pub struct Booked {
     pub service: String,
     pub minute: i64,
+    /// The loss's reason (`write_failed`, `size_cap`).
+    pub reason: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -38,7 +41,12 @@ pub struct FailedSpans {
 impl FailedSpans {
     /// Remembers a failed batch's spans; returns, per service, how many of
     /// them had not failed before (only those are booked now).
-    pub fn remember<'a>(&mut self, rows: &'a [SpanRow], received_ns: u64) -> HashMap<&'a str, u64> {
+    pub fn remember<'a>(
+        &mut self,
+        rows: &'a [SpanRow],
+        received_ns: u64,
+        reason: &'static str,
+    ) -> HashMap<&'a str, u64> {
         let mut new_per_service: HashMap<&'a str, u64> = HashMap::new();
         for row in rows {
             let key = (row.facts.trace_id, row.facts.span_id);
@@ -51,6 +59,7 @@ impl FailedSpans {
                 Booked {
                     service: service.to_owned(),
                     minute: minute_of(received_ns),
+                    reason,
                 },
             );
             self.order.push_back(key);

@@ -8,6 +8,7 @@ mod documents;
 mod edges;
 mod encode;
 mod failed;
+mod files;
 mod groups;
 pub mod lock;
 mod migrations;
@@ -69,6 +70,8 @@ pub struct SqliteStore {
     write_failed: Arc<AtomicBool>,
     /// What retention has deleted since start, for `/metrics`.
     retention: Arc<retention::Counters>,
+    /// The files' sizes and the size cap, kept by the writer.
+    files: Arc<files::Files>,
 }
 
 /// The writer thread; join it after every `SqliteStore` handle is dropped to be
@@ -131,10 +134,18 @@ impl SqliteStore {
         let (writes, queue) = mpsc::channel(queue_capacity.max(1));
         let write_failed = Arc::new(AtomicBool::new(false));
         let writer_failed = write_failed.clone();
+        let files = Arc::new(files::Files::default());
+        let writer_files = files.clone();
+        let db = path.to_owned();
         let thread = std::thread::Builder::new()
             .name("otelite-writer".into())
             .spawn(move || {
-                writer::run(conn, queue, &writer_failed);
+                let shared = writer::Shared {
+                    db: &db,
+                    files: &writer_files,
+                    last_failed: &writer_failed,
+                };
+                writer::run(conn, queue, &shared);
                 // After the last commit, so the final checkpoint includes it.
                 drop(checkpointer);
                 // The file is free for another server only now.
@@ -149,6 +160,7 @@ impl SqliteStore {
             reader,
             write_failed,
             retention: Arc::default(),
+            files,
         };
         Ok((store, WriterThread(thread)))
     }
@@ -226,6 +238,12 @@ impl SqliteStore {
         self.reader.path()
     }
 
+    /// The most bytes the files took at once since start (as the writer
+    /// measured them after each commit).
+    pub fn size_peak(&self) -> u64 {
+        self.files.peak().max(self.size_on_disk())
+    }
+
     /// What retention has deleted since start.
     pub fn retention_totals(&self) -> crate::storage::retention::Totals {
         self.retention.totals()
@@ -248,10 +266,10 @@ impl SqliteStore {
         }
     }
 
-    /// Bytes on disk: the database file and its WAL.
+    /// Bytes on disk: the database file, its WAL and its shared memory.
     pub fn size_on_disk(&self) -> u64 {
-        let wal = wal_path(self.reader.path());
-        [self.reader.path(), wal.as_path()]
+        let db = self.reader.path();
+        [db.to_owned(), wal_path(db), files::shm_path(db)]
             .iter()
             .filter_map(|path| std::fs::metadata(path).ok())
             .map(|meta| meta.len())

@@ -57,6 +57,10 @@ impl TraceStore for SqliteStore {
         Box::pin(async { Ok(()) })
     }
 
+    fn size_peak(&self) -> Option<u64> {
+        Some(SqliteStore::size_peak(self))
+    }
+
     fn size_on_disk(&self) -> StoreFuture<u64> {
         let store = self.clone();
         Box::pin(async move {

@@ -11,6 +11,7 @@ use super::documents::Documents;
 use super::edges;
 use super::encode::{self, SpanRow};
 use super::failed::FailedSpans;
+use super::files::{self, Files};
 use super::groups::{self, Edges};
 use crate::stage::{Stage, minute_of};
 use crate::storage::{CounterPoint, Lost, Stored};
@@ -18,12 +19,17 @@ use otelite_model::{Resource, Scope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 // foldhash: the ingest path hashes trace and span ids per span (see Cargo.toml).
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 /// Requests taken into one transaction at most.
 const MAX_GROUP: usize = 64;
+/// Spans taken into one transaction at most (a batch is never split): one
+/// transaction's WAL is what the files may pass their bounds by (see
+/// `files`), so it must stay a few megabytes.
+pub const MAX_GROUP_SPANS: usize = 10_000;
 
 /// Spans that went through process and analyze, to be stored.
 #[derive(Debug)]
@@ -88,20 +94,57 @@ pub enum Queued {
     Job(Job),
 }
 
-/// `last_failed` tells readiness whether the latest transaction failed.
-pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<Queued>, last_failed: &AtomicBool) {
+/// What the writer shares with the rest of the store.
+pub struct Shared<'a> {
+    /// The database file's path, whose files the writer keeps bounded.
+    pub db: &'a Path,
+    pub files: &'a Files,
+    /// Tells readiness whether the latest transaction failed.
+    pub last_failed: &'a AtomicBool,
+}
+
+pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<Queued>, shared: &Shared) {
     let mut state = WriterState::new();
     while let Some(first) = ops.blocking_recv() {
         let (group, job) = take_group(first, &mut ops);
         if !group.is_empty() {
-            commit_group(&mut conn, &mut state, group, last_failed);
+            if shared.files.refusing() {
+                refuse_spans(&mut conn, &mut state, group, shared.last_failed);
+            } else {
+                commit_group(&mut conn, &mut state, group, shared.last_failed);
+            }
+            files::after_commit(&conn, shared.db, shared.files);
         }
         if let Some(job) = job {
             job(&mut conn);
             // A job may forget operations (retention): the cache must not
             // keep one from being recorded again.
             state.operations.clear();
+            files::after_commit(&conn, shared.db, shared.files);
         }
+    }
+}
+
+/// The database is at its size cap (see `files`): the group's spans are
+/// refused, booked as lost at the store (`size_cap`) as a failed commit's
+/// are, and its counter readings are written as usual.
+fn refuse_spans(
+    conn: &mut Connection,
+    state: &mut WriterState,
+    group: Vec<WriteOp>,
+    last_failed: &AtomicBool,
+) {
+    let (spans, counters): (Vec<WriteOp>, Vec<WriteOp>) = group
+        .into_iter()
+        .partition(|op| matches!(op, WriteOp::Spans(..)));
+    keep_stage_counts(conn, state, &spans, SIZE_CAP);
+    for op in spans {
+        if let WriteOp::Spans(_, _, tx) = op {
+            drop(tx.send(Err(StoreError::SizeCap)));
+        }
+    }
+    if !counters.is_empty() {
+        commit_group(conn, state, counters, last_failed);
     }
 }
 
@@ -109,13 +152,19 @@ pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<Queued>, last_failed: &
 /// after they are committed.
 fn take_group(first: Queued, ops: &mut mpsc::Receiver<Queued>) -> (Vec<WriteOp>, Option<Job>) {
     let mut group = Vec::new();
+    let mut spans = 0;
     let mut next = Some(first);
     while let Some(queued) = next.take() {
         match queued {
             Queued::Job(job) => return (group, Some(job)),
-            Queued::Write(op) => group.push(op),
+            Queued::Write(op) => {
+                if let WriteOp::Spans(batch, _, _) = &op {
+                    spans += batch.spans.len();
+                }
+                group.push(op)
+            }
         }
-        if group.len() < MAX_GROUP {
+        if group.len() < MAX_GROUP && spans < MAX_GROUP_SPANS {
             next = ops.try_recv().ok();
         }
     }
@@ -140,7 +189,7 @@ fn commit_group(
             // Ids cached during the failed transaction may not exist.
             state.forget_ids();
             state.failed.rolled_back();
-            keep_stage_counts(conn, state, &group);
+            keep_stage_counts(conn, state, &group, WRITE_FAILED);
             fail(group, &error);
         }
     }
@@ -182,7 +231,12 @@ fn fail(group: Vec<WriteOp>, error: &StoreError) {
 /// and analyzed is still true: keep those counts, and the loss at the
 /// store with its cause, so the store stage shows the loss instead of the
 /// earlier stages hiding it.
-fn keep_stage_counts(conn: &mut Connection, state: &mut WriterState, group: &[WriteOp]) {
+fn keep_stage_counts(
+    conn: &mut Connection,
+    state: &mut WriterState,
+    group: &[WriteOp],
+    reason: &'static str,
+) {
     let result = (|| -> Result<(), StoreError> {
         let tx = begin(conn)?;
         for op in group {
@@ -198,21 +252,17 @@ fn keep_stage_counts(conn: &mut Connection, state: &mut WriterState, group: &[Wr
                     .collect();
                 add_losses(&tx, state, &lost, batch.received_ns)?;
                 // A span that failed before is booked already (see `failed`).
-                let new_per_service = state.failed.remember(&batch.spans, batch.received_ns);
+                let new_per_service =
+                    state
+                        .failed
+                        .remember(&batch.spans, batch.received_ns, reason);
                 let minute = minute_of(batch.received_ns);
                 for (service, n) in new_per_service {
                     let service_id = state.service_id(&tx, service)?;
                     for stage in [Stage::Process, Stage::Analyze] {
                         add_count(&tx, service_id, stage, minute, clamp(n))?;
                     }
-                    add_loss(
-                        &tx,
-                        service_id,
-                        Stage::Store,
-                        WRITE_FAILED,
-                        minute,
-                        clamp(n),
-                    )?;
+                    add_loss(&tx, service_id, Stage::Store, reason, minute, clamp(n))?;
                 }
             }
         }
@@ -249,7 +299,7 @@ fn take_back_failures(
         .execute(params![
             service_id,
             Stage::Store.as_str(),
-            WRITE_FAILED,
+            booked.reason,
             booked.minute,
             n
         ])?;
@@ -354,6 +404,8 @@ fn add_counts(
 pub const CONFLICT: &str = "conflict";
 /// Why spans were lost at the store: their transaction failed.
 pub const WRITE_FAILED: &str = "write_failed";
+/// Why spans were lost at the store: the database was at `--max-db-size`.
+pub const SIZE_CAP: &str = "size_cap";
 
 fn add_losses(
     tx: &Transaction,

@@ -1,5 +1,7 @@
 //! Retention: a background task that keeps the database within an age
-//! (`--retention`) and a size (`--max-db-size`). Once a minute it deletes
+//! (`--retention`) and a size (`--max-db-size`). Once a minute, and at once
+//! when the writer finds the data past its room under the size cap (see
+//! `files`), it deletes
 //! the oldest traces in batches of a few thousand spans, each batch one
 //! short transaction on the writer thread between two groups of ingest
 //! writes (so ingest waits for at most one batch, and no second writer
@@ -10,9 +12,9 @@
 
 mod delete;
 
-pub use delete::{BATCH_SPANS, Deleted, VACUUM_PAGES};
+pub use delete::{BATCH_SPANS, Deleted, VACUUM_PAGES, used_bytes};
 
-use super::{SqliteStore, StoreError};
+use super::{SqliteStore, StoreError, files};
 use crate::storage::retention::{Policy, Totals};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -83,12 +85,14 @@ pub async fn run(
         return;
     }
     tracing::info!(?policy, "retention enabled");
+    store.files.set_cap(policy.max_bytes.unwrap_or(0));
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => return,
             _ = ticks.tick() => {}
+            _ = store.files.pressure() => tracing::debug!("the data passed its room: retention runs now"),
         }
         let started = Instant::now();
         // SQLite's integers are i64: a present past 2262 is its largest.
@@ -167,24 +171,26 @@ async fn delete_older(
     Ok(())
 }
 
-/// Over `limit` bytes, deletes the oldest traces until under 90 % of it.
-/// The WAL counts as it was when the run started: deleting writes to it,
-/// and the checkpoint thread gives that room back.
+/// With the data (pages in use) past its room under `limit` (the cap less
+/// the WAL's bound, see `files::room`), deletes the oldest traces until the
+/// data is under 95 % of that room: only what deleting frees is measured,
+/// never the WAL, which the writer keeps bounded apart (counting it here
+/// once deleted every trace while a large WAL waited for a checkpoint).
 async fn shrink_to(
     store: &SqliteStore,
     limit: u64,
     report: &mut Report,
     stop: &watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let wal = delete::wal_bytes(store.path());
     let mut used = store.run_job(|conn| delete::used_bytes(conn)).await??;
-    if used + wal <= limit {
+    let room = files::room(limit, file_bytes(store.path()));
+    if used <= room {
         return Ok(());
     }
-    let target = (limit / 10 * 9).saturating_sub(wal);
+    let target = room - room / 20;
     tracing::info!(
         used,
-        wal,
+        room,
         limit,
         "database over its size limit: deleting the oldest traces"
     );
@@ -241,6 +247,11 @@ async fn truncate_wal(store: &SqliteStore) -> Result<(), StoreError> {
     }
     tracing::debug!("readers kept the WAL from being truncated");
     Ok(())
+}
+
+/// The database file's length (the WAL apart).
+fn file_bytes(db: &std::path::Path) -> u64 {
+    std::fs::metadata(db).map_or(0, |m| m.len())
 }
 
 async fn size(store: &SqliteStore) -> Result<u64, StoreError> {

@@ -278,8 +278,10 @@ async fn size_retention_makes_the_file_shrink() -> TestResult {
         after <= limit,
         "the file went from {before} to {after} bytes, over the {limit} limit"
     );
+    // The data is kept under 95 % of its room, the cap less twice the
+    // WAL's limit (a fifth of so small a cap), and a batch may overshoot.
     assert!(
-        after * 10 >= limit * 7,
+        after * 10 >= limit * 6,
         "it deleted far more than needed: {after} of {limit}"
     );
     Ok(())
