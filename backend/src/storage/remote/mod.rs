@@ -12,7 +12,8 @@ pub use error::RemoteError;
 
 use crate::rates::RatesReport;
 use crate::storage::{
-    Dependency, Page, RateRow, StoreFuture, TraceQuery, TraceReader, TraceSummary,
+    Dependency, Page, PageRequest, RateRow, StoreFuture, TracePage, TraceQuery, TraceReader,
+    TraceSummary,
 };
 use crate::text::{percent_encode, span_kind_name};
 use client::{FetchError, HttpClient};
@@ -31,8 +32,9 @@ pub const PAGE_LIMIT: usize = 1000;
 /// parsed, a list of short strings costs about 12 times its JSON. A full
 /// search page of 1000 summaries is well under 1 MiB.
 pub const MAX_LIST_BYTES: usize = 8 << 20;
-/// The longest trace answer read: about 100 000 spans of JSON. Larger
-/// traces are read from the file (`--db`).
+/// The longest answer of one page of a trace read: about 100 000 spans of
+/// JSON, past any server's `max_spans_per_answer` default; the pages of a
+/// larger trace are read one after the other.
 pub const MAX_TRACE_BYTES: usize = 64 << 20;
 /// A host that does not answer the connect fails sooner than `--timeout`.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,16 +146,47 @@ impl Remote {
         })
     }
 
-    /// `None` when the server has no such trace.
-    async fn trace(&self, id: &TraceId) -> Result<Option<Vec<Span>>, RemoteError> {
+    /// One page of a trace; `None` when the server has no such trace. The
+    /// server may answer fewer spans than asked (its
+    /// `max_spans_per_answer`): its `nextCursor` says where to go on.
+    async fn trace_page(
+        &self,
+        id: &TraceId,
+        request: PageRequest,
+    ) -> Result<Option<TracePage>, RemoteError> {
         #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Body {
             spans: Vec<Span>,
+            span_count: u64,
+            start_time_unix_nano: u64,
+            duration_nanos: u64,
+            next_cursor: Option<String>,
         }
-        let body: Option<Body> = self
-            .get(&format!("/api/otelite/traces/{id}"), MAX_TRACE_BYTES)
-            .await?;
-        Ok(body.map(|body| body.spans))
+        let mut path = format!("/api/otelite/traces/{id}?limit={}", request.limit.max(1));
+        if let Some(after) = request.after {
+            path.push_str(&format!("&cursor={after}"));
+        }
+        let body: Option<Body> = self.get(&path, MAX_TRACE_BYTES).await?;
+        let Some(body) = body else {
+            return Ok(None);
+        };
+        let next = match body.next_cursor {
+            Some(text) => Some(text.parse().map_err(|()| RemoteError::BadAnswer {
+                url: format!("{}{path}", self.base),
+                reason: format!("{text:?} is not a span cursor"),
+            })?),
+            None => None,
+        };
+        Ok(Some(TracePage {
+            spans: body.spans,
+            span_count: body.span_count,
+            start_ns: body.start_time_unix_nano,
+            end_ns: body
+                .start_time_unix_nano
+                .saturating_add(body.duration_nanos),
+            next,
+        }))
     }
 
     /// The stage counts behind the server's rates: its per-service report
@@ -309,9 +342,9 @@ impl TraceReader for Remote {
         Box::pin(async move { Ok(Remote::operations(&remote, &service, kind).await?) })
     }
 
-    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
+    fn trace_page(&self, trace_id: TraceId, page: PageRequest) -> StoreFuture<Option<TracePage>> {
         let remote = self.clone();
-        Box::pin(async move { Ok(Remote::trace(&remote, &trace_id).await?) })
+        Box::pin(async move { Ok(Remote::trace_page(&remote, &trace_id, page).await?) })
     }
 
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {

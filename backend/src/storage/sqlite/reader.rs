@@ -9,9 +9,12 @@
 //! once the limit has passed or the read's future has been dropped (an
 //! abandoned HTTP request), so no query burns CPU for nobody.
 
-use super::{dependencies, operations, search_page, services, stage_counts, trace};
-use crate::storage::{Dependency, Page, RateRow, StoreError, StoreFuture, TraceQuery, TraceReader};
-use otelite_model::{Span, SpanKind, TraceId};
+use super::{dependencies, operations, search_page, services, stage_counts, trace_page};
+use crate::storage::{
+    Dependency, Page, PageRequest, RateRow, StoreError, StoreFuture, TracePage, TraceQuery,
+    TraceReader,
+};
+use otelite_model::{SpanKind, TraceId};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,8 +125,8 @@ impl TraceReader for SqliteReader {
         self.answer(move |conn| operations(conn, &service, kind))
     }
 
-    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
-        self.answer(move |conn| trace(conn, &trace_id))
+    fn trace_page(&self, trace_id: TraceId, page: PageRequest) -> StoreFuture<Option<TracePage>> {
+        self.answer(move |conn| trace_page(conn, &trace_id, page))
     }
 
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
