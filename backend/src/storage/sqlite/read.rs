@@ -96,6 +96,8 @@ pub fn trace_page(
             blocks = Blocks::default();
             block_id = Some(group.block_id);
         }
+        // Decoding is work between SQLite's steps: held to the read's limit here.
+        super::reader::check_limit()?;
         for span in blocks.spans(conn, &group)? {
             let key = SpanKey {
                 start_ns: span.start_time_unix_nano,

@@ -80,17 +80,16 @@ impl SqliteReader {
             let mut conn = pool.take()?;
             let limit = pool.query_timeout;
             let timed_out = Arc::new(AtomicBool::new(false));
-            let deadline = Instant::now() + limit;
-            let expired = timed_out.clone();
-            conn.progress_handler(
-                STEPS_PER_CHECK,
-                Some(move || {
-                    let late = Instant::now() >= deadline;
-                    expired.store(late, Ordering::Relaxed);
-                    late || flag.load(Ordering::Relaxed)
-                }),
-            )?;
+            let check = Limit {
+                deadline: Instant::now() + limit,
+                abandoned: flag,
+                timed_out: timed_out.clone(),
+            };
+            let in_handler = check.clone();
+            conn.progress_handler(STEPS_PER_CHECK, Some(move || in_handler.reached()))?;
+            CURRENT.with(|current| *current.borrow_mut() = Some(check));
             let result = query(&conn);
+            CURRENT.with(|current| current.borrow_mut().take());
             conn.progress_handler(0, None::<fn() -> bool>)?;
             pool.give_back(conn);
             match result {
@@ -145,6 +144,43 @@ impl TraceReader for SqliteReader {
     ) -> StoreFuture<Vec<RateRow>> {
         self.answer(move |conn| stage_counts(conn, service.as_deref(), start_minute, end_minute))
     }
+}
+
+/// A read's limit: its deadline and whether its caller has gone.
+#[derive(Clone)]
+struct Limit {
+    deadline: Instant,
+    abandoned: Arc<AtomicBool>,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl Limit {
+    /// Whether the read must stop now (noting a timeout as such).
+    fn reached(&self) -> bool {
+        let late = Instant::now() >= self.deadline;
+        self.timed_out.store(late, Ordering::Relaxed);
+        late || self.abandoned.load(Ordering::Relaxed)
+    }
+}
+
+thread_local! {
+    /// The limit of the read running on this blocking thread.
+    static CURRENT: std::cell::RefCell<Option<Limit>> = const { std::cell::RefCell::new(None) };
+}
+
+/// For reads that do work of their own between SQLite's steps (decoding
+/// blocks, checking spans): an error once the running read's time is up or
+/// its caller has gone, as the progress handler interrupts SQLite's own
+/// steps. Ok outside a read.
+pub fn check_limit() -> Result<(), StoreError> {
+    let reached = CURRENT.with(|current| current.borrow().as_ref().is_some_and(Limit::reached));
+    if reached {
+        return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+            Some("interrupted: query_timeout or the client went away".into()),
+        )));
+    }
+    Ok(())
 }
 
 /// Set when the read's future is dropped: the progress handler then
