@@ -7,8 +7,10 @@
 //! stable API.
 
 mod oracle;
+mod query;
 
 pub use oracle::{Attributes, SpanView, Value};
+pub use query::QueryFixture;
 
 use crate::receive::{self, Encoding, Format};
 use crate::storage::sqlite::{SqliteStore, WriterThread};
