@@ -190,6 +190,42 @@ fn query_router_takes_mangled_seeds() {
     }
 }
 
+/// The CLI's answer seeds are real answers of a server: the pages and
+/// the report parse and print; every input kept in the corpus checks out.
+#[test]
+fn cli_answers_corpus_parses_and_prints() {
+    for (path, data) in corpus("cli_answers") {
+        let parsed = check_answer(&data);
+        assert_eq!(parsed, is_seed(&path), "{}", path.display());
+    }
+}
+
+/// Hostile numbers a server could send in a page that otherwise parses:
+/// times at the ends of u64, an end before its start, a span its own
+/// parent, a duration past the start's room. Printed, not a panic.
+#[test]
+fn cli_answers_print_hostile_pages() {
+    let seed = std::fs::read(corpus_dir("cli_answers").join("seed-01-trace-page"))
+        .expect("the first trace page seed");
+    let page = String::from_utf8(seed[1..].to_vec()).expect("a JSON seed");
+    let swaps = [
+        ("1700000000000000000", "18446744073709551615"),
+        ("1700000000000900000", "0"),
+        (
+            "\"parentSpanId\":null",
+            "\"parentSpanId\":\"0000000000000001\"",
+        ),
+        (
+            "\"durationNanos\":900000",
+            "\"durationNanos\":18446744073709551615",
+        ),
+    ];
+    for (from, to) in swaps {
+        let hostile = [&[0u8][..], page.replace(from, to).as_bytes()].concat();
+        assert!(check_answer(&hostile), "{from} → {to} parses and prints");
+    }
+}
+
 // ---- how deep a value may be nested -----------------------------------------
 
 /// A length-delimited protobuf field.

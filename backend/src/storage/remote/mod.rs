@@ -154,39 +154,13 @@ impl Remote {
         id: &TraceId,
         request: PageRequest,
     ) -> Result<Option<TracePage>, RemoteError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Body {
-            spans: Vec<Span>,
-            span_count: u64,
-            start_time_unix_nano: u64,
-            duration_nanos: u64,
-            next_cursor: Option<String>,
-        }
         let mut path = format!("/api/otelite/traces/{id}?limit={}", request.limit.max(1));
         if let Some(after) = request.after {
             path.push_str(&format!("&cursor={after}"));
         }
-        let body: Option<Body> = self.get(&path, MAX_TRACE_BYTES).await?;
-        let Some(body) = body else {
-            return Ok(None);
-        };
-        let next = match body.next_cursor {
-            Some(text) => Some(text.parse().map_err(|()| RemoteError::BadAnswer {
-                url: format!("{}{path}", self.base),
-                reason: format!("{text:?} is not a span cursor"),
-            })?),
-            None => None,
-        };
-        Ok(Some(TracePage {
-            spans: body.spans,
-            span_count: body.span_count,
-            start_ns: body.start_time_unix_nano,
-            end_ns: body
-                .start_time_unix_nano
-                .saturating_add(body.duration_nanos),
-            next,
-        }))
+        let body: Option<TracePageBody> = self.get(&path, MAX_TRACE_BYTES).await?;
+        body.map(|body| body.into_page(&format!("{}{path}", self.base)))
+            .transpose()
     }
 
     /// The stage counts behind the server's rates: its per-service report
@@ -300,29 +274,84 @@ impl Remote {
             }
             Ok(Ok(answer)) => answer,
         };
-        let message = error_message(&answer.body);
-        match answer.status {
-            status if status.is_success() => serde_json::from_slice(&answer.body)
+        read_answer(
+            &self.base,
+            url,
+            self.authorization.is_some(),
+            answer.status,
+            &answer.body,
+        )
+    }
+}
+
+/// A page of a trace as the server's JSON has it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TracePageBody {
+    spans: Vec<Span>,
+    span_count: u64,
+    start_time_unix_nano: u64,
+    duration_nanos: u64,
+    next_cursor: Option<String>,
+}
+
+impl TracePageBody {
+    /// The page, its cursor checked; `url` names the answer in errors.
+    pub(crate) fn into_page(self, url: &str) -> Result<TracePage, RemoteError> {
+        let next = match self.next_cursor {
+            Some(text) => Some(text.parse().map_err(|()| RemoteError::BadAnswer {
+                url: url.to_owned(),
+                reason: format!("{text:?} is not a span cursor"),
+            })?),
+            None => None,
+        };
+        Ok(TracePage {
+            spans: self.spans,
+            span_count: self.span_count,
+            start_ns: self.start_time_unix_nano,
+            end_ns: self
+                .start_time_unix_nano
+                .saturating_add(self.duration_nanos),
+            next,
+        })
+    }
+}
+
+/// What an answer comes to once fetched: the JSON body of a 2xx, `None`
+/// for otelite's own 404 (a JSON `error`), and an error naming the cause
+/// otherwise. `authorized`: whether a token was sent (a 401 then says it
+/// was refused). Pure, so that the fuzz target `cli_answers` feeds it.
+pub(crate) fn read_answer<T: DeserializeOwned>(
+    base: &str,
+    url: String,
+    authorized: bool,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<Option<T>, RemoteError> {
+    let message = error_message(body);
+    match status {
+        status if status.is_success() => {
+            serde_json::from_slice(body)
                 .map(Some)
                 .map_err(|error| RemoteError::BadAnswer {
                     url,
                     reason: error.to_string(),
-                }),
-            StatusCode::UNAUTHORIZED => Err(RemoteError::Unauthorized {
-                url: self.base.clone(),
-                hint: if self.authorization.is_some() {
-                    "the server refused the query token (--query-token or OTELITE_QUERY_TOKEN)"
-                } else {
-                    "the server needs a query token: pass --query-token or set OTELITE_QUERY_TOKEN"
-                },
-            }),
-            StatusCode::NOT_FOUND if message.is_some() => Ok(None),
-            status => Err(RemoteError::ServerAnswer {
-                url,
-                status,
-                message: message.unwrap_or_else(|| body_excerpt(&answer.body)),
-            }),
+                })
         }
+        StatusCode::UNAUTHORIZED => Err(RemoteError::Unauthorized {
+            url: base.to_owned(),
+            hint: if authorized {
+                "the server refused the query token (--query-token or OTELITE_QUERY_TOKEN)"
+            } else {
+                "the server needs a query token: pass --query-token or set OTELITE_QUERY_TOKEN"
+            },
+        }),
+        StatusCode::NOT_FOUND if message.is_some() => Ok(None),
+        status => Err(RemoteError::ServerAnswer {
+            url,
+            status,
+            message: message.unwrap_or_else(|| body_excerpt(body)),
+        }),
     }
 }
 
