@@ -21,6 +21,8 @@
 //!   odd timestamps, orphans), each with its documented outcome.
 //! - `answers`: a trace past `max_spans_per_answer` in pages, capped Jaeger
 //!   answers with a warning, and a big trace's cost in server memory.
+//! - `file_errors`: errors about the database, lock, config, TLS and CA
+//!   files name the file.
 //! - `query_limits`: expensive searches held to `query_timeout` and stopped
 //!   when abandoned, on both stores.
 //! - `retention`: a backend restarted with `--retention` deletes old traces.
@@ -38,6 +40,7 @@ mod bad_input;
 mod clickhouse;
 mod crash;
 mod duplicates;
+mod file_errors;
 mod foreign_clients;
 mod funnel;
 mod hostile;
