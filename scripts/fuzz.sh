@@ -14,7 +14,7 @@ seconds="${1:-600}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(otlp_protobuf otlp_json gzip http_receive)
+    targets=(otlp_protobuf otlp_json gzip http_receive query_router cli_answers)
 fi
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then

@@ -26,6 +26,10 @@
 //!   binary killed, signalled and flooded; retried batches stored once.
 //! - `hostile`: odd but well-framed OTLP (deep nesting, huge values, bad ids,
 //!   odd timestamps, orphans), each with its documented outcome.
+//! - `answers`: a trace past `max_spans_per_answer` in pages, capped Jaeger
+//!   answers with a warning, and a big trace's cost in server memory.
+//! - `file_errors`: errors about the database, lock, config, TLS and CA
+//!   files name the file.
 //! - `query_limits`: expensive searches held to `query_timeout` and stopped
 //!   when abandoned, on both stores.
 //! - `retention`: a backend restarted with `--retention` deletes old traces.
@@ -43,12 +47,14 @@
 
 mod support;
 
+mod answers;
 mod bad_input;
 mod clickhouse;
 mod collector;
 mod crash;
 mod disk_bounds;
 mod duplicates;
+mod file_errors;
 mod foreign_clients;
 mod funnel;
 mod grpc;

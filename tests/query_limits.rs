@@ -74,9 +74,11 @@ async fn seed_sqlite(server: &ServeProcess) {
     }
 }
 
-/// An abandoned search on SQLite stops burning the server's CPU.
+/// On SQLite, an abandoned search stops burning the server's CPU, and,
+/// with the server restarted on the same file with `--query-timeout 100ms`,
+/// the same search is answered 503 naming `query_timeout`.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_abandoned_search_stops_burning_cpu_on_sqlite() {
+async fn an_abandoned_search_stops_burning_cpu_and_a_long_one_gets_503_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("otelite.db");
     let args = ["--max-repeated-params", SQLITE_PREFIXES_ARG];
@@ -98,8 +100,25 @@ async fn an_abandoned_search_stops_burning_cpu_on_sqlite() {
         burnt * 10 < per_second * 3,
         "the server burnt {burnt} ticks ({per_second}/s) in the second after its client left"
     );
-
     server.kill();
+
+    let limited_args = [
+        "--max-repeated-params",
+        SQLITE_PREFIXES_ARG,
+        "--query-timeout",
+        "100ms",
+    ];
+    let mut limited = blocking(move || ServeProcess::start(&db, &limited_args)).await;
+    let asked = Instant::now();
+    let answer = reqwest::get(limited.query_url(&search))
+        .await
+        .expect("the search is answered");
+    let status = answer.status().as_u16();
+    let body = answer.text().await.expect("the answer's body");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("query_timeout"), "{body}");
+    assert!(asked.elapsed() < Duration::from_millis(100) + SLACK);
+    limited.kill();
 }
 
 /// Spans seeded straight into ClickHouse (an INSERT … SELECT is seconds

@@ -36,6 +36,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// The browser script gets this long for all its pages.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
 const MS: u64 = 1_000_000;
+/// The UI backend's `max_spans_per_answer`: the big trace takes two pages.
+const BIG_TRACE_PAGE: usize = 6_000;
 
 const INSTALL_HINT: &str = "install what `.ci/run` installs for the UI test: \
     `apt-get install -y chromium nodejs npm` and `(cd tests/clients/browser && npm ci)`";
@@ -470,7 +472,13 @@ fn expected_json(span: &Expected, trace_start_ms: u64) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_in_a_real_browser() {
     let node = browser_tools();
-    let backend = Backend::start_with(|c| c.policy = noisy_health_checks()).await;
+    // The big trace is past this cap: its page opens with the first spans
+    // and "Load more spans" brings the rest.
+    let backend = Backend::start_with(|config| {
+        config.policy = noisy_health_checks();
+        config.query_limits.max_spans_per_answer = BIG_TRACE_PAGE;
+    })
+    .await;
     let empty = Backend::start().await;
     let graph = Backend::start().await;
     seed_graph(&graph).await;
@@ -557,7 +565,7 @@ async fn every_page_in_a_real_browser() {
                 "spans": checkout.iter().map(|s| expected_json(s, 0)).collect::<Vec<_>>(),
             },
             "health": { "id": health_id, "root": "GET /health" },
-            "big": { "id": big_id, "spanCount": 10_000, "lastSpanId": big_last },
+            "big": { "id": big_id, "spanCount": 10_000, "firstPage": BIG_TRACE_PAGE, "lastSpanId": big_last },
         },
     });
     let result = tokio::task::spawn_blocking(move || run_browser(&node, &expectations))

@@ -6,9 +6,13 @@
 //! what was refused got a documented status and stored nothing. Not a
 //! stable API.
 
+mod answers;
 mod oracle;
+mod query;
 
+pub use answers::check_answer;
 pub use oracle::{Attributes, SpanView, Value};
+pub use query::QueryFixture;
 
 use crate::receive::{self, Encoding, Format};
 use crate::storage::sqlite::{SqliteStore, WriterThread};

@@ -226,21 +226,31 @@ impl Backend {
         (status, json)
     }
 
-    /// The spans stored for a trace, or `None` on 404.
+    /// The spans stored for a trace, every page of it (a trace past
+    /// `max_spans_per_answer` comes in pages), or `None` on 404.
     pub async fn trace(&self, trace_id: &str) -> Option<Vec<model::Span>> {
-        let (status, body) = self
-            .get_json(&format!("/api/otelite/traces/{trace_id}"))
-            .await;
-        match status {
-            404 => None,
-            200 => {
-                assert_eq!(body["traceId"], trace_id, "traceId echoed in {body}");
-                let spans = body["spans"].clone();
-                Some(serde_json::from_value(spans).unwrap_or_else(|e| {
-                    panic!("spans of {trace_id} deserialize into model::Span: {e}\n{body}")
-                }))
+        let mut spans = Vec::new();
+        let mut path = format!("/api/otelite/traces/{trace_id}");
+        loop {
+            let (status, body) = self.get_json(&path).await;
+            match status {
+                404 if spans.is_empty() => return None,
+                200 => {
+                    assert_eq!(body["traceId"], trace_id, "traceId echoed in {body}");
+                    let page: Vec<model::Span> = serde_json::from_value(body["spans"].clone())
+                        .unwrap_or_else(|e| {
+                            panic!("spans of {trace_id} deserialize into model::Span: {e}\n{body}")
+                        });
+                    spans.extend(page);
+                    match body["nextCursor"].as_str() {
+                        Some(cursor) => {
+                            path = format!("/api/otelite/traces/{trace_id}?cursor={cursor}")
+                        }
+                        None => return Some(spans),
+                    }
+                }
+                other => panic!("GET {path} answered {other}: {body}"),
             }
-            other => panic!("GET /api/otelite/traces/{trace_id} answered {other}: {body}"),
         }
     }
 

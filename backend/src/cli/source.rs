@@ -10,7 +10,7 @@ use crate::stage::minute_of;
 use crate::storage::clickhouse::ClickHouseReader;
 use crate::storage::remote::{PAGE_LIMIT, Remote, RemoteError};
 use crate::storage::sqlite::SqliteReader;
-use crate::storage::{Dependency, StoreError, TraceQuery, TraceReader, TraceSummary};
+use crate::storage::{Dependency, PageRequest, StoreError, TraceQuery, TraceReader, TraceSummary};
 use otelite_model::{Span, SpanKind, TraceId};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,7 +59,17 @@ pub enum PagingError {
     SameCursor { page: usize, cursor: String },
     #[error("the search needed more than {MAX_PAGES} pages")]
     TooManyPages,
+    #[error("trace page {page} was empty but named a next page (nextCursor)")]
+    EmptyTracePage { page: usize },
+    #[error("trace page {page} did not move past the previous one (nextCursor {cursor})")]
+    TraceCursorBack { page: usize, cursor: String },
+    #[error("the trace's pages brought more spans than its spanCount of {count}")]
+    MoreSpansThanCounted { count: u64 },
 }
+
+/// Spans asked for per page of a trace; a server answers at most its own
+/// `max_spans_per_answer`.
+pub const TRACE_PAGE_SPANS: usize = 10_000;
 
 /// The reader the flags name, and how messages name it.
 pub struct Source {
@@ -243,13 +253,53 @@ impl Source {
         }
     }
 
-    /// Every stored span of a trace, by start time.
+    /// Every stored span of a trace, by start time then span id: page
+    /// after page, since a store answers a huge trace in pages. A page that
+    /// would make the paging endless (empty yet naming a next page, a cursor
+    /// that does not move forward, more spans than the trace counts) is an
+    /// error, not a shorter trace.
     pub async fn trace(&self, id: &TraceId) -> Result<Vec<Span>, CliError> {
-        let spans = self.reader.trace(*id).await.map_err(|e| self.failed(e))?;
-        spans.ok_or_else(|| CliError::UnknownTrace {
-            id: id.to_hex(),
-            place: self.place.clone(),
-        })
+        let mut spans = Vec::new();
+        let mut after = None;
+        for page_number in 1.. {
+            let request = PageRequest {
+                after,
+                limit: TRACE_PAGE_SPANS,
+            };
+            let page = self
+                .reader
+                .trace_page(*id, request)
+                .await
+                .map_err(|e| self.failed(e))?;
+            let Some(page) = page else {
+                if page_number > 1 {
+                    break; // deleted while being read: what was read stands
+                }
+                return Err(CliError::UnknownTrace {
+                    id: id.to_hex(),
+                    place: self.place.clone(),
+                });
+            };
+            let brought = page.spans.len();
+            spans.extend(page.spans);
+            if spans.len() as u64 > page.span_count {
+                let count = page.span_count;
+                return Err(self.paging(PagingError::MoreSpansThanCounted { count }));
+            }
+            match page.next {
+                None => break,
+                Some(_) if brought == 0 => {
+                    let page = page_number;
+                    return Err(self.paging(PagingError::EmptyTracePage { page }));
+                }
+                Some(next) if after.is_some_and(|after| next <= after) => {
+                    let (page, cursor) = (page_number, next.to_string());
+                    return Err(self.paging(PagingError::TraceCursorBack { page, cursor }));
+                }
+                Some(next) => after = Some(next),
+            }
+        }
+        Ok(spans)
     }
 
     /// The stage rates of the minutes in `[start_ns, end_ns]`.

@@ -169,6 +169,18 @@ pub async fn run_trace(
             },
         );
     }
+    write_tree(out, &id, &spans, context.colour)
+}
+
+/// A trace as the `trace` command prints it: a header line and the
+/// waterfall. Spans may come from a server otelite does not trust: any
+/// times and parent ids must print (the fuzz target `cli_answers`).
+pub fn write_tree(
+    out: &mut impl Write,
+    id: &TraceId,
+    spans: &[Span],
+    colour: bool,
+) -> Result<(), CliError> {
     let start = spans
         .iter()
         .map(|s| s.start_time_unix_nano)
@@ -191,7 +203,7 @@ pub async fn run_trace(
         spans.len(),
         errors
     )?;
-    render::waterfall(out, &tree_rows(&spans), start, end, context.colour)?;
+    render::waterfall(out, &tree_rows(spans), start, end, colour)?;
     Ok(())
 }
 

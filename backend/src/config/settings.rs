@@ -177,6 +177,15 @@ pub struct Settings {
         default_value_t = crate::query::budget_defaults::MAX_REPEATED_PARAMS
     )]
     pub max_repeated_params: usize,
+    /// Spans in one query answer: a larger trace is answered in pages
+    /// (`nextCursor`), the Jaeger APIs answer its first spans with a warning
+    #[arg(
+        long,
+        env = "OTELITE_MAX_SPANS_PER_ANSWER",
+        value_name = "N",
+        default_value_t = crate::query::budget_defaults::MAX_SPANS_PER_ANSWER
+    )]
+    pub max_spans_per_answer: usize,
     /// A client that takes less than 16 KiB of a response within this time
     /// (30s, 1m) loses its connection
     #[arg(
@@ -259,6 +268,7 @@ impl Settings {
             ("max_concurrent_reads", self.max_concurrent_reads),
             ("max_trace_ids", self.max_trace_ids),
             ("max_repeated_params", self.max_repeated_params),
+            ("max_spans_per_answer", self.max_spans_per_answer),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
@@ -301,6 +311,7 @@ impl Settings {
                 max_concurrent_reads: self.max_concurrent_reads,
                 max_trace_ids: self.max_trace_ids,
                 max_repeated_params: self.max_repeated_params,
+                max_spans_per_answer: self.max_spans_per_answer,
                 query_timeout: self.query_timeout.0,
             },
             retention: Policy::new(Some(self.retention), Some(self.max_db_size)),

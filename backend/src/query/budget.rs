@@ -23,7 +23,15 @@ pub mod defaults {
     pub const MAX_TRACE_IDS: usize = 20;
     /// Times one parameter may be given in one request.
     pub const MAX_REPEATED_PARAMS: usize = 32;
+    /// Spans in one answer (a trace's page, a Jaeger search's traces):
+    /// about 6 MiB of otelite's JSON, which the Jaeger UI still draws.
+    pub const MAX_SPANS_PER_ANSWER: usize = 10_000;
 }
+
+/// The most spans one answer holds (`max_spans_per_answer`), handed to the
+/// handlers as a request extension by [`enforce`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanCap(pub usize);
 
 /// The limits; each is a setting of `otelite serve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +39,8 @@ pub struct QueryLimits {
     pub max_concurrent_reads: usize,
     pub max_trace_ids: usize,
     pub max_repeated_params: usize,
+    /// Spans in one answer; a larger trace is answered in pages.
+    pub max_spans_per_answer: usize,
     /// How long one query may run (SQLite's reads, ClickHouse's too).
     pub query_timeout: std::time::Duration,
 }
@@ -41,6 +51,7 @@ impl Default for QueryLimits {
             max_concurrent_reads: defaults::MAX_CONCURRENT_READS,
             max_trace_ids: defaults::MAX_TRACE_IDS,
             max_repeated_params: defaults::MAX_REPEATED_PARAMS,
+            max_spans_per_answer: defaults::MAX_SPANS_PER_ANSWER,
             query_timeout: crate::storage::sqlite::DEFAULT_QUERY_TIMEOUT,
         }
     }
@@ -96,9 +107,9 @@ impl Budget {
     }
 }
 
-/// The middleware: refuses what is over budget, and holds a read permit
-/// while the handler runs.
-pub async fn enforce(State(budget): State<Budget>, request: Request, next: Next) -> Response {
+/// The middleware: refuses what is over budget, holds a read permit
+/// while the handler runs, and tells the handler the span cap.
+pub async fn enforce(State(budget): State<Budget>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     if let Some(why) = budget.refusal(request.uri().query()) {
         return refuse(&path, StatusCode::BAD_REQUEST, why);
@@ -114,6 +125,9 @@ pub async fn enforce(State(budget): State<Budget>, request: Request, next: Next)
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
+    request
+        .extensions_mut()
+        .insert(SpanCap(budget.limits.max_spans_per_answer.max(1)));
     next.run(request).await
 }
 

@@ -6,7 +6,7 @@
 //! which maps each cause to a status and keeps internals out of the answer.
 
 mod browser;
-mod budget;
+pub(crate) mod budget;
 mod health;
 mod jaeger;
 mod params;

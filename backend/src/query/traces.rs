@@ -5,9 +5,10 @@ use super::ApiError;
 use super::params::{self, Params};
 use crate::storage::Storage;
 
-use crate::storage::{TraceQuery, TraceSummary};
-use axum::Json;
+use super::budget::SpanCap;
+use crate::storage::{PageRequest, SpanKey, TraceQuery, TraceSummary};
 use axum::extract::{Path, RawQuery, State};
+use axum::{Extension, Json};
 use otelite_model::{Span, SpanKind, TraceId};
 use serde::Serialize;
 
@@ -19,11 +20,17 @@ const MAX_LIMIT: usize = 1000;
 #[serde(rename_all = "camelCase")]
 pub struct TraceBody {
     trace_id: TraceId,
-    /// From the earliest start to the latest end, computed here: browsers
-    /// read nanosecond timestamps into doubles, 256 ns apart at today's
-    /// dates, so their own subtraction is off by that much.
+    /// The whole trace's earliest start.
+    start_time_unix_nano: u64,
+    /// From the whole trace's earliest start to its latest end, computed
+    /// here: browsers read nanosecond timestamps into doubles, 256 ns apart
+    /// at today's dates, so their own subtraction is off by that much.
     duration_nanos: u64,
+    /// Spans in the whole trace; `spans` holds this page's.
+    span_count: u64,
     spans: Vec<SpanBody>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
 }
 
 /// A span as the model writes it, with its duration computed here too,
@@ -36,32 +43,44 @@ struct SpanBody {
     duration_nanos: u64,
 }
 
-/// The trace's extent: earliest start to latest end (a span ending before
-/// it starts counts as ending at its start, as the UI draws it).
-fn trace_duration(spans: &[Span]) -> u64 {
-    let start = spans.iter().map(|s| s.start_time_unix_nano).min();
-    let end = spans
-        .iter()
-        .map(|s| s.end_time_unix_nano.max(s.start_time_unix_nano))
-        .max();
-    match (start, end) {
-        (Some(start), Some(end)) => end - start,
-        _ => 0,
-    }
-}
-
+/// `GET /api/otelite/traces/{id}?limit=&cursor=`: one page of the trace,
+/// at most `limit` spans (never more than `max_spans_per_answer`), by start
+/// time then span id, after the span `cursor` names.
 pub async fn by_id(
     State(store): State<Storage>,
+    Extension(cap): Extension<SpanCap>,
     Path(trace_id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<TraceBody>, ApiError> {
     let id = TraceId::from_hex(&trace_id).ok_or_else(|| {
         ApiError::BadParameter(format!("trace id {trace_id:?} is not 32 hex digits"))
     })?;
-    match store.trace(id).await? {
-        Some(spans) => Ok(Json(TraceBody {
+    let params = Params::parse(raw.as_deref(), &["limit", "cursor"])?;
+    let limit: usize = params.get("limit")?.unwrap_or(cap.0);
+    if limit == 0 {
+        return Err(ApiError::BadParameter("limit must be at least 1".into()));
+    }
+    let after = params
+        .get::<String>("cursor")?
+        .map(|text| {
+            text.parse::<SpanKey>().map_err(|()| {
+                ApiError::BadParameter(format!("cursor {text:?} is not one this API returned"))
+            })
+        })
+        .transpose()?;
+    let request = PageRequest {
+        after,
+        limit: limit.min(cap.0),
+    };
+    match store.trace_page(id, request).await? {
+        Some(page) => Ok(Json(TraceBody {
             trace_id: id,
-            duration_nanos: trace_duration(&spans),
-            spans: spans
+            start_time_unix_nano: page.start_ns,
+            duration_nanos: page.duration_ns(),
+            span_count: page.span_count,
+            next_cursor: page.next.map(|key| key.to_string()),
+            spans: page
+                .spans
                 .into_iter()
                 .map(|span| SpanBody {
                     duration_nanos: span.duration_nanos(),

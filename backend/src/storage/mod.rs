@@ -25,17 +25,19 @@ mod dependency;
 mod error;
 pub mod retention;
 mod search;
+mod trace_page;
 mod write;
 
 pub use counts::{CounterPoint, Lost, RateRow};
 pub use dependency::Dependency;
 pub use error::StoreError;
 pub use search::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary};
+pub use trace_page::{PageRequest, Pager, SpanKey, TracePage, page_of};
 pub use write::{QueueLimits, Stored, WriteHealth};
 
 use crate::analyze::AnalyzedSpan;
 use crate::stage::Stage;
-use otelite_model::{Span, SpanKind, TraceId};
+use otelite_model::{SpanKind, TraceId};
 use retention::{Policy, Totals};
 use sqlite::SqliteStore;
 use std::future::Future;
@@ -73,8 +75,9 @@ pub trait TraceReader: Send + Sync + 'static {
         service: String,
         kind: Option<SpanKind>,
     ) -> StoreFuture<Vec<(String, SpanKind)>>;
-    /// All stored spans of a trace by start time; `None` when there are none.
-    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>>;
+    /// One page of a trace's stored spans, by start time then span id;
+    /// `None` when there are none.
+    fn trace_page(&self, trace_id: TraceId, page: PageRequest) -> StoreFuture<Option<TracePage>>;
     /// Newest traces first, one page.
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page>;
     /// The service graph between two times (unix ns).
@@ -109,8 +112,8 @@ impl<T: ReadsThrough> TraceReader for T {
         self.reader().operations(service, kind)
     }
 
-    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
-        self.reader().trace(trace_id)
+    fn trace_page(&self, trace_id: TraceId, page: PageRequest) -> StoreFuture<Option<TracePage>> {
+        self.reader().trace_page(trace_id, page)
     }
 
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
@@ -178,25 +181,54 @@ impl Storage {
         Ok(self.search_page(query).await?.traces)
     }
 
-    /// The spans of each of these traces that has any, in the given order.
-    pub async fn traces(&self, ids: Vec<TraceId>) -> Result<Vec<Vec<Span>>, StoreError> {
-        let mut traces = Vec::with_capacity(ids.len());
+    /// The first pages of these traces, in the given order, within
+    /// `budget` spans in all: each trace gets at most what the budget has
+    /// left, and once it is spent the remaining ids are not read.
+    pub async fn traces(&self, ids: Vec<TraceId>, budget: usize) -> Result<Traces, StoreError> {
+        let mut out = Traces::default();
+        let mut left = budget;
         for id in ids {
-            traces.extend(self.trace(id).await?);
+            if left == 0 {
+                out.not_read.push(id);
+                continue;
+            }
+            match self.trace_page(id, PageRequest::first(left)).await? {
+                Some(page) => {
+                    left = left.saturating_sub(page.spans.len());
+                    out.found.push(page);
+                }
+                None => out.missing.push(id),
+            }
         }
-        Ok(traces)
+        Ok(out)
     }
 
-    /// The spans of each trace a search finds, newest trace first.
-    pub async fn search_traces(&self, query: TraceQuery) -> Result<Vec<Vec<Span>>, StoreError> {
+    /// The first pages of the traces a search finds, newest trace first,
+    /// within `budget` spans in all (see [`Storage::traces`]).
+    pub async fn search_traces(
+        &self,
+        query: TraceQuery,
+        budget: usize,
+    ) -> Result<Traces, StoreError> {
         let ids = self
             .search(query)
             .await?
             .iter()
             .filter_map(|summary| TraceId::from_hex(&summary.trace_id))
             .collect();
-        self.traces(ids).await
+        self.traces(ids, budget).await
     }
+}
+
+/// What [`Storage::traces`] found.
+#[derive(Debug, Default)]
+pub struct Traces {
+    /// The first page of each trace found, in the order asked.
+    pub found: Vec<TracePage>,
+    /// Ids with no stored spans.
+    pub missing: Vec<TraceId>,
+    /// Ids left unread because the budget was spent.
+    pub not_read: Vec<TraceId>,
 }
 
 impl std::ops::Deref for Storage {

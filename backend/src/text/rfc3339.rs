@@ -11,7 +11,9 @@ pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
         return Err(invalid());
     }
     let field = |range: std::ops::Range<usize>| -> Result<i64, String> {
-        let part = &text[range];
+        // `get`: a byte range that cuts a multi-byte character is no field
+        // (found by the fuzz target `query_router`).
+        let part = text.get(range).ok_or_else(invalid)?;
         if part.bytes().all(|b| b.is_ascii_digit()) {
             part.parse().map_err(|_| invalid())
         } else {

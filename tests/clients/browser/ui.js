@@ -178,6 +178,13 @@ async function bigTrace(page, open, noConsoleErrors, shot, figures) {
   const began = Date.now();
   await open(expect.base, `#/trace/${big.id}`);
   figures.bigTraceOpenMs = Date.now() - began; // reported, never asserted
+  const first = await page.$eval('.waterfall', (el) => Number(el.dataset.spanCount));
+  check(first === big.firstPage, 'a trace past max_spans_per_answer opens with its first page', first);
+  check((await page.$('.truncated')) !== null, 'a note says the trace is shown in part');
+  await page.click('text=Load more spans');
+  await page.waitForFunction((n) => Number(document.querySelector('.waterfall')?.dataset.spanCount) === n,
+    big.spanCount, { timeout: 30000 });
+  check((await page.$('.truncated')) === null, 'no note once every span is loaded');
   const count = await page.$eval('.waterfall', (el) => Number(el.dataset.spanCount));
   check(count === big.spanCount, 'the big trace has all its spans', count);
   const drawn = (await page.$$('.wf-row')).length;

@@ -89,6 +89,19 @@ impl From<StoreError> for Fault {
     }
 }
 
+/// The warning on an answer that holds only the first spans of a trace,
+/// saying how to get the rest; `None` for a whole trace.
+fn truncated(page: &crate::storage::TracePage) -> Option<String> {
+    let next = page.next?;
+    let id = page.spans.first()?.trace_id;
+    Some(format!(
+        "truncated: the first {} of the trace's {} spans (max_spans_per_answer); \
+         the rest page by page from /api/otelite/traces/{id}?cursor={next}, or with `otelite trace {id}`",
+        page.spans.len(),
+        page.span_count
+    ))
+}
+
 /// A trace id of up to 32 hex digits (Jaeger drops leading zeros).
 fn trace_id(text: &str, name: &str) -> Result<otelite_model::TraceId, Fault> {
     let padded = format!("{text:0>32}");

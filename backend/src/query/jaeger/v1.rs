@@ -5,11 +5,12 @@
 use super::params::{self, Params};
 use super::shapes::{self, Trace};
 use super::{Fault, path_trace_id, trace_id};
+use crate::query::budget::SpanCap;
 use crate::storage::Storage;
-use crate::storage::TraceQuery;
-use axum::Json;
+use crate::storage::{PageRequest, TracePage, TraceQuery};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use otelite_model::SpanKind;
 use serde::Serialize;
 use serde_json::json;
@@ -36,7 +37,7 @@ pub struct Envelope<T> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Missing {
-    msg: &'static str,
+    msg: String,
     #[serde(rename = "traceID")]
     trace_id: String,
 }
@@ -127,16 +128,37 @@ pub fn kind_param(params: &Params, names: &[&'static str]) -> Result<Option<Span
     }
 }
 
-pub async fn trace(State(store): State<Storage>, Path(id): Path<String>) -> Answer<Trace> {
+/// `/api/traces/{id}`: the Jaeger UI cannot page, so a trace past
+/// `max_spans_per_answer` is answered with its first spans and a warning
+/// saying where the rest are.
+pub async fn trace(
+    State(store): State<Storage>,
+    Extension(cap): Extension<SpanCap>,
+    Path(id): Path<String>,
+) -> Answer<Trace> {
     let id = path_trace_id(&id, "traceID")?;
-    match store.trace(id).await? {
-        Some(spans) => Ok(envelope(vec![shapes::trace(&spans)])),
+    match store.trace_page(id, PageRequest::first(cap.0)).await? {
+        Some(page) => Ok(envelope(vec![jaeger_trace(&page)])),
         None => Err(Fault::NotFound("trace not found".into()).into()),
     }
 }
 
+/// A page in Jaeger's shape, warned when it is not the whole trace.
+fn jaeger_trace(page: &TracePage) -> Trace {
+    let mut trace = shapes::trace(&page.spans);
+    if let Some(warning) = super::truncated(page) {
+        // On the trace, and on its first span, where the Jaeger UI shows it.
+        if let Some(first) = trace.spans.first_mut() {
+            first.warnings = Some(vec![warning.clone()]);
+        }
+        trace.warnings = Some(vec![warning]);
+    }
+    trace
+}
+
 pub async fn find_traces(
     State(store): State<Storage>,
+    Extension(cap): Extension<SpanCap>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Answer<Trace> {
     let params = Params(pairs);
@@ -147,28 +169,30 @@ pub async fn find_traces(
     // An id asked for twice is loaded and sent once.
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(*id));
-    if ids.is_empty() {
-        let query = trace_query(&params)?;
-        let traces = store.search_traces(query).await?;
-        return Ok(envelope(
-            traces.iter().map(|spans| shapes::trace(spans)).collect(),
-        ));
-    }
-    let traces = store.traces(ids.clone()).await?;
-    let found: std::collections::HashSet<_> = traces
+    let traces = if ids.is_empty() {
+        store.search_traces(trace_query(&params)?, cap.0).await?
+    } else {
+        store.traces(ids, cap.0).await?
+    };
+    let mut errors: Vec<Missing> = traces
+        .missing
         .iter()
-        .filter_map(|spans| spans.first().map(|span| span.trace_id))
-        .collect();
-    let missing: Vec<Missing> = ids
-        .iter()
-        .filter(|id| !found.contains(id))
         .map(|id| Missing {
-            msg: "trace not found",
+            msg: "trace not found".into(),
             trace_id: id.to_string(),
         })
         .collect();
-    let mut answer = envelope(traces.iter().map(|spans| shapes::trace(spans)).collect());
-    answer.errors = (!missing.is_empty()).then_some(missing);
+    // Past the answer's span cap, the traces not read are named, as the
+    // missing ones are, so the UI does not wait for them.
+    errors.extend(traces.not_read.iter().map(|id| Missing {
+        msg: format!(
+            "not read: the answer holds at most {} spans (max_spans_per_answer); ask for this trace alone",
+            cap.0
+        ),
+        trace_id: id.to_string(),
+    }));
+    let mut answer = envelope(traces.found.iter().map(jaeger_trace).collect());
+    answer.errors = (!errors.is_empty()).then_some(errors);
     Ok(answer)
 }
 

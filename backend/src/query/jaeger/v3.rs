@@ -6,14 +6,15 @@
 use super::params::{self, Params};
 use super::v1::{apply_tags, kind_param};
 use super::{Fault, path_trace_id};
+use crate::query::budget::SpanCap;
 use crate::storage::Storage;
-use crate::storage::{TraceQuery, TraceSummary};
-use axum::Json;
+use crate::storage::{PageRequest, TracePage, TraceQuery, TraceSummary};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use opentelemetry_proto::tonic::trace::v1::TracesData;
+use otelite_model::SpanKind;
 use otelite_model::otlp;
-use otelite_model::{Span, SpanKind};
 use serde::Serialize;
 use serde_json::json;
 
@@ -88,18 +89,23 @@ pub async fn operations(
 #[derive(Serialize)]
 pub struct TracesBody {
     result: TracesData,
+    /// Not Jaeger's: set when a trace was cut at `max_spans_per_answer`,
+    /// saying how to get the rest (OTLP has no place for it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 /// The traces as OTLP, each trace its own `ResourceSpans` (Jaeger keeps
 /// traces apart: equal resources of two traces are not merged into one).
-fn otlp<'a>(traces: impl IntoIterator<Item = &'a [Span]>) -> Json<TracesBody> {
+fn otlp(pages: &[TracePage]) -> Json<TracesBody> {
     Json(TracesBody {
         result: TracesData {
-            resource_spans: traces
-                .into_iter()
-                .flat_map(|spans| otlp::to_otlp(spans).resource_spans)
+            resource_spans: pages
+                .iter()
+                .flat_map(|page| otlp::to_otlp(&page.spans).resource_spans)
                 .collect(),
         },
+        warnings: pages.iter().filter_map(super::truncated).collect(),
     })
 }
 
@@ -107,28 +113,42 @@ fn no_traces() -> V3Error {
     Fault::NotFound("No traces found".into()).into()
 }
 
+/// `/api/v3/traces/{id}`: a trace past `max_spans_per_answer` is answered
+/// with its first spans and a `warnings` entry.
 pub async fn trace(
     State(store): State<Storage>,
+    Extension(cap): Extension<SpanCap>,
     Path(id): Path<String>,
 ) -> Result<Json<TracesBody>, V3Error> {
     let id = path_trace_id(&id, "trace_id")?;
-    match store.trace(id).await? {
-        Some(spans) => Ok(otlp([spans.as_slice()])),
+    match store.trace_page(id, PageRequest::first(cap.0)).await? {
+        Some(page) => Ok(otlp(&[page])),
         None => Err(no_traces()),
     }
 }
 
-/// Like Jaeger, an empty search answers 404 "No traces found".
+/// Like Jaeger, an empty search answers 404 "No traces found". The traces
+/// share the answer's span cap: once it is spent, later ones are left out
+/// and a warning says how many.
 pub async fn find_traces(
     State(store): State<Storage>,
+    Extension(cap): Extension<SpanCap>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<TracesBody>, V3Error> {
     let query = trace_query(&Params(pairs))?;
-    let traces = store.search_traces(query).await?;
-    if traces.is_empty() {
+    let traces = store.search_traces(query, cap.0).await?;
+    if traces.found.is_empty() {
         return Err(no_traces());
     }
-    Ok(otlp(traces.iter().map(Vec::as_slice)))
+    let mut answer = otlp(&traces.found);
+    if !traces.not_read.is_empty() {
+        answer.0.warnings.push(format!(
+            "{} more traces found but left out: the answer holds at most {} spans (max_spans_per_answer)",
+            traces.not_read.len(),
+            cap.0
+        ));
+    }
+    Ok(answer)
 }
 
 #[derive(Serialize)]

@@ -73,8 +73,9 @@ async fn spans_are_stored_and_answered_202() -> Result<(), Box<dyn std::error::E
     assert_eq!(state.metrics.accepted(), 2);
 
     let id = TraceId::from_hex("000000000000000086154a4ba6e91385").ok_or("hex")?;
-    let traces = Storage::from(store.clone()).traces(vec![id]).await?;
-    let mut names: Vec<_> = traces[0]
+    let traces = Storage::from(store.clone()).traces(vec![id], 100).await?;
+    let mut names: Vec<_> = traces.found[0]
+        .spans
         .iter()
         .map(|s| {
             (

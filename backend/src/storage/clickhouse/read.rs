@@ -5,7 +5,7 @@
 use super::http::{ClickHouseError, Client, hex_literal, quote};
 use super::rowbinary::Reader;
 use crate::stage::Stage;
-use crate::storage::{Dependency, RateRow};
+use crate::storage::{Dependency, PageRequest, RateRow, SpanKey, TracePage};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PbSpan};
 use otelite_model::otlp;
@@ -17,19 +17,59 @@ fn corrupt(what: &str, error: impl std::fmt::Display) -> ClickHouseError {
     ClickHouseError::Decode(format!("a stored {what} does not decode: {error}"))
 }
 
-/// All stored spans of a trace, by start time; `None` when there are none.
-pub async fn trace(
+/// One page of a trace's stored spans (see `storage::trace_page`); `None`
+/// when there are none. ClickHouse sorts and cuts the page (the table is
+/// ordered by trace and start), and a second query counts the whole trace.
+pub async fn trace_page(
     client: &Client,
     trace_id: &TraceId,
-) -> Result<Option<Vec<Span>>, ClickHouseError> {
-    let data = client
+    request: PageRequest,
+) -> Result<Option<TracePage>, ClickHouseError> {
+    let trace = hex_literal(&trace_id.0);
+    let totals = client
         .query(&format!(
-            "SELECT span_id, resource, scope, body FROM spans_by_trace WHERE trace_id = {} \
-             ORDER BY start_ns, span_id",
-            hex_literal(&trace_id.0)
+            "SELECT uniqExact(span_id), min(start_ns), max(greatest(end_ns, start_ns)) \
+             FROM spans_by_trace WHERE trace_id = {trace}"
         ))
         .await?;
-    let mut reader = Reader::new(&data);
+    let mut reader = Reader::new(&totals);
+    let (span_count, start_ns, end_ns) = (reader.u64()?, reader.u64()?, reader.u64()?);
+    if span_count == 0 {
+        return Ok(None);
+    }
+    let after = match request.after {
+        Some(key) => format!(
+            " AND (start_ns > {start} OR (start_ns = {start} AND span_id > {id}))",
+            start = key.start_ns,
+            id = hex_literal(&key.span_id.0)
+        ),
+        None => String::new(),
+    };
+    let limit = request.limit.max(1);
+    // One row more than the page tells whether another page follows.
+    let data = client
+        .query(&format!(
+            "SELECT span_id, resource, scope, body FROM spans_by_trace WHERE trace_id = {trace}{after} \
+             ORDER BY start_ns, span_id LIMIT {}",
+            limit.saturating_add(1)
+        ))
+        .await?;
+    let (mut spans, more) = decode_spans(&data, limit)?;
+    spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
+    let next = more.then(|| spans.last().map(SpanKey::of)).flatten();
+    Ok(Some(TracePage {
+        spans,
+        span_count,
+        start_ns,
+        end_ns,
+        next,
+    }))
+}
+
+/// Rows of `span_id, resource, scope, body` into model spans, at most
+/// `limit` of them, and whether rows were left over.
+fn decode_spans(data: &[u8], limit: usize) -> Result<(Vec<Span>, bool), ClickHouseError> {
+    let mut reader = Reader::new(data);
     let mut request = ExportTraceServiceRequest::default();
     let mut seen: HashSet<[u8; 8]> = HashSet::new();
     // Consecutive spans of one resource and scope share a group.
@@ -39,6 +79,9 @@ pub async fn trace(
         let (resource, scope, body) = (reader.bytes()?, reader.bytes()?, reader.bytes()?);
         if !seen.insert(span_id) {
             continue; // stored twice by a race between two receivers
+        }
+        if seen.len() > limit {
+            return convert(request).map(|spans| (spans, true));
         }
         let span = PbSpan::decode(body).map_err(|e| corrupt("span", e))?;
         if last != Some((resource, scope)) {
@@ -57,16 +100,15 @@ pub async fn trace(
             scope_spans.spans.push(span);
         }
     }
-    if request.resource_spans.is_empty() {
-        return Ok(None);
-    }
+    convert(request).map(|spans| (spans, false))
+}
+
+fn convert(request: ExportTraceServiceRequest) -> Result<Vec<Span>, ClickHouseError> {
     let converted = otlp::from_otlp(request);
     if let Some(invalid) = converted.rejected.first() {
         return Err(corrupt("span", invalid));
     }
-    let mut spans = converted.spans;
-    spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
-    Ok(Some(spans))
+    Ok(converted.spans)
 }
 
 /// Names of the services that sent spans, sorted.

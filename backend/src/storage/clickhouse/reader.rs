@@ -7,8 +7,11 @@
 use super::http::{ClickHouseError, Client};
 use super::{migrations, read, search};
 use crate::storage::sqlite::DEFAULT_QUERY_TIMEOUT;
-use crate::storage::{Dependency, Page, RateRow, StoreError, StoreFuture, TraceQuery, TraceReader};
-use otelite_model::{Span, SpanKind, TraceId};
+use crate::storage::{
+    Dependency, Page, PageRequest, RateRow, StoreError, StoreFuture, TracePage, TraceQuery,
+    TraceReader,
+};
+use otelite_model::{SpanKind, TraceId};
 
 /// A reader of one ClickHouse database; cheap to clone.
 #[derive(Clone)]
@@ -57,8 +60,8 @@ impl TraceReader for ClickHouseReader {
         self.answer(move |client| async move { read::operations(&client, &service, kind).await })
     }
 
-    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
-        self.answer(move |client| async move { read::trace(&client, &trace_id).await })
+    fn trace_page(&self, trace_id: TraceId, page: PageRequest) -> StoreFuture<Option<TracePage>> {
+        self.answer(move |client| async move { read::trace_page(&client, &trace_id, page).await })
     }
 
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {

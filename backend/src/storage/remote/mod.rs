@@ -13,7 +13,8 @@ pub use error::RemoteError;
 use crate::rates::RatesReport;
 use crate::stage::Stage;
 use crate::storage::{
-    Dependency, Page, RateRow, StoreFuture, TraceQuery, TraceReader, TraceSummary,
+    Dependency, Page, PageRequest, RateRow, StoreFuture, TracePage, TraceQuery, TraceReader,
+    TraceSummary,
 };
 use crate::text::{percent_encode, span_kind_name};
 use client::{FetchError, HttpClient};
@@ -32,8 +33,9 @@ pub const PAGE_LIMIT: usize = 1000;
 /// parsed, a list of short strings costs about 12 times its JSON. A full
 /// search page of 1000 summaries is well under 1 MiB.
 pub const MAX_LIST_BYTES: usize = 8 << 20;
-/// The longest trace answer read: about 100 000 spans of JSON. Larger
-/// traces are read from the file (`--db`).
+/// The longest answer of one page of a trace read: about 100 000 spans of
+/// JSON, past any server's `max_spans_per_answer` default; the pages of a
+/// larger trace are read one after the other.
 pub const MAX_TRACE_BYTES: usize = 64 << 20;
 /// A host that does not answer the connect fails sooner than `--timeout`.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,16 +147,21 @@ impl Remote {
         })
     }
 
-    /// `None` when the server has no such trace.
-    async fn trace(&self, id: &TraceId) -> Result<Option<Vec<Span>>, RemoteError> {
-        #[derive(Deserialize)]
-        struct Body {
-            spans: Vec<Span>,
+    /// One page of a trace; `None` when the server has no such trace. The
+    /// server may answer fewer spans than asked (its
+    /// `max_spans_per_answer`): its `nextCursor` says where to go on.
+    async fn trace_page(
+        &self,
+        id: &TraceId,
+        request: PageRequest,
+    ) -> Result<Option<TracePage>, RemoteError> {
+        let mut path = format!("/api/otelite/traces/{id}?limit={}", request.limit.max(1));
+        if let Some(after) = request.after {
+            path.push_str(&format!("&cursor={after}"));
         }
-        let body: Option<Body> = self
-            .get(&format!("/api/otelite/traces/{id}"), MAX_TRACE_BYTES)
-            .await?;
-        Ok(body.map(|body| body.spans))
+        let body: Option<TracePageBody> = self.get(&path, MAX_TRACE_BYTES).await?;
+        body.map(|body| body.into_page(&format!("{}{path}", self.base)))
+            .transpose()
     }
 
     /// The stage counts behind the server's rates: its per-service report
@@ -281,29 +288,84 @@ impl Remote {
             }
             Ok(Ok(answer)) => answer,
         };
-        let message = error_message(&answer.body);
-        match answer.status {
-            status if status.is_success() => serde_json::from_slice(&answer.body)
+        read_answer(
+            &self.base,
+            url,
+            self.authorization.is_some(),
+            answer.status,
+            &answer.body,
+        )
+    }
+}
+
+/// A page of a trace as the server's JSON has it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TracePageBody {
+    spans: Vec<Span>,
+    span_count: u64,
+    start_time_unix_nano: u64,
+    duration_nanos: u64,
+    next_cursor: Option<String>,
+}
+
+impl TracePageBody {
+    /// The page, its cursor checked; `url` names the answer in errors.
+    pub(crate) fn into_page(self, url: &str) -> Result<TracePage, RemoteError> {
+        let next = match self.next_cursor {
+            Some(text) => Some(text.parse().map_err(|()| RemoteError::BadAnswer {
+                url: url.to_owned(),
+                reason: format!("{text:?} is not a span cursor"),
+            })?),
+            None => None,
+        };
+        Ok(TracePage {
+            spans: self.spans,
+            span_count: self.span_count,
+            start_ns: self.start_time_unix_nano,
+            end_ns: self
+                .start_time_unix_nano
+                .saturating_add(self.duration_nanos),
+            next,
+        })
+    }
+}
+
+/// What an answer comes to once fetched: the JSON body of a 2xx, `None`
+/// for otelite's own 404 (a JSON `error`), and an error naming the cause
+/// otherwise. `authorized`: whether a token was sent (a 401 then says it
+/// was refused). Pure, so that the fuzz target `cli_answers` feeds it.
+pub(crate) fn read_answer<T: DeserializeOwned>(
+    base: &str,
+    url: String,
+    authorized: bool,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<Option<T>, RemoteError> {
+    let message = error_message(body);
+    match status {
+        status if status.is_success() => {
+            serde_json::from_slice(body)
                 .map(Some)
                 .map_err(|error| RemoteError::BadAnswer {
                     url,
                     reason: error.to_string(),
-                }),
-            StatusCode::UNAUTHORIZED => Err(RemoteError::Unauthorized {
-                url: self.base.clone(),
-                hint: if self.authorization.is_some() {
-                    "the server refused the query token (--query-token or OTELITE_QUERY_TOKEN)"
-                } else {
-                    "the server needs a query token: pass --query-token or set OTELITE_QUERY_TOKEN"
-                },
-            }),
-            StatusCode::NOT_FOUND if message.is_some() => Ok(None),
-            status => Err(RemoteError::ServerAnswer {
-                url,
-                status,
-                message: message.unwrap_or_else(|| body_excerpt(&answer.body)),
-            }),
+                })
         }
+        StatusCode::UNAUTHORIZED => Err(RemoteError::Unauthorized {
+            url: base.to_owned(),
+            hint: if authorized {
+                "the server refused the query token (--query-token or OTELITE_QUERY_TOKEN)"
+            } else {
+                "the server needs a query token: pass --query-token or set OTELITE_QUERY_TOKEN"
+            },
+        }),
+        StatusCode::NOT_FOUND if message.is_some() => Ok(None),
+        status => Err(RemoteError::ServerAnswer {
+            url,
+            status,
+            message: message.unwrap_or_else(|| body_excerpt(body)),
+        }),
     }
 }
 
@@ -323,9 +385,9 @@ impl TraceReader for Remote {
         Box::pin(async move { Ok(Remote::operations(&remote, &service, kind).await?) })
     }
 
-    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
+    fn trace_page(&self, trace_id: TraceId, page: PageRequest) -> StoreFuture<Option<TracePage>> {
         let remote = self.clone();
-        Box::pin(async move { Ok(Remote::trace(&remote, &trace_id).await?) })
+        Box::pin(async move { Ok(Remote::trace_page(&remote, &trace_id, page).await?) })
     }
 
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {

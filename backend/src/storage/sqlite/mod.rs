@@ -24,7 +24,9 @@ mod writer;
 
 pub use encode::SpanRow;
 pub use migrations::MigrationError;
-pub use read::{dependencies, open_read_only, operations, services, stage_counts, trace};
+pub use read::{
+    dependencies, open_read_only, operations, services, stage_counts, trace, trace_page,
+};
 pub use reader::{DEFAULT_QUERY_TIMEOUT, SqliteReader};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use seam::span_batch;

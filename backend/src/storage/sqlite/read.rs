@@ -5,11 +5,11 @@
 use super::groups::{self, Blocks};
 use super::{StoreError, encode, migrations};
 use crate::stage::Stage;
-use crate::storage::{Dependency, RateRow};
+use crate::storage::{Dependency, PageRequest, Pager, RateRow, SpanKey, TracePage};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
 use otelite_model::otlp;
-use otelite_model::{Span, SpanKind, TraceId};
+use otelite_model::{Span, SpanId, SpanKind, TraceId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use std::path::Path;
@@ -72,23 +72,65 @@ pub(super) fn open_without_writer(path: &Path) -> Result<Connection, StoreError>
     Ok(conn)
 }
 
-/// All stored spans of a trace, by start time; `None` when there are none.
-pub fn trace(conn: &Connection, trace_id: &TraceId) -> Result<Option<Vec<Span>>, StoreError> {
+/// One page of a trace's stored spans (see `storage::trace_page`); `None`
+/// when there are none. The trace's blocks are decoded one at a time and
+/// only the page's spans are kept, so a huge trace costs the page's memory
+/// and one block's, not the trace's.
+pub fn trace_page(
+    conn: &Connection,
+    trace_id: &TraceId,
+    request: PageRequest,
+) -> Result<Option<TracePage>, StoreError> {
     let Some(trace_ref) = trace_ref(conn, trace_id)? else {
         return Ok(None);
     };
+    let mut groups = groups::groups_of_trace(conn, trace_ref)?;
+    // Groups sharing a block next to each other, so each block is
+    // decompressed once and dropped before the next.
+    groups.sort_by_key(|group| group.block_id);
+    let mut pager = Pager::new(request);
     let mut blocks = Blocks::default();
-    let mut parts = Vec::new();
-    for group in groups::groups_of_trace(conn, trace_ref)? {
-        let spans = blocks.spans(conn, &group)?;
-        parts.push(((group.resource_id, group.scope_id), spans));
+    let mut block_id = None;
+    for group in groups {
+        if block_id != Some(group.block_id) {
+            blocks = Blocks::default();
+            block_id = Some(group.block_id);
+        }
+        // Decoding is work between SQLite's steps: held to the read's limit here.
+        super::reader::check_limit()?;
+        for span in blocks.spans(conn, &group)? {
+            let key = SpanKey {
+                start_ns: span.start_time_unix_nano,
+                span_id: SpanId(span.span_id.as_slice().try_into().unwrap_or_default()),
+            };
+            pager.offer(
+                key,
+                span.end_time_unix_nano,
+                ((group.resource_id, group.scope_id), span),
+            );
+        }
     }
-    if parts.is_empty() {
+    let Some((kept, page)) = pager.finish() else {
         return Ok(None);
+    };
+    // The page's spans, in runs of one resource and scope, through the one
+    // conversion; then back into the page's order.
+    let mut parts: Vec<((i64, i64), Vec<PbSpan>)> = Vec::new();
+    for (origin, span) in kept {
+        match parts.last_mut() {
+            Some((last, spans)) if *last == origin => spans.push(span),
+            _ => parts.push((origin, vec![span])),
+        }
     }
     let mut spans = assemble(conn, parts)?;
     spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
-    Ok(Some(spans))
+    Ok(Some(TracePage { spans, ..page }))
+}
+
+/// All stored spans of a trace, by start time; `None` when there are none.
+/// For tests and checks: answers go through [`trace_page`].
+pub fn trace(conn: &Connection, trace_id: &TraceId) -> Result<Option<Vec<Span>>, StoreError> {
+    Ok(trace_page(conn, trace_id, PageRequest::first(usize::MAX))?.map(|page| page.spans))
 }
 
 /// The row id of a trace's summary, which its span groups refer to.

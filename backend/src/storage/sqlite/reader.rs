@@ -9,9 +9,12 @@
 //! once the limit has passed or the read's future has been dropped (an
 //! abandoned HTTP request), so no query burns CPU for nobody.
 
-use super::{dependencies, operations, search_page, services, stage_counts, trace};
-use crate::storage::{Dependency, Page, RateRow, StoreError, StoreFuture, TraceQuery, TraceReader};
-use otelite_model::{Span, SpanKind, TraceId};
+use super::{dependencies, operations, search_page, services, stage_counts, trace_page};
+use crate::storage::{
+    Dependency, Page, PageRequest, RateRow, StoreError, StoreFuture, TracePage, TraceQuery,
+    TraceReader,
+};
+use otelite_model::{SpanKind, TraceId};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,17 +80,16 @@ impl SqliteReader {
             let mut conn = pool.take()?;
             let limit = pool.query_timeout;
             let timed_out = Arc::new(AtomicBool::new(false));
-            let deadline = Instant::now() + limit;
-            let expired = timed_out.clone();
-            conn.progress_handler(
-                STEPS_PER_CHECK,
-                Some(move || {
-                    let late = Instant::now() >= deadline;
-                    expired.store(late, Ordering::Relaxed);
-                    late || flag.load(Ordering::Relaxed)
-                }),
-            )?;
+            let check = Limit {
+                deadline: Instant::now() + limit,
+                abandoned: flag,
+                timed_out: timed_out.clone(),
+            };
+            let in_handler = check.clone();
+            conn.progress_handler(STEPS_PER_CHECK, Some(move || in_handler.reached()))?;
+            CURRENT.with(|current| *current.borrow_mut() = Some(check));
             let result = query(&conn);
+            CURRENT.with(|current| current.borrow_mut().take());
             conn.progress_handler(0, None::<fn() -> bool>)?;
             pool.give_back(conn);
             match result {
@@ -122,8 +124,8 @@ impl TraceReader for SqliteReader {
         self.answer(move |conn| operations(conn, &service, kind))
     }
 
-    fn trace(&self, trace_id: TraceId) -> StoreFuture<Option<Vec<Span>>> {
-        self.answer(move |conn| trace(conn, &trace_id))
+    fn trace_page(&self, trace_id: TraceId, page: PageRequest) -> StoreFuture<Option<TracePage>> {
+        self.answer(move |conn| trace_page(conn, &trace_id, page))
     }
 
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
@@ -142,6 +144,43 @@ impl TraceReader for SqliteReader {
     ) -> StoreFuture<Vec<RateRow>> {
         self.answer(move |conn| stage_counts(conn, service.as_deref(), start_minute, end_minute))
     }
+}
+
+/// A read's limit: its deadline and whether its caller has gone.
+#[derive(Clone)]
+struct Limit {
+    deadline: Instant,
+    abandoned: Arc<AtomicBool>,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl Limit {
+    /// Whether the read must stop now (noting a timeout as such).
+    fn reached(&self) -> bool {
+        let late = Instant::now() >= self.deadline;
+        self.timed_out.store(late, Ordering::Relaxed);
+        late || self.abandoned.load(Ordering::Relaxed)
+    }
+}
+
+thread_local! {
+    /// The limit of the read running on this blocking thread.
+    static CURRENT: std::cell::RefCell<Option<Limit>> = const { std::cell::RefCell::new(None) };
+}
+
+/// For reads that do work of their own between SQLite's steps (decoding
+/// blocks, checking spans): an error once the running read's time is up or
+/// its caller has gone, as the progress handler interrupts SQLite's own
+/// steps. Ok outside a read.
+pub fn check_limit() -> Result<(), StoreError> {
+    let reached = CURRENT.with(|current| current.borrow().as_ref().is_some_and(Limit::reached));
+    if reached {
+        return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+            Some("interrupted: query_timeout or the client went away".into()),
+        )));
+    }
+    Ok(())
 }
 
 /// Set when the read's future is dropped: the progress handler then

@@ -271,6 +271,9 @@ fn traces_by_groups(
     while found.len() < query.limit {
         let Some(row) = rows.next()? else { break };
         let candidate = candidate(row)?;
+        // Checking spans is work between SQLite's steps, which its
+        // progress handler does not see.
+        super::reader::check_limit()?;
         let trace_ref = candidate.group.trace_ref;
         if seen.contains(&trace_ref) {
             continue;

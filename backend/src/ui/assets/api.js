@@ -74,7 +74,8 @@ export const api = {
   operations: (service) =>
     getJson(`/api/services/${encodeURIComponent(service)}/operations`).then((b) => b.data || []),
   search: (params) => getJson('/api/otelite/search', params),
-  trace: (id) => getJson(`/api/otelite/traces/${encodeURIComponent(id)}`),
+  // One page of a trace; `cursor` (the last page's `nextCursor`) for the next.
+  trace: (id, cursor) => getJson(`/api/otelite/traces/${encodeURIComponent(id)}`, { cursor }),
   dependencies: (start, end) =>
     getJson('/api/otelite/dependencies', { start, end }).then((b) => b.dependencies),
   rates: (params) => getJson('/api/rates', params),

@@ -22,6 +22,15 @@ export async function render(main, route, stillCurrent) {
     return;
   }
   if (!stillCurrent()) return;
+  show(main, route, body, stillCurrent);
+}
+
+/**
+ * Draws the spans read so far. A trace past the server's
+ * `max_spans_per_answer` comes in pages: a note says how many spans are
+ * shown and a button reads the next page into the same view.
+ */
+function show(main, route, body, stillCurrent) {
   const model = buildModel(body.spans, body.durationNanos);
   const detail = h('aside', { class: 'card detail' }, h('p', { class: 'muted' }, 'Select a span to see its details.'));
   const state = stateFromUrl(route.params, model);
@@ -30,6 +39,7 @@ export async function render(main, route, stillCurrent) {
   if (state.selected) showDetail(detail, model.byId.get(state.selected), model);
   main.replaceChildren(
     header(body.traceId, model),
+    partial(main, route, body, stillCurrent) || '',
     h('div', { class: 'tools' },
       h('button', { class: 'plain', onclick: () => waterfall.setAllCollapsed(true) }, 'Collapse all'),
       h('button', { class: 'plain', onclick: () => waterfall.setAllCollapsed(false) }, 'Expand all'),
@@ -38,6 +48,28 @@ export async function render(main, route, stillCurrent) {
       h('span', { class: 'legend' }, h('i', { class: 'crit' }), 'critical path')),
     h('div', { class: 'layout-trace' }, waterfall.element, detail));
   waterfall.mount();
+}
+
+/** The "showing N of M spans" note with its "Load more" button; null for a whole trace. */
+function partial(main, route, body, stillCurrent) {
+  if (!body.nextCursor) return null;
+  const note = h('p', { class: 'truncated' },
+    `Showing the first ${body.spans.length} of ${body.spanCount} spans (the server answers a large trace in pages). `);
+  const more = h('button', { class: 'plain load-more' }, 'Load more spans');
+  more.onclick = async () => {
+    more.disabled = true;
+    try {
+      const next = await api.trace(route.arg, body.nextCursor);
+      if (!stillCurrent()) return;
+      show(main, route, { ...body, spans: body.spans.concat(next.spans), nextCursor: next.nextCursor }, stillCurrent);
+    } catch (error) {
+      if (!stillCurrent()) return;
+      note.append(errorMessage(error, `the next spans of trace ${route.arg}`));
+      more.disabled = false;
+    }
+  };
+  note.append(more);
+  return note;
 }
 
 /** The view's state from the URL, keeping only ids that name spans of this trace. */
