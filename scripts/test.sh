@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite from a fresh Debian machine: installs what the end-to-end
-# tests run besides otelite (the official Python, Node, Go and Java clients, headless
-# Chromium for the web UI, clickhouse-server 18.16 for the ClickHouse
+# tests run besides otelite (the official Python, Node, Go and Java clients, an
+# OpenTelemetry Collector built from its modules, headless Chromium for the
+# web UI, clickhouse-server 18.16 for the ClickHouse
 # store), then runs `cargo test --workspace`. What is already there is
 # skipped, so it is also the way to run the suite on a machine that has them;
 # once they are installed, `cargo test --workspace` is the inner loop.

@@ -13,13 +13,16 @@ use crate::support::process::{blocking, otelite_bin};
 use crate::support::{Backend, ServiceRates, wait_until};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::process::Command;
 
 /// The Python scenario client sends through a Collector that forwards the
-/// way `forward` says; otelite stores the four spans once, as sent.
-async fn through_the_collector(protocol: &'static str, forward: Forward) {
+/// way `forward` says (given otelite's gRPC address); otelite stores the
+/// four spans once, as sent.
+async fn through_the_collector(protocol: &'static str, forward: fn(SocketAddr) -> Forward) {
     let backend = Backend::start().await;
     let otelite = backend.otlp;
+    let forward = forward(backend.grpc);
     let collector = blocking(move || Collector::start(otelite, forward, &[])).await;
     let endpoint = match protocol {
         "grpc" => collector.grpc_url(),
@@ -36,12 +39,17 @@ async fn through_the_collector(protocol: &'static str, forward: Forward) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_over_otlp_http_through_the_collector_arrives_once() {
-    through_the_collector("proto", Forward::OtlpHttp).await;
+    through_the_collector("proto", |_| Forward::OtlpHttp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_over_otlp_grpc_through_the_collector_arrives_once() {
-    through_the_collector("grpc", Forward::OtlpHttp).await;
+    through_the_collector("grpc", |_| Forward::OtlpHttp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_through_a_collector_forwarding_over_otlp_grpc_arrives_once() {
+    through_the_collector("proto", Forward::OtlpGrpc).await;
 }
 
 /// What `batches.py` reports: spans its exporter had acknowledged or not.

@@ -56,14 +56,22 @@ pub fn collector_bin() -> PathBuf {
 /// configuration plus the `--set` flags that switch its exporter.
 #[derive(Debug, Clone, Copy)]
 pub enum Forward {
-    /// The sample's own `otlphttp/otelite` exporter.
+    /// The sample's own `otlp_http/otelite` exporter.
     OtlpHttp,
+    /// An `otlp_grpc` exporter to otelite's OTLP/gRPC listener at this
+    /// address, in its place.
+    OtlpGrpc(SocketAddr),
 }
 
 impl Forward {
     fn sets(self, _otelite: SocketAddr) -> Vec<String> {
         match self {
             Forward::OtlpHttp => Vec::new(),
+            Forward::OtlpGrpc(grpc) => vec![
+                format!("exporters::otlp_grpc/otelite::endpoint={grpc}"),
+                "exporters::otlp_grpc/otelite::tls::insecure=true".to_owned(),
+                "service::pipelines::traces::exporters=[otlp_grpc/otelite]".to_owned(),
+            ],
         }
     }
 }
