@@ -92,6 +92,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         StoreKind::Clickhouse => format!("ClickHouse {}", config.clickhouse_url),
     };
     let server = Server::bind(config).await.context("starting otelite")?;
+    let shutdown = shutdown_signal();
     // Scripts and tests read these lines to find the ports.
     println!("otelite: {store}");
     let scheme = if server.tls() { "https" } else { "http" };
@@ -107,28 +108,35 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "otelite: query API listening on {scheme}://{}",
         server.query_addr()
     );
-    server.run(shutdown_signal()).await.context("serving")?;
+    server.run(shutdown).await.context("serving")?;
     println!("otelite: stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+fn shutdown_signal() -> impl Future<Output = ()> {
+    // Registered now, before the addresses are printed: a SIGTERM sent as
+    // soon as they are must reach the handler, not the default action.
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (terminate, interrupt) {
+                (Ok(mut terminate), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {},
+                        _ = interrupt.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
