@@ -341,14 +341,28 @@ pub(crate) fn ingest(spans: Vec<Span>, received_ns: u64) -> Ingest {
 /// `policy` (the kept ones counted at analyze, the others as dropped there
 /// by their rule), the kept ones analyzed.
 pub(crate) fn ingest_kept(policy: &analyze::Policy, spans: Vec<Span>, received_ns: u64) -> Ingest {
-    let mut counted: Vec<(String, Stage, u64)> = process::count_by_service(&spans)
+    let processed = process::count_by_service(&spans);
+    let kept = analyze::keep(policy, spans);
+    // What passed analyze is what was processed less the rules' drops: no
+    // second pass over the spans.
+    let passed: Vec<(String, Stage, u64)> = processed
+        .iter()
+        .map(|(service, n)| {
+            let dropped: u64 = kept
+                .dropped
+                .iter()
+                .filter(|(s, _, _)| s == service)
+                .map(|(_, _, n)| n)
+                .sum();
+            (service.clone(), Stage::Analyze, n.saturating_sub(dropped))
+        })
+        .filter(|(_, _, n)| *n > 0)
+        .collect();
+    let mut counted: Vec<(String, Stage, u64)> = processed
         .into_iter()
         .map(|(service, n)| (service, Stage::Process, n))
         .collect();
-    let kept = analyze::keep(policy, spans);
-    for (service, n) in process::count_by_service(&kept.spans) {
-        counted.push((service, Stage::Analyze, n));
-    }
+    counted.extend(passed);
     let lost = kept
         .dropped
         .into_iter()
