@@ -65,17 +65,10 @@ impl Sampler {
 
 /// One sample from `/metrics`, by its full series name.
 async fn metric(backend: &ServeProcess, series: &str) -> u64 {
-    let text = reqwest::get(backend.query_url("/metrics"))
+    crate::support::metric_sample(backend.query_url("/metrics"), series)
         .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("read /metrics");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse::<f64>().ok())
         .map(|value| value as u64)
-        .unwrap_or_else(|| panic!("/metrics has no sample {series}:\n{text}"))
+        .unwrap_or_else(|| panic!("/metrics has no sample {series}"))
 }
 
 /// Stops the backend with SIGTERM and waits for its clean exit (the last

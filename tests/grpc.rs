@@ -447,15 +447,8 @@ async fn overload_is_unavailable_with_retry_info_and_the_client_retries() {
 
 /// A sample from `/metrics`, by its full series name (0 when absent).
 async fn metric(backend: &Backend, series: &str) -> f64 {
-    let text = reqwest::get(backend.query_url("/metrics"))
+    crate::support::metric_sample(backend.query_url("/metrics"), series)
         .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("read /metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse::<f64>().ok())
         .unwrap_or(0.0)
 }
 

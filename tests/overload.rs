@@ -105,17 +105,10 @@ const SQLITE_CACHE: u64 = 64 * MIB;
 
 /// One gauge or counter sample from `/metrics`, by its full series name.
 async fn metric(backend: &ServeProcess, series: &str) -> u64 {
-    let text = reqwest::get(backend.query_url("/metrics"))
+    crate::support::metric_sample(backend.query_url("/metrics"), series)
         .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("read /metrics");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse::<f64>().ok())
         .map(|value| value as u64)
-        .unwrap_or_else(|| panic!("/metrics has no sample {series}:\n{text}"))
+        .unwrap_or_else(|| panic!("/metrics has no sample {series}"))
 }
 
 async fn wait_metric(backend: &ServeProcess, series: &str, done: impl Fn(u64) -> bool) {

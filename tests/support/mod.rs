@@ -527,3 +527,17 @@ pub fn unique_trace_id(tag: u8) -> model::TraceId {
     bytes[0] |= 0x40; // never all zeros
     model::TraceId(bytes)
 }
+
+/// One sample from a `/metrics` page at `url`, by its full series name;
+/// `None` when the page has no such sample.
+pub async fn metric_sample(url: String, series: &str) -> Option<f64> {
+    let text = reqwest::get(url)
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("read /metrics");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+}
