@@ -36,6 +36,9 @@
 //! - `disk_bounds`: the real binary under load keeps its files within
 //!   `--max-db-size` (newest traces kept whole) and its WAL bounded, and its
 //!   memory within the byte budget.
+//! - `disk_full`: a real full file system (a small tmpfs) loses spans at the
+//!   store as `write_failed`, once, and the retries store them once there is
+//!   room.
 //! - `startup`: one server per database file, start-up messages, files the
 //!   reading commands leave, `otelite health` over TLS.
 //! - `cli_server`: the reading commands with `--server`, equal to `--db`.
@@ -53,6 +56,7 @@ mod clickhouse;
 mod collector;
 mod crash;
 mod disk_bounds;
+mod disk_full;
 mod duplicates;
 mod file_errors;
 mod foreign_clients;

@@ -20,6 +20,7 @@ pub mod retention;
 mod seam;
 mod search;
 mod tokenizer;
+mod unwritten;
 mod writer;
 
 pub use encode::SpanRow;
@@ -138,6 +139,8 @@ impl SqliteStore {
         let writer_failed = write_failed.clone();
         let files = Arc::new(files::Files::default());
         let writer_files = files.clone();
+        let unwritten = Arc::new(unwritten::Unwritten::default());
+        let writer_unwritten = unwritten.clone();
         let db = path.to_owned();
         let thread = std::thread::Builder::new()
             .name("otelite-writer".into())
@@ -146,6 +149,7 @@ impl SqliteStore {
                     db: &db,
                     files: &writer_files,
                     last_failed: &writer_failed,
+                    unwritten: &writer_unwritten,
                 };
                 writer::run(conn, queue, &shared);
                 // After the last commit, so the final checkpoint includes it.
@@ -154,7 +158,7 @@ impl SqliteStore {
                 drop(lock);
             })
             .map_err(|e| StoreError::WriteFailed(format!("cannot start the writer thread: {e}")))?;
-        let reader = SqliteReader::new(path);
+        let reader = SqliteReader::new(path).with_unwritten(unwritten);
         let store = SqliteStore {
             writes,
             span_budget: Arc::new(Semaphore::new(max_queued_spans.max(1))),

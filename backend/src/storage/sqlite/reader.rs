@@ -9,6 +9,7 @@
 //! once the limit has passed or the read's future has been dropped (an
 //! abandoned HTTP request), so no query burns CPU for nobody.
 
+use super::unwritten::Unwritten;
 use super::{dependencies, operations, search_page, services, stage_counts, trace_page};
 use crate::storage::{
     Dependency, Page, PageRequest, RateRow, StoreError, StoreFuture, TracePage, TraceQuery,
@@ -39,6 +40,18 @@ impl SqliteReader {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
             query_timeout: DEFAULT_QUERY_TIMEOUT,
+            unwritten: None,
+        }))
+    }
+
+    /// The same reader, adding to the stage counts it reads those the
+    /// writer of this process has not written yet.
+    pub(super) fn with_unwritten(self, unwritten: Arc<Unwritten>) -> Self {
+        Self(Arc::new(ReaderPool {
+            path: self.0.path.clone(),
+            idle: Mutex::new(Vec::new()),
+            query_timeout: self.0.query_timeout,
+            unwritten: Some(unwritten),
         }))
     }
 
@@ -48,6 +61,7 @@ impl SqliteReader {
             path: self.0.path.clone(),
             idle: Mutex::new(Vec::new()),
             query_timeout: timeout,
+            unwritten: self.0.unwritten.clone(),
         }))
     }
 
@@ -142,7 +156,15 @@ impl TraceReader for SqliteReader {
         start_minute: i64,
         end_minute: i64,
     ) -> StoreFuture<Vec<RateRow>> {
-        self.answer(move |conn| stage_counts(conn, service.as_deref(), start_minute, end_minute))
+        let unwritten = self.0.unwritten.clone();
+        self.answer(move |conn| {
+            let service = service.as_deref();
+            let read = || stage_counts(conn, service, start_minute, end_minute);
+            match unwritten {
+                Some(unwritten) => unwritten.add_to(service, (start_minute, end_minute), read),
+                None => read(),
+            }
+        })
     }
 }
 
@@ -198,6 +220,9 @@ struct ReaderPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     query_timeout: Duration,
+    /// The writer's counts not in the file yet (a full disk); none for a
+    /// reader of a file no writer of this process holds.
+    unwritten: Option<Arc<Unwritten>>,
 }
 
 impl ReaderPool {

@@ -13,6 +13,7 @@ use super::encode::{self, SpanRow};
 use super::failed::FailedSpans;
 use super::files::{self, Files};
 use super::groups::{self, Edges};
+use super::unwritten::{CountKey, Unwritten};
 use crate::stage::{Stage, minute_of};
 use crate::storage::{CounterPoint, Lost, Stored};
 use otelite_model::{Resource, Scope};
@@ -101,10 +102,13 @@ pub struct Shared<'a> {
     pub files: &'a Files,
     /// Tells readiness whether the latest transaction failed.
     pub last_failed: &'a AtomicBool,
+    /// Counts a full disk kept from the file, which the reader adds.
+    pub unwritten: &'a Arc<Unwritten>,
 }
 
 pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<Queued>, shared: &Shared) {
     let mut state = WriterState::new();
+    state.unwritten = shared.unwritten.clone();
     while let Some(first) = ops.blocking_recv() {
         let (group, job) = take_group(first, &mut ops);
         if !group.is_empty() {
@@ -230,49 +234,73 @@ fn fail(group: Vec<WriteOp>, error: &StoreError) {
 /// After a failed commit the spans are lost, but that they were processed
 /// and analyzed is still true: keep those counts, and the loss at the
 /// store with its cause, so the store stage shows the loss instead of the
-/// earlier stages hiding it.
+/// earlier stages hiding it. They are written at once when the file takes
+/// them, else by the next commit (see `unwritten`).
 fn keep_stage_counts(
     conn: &mut Connection,
     state: &mut WriterState,
     group: &[WriteOp],
     reason: &'static str,
 ) {
-    let result = (|| -> Result<(), StoreError> {
-        let tx = begin(conn)?;
-        for op in group {
-            if let WriteOp::Spans(batch, _, _) = op {
-                // Spans dropped by a rule are counted when their batch is
-                // retried and stored, as the kept ones are (see `failed`),
-                // not twice.
-                let lost: Vec<Lost> = batch
-                    .lost
-                    .iter()
-                    .filter(|l| crate::analyze::policy::rule_of(&l.reason).is_none())
-                    .cloned()
-                    .collect();
-                add_losses(&tx, state, &lost, batch.received_ns)?;
-                // A span that failed before is booked already (see `failed`).
-                let new_per_service =
-                    state
-                        .failed
-                        .remember(&batch.spans, batch.received_ns, reason);
-                let minute = minute_of(batch.received_ns);
-                for (service, n) in new_per_service {
-                    let service_id = state.service_id(&tx, service)?;
-                    for stage in [Stage::Process, Stage::Analyze] {
-                        add_count(&tx, service_id, stage, minute, clamp(n))?;
-                    }
-                    add_loss(&tx, service_id, Stage::Store, reason, minute, clamp(n))?;
+    for op in group {
+        if let WriteOp::Spans(batch, _, _) = op {
+            let minute = minute_of(batch.received_ns);
+            let key = |service: &str, stage, reason: Option<&str>| CountKey {
+                service: service.to_owned(),
+                stage,
+                reason: reason.map(str::to_owned),
+                minute,
+            };
+            // Spans dropped by a rule are counted when their batch is
+            // retried and stored, as the kept ones are (see `failed`),
+            // not twice.
+            for lost in &batch.lost {
+                if crate::analyze::policy::rule_of(&lost.reason).is_none() {
+                    let at = key(&lost.service, lost.stage, Some(&lost.reason));
+                    state.unwritten.add(at, lost.n);
                 }
             }
+            // A span that failed before is booked already (see `failed`).
+            let new_per_service = state
+                .failed
+                .remember(&batch.spans, batch.received_ns, reason);
+            for (service, n) in new_per_service {
+                for stage in [Stage::Process, Stage::Analyze] {
+                    state.unwritten.add(key(&service, stage, None), n);
+                }
+                state
+                    .unwritten
+                    .add(key(&service, Stage::Store, Some(reason)), n);
+            }
         }
-        tx.commit()?;
+    }
+    let result = (|| -> Result<(), StoreError> {
+        let tx = begin(conn)?;
+        let pending = write_unwritten(&tx, state)?;
+        state.unwritten.clone().commit(&pending, || tx.commit())?;
         Ok(())
     })();
     if let Err(error) = result {
         state.forget_ids();
-        tracing::error!(%error, "could not record stage counts of a failed write");
+        tracing::error!(%error, "stage counts of a failed write wait for the next commit");
     }
+}
+
+/// Writes the counts no commit has taken yet (see `unwritten`) in `tx`;
+/// returns them, for [`Unwritten::commit`].
+fn write_unwritten(
+    tx: &Transaction,
+    state: &mut WriterState,
+) -> Result<Vec<(CountKey, u64)>, StoreError> {
+    let pending = state.unwritten.pending();
+    for (key, n) in &pending {
+        let service_id = state.service_id(tx, &key.service)?;
+        match &key.reason {
+            None => add_count(tx, service_id, key.stage, key.minute, clamp(*n))?,
+            Some(reason) => add_loss(tx, service_id, key.stage, reason, key.minute, clamp(*n))?,
+        }
+    }
+    Ok(pending)
 }
 
 /// Takes back the failures of spans now stored (see `failed`): they count
@@ -313,6 +341,8 @@ fn write_group(
     group: &[WriteOp],
 ) -> Result<Vec<Written>, StoreError> {
     let tx = begin(conn)?;
+    // Before any span takes its failure back from them.
+    let unwritten = write_unwritten(&tx, state)?;
     let mut outcomes = Vec::with_capacity(group.len());
     for op in group {
         outcomes.push(match op {
@@ -324,7 +354,7 @@ fn write_group(
         });
     }
     groups::insert_pending(&tx, state)?;
-    tx.commit()?;
+    state.unwritten.clone().commit(&unwritten, || tx.commit())?;
     Ok(outcomes)
 }
 
@@ -525,6 +555,8 @@ pub(super) struct WriterState {
     pub(super) documents: Vec<(i64, Arc<str>)>,
     /// Spans of failed commits, whose failure a later commit takes back.
     failed: FailedSpans,
+    /// Counts of failed commits not written yet, shared with the reader.
+    pub(super) unwritten: Arc<Unwritten>,
 }
 
 impl WriterState {
@@ -539,6 +571,7 @@ impl WriterState {
             blocks: PendingBlocks::default(),
             documents: Vec::new(),
             failed: FailedSpans::default(),
+            unwritten: Arc::default(),
         }
     }
 
