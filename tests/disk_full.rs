@@ -6,99 +6,13 @@
 //! however often they are sent again; the process stays up and answers.
 //! Once there is room, the batches sent again are stored and are no loss.
 
-use crate::support::ledger::{self, Batch, Outcome};
+use crate::support::ledger::{self, Outcome};
 use crate::support::process::{ServeProcess, blocking};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use prost::Message;
+use crate::support::small_disk::{SPANS, SmallDisk, big_batch, send_until_refused};
 use serde_json::Value;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 const SERVICE: &str = "disk-full";
-/// Spans per batch, each with `NOISE` bytes that do not compress.
-const SPANS: usize = 50;
-const NOISE: usize = 4096;
-
-/// A tmpfs mounted on a fresh directory, unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "mounting a {size} tmpfs needs root (as CI has): {status}"
-        );
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Writes a file until the file system has no byte left.
-    fn fill(&self) -> PathBuf {
-        let filler = self.path().join("filler");
-        let mut file = std::fs::File::create(&filler).expect("create the filler");
-        let chunk = vec![0u8; 64 * 1024];
-        while file.write_all(&chunk).is_ok() {}
-        // The last chunk may have been cut: fill what is left byte by byte.
-        while file.write_all(&[0]).is_ok() {}
-        filler
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-/// A batch of one trace whose spans each carry incompressible noise, so
-/// its commit needs new pages.
-fn big_batch(seed: u64) -> Batch {
-    let mut batch = ledger::batch(SERVICE, SPANS);
-    let mut request =
-        ExportTraceServiceRequest::decode(&batch.body[..]).expect("the ledger's own batch");
-    let mut state = seed | 1;
-    for span in request
-        .resource_spans
-        .iter_mut()
-        .flat_map(|rs| &mut rs.scope_spans)
-        .flat_map(|ss| &mut ss.spans)
-    {
-        let noise: String = (0..NOISE / 2)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                format!("{:02x}", (state >> 56) as u8)
-            })
-            .collect();
-        span.attributes.push(KeyValue {
-            key: "noise".into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(noise)),
-            }),
-            ..KeyValue::default()
-        });
-    }
-    batch.body = request.encode_to_vec();
-    batch
-}
 
 /// The store stage of `SERVICE`: (n, lost, reasons).
 async fn store_stage(backend: &ServeProcess) -> (u64, u64, Value) {
@@ -137,7 +51,7 @@ async fn a_full_disk_loses_spans_at_the_store_once_and_a_retry_after_room_stores
     let client = reqwest::Client::new();
     let url = format!("{}/v1/traces", backend.otlp_url());
 
-    let first = big_batch(1);
+    let first = big_batch(SERVICE, 1);
     assert!(
         matches!(
             ledger::post(&client, &url, first.body.clone()).await,
@@ -147,27 +61,10 @@ async fn a_full_disk_loses_spans_at_the_store_once_and_a_retry_after_room_stores
     );
     let filler = disk.fill();
 
-    // Send distinct batches until the disk refuses three in a row: what the
-    // WAL's free pages still took is stored, the rest refused.
-    let (mut acked, mut refused) = (vec![first], Vec::new());
-    let mut seed = 2;
-    while refused.len() < 3 {
-        assert!(seed < 200, "the full disk never refused a batch");
-        let batch = big_batch(seed);
-        seed += 1;
-        match ledger::post(&client, &url, batch.body.clone()).await {
-            Outcome::Acked => {
-                assert!(
-                    refused.is_empty(),
-                    "a batch stored after a refusal on a full disk"
-                );
-                acked.push(batch);
-            }
-            Outcome::Refused { status: 503, .. } => refused.push(batch),
-            other => panic!("a full disk answered {other:?}"),
-        }
-    }
-    let stored = (acked.len() * SPANS) as u64;
+    // What the WAL's free pages still took is stored, the rest refused.
+    let (more, refused) = send_until_refused(&client, &url, SERVICE).await;
+    let acked = 1 + more.len();
+    let stored = (acked * SPANS) as u64;
     let lost = (refused.len() * SPANS) as u64;
     let expected_reasons = serde_json::json!({ "write_failed": lost });
     assert_eq!(

@@ -11,13 +11,15 @@
 //! the trace view's state survives a reload, operations sort naturally, and
 //! the pages hold up at 400, 420 and 768 px; against a server with a query
 //! token the UI signs in, refuses a wrong token, keeps the session over a
-//! reload and signs out. A screenshot of each page is written to
+//! reload and signs out; losses at collect, process and store (a real full
+//! disk) are each marked at their stage. A screenshot of each page is written to
 //! `target/ui-screenshots/` (the test prints the path).
 //!
 //! Chromium, Node and the npm packages come from `.ci/run`; the test fails,
 //! never skips, when one is missing.
 
 use crate::support::fixtures::{self, otlp_request};
+use crate::support::small_disk::{self, SmallDisk};
 use crate::support::{self, Backend, GatedProxy};
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState, Tracer as _,
@@ -630,4 +632,74 @@ async fn sign_in_with_the_query_token() {
             .await
             .expect("browser thread");
     assert_eq!(result["ok"], true, "{result}");
+}
+
+/// Spans lost at three stages, each in a service of its own, on a backend
+/// whose database sits on a small file system: `lossy`'s SDK queue
+/// overflows (collect, `queue_full`), `rejected` sends a span with an
+/// all-zero id (process, `invalid_span_id`), and `disk-full` sends while the
+/// disk is full (store, `write_failed`). The rates page marks each loss at
+/// its stage with its reason and the all-services funnel all three
+/// (`tests/clients/browser/funnel.js`); the screenshot is
+/// `funnel-three-stages.png`.
+#[tokio::test(flavor = "multi_thread")]
+async fn loss_at_three_stages_in_the_funnel() {
+    let node = browser_tools();
+    let disk = SmallDisk::mount("16m");
+    let db = disk.path().join("otelite.db");
+    let backend = Backend::start_with(|config| config.db_path = db).await;
+
+    let lossy = seed_loss(&backend).await;
+    let at_collect = lossy
+        .n("total")
+        .zip(lossy.n("collect"))
+        .map(|(total, collected)| total - collected)
+        .expect("the SDK's counts");
+
+    let trace = support::unique_trace_id(0x3a);
+    let spans: Vec<_> = (1..=3u8)
+        .map(|i| {
+            fixtures::span(trace, SpanId([0, 0, 0, 0, 0, 0, 0, i]))
+                .service("rejected")
+                .build()
+        })
+        .collect();
+    let mut request = otlp_request(&spans);
+    request.resource_spans[0].scope_spans[0].spans[1].span_id = vec![0; 8];
+    let reply = backend
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            None,
+            request.encode_to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "a partial success: {reply:?}");
+    backend
+        .wait_for_rates("rejected", |r| r.n("store") == Some(2))
+        .await;
+
+    let filler = disk.fill();
+    let url = format!("{}/v1/traces", backend.otlp_url());
+    let (_, refused) =
+        small_disk::send_until_refused(&reqwest::Client::new(), &url, "disk-full").await;
+    std::fs::remove_file(filler).expect("remove the filler");
+    let at_store = refused.len() * small_disk::SPANS;
+
+    let expectations = json!({
+        "chromium": CHROMIUM,
+        "base": format!("http://{}", backend.query),
+        "screenshots": screenshot_dir(),
+        "losses": [
+            ["lossy", "collect", format!("−{at_collect} lost (queue_full {at_collect})")],
+            ["rejected", "process", "−1 lost (invalid_span_id 1)"],
+            ["disk-full", "store", format!("−{at_store} lost (write_failed {at_store})")],
+        ],
+    });
+    let result =
+        tokio::task::spawn_blocking(move || run_browser_script(&node, "funnel.js", &expectations))
+            .await
+            .expect("browser thread");
+    assert_eq!(result["ok"], true, "{result}");
+    println!("funnel with loss at three stages: {}", result["screenshot"]);
 }

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod pki;
 pub mod process;
 pub mod proxy;
+pub mod small_disk;
 pub mod stores;
 pub mod unavailable;
 
