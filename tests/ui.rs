@@ -639,7 +639,8 @@ async fn sign_in_with_the_query_token() {
 /// overflows (collect, `queue_full`), `rejected` sends a span with an
 /// all-zero id (process, `invalid_span_id`), and `disk-full` sends while the
 /// disk is full (store, `write_failed`). The rates page marks each loss at
-/// its stage with its reason and the all-services funnel all three
+/// its stage with its reason and the all-services funnel all three, with
+/// the hop of a Collector whose pushed counters say it lost spans
 /// (`tests/clients/browser/funnel.js`); the screenshot is
 /// `funnel-three-stages.png`.
 #[tokio::test(flavor = "multi_thread")]
@@ -679,6 +680,17 @@ async fn loss_at_three_stages_in_the_funnel() {
         .wait_for_rates("rejected", |r| r.n("store") == Some(2))
         .await;
 
+    // A Collector in front of some app reports its exporter lost 10 of 50.
+    let reply = backend
+        .post(
+            "/v1/metrics",
+            "application/x-protobuf",
+            None,
+            collector_counters(40, 10).encode_to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "the Collector's counters: {reply:?}");
+
     let filler = disk.fill();
     let url = format!("{}/v1/traces", backend.otlp_url());
     let (_, refused) =
@@ -695,6 +707,7 @@ async fn loss_at_three_stages_in_the_funnel() {
             ["rejected", "process", "−1 lost (invalid_span_id 1)"],
             ["disk-full", "store", format!("−{at_store} lost (write_failed {at_store})")],
         ],
+        "collectorLoss": "−10 lost (send_failed(Unavailable) 10)",
     });
     let result =
         tokio::task::spawn_blocking(move || run_browser_script(&node, "funnel.js", &expectations))
@@ -702,4 +715,70 @@ async fn loss_at_three_stages_in_the_funnel() {
             .expect("browser thread");
     assert_eq!(result["ok"], true, "{result}");
     println!("funnel with loss at three stages: {}", result["screenshot"]);
+}
+
+/// What a Collector's internal telemetry pushes about its OTLP exporter
+/// (names and attributes as v0.165 sends them): `sent` spans handed on,
+/// `failed` lost after its retries with `error.type` Unavailable.
+fn collector_counters(
+    sent: u64,
+    failed: u64,
+) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+        metric, number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let text = |key: &str, value: &str| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64;
+    let counter = |name: &str, value: u64, attributes: Vec<KeyValue>| Metric {
+        name: name.into(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: vec![NumberDataPoint {
+                attributes,
+                start_time_unix_nano: now - 60_000 * MS,
+                time_unix_nano: now,
+                value: Some(number_data_point::Value::AsInt(value as i64)),
+                ..NumberDataPoint::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+        })),
+        ..Metric::default()
+    };
+    let exporter = || text("exporter", "otlp_http/otelite");
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    text("service.name", "otelcol-contrib"),
+                    text("service.instance.id", "ui-collector-1"),
+                ],
+                ..Resource::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    counter("otelcol_exporter_sent_spans", sent, vec![exporter()]),
+                    counter(
+                        "otelcol_exporter_send_failed_spans",
+                        failed,
+                        vec![exporter(), text("error.type", "Unavailable")],
+                    ),
+                ],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
 }

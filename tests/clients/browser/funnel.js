@@ -1,7 +1,7 @@
 // The rates page of a backend with spans lost at three stages (tests/ui.rs,
 // `loss_at_three_stages_in_the_funnel`): each service's funnel marks its
 // loss at its stage with the reason, the all-services funnel marks all
-// three, and a screenshot is kept. Usage: node funnel.js expectations.json
+// three and a Collector's hop with its loss, and a screenshot is kept. Usage: node funnel.js expectations.json
 // Prints `{"ok":true,…}` at the end; a failed check throws and exits non-zero.
 'use strict';
 
@@ -43,6 +43,10 @@ async function main() {
     for (const [, stage] of expect.losses) {
       check(all.includes(stage), `the all-services funnel marks the loss at ${stage}`, all);
     }
+    // The Collector's hop shows in the all-services funnel, with its loss.
+    const hop = await page.$$eval('.funnel-card[data-service=""] tr[data-stage="collector"]', (els) =>
+      els.map((e) => (e.querySelector('.lost') || {}).textContent));
+    check(hop.length === 1 && hop[0] === expect.collectorLoss, 'the collector hop with its loss', hop);
     check(errors.length === 0, 'no console errors', errors);
     const file = path.join(expect.screenshots, 'funnel-three-stages.png');
     await page.screenshot({ path: file, fullPage: true });
