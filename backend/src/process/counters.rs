@@ -26,7 +26,7 @@ use crate::stage::Stage;
 use crate::storage::CounterPoint;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Metric, NumberDataPoint, metric, number_data_point,
+    AggregationTemporality, NumberDataPoint, metric, number_data_point,
 };
 use otelite_model::otlp::attributes_from_otlp;
 use otelite_model::{AnyValue, KeyValue, Resource};

@@ -1,6 +1,6 @@
 use super::*;
 use opentelemetry_proto::tonic::common::v1::{AnyValue as PbValue, KeyValue as PbKv, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics, Sum};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics, Sum};
 use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
 use std::net::SocketAddr;
 
