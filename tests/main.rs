@@ -54,6 +54,7 @@ mod answers;
 mod bad_input;
 mod clickhouse;
 mod collector;
+mod counter_shapes;
 mod crash;
 mod disk_bounds;
 mod disk_full;

@@ -6,10 +6,11 @@
 //! `tests/clients/node/counters.js`), and each loss shows under the SDK's own
 //! `error.type`. Three scenarios per SDK: a 64-span queue under a burst
 //! (lost at collect), an endpoint nobody listens on and one that answers
-//! 503 (lost at transmit; retries off where the SDK allows it).
+//! 503 (lost at transmit; retries off where the SDK allows it). Each on
+//! both stores.
 
 use crate::support::unavailable::Unavailable;
-use crate::support::{Backend, ServiceRates, foreign};
+use crate::support::{Backend, ServiceRates, Store, for_each_store, foreign};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::Command;
@@ -127,14 +128,19 @@ fn dead_endpoint() -> String {
 
 /// 20 000 spans into a 64-span queue: otelite's stages are the SDK's own
 /// counts, and the spans it dropped are lost at collect as `queue_full`.
-async fn queue_overflow_is_lost_at_collect(sdk: Sdk, service: &str) {
-    queue_overflow_is_lost_at_collect_with(sdk, service, &[]).await;
+async fn queue_overflow_is_lost_at_collect(store: Store, sdk: Sdk, service: &str) {
+    queue_overflow_is_lost_at_collect_with(store, sdk, service, &[]).await;
 }
 
 /// [`queue_overflow_is_lost_at_collect`] with more client arguments.
-async fn queue_overflow_is_lost_at_collect_with(sdk: Sdk, service: &str, more: &[&str]) {
+async fn queue_overflow_is_lost_at_collect_with(
+    store: Store,
+    sdk: Sdk,
+    service: &str,
+    more: &[&str],
+) {
     const SPANS: u64 = 20_000;
-    let backend = Backend::start().await;
+    let backend = Backend::start_on(store, "sdk_counters", |_| {}).await;
     let traces = format!("{}/v1/traces", backend.otlp_url());
     let own = sdk
         .run_with(&backend, traces, service, SPANS, 64, more)
@@ -186,9 +192,14 @@ async fn queue_overflow_is_lost_at_collect_with(sdk: Sdk, service: &str, more: &
 /// 50 spans exported to `traces_url`, where every export fails (retries
 /// off where the SDK allows it): every one passes collect and is lost at
 /// transmit, under the `error.type` the SDK's exporter reported.
-async fn failed_exports_are_lost_at_transmit(sdk: Sdk, service: &str, traces_url: String) {
+async fn failed_exports_are_lost_at_transmit(
+    store: Store,
+    sdk: Sdk,
+    service: &str,
+    traces_url: String,
+) {
     const SPANS: u64 = 50;
-    let backend = Backend::start().await;
+    let backend = Backend::start_on(store, "sdk_counters", |_| {}).await;
     let own = sdk.run(&backend, traces_url, service, SPANS, 2048).await;
     let failed = errors_of(&own, EXPORTED);
     let exported = count_of(&own, EXPORTED, "");
@@ -228,62 +239,102 @@ async fn failed_exports_are_lost_at_transmit(sdk: Sdk, service: &str, traces_url
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn go_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
-    queue_overflow_is_lost_at_collect(Sdk::Go, "go-burst").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    go_sdk_queue_overflow_is_lost_at_collect_as_queue_full
+);
+
+async fn go_sdk_queue_overflow_is_lost_at_collect_as_queue_full(store: Store) {
+    queue_overflow_is_lost_at_collect(store, Sdk::Go, "go-burst").await;
 }
+
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    go_sdk_queue_overflow_with_delta_temporality_counts_the_same
+);
 
 /// The same with the metrics sent as deltas (every sum, `live` too).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn go_sdk_queue_overflow_with_delta_temporality_counts_the_same() {
-    queue_overflow_is_lost_at_collect_with(Sdk::Go, "go-burst-delta", &["delta"]).await;
+async fn go_sdk_queue_overflow_with_delta_temporality_counts_the_same(store: Store) {
+    queue_overflow_is_lost_at_collect_with(store, Sdk::Go, "go-burst-delta", &["delta"]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn go_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type() {
-    failed_exports_are_lost_at_transmit(Sdk::Go, "go-dead", dead_endpoint()).await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    go_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type
+);
+
+async fn go_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type(store: Store) {
+    failed_exports_are_lost_at_transmit(store, Sdk::Go, "go-dead", dead_endpoint()).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn go_sdk_503_is_lost_at_transmit_with_its_error_type() {
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    go_sdk_503_is_lost_at_transmit_with_its_error_type
+);
+
+async fn go_sdk_503_is_lost_at_transmit_with_its_error_type(store: Store) {
     let refusing = Unavailable::start().await;
     let traces = format!("{}/v1/traces", refusing.url());
-    failed_exports_are_lost_at_transmit(Sdk::Go, "go-503", traces).await;
+    failed_exports_are_lost_at_transmit(store, Sdk::Go, "go-503", traces).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn java_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
-    queue_overflow_is_lost_at_collect(Sdk::Java, "java-burst").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    java_sdk_queue_overflow_is_lost_at_collect_as_queue_full
+);
+
+async fn java_sdk_queue_overflow_is_lost_at_collect_as_queue_full(store: Store) {
+    queue_overflow_is_lost_at_collect(store, Sdk::Java, "java-burst").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn java_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type() {
-    failed_exports_are_lost_at_transmit(Sdk::Java, "java-dead", dead_endpoint()).await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    java_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type
+);
+
+async fn java_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type(store: Store) {
+    failed_exports_are_lost_at_transmit(store, Sdk::Java, "java-dead", dead_endpoint()).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn java_sdk_503_is_lost_at_transmit_with_its_error_type() {
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    java_sdk_503_is_lost_at_transmit_with_its_error_type
+);
+
+async fn java_sdk_503_is_lost_at_transmit_with_its_error_type(store: Store) {
     let refusing = Unavailable::start().await;
     let traces = format!("{}/v1/traces", refusing.url());
-    failed_exports_are_lost_at_transmit(Sdk::Java, "java-503", traces).await;
+    failed_exports_are_lost_at_transmit(store, Sdk::Java, "java-503", traces).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_sdk_queue_overflow_is_lost_at_collect_as_queue_full() {
-    queue_overflow_is_lost_at_collect(Sdk::Node, "node-burst").await;
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    node_sdk_queue_overflow_is_lost_at_collect_as_queue_full
+);
+
+async fn node_sdk_queue_overflow_is_lost_at_collect_as_queue_full(store: Store) {
+    queue_overflow_is_lost_at_collect(store, Sdk::Node, "node-burst").await;
 }
+
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    node_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type
+);
 
 /// The JS SDK's processor also counts the failed spans (`error.type=Error`):
 /// they are still lost once, at transmit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type() {
-    failed_exports_are_lost_at_transmit(Sdk::Node, "node-dead", dead_endpoint()).await;
+async fn node_sdk_dead_endpoint_is_lost_at_transmit_with_its_error_type(store: Store) {
+    failed_exports_are_lost_at_transmit(store, Sdk::Node, "node-dead", dead_endpoint()).await;
 }
 
+for_each_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    node_sdk_503_is_lost_at_transmit_with_its_error_type
+);
+
 /// Past its five attempts (about 10 s of backoff).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_sdk_503_is_lost_at_transmit_with_its_error_type() {
+async fn node_sdk_503_is_lost_at_transmit_with_its_error_type(store: Store) {
     let refusing = Unavailable::start().await;
     let traces = format!("{}/v1/traces", refusing.url());
-    failed_exports_are_lost_at_transmit(Sdk::Node, "node-503", traces).await;
+    failed_exports_are_lost_at_transmit(store, Sdk::Node, "node-503", traces).await;
 }

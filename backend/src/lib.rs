@@ -212,6 +212,7 @@ impl Server {
             self.query_limits,
             &self.tokens,
             self.policy.clone(),
+            &[self.otlp_addr(), self.otlp_grpc_addr()],
         );
         // Outermost, so a rebound name learns nothing, not even a 401.
         let hosts = net::HostPolicy::new(self.query_addr(), &self.allowed_hosts);
@@ -257,7 +258,7 @@ pub(crate) fn routers(
     query_limits: query::QueryLimits,
     tokens: &BearerTokens,
 ) -> (axum::Router, axum::Router) {
-    let (receive, query, _) = serving(store, limits, query_limits, tokens, Arc::default());
+    let (receive, query, _) = serving(store, limits, query_limits, tokens, Arc::default(), &[]);
     (receive, query)
 }
 
@@ -269,12 +270,14 @@ fn serving(
     query_limits: query::QueryLimits,
     tokens: &BearerTokens,
     policy: Arc<analyze::Policy>,
+    listeners: &[SocketAddr],
 ) -> (axum::Router, axum::Router, receive::ReceiveState) {
     let store: Storage = store.into();
     let metrics = Arc::new(metrics::Metrics::new(limits.max_inflight_bytes));
     let timed = axum::middleware::from_fn_with_state(metrics.clone(), metrics::record_latency);
-    let state =
-        receive::ReceiveState::new(store.clone(), limits, metrics.clone()).with_policy(policy);
+    let state = receive::ReceiveState::new(store.clone(), limits, metrics.clone())
+        .with_policy(policy)
+        .with_listeners(listeners);
     let receive = receive::router(state.clone()).layer(timed.clone());
     let query = query::router_with(store.clone(), metrics, query_limits).layer(timed);
     let receive = guarded(receive, tokens.ingest.clone(), None);

@@ -5,12 +5,13 @@
 //!   instead, `otel.sdk.span.started` less `otel.sdk.span.live` (spans
 //!   started and not yet ended); only sampled spans (`RECORD_AND_SAMPLE`),
 //!   the only ones a processor exports;
-//! - collect: `otel.sdk.processor.span.processed`; the JS SDK also counts
-//!   a span there once its export failed, under the export's error: such a
-//!   span did reach the exporter (see [`handed_to_exporter`]);
+//! - collect: `otel.sdk.processor.span.processed`, of one processor when
+//!   the app has several (see [`pipeline`]); the JS SDK also counts a span
+//!   there once its export failed, under the export's error: such a span
+//!   did reach the exporter (see [`handed_to_exporter`]);
 //! - transmit: `otel.sdk.exporter.span.exported`, only from the exporter
 //!   that sends to this backend when the app has several (see
-//!   [`Destination`]).
+//!   [`pipeline`]).
 //!
 //! A point with `error.type` counts spans lost at its stage, under that
 //! reason. Series are told apart by attributes, `service.instance.id` and
@@ -19,15 +20,17 @@
 //! ([`collector`]). Other metrics are ignored.
 
 mod collector;
+mod pipeline;
 
 use crate::stage::Stage;
 use crate::storage::CounterPoint;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Metric, NumberDataPoint, metric, number_data_point,
+    AggregationTemporality, NumberDataPoint, metric, number_data_point,
 };
 use otelite_model::otlp::attributes_from_otlp;
 use otelite_model::{AnyValue, KeyValue, Resource};
+pub use pipeline::Destination;
 
 const ENDED: &str = "otel.sdk.span.ended";
 const STARTED: &str = "otel.sdk.span.started";
@@ -36,15 +39,6 @@ const PROCESSED: &str = "otel.sdk.processor.span.processed";
 const EXPORTED: &str = "otel.sdk.exporter.span.exported";
 /// The `error.type`s a span processor drops spans under itself.
 const PROCESSOR_DROPS: [&str; 2] = ["queue_full", "already_shutdown"];
-
-/// Where the metrics were sent: the port of the request's `Host`. An app
-/// that exports spans to this backend and elsewhere reports one
-/// `otel.sdk.exporter.span.exported` series per exporter, told apart by
-/// `server.port`; the one sending here is the one on this port.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Destination {
-    pub port: Option<u16>,
-}
 
 /// How a metric's points count toward a stage.
 #[derive(Debug, Clone, Copy)]
@@ -102,21 +96,24 @@ fn counts_of(name: &str, has_ended: bool) -> Option<Counts> {
 
 pub fn counter_points(
     request: ExportMetricsServiceRequest,
-    destination: Destination,
+    destination: &Destination,
 ) -> Vec<CounterPoint> {
     let mut points = Vec::new();
     for resource_metrics in request.resource_metrics {
         let resource = resource_metrics.resource.unwrap_or_default();
         let resource = Resource::new(attributes_from_otlp(resource.attributes), 0, String::new());
         let instance = string_attr(&resource.attributes, "service.instance.id").unwrap_or("");
-        let metrics: Vec<Metric> = resource_metrics
+        let has_ended = resource_metrics
+            .scope_metrics
+            .iter()
+            .flat_map(|s| &s.metrics)
+            .any(|m| m.name == ENDED);
+        let mut sums: Vec<(Series, Vec<Reading>)> = Vec::new();
+        for metric in resource_metrics
             .scope_metrics
             .into_iter()
             .flat_map(|s| s.metrics)
-            .collect();
-        let has_ended = metrics.iter().any(|m| m.name == ENDED);
-        let has_exported = metrics.iter().any(|m| m.name == EXPORTED);
-        for metric in metrics {
+        {
             let Some(counts) = counts_of(&metric.name, has_ended)
                 .or_else(|| collector::hop_count(&metric).map(Counts::hop))
             else {
@@ -128,19 +125,37 @@ pub fn counter_points(
             let series = Series {
                 service: &resource.service_name,
                 instance,
-                name: &metric.name,
+                name: metric.name,
                 counts,
                 cumulative: sum.aggregation_temporality != AggregationTemporality::Delta as i32,
                 monotonic: sum.is_monotonic,
-                has_exported,
+                has_exported: false,
             };
-            let mut readings: Vec<(Vec<KeyValue>, NumberDataPoint)> = sum
+            let readings = sum
                 .data_points
                 .into_iter()
                 .map(|mut p| (attributes_from_otlp(std::mem::take(&mut p.attributes)), p))
                 .collect();
-            if metric.name == EXPORTED {
-                keep_this_destination(&mut readings, destination);
+            sums.push((series, readings));
+        }
+        let has_exported = sums.iter().any(|(s, _)| s.name == EXPORTED);
+        let attributes_of = |name: &str| -> Vec<&[KeyValue]> {
+            sums.iter()
+                .filter(|(s, _)| s.name == name)
+                .flat_map(|(_, readings)| readings.iter().map(|(a, _)| a.as_slice()))
+                .collect()
+        };
+        let counted = pipeline::counted(
+            &attributes_of(PROCESSED),
+            &attributes_of(EXPORTED),
+            destination,
+        );
+        for (mut series, mut readings) in sums {
+            series.has_exported = has_exported;
+            match series.name.as_str() {
+                PROCESSED => readings.retain(|(a, _)| counted.processor(a)),
+                EXPORTED => readings.retain(|(a, _)| counted.exporter(a)),
+                _ => {}
             }
             points.extend(
                 readings
@@ -152,39 +167,14 @@ pub fn counter_points(
     points
 }
 
-/// Keeps the exporter series whose `server.port` is the destination's,
-/// when any is: the others count spans sent elsewhere. Where the SDK names
-/// its exporters (`otel.component.name`), the series of an exporter that
-/// sends here are kept and every other exporter's dropped, one without a
-/// port too (a console exporter beside the OTLP one); without names, a
-/// series without a port is kept.
-fn keep_this_destination(readings: &mut Vec<(Vec<KeyValue>, NumberDataPoint)>, to: Destination) {
-    let Some(port) = to.port else { return };
-    let port_of = |attributes: &[KeyValue]| match attr(attributes, "server.port") {
-        Some(AnyValue::Int(p)) => Some(*p),
-        Some(AnyValue::String(p)) => p.parse().ok(),
-        _ => None,
-    };
-    let here = |attributes: &[KeyValue]| port_of(attributes) == Some(i64::from(port));
-    if !readings.iter().any(|(attributes, _)| here(attributes)) {
-        return;
-    }
-    let senders: Vec<String> = readings
-        .iter()
-        .filter(|(attributes, _)| here(attributes))
-        .filter_map(|(attributes, _)| component(attributes).map(str::to_owned))
-        .collect();
-    readings.retain(|(attributes, _)| match component(attributes) {
-        Some(name) if !senders.is_empty() => senders.iter().any(|s| s == name),
-        _ => port_of(attributes).is_none() || here(attributes),
-    });
-}
+/// A data point with its attributes in otelite's model.
+type Reading = (Vec<KeyValue>, NumberDataPoint);
 
 /// What one metric's points share.
 struct Series<'a> {
     service: &'a str,
     instance: &'a str,
-    name: &'a str,
+    name: String,
     counts: Counts,
     cumulative: bool,
     monotonic: bool,
@@ -210,7 +200,7 @@ impl Series<'_> {
         let reason = match self.counts.lost_as {
             Some(lost) => Some(collector::reason(lost, error)),
             None => error
-                .filter(|reason| !handed_to_exporter(self.name, reason, self.has_exported))
+                .filter(|reason| !handed_to_exporter(&self.name, reason, self.has_exported))
                 .map(str::to_owned),
         };
         let mut series = format!("{}@{}", self.name, point.start_time_unix_nano);
@@ -268,19 +258,14 @@ fn handed_to_exporter(metric: &str, reason: &str, has_exported: bool) -> bool {
     metric == PROCESSED && has_exported && !PROCESSOR_DROPS.contains(&reason)
 }
 
-/// The SDK's name for the component (`batching_span_processor/0`).
-fn component(attributes: &[KeyValue]) -> Option<&str> {
-    string_attr(attributes, "otel.component.name")
-}
-
-fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+pub(super) fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     attributes
         .iter()
         .find(|kv| kv.key == key)
         .map(|kv| &kv.value)
 }
 
-fn string_attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+pub(super) fn string_attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
     match attr(attributes, key)? {
         AnyValue::String(text) => Some(text),
         _ => None,

@@ -36,6 +36,7 @@ use otelite_model::Span;
 use otelite_model::otlp::InvalidSpan;
 use response::ReceiveError;
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -79,6 +80,9 @@ pub struct ReceiveState {
     /// The bytes those requests hold; shared with every receiver through
     /// `Metrics`, which reports it.
     bytes: ByteBudget,
+    /// Where the OTLP listeners are bound: the SDKs' exporter counters name
+    /// the endpoint they send to, and only those sending here count.
+    listeners: Arc<[SocketAddr]>,
 }
 
 impl ReceiveState {
@@ -91,7 +95,14 @@ impl ReceiveState {
             metrics,
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
             policy: Arc::default(),
+            listeners: Arc::new([]),
         }
+    }
+
+    /// The same, knowing the addresses its OTLP listeners are bound to.
+    pub fn with_listeners(mut self, listeners: &[SocketAddr]) -> Self {
+        self.listeners = listeners.into();
+        self
     }
 
     /// The same, applying `policy` at analyze.
@@ -432,29 +443,43 @@ async fn receive_metrics(
     let limit = state.max_body_bytes;
     permit.grow_to(decoded_bytes(encoding, &bytes, limit))?;
     let request: ExportMetricsServiceRequest = decode(encoding, &bytes, limit)?;
-    store_metrics(state, request, port_of_host(headers)).await?;
+    let (host, port) = host_and_port(headers);
+    store_metrics(state, request, host, port).await?;
     Ok(encoding.format)
 }
 
 /// The part of receiving metrics both transports share: the exporters'
-/// counters out of the request, stored before the answer. `port` is the
-/// one the client sent to, which its counters name as `server.port`.
+/// counters out of the request, stored before the answer. `host` and
+/// `port` are what the client sent to, which its span exporter's counters
+/// name as `server.address` and `server.port` when it sends spans there too.
 pub(crate) async fn store_metrics(
     state: &ReceiveState,
     request: ExportMetricsServiceRequest,
+    host: Option<String>,
     port: Option<u16>,
 ) -> Result<(), ReceiveError> {
-    let points = process::counter_points(request, process::Destination { port });
+    let destination = process::Destination {
+        host,
+        port,
+        listeners: state.listeners.to_vec(),
+    };
+    let points = process::counter_points(request, &destination);
     if !points.is_empty() {
         state.store.try_write_counters(points)?.await?;
     }
     Ok(())
 }
 
-/// The port the request was sent to, from its `Host` header.
-fn port_of_host(headers: &HeaderMap) -> Option<u16> {
-    let host = headers.get(http::header::HOST)?.to_str().ok()?;
-    host.parse::<http::uri::Authority>().ok()?.port_u16()
+/// The host and port the request was sent to, from its `Host` header.
+fn host_and_port(headers: &HeaderMap) -> (Option<String>, Option<u16>) {
+    let authority = headers
+        .get(http::header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .and_then(|host| host.parse::<http::uri::Authority>().ok());
+    match authority {
+        Some(authority) => (Some(authority.host().to_owned()), authority.port_u16()),
+        None => (None, None),
+    }
 }
 
 /// Inflates (when gzip) and decodes a body into an OTLP request type.

@@ -1,7 +1,8 @@
 use super::*;
 use opentelemetry_proto::tonic::common::v1::{AnyValue as PbValue, KeyValue as PbKv, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics, Sum};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics, Sum};
 use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
+use std::net::SocketAddr;
 
 fn kv(key: &str, value: any_value::Value) -> PbKv {
     PbKv {
@@ -116,7 +117,7 @@ fn python_sdk_report(exporter_ports: &[i64]) -> Vec<Metric> {
 fn the_current_conventions_give_every_stage_and_each_loss_its_reason() {
     let points = counter_points(
         request("i-1", python_sdk_report(&[4318])),
-        Destination::default(),
+        &Destination::default(),
     );
     assert_eq!(
         summary(&points),
@@ -137,7 +138,7 @@ fn the_current_conventions_give_every_stage_and_each_loss_its_reason() {
 fn an_sdk_that_sends_ended_counts_total_by_it_alone() {
     let mut metrics = python_sdk_report(&[4318]);
     metrics.push(sum(ENDED, true, vec![point(19_997, vec![])]));
-    let points = counter_points(request("i-1", metrics), Destination::default());
+    let points = counter_points(request("i-1", metrics), &Destination::default());
     let total: Vec<_> = summary(&points)
         .into_iter()
         .filter(|p| p.0 == Stage::Total)
@@ -148,7 +149,7 @@ fn an_sdk_that_sends_ended_counts_total_by_it_alone() {
 #[test]
 fn of_several_exporters_only_the_one_sending_here_counts() {
     let report = || request("i-1", python_sdk_report(&[4318, 9999]));
-    let here = counter_points(report(), Destination { port: Some(4318) });
+    let here = counter_points(report(), &sent_to(4318));
     let transmit: Vec<&str> = here
         .iter()
         .filter(|p| p.stage == Stage::Transmit)
@@ -157,7 +158,7 @@ fn of_several_exporters_only_the_one_sending_here_counts() {
     assert_eq!(transmit.len(), 1, "{transmit:?}");
     assert!(transmit[0].contains("server.port=4318"), "{transmit:?}");
     // When no exporter names this port (a proxy between), all count.
-    let elsewhere = counter_points(report(), Destination { port: Some(1234) });
+    let elsewhere = counter_points(report(), &sent_to(1234));
     assert_eq!(
         elsewhere
             .iter()
@@ -171,11 +172,11 @@ fn of_several_exporters_only_the_one_sending_here_counts() {
 fn instances_of_a_service_keep_series_of_their_own() {
     let a = counter_points(
         request("i-1", python_sdk_report(&[4318])),
-        Destination::default(),
+        &Destination::default(),
     );
     let b = counter_points(
         request("i-2", python_sdk_report(&[4318])),
-        Destination::default(),
+        &Destination::default(),
     );
     for (a, b) in a.iter().zip(&b) {
         assert_ne!(a.series, b.series);
@@ -255,10 +256,7 @@ fn js_sdk_failed_exports(with_exporter: bool) -> Vec<Metric> {
 
 #[test]
 fn a_failed_export_the_processor_also_counts_is_lost_once_at_transmit() {
-    let points = counter_points(
-        request("i-1", js_sdk_failed_exports(true)),
-        Destination { port: Some(4318) },
-    );
+    let points = counter_points(request("i-1", js_sdk_failed_exports(true)), &sent_to(4318));
     assert_eq!(
         summary(&points),
         vec![
@@ -277,7 +275,7 @@ fn a_failed_export_the_processor_also_counts_is_lost_once_at_transmit() {
 fn without_exporter_counters_a_processor_error_stays_lost_at_collect() {
     let points = counter_points(
         request("i-1", js_sdk_failed_exports(false)),
-        Destination::default(),
+        &Destination::default(),
     );
     assert_eq!(
         summary(&points),
@@ -299,7 +297,7 @@ fn a_negative_delta_of_live_spans_adds_to_total() {
     if let Some(metric::Data::Sum(sum)) = &mut started.data {
         sum.aggregation_temporality = AggregationTemporality::Delta as i32;
     }
-    let points = counter_points(request("i-1", vec![live, started]), Destination::default());
+    let points = counter_points(request("i-1", vec![live, started]), &Destination::default());
     // Three spans ended since the last export, two started and are live;
     // a counter below zero is no reading.
     let increments: Vec<i64> = points.iter().map(|p| p.increment(None)).collect();
@@ -332,7 +330,7 @@ fn a_named_exporter_without_a_port_beside_the_one_sending_here_does_not_count() 
             point(42, exporter("stdout_span_exporter/0", None, None)),
         ],
     )];
-    let points = counter_points(request("i-1", report), Destination { port: Some(4318) });
+    let points = counter_points(request("i-1", report), &sent_to(4318));
     assert_eq!(
         summary(&points),
         vec![
@@ -380,13 +378,84 @@ fn a_collectors_exporter_counters_are_the_collector_hop() {
             vec![point(45, vec![text("receiver", "otlp")])],
         ),
     ];
-    let points = counter_points(request("c-1", metrics), Destination::default());
+    let points = counter_points(request("c-1", metrics), &Destination::default());
     assert_eq!(
         summary(&points),
         vec![
             (Stage::Collector, None, 10, false),
             (Stage::Collector, Some("send_failed(Unavailable)"), 5, false),
             (Stage::Collector, Some("enqueue_failed"), 30, false),
+        ]
+    );
+}
+
+/// Metrics sent to `127.0.0.1:<port>`, where the backend listens.
+fn sent_to(port: u16) -> Destination {
+    Destination {
+        host: Some("127.0.0.1".into()),
+        port: Some(port),
+        listeners: vec![SocketAddr::from(([127, 0, 0, 1], port))],
+    }
+}
+
+/// What the Python SDK 1.45.1 sends for two batch pipelines made in turn:
+/// one to a port nothing listens on, then one to this backend.
+#[test]
+fn of_two_pipelines_only_the_one_sending_here_counts_at_collect_and_transmit() {
+    let component = |kind: &str, name: &str| {
+        vec![
+            text("otel.component.type", kind),
+            text("otel.component.name", name),
+        ]
+    };
+    let processor = |name: &str, error: Option<&str>| {
+        let mut attributes = component("batching_span_processor", name);
+        attributes.extend(error.map(|e| text("error.type", e)));
+        attributes
+    };
+    let exporter = |name: &str, port: i64, error: Option<&str>| {
+        let mut attributes = component("otlp_http_span_exporter", name);
+        attributes.push(text("server.address", "localhost"));
+        attributes.push(kv("server.port", any_value::Value::IntValue(port)));
+        attributes.extend(error.map(|e| text("error.type", e)));
+        attributes
+    };
+    let metrics = vec![
+        sum(
+            PROCESSED,
+            true,
+            vec![
+                point(300, processor("batching_span_processor/0", None)),
+                point(
+                    19_700,
+                    processor("batching_span_processor/0", Some("queue_full")),
+                ),
+                point(12_030, processor("batching_span_processor/1", None)),
+                point(
+                    7_970,
+                    processor("batching_span_processor/1", Some("queue_full")),
+                ),
+            ],
+        ),
+        sum(
+            EXPORTED,
+            true,
+            vec![
+                point(
+                    300,
+                    exporter("otlp_http_span_exporter/0", 9, Some("ConnectionError")),
+                ),
+                point(12_030, exporter("otlp_http_span_exporter/1", 4318, None)),
+            ],
+        ),
+    ];
+    let points = counter_points(request("i-1", metrics), &sent_to(4318));
+    assert_eq!(
+        summary(&points),
+        vec![
+            (Stage::Collect, None, 12_030, false),
+            (Stage::Collect, Some("queue_full"), 7_970, false),
+            (Stage::Transmit, None, 12_030, false),
         ]
     );
 }

@@ -22,10 +22,14 @@ use tonic::{Code, Status};
 type Request = http::Request<Body>;
 type Response = http::Response<Body>;
 
-/// The port a call was sent to (its `:authority`), for the metrics service:
-/// the SDKs' exporter counters name it as `server.port`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Destination(pub Option<u16>);
+/// The host and port a call was sent to (its `:authority`), for the metrics
+/// service: the SDKs' exporter counters name them as `server.address` and
+/// `server.port`.
+#[derive(Debug, Clone)]
+pub(super) struct Destination {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+}
 
 /// A generated service behind the token check and the admission.
 #[derive(Clone)]
@@ -75,8 +79,11 @@ where
             self.state.metrics.request_rejected(Rejection::Overloaded);
             return Box::pin(std::future::ready(Ok(status::overloaded().into_http())));
         };
-        let port = request.uri().port_u16();
-        request.extensions_mut().insert(Destination(port));
+        let destination = Destination {
+            host: request.uri().host().map(str::to_owned),
+            port: request.uri().port_u16(),
+        };
+        request.extensions_mut().insert(destination);
         // The clone that was made ready serves this call (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

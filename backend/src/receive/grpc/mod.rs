@@ -130,11 +130,11 @@ impl MetricsService for Receiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let port = request
+        let (host, port) = request
             .extensions()
             .get::<gate::Destination>()
-            .and_then(|d| d.0);
-        match store_metrics(&self.state, request.into_inner(), port).await {
+            .map_or((None, None), |d| (d.host.clone(), d.port));
+        match store_metrics(&self.state, request.into_inner(), host, port).await {
             Ok(()) => Ok(Response::new(ExportMetricsServiceResponse {
                 partial_success: None,
             })),

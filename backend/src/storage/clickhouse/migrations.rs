@@ -12,9 +12,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("schema-18.16.sql")),
     (2, include_str!("migrate-2.sql")),
     (3, include_str!("migrate-3.sql")),
+    (4, include_str!("migrate-4.sql")),
 ];
 
-pub const CURRENT_VERSION: u32 = 3;
+pub const CURRENT_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -41,6 +42,7 @@ const SHARDED: &[(&str, &str)] = &[
     ("operations", "rand()"),
     ("stage_counts", "rand()"),
     ("stage_losses", "rand()"),
+    ("stage_counts_taken", "rand()"),
     ("service_edges", "rand()"),
     ("exporter_series", "cityHash64(service, stage, series)"),
 ];
@@ -184,6 +186,9 @@ mod tests {
         let losses: Vec<&str> = statements(MIGRATIONS[2].1).collect();
         assert_eq!(losses.len(), 2, "{losses:?}");
         assert!(losses[0].contains("CREATE TABLE IF NOT EXISTS stage_losses"));
+        let taken: Vec<&str> = statements(MIGRATIONS[3].1).collect();
+        assert_eq!(taken.len(), 1, "{taken:?}");
+        assert!(taken[0].contains("CREATE TABLE IF NOT EXISTS stage_counts_taken"));
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
     }
 }

@@ -184,11 +184,17 @@ pub async fn stage_counts(
 ) -> Result<Vec<RateRow>, ClickHouseError> {
     let service = service.map_or(String::new(), |s| format!("service = {} AND", quote(s)));
     // Passed rows carry an empty reason: no loss has one (the writers
-    // never record an empty reason).
+    // never record an empty reason). Live spans are taken as they come: a
+    // window can hold more taken than added, which reads as none (as on
+    // SQLite).
     let data = client
         .query(&format!(
-            "SELECT service, stage, '' AS reason, sum(n) AS n FROM stage_counts \
-             WHERE {service} minute BETWEEN {start_minute} AND {end_minute} \
+            "SELECT service, stage, '' AS reason, toUInt64(greatest(sum(n), 0)) AS n FROM ( \
+               SELECT service, stage, toInt64(n) AS n FROM stage_counts \
+               WHERE {service} minute BETWEEN {start_minute} AND {end_minute} \
+               UNION ALL \
+               SELECT service, stage, -toInt64(n) AS n FROM stage_counts_taken \
+               WHERE {service} minute BETWEEN {start_minute} AND {end_minute}) \
              GROUP BY service, stage \
              UNION ALL \
              SELECT service, stage, reason, sum(n) AS n FROM stage_losses \

@@ -139,6 +139,16 @@ CREATE TABLE IF NOT EXISTS stage_losses (
 CREATE MATERIALIZED VIEW IF NOT EXISTS stage_losses_processed_mv TO stage_counts AS
 SELECT day, service, 'process' AS stage, minute, n FROM stage_losses WHERE startsWith(reason, 'policy:')
 ;
+-- Counts taken away from a stage: the SDKs' live spans, from total.
+CREATE TABLE IF NOT EXISTS stage_counts_taken (
+    day     Date,
+    service LowCardinality(String),
+    stage   LowCardinality(String),
+    minute  Int64 CODEC(Delta, ZSTD(1)),
+    n       UInt64
+) ENGINE = SummingMergeTree(n) PARTITION BY day ORDER BY (service, stage, minute)
+  TTL day + INTERVAL 30 DAY
+;
 CREATE TABLE IF NOT EXISTS service_edges (
     day    Date,
     parent LowCardinality(String),

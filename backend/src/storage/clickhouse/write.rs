@@ -255,25 +255,23 @@ async fn insert_edges(client: &Client, edges: &[Edge]) -> Result<(), ClickHouseE
 pub type SeriesMemory = HashMap<(String, Stage, String), u64>;
 
 /// Exporter counter readings → per-minute increments, as the SQLite store
-/// does: a cumulative point adds what it grew since the series' last
-/// reading (all of it after the app restarted). The caller serialises calls.
+/// does (see `CounterPoint::increment`): a cumulative point adds what it
+/// grew since the series' last reading (all of it after the app
+/// restarted); what is taken from a stage (live spans from total) goes to
+/// `stage_counts_taken`, `n` being unsigned. The caller serialises calls.
 pub async fn counters(
     client: &Client,
     memory: &mut SeriesMemory,
     points: &[CounterPoint],
 ) -> Result<(), ClickHouseError> {
     let mut counts = Writer::default();
+    let mut taken = Writer::default();
     let mut losses = Writer::default();
     let mut series = Writer::default();
     let mut any_series = false;
     let version = crate::stage::now_ns();
     for point in points {
-        // Not kept on ClickHouse yet: no signed counts for the live spans
-        // taken from total.
-        if point.subtracts {
-            continue;
-        }
-        let increment = if point.cumulative {
+        let last = if point.cumulative {
             let key = (point.service.clone(), point.stage, point.series.clone());
             let last = match memory.get(&key) {
                 Some(last) => Some(*last),
@@ -286,27 +284,35 @@ pub async fn counters(
             series.u64(point.value);
             series.u64(version);
             any_series = true;
-            match last {
-                Some(last) if point.value >= last => point.value - last,
-                _ => point.value,
-            }
+            last
         } else {
-            point.value
+            None
         };
-        if increment > 0 {
-            let minute = minute_of(point.time_ns);
-            match &point.reason {
-                // Spans lost at the stage, by the SDK's `error.type`.
-                Some(reason) => loss_row(
-                    &mut losses,
-                    &point.service,
-                    point.stage,
-                    reason,
-                    minute,
-                    increment,
-                ),
-                None => count_row(&mut counts, &point.service, point.stage, minute, increment),
+        let increment = point.increment(last);
+        let minute = minute_of(point.time_ns);
+        let (service, stage) = (&point.service, point.stage);
+        match &point.reason {
+            // Spans lost at the stage, by the SDK's `error.type`.
+            Some(reason) if increment > 0 => loss_row(
+                &mut losses,
+                service,
+                stage,
+                reason,
+                minute,
+                increment.unsigned_abs(),
+            ),
+            Some(_) => {}
+            None if increment > 0 => count_row(
+                &mut counts,
+                service,
+                stage,
+                minute,
+                increment.unsigned_abs(),
+            ),
+            None if increment < 0 => {
+                count_row(&mut taken, service, stage, minute, increment.unsigned_abs())
             }
+            None => {}
         }
     }
     if !losses.0.is_empty() {
@@ -323,14 +329,12 @@ pub async fn counters(
             )
             .await?;
     }
-    if !counts.0.is_empty() {
-        client
-            .insert(
-                "stage_counts",
-                "day, service, stage, minute, n",
-                counts.0.into(),
-            )
-            .await?;
+    for (table, rows) in [("stage_counts", counts), ("stage_counts_taken", taken)] {
+        if !rows.0.is_empty() {
+            client
+                .insert(table, "day, service, stage, minute, n", rows.0.into())
+                .await?;
+        }
     }
     Ok(())
 }
