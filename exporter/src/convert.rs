@@ -1,6 +1,9 @@
-//! `SpanData` from the OpenTelemetry SDK → model spans: the exporter's one
-//! conversion; model → OTLP lives in `otelite-model`.
+//! `SpanData` from the OpenTelemetry SDK → model spans; model → OTLP lives
+//! in `otelite-model`. The exporter sends bytes `encode` writes straight
+//! from `SpanData`; they must equal this conversion's, then the model's
+//! encoding (`encode`'s tests check it).
 
+use crate::encode::EncodedResource;
 use crate::model::{self, AnyValue, KeyValue};
 use opentelemetry::trace::{self as api, SpanKind};
 use opentelemetry_sdk::trace::SpanData;
@@ -16,6 +19,8 @@ const IS_REMOTE: u32 = 0x200;
 #[derive(Debug, Clone)]
 pub struct SdkConverter {
     resource: Arc<model::Resource>,
+    /// The resource as the request encodes it, once per resource.
+    encoded_resource: Arc<EncodedResource>,
 }
 
 impl SdkConverter {
@@ -25,13 +30,19 @@ impl SdkConverter {
             .map(|(k, v)| KeyValue::new(k.as_str(), value(v)))
             .collect();
         let schema_url = resource.schema_url().unwrap_or_default().to_owned();
+        let resource = model::Resource::new(attributes, 0, schema_url);
         Self {
-            resource: Arc::new(model::Resource::new(attributes, 0, schema_url)),
+            encoded_resource: Arc::new(EncodedResource::new(&resource)),
+            resource: Arc::new(resource),
         }
     }
 
     pub fn resource(&self) -> &Arc<model::Resource> {
         &self.resource
+    }
+
+    pub fn encoded_resource(&self) -> &EncodedResource {
+        &self.encoded_resource
     }
 
     pub fn convert(&self, batch: Vec<SpanData>) -> Vec<model::Span> {
@@ -55,11 +66,6 @@ impl SdkConverter {
     fn span(&self, data: SpanData, scope: Arc<model::Scope>) -> model::Span {
         let context = &data.span_context;
         let parent = model::SpanId(data.parent_span_id.to_bytes());
-        let remote_bits = if data.parent_span_is_remote {
-            HAS_IS_REMOTE | IS_REMOTE
-        } else {
-            HAS_IS_REMOTE
-        };
         let (status_code, status_message) = match data.status {
             api::Status::Unset => (model::StatusCode::Unset, String::new()),
             api::Status::Ok => (model::StatusCode::Ok, String::new()),
@@ -72,7 +78,8 @@ impl SdkConverter {
             span_id: model::SpanId(context.span_id().to_bytes()),
             parent_span_id: (!parent.is_zero()).then_some(parent),
             trace_state: context.trace_state().header(),
-            flags: u32::from(context.trace_flags().to_u8()) | remote_bits,
+            flags: u32::from(context.trace_flags().to_u8())
+                | remote_bits(data.parent_span_is_remote),
             resource: self.resource.clone(),
             scope,
             name: data.name.into_owned(),
@@ -93,7 +100,7 @@ impl SdkConverter {
     }
 }
 
-fn scope(scope: &opentelemetry::InstrumentationScope) -> model::Scope {
+pub(crate) fn scope(scope: &opentelemetry::InstrumentationScope) -> model::Scope {
     model::Scope {
         name: scope.name().to_owned(),
         version: scope.version().unwrap_or_default().to_owned(),
@@ -103,6 +110,15 @@ fn scope(scope: &opentelemetry::InstrumentationScope) -> model::Scope {
             .collect(),
         dropped_attributes_count: 0,
         schema_url: scope.schema_url().unwrap_or_default().to_owned(),
+    }
+}
+
+/// The OTLP flag bits for a parent's (or a link's) is-remote, always known here.
+pub(crate) fn remote_bits(is_remote: bool) -> u32 {
+    if is_remote {
+        HAS_IS_REMOTE | IS_REMOTE
+    } else {
+        HAS_IS_REMOTE
     }
 }
 
@@ -117,16 +133,11 @@ fn event(event: opentelemetry::trace::Event) -> model::Event {
 
 fn link(link: opentelemetry::trace::Link) -> model::Link {
     let context = &link.span_context;
-    let remote_bits = if context.is_remote() {
-        HAS_IS_REMOTE | IS_REMOTE
-    } else {
-        HAS_IS_REMOTE
-    };
     model::Link {
         trace_id: model::TraceId(context.trace_id().to_bytes()),
         span_id: model::SpanId(context.span_id().to_bytes()),
         trace_state: context.trace_state().header(),
-        flags: u32::from(context.trace_flags().to_u8()) | remote_bits,
+        flags: u32::from(context.trace_flags().to_u8()) | remote_bits(context.is_remote()),
         attributes: attributes(link.attributes),
         dropped_attributes_count: link.dropped_attributes_count,
     }
@@ -182,7 +193,7 @@ fn value(value: &opentelemetry::Value) -> AnyValue {
     }
 }
 
-fn kind(kind: &SpanKind) -> model::SpanKind {
+pub(crate) fn kind(kind: &SpanKind) -> model::SpanKind {
     match kind {
         SpanKind::Internal => model::SpanKind::Internal,
         SpanKind::Server => model::SpanKind::Server,
@@ -192,7 +203,7 @@ fn kind(kind: &SpanKind) -> model::SpanKind {
     }
 }
 
-fn nanos(time: SystemTime) -> u64 {
+pub(crate) fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)

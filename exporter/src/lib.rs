@@ -125,14 +125,17 @@
 //! ## Layout
 //!
 //! `model` (trace info, the `otelite-model` crate, with its OTLP conversions
-//! and the direct protobuf encoding the exporter sends) · `convert`
-//! (SpanData → model) ·
+//! and direct protobuf encoding) · `convert` (SpanData → model: the
+//! resource, scopes, and the reference the wire encoding is checked
+//! against) · `encode` (SpanData → the OTLP protobuf the exporter sends,
+//! with no model spans in between) ·
 //! `export` (exporter, `config`, one HTTP attempt, `body` encoding with
 //! buffers kept across exports, `retry`, runtime thread) ·
 //! `processor` (`CountingProcessor`) · `counters` · `metrics` (OTLP report) · `error`.
 
 pub mod convert;
 pub mod counters;
+pub mod encode;
 pub mod error;
 pub mod export;
 pub mod metrics;

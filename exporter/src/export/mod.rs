@@ -311,16 +311,17 @@ impl OteliteExporter {
         MetricsReporter::new(self.shared.clone(), self.runtime.clone())
     }
 
-    /// Counts the batch as collected, converts and encodes it (once).
+    /// Counts the batch as collected and encodes it (once), straight from
+    /// the SDK's spans.
     fn prepare(&self, batch: Vec<SpanData>) -> Result<Bytes, ExportError> {
         self.shared.counters.record_collected(batch.len() as u64);
-        let spans = self.shared.converter().convert(batch);
+        let converter = self.shared.converter();
         self.shared
             .encoder
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .encode_with(self.shared.config.compression, |buf| {
-                otelite_model::encode::encode_request(&spans, buf);
+                crate::encode::encode_request(&converter, &batch, buf);
                 Ok(())
             })
     }
