@@ -2,7 +2,7 @@
 //! the backend on the same cores.
 //!
 //! `cargo run --release --example loadgen -- [--format protobuf|json] [--gzip]
-//!  [--batch 1000] [--concurrency 4] [--rate 0] [--total 200000 | --duration 30]
+//!  [--workload varied|realistic] [--batch 1000] [--concurrency 4] [--rate 0] [--total 200000 | --duration 30]
 //!  [--endpoint http://127.0.0.1:4318 | --spawn-backend]`
 //!
 //! Bodies are encoded once, before timing, from `workload::varied_request`
@@ -15,6 +15,12 @@
 //! `--pool` of them with `--duration`; a reused one is a duplicate for the
 //! backend, and the run says so).
 //!
+//! `--workload realistic` (the disk and peer benchmarks' workload: 10
+//! services, unique user ids, URL paths and statements, see
+//! `support/realistic.rs`) builds every body on its own before timing, in
+//! the same pool; `--gzip --batch 500 --concurrency 8` is the shape the
+//! benchmarks send.
+//!
 //! The requests run on a single-threaded runtime on a thread of their own, so
 //! the generator's CPU share is that thread's CPU time over wall time
 //! (`/proc/thread-self/schedstat`). Prints spans/s accepted (2xx), request
@@ -24,11 +30,15 @@
 #[path = "support/workload.rs"]
 mod workload;
 
+#[path = "support/realistic.rs"]
+mod realistic;
+
 /// The `otelite` binary's allocator, so the backend in this process runs as it does there.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, ValueEnum};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -42,6 +52,18 @@ enum Format {
     Json,
 }
 
+/// Which spans the requests carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    /// Traces of 5–50 spans over 5 services, from one template whose ids
+    /// are rewritten per request (attribute values repeat).
+    Varied,
+    /// Traces of 5–50 spans over 10 services with unique user ids, URL
+    /// paths and database statements: every request built on its own,
+    /// before timing.
+    Realistic,
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "OTLP/HTTP trace load generator")]
 struct Args {
@@ -50,6 +72,8 @@ struct Args {
     endpoint: String,
     #[arg(long, value_enum, default_value = "protobuf")]
     format: Format,
+    #[arg(long, value_enum, default_value = "varied")]
+    workload: Workload,
     /// Compress bodies with gzip.
     #[arg(long)]
     gzip: bool,
@@ -68,7 +92,7 @@ struct Args {
     /// Seconds to send for, instead of --total.
     #[arg(long)]
     duration: Option<f64>,
-    /// Distinct gzip bodies prepared for a --duration run.
+    /// Distinct gzip (or realistic) bodies prepared for a --duration run.
     #[arg(long, default_value_t = 1000)]
     pool: usize,
     /// Salts the ids; runs with different seeds send different spans.
@@ -93,7 +117,6 @@ enum IdAt {
 struct Template {
     body: Vec<u8>,
     ids: Vec<IdAt>,
-    content_type: &'static str,
 }
 
 impl Template {
@@ -111,25 +134,14 @@ impl Template {
             known.insert(span.span_id.clone(), 8);
             expected += 2 + usize::from(!span.parent_span_id.is_empty());
         }
-        let (body, ids, content_type) = match format {
-            Format::Protobuf => {
-                let body = request.encode_to_vec();
-                let ids = find_raw(&body, &known);
-                (body, ids, "application/x-protobuf")
-            }
-            Format::Json => {
-                let body = serde_json::to_vec(&request).expect("OTLP requests serialize");
-                let ids = find_hex(&body, &known);
-                (body, ids, "application/json")
-            }
+        let body = encode(format, &request);
+        let ids = match format {
+            Format::Protobuf => find_raw(&body, &known),
+            Format::Json => find_hex(&body, &known),
         };
         // Every span has a trace id and a span id; all but the roots a parent.
         assert_eq!(ids.len(), expected, "every id found in the body, once");
-        Self {
-            body,
-            ids,
-            content_type,
-        }
+        Self { body, ids }
     }
 
     /// The body with every id XORed with `salt` (same salt, same links).
@@ -342,16 +354,48 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(index).copied().unwrap_or_default()
 }
 
-fn bodies(args: &Args, seed: u64, template: Template, requests: Option<u64>) -> Bodies {
-    if !args.gzip {
-        return Bodies::Patched(template);
+fn bodies(args: &Args, seed: u64, requests: Option<u64>) -> Bodies {
+    let batch = args.batch.max(1);
+    let n = requests.map_or(args.pool, |n| n as usize).max(1) as u64;
+    let compress = |body: Vec<u8>| if args.gzip { gzip(&body) } else { body };
+    match args.workload {
+        Workload::Varied if !args.gzip => Bodies::Patched(Template::new(args.format, batch)),
+        Workload::Varied => {
+            let template = Template::new(args.format, batch);
+            Bodies::Pool(
+                (0..n)
+                    .map(|k| gzip(&template.body(salt(seed, k))))
+                    .collect(),
+            )
+        }
+        Workload::Realistic => {
+            let base_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            Bodies::Pool(
+                (0..n)
+                    .map(|k| {
+                        let request = realistic::realistic_request(seed, k, batch, base_ns);
+                        compress(encode(args.format, &request))
+                    })
+                    .collect(),
+            )
+        }
     }
-    let n = requests.map_or(args.pool, |n| n as usize).max(1);
-    Bodies::Pool(
-        (0..n as u64)
-            .map(|k| gzip(&template.body(salt(seed, k))))
-            .collect(),
-    )
+}
+
+fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Protobuf => "application/x-protobuf",
+        Format::Json => "application/json",
+    }
+}
+
+fn encode(format: Format, request: &ExportTraceServiceRequest) -> Vec<u8> {
+    match format {
+        Format::Protobuf => request.encode_to_vec(),
+        Format::Json => serde_json::to_vec(request).expect("OTLP requests serialize"),
+    }
 }
 
 /// What a run measured.
@@ -371,23 +415,29 @@ struct Report {
 fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
     let total = args.total.or(args.duration.is_none().then_some(200_000));
     let requests = total.map(|t| t.div_ceil(args.batch.max(1)));
-    let template = Template::new(args.format, args.batch.max(1));
-    let (content_type, raw_len) = (template.content_type, template.body.len());
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
-    let bodies = bodies(args, seed, template, requests);
+    let bodies = bodies(args, seed, requests);
     let (wire_len, preparation) = match &bodies {
         Bodies::Patched(template) => (
-            raw_len,
+            template.body.len(),
             format!("{} ids rewritten per request", template.ids.len()),
         ),
-        Bodies::Pool(pool) => (
-            pool[0].len(),
-            format!("a pool of {} gzip bodies", pool.len()),
-        ),
+        Bodies::Pool(pool) => {
+            let mean = pool.iter().map(Vec::len).sum::<usize>() / pool.len();
+            let per_span = mean as f64 / args.batch.max(1) as f64;
+            let what = if args.gzip { "gzip " } else { "" };
+            (
+                mean,
+                format!(
+                    "a pool of {} distinct {what}bodies, {per_span:.1} bytes per span",
+                    pool.len()
+                ),
+            )
+        }
     };
 
     // The backend, when asked for, runs on a runtime of its own.
@@ -415,7 +465,7 @@ fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
 
     let plan = Plan {
         url: format!("{endpoint}/v1/traces"),
-        content_type,
+        content_type: content_type(args.format),
         gzip: args.gzip,
         bodies,
         seed,
@@ -471,9 +521,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sent = outcome.latencies.len() as u64;
     let spans = outcome.ok * args.batch;
     println!(
-        "{:?}{} · {} spans/request ({} bytes on the wire, {preparation}) · concurrency {} · rate {}",
+        "{:?}{} · {:?} · {} spans/request ({} bytes on the wire, {preparation}) · concurrency {} · rate {}",
         args.format,
         if args.gzip { "+gzip" } else { "" },
+        args.workload,
         args.batch,
         wire_len,
         args.concurrency,
@@ -504,9 +555,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(stored) = stored {
         println!("stored by the backend: {stored} spans");
     }
-    if args.gzip && requests.is_none() && sent > args.pool as u64 {
+    let pooled = args.gzip || args.workload == Workload::Realistic;
+    if pooled && requests.is_none() && sent > args.pool as u64 {
         println!(
-            "warning: {} requests reused a gzip body of the pool of {} (duplicates for the backend)",
+            "warning: {} requests reused a body of the pool of {} (duplicates for the backend)",
             sent - args.pool as u64,
             args.pool
         );
