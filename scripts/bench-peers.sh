@@ -21,7 +21,8 @@
 # Prints one Markdown table, every figure beside its ratio to otelite's.
 #
 # Environment: CONCURRENCY (8), BATCH (500 spans per request),
-# OTELITE_BIN (default: a release build of this tree), KEEP=1 keeps the
+# OTELITE_BIN (default: a release build of this tree), PROFILE (release;
+# dev only to check the script on a debug build), KEEP=1 keeps the
 # work directory (logs, configs). Needs Go 1.26+, cargo, python3, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,15 +68,19 @@ build_go scripts/peers/collector otelcol-passthrough .
 jaeger_bin=$root/scripts/peers/jaeger/bin/jaeger
 collector_bin=$root/scripts/peers/collector/bin/otelcol-passthrough
 
+# PROFILE=dev checks the script itself on a debug build: its figures mean nothing.
+profile=${PROFILE:-release}
+profile_dir=$profile
+[ "$profile" = dev ] && profile_dir=debug
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 if [[ -z ${OTELITE_BIN:-} ]]; then
-    echo "== cargo build --release (otelite, loadgen, peer_queries)" >&2
-    cargo build --release -p otelite-backend --bin otelite >&2
+    echo "== cargo build --profile $profile (otelite, loadgen, peer_queries)" >&2
+    cargo build --profile "$profile" -p otelite-backend --bin otelite >&2
 fi
-cargo build --release --example loadgen --example peer_queries >&2
-otelite_bin=${OTELITE_BIN:-$target_dir/release/otelite}
-loadgen=$target_dir/release/examples/loadgen
-queries=$target_dir/release/examples/peer_queries
+cargo build --profile "$profile" --example loadgen --example peer_queries >&2
+otelite_bin=${OTELITE_BIN:-$target_dir/$profile_dir/otelite}
+loadgen=$target_dir/$profile_dir/examples/loadgen
+queries=$target_dir/$profile_dir/examples/peer_queries
 
 # --- measuring one process ---------------------------------------------------
 clk_tck=$(getconf CLK_TCK)
@@ -95,15 +100,19 @@ wait_http() { # URL: until it answers at all (any status), up to 60 s
     exit 1
 }
 
-# Until the process's CPU over one second falls under 5 % of a core (at most 120 s).
+# Until the process's CPU over one second falls under 5 % of a core (at most
+# 120 s); idle_at is when that quiet second began, so the second spent
+# finding it out is not counted as work.
 wait_idle() {
     local before after
     before=$(cpu_ticks "$pid")
+    idle_at=$(now)
     for _ in $(seq 120); do
         sleep 1
         after=$(cpu_ticks "$pid")
         if (( (after - before) * 20 < clk_tck )); then return 0; fi
         before=$after
+        idle_at=$(now)
     done
     echo "bench-peers.sh: $name still busy 120 s after the load; measured as is" >&2
 }
@@ -120,22 +129,27 @@ run() {
     wait_http "http://127.0.0.1:$otlp/v1/traces"
     [ -n "$query_url" ] && wait_http "$query_url/api/services"
 
-    (peak=0; while true; do
-        s=$(disk_bytes "$data"); s=${s:-0}
-        if (( s > peak )); then peak=$s; echo "$peak" >"$work/$name.peak"; fi
-        sleep 0.2
-    done) &
-    sampler=$!
+    if [ -n "$data" ]; then
+        (peak=0; while true; do
+            s=$(disk_bytes "$data" || true); s=${s:-0}
+            if (( s > peak )); then peak=$s; echo "$peak" >"$work/$name.peak"; fi
+            sleep 0.2
+        done) &
+        sampler=$!
+    fi
     local ticks0 ticks1 load_end settled_end
     ticks0=$(cpu_ticks "$pid")
     "$loadgen" --endpoint "http://127.0.0.1:$otlp" --workload realistic --gzip --total "$spans" \
         --concurrency "$concurrency" --batch "$batch" --seed "$seed" | tee "$work/$name.loadgen" >&2
     load_end=$(now)
     wait_idle
-    settled_end=$(now)
+    settled_end=$idle_at
     ticks1=$(cpu_ticks "$pid")
-    kill "$sampler"; wait "$sampler" 2>/dev/null || true
-    sampler=
+    if [ -n "$sampler" ]; then
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
+        sampler=
+    fi
 
     local accepted errors load_wall
     accepted=$(awk '/^accepted:/ {print $2}' "$work/$name.loadgen")
