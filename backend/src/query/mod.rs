@@ -65,7 +65,13 @@ fn api(store: Storage, limits: QueryLimits) -> Router {
             get(traces::operations),
         )
         .route("/api/otelite/dependencies", get(traces::dependencies))
-        .route("/api/rates", get(rates::rates))
+        .route(
+            "/api/rates",
+            get(rates::rates).with_state(rates::RatesState {
+                store: store.clone(),
+                orphan_grace: limits.orphan_grace,
+            }),
+        )
         .route("/api/openapi.json", get(openapi))
         .with_state(store.clone())
         .merge(jaeger::router(store))

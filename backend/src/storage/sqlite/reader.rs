@@ -9,10 +9,10 @@
 //! once the limit has passed or the read's future has been dropped (an
 //! abandoned HTTP request), so no query burns CPU for nobody.
 
-use super::{dependencies, operations, search_page, services, stage_counts, trace_page};
+use super::{dependencies, operations, orphans, search_page, services, stage_counts, trace_page};
 use crate::storage::{
-    Dependency, Page, PageRequest, RateRow, StoreError, StoreFuture, TracePage, TraceQuery,
-    TraceReader,
+    Dependency, Orphans, Page, PageRequest, RateRow, StoreError, StoreFuture, TracePage,
+    TraceQuery, TraceReader,
 };
 use otelite_model::{SpanKind, TraceId};
 use rusqlite::Connection;
@@ -143,6 +143,26 @@ impl TraceReader for SqliteReader {
         end_minute: i64,
     ) -> StoreFuture<Vec<RateRow>> {
         self.answer(move |conn| stage_counts(conn, service.as_deref(), start_minute, end_minute))
+    }
+
+    fn orphans(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+        grace: Duration,
+    ) -> StoreFuture<Vec<Orphans>> {
+        let now = i64::try_from(crate::stage::now_ns()).unwrap_or(i64::MAX);
+        self.answer(move |conn| {
+            orphans(
+                conn,
+                service.as_deref(),
+                start_minute,
+                end_minute,
+                now,
+                grace,
+            )
+        })
     }
 }
 
