@@ -120,12 +120,28 @@ async fn spans_whose_parent_never_came_count_for_their_own_service_after_the_gra
         estimates(&backend, "?start=0&end=60000000000").await,
         vec![(String::new(), estimate(0, 0, 1))]
     );
-    // `otelite rates` reads the same store and shows it, labelled.
-    let source = match backend.clickhouse_url() {
+    // `otelite rates` reads the same store and shows it, labelled; with
+    // --server, as the server counted it.
+    let store_flags = match backend.clickhouse_url() {
         Some(url) => vec!["--clickhouse-url".to_owned(), url],
         None => vec!["--db".to_owned(), backend.db_path().display().to_string()],
     };
-    let table = blocking(move || {
+    let server_flags = vec!["--server".to_owned(), format!("http://{}", backend.query)];
+    for source in [store_flags, server_flags] {
+        let table = otelite_rates(source).await;
+        assert!(table.contains("UPSTREAM LOSS (ESTIMATE)"), "{table}");
+        let shop = table.lines().find(|l| l.starts_with("shop")).unwrap_or("");
+        assert!(shop.trim_end().ends_with(">= 2 (3 orphans)"), "{table}");
+        assert!(
+            table.contains("upstream loss (estimate): at least 3 spans lost before otelite"),
+            "{table}"
+        );
+    }
+}
+
+/// `otelite rates --orphan-grace 1s` with `source`'s flags: its table.
+async fn otelite_rates(source: Vec<String>) -> String {
+    blocking(move || {
         let mut args = vec![
             "rates".to_owned(),
             "--orphan-grace".to_owned(),
@@ -135,19 +151,14 @@ async fn spans_whose_parent_never_came_count_for_their_own_service_after_the_gra
         let out = std::process::Command::new(otelite_bin())
             .args(&args)
             .env_remove("OTELITE_ORPHAN_GRACE")
+            .env_remove("OTELITE_SERVER")
+            .env_remove("OTELITE_QUERY_TOKEN")
             .output()
             .expect("run otelite rates");
-        assert!(out.status.success(), "{out:?}");
+        assert!(out.status.success(), "{args:?}: {out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     })
-    .await;
-    assert!(table.contains("UPSTREAM LOSS (ESTIMATE)"), "{table}");
-    let shop = table.lines().find(|l| l.starts_with("shop")).unwrap_or("");
-    assert!(shop.ends_with(">= 2 (3 orphans)"), "{table}");
-    assert!(
-        table.contains("upstream loss (estimate): at least 3 spans lost before otelite"),
-        "{table}"
-    );
+    .await
 }
 
 for_each_store!(

@@ -78,7 +78,7 @@ function funnelCard(title, rates, service, params) {
 function upstreamEstimate(e) {
   if (!e) return null;
   const attrs = { class: `estimate${e.orphans ? ' loss' : ' muted'}`, 'data-lower-bound': e.lowerBound, 'data-orphans': e.orphans };
-  if (!e.orphans) return h('p', attrs, `Upstream loss (estimate): no span waits for its parent longer than ${e.graceSeconds} s.`);
+  if (!e.orphans) return h('p', attrs, `Upstream loss (estimate): none seen — no stored span's parent is missing ${e.graceSeconds} s after it arrived.`);
   const spans = (n) => `${n.toLocaleString('en')} span${n === 1 ? '' : 's'}`;
   return h('p', attrs, `Upstream loss (estimate): at least ${spans(e.lowerBound)} lost before otelite — `
     + `${spans(e.orphans)} stored name a parent still missing ${e.graceSeconds} s after they arrived.`);
