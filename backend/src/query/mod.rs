@@ -44,6 +44,7 @@ pub fn router_with(
     let ops = health::OpsState {
         store: store.clone(),
         metrics,
+        orphan_grace: limits.orphan_grace,
     };
     Router::new()
         .route("/healthz", get(health::healthz))
