@@ -1,7 +1,7 @@
 //! Evidence of loss without counters: spans whose parent never arrived
 //! (orphans), counted after the grace period per service and window, as
-//! `/api/rates`' `upstreamLossEstimate` and in `otelite rates`. Both on
-//! each store.
+//! `/api/rates`' `upstreamLossEstimate`, in `otelite rates` and as gauges
+//! on `/metrics`. Both on each store.
 
 use crate::support::fixtures::{self, otlp_request};
 use crate::support::process::{blocking, otelite_bin};
@@ -120,6 +120,19 @@ async fn spans_whose_parent_never_came_count_for_their_own_service_after_the_gra
         estimates(&backend, "?start=0&end=60000000000").await,
         vec![(String::new(), estimate(0, 0, 1))]
     );
+    // /metrics: the same per service, as gauges.
+    let metrics = format!("http://{}/metrics", backend.query);
+    for (series, value) in [
+        (
+            "otelite_upstream_loss_estimate_spans{service=\"shop\"}",
+            2.0,
+        ),
+        ("otelite_orphan_spans{service=\"shop\"}", 3.0),
+        ("otelite_upstream_loss_estimate_spans{service=\"pay\"}", 1.0),
+    ] {
+        let sample = crate::support::metric_sample(metrics.clone(), series).await;
+        assert_eq!(sample, Some(value), "{series}");
+    }
     // `otelite rates` reads the same store and shows it, labelled; with
     // --server, as the server counted it.
     let store_flags = match backend.clickhouse_url() {
