@@ -45,6 +45,8 @@
 //! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
 //! - `policy`: keep/drop rules from a config file, with the official Python
 //!   SDK: drops counted by rule apart from losses, on both stores.
+//! - `orphans`: spans whose parent never arrived, counted after the grace
+//!   period per service as the upstream loss estimate, on both stores.
 //! - `old_databases`: files written by each earlier schema version
 //!   (`fixtures/databases`) are upgraded, read back exactly and written to.
 
@@ -67,6 +69,7 @@ mod hostile;
 mod loss;
 mod metrics;
 mod old_databases;
+mod orphans;
 mod overload;
 mod policy;
 mod query_limits;

@@ -20,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 /// The schema version today's otelite writes.
-const CURRENT_VERSION: i64 = 8;
+const CURRENT_VERSION: i64 = 9;
 
 /// The fixtures' two traces: a checkout through `shop` and `payments`, and a
 /// settlement in `payments` one minute later.

@@ -5,7 +5,8 @@
 //! sit where the spans' times put them, a 10 000-span trace draws only the
 //! rows in view, a loss at `collect` is marked in the funnel and over time,
 //! spans a keep/drop rule dropped are labelled with the rule, apart from
-//! losses and in another colour,
+//! losses and in another colour, the upstream loss estimate from orphans is
+//! labelled as an estimate,
 //! and the empty-database, unknown-trace and backend-error messages show;
 //! a graph of 11 services is laid out with no line through a box or label,
 //! the trace view's state survives a reload, operations sort naturally, and
@@ -476,9 +477,12 @@ async fn every_page_in_a_real_browser() {
     let node = browser_tools();
     // The big trace is past this cap: its page opens with the first spans
     // and "Load more spans" brings the rest.
+    // No grace period: the lossy service's orphans (their parent never
+    // comes) count as soon as they are stored.
     let backend = Backend::start_with(|config| {
         config.policy = noisy_health_checks();
         config.query_limits.max_spans_per_answer = BIG_TRACE_PAGE;
+        config.query_limits.orphan_grace = Duration::ZERO;
     })
     .await;
     let empty = Backend::start().await;

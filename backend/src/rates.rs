@@ -25,6 +25,16 @@
 //! the drops so far), so with nothing lost `R_store` is 1 whatever the
 //! rules drop.
 //!
+//! Spans lost before the backend leave a trace without counters too: their
+//! stored children, whose parent never arrives (orphans). Each parent still
+//! missing a grace period after its child arrived is a span lost upstream,
+//! in the child's own SDK or in the service that called it; their number,
+//! per service (the orphans' own) and for all, is the `upstreamLossEstimate`:
+//! a lower bound (a lost span with no stored child leaves nothing), never
+//! mixed into the rates. It is given for services with counters too: their
+//! counters do not see a parent lost in another service, nor spans lost
+//! with the process that would have counted them.
+//!
 //! An OpenTelemetry Collector between the apps and otelite is the
 //! `collector` hop, from its own counters (spans its exporters lost, by its
 //! reason). Those carry the Collector's resource, not the apps', so the hop
@@ -33,9 +43,14 @@
 
 use crate::analyze::policy;
 use crate::stage::Stage;
-use crate::storage::RateRow;
+use crate::storage::{Orphans, RateRow};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// How long a parent is waited for unless told otherwise: an SDK exports a
+/// span when it ends, so a parent comes after its children by its own
+/// duration plus the batch delays of both SDKs (5 s each by default).
+pub const DEFAULT_ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The reason the exporter reports spans the backend refused under.
 const REJECTED: &str = "rejected";
@@ -85,6 +100,22 @@ pub struct Rates {
     /// counters give the `collector` hop; only in the sum over all services.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collectors: Vec<String>,
+    /// `None` when the store was not asked (see [`with_orphans`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_loss_estimate: Option<UpstreamLossEstimate>,
+}
+
+/// Spans lost before the backend, estimated from the stored spans whose
+/// parent never arrived (see the module's doc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamLossEstimate {
+    /// The distinct parents still missing: spans lost upstream, at least.
+    pub lower_bound: u64,
+    /// The stored spans whose parent is missing.
+    pub orphans: u64,
+    /// How long after its child arrived a parent is waited for.
+    pub grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -330,7 +361,30 @@ fn rates(service: Option<String>, tally: &Tally, note: Option<String>) -> Rates 
         stages,
         note,
         collectors: tally.collectors.clone(),
+        upstream_loss_estimate: None,
     }
+}
+
+/// Adds the orphans a store counted over the report's window to each
+/// service and to the sum; a service with none gets zero. Without a row
+/// for all (a server too old to count them) the estimates stay unknown.
+pub fn with_orphans(mut report: RatesReport, orphans: &[Orphans]) -> RatesReport {
+    let Some(all) = orphans.iter().find(|o| o.service.is_none()) else {
+        return report;
+    };
+    let estimate = |found: Option<&Orphans>| UpstreamLossEstimate {
+        lower_bound: found.map_or(0, |o| o.parents),
+        orphans: found.map_or(0, |o| o.spans),
+        grace_seconds: all.grace.as_secs(),
+    };
+    for rates in &mut report.services {
+        let found = orphans
+            .iter()
+            .find(|o| o.service.is_some() && o.service == rates.service);
+        rates.upstream_loss_estimate = Some(estimate(found));
+    }
+    report.all.upstream_loss_estimate = Some(estimate(Some(all)));
+    report
 }
 
 /// The spans rules dropped at `stage`, by rule, with their share of the
@@ -766,6 +820,64 @@ mod tests {
                 ]
             )
         );
+    }
+
+    fn orphans(service: Option<&str>, spans: u64, parents: u64) -> Orphans {
+        Orphans {
+            service: service.map(str::to_owned),
+            spans,
+            parents,
+            grace: std::time::Duration::from_secs(90),
+        }
+    }
+
+    #[test]
+    fn the_upstream_loss_estimate_is_the_missing_parents_per_service_and_for_all() {
+        let rows = [
+            row("rust", Stage::Total, 4),
+            row("rust", Stage::Process, 4),
+            row("py", Stage::Process, 6),
+        ];
+        // py: 3 orphans of 2 lost parents; rust: none.
+        let found = [orphans(Some("py"), 3, 2), orphans(None, 3, 2)];
+        let report = with_orphans(report(&rows), &found);
+        let estimate = |lower_bound, orphans| {
+            Some(UpstreamLossEstimate {
+                lower_bound,
+                orphans,
+                grace_seconds: 90,
+            })
+        };
+        let by_service: Vec<_> = report
+            .services
+            .iter()
+            .map(|r| (r.service.as_deref(), r.upstream_loss_estimate.clone()))
+            .collect();
+        assert_eq!(
+            by_service,
+            [(Some("py"), estimate(2, 3)), (Some("rust"), estimate(0, 0))]
+        );
+        assert_eq!(report.all.upstream_loss_estimate, estimate(2, 3));
+        // Never mixed into the rates.
+        assert_eq!(
+            rate_of(&report.services[0], Stage::Process),
+            (Some(6), Some(1.0))
+        );
+        let json = serde_json::to_value(&report).expect("serializes");
+        assert_eq!(
+            json["all"]["upstreamLossEstimate"],
+            serde_json::json!({ "lowerBound": 2, "orphans": 3, "graceSeconds": 90 })
+        );
+    }
+
+    #[test]
+    fn without_a_count_for_all_the_estimate_stays_unknown() {
+        let rows = [row("py", Stage::Process, 6)];
+        let report = with_orphans(report(&rows), &[orphans(Some("py"), 3, 2)]);
+        assert_eq!(report.all.upstream_loss_estimate, None);
+        assert_eq!(report.services[0].upstream_loss_estimate, None);
+        let json = serde_json::to_value(&report).expect("serializes");
+        assert!(json["all"].get("upstreamLossEstimate").is_none());
     }
 
     #[test]

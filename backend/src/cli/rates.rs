@@ -5,16 +5,19 @@
 //! counters) show as `-`. The `LOST (WHY)` column says where spans were
 //! lost and why: each stage's losses by reason; `DROPPED BY POLICY` apart
 //! from it (when rules dropped any), the spans keep/drop rules dropped, by
-//! rule (not losses).
+//! rule (not losses). `UPSTREAM LOSS (ESTIMATE)`, when any span's parent
+//! never arrived: at least how many spans were lost before otelite, from
+//! the parents still missing after the grace period (see `rates`).
 
 use super::render::{self, Cell, Tone};
 use super::source::Source;
 use super::time::Window;
 use super::{CliError, Common, Context, write_json};
-use crate::rates::{Rates, StageRate};
+use crate::rates::{Rates, StageRate, UpstreamLossEstimate};
 use crate::stage::Stage;
 use serde::Serialize;
 use std::io::Write;
+use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RatesArgs {
@@ -23,6 +26,17 @@ pub struct RatesArgs {
     pub service: Option<String>,
     #[command(flatten)]
     pub window: Window,
+    /// How long after a span arrived its parent is waited for before the
+    /// span counts as an orphan, in the upstream loss estimate; with
+    /// --server the server's own orphan_grace applies
+    #[arg(
+        long,
+        env = "OTELITE_ORPHAN_GRACE",
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = super::time::parse_duration
+    )]
+    pub orphan_grace: Duration,
     #[command(flatten)]
     pub common: Common,
 }
@@ -47,7 +61,9 @@ pub async fn run(
         .map_err(CliError::BadArgument)?;
     let (start, end) = (start.unwrap_or(0), end.unwrap_or(i64::MAX as u64));
     let service = super::filter(&args.service);
-    let report = source.rates(service.as_deref(), start, end).await?;
+    let report = source
+        .rates(service.as_deref(), start, end, args.orphan_grace)
+        .await?;
     if args.common.json {
         return write_json(out, &RatesBody { start, end, report });
     }
@@ -71,10 +87,19 @@ pub async fn run(
         .services
         .iter()
         .any(|r| r.stages.iter().any(|s| !s.dropped.is_empty()));
+    // Only where a parent is missing: otherwise the table is as it was.
+    let orphans = report
+        .all
+        .upstream_loss_estimate
+        .as_ref()
+        .is_some_and(|e| e.orphans > 0);
     let cells_of = |rates: &Rates| {
         let mut cells = row(rates, &stages);
         if drops {
             cells.push(dropped_cell(&rates.stages));
+        }
+        if orphans {
+            cells.push(estimate_cell(rates.upstream_loss_estimate.as_ref()));
         }
         cells
     };
@@ -90,12 +115,41 @@ pub async fn run(
     if drops {
         headers.push("DROPPED BY POLICY".to_owned());
     }
+    if orphans {
+        headers.push("UPSTREAM LOSS (ESTIMATE)".to_owned());
+    }
     let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     render::table(out, &headers, &table, context.colour)?;
     if let Some(note) = &report.all.note {
         writeln!(out, "\nnote: {}", super::escape::escaped(note))?;
     }
+    if let Some(estimate) = report
+        .all
+        .upstream_loss_estimate
+        .as_ref()
+        .filter(|_| orphans)
+    {
+        writeln!(
+            out,
+            "\nupstream loss (estimate): at least {} spans lost before otelite: the parents \
+             {} stored spans name, still missing {}s after those arrived",
+            estimate.lower_bound, estimate.orphans, estimate.grace_seconds
+        )?;
+    }
     Ok(())
+}
+
+/// `>= 3 (5 orphans)`: at least how many spans were lost upstream, and of
+/// how many stored spans' parents.
+pub fn estimate_cell(estimate: Option<&UpstreamLossEstimate>) -> Cell {
+    match estimate {
+        Some(e) if e.orphans > 0 => Cell::toned(
+            format!(">= {} ({} orphans)", e.lower_bound, e.orphans),
+            Tone::Alert,
+        ),
+        Some(_) => Cell::plain("0"),
+        None => Cell::toned("-", Tone::Faint),
+    }
 }
 
 fn row(rates: &Rates, stages: &[Stage]) -> Vec<Cell> {
@@ -232,6 +286,21 @@ mod tests {
             )
         );
         assert_eq!(why_cell(&[clean]), Cell::toned("-", Tone::Faint));
+    }
+
+    #[test]
+    fn the_estimate_cell_gives_the_lower_bound_and_the_orphans() {
+        let estimate = |lower_bound, orphans| UpstreamLossEstimate {
+            lower_bound,
+            orphans,
+            grace_seconds: 60,
+        };
+        assert_eq!(
+            estimate_cell(Some(&estimate(2, 5))),
+            Cell::toned(">= 2 (5 orphans)", Tone::Alert)
+        );
+        assert_eq!(estimate_cell(Some(&estimate(0, 0))), Cell::plain("0"));
+        assert_eq!(estimate_cell(None), Cell::toned("-", Tone::Faint));
     }
 
     #[test]

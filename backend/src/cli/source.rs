@@ -302,21 +302,29 @@ impl Source {
         Ok(spans)
     }
 
-    /// The stage rates of the minutes in `[start_ns, end_ns]`.
+    /// The stage rates of the minutes in `[start_ns, end_ns]`, with the
+    /// upstream loss estimated from the orphans after `orphan_grace` (a
+    /// server's own, with `--server`).
     pub async fn rates(
         &self,
         service: Option<&str>,
         start_ns: u64,
         end_ns: u64,
+        orphan_grace: Duration,
     ) -> Result<RatesReport, CliError> {
         let (start, end) = (minute_of(start_ns), minute_of(end_ns));
         let service = service.map(str::to_owned);
         let rows = self
             .reader
-            .stage_counts(service, start, end)
+            .stage_counts(service.clone(), start, end)
             .await
             .map_err(|e| self.failed(e))?;
-        Ok(rates::report(&rows))
+        let orphans = self
+            .reader
+            .orphans(service, start, end, orphan_grace)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(rates::with_orphans(rates::report(&rows), &orphans))
     }
 
     pub async fn dependencies(

@@ -204,6 +204,16 @@ pub struct Settings {
         default_value = "30s"
     )]
     pub query_timeout: Age,
+    /// How long after a span arrived its parent is waited for (60s, 5m): a
+    /// span whose parent has not arrived by then is an orphan, counted in
+    /// /api/rates' upstream loss estimate
+    #[arg(
+        long,
+        env = "OTELITE_ORPHAN_GRACE",
+        value_name = "AGE",
+        default_value = "60s"
+    )]
+    pub orphan_grace: Age,
     /// Host names the query listener answers besides loopback's
     /// (comma-separated; the port is not compared). Bound to loopback, it
     /// answers only localhost, 127.0.0.1, [::1] and these, against DNS
@@ -313,6 +323,7 @@ impl Settings {
                 max_repeated_params: self.max_repeated_params,
                 max_spans_per_answer: self.max_spans_per_answer,
                 query_timeout: self.query_timeout.0,
+                orphan_grace: self.orphan_grace.0,
             },
             retention: Policy::new(Some(self.retention), Some(self.max_db_size)),
             store: self.store,

@@ -343,3 +343,44 @@ fn allowed_hosts_from_the_file_or_a_comma_separated_flag() -> TestResult {
     );
     Ok(())
 }
+
+fn orphan_grace(
+    args: &[&str],
+    toml: &str,
+) -> Result<std::time::Duration, Box<dyn std::error::Error>> {
+    Ok(serve(args)?
+        .over(file(toml)?)?
+        .into_config()?
+        .query_limits
+        .orphan_grace)
+}
+
+#[test]
+fn the_orphan_grace_is_60s_unless_the_file_says_otherwise() -> TestResult {
+    let seconds = std::time::Duration::from_secs;
+    assert_eq!(orphan_grace(&[], "")?, seconds(60));
+    assert_eq!(orphan_grace(&[], "orphan_grace = \"5m\"\n")?, seconds(300));
+    Ok(())
+}
+
+#[test]
+fn the_orphan_grace_from_the_environment_and_flags_wins_over_the_file() -> TestResult {
+    let vars = [("OTELITE_ORPHAN_GRACE", "2s")];
+    with_env(
+        "the_orphan_grace_from_the_environment_and_flags_wins_over_the_file",
+        &vars,
+        || {
+            let five_minutes = "orphan_grace = \"5m\"\n";
+            assert_eq!(
+                orphan_grace(&[], five_minutes)?,
+                std::time::Duration::from_secs(2)
+            );
+            let flag = ["--orphan-grace", "0"];
+            assert_eq!(
+                orphan_grace(&flag, five_minutes)?,
+                std::time::Duration::ZERO
+            );
+            Ok(())
+        },
+    )
+}

@@ -4,8 +4,8 @@
 use super::latency::BUCKETS_SECONDS;
 use super::{Metrics, Rejection};
 use crate::stage::Stage;
-use crate::storage::WriteHealth;
 use crate::storage::retention::Totals;
+use crate::storage::{Orphans, WriteHealth};
 use std::fmt::{Display, Write};
 
 /// What the store reports at scrape time.
@@ -17,11 +17,17 @@ pub struct StoreGauges {
     /// Spans keep/drop rules dropped since the database was created:
     /// (service, rule, spans); `None` when the read failed.
     pub policy_drops: Option<Vec<(String, String, u64)>>,
+    /// Spans whose parent never arrived, over all time, per service and for
+    /// all (`service: None`, left out here); `None` when the read failed.
+    pub orphans: Option<Vec<Orphans>>,
     pub db_bytes: u64,
     /// The files' largest size since start, where the store tracks it.
     pub db_peak_bytes: Option<u64>,
     pub retention: Totals,
 }
+
+/// Which count of an [`Orphans`] row a gauge shows.
+type OrphanCount = fn(&Orphans) -> u64;
 
 const COUNTER: &str = "counter";
 const GAUGE: &str = "gauge";
@@ -159,6 +165,33 @@ fn write_store(out: &mut Text, store: &StoreGauges) {
         );
         for (service, rule, n) in drops {
             out.sample(name, &[("rule", rule), ("service", service)], n);
+        }
+    }
+    if let Some(orphans) = &store.orphans {
+        // Gauges: a parent that arrives late, and retention, take orphans
+        // away. Per service only: a parent two services miss is one span,
+        // which a sum of the series would count twice (/api/rates has `all`).
+        let families: [(&str, &str, OrphanCount); 2] = [
+            (
+                "otelite_upstream_loss_estimate_spans",
+                "ESTIMATE, a lower bound: spans lost before otelite, as the distinct parents \
+                 that stored spans of the service name and that never arrived within \
+                 orphan_grace (/api/rates' upstreamLossEstimate.lowerBound, over all time).",
+                |o| o.parents,
+            ),
+            (
+                "otelite_orphan_spans",
+                "Stored spans whose parent never arrived within orphan_grace, per service.",
+                |o| o.spans,
+            ),
+        ];
+        for (name, help, value) in families {
+            out.family(name, GAUGE, help);
+            for row in orphans {
+                if let Some(service) = &row.service {
+                    out.sample(name, &[("service", service)], value(row));
+                }
+            }
         }
     }
 }

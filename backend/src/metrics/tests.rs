@@ -45,6 +45,7 @@ fn label_values_are_escaped() {
         },
         stage_counts: Some(vec![("a\"b\\c\nd".into(), crate::stage::Stage::Store, 3)]),
         policy_drops: None,
+        orphans: None,
         db_bytes: 0,
         db_peak_bytes: None,
         retention: crate::storage::retention::Totals::default(),
@@ -69,6 +70,7 @@ fn retention_totals_are_exposed() {
         },
         stage_counts: None,
         policy_drops: None,
+        orphans: None,
         db_bytes: 0,
         db_peak_bytes: None,
         retention: crate::storage::retention::Totals {
@@ -116,6 +118,7 @@ fn policy_drops_are_a_counter_by_rule_apart_from_the_stage_counts() {
         },
         stage_counts: Some(counts),
         policy_drops: Some(drops),
+        orphans: None,
         db_bytes: 0,
         db_peak_bytes: None,
         retention: crate::storage::retention::Totals::default(),
@@ -131,4 +134,41 @@ fn policy_drops_are_a_counter_by_rule_apart_from_the_stage_counts() {
     // Neither a drop nor a loss is added to the stage it happened at.
     assert_eq!(text.matches("stage=\"analyze\"").count(), 1, "{text}");
     assert!(!text.contains("stage=\"store\""), "{text}");
+}
+
+#[test]
+fn the_upstream_loss_estimate_is_a_gauge_per_service() {
+    let orphans = |service: Option<&str>, spans, parents| crate::storage::Orphans {
+        service: service.map(Into::into),
+        spans,
+        parents,
+        grace: std::time::Duration::from_secs(60),
+    };
+    let gauges = StoreGauges {
+        health: WriteHealth {
+            writer_alive: true,
+            last_write_failed: false,
+            queued_requests: 0,
+            request_capacity: 1,
+            queued_spans: 0,
+            span_capacity: 1,
+        },
+        stage_counts: None,
+        policy_drops: None,
+        orphans: Some(vec![orphans(Some("shop"), 3, 2), orphans(None, 3, 2)]),
+        db_bytes: 0,
+        db_peak_bytes: None,
+        retention: crate::storage::retention::Totals::default(),
+    };
+    let text = render(&Metrics::default(), &gauges);
+    for line in [
+        "# TYPE otelite_upstream_loss_estimate_spans gauge",
+        "otelite_upstream_loss_estimate_spans{service=\"shop\"} 2",
+        "# TYPE otelite_orphan_spans gauge",
+        "otelite_orphan_spans{service=\"shop\"} 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    // Per service only: the row for all is no series.
+    assert_eq!(text.matches("otelite_orphan_spans{").count(), 1, "{text}");
 }

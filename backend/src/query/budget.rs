@@ -43,6 +43,9 @@ pub struct QueryLimits {
     pub max_spans_per_answer: usize,
     /// How long one query may run (SQLite's reads, ClickHouse's too).
     pub query_timeout: std::time::Duration,
+    /// How long after a span arrived its parent is waited for, before the
+    /// span counts as an orphan in `/api/rates`' upstream loss estimate.
+    pub orphan_grace: std::time::Duration,
 }
 
 impl Default for QueryLimits {
@@ -53,6 +56,7 @@ impl Default for QueryLimits {
             max_repeated_params: defaults::MAX_REPEATED_PARAMS,
             max_spans_per_answer: defaults::MAX_SPANS_PER_ANSWER,
             query_timeout: crate::storage::sqlite::DEFAULT_QUERY_TIMEOUT,
+            orphan_grace: crate::rates::DEFAULT_ORPHAN_GRACE,
         }
     }
 }

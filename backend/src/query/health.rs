@@ -17,6 +17,8 @@ use std::time::Duration;
 pub struct OpsState {
     pub store: Storage,
     pub metrics: Arc<Metrics>,
+    /// The upstream loss estimate's grace period (`orphan_grace`).
+    pub orphan_grace: Duration,
 }
 
 pub async fn healthz() -> Response {
@@ -82,6 +84,23 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
             (None, None)
         }
     };
+    let orphans = tokio::time::timeout(
+        STORE_READ_LIMIT,
+        state
+            .store
+            .orphans(None, i64::MIN, i64::MAX, state.orphan_grace),
+    );
+    let orphans = match orphans.await {
+        Ok(Ok(rows)) => Some(rows),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "metrics: cannot read the orphans");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(limit = ?STORE_READ_LIMIT, "metrics: the orphans took too long");
+            None
+        }
+    };
     let db_bytes = tokio::time::timeout(STORE_READ_LIMIT, state.store.size_on_disk())
         .await
         .ok()
@@ -91,6 +110,7 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
         health: state.store.health(),
         stage_counts: counts,
         policy_drops,
+        orphans,
         db_bytes,
         db_peak_bytes: state.store.size_peak(),
         retention: state.store.retention_totals(),

@@ -44,6 +44,7 @@ pub fn router_with(
     let ops = health::OpsState {
         store: store.clone(),
         metrics,
+        orphan_grace: limits.orphan_grace,
     };
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -65,7 +66,13 @@ fn api(store: Storage, limits: QueryLimits) -> Router {
             get(traces::operations),
         )
         .route("/api/otelite/dependencies", get(traces::dependencies))
-        .route("/api/rates", get(rates::rates))
+        .route(
+            "/api/rates",
+            get(rates::rates).with_state(rates::RatesState {
+                store: store.clone(),
+                orphan_grace: limits.orphan_grace,
+            }),
+        )
         .route("/api/openapi.json", get(openapi))
         .with_state(store.clone())
         .merge(jaeger::router(store))

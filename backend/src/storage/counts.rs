@@ -62,3 +62,19 @@ pub struct Lost {
     pub reason: String,
     pub n: u64,
 }
+
+/// Stored spans whose parent is not stored, among those that arrived in a
+/// window of minutes at least a grace period ago: for one service (the
+/// orphans' own), or for all (`service: None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphans {
+    pub service: Option<String>,
+    /// The orphaned spans.
+    pub spans: u64,
+    /// The distinct parents they name (trace id, parent span id): each is a
+    /// span that never reached the store.
+    pub parents: u64,
+    /// How long after they arrived they were still orphans: the reader's
+    /// grace period (a running otelite's own, asked over HTTP).
+    pub grace: std::time::Duration,
+}

@@ -28,7 +28,7 @@ mod search;
 mod trace_page;
 mod write;
 
-pub use counts::{CounterPoint, Lost, RateRow};
+pub use counts::{CounterPoint, Lost, Orphans, RateRow};
 pub use dependency::Dependency;
 pub use error::StoreError;
 pub use search::{Cursor, Page, ServiceCount, TraceQuery, TraceSummary};
@@ -43,6 +43,7 @@ use sqlite::SqliteStore;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// A store's answer to come: a boxed future that owns what it needs, so the
@@ -89,6 +90,17 @@ pub trait TraceReader: Send + Sync + 'static {
         start_minute: i64,
         end_minute: i64,
     ) -> StoreFuture<Vec<RateRow>>;
+    /// Spans whose parent is not stored, per service and for all (one row
+    /// with `service: None`), among those that arrived in the minutes
+    /// `[start_minute, end_minute]` at least `grace` ago. A reader of a
+    /// running otelite answers with the server's own grace period.
+    fn orphans(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+        grace: Duration,
+    ) -> StoreFuture<Vec<Orphans>>;
 }
 
 /// A store that answers the reads through a reader of its own: it is a
@@ -132,6 +144,17 @@ impl<T: ReadsThrough> TraceReader for T {
     ) -> StoreFuture<Vec<RateRow>> {
         self.reader()
             .stage_counts(service, start_minute, end_minute)
+    }
+
+    fn orphans(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+        grace: Duration,
+    ) -> StoreFuture<Vec<Orphans>> {
+        self.reader()
+            .orphans(service, start_minute, end_minute, grace)
     }
 }
 

@@ -243,6 +243,13 @@ async function ratesPage(page, open, noConsoleErrors, shot) {
     [dropped[0]?.colour, lostColour]);
   const noisyLosses = await page.$$(`.funnel-card[data-service="${drop.service}"] .lost`);
   check(noisyLosses.length === 0, 'the drop is not shown as lost');
+  // The lossy service's spans name one remote parent that never came: the
+  // upstream loss estimate under its funnel, labelled as an estimate.
+  const estimate = await page.$eval('.funnel-card[data-service="lossy"] .estimate', (e) =>
+    ({ lowerBound: Number(e.dataset.lowerBound), orphans: Number(e.dataset.orphans), text: e.textContent }));
+  check(estimate.lowerBound === 1 && estimate.orphans === expect.stored.lossy
+    && estimate.text.startsWith('Upstream loss (estimate): at least 1 span lost before otelite'),
+    'the upstream loss estimate, labelled', estimate);
   noConsoleErrors('rates');
   await shot('rates');
 

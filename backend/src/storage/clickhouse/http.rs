@@ -145,10 +145,13 @@ impl Client {
         self.post("", Bytes::from(sql)).await.map(drop)
     }
 
-    /// Runs a query in the database and returns its RowBinary output.
+    /// Runs a query in the database and returns its RowBinary output. An
+    /// `IN (subquery)` over a Distributed table runs on each shard against
+    /// the shard's own tables (18.16 refuses it otherwise): otelite's only
+    /// such subqueries are over tables sharded by trace (see `orphans`).
     pub async fn query(&self, sql: &str) -> Result<Bytes, ClickHouseError> {
         let sql = Bytes::from(format!("{sql} FORMAT RowBinary"));
-        let params = format!("database={}", self.database);
+        let params = format!("database={}&distributed_product_mode=local", self.database);
         match self.query_timeout {
             None => self.post(&params, sql).await,
             Some(limit) => self.read(&params, sql, limit).await,

@@ -13,9 +13,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("migrate-2.sql")),
     (3, include_str!("migrate-3.sql")),
     (4, include_str!("migrate-4.sql")),
+    (5, include_str!("migrate-5.sql")),
 ];
 
-pub const CURRENT_VERSION: u32 = 4;
+pub const CURRENT_VERSION: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -39,6 +40,7 @@ const SHARDED: &[(&str, &str)] = &[
     ("spans_in", "cityHash64(trace_id)"),
     ("spans", "cityHash64(trace_id)"),
     ("spans_by_trace", "cityHash64(trace_id)"),
+    ("span_parents", "cityHash64(trace_id)"),
     ("operations", "rand()"),
     ("stage_counts", "rand()"),
     ("stage_losses", "rand()"),

@@ -26,6 +26,7 @@ mod deadline;
 mod encode;
 pub mod http;
 mod migrations;
+mod orphans;
 mod read;
 mod reader;
 pub mod retention;

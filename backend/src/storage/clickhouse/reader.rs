@@ -5,11 +5,11 @@
 //! Every read is held to a time limit and killed when abandoned (`deadline`).
 
 use super::http::{ClickHouseError, Client};
-use super::{migrations, read, search};
+use super::{migrations, orphans, read, search};
 use crate::storage::sqlite::DEFAULT_QUERY_TIMEOUT;
 use crate::storage::{
-    Dependency, Page, PageRequest, RateRow, StoreError, StoreFuture, TracePage, TraceQuery,
-    TraceReader,
+    Dependency, Orphans, Page, PageRequest, RateRow, StoreError, StoreFuture, TracePage,
+    TraceQuery, TraceReader,
 };
 use otelite_model::{SpanKind, TraceId};
 
@@ -82,6 +82,18 @@ impl TraceReader for ClickHouseReader {
     ) -> StoreFuture<Vec<RateRow>> {
         self.answer(move |client| async move {
             read::stage_counts(&client, service.as_deref(), start_minute, end_minute).await
+        })
+    }
+
+    fn orphans(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+        grace: std::time::Duration,
+    ) -> StoreFuture<Vec<Orphans>> {
+        self.answer(move |client| async move {
+            orphans::orphans(&client, service.as_deref(), start_minute, end_minute, grace).await
         })
     }
 }

@@ -10,11 +10,11 @@ mod error;
 
 pub use error::RemoteError;
 
-use crate::rates::RatesReport;
+use crate::rates::{RatesReport, UpstreamLossEstimate};
 use crate::stage::Stage;
 use crate::storage::{
-    Dependency, Page, PageRequest, RateRow, StoreFuture, TracePage, TraceQuery, TraceReader,
-    TraceSummary,
+    Dependency, Orphans, Page, PageRequest, RateRow, StoreFuture, TracePage, TraceQuery,
+    TraceReader, TraceSummary,
 };
 use crate::text::{percent_encode, span_kind_name};
 use client::{FetchError, HttpClient};
@@ -164,6 +164,54 @@ impl Remote {
             .transpose()
     }
 
+    /// The orphans behind the server's upstream loss estimates, counted
+    /// after its own grace period; none from a server too old to count them.
+    async fn orphans(
+        &self,
+        service: Option<&str>,
+        start_minute: i64,
+        end_minute: i64,
+    ) -> Result<Vec<Orphans>, RemoteError> {
+        let report = self.report(service, start_minute, end_minute).await?;
+        let Some(all) = &report.all.upstream_loss_estimate else {
+            return Ok(Vec::new());
+        };
+        let grace = Duration::from_secs(all.grace_seconds);
+        let row = |service: Option<String>, estimate: &UpstreamLossEstimate| Orphans {
+            service,
+            spans: estimate.orphans,
+            parents: estimate.lower_bound,
+            grace,
+        };
+        let mut out: Vec<Orphans> = report
+            .services
+            .iter()
+            .filter_map(|rates| {
+                let estimate = rates.upstream_loss_estimate.as_ref()?;
+                (estimate.orphans > 0).then(|| row(rates.service.clone(), estimate))
+            })
+            .collect();
+        out.push(row(None, all));
+        Ok(out)
+    }
+
+    /// The server's rates report over the minutes `[start_minute, end_minute]`.
+    async fn report(
+        &self,
+        service: Option<&str>,
+        start_minute: i64,
+        end_minute: i64,
+    ) -> Result<RatesReport, RemoteError> {
+        let nanos = |minute: i64| u64::try_from(minute).unwrap_or(0).saturating_mul(SECOND_NS);
+        let mut pairs = vec![
+            ("start", nanos(start_minute).to_string()),
+            ("end", nanos(end_minute).to_string()),
+        ];
+        pairs.extend(service.map(|s| ("service", s.to_owned())));
+        self.get_found(&format!("/api/rates?{}", encode(&pairs)))
+            .await
+    }
+
     /// The stage counts behind the server's rates: its per-service report
     /// holds each stage's count.
     async fn stage_counts(
@@ -172,15 +220,7 @@ impl Remote {
         start_minute: i64,
         end_minute: i64,
     ) -> Result<Vec<RateRow>, RemoteError> {
-        let nanos = |minute: i64| u64::try_from(minute).unwrap_or(0).saturating_mul(SECOND_NS);
-        let mut pairs = vec![
-            ("start", nanos(start_minute).to_string()),
-            ("end", nanos(end_minute).to_string()),
-        ];
-        pairs.extend(service.map(|s| ("service", s.to_owned())));
-        let report: RatesReport = self
-            .get_found(&format!("/api/rates?{}", encode(&pairs)))
-            .await?;
+        let report = self.report(service, start_minute, end_minute).await?;
         let hop = collector_hop(&report.all);
         Ok(report
             .services
@@ -409,6 +449,20 @@ impl TraceReader for Remote {
         let remote = self.clone();
         Box::pin(async move {
             Ok(Remote::stage_counts(&remote, service.as_deref(), start_minute, end_minute).await?)
+        })
+    }
+
+    /// The server counts after its own grace period: `grace` is not sent.
+    fn orphans(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+        _grace: Duration,
+    ) -> StoreFuture<Vec<Orphans>> {
+        let remote = self.clone();
+        Box::pin(async move {
+            Ok(Remote::orphans(&remote, service.as_deref(), start_minute, end_minute).await?)
         })
     }
 }

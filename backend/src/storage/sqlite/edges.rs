@@ -5,7 +5,10 @@
 //! - a new span's parent is looked up in its own batch, then among the
 //!   trace's stored spans (read anyway to skip spans already stored);
 //! - a span whose parent is not there yet waits in `edge_waiting`, with what
-//!   its edge needs, until the parent arrives or retention deletes the trace.
+//!   its edge needs and when it arrived, until the parent arrives or
+//!   retention deletes the trace. Every such span waits, whichever service
+//!   its parent turns out to be in: those still waiting a grace period after
+//!   they arrived are the orphans (`read::orphans`).
 //!
 //! Each edge is recorded with the span group of the span that completed it
 //! (`span_groups.edges`), so that retention takes away exactly the edges of
@@ -58,13 +61,14 @@ pub struct Completed {
 /// The edges that the `fresh` rows complete, against the traces' spans of
 /// earlier writes (`stored`, by trace) and the children waiting for them.
 /// Children whose parent is still missing are left waiting. `trace_refs`
-/// holds every fresh row's trace row id.
+/// holds every fresh row's trace row id; the rows arrived at `received_ns`.
 pub fn resolve(
     tx: &Transaction,
     state: &mut WriterState,
     fresh: &[&SpanRow],
     stored: &HashMap<TraceId, StoredServices>,
     trace_refs: &HashMap<TraceId, i64>,
+    received_ns: u64,
 ) -> Result<Vec<Completed>, StoreError> {
     let mut in_batch: HashMap<(TraceId, SpanId), usize> = HashMap::with_capacity(fresh.len());
     for (at, row) in fresh.iter().enumerate() {
@@ -133,8 +137,9 @@ pub fn resolve(
                 })?;
                 tx.prepare_cached(
                     "INSERT INTO edge_waiting
-                         (trace_ref, parent_span_id, child_service_id, child_start_ns, child_error)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                         (trace_ref, parent_span_id, child_service_id, child_start_ns, child_error,
+                          arrived_ns)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
                 .execute(params![
                     trace_ref,
@@ -142,6 +147,7 @@ pub fn resolve(
                     child_service_id,
                     clamp(span.start_ns),
                     span.is_error,
+                    clamp(received_ns),
                 ])?;
             }
         }

@@ -40,7 +40,11 @@ pub struct RowsStored<'a> {
 /// has no place for edges yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Edges {
-    Find,
+    /// Spans that arrived at `received_ns` (unix ns): a child waiting for
+    /// its parent records it (see `edges`).
+    Find {
+        received_ns: u64,
+    },
     Skip,
 }
 
@@ -126,8 +130,8 @@ pub fn store_rows<'a>(
     }
     add_operations(tx, state, &fresh)?;
     let mut all_edges = EdgeCounts::new();
-    if find_edges == Edges::Find {
-        let completed = edges::resolve(tx, state, &fresh, &stored, &trace_refs)?;
+    if let Edges::Find { received_ns } = find_edges {
+        let completed = edges::resolve(tx, state, &fresh, &stored, &trace_refs, received_ns)?;
         for edge in &completed {
             let calls = groups[group_of[edge.row]]
                 .edges
@@ -378,7 +382,7 @@ fn flush(
     let block_id = state.block_id(tx)?;
     state.blocks.submit(block_id, builder);
     let mut insert_group = tx.prepare_cached(match find_edges {
-        Edges::Find => {
+        Edges::Find { .. } => {
             "INSERT INTO span_groups (trace_ref, service_id, resource_id, scope_id, block_id,
                  byte_offset, byte_length, start_ns, end_ns, max_duration_ns, span_count,
                  error_count, span_ids, parent_ids, edges)
@@ -422,7 +426,7 @@ fn flush(
             parent_ids,
         ];
         match find_edges {
-            Edges::Find => {
+            Edges::Find { .. } => {
                 let edges = edges::pack(&group.edges);
                 let mut with_edges = columns.to_vec();
                 with_edges.push(&edges);

@@ -36,6 +36,7 @@ const UPGRADES: &[Step] = &[
     Step::InTransaction(merge_wider),
     Step::InTransaction(edges_from_the_store),
     Step::InTransaction(losses_with_reasons),
+    Step::InTransaction(orphans_by_arrival),
 ];
 
 /// `auto_vacuum` mode 2: freed pages can be handed back to the file system
@@ -239,6 +240,18 @@ fn losses_with_reasons(tx: &Transaction) -> Result<(), MigrationError> {
              n          INTEGER NOT NULL,
              PRIMARY KEY (service_id, stage, reason, minute)
          ) WITHOUT ROWID;",
+    )?;
+    Ok(())
+}
+
+/// Version 9: a waiting child records when it arrived, so that children
+/// whose parent has not come a grace period later count as orphans in the
+/// minute they arrived (see `orphans`). Rows of older files never knew:
+/// their span's start stands in, which is no later than its arrival.
+fn orphans_by_arrival(tx: &Transaction) -> Result<(), MigrationError> {
+    tx.execute_batch(
+        "ALTER TABLE edge_waiting ADD COLUMN arrived_ns INTEGER NOT NULL DEFAULT 0;
+         UPDATE edge_waiting SET arrived_ns = child_start_ns;",
     )?;
     Ok(())
 }

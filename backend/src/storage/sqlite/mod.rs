@@ -12,6 +12,7 @@ mod files;
 mod groups;
 pub mod lock;
 mod migrations;
+mod orphans;
 mod plans;
 mod read;
 mod reader;
@@ -25,6 +26,7 @@ mod writer;
 
 pub use encode::SpanRow;
 pub use migrations::MigrationError;
+pub use orphans::orphans;
 pub use read::{
     dependencies, open_read_only, operations, services, stage_counts, trace, trace_page,
 };

@@ -10,10 +10,10 @@
 //! abandoned HTTP request), so no query burns CPU for nobody.
 
 use super::unwritten::Unwritten;
-use super::{dependencies, operations, search_page, services, stage_counts, trace_page};
+use super::{dependencies, operations, orphans, search_page, services, stage_counts, trace_page};
 use crate::storage::{
-    Dependency, Page, PageRequest, RateRow, StoreError, StoreFuture, TracePage, TraceQuery,
-    TraceReader,
+    Dependency, Orphans, Page, PageRequest, RateRow, StoreError, StoreFuture, TracePage,
+    TraceQuery, TraceReader,
 };
 use otelite_model::{SpanKind, TraceId};
 use rusqlite::Connection;
@@ -164,6 +164,26 @@ impl TraceReader for SqliteReader {
                 Some(unwritten) => unwritten.add_to(service, (start_minute, end_minute), read),
                 None => read(),
             }
+        })
+    }
+
+    fn orphans(
+        &self,
+        service: Option<String>,
+        start_minute: i64,
+        end_minute: i64,
+        grace: Duration,
+    ) -> StoreFuture<Vec<Orphans>> {
+        let now = i64::try_from(crate::stage::now_ns()).unwrap_or(i64::MAX);
+        self.answer(move |conn| {
+            orphans(
+                conn,
+                service.as_deref(),
+                start_minute,
+                end_minute,
+                now,
+                grace,
+            )
         })
     }
 }

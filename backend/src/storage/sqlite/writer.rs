@@ -372,7 +372,10 @@ fn write_spans(
     state: &mut WriterState,
     batch: &SpanBatch,
 ) -> Result<Stored, StoreError> {
-    let stored = groups::store_rows(tx, state, &batch.spans, &batch.documents, Edges::Find)?;
+    let find_edges = Edges::Find {
+        received_ns: batch.received_ns,
+    };
+    let stored = groups::store_rows(tx, state, &batch.spans, &batch.documents, find_edges)?;
     edges::add(tx, &stored.edges)?;
     take_back_failures(tx, state, &stored.inserted)?;
     // A span already stored (a retried batch) was counted at process and

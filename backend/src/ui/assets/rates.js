@@ -2,7 +2,8 @@
 // pipeline stage as a funnel (N and R = N / N_total), and the counts over
 // time for one of them, so a drop shows where and when spans were lost. An
 // OpenTelemetry Collector between apps and otelite shows as the collector
-// stage of the all-services funnel (the backend lists it there only).
+// stage of the all-services funnel (the backend lists it there only). Under
+// each funnel, the upstream loss estimated from orphans (labelled estimate).
 
 import { api, fmtTime, nowNs } from './api.js';
 import { emptyDatabase, errorMessage, h, href, message, rangePicker, windowOf } from './router.js';
@@ -68,7 +69,19 @@ function funnelCard(title, rates, service, params) {
     h('h2', {}, service ? h('a', { href: href('search', '', { service }) }, title) : title,
       ' ', h('a', { class: 'muted', style: { fontSize: '12px', fontWeight: 'normal' }, href: href('rates', '', focused) }, 'over time ↓')),
     h('table', { class: 'funnel' }, rows),
+    upstreamEstimate(rates.upstreamLossEstimate),
     h('p', { class: 'muted' }, `Rates relative to ${byName[rates.baseline] ? rates.baseline : 'total'}.`, rates.note ? ` ${rates.note}` : ''));
+}
+
+// Spans lost before otelite, from stored spans whose parent never came: an
+// estimate (a lower bound), apart from the counted funnel. Older servers say nothing.
+function upstreamEstimate(e) {
+  if (!e) return null;
+  const attrs = { class: `estimate${e.orphans ? ' loss' : ' muted'}`, 'data-lower-bound': e.lowerBound, 'data-orphans': e.orphans };
+  if (!e.orphans) return h('p', attrs, `Upstream loss (estimate): none seen — no stored span's parent is missing ${e.graceSeconds} s after it arrived.`);
+  const spans = (n) => `${n.toLocaleString('en')} span${n === 1 ? '' : 's'}`;
+  return h('p', attrs, `Upstream loss (estimate): at least ${spans(e.lowerBound)} lost before otelite — `
+    + `${spans(e.orphans)} stored name a parent still missing ${e.graceSeconds} s after they arrived.`);
 }
 
 /** A share as a percentage: whole when it is, one decimal, or one significant digit when tiny. */
