@@ -112,7 +112,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stripped_body_is_32_bytes_shorter_and_reads_back_whole() {
+    fn a_stripped_body_is_38_bytes_shorter_and_reads_back_whole() {
         for (trace_state, parent) in [("", Some([0x11; 8])), ("vendor=1", Some([0x22; 8]))] {
             let original = span(trace_state, parent);
             let body = original.encode_to_vec();
