@@ -78,6 +78,10 @@ struct Args {
     /// Start a backend in this process on port 0 with a temporary database.
     #[arg(long)]
     spawn_backend: bool,
+    /// With --spawn-backend: keep its database at this path (a new file)
+    /// instead of a temporary one.
+    #[arg(long, requires = "spawn_backend")]
+    db: Option<std::path::PathBuf>,
 }
 
 /// Where the ids sit in an encoded body.
@@ -366,6 +370,17 @@ struct Report {
     preparation: String,
     /// With `--spawn-backend`: spans in its database after the run.
     stored: Option<u64>,
+    /// With `--spawn-backend`: the database's files at rest after the clean stop, bytes.
+    at_rest: Option<u64>,
+}
+
+/// The database file with its WAL and shared-memory files, if any.
+fn files_bytes(db: &std::path::Path) -> u64 {
+    ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db.display())).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
@@ -393,7 +408,10 @@ fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
     // The backend, when asked for, runs on a runtime of its own.
     let backend_runtime = tokio::runtime::Runtime::new()?;
     let dir = tempfile::tempdir()?;
-    let db_path = dir.path().join("otelite.db");
+    let db_path = args
+        .db
+        .clone()
+        .unwrap_or_else(|| dir.path().join("otelite.db"));
     let (endpoint, stop, serving) = if args.spawn_backend {
         let config = otelite_backend::Config {
             db_path: db_path.clone(),
@@ -433,6 +451,7 @@ fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
     let process = process_cpu() - process_before;
 
     let mut stored = None;
+    let mut at_rest = None;
     if let (Some(stop), Some(serving)) = (stop, serving) {
         let _ = stop.send(());
         backend_runtime.block_on(serving)??;
@@ -442,6 +461,8 @@ fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
                 r.get(0)
             })?;
         stored = Some(spans as u64);
+        drop(conn);
+        at_rest = Some(files_bytes(&db_path));
     }
     outcome.latencies.sort();
     Ok(Report {
@@ -453,6 +474,7 @@ fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
         wire_len,
         preparation,
         stored,
+        at_rest,
     })
 }
 
@@ -467,6 +489,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         wire_len,
         preparation,
         stored,
+        at_rest,
     } = run(&args)?;
     let sent = outcome.latencies.len() as u64;
     let spans = outcome.ok * args.batch;
@@ -503,6 +526,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(stored) = stored {
         println!("stored by the backend: {stored} spans");
+        if let Some(bytes) = at_rest {
+            println!(
+                "database at rest after the stop: {bytes} bytes, {:.1} bytes per span",
+                bytes as f64 / stored.max(1) as f64
+            );
+        }
     }
     if args.gzip && requests.is_none() && sent > args.pool as u64 {
         println!(

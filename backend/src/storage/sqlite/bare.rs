@@ -10,9 +10,8 @@ use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
 use otelite_model::TraceId;
 use prost::encoding::{WireType, decode_key, decode_varint};
 
-/// OTLP `Span` fields left out of a stored body.
-const TRACE_ID: u32 = 1;
-const SPAN_ID: u32 = 2;
+/// OTLP `Span` fields 1 (trace id), 2 (span id) and 4 (parent span id)
+/// are left out of a stored body; field 3, between them, is kept.
 const TRACE_STATE: u32 = 3;
 const PARENT_SPAN_ID: u32 = 4;
 
