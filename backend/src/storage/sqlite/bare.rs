@@ -1,6 +1,7 @@
 //! Span bodies are stored bare: without their trace id, span id and parent
-//! span id. Those are 32 random bytes per span that zstd cannot shrink, and
-//! the group's row already holds each of them (the trace through
+//! span id. Those are 32 random bytes per span (38 with their tags), of
+//! which zstd only shrinks the repeats (measured: 16 bytes a span saved;
+//! see BENCHMARKS.md), and the group's row already holds each of them (the trace through
 //! `trace_ref`, the span and parent ids in `span_ids` and `parent_ids`, in
 //! the order of the group's spans), so a read puts them back from there.
 //! Bodies written before this still carry their ids; `restore` leaves
