@@ -102,6 +102,10 @@ struct Args {
     /// Start a backend in this process on port 0 with a temporary database.
     #[arg(long)]
     spawn_backend: bool,
+    /// With --spawn-backend: keep its database at this path (a new file)
+    /// instead of a temporary one.
+    #[arg(long, requires = "spawn_backend")]
+    db: Option<std::path::PathBuf>,
 }
 
 /// Where the ids sit in an encoded body.
@@ -410,6 +414,17 @@ struct Report {
     preparation: String,
     /// With `--spawn-backend`: spans in its database after the run.
     stored: Option<u64>,
+    /// With `--spawn-backend`: the database's files at rest after the clean stop, bytes.
+    at_rest: Option<u64>,
+}
+
+/// The database file with its WAL and shared-memory files, if any.
+fn files_bytes(db: &std::path::Path) -> u64 {
+    ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db.display())).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
@@ -443,7 +458,10 @@ fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
     // The backend, when asked for, runs on a runtime of its own.
     let backend_runtime = tokio::runtime::Runtime::new()?;
     let dir = tempfile::tempdir()?;
-    let db_path = dir.path().join("otelite.db");
+    let db_path = args
+        .db
+        .clone()
+        .unwrap_or_else(|| dir.path().join("otelite.db"));
     let (endpoint, stop, serving) = if args.spawn_backend {
         let config = otelite_backend::Config {
             db_path: db_path.clone(),
@@ -483,6 +501,7 @@ fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
     let process = process_cpu() - process_before;
 
     let mut stored = None;
+    let mut at_rest = None;
     if let (Some(stop), Some(serving)) = (stop, serving) {
         let _ = stop.send(());
         backend_runtime.block_on(serving)??;
@@ -492,6 +511,8 @@ fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
                 r.get(0)
             })?;
         stored = Some(spans as u64);
+        drop(conn);
+        at_rest = Some(files_bytes(&db_path));
     }
     outcome.latencies.sort();
     Ok(Report {
@@ -503,6 +524,7 @@ fn run(args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
         wire_len,
         preparation,
         stored,
+        at_rest,
     })
 }
 
@@ -517,6 +539,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         wire_len,
         preparation,
         stored,
+        at_rest,
     } = run(&args)?;
     let sent = outcome.latencies.len() as u64;
     let spans = outcome.ok * args.batch;
@@ -554,6 +577,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(stored) = stored {
         println!("stored by the backend: {stored} spans");
+        if let Some(bytes) = at_rest {
+            println!(
+                "database at rest after the stop: {bytes} bytes, {:.1} bytes per span",
+                bytes as f64 / stored.max(1) as f64
+            );
+        }
     }
     let pooled = args.gzip || args.workload == Workload::Realistic;
     if pooled && requests.is_none() && sent > args.pool as u64 {

@@ -29,7 +29,8 @@ impl SpanRow {
             scope: span.scope.clone(),
             kind: span.kind.as_i32(),
             status_code: span.status.code.as_i32(),
-            body: span_body(&span),
+            // Stored without its ids, which the group's row holds (see `bare`).
+            body: super::bare::strip_ids(&span_body(&span)),
             tokens: span_tokens(&span),
             facts,
         }

@@ -8,6 +8,7 @@
 //! a trace of ten spans over three services is three index entries.
 
 use super::StoreError;
+use super::bare;
 use super::block::{self, BlockBuilder, Extent};
 use super::documents::{self, Documents};
 use super::edges::{self, EdgeCounts, StoredServices, StoredSpan};
@@ -464,15 +465,29 @@ pub struct GroupRef {
 pub const GROUP_COLUMNS: &str =
     "id, trace_ref, resource_id, scope_id, block_id, byte_offset, byte_length";
 
-/// The group rows of a trace, by the trace's row id.
+/// A group's span and parent ids, 8 bytes per span in the order of its
+/// spans (zeros for no parent): what its stored bodies leave out (see `bare`).
+#[derive(Debug, Clone, Default)]
+pub struct GroupIds {
+    pub span_ids: Vec<u8>,
+    pub parent_ids: Vec<u8>,
+}
+
+/// The group rows of a trace, by the trace's row id, with their span ids.
 pub fn groups_of_trace(
     conn: &rusqlite::Connection,
     trace_ref: i64,
-) -> rusqlite::Result<Vec<GroupRef>> {
+) -> rusqlite::Result<Vec<(GroupRef, GroupIds)>> {
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT {GROUP_COLUMNS} FROM span_groups WHERE trace_ref = ?1 ORDER BY id"
+        "SELECT {GROUP_COLUMNS}, span_ids, parent_ids FROM span_groups WHERE trace_ref = ?1 ORDER BY id"
     ))?;
-    let rows = statement.query_map([trace_ref], group_ref)?;
+    let rows = statement.query_map([trace_ref], |row| {
+        let ids = GroupIds {
+            span_ids: row.get(7)?,
+            parent_ids: row.get(8)?,
+        };
+        Ok((group_ref(row)?, ids))
+    })?;
     rows.collect()
 }
 
@@ -507,6 +522,20 @@ impl Blocks {
     ) -> Result<Vec<opentelemetry_proto::tonic::trace::v1::Span>, StoreError> {
         let raw = self.raw(conn, group.block_id)?;
         block::spans_of(raw, group.extent).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// The spans of a group whole, their ids put back (see `bare`).
+    pub fn spans_with_ids(
+        &mut self,
+        conn: &rusqlite::Connection,
+        group: &GroupRef,
+        trace_id: &TraceId,
+        ids: &GroupIds,
+    ) -> Result<Vec<opentelemetry_proto::tonic::trace::v1::Span>, StoreError> {
+        let mut spans = self.spans(conn, group)?;
+        bare::restore_ids(&mut spans, trace_id, &ids.span_ids, &ids.parent_ids)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(spans)
     }
 
     /// The encoded spans of a group, as the writer put them in its block.

@@ -2,6 +2,7 @@
 //! and a small pool of read-only connections for queries. WAL mode lets
 //! reads run while the writer commits.
 
+mod bare;
 mod block;
 mod checkpoint;
 mod documents;

@@ -87,18 +87,18 @@ pub fn trace_page(
     let mut groups = groups::groups_of_trace(conn, trace_ref)?;
     // Groups sharing a block next to each other, so each block is
     // decompressed once and dropped before the next.
-    groups.sort_by_key(|group| group.block_id);
+    groups.sort_by_key(|(group, _)| group.block_id);
     let mut pager = Pager::new(request);
     let mut blocks = Blocks::default();
     let mut block_id = None;
-    for group in groups {
+    for (group, ids) in groups {
         if block_id != Some(group.block_id) {
             blocks = Blocks::default();
             block_id = Some(group.block_id);
         }
         // Decoding is work between SQLite's steps: held to the read's limit here.
         super::reader::check_limit()?;
-        for span in blocks.spans(conn, &group)? {
+        for span in blocks.spans_with_ids(conn, &group, trace_id, &ids)? {
             let key = SpanKey {
                 start_ns: span.start_time_unix_nano,
                 span_id: SpanId(span.span_id.as_slice().try_into().unwrap_or_default()),

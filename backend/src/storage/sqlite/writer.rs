@@ -127,6 +127,26 @@ pub fn run(mut conn: Connection, mut ops: mpsc::Receiver<Queued>, shared: &Share
             files::after_commit(&conn, shared.db, shared.files);
         }
     }
+    free_pages_at_stop(&conn);
+}
+
+/// Free pages are file bytes that hold nothing: at a clean stop, with no
+/// write left to reuse them, they go back to the file system (the file
+/// shrinks at the final checkpoint, which follows). Bounded, so that a
+/// file left with many (a retention run cut short) still stops promptly.
+fn free_pages_at_stop(conn: &Connection) {
+    /// Steps of `VACUUM_PAGES`: 256 MiB of 4 KiB pages.
+    const MAX_STEPS: usize = 64;
+    for _ in 0..MAX_STEPS {
+        match super::retention::vacuum_step(conn) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot free the file's empty pages at stop");
+                return;
+            }
+        }
+    }
 }
 
 /// The database is at its size cap (see `files`): the group's spans are

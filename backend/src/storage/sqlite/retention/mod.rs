@@ -12,7 +12,7 @@
 
 mod delete;
 
-pub use delete::{BATCH_SPANS, Deleted, VACUUM_PAGES, used_bytes};
+pub use delete::{BATCH_SPANS, Deleted, VACUUM_PAGES, used_bytes, vacuum_step};
 
 use super::{SqliteStore, StoreError, files};
 use crate::storage::retention::{Policy, Totals};
