@@ -12,9 +12,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("schema-18.16.sql")),
     (2, include_str!("migrate-2.sql")),
     (3, include_str!("migrate-3.sql")),
+    (4, include_str!("migrate-4.sql")),
 ];
 
-pub const CURRENT_VERSION: u32 = 3;
+pub const CURRENT_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -42,6 +43,10 @@ const SHARDED: &[(&str, &str)] = &[
     ("stage_counts", "rand()"),
     ("stage_losses", "rand()"),
     ("service_edges", "rand()"),
+    ("span_attributes", "cityHash64(trace_id)"),
+    ("request_edges", "rand()"),
+    // Beside their parents' shard: the join that reads them may run there.
+    ("edge_children", "cityHash64(trace_id)"),
     ("exporter_series", "cityHash64(service, stage, series)"),
 ];
 
@@ -184,6 +189,9 @@ mod tests {
         let losses: Vec<&str> = statements(MIGRATIONS[2].1).collect();
         assert_eq!(losses.len(), 2, "{losses:?}");
         assert!(losses[0].contains("CREATE TABLE IF NOT EXISTS stage_losses"));
+        let v4: Vec<&str> = statements(MIGRATIONS[3].1).collect();
+        assert_eq!(v4.len(), 5, "{v4:?}");
+        assert!(v4[4].starts_with("INSERT INTO span_attributes"), "{v4:?}");
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
     }
 }
