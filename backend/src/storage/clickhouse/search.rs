@@ -94,7 +94,9 @@ async fn whole_traces(
     while !reader.is_empty() {
         let trace_id = TraceId(reader.fixed()?);
         let key = reader.u64()?;
-        (reader.u64()?, reader.u64()?);
+        // The trace's end and errors: read for the HAVING only.
+        reader.u64()?;
+        reader.u64()?;
         found.push((trace_id, i64::try_from(key).unwrap_or(i64::MAX)));
     }
     Ok(found)
