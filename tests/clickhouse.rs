@@ -529,6 +529,14 @@ async fn two_receivers_in_front_of_two_shards_store_and_answer_alike() {
             get(receiver.query_url(&format!("/api/otelite/traces/{}", hex::encode([33u8; 16]))))
                 .await;
         let (_, rates) = get(receiver.query_url("/api/rates?service=shop")).await;
+        // The graph's join runs over the Distributed tables (GLOBAL): one
+        // service, so no edge, but the statement must run there.
+        let (status, graph) = get(receiver.query_url("/api/otelite/dependencies")).await;
+        assert_eq!(
+            (status, &graph["dependencies"]),
+            (200, &serde_json::json!([])),
+            "{graph}"
+        );
         answers.push((search, services, trace, rates));
     }
     assert_eq!(answers[0], answers[1], "both receivers answer alike");

@@ -137,6 +137,15 @@ pub async fn read(
         minute_of(start_ns),
         minute_of(end_ns)
     );
+    // GLOBAL on a cluster only: the parents may sit on any shard's
+    // Distributed table (a plain JOIN or IN there is refused), but on one
+    // server it turns the IN set into a temporary table that the primary
+    // key cannot use (every span read: 110 ms against 6 ms at 1 M spans).
+    let global = if client.cluster().is_some() {
+        "GLOBAL "
+    } else {
+        ""
+    };
     let mut sums: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
     let queries = [
         format!(
@@ -149,15 +158,13 @@ pub async fn read(
                FROM request_edges WHERE {minutes} GROUP BY minute, parent, child, request) \
              GROUP BY parent, child"
         ),
-        // GLOBAL: on a cluster the parents may sit on any shard's
-        // Distributed table (a plain JOIN or IN there is refused).
         format!(
             "SELECT parent, child, count(), sum(is_error) FROM ( \
                SELECT trace_id, parent_span_id, any(service) AS child, any(is_error) AS is_error \
                FROM edge_children WHERE {minutes} GROUP BY trace_id, span_id, parent_span_id) \
-             GLOBAL ANY INNER JOIN ( \
+             {global}ANY INNER JOIN ( \
                SELECT trace_id, span_id AS parent_span_id, any(service) AS parent \
-               FROM spans_by_trace WHERE trace_id GLOBAL IN \
+               FROM spans_by_trace WHERE trace_id {global}IN \
                  (SELECT trace_id FROM edge_children WHERE {minutes}) \
                GROUP BY trace_id, span_id) USING (trace_id, parent_span_id) \
              WHERE parent != child GROUP BY parent, child"
