@@ -529,6 +529,14 @@ async fn two_receivers_in_front_of_two_shards_store_and_answer_alike() {
             get(receiver.query_url(&format!("/api/otelite/traces/{}", hex::encode([33u8; 16]))))
                 .await;
         let (_, rates) = get(receiver.query_url("/api/rates?service=shop")).await;
+        // The graph's join runs over the Distributed tables (GLOBAL): one
+        // service, so no edge, but the statement must run there.
+        let (status, graph) = get(receiver.query_url("/api/otelite/dependencies")).await;
+        assert_eq!(
+            (status, &graph["dependencies"]),
+            (200, &serde_json::json!([])),
+            "{graph}"
+        );
         answers.push((search, services, trace, rates));
     }
     assert_eq!(answers[0], answers[1], "both receivers answer alike");
@@ -716,7 +724,7 @@ async fn a_version_1_database_is_upgraded_in_place() {
     let version = server
         .sql_in(&database, "SELECT max(version) FROM schema_versions")
         .await;
-    assert_eq!(version.trim(), "5");
+    assert_eq!(version.trim(), "6");
     for query in ["attribute=k=old", "attributePrefix=k=ol", "service=legacy"] {
         let found = backend.search(query).await;
         assert_eq!(found.len(), 1, "{query}: {found:?}");
@@ -739,4 +747,238 @@ async fn a_version_1_database_is_upgraded_in_place() {
         .await;
     assert_eq!(rates.n("process"), Some(3), "{rates:?}");
     assert_eq!(rates.n("analyze"), Some(3), "{rates:?}");
+}
+
+/// Two `otelite serve --store clickhouse` on one database of the shared
+/// server, as two receivers behind a load balancer.
+async fn two_receivers(tag: &str) -> ([ServeProcess; 2], tempfile::TempDir, String) {
+    let server = crate::support::clickhouse::shared().await;
+    let database = crate::support::clickhouse::database(tag);
+    let url = server.otelite_url(&database);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let start = |name: &str| {
+        let (db, url) = (dir.path().join(name), url.clone());
+        blocking(move || {
+            ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url])
+        })
+    };
+    // One after the other: the first creates the schema.
+    let first = start("one.db").await;
+    let second = start("two.db").await;
+    ([first, second], dir, database)
+}
+
+/// Trace `[n; 16]`'s call: `frontend` span 1 (the root) → `backend` span 2,
+/// failed when `error`.
+fn call_half(base_ns: u64, n: u8, parent_side: bool, error: bool) -> Vec<u8> {
+    use span::SpanKind::{Client, Server};
+    let (service, id, parent, kind) = if parent_side {
+        ("frontend", 1, None, Client)
+    } else {
+        ("backend", 2, Some(1), Server)
+    };
+    let spec = SpanSpec {
+        trace: [n; 16],
+        id,
+        parent,
+        name: if parent_side { "GET /cart" } else { "cart" },
+        kind,
+        start_ms: u64::from(n) * 100 + u64::from(id),
+        duration_ms: 5,
+        error: error && !parent_side,
+        attributes: vec![],
+    };
+    request(service, vec![span(base_ns, spec)])
+}
+
+fn recent_base() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        - 300_000_000_000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_whose_halves_reach_different_receivers_make_their_edges() {
+    let (receivers, _dir, _) = two_receivers("halves").await;
+    let base = recent_base();
+    // Six calls; the parent goes to one receiver and the child to the other,
+    // the child first for odd traces (as a callee ends first), last for even
+    // ones. Trace 3's call failed.
+    for n in 1..=6u8 {
+        let parent = call_half(base, n, true, false);
+        let child = call_half(base, n, false, n == 3);
+        let (to_parent, to_child) = if n % 2 == 1 {
+            (&receivers[0], &receivers[1])
+        } else {
+            (&receivers[1], &receivers[0])
+        };
+        if n % 2 == 1 {
+            post(&to_child.otlp_url(), "/v1/traces", child).await;
+            post(&to_parent.otlp_url(), "/v1/traces", parent).await;
+        } else {
+            post(&to_parent.otlp_url(), "/v1/traces", parent).await;
+            post(&to_child.otlp_url(), "/v1/traces", child).await;
+        }
+    }
+    // A child whose parent never comes makes no edge.
+    post(
+        &receivers[0].otlp_url(),
+        "/v1/traces",
+        call_half(base, 7, false, false),
+    )
+    .await;
+    let expected = serde_json::json!([
+        {"parent": "frontend", "child": "backend", "callCount": 6, "errorCount": 1}
+    ]);
+    for receiver in &receivers {
+        let (status, graph) = get(receiver.query_url("/api/otelite/dependencies")).await;
+        assert_eq!(status, 200, "{graph}");
+        assert_eq!(graph["dependencies"], expected, "{graph}");
+    }
+}
+
+/// Traces `[n; 16]` for n in `traces`, as one request of two services:
+/// `frontend` span 1 (root) → `backend` span 2, and, in the second request
+/// (`later`), `frontend` span 9 (child of 1) → `backend` span 3, whose
+/// parent is in the other request.
+fn two_service_request(base_ns: u64, traces: std::ops::RangeInclusive<u8>, later: bool) -> Vec<u8> {
+    use span::SpanKind::{Client, Internal, Server};
+    let side = |service: &str, specs: Vec<(u8, Option<u8>, span::SpanKind)>| {
+        let spans = traces
+            .clone()
+            .flat_map(|n| {
+                specs.iter().map(move |&(id, parent, kind)| {
+                    span(
+                        base_ns,
+                        SpanSpec {
+                            trace: [n; 16],
+                            id,
+                            parent,
+                            name: "step",
+                            kind,
+                            start_ms: u64::from(n) * 100 + u64::from(id),
+                            duration_ms: 2,
+                            error: false,
+                            attributes: vec![text("step.id", &id.to_string())],
+                        },
+                    )
+                })
+            })
+            .collect();
+        ResourceSpans {
+            resource: Some(resource(service)),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    };
+    let resource_spans = if later {
+        vec![
+            side("frontend", vec![(9, Some(1), Internal)]),
+            side("backend", vec![(3, Some(9), Server)]),
+        ]
+    } else {
+        vec![
+            side("frontend", vec![(1, None, Client)]),
+            side("backend", vec![(2, Some(1), Server)]),
+        ]
+    };
+    ExportTraceServiceRequest { resource_spans }.encode_to_vec()
+}
+
+/// What both receivers answer about traces 1..=5 of `two_service_request`.
+async fn answers_about_five_traces(receivers: &[ServeProcess; 2]) {
+    for receiver in receivers {
+        for n in 1..=5u8 {
+            let url = receiver.query_url(&format!("/api/otelite/traces/{}", hex::encode([n; 16])));
+            let (_, trace) = get(url).await;
+            let mut ids: Vec<&str> = trace["spans"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["spanId"].as_str())
+                .collect();
+            ids.sort();
+            assert_eq!(
+                ids,
+                [
+                    "0101010101010101",
+                    "0202020202020202",
+                    "0303030303030303",
+                    "0909090909090909"
+                ],
+                "{trace}"
+            );
+            assert_eq!(trace["spanCount"], 4, "{trace}");
+        }
+        // One span per trace has the attribute: each trace found once.
+        let (_, found) = get(receiver.query_url("/api/otelite/search?attribute=step.id=3")).await;
+        let traces = found["traces"].as_array().cloned().unwrap_or_default();
+        assert_eq!(traces.len(), 5, "{found}");
+        assert!(
+            traces
+                .iter()
+                .all(|t| t["spanCount"] == 4 && t["services"][0]["spanCount"] == 2),
+            "{found}"
+        );
+        let (_, graph) = get(receiver.query_url("/api/otelite/dependencies")).await;
+        assert_eq!(
+            graph["dependencies"],
+            serde_json::json!([
+                {"parent": "frontend", "child": "backend", "callCount": 10, "errorCount": 0}
+            ])
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_sent_to_both_receivers_at_once_is_read_once() {
+    let (receivers, _dir, database) = two_receivers("twice").await;
+    let base = recent_base();
+    for later in [false, true] {
+        let body = two_service_request(base, 1..=5, later);
+        let (one, two) = (receivers[0].otlp_url(), receivers[1].otlp_url());
+        tokio::join!(
+            post(&one, "/v1/traces", body.clone()),
+            post(&two, "/v1/traces", body)
+        );
+    }
+    answers_about_five_traces(&receivers).await;
+
+    // The worst the race can do: both receivers stored every row (the
+    // "already stored?" check of each ran before the other's insert).
+    let server = crate::support::clickhouse::shared().await;
+    for table in [
+        "spans",
+        "spans_by_trace",
+        "span_attributes",
+        "request_edges",
+        "edge_children",
+    ] {
+        server
+            .sql_in(
+                &database,
+                &format!("INSERT INTO {table} SELECT * FROM {table}"),
+            )
+            .await;
+    }
+    let stored = server
+        .sql_in(
+            &database,
+            "SELECT count(), uniqExact(trace_id, span_id) FROM spans_by_trace",
+        )
+        .await;
+    let counts: Vec<u64> = stored
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(counts.get(1), Some(&20), "{stored}");
+    assert!(
+        counts[0] >= 40,
+        "every span stored at least twice: {stored}"
+    );
+    answers_about_five_traces(&receivers).await;
 }

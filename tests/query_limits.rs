@@ -146,6 +146,12 @@ async fn seed_clickhouse(database: &str) {
          FROM numbers({CLICKHOUSE_SPANS})"
     );
     server.sql_in(database, &insert).await;
+    // Attribute search reads the attribute table (schema version 4).
+    let attributes = "INSERT INTO span_attributes (day, key, value, is_string, start_ns, \
+         trace_id, span_id, service, name, duration_ns) \
+         SELECT day, key, value, 1, start_ns, trace_id, span_id, service, name, duration_ns \
+         FROM spans ARRAY JOIN attr_keys AS key, attr_values AS value";
+    server.sql_in(database, attributes).await;
 }
 
 /// How many of otelite's reads of this test's attributes ClickHouse runs.

@@ -14,9 +14,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("migrate-3.sql")),
     (4, include_str!("migrate-4.sql")),
     (5, include_str!("migrate-5.sql")),
+    (6, include_str!("migrate-6.sql")),
 ];
 
-pub const CURRENT_VERSION: u32 = 5;
+pub const CURRENT_VERSION: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -46,6 +47,10 @@ const SHARDED: &[(&str, &str)] = &[
     ("stage_losses", "rand()"),
     ("stage_counts_taken", "rand()"),
     ("service_edges", "rand()"),
+    ("span_attributes", "cityHash64(trace_id)"),
+    ("request_edges", "rand()"),
+    // Beside their parents' shard: the join that reads them may run there.
+    ("edge_children", "cityHash64(trace_id)"),
     ("exporter_series", "cityHash64(service, stage, series)"),
 ];
 
@@ -191,6 +196,9 @@ mod tests {
         let taken: Vec<&str> = statements(MIGRATIONS[3].1).collect();
         assert_eq!(taken.len(), 1, "{taken:?}");
         assert!(taken[0].contains("CREATE TABLE IF NOT EXISTS stage_counts_taken"));
+        let v6: Vec<&str> = statements(MIGRATIONS[5].1).collect();
+        assert_eq!(v6.len(), 5, "{v6:?}");
+        assert!(v6[4].starts_with("INSERT INTO span_attributes"), "{v6:?}");
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
     }
 }

@@ -16,13 +16,16 @@
 //! (503) at once. One task writes the spans, whatever has queued in one
 //! INSERT, so a client that hangs up does not cut an insert short.
 //!
-//! Across processes: the edge resolver and the last values of exporter
-//! counters are per process (an edge whose parent and child reach different
-//! receivers is not counted), and the "already stored?" check of a retried
-//! batch cannot see a copy another receiver is inserting at that moment
-//! (within one process, the single span writer rules that out).
+//! Across processes: service edges come from the store (`edges`: the
+//! halves of a call may reach different receivers), and every read takes
+//! a span once, so a retried batch whose copies two receivers stored at
+//! the same moment (the "already stored?" check cannot see a copy being
+//! inserted elsewhere; within one process the single span writer rules it
+//! out) reads as stored once, but for the stage counts, which count both.
+//! The last values of exporter counters are per process.
 
 mod deadline;
+mod edges;
 mod encode;
 pub mod http;
 mod migrations;
@@ -40,15 +43,11 @@ pub use migrations::{CURRENT_VERSION, MigrationError};
 pub use reader::ClickHouseReader;
 
 use super::{Background, Ingest, ReadsThrough, StoreFuture, TraceStore};
-use crate::analyze::EdgeResolver;
 use crate::storage::retention::{Policy, Totals};
 use crate::storage::{CounterPoint, QueueLimits, StoreError, Stored, WriteHealth};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-
-/// Spans remembered for edge resolution, as for SQLite.
-const EDGE_MEMORY: usize = 200_000;
 
 /// How long `/readyz` waits for ClickHouse's `/ping`: an orchestrator
 /// probes often and wants a quick no.
@@ -146,7 +145,6 @@ async fn writer(
     mut queue: mpsc::UnboundedReceiver<Pending>,
     failed: Arc<AtomicBool>,
 ) {
-    let mut edges = EdgeResolver::new(EDGE_MEMORY);
     while let Some(first) = queue.recv().await {
         let mut spans = first.rows.len();
         let mut group = vec![first];
@@ -156,7 +154,7 @@ async fn writer(
             group.push(next);
         }
         let rows: Vec<&Rows> = group.iter().map(|p| &p.rows).collect();
-        let written = write::spans(&client, &mut edges, &rows).await;
+        let written = write::spans(&client, &rows).await;
         failed.store(written.is_err(), Ordering::Relaxed);
         match written {
             Ok(results) => {

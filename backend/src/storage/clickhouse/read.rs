@@ -46,11 +46,12 @@ pub async fn trace_page(
         None => String::new(),
     };
     let limit = request.limit.max(1);
-    // One row more than the page tells whether another page follows.
+    // One row more than the page tells whether another page follows; a
+    // span stored twice (two receivers' copies of a batch) is one row.
     let data = client
         .query(&format!(
             "SELECT span_id, resource, scope, body FROM spans_by_trace WHERE trace_id = {trace}{after} \
-             ORDER BY start_ns, span_id LIMIT {}",
+             ORDER BY start_ns, span_id LIMIT 1 BY span_id LIMIT {}",
             limit.saturating_add(1)
         ))
         .await?;
@@ -154,25 +155,7 @@ pub async fn dependencies(
     start_ns: u64,
     end_ns: u64,
 ) -> Result<Vec<Dependency>, ClickHouseError> {
-    let data = client
-        .query(&format!(
-            "SELECT parent, child, sum(calls), sum(errors) FROM service_edges \
-             WHERE minute BETWEEN {} AND {} GROUP BY parent, child ORDER BY parent, child",
-            crate::stage::minute_of(start_ns),
-            crate::stage::minute_of(end_ns)
-        ))
-        .await?;
-    let mut reader = Reader::new(&data);
-    let mut out = Vec::new();
-    while !reader.is_empty() {
-        out.push(Dependency {
-            parent: reader.string()?,
-            child: reader.string()?,
-            call_count: reader.u64()?,
-            error_count: reader.u64()?,
-        });
-    }
-    Ok(out)
+    super::edges::read(client, start_ns, end_ns).await
 }
 
 /// Stage counts summed over the minutes in `[start_minute, end_minute]`.

@@ -16,7 +16,15 @@ use super::rowbinary::Reader;
 use crate::storage::retention::{INTERVAL, Policy};
 use tokio::sync::watch;
 
-const TABLES: &[&str] = &["spans", "spans_by_trace", "span_parents", "service_edges"];
+const TABLES: &[&str] = &[
+    "spans",
+    "spans_by_trace",
+    "span_parents",
+    "service_edges",
+    "span_attributes",
+    "request_edges",
+    "edge_children",
+];
 
 /// Runs the policy every minute until `stop` turns true.
 pub async fn run(client: Client, policy: Policy, mut stop: watch::Receiver<bool>) {

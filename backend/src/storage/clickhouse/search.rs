@@ -16,53 +16,44 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 const ERROR: i32 = 2;
 
+/// How many of the newest matching spans the first try reads, per trace
+/// wanted: when they hold a page of traces, the page is exact (see
+/// [`filtered`]); when not, the whole window is read.
+const SPANS_PER_TRACE_TRIED: usize = 10;
+
 pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, ClickHouseError> {
     let start = query.start_ns.unwrap_or(0);
     let end = query.end_ns.unwrap_or(i64::MAX as u64);
-    let filters = span_filters(query);
     // Only partitions of the window's days are read.
     let days = format!(
         "day BETWEEN {} AND {}",
         date_literal(day_of(start)),
         date_literal(day_of(end))
     );
-    let sql = if filters.is_empty() {
-        let errors = if query.error_only {
-            "AND errors > 0"
-        } else {
-            ""
-        };
-        format!(
-            "SELECT trace_id, min(start_ns) AS sort_key, max(end_ns) AS trace_end, \
-             sum(status_code = {ERROR}) AS errors FROM spans WHERE day <= {} \
-             GROUP BY trace_id HAVING trace_end >= {start} AND sort_key <= {end} {errors} {} \
-             ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
-            date_literal(day_of(end)),
-            after(query.cursor.as_ref()),
-            query.limit
-        )
-    } else {
-        format!(
-            "SELECT trace_id, max(start_ns) AS sort_key FROM spans \
-             WHERE {days} AND start_ns BETWEEN {start} AND {end} AND {} \
-             GROUP BY trace_id HAVING 1 {} ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
-            filters.join(" AND "),
-            after(query.cursor.as_ref()),
-            query.limit
-        )
-    };
-    let data = client.query(&sql).await?;
-    let mut reader = Reader::new(&data);
-    let mut found: Vec<(TraceId, i64)> = Vec::new();
-    while !reader.is_empty() {
-        let trace_id = TraceId(reader.fixed()?);
-        let key = reader.u64()?;
-        if filters.is_empty() {
-            reader.u64()?;
-            reader.u64()?;
+    let found = match Source::of(query, &days, start, end) {
+        None => whole_traces(client, query, start, end).await?,
+        Some(source) => {
+            let conditions = source.conditions.join(" AND ");
+            let whole = Newest {
+                table: source.table.clone(),
+                conditions: conditions.clone(),
+                start,
+                end,
+                lower: None,
+            };
+            if source.one_pass {
+                filtered(client, query, &whole).await?
+            } else {
+                let newest = newest_first(query, start, end, source.table, &conditions);
+                let found = filtered(client, query, &newest).await?;
+                if found.len() < query.limit {
+                    filtered(client, query, &whole).await?
+                } else {
+                    found
+                }
+            }
         }
-        found.push((trace_id, i64::try_from(key).unwrap_or(i64::MAX)));
-    }
+    };
     let next = match found.last() {
         Some((trace_id, key)) if found.len() == query.limit => Some(Cursor {
             key: *key,
@@ -73,6 +64,231 @@ pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, Cl
     let ids: Vec<TraceId> = found.iter().map(|(id, _)| *id).collect();
     let traces = summaries(client, &ids).await?;
     Ok(Page { traces, next })
+}
+
+/// Without span filters: every trace overlapping the window, keyed by its
+/// start.
+async fn whole_traces(
+    client: &Client,
+    query: &TraceQuery,
+    start: u64,
+    end: u64,
+) -> Result<Vec<(TraceId, i64)>, ClickHouseError> {
+    let errors = if query.error_only {
+        "AND errors > 0"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT trace_id, min(start_ns) AS sort_key, max(end_ns) AS trace_end, \
+         sum(status_code = {ERROR}) AS errors FROM spans WHERE day <= {} \
+         GROUP BY trace_id HAVING trace_end >= {start} AND sort_key <= {end} {errors} {} \
+         ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
+        date_literal(day_of(end)),
+        after(query.cursor.as_ref()),
+        query.limit
+    );
+    let data = client.query(&sql).await?;
+    let mut reader = Reader::new(&data);
+    let mut found = Vec::new();
+    while !reader.is_empty() {
+        let trace_id = TraceId(reader.fixed()?);
+        let key = reader.u64()?;
+        // The trace's end and errors: read for the HAVING only.
+        reader.u64()?;
+        reader.u64()?;
+        found.push((trace_id, i64::try_from(key).unwrap_or(i64::MAX)));
+    }
+    Ok(found)
+}
+
+/// A filtered search's spans: the table to read (or a subquery with
+/// `trace_id` and `start_ns` per span) and the conditions a span must meet
+/// there.
+struct Source {
+    table: String,
+    conditions: Vec<String>,
+    /// Read the window in one pass, without trying its newest part first.
+    one_pass: bool,
+}
+
+impl Source {
+    /// `None` without span filters. With one attribute, the attribute table
+    /// (its key and value are the primary key's prefix); with more, the
+    /// spans of that table that have them all; otherwise `spans` (ordered
+    /// by service).
+    fn of(query: &TraceQuery, days: &str, start: u64, end: u64) -> Option<Source> {
+        let columns = column_filters(query);
+        let exact = query.attributes.iter().map(|(k, v)| Match::Exact(k, v));
+        let prefixes = query
+            .attribute_prefixes
+            .iter()
+            .map(|(k, p)| Match::Prefix(k, p));
+        let matches: Vec<String> = exact
+            .chain(prefixes)
+            .map(|m| m.on_attribute_row())
+            .collect();
+        let mut conditions = vec![days.to_owned()];
+        conditions.extend(columns.iter().cloned());
+        match matches.len() {
+            0 if columns.is_empty() => None,
+            0 => Some(Source {
+                table: "spans".to_owned(),
+                conditions,
+                one_pass: false,
+            }),
+            1 => {
+                conditions.extend(matches);
+                Some(Source {
+                    table: "span_attributes".to_owned(),
+                    conditions,
+                    one_pass: false,
+                })
+            }
+            _ => {
+                // One pass over the rows of any of the attributes (each a
+                // primary-key range), a span kept when it has every one.
+                let any: Vec<String> = matches.iter().map(|m| format!("({m})")).collect();
+                let every: Vec<String> = matches.iter().map(|m| format!("max({m})")).collect();
+                conditions.push(format!("({})", any.join(" OR ")));
+                Some(Source {
+                    table: format!(
+                        "(SELECT trace_id, span_start AS start_ns FROM \
+                         (SELECT trace_id, any(start_ns) AS span_start FROM span_attributes \
+                         WHERE {} AND start_ns BETWEEN {start} AND {end} \
+                         GROUP BY trace_id, span_id HAVING {}))",
+                        conditions.join(" AND "),
+                        every.join(" AND ")
+                    ),
+                    conditions: vec!["1".to_owned()],
+                    one_pass: true,
+                })
+            }
+        }
+    }
+}
+
+/// One attribute condition of a search.
+enum Match<'a> {
+    Exact(&'a str, &'a str),
+    /// String values only, as on SQLite: a number or boolean is no text to
+    /// search in.
+    Prefix(&'a str, &'a str),
+}
+
+impl Match<'_> {
+    /// The condition on a `span_attributes` row, as a range of its primary
+    /// key (key, value).
+    fn on_attribute_row(&self) -> String {
+        match self {
+            Match::Exact(key, value) => {
+                format!("key = {} AND value = {}", quote(key), quote(value))
+            }
+            Match::Prefix(key, prefix) => {
+                let mut range = format!(
+                    "key = {} AND value >= {prefix} AND substring(value, 1, {}) = {prefix} \
+                     AND is_string = 1",
+                    quote(key),
+                    prefix.len(),
+                    prefix = quote(prefix)
+                );
+                if let Some(bound) = prefix_bound(prefix) {
+                    range.push_str(&format!(" AND value < {}", quote(&bound)));
+                }
+                range
+            }
+        }
+    }
+}
+
+/// The least string above every string starting with `prefix`, when its
+/// last character is ASCII below DEL (the common case; otherwise the
+/// substring test alone bounds the range).
+fn prefix_bound(prefix: &str) -> Option<String> {
+    let last = prefix.chars().last()?;
+    if !last.is_ascii() || last == '\u{7f}' {
+        return None;
+    }
+    let mut bound = prefix[..prefix.len() - 1].to_owned();
+    bound.push(char::from(last as u8 + 1));
+    Some(bound)
+}
+
+/// A filtered search over part of the window: spans starting from `lower`
+/// (from the whole window when `None`) to `end`.
+struct Newest {
+    table: String,
+    conditions: String,
+    start: u64,
+    end: u64,
+    lower: Option<String>,
+}
+
+/// The first try of a filtered search: the window cut to the newest
+/// matching spans, up to [`SPANS_PER_TRACE_TRIED`] per trace wanted (at or
+/// before the cursor's key). 18.16 cannot read a table in its order to stop
+/// early, but the cut is a range of the primary key's start column.
+fn newest_first(
+    query: &TraceQuery,
+    start: u64,
+    end: u64,
+    table: String,
+    conditions: &str,
+) -> Newest {
+    let upper = match &query.cursor {
+        Some(cursor) => end.min(cursor.key.max(0) as u64),
+        None => end,
+    };
+    let spans = query.limit.saturating_mul(SPANS_PER_TRACE_TRIED).max(1);
+    let lower = format!(
+        "(SELECT min(s) FROM (SELECT start_ns AS s FROM {table} WHERE {conditions} \
+         AND start_ns BETWEEN {start} AND {upper} ORDER BY start_ns DESC LIMIT {spans}))"
+    );
+    Newest {
+        table,
+        conditions: conditions.to_owned(),
+        start,
+        end,
+        lower: Some(lower),
+    }
+}
+
+/// Traces keyed by their newest matching span, newest first, past the
+/// cursor. With `lower`, a trace found has a matching span from `lower`
+/// on, so its key is exact, and every trace left out has a key below
+/// `lower`, below each one found: a full page is the page of the whole
+/// window.
+async fn filtered(
+    client: &Client,
+    query: &TraceQuery,
+    newest: &Newest,
+) -> Result<Vec<(TraceId, i64)>, ClickHouseError> {
+    let Newest {
+        table,
+        conditions,
+        start,
+        end,
+        lower,
+    } = newest;
+    let lower = lower
+        .as_ref()
+        .map_or(String::new(), |lower| format!("AND start_ns >= {lower}"));
+    let sql = format!(
+        "SELECT trace_id, max(start_ns) AS sort_key FROM {table} \
+         WHERE {conditions} AND start_ns BETWEEN {start} AND {end} {lower} \
+         GROUP BY trace_id HAVING 1 {} ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
+        after(query.cursor.as_ref()),
+        query.limit
+    );
+    let data = client.query(&sql).await?;
+    let mut reader = Reader::new(&data);
+    let mut found = Vec::new();
+    while !reader.is_empty() {
+        let trace_id = TraceId(reader.fixed()?);
+        let key = reader.u64()?;
+        found.push((trace_id, i64::try_from(key).unwrap_or(i64::MAX)));
+    }
+    Ok(found)
 }
 
 /// A `Date` literal (`'2026-11-26'`) for days since 1970: 18.16 compares a
@@ -106,8 +322,9 @@ fn after(cursor: Option<&Cursor>) -> String {
     }
 }
 
-/// The span-level conditions, each only ever holding quoted values.
-fn span_filters(query: &TraceQuery) -> Vec<String> {
+/// The conditions on a span's own columns (every table a search reads has
+/// them), each only ever holding quoted values.
+fn column_filters(query: &TraceQuery) -> Vec<String> {
     let mut filters = Vec::new();
     if let Some(service) = &query.service {
         filters.push(format!("service = {}", quote(service)));
@@ -117,24 +334,6 @@ fn span_filters(query: &TraceQuery) -> Vec<String> {
     }
     if let Some(kind) = query.kind {
         filters.push(format!("kind = {}", kind.as_i32()));
-    }
-    for (key, value) in &query.attributes {
-        let (key, value) = (quote(key), quote(value));
-        filters.push(format!(
-            "(arrayExists((k, v) -> k = {key} AND v = {value}, attr_keys, attr_values) \
-             OR arrayExists((k, v) -> k = {key} AND v = {value}, resource_attr_keys, resource_attr_values))"
-        ));
-    }
-    // A prefix compares bytes (18.16 has no startsWith), of string values
-    // only, as on SQLite: a number or boolean is no text to search in.
-    for (key, prefix) in &query.attribute_prefixes {
-        let (key, len, prefix) = (quote(key), prefix.len(), quote(prefix));
-        let test = format!("s = 1 AND k = {key} AND substring(v, 1, {len}) = {prefix}");
-        filters.push(format!(
-            "(arrayExists((k, v, s) -> {test}, attr_keys, attr_values, attr_strings) \
-             OR arrayExists((k, v, s) -> {test}, resource_attr_keys, resource_attr_values, \
-             resource_attr_strings))"
-        ));
     }
     if let Some(min) = query.min_duration_ns {
         filters.push(format!("duration_ns >= {min}"));
@@ -146,7 +345,9 @@ fn span_filters(query: &TraceQuery) -> Vec<String> {
         filters.push(format!("status_code = {}", status.as_i32()));
     }
     // Alone, "has errors" is a property of the trace; with span filters, of the span.
-    if query.error_only && !filters.is_empty() {
+    let span_filters =
+        !filters.is_empty() || !query.attributes.is_empty() || !query.attribute_prefixes.is_empty();
+    if query.error_only && span_filters {
         filters.push(format!("status_code = {}", StatusCode::Error.as_i32()));
     }
     filters
@@ -238,7 +439,16 @@ fn summary(trace_id: &TraceId, spans: &[Light]) -> TraceSummary {
 
 #[cfg(test)]
 mod tests {
-    use super::date_literal;
+    use super::{date_literal, prefix_bound};
+
+    #[test]
+    fn a_prefix_is_bounded_by_its_last_character_plus_one() {
+        assert_eq!(prefix_bound("value-4-1").as_deref(), Some("value-4-2"));
+        assert_eq!(prefix_bound("ab~").as_deref(), Some("ab\u{7f}"));
+        assert_eq!(prefix_bound("a\u{7f}"), None);
+        assert_eq!(prefix_bound("caf\u{e9}"), None);
+        assert_eq!(prefix_bound(""), None);
+    }
 
     #[test]
     fn dates_are_written_as_clickhouse_reads_them() {

@@ -2,14 +2,14 @@
 //! insert the rest into `spans_in` in one INSERT (the materialized views
 //! fill the query tables and the stage counts within it), then the spans
 //! lost before the store (invalid, dropped by a rule) into `stage_losses`,
-//! then the service edges. Each INSERT is synchronous: the callers hear `Ok`
+//! then the service edges (`edges`). Each INSERT is synchronous: the callers hear `Ok`
 //! only after ClickHouse has written it.
 
-use super::encode::{Rows, SPAN_COLUMNS, day_of, day_of_minute};
+use super::encode::{Rows, SPAN_COLUMNS, day_of_minute};
 use super::http::{ClickHouseError, Client, hex_literal};
 use super::rowbinary::{Reader, Writer};
+use crate::analyze::SpanFacts;
 use crate::analyze::policy;
-use crate::analyze::{Edge, EdgeResolver, SpanFacts};
 use crate::stage::{Stage, minute_of};
 use crate::storage::{CounterPoint, Lost, Stored};
 use otelite_model::{SpanId, TraceId};
@@ -33,11 +33,7 @@ const WRITE_FAILED: &str = "write_failed";
 /// BENCHMARKS.md); one `Stored` per batch, in order. `Err` when
 /// the spans were not stored (their process and analyze counts are still
 /// recorded, so the loss shows at the store stage).
-pub async fn spans(
-    client: &Client,
-    edges: &mut EdgeResolver,
-    group: &[&Rows],
-) -> Result<Vec<Stored>, ClickHouseError> {
+pub async fn spans(client: &Client, group: &[&Rows]) -> Result<Vec<Stored>, ClickHouseError> {
     let stored = match stored_already(client, group).await {
         Ok(stored) => stored,
         Err(error) => {
@@ -87,9 +83,8 @@ pub async fn spans(
         })
         .collect();
     insert_losses(client, &lost).await?;
-    let found = edges.resolve(inserted.iter().copied());
     // The spans are stored: a failure past here loses edges, not spans.
-    if let Err(error) = insert_edges(client, &found).await {
+    if let Err(error) = super::edges::write(client, group).await {
         tracing::error!(%error, "ClickHouse: cannot record service edges");
     }
     Ok(results)
@@ -227,28 +222,6 @@ fn count_row(out: &mut Writer, service: &str, stage: Stage, minute: i64, n: u64)
     out.str(stage.as_str());
     out.i64(minute);
     out.u64(n);
-}
-
-async fn insert_edges(client: &Client, edges: &[Edge]) -> Result<(), ClickHouseError> {
-    if edges.is_empty() {
-        return Ok(());
-    }
-    let mut out = Writer::default();
-    for edge in edges {
-        out.u16(day_of(edge.child_start_ns));
-        out.str(&edge.parent_service);
-        out.str(&edge.child_service);
-        out.i64(minute_of(edge.child_start_ns));
-        out.u64(1);
-        out.u64(u64::from(edge.is_error));
-    }
-    client
-        .insert(
-            "service_edges",
-            "day, parent, child, minute, calls, errors",
-            out.0.into(),
-        )
-        .await
 }
 
 /// Last values of cumulative counter series, by (service, stage, series).
