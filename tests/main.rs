@@ -40,6 +40,8 @@
 //!   reading commands leave, `otelite health` over TLS.
 //! - `cli_server`: the reading commands with `--server`, equal to `--db`.
 //! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
+//! - `clickhouse_failures`: a stopped ClickHouse, and an INSERT whose answer
+//!   was lost: 503 and loss at the store with its cause, nothing twice.
 //! - `policy`: keep/drop rules from a config file, with the official Python
 //!   SDK: drops counted by rule apart from losses, on both stores.
 //! - `old_databases`: files written by each earlier schema version
@@ -50,6 +52,7 @@ mod support;
 mod answers;
 mod bad_input;
 mod clickhouse;
+mod clickhouse_failures;
 mod collector;
 mod crash;
 mod disk_bounds;
