@@ -29,6 +29,7 @@ pub mod http;
 mod migrations;
 mod read;
 mod reader;
+mod replicated;
 pub mod retention;
 mod rowbinary;
 mod search;
