@@ -42,6 +42,8 @@
 //! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
 //! - `clickhouse_failures`: a stopped ClickHouse, and an INSERT whose answer
 //!   was lost: 503 and loss at the store with its cause, nothing twice.
+//! - `clickhouse_replication`: two replicas over ZooKeeper; a killed one
+//!   loses no acknowledged span and catches up.
 //! - `policy`: keep/drop rules from a config file, with the official Python
 //!   SDK: drops counted by rule apart from losses, on both stores.
 //! - `old_databases`: files written by each earlier schema version
@@ -53,6 +55,7 @@ mod answers;
 mod bad_input;
 mod clickhouse;
 mod clickhouse_failures;
+mod clickhouse_replication;
 mod collector;
 mod crash;
 mod disk_bounds;

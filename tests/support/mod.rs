@@ -17,6 +17,7 @@ pub mod process;
 pub mod proxy;
 pub mod stores;
 pub mod unavailable;
+pub mod zookeeper;
 
 pub use proxy::GatedProxy;
 pub use stores::Store;
