@@ -103,6 +103,13 @@ if ! command -v /usr/sbin/clickhouse-server >/dev/null 2>&1; then
     apt_install --no-install-recommends 'clickhouse-server=18.16*' 'clickhouse-common=18.16*'
 fi
 
+echo "== install: ZooKeeper (Debian's) for the replicated ClickHouse test (tests/clickhouse_replication.rs)"
+# 18.16 speaks ZooKeeper, not Keeper; the test starts its own (own port and
+# data in a temp dir: tests/support/zookeeper.rs); the package's service is not used.
+if [[ ! -f /usr/share/java/zookeeper.jar ]]; then
+    apt_install --no-install-recommends 'zookeeper=3.8.0-11+deb12u2'
+fi
+
 echo "== build: the OpenTelemetry Collector for tests/collector.rs (tests/clients/collector)"
 # A Collector of only the components the tests use, from its Go modules
 # (pinned in go.mod/go.sum); rebuilt when missing or older than its sources.

@@ -43,6 +43,10 @@
 //!   reading commands leave, `otelite health` over TLS.
 //! - `cli_server`: the reading commands with `--server`, equal to `--db`.
 //! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
+//! - `clickhouse_failures`: a stopped ClickHouse, and an INSERT whose answer
+//!   was lost: 503 and loss at the store with its cause, nothing twice.
+//! - `clickhouse_replication`: two replicas over ZooKeeper; a killed one
+//!   loses no acknowledged span and catches up.
 //! - `policy`: keep/drop rules from a config file, with the official Python
 //!   SDK: drops counted by rule apart from losses, on both stores.
 //! - `orphans`: spans whose parent never arrived, counted after the grace
@@ -55,6 +59,8 @@ mod support;
 mod answers;
 mod bad_input;
 mod clickhouse;
+mod clickhouse_failures;
+mod clickhouse_replication;
 mod collector;
 mod counter_shapes;
 mod crash;

@@ -47,7 +47,23 @@ fn free_port() -> u16 {
 impl ClickHouseServer {
     /// Starts a server on fresh ports.
     pub async fn start() -> Self {
-        Self::start_on(free_port(), free_port(), "").await
+        Self::start_on(free_port(), free_port(), "", "").await
+    }
+
+    /// Starts replica `replica` of shard `01`, its replicated tables kept in
+    /// the ZooKeeper on `zookeeper_port`. A replica whose ZooKeeper session
+    /// ends (it died) counts as gone after 3 s, so quorum inserts fail
+    /// fast rather than wait for it.
+    pub async fn start_replica(zookeeper_port: u16, replica: &str) -> Self {
+        let extra = format!(
+            "<zookeeper><node><host>127.0.0.1</host><port>{zookeeper_port}</port></node>\
+             <session_timeout_ms>3000</session_timeout_ms></zookeeper>\
+             <macros><shard>01</shard><replica>{replica}</replica></macros>\
+             <interserver_http_host>127.0.0.1</interserver_http_host>\
+             <interserver_http_port>{}</interserver_http_port>",
+            free_port()
+        );
+        Self::start_on(free_port(), free_port(), "", &extra).await
     }
 
     /// Two servers, each knowing both as the shards of cluster `otelite`
@@ -62,14 +78,15 @@ impl ClickHouseServer {
             shard(ports[0].1),
             shard(ports[1].1)
         );
-        let first = Self::start_on(ports[0].0, ports[0].1, &cluster).await;
-        let second = Self::start_on(ports[1].0, ports[1].1, &cluster).await;
+        let first = Self::start_on(ports[0].0, ports[0].1, &cluster, "").await;
+        let second = Self::start_on(ports[1].0, ports[1].1, &cluster, "").await;
         (first, second)
     }
 
     /// Starts a server; `remote_servers` is XML put inside
-    /// `<remote_servers>` (a cluster for Distributed tables), or empty.
-    async fn start_on(http_port: u16, tcp_port: u16, remote_servers: &str) -> Self {
+    /// `<remote_servers>` (a cluster for Distributed tables), or empty;
+    /// `extra` is more XML for the config's top level.
+    async fn start_on(http_port: u16, tcp_port: u16, remote_servers: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for ClickHouse");
         let root = dir.path().display().to_string();
         let config = format!(
@@ -89,6 +106,7 @@ impl ClickHouseServer {
     <mark_cache_size>67108864</mark_cache_size>
     <timezone>UTC</timezone>
     <remote_servers>{remote_servers}</remote_servers>
+    {extra}
 </yandex>
 "#
         );

@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod small_disk;
 pub mod stores;
 pub mod unavailable;
+pub mod zookeeper;
 
 pub use proxy::GatedProxy;
 pub use stores::Store;

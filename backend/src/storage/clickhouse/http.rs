@@ -52,6 +52,9 @@ pub struct Client {
     database: String,
     /// With a cluster, `database` holds Distributed tables over local ones.
     cluster: Option<String>,
+    /// With replicas (`?replicas=N`, N ≥ 2): replicated tables, and each
+    /// INSERT answered only once N replicas have it (`insert_quorum`).
+    replicas: Option<u32>,
     /// With a limit, [`Client::query`] is a read held to it (see `deadline`).
     query_timeout: Option<Duration>,
     http: HyperClient<HttpConnector, Full<Bytes>>,
@@ -60,6 +63,8 @@ pub struct Client {
 impl Client {
     /// `url` is `http://host:port` with an optional database as its path
     /// (`http://127.0.0.1:8123/otelite`); the database defaults to `otelite`.
+    /// `?replicas=N` makes the tables replicated (see `replicated`) and
+    /// every INSERT wait for N replicas.
     /// `?cluster=NAME` names a cluster of the server's `remote_servers`:
     /// then the database holds Distributed tables over the shards' tables
     /// in `<database>_shard` (see `migrations`).
@@ -85,21 +90,27 @@ impl Client {
         if !name(database) {
             return Err(bad("the database name may hold only letters, digits and _"));
         }
-        let cluster = match uri.query() {
-            None => None,
-            Some(query) => match query.strip_prefix("cluster=") {
-                Some(cluster) if name(cluster) => Some(cluster.to_owned()),
-                _ => {
-                    return Err(bad(
-                        "the only parameter is cluster=NAME (letters, digits, _)",
-                    ));
-                }
-            },
-        };
+        let (mut cluster, mut replicas) = (None, None);
+        for param in uri.query().into_iter().flat_map(|q| q.split('&')) {
+            if let Some(value) = param.strip_prefix("cluster=")
+                && name(value)
+            {
+                cluster = Some(value.to_owned());
+            } else if let Some(value) = param.strip_prefix("replicas=")
+                && let Ok(n @ 2..) = value.parse::<u32>()
+            {
+                replicas = Some(n);
+            } else {
+                return Err(bad(
+                    "the parameters are cluster=NAME (letters, digits, _) and replicas=N (N >= 2)",
+                ));
+            }
+        }
         Ok(Self {
             base: format!("http://{authority}/"),
             database: database.to_owned(),
             cluster,
+            replicas,
             query_timeout: None,
             http: HyperClient::builder(TokioExecutor::new()).build_http(),
         })
@@ -111,6 +122,11 @@ impl Client {
 
     pub fn cluster(&self) -> Option<&str> {
         self.cluster.as_deref()
+    }
+
+    /// How many replicas an INSERT waits for, when the tables are replicated.
+    pub fn replicas(&self) -> Option<u32> {
+        self.replicas
     }
 
     /// The same server, another database and no cluster: a shard's own tables.
@@ -200,11 +216,18 @@ impl Client {
         rows: Bytes,
     ) -> Result<(), ClickHouseError> {
         let statement = format!("INSERT INTO {table} ({columns}) FORMAT RowBinary");
-        let params = format!(
+        let mut params = format!(
             "database={}&insert_distributed_sync=1&query={}",
             self.database,
             percent_encode(&statement)
         );
+        if let Some(replicas) = self.replicas {
+            // A 200 only once every replica has the rows, so it survives
+            // the loss of one. No block deduplication: otelite finds
+            // retried spans itself, and two equal count blocks (the same
+            // counts in one minute) are both real.
+            params.push_str(&format!("&insert_quorum={replicas}&insert_deduplicate=0"));
+        }
         self.post(&params, rows).await.map(drop)
     }
 
@@ -330,6 +353,14 @@ mod tests {
         assert_eq!(clustered.cluster(), Some("two_shards"));
         assert!(Client::new("http://x:1/o?cluster=a,b").is_err());
         assert!(Client::new("http://x:1/o?user=me").is_err());
+        let replicated = Client::new("http://x:1/o?cluster=c&replicas=2")?;
+        assert_eq!(
+            (replicated.cluster(), replicated.replicas()),
+            (Some("c"), Some(2))
+        );
+        assert_eq!(Client::new("http://x:1/o")?.replicas(), None);
+        assert!(Client::new("http://x:1/o?replicas=1").is_err());
+        assert!(Client::new("http://x:1/o?replicas=two").is_err());
         assert!(Client::new("not a url").is_err());
         Ok(())
     }

@@ -140,7 +140,13 @@ async fn migrate_local(client: &Client) -> Result<u32, MigrationError> {
     }
     for (version, script) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
         for statement in statements(script) {
-            execute_once(client, statement).await?;
+            match client.replicas() {
+                Some(_) => {
+                    let statement = super::replicated::replicate(statement, client.database());
+                    execute_once(client, &statement).await?;
+                }
+                None => execute_once(client, statement).await?,
+            }
         }
         client
             .execute(&format!(

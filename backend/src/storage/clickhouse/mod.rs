@@ -27,11 +27,13 @@
 mod deadline;
 mod edges;
 mod encode;
+mod failed;
 pub mod http;
 mod migrations;
 mod orphans;
 mod read;
 mod reader;
+mod replicated;
 pub mod retention;
 mod rowbinary;
 mod search;
@@ -135,17 +137,36 @@ struct Pending {
 /// Spans taken into one INSERT at most.
 const GROUP_SPANS: usize = 50_000;
 
+/// How often the writer, idle, tries again to write the failures it could
+/// not write (ClickHouse down), so they show without new traffic.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The span writer: takes whatever batches have queued up (group commit, as
 /// the SQLite writer does), writes them in one INSERT and answers each.
 /// One writer also makes "already stored?" and the insert one step, so two
-/// copies of a retried batch are never both stored. It ends when every
-/// store handle is gone and the queue is empty.
+/// copies of a retried batch are never both stored. The spans of a group
+/// that fails are booked as lost at the store (see `failed`), written now
+/// or, while ClickHouse is down, every [`FLUSH_EVERY`] until it answers.
+/// It ends when every store handle is gone and the queue is empty.
 async fn writer(
     client: Client,
     mut queue: mpsc::UnboundedReceiver<Pending>,
     failed: Arc<AtomicBool>,
 ) {
-    while let Some(first) = queue.recv().await {
+    let mut failures = failed::Failures::default();
+    loop {
+        let first = if failures.has_pending() {
+            match tokio::time::timeout(FLUSH_EVERY, queue.recv()).await {
+                Ok(first) => first,
+                Err(_) => {
+                    flush(&client, &mut failures).await;
+                    continue;
+                }
+            }
+        } else {
+            queue.recv().await
+        };
+        let Some(first) = first else { break };
         let mut spans = first.rows.len();
         let mut group = vec![first];
         while spans < GROUP_SPANS {
@@ -154,8 +175,11 @@ async fn writer(
             group.push(next);
         }
         let rows: Vec<&Rows> = group.iter().map(|p| &p.rows).collect();
-        let written = write::spans(&client, &rows).await;
+        let written = write::spans(&client, &mut failures, &rows).await;
         failed.store(written.is_err(), Ordering::Relaxed);
+        // Before answering: a client that hears 503 and asks for the rates
+        // sees the loss as soon as ClickHouse can take it.
+        flush(&client, &mut failures).await;
         match written {
             Ok(results) => {
                 for (pending, stored) in group.into_iter().zip(results) {
@@ -170,6 +194,21 @@ async fn writer(
                 }
             }
         }
+    }
+    if failures.has_pending() && write::flush_failures(&client, &mut failures).await.is_err() {
+        tracing::error!(
+            pending = ?failures.take_pending(),
+            "ClickHouse: stopping with failed writes not recorded (ClickHouse does not answer); \
+             these stage counts and losses are lost"
+        );
+    }
+}
+
+/// Writes the booked failures, if any; kept for later when ClickHouse
+/// does not take them.
+async fn flush(client: &Client, failures: &mut failed::Failures) {
+    if let Err(error) = write::flush_failures(client, failures).await {
+        tracing::warn!(%error, "ClickHouse: failed writes kept in memory until ClickHouse answers");
     }
 }
 

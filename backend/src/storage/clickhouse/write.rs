@@ -4,73 +4,70 @@
 //! lost before the store (invalid, dropped by a rule) into `stage_losses`,
 //! then the service edges (`edges`). Each INSERT is synchronous: the callers hear `Ok`
 //! only after ClickHouse has written it.
+//!
+//! A failed attempt is tried once more after [`RETRY_DELAY`]; the retry
+//! asks again which spans are stored, so an INSERT that ClickHouse took
+//! but whose answer was lost is neither written nor counted twice. A
+//! group whose attempts all fail is booked in `failed` (lost at the store,
+//! taken back if the spans come again), and [`flush_failures`] writes the
+//! bookings once ClickHouse answers.
 
 use super::encode::{Rows, SPAN_COLUMNS, day_of_minute};
+use super::failed::{Failures, Key, Pending};
 use super::http::{ClickHouseError, Client, hex_literal};
 use super::rowbinary::{Reader, Writer};
 use crate::analyze::SpanFacts;
-use crate::analyze::policy;
 use crate::stage::{Stage, minute_of};
 use crate::storage::{CounterPoint, Lost, Stored};
 use otelite_model::{SpanId, TraceId};
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 /// Trace ids per "already stored?" query: keeps the SQL under ClickHouse's
 /// `max_query_size` (256 KiB).
 const IDS_PER_QUERY: usize = 2000;
 
-/// One stage count: service, stage, minute (unix seconds), spans.
-type Count = (String, Stage, i64, u64);
+/// Attempts at a group's INSERT: a second one rides out a dropped
+/// connection or a restart of ClickHouse; a longer outage is the client's
+/// to retry (503).
+const ATTEMPTS: usize = 2;
+/// Wait between attempts.
+const RETRY_DELAY: Duration = Duration::from_millis(250);
 
 /// Columns of a `stage_losses` row, as `loss_row` writes them.
 const LOSS_COLUMNS: &str = "day, service, stage, reason, minute, n";
 
-/// Why spans were lost at the store: their INSERT failed (as on SQLite).
-const WRITE_FAILED: &str = "write_failed";
-
 /// Writes a group of prepared batches in one INSERT (ClickHouse wants few,
 /// large inserts: its CPU per span falls as inserts grow, see
 /// BENCHMARKS.md); one `Stored` per batch, in order. `Err` when
-/// the spans were not stored (their process and analyze counts are still
-/// recorded, so the loss shows at the store stage).
-pub async fn spans(client: &Client, group: &[&Rows]) -> Result<Vec<Stored>, ClickHouseError> {
-    let stored = match stored_already(client, group).await {
-        Ok(stored) => stored,
-        Err(error) => {
-            record_counts(client, group).await;
-            return Err(error);
+/// the spans were not stored: they are booked in `failures` (counted at
+/// process and analyze, lost at the store) for [`flush_failures`] to write.
+pub async fn spans(
+    client: &Client,
+    failures: &mut Failures,
+    group: &[&Rows],
+) -> Result<Vec<Stored>, ClickHouseError> {
+    // Spans an earlier attempt sent: found stored, they are this group's.
+    let mut sent: HashSet<Key> = HashSet::new();
+    let mut attempt = 1;
+    // Edges come from the stored rows (`edges`), not from what this insert took.
+    let (results, _inserted, now_stored) = loop {
+        match attempt_insert(client, group, &mut sent).await {
+            Ok(done) => break done,
+            Err(error) if attempt >= ATTEMPTS => {
+                failures.failed(group);
+                return Err(error);
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempt, "ClickHouse: span insert failed; trying again");
+                attempt += 1;
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
         }
     };
-    let mut out = Writer::default();
-    let mut seen: HashSet<(TraceId, SpanId)> = HashSet::new();
-    let mut inserted: Vec<&SpanFacts> = Vec::new();
-    let mut results = Vec::with_capacity(group.len());
-    for rows in group {
-        let before = inserted.len();
-        for span in &rows.spans {
-            let key = (span.facts.trace_id, span.facts.span_id);
-            // A span already stored was counted when it first came.
-            if stored.contains(&key) || !seen.insert(key) {
-                continue;
-            }
-            rows.row(&mut out, span);
-            inserted.push(&span.facts);
-        }
-        let new = (inserted.len() - before) as u64;
-        results.push(Stored {
-            inserted: new,
-            duplicates: rows.len() as u64 - new,
-            conflicts: 0,
-        });
-    }
-    // The INSERT also counts each new span at process, analyze and store
-    // (`stage_counts_mv`): spans and their counts are written together.
-    if !inserted.is_empty()
-        && let Err(error) = client.insert("spans_in", SPAN_COLUMNS, out.0.into()).await
-    {
-        record_counts(client, group).await;
-        return Err(error);
-    }
+    // Every span of the group is stored now, and counted by the INSERT
+    // that stored it: any failure booked for it is taken back.
+    failures.stored(&now_stored);
     // After the spans: a crash between the two leaves no loss recorded,
     // and the retry (its spans found stored) records it then, once. Spans
     // dropped by a rule are counted at process by the same INSERT
@@ -90,52 +87,115 @@ pub async fn spans(client: &Client, group: &[&Rows]) -> Result<Vec<Stored>, Clic
     Ok(results)
 }
 
-/// What SQLite keeps of batches that could not be stored: their kept spans
-/// counted at process and analyze and lost at the store (`write_failed`),
-/// their invalid spans lost at process. Spans dropped by a rule are left
-/// to the retry, which counts them when it is stored, as the kept ones.
-async fn record_counts(client: &Client, group: &[&Rows]) {
-    let mut counts: Vec<Count> = Vec::new();
-    let mut lost: Vec<(Lost, i64)> = Vec::new();
+/// One attempt: one `Stored` per batch, the facts of the spans this group
+/// stored, and the keys of all its spans (stored now). `sent` gathers the
+/// spans each attempt sends.
+async fn attempt_insert<'a>(
+    client: &Client,
+    group: &[&'a Rows],
+    sent: &mut HashSet<Key>,
+) -> Result<(Vec<Stored>, Vec<&'a SpanFacts>, HashSet<Key>), ClickHouseError> {
+    let mut stored = stored_already(client, group).await?;
+    let mut out = Writer::default();
+    let mut seen: HashSet<Key> = HashSet::new();
+    let mut inserted: Vec<&SpanFacts> = Vec::new();
+    let mut to_send: Vec<Key> = Vec::new();
+    let mut results = Vec::with_capacity(group.len());
     for rows in group {
-        let minute = minute_of(rows.received_ns);
-        for (service, stage, n) in &rows.counted {
-            let dropped: u64 = rows
-                .lost
-                .iter()
-                .filter(|l| &l.service == service && policy::rule_of(&l.reason).is_some())
-                .map(|l| l.n)
-                .sum();
-            // Process counted the dropped spans too; analyze only the kept.
-            let n = match stage {
-                Stage::Process => n.saturating_sub(dropped),
-                _ => *n,
-            };
-            counts.push((service.clone(), *stage, minute, n));
-            if *stage == Stage::Analyze && n > 0 {
-                let failed = Lost {
-                    service: service.clone(),
-                    stage: Stage::Store,
-                    reason: WRITE_FAILED.to_owned(),
-                    n,
-                };
-                lost.push((failed, minute));
+        let before = inserted.len();
+        for span in &rows.spans {
+            let key = (span.facts.trace_id, span.facts.span_id);
+            if !seen.insert(key) {
+                continue;
             }
+            if stored.contains(&key) {
+                // Stored by an earlier attempt whose answer was lost: ours,
+                // and counted by that INSERT. Otherwise a copy stored when
+                // it first came, counted then.
+                if sent.contains(&key) {
+                    inserted.push(&span.facts);
+                }
+                continue;
+            }
+            rows.row(&mut out, span);
+            inserted.push(&span.facts);
+            to_send.push(key);
         }
-        lost.extend(
-            rows.lost
-                .iter()
-                .filter(|l| policy::rule_of(&l.reason).is_none())
-                .map(|l| (l.clone(), minute)),
-        );
+        let new = (inserted.len() - before) as u64;
+        results.push(Stored {
+            inserted: new,
+            duplicates: rows.len() as u64 - new,
+            conflicts: 0,
+        });
     }
-    if let Err(error) = insert_counts(client, &counts).await {
-        tracing::error!(%error, "ClickHouse: cannot record the stage counts of a failed write");
+    // The INSERT also counts each new span at process, analyze and store
+    // (`stage_counts_mv`): spans and their counts are written together.
+    if !to_send.is_empty() {
+        sent.extend(to_send.iter().copied());
+        client
+            .insert("spans_in", SPAN_COLUMNS, out.0.into())
+            .await?;
     }
-    let lost: Vec<(&Lost, i64)> = lost.iter().map(|(l, minute)| (l, *minute)).collect();
-    if let Err(error) = insert_losses(client, &lost).await {
-        tracing::error!(%error, "ClickHouse: cannot record the losses of a failed write");
+    stored.extend(to_send);
+    Ok((results, inserted, stored))
+}
+
+/// Writes the failures booked so far (see `failed`), first taking back
+/// those of spans ClickHouse has after all. What cannot be written stays
+/// booked for the next call.
+pub async fn flush_failures(
+    client: &Client,
+    failures: &mut Failures,
+) -> Result<(), ClickHouseError> {
+    if !failures.has_pending() {
+        return Ok(());
     }
+    let found = stored_among(client, failures.unchecked()).await?;
+    failures.stored(&found);
+    let Pending { counts, losses } = failures.take_pending();
+    let count_rows: Vec<Count> = counts
+        .iter()
+        .map(|((service, stage, minute), n)| (service.clone(), *stage, *minute, *n as u64))
+        .collect();
+    if let Err(error) = insert_counts(client, &count_rows).await {
+        failures.put_back(Pending { counts, losses });
+        return Err(error);
+    }
+    let mut out = Writer::default();
+    for ((service, stage, reason, minute), n) in losses.iter().filter(|(_, n)| **n != 0) {
+        // Negative: a take-back, as its two's complement (see `failed`).
+        loss_row(&mut out, service, *stage, reason, *minute, *n as u64);
+    }
+    if !out.0.is_empty()
+        && let Err(error) = client
+            .insert("stage_losses", LOSS_COLUMNS, out.0.into())
+            .await
+    {
+        failures.put_back(Pending {
+            counts: HashMap::new(),
+            losses,
+        });
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// One stage count: service, stage, minute (unix seconds), spans (a
+/// negative change as its two's complement).
+type Count = (String, Stage, i64, u64);
+
+/// Which of `keys` are in `spans_by_trace`.
+async fn stored_among(client: &Client, keys: &[Key]) -> Result<HashSet<Key>, ClickHouseError> {
+    let traces: Vec<TraceId> = keys
+        .iter()
+        .map(|(trace, _)| *trace)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut found = stored_in_traces(client, &traces).await?;
+    let wanted: HashSet<&Key> = keys.iter().collect();
+    found.retain(|key| wanted.contains(key));
+    Ok(found)
 }
 
 /// The (trace, span) ids of the group that are already in `spans_by_trace`.
@@ -150,6 +210,14 @@ async fn stored_already(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
+    stored_in_traces(client, &traces).await
+}
+
+/// The (trace, span) ids stored in these traces.
+async fn stored_in_traces(
+    client: &Client,
+    traces: &[TraceId],
+) -> Result<HashSet<(TraceId, SpanId)>, ClickHouseError> {
     let mut found = HashSet::new();
     for chunk in traces.chunks(IDS_PER_QUERY) {
         let list: Vec<String> = chunk.iter().map(|t| hex_literal(&t.0)).collect();
@@ -170,7 +238,7 @@ async fn stored_already(
 async fn insert_counts(client: &Client, counts: &[Count]) -> Result<(), ClickHouseError> {
     let mut out = Writer::default();
     let mut any = false;
-    for (service, stage, minute, n) in counts.iter().filter(|c| c.3 > 0) {
+    for (service, stage, minute, n) in counts.iter().filter(|c| c.3 != 0) {
         count_row(&mut out, service, *stage, *minute, *n);
         any = true;
     }
@@ -189,7 +257,7 @@ async fn insert_counts(client: &Client, counts: &[Count]) -> Result<(), ClickHou
 /// Spans lost before the store, each with the minute its batch arrived.
 async fn insert_losses(client: &Client, lost: &[(&Lost, i64)]) -> Result<(), ClickHouseError> {
     let mut out = Writer::default();
-    for (loss, minute) in lost.iter().filter(|(l, _)| l.n > 0) {
+    for (loss, minute) in lost.iter().filter(|(l, _)| l.n != 0) {
         loss_row(
             &mut out,
             &loss.service,
