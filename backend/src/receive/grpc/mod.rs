@@ -122,7 +122,8 @@ impl TraceService for Receiver {
             .get::<message::HeldBytes>()
             .and_then(message::HeldBytes::take);
         let request = request.into_inner();
-        match store_traces(&self.state, held, move || Ok(request)).await {
+        let processed = move || Ok(crate::process::process(request));
+        match store_traces(&self.state, held, processed).await {
             Ok(partial_success) => Ok(Response::new(ExportTraceServiceResponse {
                 partial_success,
             })),
