@@ -1,8 +1,8 @@
 //! OTLP protobuf bytes → model spans in one pass, without the prost
 //! request types in between: the same result as `prost::Message::decode`
-//! then `otlp::from_otlp`, for less than half the work on ingest's hot path
-//! (no `Vec` per id, no second vector per attribute list, no pass over the
-//! decoded request to move it into the model).
+//! then `otlp::from_otlp`, for less work on ingest's hot path (no `Vec`
+//! per id, no second vector per attribute list, no pass over the decoded
+//! request to move it into the model).
 //!
 //! Valid protobuf the prost types accept is accepted here with the same
 //! meaning: fields in any order, unknown fields skipped, a repeated
