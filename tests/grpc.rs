@@ -493,3 +493,101 @@ async fn shutdown_answers_the_call_in_flight_before_stopping() {
     let backend = Backend::restart(stopping.await.expect("stop task")).await;
     assert_eq!(backend.wait_for_trace(&trace.to_hex(), 1).await.len(), 1);
 }
+
+/// One call of the flood below: `spans` spans of one trace, each with a
+/// 2 000-byte attribute.
+fn flood_call(tag: u8, spans: usize) -> (String, ExportTraceServiceRequest) {
+    let trace = unique_trace_id(tag);
+    let spans: Vec<_> = (0..spans)
+        .map(|n| {
+            span(trace, SpanId([tag, n as u8, 1, 1, 1, 1, 1, 1]))
+                .attribute("filler", otelite_model::AnyValue::String("f".repeat(2_000)))
+                .build()
+        })
+        .collect();
+    (trace.to_hex(), otlp_request(&spans))
+}
+
+/// gRPC calls are in the byte budget (`max_inflight_bytes`) as OTLP/HTTP
+/// requests are. A budget that holds one call's message and decoded form
+/// (about 42 KB, budgeted at 5× that) but not two: a flood of concurrent
+/// callers gets UNAVAILABLE with a `RetryInfo` for some calls; every call
+/// acknowledged has all its spans stored, no refused one has any, and the
+/// budget's peak in /metrics counts the calls' bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_past_the_byte_budget_is_refused_with_retry_info_and_acked_spans_stored() {
+    const BUDGET: usize = 300 * 1024;
+    const CALLERS: usize = 12;
+    const CALLS: usize = 3;
+    const SPANS: usize = 20;
+    let backend = Backend::start_with(|config| config.max_inflight_bytes = BUDGET).await;
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|caller| {
+            let url = grpc_url(&backend);
+            tokio::spawn(async move {
+                let mut client = TraceServiceClient::connect(url).await.expect("connect");
+                let mut outcomes = Vec::new();
+                for call in 0..CALLS {
+                    let (trace, request) = flood_call((caller * CALLS + call) as u8, SPANS);
+                    let size = prost::Message::encoded_len(&request);
+                    outcomes.push((trace, size, client.export(request).await));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let (mut acked, mut refused, mut largest) = (Vec::new(), Vec::new(), 0);
+    for caller in callers {
+        for (trace, size, outcome) in caller.await.expect("a caller did not panic") {
+            largest = largest.max(size);
+            match outcome {
+                Ok(answer) => {
+                    assert_eq!(answer.into_inner().partial_success, None);
+                    acked.push(trace);
+                }
+                Err(status) => {
+                    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                    assert!(
+                        status.details().windows(9).any(|w| w == b"RetryInfo"),
+                        "the refusal carries a google.rpc.RetryInfo: {status:?}"
+                    );
+                    refused.push(trace);
+                }
+            }
+        }
+    }
+    println!(
+        "gRPC flood: {} acked, {} refused; calls of {largest} B",
+        acked.len(),
+        refused.len()
+    );
+    assert!(!acked.is_empty() && !refused.is_empty(), "some of each");
+    for trace in &acked {
+        let stored = backend.trace(trace).await.unwrap_or_default();
+        let mut ids: Vec<SpanId> = stored.iter().map(|s| s.span_id).collect();
+        ids.sort_by_key(|id| id.0);
+        ids.dedup();
+        assert_eq!(ids.len(), SPANS, "every span of acked trace {trace}, once");
+    }
+    for trace in &refused {
+        assert!(
+            backend.trace(trace).await.is_none(),
+            "refused {trace} not stored"
+        );
+    }
+    let peak = metric(&backend, "otelite_inflight_bytes_peak").await;
+    let capacity = metric(&backend, "otelite_inflight_bytes_capacity").await;
+    assert_eq!(capacity, BUDGET as f64);
+    assert!(
+        peak >= largest as f64 && peak <= capacity,
+        "the peak {peak} counts a call's {largest} B, within {capacity}"
+    );
+    assert_eq!(
+        metric(
+            &backend,
+            "otelite_requests_rejected_total{reason=\"overloaded\"}"
+        )
+        .await,
+        refused.len() as f64
+    );
+}

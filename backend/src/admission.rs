@@ -1,8 +1,9 @@
 //! The memory budget of ingest, by bytes in flight: every receiver (OTLP
-//! over HTTP now, gRPC later) takes a permit for a request's bytes (its
+//! over HTTP and over gRPC) takes a permit for a request's bytes (its
 //! body as received, then its decoded size) before it holds them, and
 //! keeps it until the request is answered. Past the budget a request is
-//! refused at once (the receiver answers 503 with `Retry-After`), as the
+//! refused at once (503 with `Retry-After` over HTTP, UNAVAILABLE with
+//! `RetryInfo` over gRPC), as the
 //! Collector's memory limiter does, so memory stays bounded whatever the
 //! number and size of requests. Counting requests alone did not: 16 big
 //! gzip'd batches decode to hundreds of megabytes.

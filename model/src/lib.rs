@@ -24,6 +24,7 @@ pub mod encode;
 #[cfg(any(test, feature = "test-fixtures"))]
 pub mod fixtures;
 pub mod otlp;
+pub mod otlp_wire;
 pub mod span;
 pub mod tls;
 

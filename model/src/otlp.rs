@@ -265,33 +265,46 @@ fn valid_span_id(bytes: &[u8]) -> Option<SpanId> {
     SpanId::from_slice(bytes).filter(|id| !id.is_zero())
 }
 
+/// A span's ids checked: the trace and span ids of the right length and
+/// not all zero, the parent empty or of the right length.
+pub(crate) fn span_ids(
+    trace_id: &[u8],
+    span_id: &[u8],
+    parent_span_id: &[u8],
+    index: usize,
+) -> Result<(TraceId, SpanId, Option<SpanId>), InvalidSpan> {
+    let trace = valid_trace_id(trace_id).ok_or(InvalidSpan::TraceId {
+        index,
+        len: trace_id.len(),
+    })?;
+    let span = valid_span_id(span_id).ok_or(InvalidSpan::SpanId {
+        index,
+        len: span_id.len(),
+    })?;
+    let parent = match parent_span_id.len() {
+        0 => None,
+        // An all-zero parent is how some clients write "no parent".
+        _ => match SpanId::from_slice(parent_span_id) {
+            Some(parent) => (!parent.is_zero()).then_some(parent),
+            None => {
+                return Err(InvalidSpan::ParentSpanId {
+                    index,
+                    len: parent_span_id.len(),
+                });
+            }
+        },
+    };
+    Ok((trace, span, parent))
+}
+
 fn span_from_otlp(
     span: pb::Span,
     index: usize,
     resource: &Arc<model::Resource>,
     scope: &Arc<model::Scope>,
 ) -> Result<model::Span, InvalidSpan> {
-    let trace_id = valid_trace_id(&span.trace_id).ok_or(InvalidSpan::TraceId {
-        index,
-        len: span.trace_id.len(),
-    })?;
-    let span_id = valid_span_id(&span.span_id).ok_or(InvalidSpan::SpanId {
-        index,
-        len: span.span_id.len(),
-    })?;
-    let parent_span_id = match span.parent_span_id.len() {
-        0 => None,
-        // An all-zero parent is how some clients write "no parent".
-        _ => match SpanId::from_slice(&span.parent_span_id) {
-            Some(parent) => (!parent.is_zero()).then_some(parent),
-            None => {
-                return Err(InvalidSpan::ParentSpanId {
-                    index,
-                    len: span.parent_span_id.len(),
-                });
-            }
-        },
-    };
+    let (trace_id, span_id, parent_span_id) =
+        span_ids(&span.trace_id, &span.span_id, &span.parent_span_id, index)?;
     let links = span
         .links
         .into_iter()

@@ -199,7 +199,7 @@ fn span_body() -> impl Strategy<Value = (Span, usize, usize)> {
     )
 }
 
-fn spans() -> impl Strategy<Value = Vec<Span>> {
+pub(crate) fn spans() -> impl Strategy<Value = Vec<Span>> {
     (
         prop::collection::vec(resource(), 3),
         prop::collection::vec(scope(), 3),

@@ -33,7 +33,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use otelite_model::Span;
-use otelite_model::otlp::InvalidSpan;
+use otelite_model::otlp::{InvalidSpan, SpansFromOtlp};
+use otelite_model::otlp_wire;
 use response::ReceiveError;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
@@ -213,8 +214,10 @@ async fn receive_traces(
     let format = encoding.format;
     let mut permit = permit;
     permit.grow_to(decoded_bytes(encoding, &bytes, limit))?;
-    let partial_success =
-        store_traces(state, Some(permit), move || decode(encoding, &bytes, limit)).await?;
+    let partial_success = store_traces(state, Some(permit), move || {
+        decode_traces(encoding, &bytes, limit)
+    })
+    .await?;
     Ok((format, ExportTraceServiceResponse { partial_success }))
 }
 
@@ -223,7 +226,7 @@ async fn receive_traces(
 pub(crate) async fn store_traces(
     state: &ReceiveState,
     held: Option<BytePermit>,
-    decode: impl FnOnce() -> Result<ExportTraceServiceRequest, ReceiveError> + Send + 'static,
+    decode: impl FnOnce() -> Result<SpansFromOtlp, ReceiveError> + Send + 'static,
 ) -> Result<Option<ExportTracePartialSuccess>, ReceiveError> {
     let (rejected, conflicts) = commit(state, held, decode).await?;
     let refused = rejected.len() as u64 + conflicts;
@@ -246,7 +249,7 @@ pub(crate) async fn commit<D>(
     decode: D,
 ) -> Result<(Vec<InvalidSpan>, u64), ReceiveError>
 where
-    D: FnOnce() -> Result<ExportTraceServiceRequest, ReceiveError> + Send + 'static,
+    D: FnOnce() -> Result<SpansFromOtlp, ReceiveError> + Send + 'static,
 {
     // Once the request is in, the rest runs on a task of its own: a client
     // that hangs up before its answer does not stop a commit already on its
@@ -300,18 +303,19 @@ pub(crate) fn prepare(
     bytes: &[u8],
     limit: usize,
 ) -> Result<(crate::storage::sqlite::SpanBatch, Vec<InvalidSpan>), ReceiveError> {
-    let (ingest, rejected) =
-        analyzed_request(decode(encoding, bytes, limit)?, &analyze::Policy::default());
+    let (ingest, rejected) = analyzed_request(
+        decode_traces(encoding, bytes, limit)?,
+        &analyze::Policy::default(),
+    );
     Ok((crate::storage::sqlite::span_batch(ingest), rejected))
 }
 
-/// Process and analyze a decoded request (keeping what `policy` keeps):
-/// what every store is handed.
+/// Analyze a processed request (keeping what `policy` keeps): what every
+/// store is handed.
 fn analyzed_request(
-    request: ExportTraceServiceRequest,
+    processed: SpansFromOtlp,
     policy: &analyze::Policy,
 ) -> (Ingest, Vec<InvalidSpan>) {
-    let processed = process::process(request);
     let mut ingest = ingest_kept(policy, processed.spans, now_ns());
     ingest.lost.extend(lost_at_process(
         &processed.rejected,
@@ -480,6 +484,30 @@ fn host_and_port(headers: &HeaderMap) -> (Option<String>, Option<u16>) {
         Some(authority) => (Some(authority.host().to_owned()), authority.port_u16()),
         None => (None, None),
     }
+}
+
+/// Inflates (when gzip) and decodes a traces body into model spans:
+/// protobuf in one pass (`otlp_wire`), JSON through the OTLP types.
+fn decode_traces(
+    encoding: Encoding,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<SpansFromOtlp, ReceiveError> {
+    if encoding.format == Format::Json {
+        let request: ExportTraceServiceRequest = decode(encoding, bytes, limit)?;
+        return Ok(process::process(request));
+    }
+    let inflated;
+    let bytes = if encoding.gzip {
+        inflated = body::gunzip(bytes, limit)?;
+        &inflated[..]
+    } else {
+        bytes
+    };
+    otlp_wire::from_protobuf(bytes).map_err(|e| ReceiveError::Decode {
+        what: "OTLP protobuf message",
+        reason: e.to_string(),
+    })
 }
 
 /// Inflates (when gzip) and decodes a body into an OTLP request type.

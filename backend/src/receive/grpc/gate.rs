@@ -1,10 +1,12 @@
 //! What every gRPC call passes before tonic reads its message: the ingest
-//! token (`authorization` metadata, as OTLP/HTTP's header) and the
-//! receiver's admission, shared with OTLP/HTTP, so memory stays bounded by
-//! one limit whichever transport the load comes on. On the way out it maps
+//! token (`authorization` metadata, as OTLP/HTTP's header), the
+//! receiver's admission and its byte budget (the message is read here,
+//! under it), shared with OTLP/HTTP, so memory stays bounded by one limit
+//! whichever transport the load comes on. On the way out it maps
 //! the statuses tonic itself gives a message it cannot read to the ones
 //! OTLP clients expect.
 
+use super::message::{self, MessageError};
 use super::status;
 use crate::metrics::Rejection;
 use crate::net::BearerToken;
@@ -87,15 +89,51 @@ where
         // The clone that was made ready serves this call (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let metrics = self.state.metrics.clone();
+        let state = self.state.clone();
         Box::pin(async move {
+            let metrics = state.metrics.clone();
+            let gzip = request
+                .headers()
+                .get("grpc-encoding")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+            let (parts, body) = request.into_parts();
+            let (body, held) = match message::read(&state, body, gzip).await {
+                Ok(read) => read,
+                Err(error) => {
+                    let (status, reason) = refusal(&error);
+                    metrics.request_rejected(reason);
+                    return Ok(status.into_http());
+                }
+            };
+            let mut request = Request::from_parts(parts, body);
+            // The handler takes the bytes to hold until its commit; the
+            // gate's copy lets them go once the call is answered otherwise.
+            request.extensions_mut().insert(held.clone());
             let mut response = inner.call(request).await?;
-            drop(permit);
+            drop((permit, held));
             if let Some(reason) = map_transport_status(&mut response) {
                 metrics.request_rejected(reason);
             }
             Ok(response)
         })
+    }
+}
+
+/// The status of a message that was not read, and how it is counted: past
+/// the byte budget is overload (retryable, as when the admission is full),
+/// past the size limit RESOURCE_EXHAUSTED without `RetryInfo`, as tonic's
+/// own refusal of a long message becomes (see `map_transport_status`).
+fn refusal(error: &MessageError) -> (Status, Rejection) {
+    match error {
+        MessageError::OverBudget(_) => (status::overloaded(), Rejection::Overloaded),
+        MessageError::TooLarge { .. } => (
+            Status::resource_exhausted(error.to_string()),
+            Rejection::TooLarge,
+        ),
+        MessageError::Read(_) => (
+            Status::invalid_argument(error.to_string()),
+            Rejection::Decode,
+        ),
     }
 }
 

@@ -1,12 +1,15 @@
 //! The OTLP/gRPC receiver: `TraceService/Export` and `MetricsService/Export`,
 //! the services `opentelemetry-proto` generates, served by tonic over HTTP/2
-//! (TLS when the server has it). tonic reads the message (gzip or not, at
+//! (TLS when the server has it). The gate reads the message into memory
+//! under the byte budget (`message`), tonic decodes it (gzip or not, at
 //! most the body limit); from there a call takes the OTLP/HTTP receiver's
-//! path (`store_traces`, `store_metrics`) behind the same token and the
-//! same admission (`gate`), and only the statuses differ (`status`).
+//! path (`store_traces`, `store_metrics`) behind the same token, the same
+//! admission and the same byte budget (`gate`), and only the statuses
+//! differ (`status`).
 
 mod gate;
 mod incoming;
+mod message;
 mod status;
 
 use super::{ReceiveState, store_metrics, store_traces};
@@ -114,8 +117,13 @@ impl TraceService for Receiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let held = request
+            .extensions()
+            .get::<message::HeldBytes>()
+            .and_then(message::HeldBytes::take);
         let request = request.into_inner();
-        match store_traces(&self.state, None, move || Ok(request)).await {
+        let processed = move || Ok(crate::process::process(request));
+        match store_traces(&self.state, held, processed).await {
             Ok(partial_success) => Ok(Response::new(ExportTraceServiceResponse {
                 partial_success,
             })),

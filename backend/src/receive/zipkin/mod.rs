@@ -50,7 +50,7 @@ async fn receive(
     // no partial success to report them in.
     permit.grow_to(decoded_bytes(encoding, &bytes, limit))?;
     commit(state, Some(permit), move || {
-        decode(encoding.gzip, &bytes, limit)
+        decode(encoding.gzip, &bytes, limit).map(crate::process::process)
     })
     .await?;
     Ok(())
