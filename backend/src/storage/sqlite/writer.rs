@@ -286,11 +286,11 @@ fn keep_stage_counts(
                 .remember(&batch.spans, batch.received_ns, reason);
             for (service, n) in new_per_service {
                 for stage in [Stage::Process, Stage::Analyze] {
-                    state.unwritten.add(key(&service, stage, None), n);
+                    state.unwritten.add(key(service, stage, None), n);
                 }
                 state
                     .unwritten
-                    .add(key(&service, Stage::Store, Some(reason)), n);
+                    .add(key(service, Stage::Store, Some(reason)), n);
             }
         }
     }
