@@ -19,6 +19,16 @@ use std::sync::Arc;
 
 /// How deep attribute values may nest, as prost's own limit.
 const RECURSION_LIMIT: u32 = 100;
+/// How deep each attribute list's `KeyValue` messages sit below the
+/// request, counted as prost counts nested messages toward its recursion
+/// limit: a value this decoder takes is one prost decodes too, as the
+/// store does when it reads spans back. Request → ResourceSpans → Resource
+/// → KeyValue; → ScopeSpans → InstrumentationScope → KeyValue; → Span →
+/// KeyValue; → Event or Link → KeyValue.
+const RESOURCE_ATTRIBUTE: u32 = 3;
+const SCOPE_ATTRIBUTE: u32 = 4;
+const SPAN_ATTRIBUTE: u32 = 4;
+const EVENT_ATTRIBUTE: u32 = 5;
 
 /// Why the bytes are not an `ExportTraceServiceRequest`.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +41,7 @@ pub enum DecodeError {
     WireType { found: WireType, expected: WireType },
     #[error("a string field is not UTF-8")]
     NotUtf8,
-    #[error("attribute values nest deeper than {RECURSION_LIMIT}")]
+    #[error("attribute values nest deeper than the recursion limit ({RECURSION_LIMIT} levels)")]
     TooDeep,
 }
 
@@ -95,7 +105,9 @@ impl ResourceFields {
         while !bytes.is_empty() {
             let (tag, wire) = decode_key(&mut bytes)?;
             match tag {
-                1 => self.attributes.push(key_value(&mut bytes, wire, 1)?),
+                1 => self
+                    .attributes
+                    .push(key_value(&mut bytes, wire, RESOURCE_ATTRIBUTE)?),
                 2 => self.dropped_attributes_count = uint32(&mut bytes, wire)?,
                 _ => skip(&mut bytes, tag, wire)?,
             }
@@ -148,7 +160,9 @@ fn merge_scope(scope: &mut model::Scope, mut bytes: &[u8]) -> Result<(), DecodeE
         match tag {
             1 => scope.name = string(&mut bytes, wire)?,
             2 => scope.version = string(&mut bytes, wire)?,
-            3 => scope.attributes.push(key_value(&mut bytes, wire, 1)?),
+            3 => scope
+                .attributes
+                .push(key_value(&mut bytes, wire, SCOPE_ATTRIBUTE)?),
             4 => scope.dropped_attributes_count = uint32(&mut bytes, wire)?,
             _ => skip(&mut bytes, tag, wire)?,
         }
@@ -205,7 +219,9 @@ fn span(
             6 => span.kind = model::SpanKind::from_i32(int32(&mut bytes, wire)?),
             7 => span.start_time_unix_nano = fixed64(&mut bytes, wire)?,
             8 => span.end_time_unix_nano = fixed64(&mut bytes, wire)?,
-            9 => span.attributes.push(key_value(&mut bytes, wire, 1)?),
+            9 => span
+                .attributes
+                .push(key_value(&mut bytes, wire, SPAN_ATTRIBUTE)?),
             10 => span.dropped_attributes_count = uint32(&mut bytes, wire)?,
             11 => span.events.push(event(message(&mut bytes, wire)?)?),
             12 => span.dropped_events_count = uint32(&mut bytes, wire)?,
@@ -254,7 +270,9 @@ fn event(mut bytes: &[u8]) -> Result<model::Event, DecodeError> {
         match tag {
             1 => event.time_unix_nano = fixed64(&mut bytes, wire)?,
             2 => event.name = string(&mut bytes, wire)?,
-            3 => event.attributes.push(key_value(&mut bytes, wire, 1)?),
+            3 => event
+                .attributes
+                .push(key_value(&mut bytes, wire, EVENT_ATTRIBUTE)?),
             4 => event.dropped_attributes_count = uint32(&mut bytes, wire)?,
             _ => skip(&mut bytes, tag, wire)?,
         }
@@ -279,7 +297,9 @@ fn link(mut bytes: &[u8]) -> Result<(&[u8], &[u8], model::Link), DecodeError> {
             1 => trace_id = message(&mut bytes, wire)?,
             2 => span_id = message(&mut bytes, wire)?,
             3 => link.trace_state = string(&mut bytes, wire)?,
-            4 => link.attributes.push(key_value(&mut bytes, wire, 1)?),
+            4 => link
+                .attributes
+                .push(key_value(&mut bytes, wire, EVENT_ATTRIBUTE)?),
             5 => link.dropped_attributes_count = uint32(&mut bytes, wire)?,
             6 => link.flags = fixed32(&mut bytes, wire)?,
             _ => skip(&mut bytes, tag, wire)?,
@@ -337,7 +357,7 @@ fn merge_value(value: &mut AnyValue, mut bytes: &[u8], depth: u32) -> Result<(),
                     AnyValue::Array(values) => values,
                     _ => Vec::new(),
                 };
-                array_values(body, &mut values, depth)?;
+                array_values(body, &mut values, depth + 1)?;
                 *value = AnyValue::Array(values);
             }
             6 => {
@@ -346,7 +366,7 @@ fn merge_value(value: &mut AnyValue, mut bytes: &[u8], depth: u32) -> Result<(),
                     AnyValue::KvList(values) => values,
                     _ => Vec::new(),
                 };
-                list_values(body, &mut values, depth)?;
+                list_values(body, &mut values, depth + 1)?;
                 *value = AnyValue::KvList(values);
             }
             7 => *value = AnyValue::Bytes(message(&mut bytes, wire)?.to_vec()),
