@@ -61,16 +61,28 @@ pub fn readiness(health: &WriteHealth) -> Result<(), &'static str> {
     }
 }
 
-/// Longest `/metrics` waits for each store read: a scrape of a backend
-/// whose store hangs (ClickHouse down or frozen) still answers, without them.
+/// Longest `/metrics` waits for the store reads (run together): a scrape of
+/// a backend whose store hangs (ClickHouse down or frozen) still answers,
+/// without them.
 const STORE_READ_LIMIT: Duration = Duration::from_secs(2);
 
 pub async fn prometheus(State(state): State<OpsState>) -> Response {
-    let read = tokio::time::timeout(
-        STORE_READ_LIMIT,
-        state.store.stage_counts(None, i64::MIN, i64::MAX),
+    // The reads run at once: a scrape of a hung store waits one limit, not
+    // one per read (a Prometheus or a test polling it would fall behind).
+    let (read, orphans, db_bytes) = tokio::join!(
+        tokio::time::timeout(
+            STORE_READ_LIMIT,
+            state.store.stage_counts(None, i64::MIN, i64::MAX),
+        ),
+        tokio::time::timeout(
+            STORE_READ_LIMIT,
+            state
+                .store
+                .orphans(None, i64::MIN, i64::MAX, state.orphan_grace),
+        ),
+        tokio::time::timeout(STORE_READ_LIMIT, state.store.size_on_disk()),
     );
-    let (counts, policy_drops) = match read.await {
+    let (counts, policy_drops) = match read {
         Ok(Ok(rows)) => {
             let (counts, drops) = metrics::split_stage_rows(rows);
             (Some(counts), Some(drops))
@@ -84,13 +96,7 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
             (None, None)
         }
     };
-    let orphans = tokio::time::timeout(
-        STORE_READ_LIMIT,
-        state
-            .store
-            .orphans(None, i64::MIN, i64::MAX, state.orphan_grace),
-    );
-    let orphans = match orphans.await {
+    let orphans = match orphans {
         Ok(Ok(rows)) => Some(rows),
         Ok(Err(error)) => {
             tracing::warn!(%error, "metrics: cannot read the orphans");
@@ -101,11 +107,7 @@ pub async fn prometheus(State(state): State<OpsState>) -> Response {
             None
         }
     };
-    let db_bytes = tokio::time::timeout(STORE_READ_LIMIT, state.store.size_on_disk())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(0);
+    let db_bytes = db_bytes.ok().and_then(Result::ok).unwrap_or(0);
     let gauges = StoreGauges {
         health: state.store.health(),
         stage_counts: counts,
