@@ -12,17 +12,17 @@
 //! attributes map field by field as `SdkConverter` maps them.
 
 use crate::convert::{self, SdkConverter, nanos, remote_bits};
+use crate::model::wire::{
+    FIXED64, LEN, VARINT, bytes_field_always, fixed_field_len, fixed32_field, fixed64_field, int32,
+    key, key_len, len_field, str_field, str_field_len, varint, varint_field, varint_field_len,
+    varint_len,
+};
 use crate::model::{self, otlp};
 use opentelemetry::trace::{Event, Link, SpanKind, Status};
 use opentelemetry::{Array, KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use prost::Message;
 use std::borrow::Cow;
-
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const FIXED32: u8 = 5;
 
 /// The request's fixed parts for one resource, encoded once: the
 /// `Resource` message and the `ResourceSpans.schema_url`.
@@ -203,44 +203,6 @@ fn any(value: &Value) -> Any<'_> {
 
 // ------------------------------------------------------------------ sizes
 
-fn varint_len(value: u64) -> usize {
-    // 1 byte per started group of 7 bits (prost's formula).
-    ((((value | 1).leading_zeros() ^ 63) * 9 + 73) / 64) as usize
-}
-
-fn key_len(tag: u32) -> usize {
-    varint_len(u64::from(tag) << 3)
-}
-
-fn len_field(tag: u32, len: usize) -> usize {
-    key_len(tag) + varint_len(len as u64) + len
-}
-
-fn str_field_len(tag: u32, text: &str) -> usize {
-    if text.is_empty() {
-        0
-    } else {
-        len_field(tag, text.len())
-    }
-}
-
-fn varint_field_len(tag: u32, value: u64) -> usize {
-    if value == 0 {
-        0
-    } else {
-        key_len(tag) + varint_len(value)
-    }
-}
-
-fn fixed_field_len(tag: u32, is_zero: bool, width: usize) -> usize {
-    if is_zero { 0 } else { key_len(tag) + width }
-}
-
-/// `int32` fields are sign-extended to 64 bits on the wire.
-fn int32(value: i32) -> u64 {
-    i64::from(value) as u64
-}
-
 /// The `AnyValue` message's size (one `oneof` field, always written).
 fn any_len(value: &Any<'_>) -> usize {
     match value {
@@ -328,51 +290,6 @@ fn span_len(data: &SpanData, trace_state: &str) -> usize {
 }
 
 // ---------------------------------------------------------------- writing
-
-fn varint(buf: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        buf.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    buf.push(value as u8);
-}
-
-fn key(buf: &mut Vec<u8>, tag: u32, wire_type: u8) {
-    varint(buf, u64::from(tag) << 3 | u64::from(wire_type));
-}
-
-fn bytes_field_always(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-    key(buf, tag, LEN);
-    varint(buf, bytes.len() as u64);
-    buf.extend_from_slice(bytes);
-}
-
-fn str_field(buf: &mut Vec<u8>, tag: u32, text: &str) {
-    if !text.is_empty() {
-        bytes_field_always(buf, tag, text.as_bytes());
-    }
-}
-
-fn varint_field(buf: &mut Vec<u8>, tag: u32, value: u64) {
-    if value != 0 {
-        key(buf, tag, VARINT);
-        varint(buf, value);
-    }
-}
-
-fn fixed64_field(buf: &mut Vec<u8>, tag: u32, value: u64) {
-    if value != 0 {
-        key(buf, tag, FIXED64);
-        buf.extend_from_slice(&value.to_le_bytes());
-    }
-}
-
-fn fixed32_field(buf: &mut Vec<u8>, tag: u32, value: u32) {
-    if value != 0 {
-        key(buf, tag, FIXED32);
-        buf.extend_from_slice(&value.to_le_bytes());
-    }
-}
 
 /// The `AnyValue` message's content.
 fn write_any(buf: &mut Vec<u8>, value: &Any<'_>) {

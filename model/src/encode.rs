@@ -11,13 +11,13 @@
 
 use crate::otlp::{resource_to_otlp, scope_to_otlp};
 use crate::span::{self as model, AnyValue, KeyValue};
+use crate::wire::{
+    FIXED64, LEN, VARINT, bytes_field_always, fixed_field_len, fixed32_field, fixed64_field, int32,
+    key, key_len, len_field, str_field, str_field_len, varint, varint_field, varint_field_len,
+    varint_len,
+};
 use prost::Message;
 use std::sync::Arc;
-
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const FIXED32: u8 = 5;
 
 /// Appends the encoded request for `spans` (grouped by resource and scope in
 /// order of first appearance, as `to_otlp` groups them) to `buf`.
@@ -120,44 +120,6 @@ fn scope_spans_len(
 
 // ------------------------------------------------------------------ sizes
 
-fn varint_len(value: u64) -> usize {
-    // 1 byte per started group of 7 bits (prost's formula).
-    ((((value | 1).leading_zeros() ^ 63) * 9 + 73) / 64) as usize
-}
-
-fn key_len(tag: u32) -> usize {
-    varint_len(u64::from(tag) << 3)
-}
-
-fn len_field(tag: u32, len: usize) -> usize {
-    key_len(tag) + varint_len(len as u64) + len
-}
-
-fn str_field_len(tag: u32, text: &str) -> usize {
-    if text.is_empty() {
-        0
-    } else {
-        len_field(tag, text.len())
-    }
-}
-
-fn varint_field_len(tag: u32, value: u64) -> usize {
-    if value == 0 {
-        0
-    } else {
-        key_len(tag) + varint_len(value)
-    }
-}
-
-fn fixed_field_len(tag: u32, is_zero: bool, width: usize) -> usize {
-    if is_zero { 0 } else { key_len(tag) + width }
-}
-
-/// `int32` fields are sign-extended to 64 bits on the wire.
-fn int32(value: i32) -> u64 {
-    i64::from(value) as u64
-}
-
 fn any_value_len(value: &AnyValue) -> usize {
     match value {
         AnyValue::Empty => 0,
@@ -241,51 +203,6 @@ fn span_len(span: &model::Span) -> usize {
 }
 
 // ---------------------------------------------------------------- writing
-
-fn varint(buf: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        buf.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    buf.push(value as u8);
-}
-
-fn key(buf: &mut Vec<u8>, tag: u32, wire_type: u8) {
-    varint(buf, u64::from(tag) << 3 | u64::from(wire_type));
-}
-
-fn bytes_field_always(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-    key(buf, tag, LEN);
-    varint(buf, bytes.len() as u64);
-    buf.extend_from_slice(bytes);
-}
-
-fn str_field(buf: &mut Vec<u8>, tag: u32, text: &str) {
-    if !text.is_empty() {
-        bytes_field_always(buf, tag, text.as_bytes());
-    }
-}
-
-fn varint_field(buf: &mut Vec<u8>, tag: u32, value: u64) {
-    if value != 0 {
-        key(buf, tag, VARINT);
-        varint(buf, value);
-    }
-}
-
-fn fixed64_field(buf: &mut Vec<u8>, tag: u32, value: u64) {
-    if value != 0 {
-        key(buf, tag, FIXED64);
-        buf.extend_from_slice(&value.to_le_bytes());
-    }
-}
-
-fn fixed32_field(buf: &mut Vec<u8>, tag: u32, value: u32) {
-    if value != 0 {
-        key(buf, tag, FIXED32);
-        buf.extend_from_slice(&value.to_le_bytes());
-    }
-}
 
 fn write_any_value(buf: &mut Vec<u8>, value: &AnyValue) {
     match value {

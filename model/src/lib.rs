@@ -27,6 +27,7 @@ pub mod otlp;
 pub mod otlp_wire;
 pub mod span;
 pub mod tls;
+pub mod wire;
 
 pub use span::*;
 
