@@ -4,10 +4,10 @@
 //! client) and from the backend's own stages (a span refused as invalid is
 //! lost at process). Both on each store.
 
-use crate::support::fixtures::{self, otlp_request};
+use crate::support::fixtures;
 use crate::support::unavailable::Unavailable;
 use crate::support::{Backend, ServiceRates, Store, for_each_store, foreign};
-use otelite_model::{SpanId, TraceId};
+use otelite_model::TraceId;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -163,16 +163,7 @@ for_each_store!(
 /// process for that reason.
 async fn an_invalid_span_is_lost_at_process_with_its_reason(store: Store) {
     let backend = Backend::start_on(store, "funnel", |_| {}).await;
-    let trace = TraceId([0x17; 16]);
-    let spans: Vec<_> = (1..=3u8)
-        .map(|i| {
-            fixtures::span(trace, SpanId([0, 0, 0, 0, 0, 0, 0, i]))
-                .service("invalid-one")
-                .build()
-        })
-        .collect();
-    let mut request = otlp_request(&spans);
-    request.resource_spans[0].scope_spans[0].spans[1].span_id = vec![0; 8];
+    let request = fixtures::one_invalid_of_three(TraceId([0x17; 16]), "invalid-one");
     let reply = backend
         .post(
             "/v1/traces",

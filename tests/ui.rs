@@ -661,16 +661,7 @@ async fn loss_at_three_stages_in_the_funnel() {
         .map(|(total, collected)| total - collected)
         .expect("the SDK's counts");
 
-    let trace = support::unique_trace_id(0x3a);
-    let spans: Vec<_> = (1..=3u8)
-        .map(|i| {
-            fixtures::span(trace, SpanId([0, 0, 0, 0, 0, 0, 0, i]))
-                .service("rejected")
-                .build()
-        })
-        .collect();
-    let mut request = otlp_request(&spans);
-    request.resource_spans[0].scope_spans[0].spans[1].span_id = vec![0; 8];
+    let request = fixtures::one_invalid_of_three(support::unique_trace_id(0x3a), "rejected");
     let reply = backend
         .post(
             "/v1/traces",

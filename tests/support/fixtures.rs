@@ -34,6 +34,22 @@ pub fn span(trace_id: TraceId, span_id: SpanId) -> SpanBuilder {
 /// One scope's spans within a resource's group.
 type ScopeGroup<'a> = (&'a Scope, Vec<pb::Span>);
 
+/// Three spans of `service` in `trace` as one OTLP request, the second
+/// with an all-zero span id: the backend stores two and counts the third
+/// lost at process (`invalid_span_id`).
+pub fn one_invalid_of_three(trace: TraceId, service: &str) -> ExportTraceServiceRequest {
+    let spans: Vec<_> = (1..=3u8)
+        .map(|i| {
+            span(trace, SpanId([0, 0, 0, 0, 0, 0, 0, i]))
+                .service(service)
+                .build()
+        })
+        .collect();
+    let mut request = otlp_request(&spans);
+    request.resource_spans[0].scope_spans[0].spans[1].span_id = vec![0; 8];
+    request
+}
+
 /// The spans as one OTLP request: a `ResourceSpans` per distinct resource
 /// and in it a `ScopeSpans` per distinct scope, in order of first
 /// appearance. Written from the OTLP protos, not with otelite's conversion.

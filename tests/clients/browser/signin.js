@@ -3,25 +3,14 @@
 // Prints `{"ok":true,…}` at the end; a failed check throws and exits non-zero.
 'use strict';
 
-const fs = require('fs');
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { readExpectations, check, launch } = require('./chromium');
 
-const expect = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const expect = readExpectations();
 
-function check(condition, what, detail) {
-  if (!condition) throw new Error(`${what}${detail === undefined ? '' : `: ${JSON.stringify(detail)}`}`);
-}
 
 async function main() {
-  const profile = fs.mkdtempSync(path.join(require('os').tmpdir(), 'otelite-chromium-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: expect.chromium,
-    headless: true,
-    viewport: { width: 1200, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch(expect.chromium, { width: 1200, height: 800 });
   try {
     const page = browser.pages()[0] || await browser.newPage();
     const errors = [];
@@ -95,7 +84,6 @@ async function main() {
     check(!(await page.isVisible('#sign-out')), 'no sign-out button after signing out');
   } finally {
     await browser.close();
-    fs.rmSync(profile, { recursive: true, force: true });
   }
   console.log(JSON.stringify({ ok: true }));
 }

@@ -5,28 +5,15 @@
 // end; any failed check throws, prints the reason and exits non-zero.
 'use strict';
 
-const fs = require('fs');
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { readExpectations, check, launch } = require('./chromium');
 
-const expect = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const expect = readExpectations();
 const PX = 1.0; // tolerance for bar positions and widths, in CSS pixels
 
-function check(condition, what, detail) {
-  if (!condition) throw new Error(`${what}${detail === undefined ? '' : `: ${JSON.stringify(detail)}`}`);
-}
 
 async function main() {
-  const profile = fs.mkdtempSync(path.join(require('os').tmpdir(), 'otelite-chromium-'));
-  // A fresh profile per run (playwright passes it as --user-data-dir).
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: expect.chromium,
-    headless: true,
-    viewport: { width: 1400, height: 900 },
-    // Keep Chromium off the network: no updates, sync, QUIC probes or first-run calls.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch(expect.chromium, { width: 1400, height: 900 });
   const shots = [];
   const figures = {};
   try {
@@ -66,7 +53,6 @@ async function main() {
     await messages(page, open, noConsoleErrors, shot, text);
   } finally {
     await browser.close();
-    fs.rmSync(profile, { recursive: true, force: true });
   }
   console.log(JSON.stringify({ ok: true, screenshots: shots, figures }));
 }
