@@ -52,7 +52,7 @@ pub fn traces(format: Format, gzip: bool, body: &[u8], limit: usize) -> Result<O
     let (batch, rejected) =
         receive::prepare(Encoding { format, gzip }, body, limit).map_err(|e| e.to_string())?;
     let stored = (batch.spans().iter())
-        .map(|row| PbSpan::decode(&row.body[..]).expect("a stored span reads back"))
+        .map(|row| row.read_back().expect("a stored span reads back"))
         .map(SpanView::of_otlp)
         .collect();
     Ok(Outcome {

@@ -4,7 +4,7 @@
 //! `otelite_model::otlp::from_otlp`, the one OTLP → model path.
 
 use crate::analyze::{AnalyzedSpan, SpanFacts};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PbSpan};
 use otelite_model::otlp;
 use otelite_model::{AnyValue, KeyValue, Resource, Scope, Span};
 use std::borrow::Cow;
@@ -34,6 +34,21 @@ impl SpanRow {
             tokens: span_tokens(&span),
             facts,
         }
+    }
+
+    /// The stored body read back as a read of its group does it: decoded,
+    /// with the ids the group's row holds put back (the fuzz oracle's view).
+    pub fn read_back(&self) -> Result<PbSpan, prost::DecodeError> {
+        let mut span = PbSpan::decode(&self.body[..])?;
+        let parent = self.facts.parent_span_id.map_or([0; 8], |id| id.0);
+        super::bare::restore_ids(
+            std::slice::from_mut(&mut span),
+            &self.facts.trace_id,
+            &self.facts.span_id.0,
+            &parent,
+        )
+        .expect("one span, one span id");
+        Ok(span)
     }
 }
 use prost::Message;
