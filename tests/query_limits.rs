@@ -17,7 +17,7 @@ const SQLITE_PREFIXES: usize = 100;
 /// `--max-repeated-params` that lets them through.
 const SQLITE_PREFIXES_ARG: &str = "100";
 /// How long the impatient client waits before it hangs up.
-const GIVE_UP: Duration = Duration::from_millis(500);
+const GIVE_UP: Duration = Duration::from_millis(200);
 /// Generous room on a busy machine for a refusal to travel back.
 const SLACK: Duration = Duration::from_secs(20);
 
