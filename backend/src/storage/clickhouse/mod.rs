@@ -4,8 +4,8 @@
 //! queries need, only caches (see "Across processes" below).
 //!
 //! - `http`: the HTTP interface through hyper; `rowbinary`: the data format.
-//! - `migrations`: the versioned schema (`schema-18.16.sql`; the variant for a
-//!   current ClickHouse is documented in `schema-current.sql`).
+//! - `migrations`: the versioned schema (`schema-18.16.sql` and the
+//!   `migrate-N.sql` after it), on every ClickHouse version.
 //! - `encode` (on the receiver's blocking thread) and `write`: batches in.
 //! - `read` and `search`: the query API's answers.
 //! - `retention`: whole day partitions dropped past `--retention`.

@@ -1,6 +1,6 @@
 -- otelite's ClickHouse schema, version 1, for ClickHouse 18.16 (Debian's).
--- That version has no data-skipping indexes, TTL or column codecs: see
--- schema-current.sql for what a current ClickHouse should use instead.
+-- That version has no data-skipping indexes, TTL or column codecs; a
+-- current ClickHouse runs the same schema (tested here only on 18.16).
 -- Statements are separated by a line holding only ";". Every table is
 -- partitioned by day, so retention drops whole partitions.
 
