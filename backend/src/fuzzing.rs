@@ -20,7 +20,6 @@ use crate::storage::{QueueLimits, StoreError};
 use axum::body::{Body, Bytes, HttpBody};
 use http::{Method, Request, StatusCode};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
 use otelite_model::TraceId;
 use prost::Message;
 use std::collections::{BTreeSet, VecDeque};
