@@ -16,7 +16,6 @@ use super::encode::{Rows, SPAN_COLUMNS, day_of_minute};
 use super::failed::{Failures, Key, Pending};
 use super::http::{ClickHouseError, Client, hex_literal};
 use super::rowbinary::{Reader, Writer};
-use crate::analyze::SpanFacts;
 use crate::stage::{Stage, minute_of};
 use crate::storage::{CounterPoint, Lost, Stored};
 use otelite_model::{SpanId, TraceId};
@@ -50,8 +49,7 @@ pub async fn spans(
     // Spans an earlier attempt sent: found stored, they are this group's.
     let mut sent: HashSet<Key> = HashSet::new();
     let mut attempt = 1;
-    // Edges come from the stored rows (`edges`), not from what this insert took.
-    let (results, _inserted, now_stored) = loop {
+    let (results, found, inserted) = loop {
         match attempt_insert(client, group, &mut sent).await {
             Ok(done) => break done,
             Err(error) if attempt >= ATTEMPTS => {
@@ -67,7 +65,7 @@ pub async fn spans(
     };
     // Every span of the group is stored now, and counted by the INSERT
     // that stored it: any failure booked for it is taken back.
-    failures.stored(&now_stored);
+    failures.stored(found.iter().chain(&inserted));
     // After the spans: a crash between the two leaves no loss recorded,
     // and the retry (its spans found stored) records it then, once. Spans
     // dropped by a rule are counted at process by the same INSERT
@@ -87,22 +85,21 @@ pub async fn spans(
     Ok(results)
 }
 
-/// One attempt: one `Stored` per batch, the facts of the spans this group
-/// stored, and the keys of all its spans (stored now). `sent` gathers the
-/// spans each attempt sends.
-async fn attempt_insert<'a>(
+/// One attempt: one `Stored` per batch, the keys of the group's spans
+/// found stored before it, and those it inserted. `sent` gathers the spans
+/// of attempts that failed, which a later attempt may find stored.
+async fn attempt_insert(
     client: &Client,
-    group: &[&'a Rows],
+    group: &[&Rows],
     sent: &mut HashSet<Key>,
-) -> Result<(Vec<Stored>, Vec<&'a SpanFacts>, HashSet<Key>), ClickHouseError> {
-    let mut stored = stored_already(client, group).await?;
+) -> Result<(Vec<Stored>, HashSet<Key>, Vec<Key>), ClickHouseError> {
+    let stored = stored_already(client, group).await?;
     let mut out = Writer::default();
     let mut seen: HashSet<Key> = HashSet::new();
-    let mut inserted: Vec<&SpanFacts> = Vec::new();
     let mut to_send: Vec<Key> = Vec::new();
     let mut results = Vec::with_capacity(group.len());
     for rows in group {
-        let before = inserted.len();
+        let mut new = 0;
         for span in &rows.spans {
             let key = (span.facts.trace_id, span.facts.span_id);
             if !seen.insert(key) {
@@ -112,16 +109,13 @@ async fn attempt_insert<'a>(
                 // Stored by an earlier attempt whose answer was lost: ours,
                 // and counted by that INSERT. Otherwise a copy stored when
                 // it first came, counted then.
-                if sent.contains(&key) {
-                    inserted.push(&span.facts);
-                }
+                new += u64::from(sent.contains(&key));
                 continue;
             }
             rows.row(&mut out, span);
-            inserted.push(&span.facts);
+            new += 1;
             to_send.push(key);
         }
-        let new = (inserted.len() - before) as u64;
         results.push(Stored {
             inserted: new,
             duplicates: rows.len() as u64 - new,
@@ -130,14 +124,14 @@ async fn attempt_insert<'a>(
     }
     // The INSERT also counts each new span at process, analyze and store
     // (`stage_counts_mv`): spans and their counts are written together.
-    if !to_send.is_empty() {
-        sent.extend(to_send.iter().copied());
-        client
-            .insert("spans_in", SPAN_COLUMNS, out.0.into())
-            .await?;
+    if !to_send.is_empty()
+        && let Err(error) = client.insert("spans_in", SPAN_COLUMNS, out.0.into()).await
+    {
+        // ClickHouse may have taken them even so.
+        sent.extend(to_send);
+        return Err(error);
     }
-    stored.extend(to_send);
-    Ok((results, inserted, stored))
+    Ok((results, stored, to_send))
 }
 
 /// Writes the failures booked so far (see `failed`), first taking back
