@@ -2,51 +2,14 @@
 //! (`prometheus_client`, Python), after real traffic: every family parses,
 //! and the counts agree with what was sent; on both stores.
 
-use crate::support::foreign::{clients_dir, python};
+use crate::support::foreign::{MetricFamily as Family, parse_prometheus};
 use crate::support::{Backend, Store, for_each_store, otelite_provider, shutdown};
 use opentelemetry::trace::{Tracer, TracerProvider};
-use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-#[derive(Debug, Deserialize)]
-struct Family {
-    name: String,
-    #[serde(rename = "type")]
-    kind: String,
-    samples: Vec<Sample>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
 
 /// Runs the parser over `text`; panics with its message if it refuses it.
 fn parse(text: &str) -> Vec<Family> {
-    let mut child = Command::new(python())
-        .arg(clients_dir().join("python/parse_metrics.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the Prometheus parser");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("feed the parser");
-    let out = child.wait_with_output().expect("parser finishes");
-    assert!(
-        out.status.success(),
-        "prometheus_client refused /metrics: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("parser prints JSON")
+    parse_prometheus(text, "/metrics")
 }
 
 fn value(families: &[Family], sample: &str, labels: &[(&str, &str)]) -> Option<f64> {

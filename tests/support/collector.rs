@@ -9,9 +9,7 @@
 //! reads its own counters there, independently of otelite.
 
 use super::WAIT;
-use super::foreign::{clients_dir, python};
-use serde::Deserialize;
-use std::io::Write;
+use super::foreign::clients_dir;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -186,39 +184,10 @@ fn free_port() -> SocketAddr {
         .expect("a free port")
 }
 
-#[derive(Debug, Deserialize)]
-struct Family {
-    samples: Vec<Sample>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Sample {
-    pub name: String,
-    pub labels: std::collections::BTreeMap<String, String>,
-    pub value: f64,
-}
+pub use super::foreign::MetricSample as Sample;
 
 fn parse_prometheus(text: &str) -> Vec<Sample> {
-    let mut child = Command::new(python())
-        .arg(clients_dir().join("python/parse_metrics.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the Prometheus parser");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("feed the parser");
-    let out = child.wait_with_output().expect("parser finishes");
-    assert!(
-        out.status.success(),
-        "prometheus_client refused the Collector's metrics: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let families: Vec<Family> = serde_json::from_slice(&out.stdout).expect("parser prints JSON");
+    let families = super::foreign::parse_prometheus(text, "the Collector's metrics");
     families.into_iter().flat_map(|f| f.samples).collect()
 }
 

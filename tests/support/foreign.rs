@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -189,4 +189,46 @@ pub fn node_counters() -> Command {
     let mut command = Command::new(node);
     command.arg(clients_dir().join("node/counters.js"));
     command
+}
+
+/// One metric family as the Prometheus project's own text-format parser
+/// (`prometheus_client`, `python/parse_metrics.py`) read it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricFamily {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub samples: Vec<MetricSample>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricSample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Runs that parser over `text` (the exposition of `whose`); panics with
+/// its message if it refuses it.
+pub fn parse_prometheus(text: &str, whose: &str) -> Vec<MetricFamily> {
+    let mut child = Command::new(python())
+        .arg(clients_dir().join("python/parse_metrics.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the Prometheus parser");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed the parser");
+    let out = child.wait_with_output().expect("parser finishes");
+    assert!(
+        out.status.success(),
+        "prometheus_client refused {whose}: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("parser prints JSON")
 }
