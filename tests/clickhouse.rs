@@ -12,10 +12,7 @@ use crate::support::process::{ServeProcess, blocking};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
-    number_data_point,
-};
+use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use prost::Message;
@@ -163,19 +160,14 @@ fn bodies(base_ns: u64) -> [Vec<u8>; 2] {
 
 /// The frontend exporter's own counters: 4 spans ended, 4 queued, 3 sent.
 fn counters(now_ns: u64) -> Vec<u8> {
-    let sum = |name: &str, value: i64| Metric {
-        name: name.into(),
-        data: Some(metric::Data::Sum(Sum {
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            is_monotonic: true,
-            data_points: vec![NumberDataPoint {
-                start_time_unix_nano: now_ns - 60_000_000_000,
-                time_unix_nano: now_ns,
-                value: Some(number_data_point::Value::AsInt(value)),
-                ..Default::default()
-            }],
-        })),
-        ..Default::default()
+    let sum = |name: &str, value: i64| {
+        crate::support::fixtures::cumulative_sum(
+            name,
+            value,
+            Vec::new(),
+            now_ns - 60_000_000_000,
+            now_ns,
+        )
     };
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {

@@ -21,10 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
-    number_data_point,
-};
+use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use otelite_model::SpanId;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -313,19 +310,8 @@ fn counters(service: &str) -> ExportMetricsServiceRequest {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let sum = |name: &str, value: i64| Metric {
-        name: name.into(),
-        data: Some(metric::Data::Sum(Sum {
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            is_monotonic: true,
-            data_points: vec![NumberDataPoint {
-                start_time_unix_nano: now - 60_000_000_000,
-                time_unix_nano: now,
-                value: Some(number_data_point::Value::AsInt(value)),
-                ..Default::default()
-            }],
-        })),
-        ..Default::default()
+    let sum = |name: &str, value: i64| {
+        crate::support::fixtures::cumulative_sum(name, value, Vec::new(), now - 60_000_000_000, now)
     };
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {

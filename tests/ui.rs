@@ -721,10 +721,7 @@ fn collector_counters(
 ) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-    use opentelemetry_proto::tonic::metrics::v1::{
-        AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-        metric, number_data_point,
-    };
+    use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     let text = |key: &str, value: &str| KeyValue {
         key: key.into(),
@@ -737,20 +734,8 @@ fn collector_counters(
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_nanos() as u64;
-    let counter = |name: &str, value: u64, attributes: Vec<KeyValue>| Metric {
-        name: name.into(),
-        data: Some(metric::Data::Sum(Sum {
-            data_points: vec![NumberDataPoint {
-                attributes,
-                start_time_unix_nano: now - 60_000 * MS,
-                time_unix_nano: now,
-                value: Some(number_data_point::Value::AsInt(value as i64)),
-                ..NumberDataPoint::default()
-            }],
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            is_monotonic: true,
-        })),
-        ..Metric::default()
+    let counter = |name: &str, value: u64, attributes: Vec<KeyValue>| {
+        fixtures::cumulative_sum(name, value as i64, attributes, now - 60_000 * MS, now)
     };
     let exporter = || text("exporter", "otlp_http/otelite");
     ExportMetricsServiceRequest {

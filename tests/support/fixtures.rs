@@ -183,3 +183,32 @@ fn otlp_value(value: &AnyValue) -> pb_common::AnyValue {
     };
     pb_common::AnyValue { value }
 }
+
+/// A monotonic cumulative sum of one point, from `start_ns` to `now_ns`,
+/// as SDKs and the Collector push their own counters.
+pub fn cumulative_sum(
+    name: &str,
+    value: i64,
+    attributes: Vec<pb_common::KeyValue>,
+    start_ns: u64,
+    now_ns: u64,
+) -> opentelemetry_proto::tonic::metrics::v1::Metric {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        AggregationTemporality, Metric, NumberDataPoint, Sum, metric, number_data_point,
+    };
+    Metric {
+        name: name.into(),
+        data: Some(metric::Data::Sum(Sum {
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+            data_points: vec![NumberDataPoint {
+                attributes,
+                start_time_unix_nano: start_ns,
+                time_unix_nano: now_ns,
+                value: Some(number_data_point::Value::AsInt(value)),
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    }
+}
