@@ -20,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 /// The schema version today's otelite writes.
-const CURRENT_VERSION: i64 = 9;
+const CURRENT_VERSION: i64 = 10;
 
 /// The fixtures' two traces: a checkout through `shop` and `payments`, and a
 /// settlement in `payments` one minute later.
@@ -61,6 +61,12 @@ async fn v5() {
 #[tokio::test(flavor = "multi_thread")]
 async fn v6() {
     opens_upgrades_and_reads(6).await;
+}
+
+/// The last version whose search tokens were hex (see version 10).
+#[tokio::test(flavor = "multi_thread")]
+async fn v9() {
+    opens_upgrades_and_reads(9).await;
 }
 
 async fn opens_upgrades_and_reads(version: i64) {

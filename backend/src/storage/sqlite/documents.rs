@@ -87,22 +87,31 @@ impl Documents {
 }
 
 /// A group's search document: each distinct token of its spans, of its
-/// resource and of its service, once. Tokens are merged by their hashes:
-/// sorting integers is what keeps this cheap. Two different tokens with
-/// one hash are both kept (only equal neighbours are dropped), so no token
-/// is ever lost.
+/// resource and of its service, once (see `document_of_tokens`).
 pub fn document(
     service: &str,
     resource_tokens: Option<&SearchTokens>,
     rows: &[&SpanRow],
 ) -> String {
+    document_of_tokens(service, resource_tokens, rows.iter().map(|row| &row.tokens))
+}
+
+/// The search document of a service, a resource's tokens and its spans'.
+/// Tokens are merged by their hashes: sorting integers is what keeps this
+/// cheap. Two different tokens with one hash are both kept (only equal
+/// neighbours are dropped), so no token is ever lost.
+pub fn document_of_tokens<'a>(
+    service: &str,
+    resource_tokens: Option<&'a SearchTokens>,
+    spans: impl Iterator<Item = &'a SearchTokens> + Clone,
+) -> String {
     let mut tokens: Vec<(u64, &[u8])> = Vec::with_capacity(
         resource_tokens.map_or(0, SearchTokens::len)
-            + rows.iter().map(|r| r.tokens.len()).sum::<usize>(),
+            + spans.clone().map(SearchTokens::len).sum::<usize>(),
     );
     tokens.extend(resource_tokens.into_iter().flat_map(SearchTokens::iter));
-    for row in rows {
-        tokens.extend(row.tokens.iter());
+    for span in spans {
+        tokens.extend(span.iter());
     }
     tokens.sort_unstable_by_key(|(hash, _)| *hash);
     tokens.dedup();

@@ -5,12 +5,13 @@
 //! refuses inside one, such as `VACUUM`, alone and idempotently). New files
 //! take the same path as old ones, so every upgrade runs in every test.
 
-use super::documents::Documents;
+use super::documents::{self, Documents};
 use super::encode::{self, SpanRow};
 use super::groups::{self, Edges};
 use super::{read, writer};
 use crate::analyze;
 use opentelemetry_proto::tonic::trace::v1::Span as PbSpan;
+use otelite_model::TraceId;
 use prost::Message;
 use rusqlite::{Connection, Transaction};
 
@@ -37,6 +38,7 @@ const UPGRADES: &[Step] = &[
     Step::InTransaction(edges_from_the_store),
     Step::InTransaction(losses_with_reasons),
     Step::InTransaction(orphans_by_arrival),
+    Step::InTransaction(compact_search_tokens),
 ];
 
 /// `auto_vacuum` mode 2: freed pages can be handed back to the file system
@@ -253,6 +255,83 @@ fn orphans_by_arrival(tx: &Transaction) -> Result<(), MigrationError> {
         "ALTER TABLE edge_waiting ADD COLUMN arrived_ns INTEGER NOT NULL DEFAULT 0;
          UPDATE edge_waiting SET arrived_ns = child_start_ns;",
     )?;
+    Ok(())
+}
+
+/// Version 10: search tokens in base 36 instead of hex, and one token per
+/// string value instead of an exact and a prefix token (see
+/// `encode::push_string_token`): a value that never repeats, an id, costs
+/// the index one short term instead of two long ones. The index is built
+/// again from the stored spans, a block at a time; about as long as
+/// indexing them at ingest.
+fn compact_search_tokens(tx: &Transaction) -> Result<(), MigrationError> {
+    tx.execute_batch(&format!(
+        "DROP TABLE group_terms;
+         CREATE VIRTUAL TABLE group_terms USING fts5(
+             tokens, content = '', contentless_delete = 1, detail = none, tokenize = 'unicode61'
+         );
+         INSERT INTO group_terms (group_terms, rank) VALUES ('automerge', {GROUP_TERMS_AUTOMERGE});"
+    ))?;
+    let groups: i64 = tx.query_row("SELECT count(*) FROM span_groups", [], |r| r.get(0))?;
+    if groups > 0 {
+        tracing::info!(
+            groups,
+            "rebuilding the search index in its compact form, once"
+        );
+    }
+    let mut select = tx.prepare(&format!(
+        "SELECT {}, span_ids, parent_ids, (SELECT trace_id FROM traces WHERE id = trace_ref)
+         FROM span_groups ORDER BY block_id, id",
+        groups::GROUP_COLUMNS
+    ))?;
+    let mut insert = tx.prepare("INSERT INTO group_terms (rowid, tokens) VALUES (?1, ?2)")?;
+    let mut rows = select.query([])?;
+    let mut blocks = groups::Blocks::default();
+    let mut block_id = None;
+    let mut skipped = 0_u64;
+    while let Some(row) = rows.next()? {
+        let group_id: i64 = row.get(0)?;
+        let group = groups::group_ref(row)?;
+        if block_id != Some(group.block_id) {
+            // One block in memory at a time.
+            blocks = groups::Blocks::default();
+            block_id = Some(group.block_id);
+        }
+        let ids = groups::GroupIds {
+            span_ids: row.get(7)?,
+            parent_ids: row.get(8)?,
+        };
+        let trace_id: Vec<u8> = row.get(9)?;
+        let trace_id = TraceId(trace_id.try_into().unwrap_or_default());
+        // A group that no longer reads back keeps no document, as one that
+        // failed to convert in version 4; the others are indexed.
+        let spans = match blocks
+            .spans_with_ids(tx, &group, &trace_id, &ids)
+            .and_then(|spans| {
+                read::assemble(tx, vec![((group.resource_id, group.scope_id), spans)])
+            }) {
+            Ok(spans) if !spans.is_empty() => spans,
+            _ => {
+                skipped += 1;
+                continue;
+            }
+        };
+        let resource = &spans[0].resource;
+        let resource_tokens = encode::attribute_tokens(&resource.attributes);
+        let span_tokens: Vec<_> = spans.iter().map(encode::span_tokens).collect();
+        let document = documents::document_of_tokens(
+            &resource.service_name,
+            Some(&resource_tokens),
+            span_tokens.iter(),
+        );
+        insert.execute(rusqlite::params![group_id, document])?;
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            skipped,
+            "span groups that no longer read back are not searchable"
+        );
+    }
     Ok(())
 }
 

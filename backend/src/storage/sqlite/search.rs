@@ -83,10 +83,11 @@ impl<'q> Filters<'q> {
         // Alone, "has errors" is a property of the trace; with span filters, of the span.
         let error_on_span = query.error_only && (span_conditions > 0 || query.service.is_some());
         span_conditions += usize::from(error_on_span);
-        // A prefix term is a superset past `PREFIX_BYTES`, and no row
+        // A prefix term is a superset past `HEAD_BYTES`, and no row
         // column bounds the shortest duration.
         let row_settles = span_conditions <= 1
-            && query.attribute_prefixes.is_empty()
+            && (query.attribute_prefixes.iter())
+                .all(|(_, prefix)| prefix.len() <= encode::HEAD_BYTES)
             && query.max_duration_ns.is_none()
             && query.status.is_none();
         if !terms.is_empty()
