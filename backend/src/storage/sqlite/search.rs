@@ -54,6 +54,8 @@ struct Filters<'q> {
     /// FTS5 terms (or one parenthesised alternative), all of which a
     /// candidate's document must hold.
     terms: Vec<String>,
+    /// Which of `terms` are prefix queries (see `traces_by_groups`).
+    prefix_terms: Vec<String>,
     /// Conditions on one span: with more than one, or with one the group
     /// row cannot settle, candidates are checked span by span.
     span_conditions: usize,
@@ -73,9 +75,10 @@ impl<'q> Filters<'q> {
         for (key, value) in &query.attributes {
             terms.push(encode::attribute_match(key, value));
         }
-        for (key, prefix) in &query.attribute_prefixes {
-            terms.push(encode::prefix_query(key, prefix));
-        }
+        let prefix_terms: Vec<String> = (query.attribute_prefixes.iter())
+            .map(|(key, prefix)| encode::prefix_query(key, prefix))
+            .collect();
+        terms.extend(prefix_terms.iter().cloned());
         let mut span_conditions = terms.len()
             + usize::from(query.min_duration_ns.is_some())
             + usize::from(query.max_duration_ns.is_some())
@@ -98,6 +101,7 @@ impl<'q> Filters<'q> {
         Self {
             query,
             terms,
+            prefix_terms,
             span_conditions,
             row_settles,
             error_on_span,
@@ -183,8 +187,8 @@ enum Driver {
 }
 
 impl Driver {
-    fn of(filters: &Filters) -> Self {
-        if !filters.terms.is_empty() {
+    fn of(filters: &Filters, terms: &[&str]) -> Self {
+        if !terms.is_empty() {
             Driver::Terms
         } else if filters.query.service.is_some() {
             Driver::ServiceTime
@@ -228,14 +232,66 @@ fn row_conditions(filters: &Filters) -> (Vec<&'static str>, Vec<Value>) {
     (clauses, args)
 }
 
+/// Candidate groups a search for a prefix first reads without its prefix
+/// terms, newest first, checking their spans, before it asks FTS5.
+pub(super) const PREFIX_SCAN_GROUPS: usize = 2048;
+
 /// Distinct traces of the matching groups, in the driver's order: a
 /// trace's key is that of its first (newest) matching group.
+///
+/// FTS5 answers a prefix query by merging the postings of every term with
+/// that prefix before the first row comes out, which costs seconds for a
+/// prefix of common values. So a search with a prefix first reads the
+/// newest groups through its other conditions alone and checks the
+/// prefix on their spans: a common prefix fills the page within a few
+/// thousand groups. Only when those groups are not enough does it ask
+/// FTS5, for a prefix that is then rare and so has few postings. Both
+/// passes read groups newest first by id, so either gives the same page.
 fn traces_by_groups(
     conn: &Connection,
     query: &TraceQuery,
     filters: &Filters,
 ) -> Result<Vec<(TraceId, i64)>, StoreError> {
-    let driver = Driver::of(filters);
+    let all: Vec<&str> = filters.terms.iter().map(String::as_str).collect();
+    if !filters.prefix_terms.is_empty() {
+        let others: Vec<&str> = (all.iter().copied())
+            .filter(|term| !filters.prefix_terms.iter().any(|p| p == term))
+            .collect();
+        let scan = Pass {
+            terms: others,
+            check_every_group: true,
+            budget: Some(PREFIX_SCAN_GROUPS),
+        };
+        if let Some(found) = traces_in_pass(conn, query, filters, &scan)? {
+            return Ok(found);
+        }
+    }
+    let pass = Pass {
+        terms: all,
+        check_every_group: false,
+        budget: None,
+    };
+    Ok(traces_in_pass(conn, query, filters, &pass)?.unwrap_or_default())
+}
+
+/// One reading of candidate groups: the FTS5 terms it matches, whether
+/// every group's spans are checked (conditions left out of the terms), and
+/// how many groups it may read before it gives up.
+struct Pass<'t> {
+    terms: Vec<&'t str>,
+    check_every_group: bool,
+    budget: Option<usize>,
+}
+
+/// The traces of one pass; `None` when it read its budget of groups
+/// before the page was full.
+fn traces_in_pass(
+    conn: &Connection,
+    query: &TraceQuery,
+    filters: &Filters,
+    pass: &Pass,
+) -> Result<Option<Vec<(TraceId, i64)>>, StoreError> {
+    let driver = Driver::of(filters, &pass.terms);
     let key = driver.key();
     let (mut clauses, mut args) = row_conditions(filters);
     if let Some(cursor) = &query.cursor {
@@ -247,7 +303,7 @@ fn traces_by_groups(
     }
     let sql = match driver {
         Driver::Terms => {
-            args.insert(0, Value::Text(filters.terms.join(" AND ")));
+            args.insert(0, Value::Text(pass.terms.join(" AND ")));
             format!(
                 // CROSS JOIN keeps the search documents the outer loop:
                 // left to choose, SQLite drives by the service index and
@@ -269,8 +325,13 @@ fn traces_by_groups(
     let mut rows = statement.query(params_from_iter(args))?;
     let mut seen: HashSet<i64> = HashSet::new();
     let mut found = Vec::new();
+    let mut read = 0;
     while found.len() < query.limit {
         let Some(row) = rows.next()? else { break };
+        if pass.budget.is_some_and(|budget| read == budget) {
+            return Ok(None);
+        }
+        read += 1;
         let candidate = candidate(row)?;
         // Checking spans is work between SQLite's steps, which its
         // progress handler does not see.
@@ -279,7 +340,9 @@ fn traces_by_groups(
         if seen.contains(&trace_ref) {
             continue;
         }
-        if filters.must_check(&candidate) && !check.any_span(conn, &mut blocks, &candidate.group)? {
+        if (pass.check_every_group || filters.must_check(&candidate))
+            && !check.any_span(conn, &mut blocks, &candidate.group)?
+        {
             continue;
         }
         seen.insert(trace_ref);
@@ -294,7 +357,7 @@ fn traces_by_groups(
         }
         found.push((trace_id, candidate.key));
     }
-    Ok(found)
+    Ok(Some(found))
 }
 
 fn candidate(row: &rusqlite::Row) -> rusqlite::Result<Candidate> {

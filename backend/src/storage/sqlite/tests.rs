@@ -351,6 +351,65 @@ async fn prefixes_match_string_starts_on_the_span_that_meets_every_filter()
     Ok(())
 }
 
+/// A prefix search reads the newest groups first and checks their spans;
+/// past `PREFIX_SCAN_GROUPS` of them it asks the index instead. Both
+/// answers are the newest matching traces, page after page.
+#[tokio::test]
+async fn a_prefix_is_found_by_the_newest_groups_or_else_by_the_index()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, writer) = fresh_store()?;
+    let routed = |trace: u16, route: &str| {
+        let mut id = [0u8; 16];
+        id[..2].copy_from_slice(&trace.to_be_bytes());
+        fixtures::span(0, 1)
+            .trace_id(TraceId(id))
+            .attribute("http.route", AnyValue::String(route.into()))
+            .build()
+    };
+    // The oldest two traces hold the rare route; then, one group each,
+    // more traces with a common one than the first pass reads.
+    write(&store, vec![routed(1, "/rare/1"), routed(2, "/rare/2")]).await?;
+    let common = 2 + super::search::PREFIX_SCAN_GROUPS as u16 + 10;
+    for first in (3..=common).step_by(500) {
+        let batch = (first..=common.min(first + 499)).map(|t| routed(t, "/common/x"));
+        write(&store, batch.collect()).await?;
+    }
+    let pages = |prefix: &'static str, limit: usize| {
+        let store = &store;
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            loop {
+                let query = TraceQuery {
+                    attribute_prefixes: vec![("http.route".into(), prefix.into())],
+                    limit,
+                    cursor,
+                    ..TraceQuery::default()
+                };
+                let page = store.read(move |conn| search_page(conn, &query)).await?;
+                seen.extend(page.traces.iter().map(|t| t.trace_id[..4].to_owned()));
+                match page.next {
+                    Some(next) if seen.len() < 6 => cursor = Some(next),
+                    _ => break,
+                }
+            }
+            Ok::<_, StoreError>(seen)
+        }
+    };
+    let newest = |n: u16| format!("{n:04x}");
+    assert_eq!(
+        pages("/com", 2).await?,
+        [0, 1, 2, 3, 4, 5].map(|i| newest(common - i))
+    );
+    // Only the index finds these: the first pass gives up before them.
+    assert_eq!(pages("/rare", 1).await?, ["0002", "0001"]);
+    assert_eq!(pages("/rare/1", 5).await?, ["0001"]);
+    assert!(pages("/nothing", 5).await?.is_empty());
+    drop(store);
+    writer.join();
+    Ok(())
+}
+
 #[tokio::test]
 async fn operations_and_read_only_open() -> Result<(), Box<dyn std::error::Error>> {
     let (dir, store, writer) = seeded().await?;
