@@ -5,8 +5,9 @@
 # machine's load, so two builds compare exactly. Usage:
 #   scripts/instructions-per-span.sh [SPANS, default 20000] [OUT DIR]
 # Needs valgrind and `cargo build --release --example loadgen`
-# (BIN=path counts another build's loadgen). Takes about a minute per
-# 20 000 spans.
+# (BIN=path counts another build's loadgen; WORKLOAD=realistic sends the
+# disk and peer benchmarks' workload instead of the default one). Takes
+# about a minute per 20 000 spans.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 spans=${1:-20000}
@@ -15,7 +16,7 @@ mkdir -p "$out"
 rm -f "$out"/callgrind.out*
 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/callgrind.out" \
     "${BIN:-./target/release/examples/loadgen}" --spawn-backend --gzip --total "$spans" \
-    --batch 1000 --concurrency 4 --seed 7 >"$out/loadgen.out" 2>"$out/valgrind.err"
+    --batch 1000 --concurrency 4 --seed 7 ${WORKLOAD:+--workload "$WORKLOAD"} >"$out/loadgen.out" 2>"$out/valgrind.err"
 
 writer=0
 receivers=0

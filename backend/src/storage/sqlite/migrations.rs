@@ -258,7 +258,7 @@ fn orphans_by_arrival(tx: &Transaction) -> Result<(), MigrationError> {
     Ok(())
 }
 
-/// Version 10: search tokens in base 36 instead of hex, and one token per
+/// Version 10: search tokens in base 32 instead of hex, and one token per
 /// string value instead of an exact and a prefix token (see
 /// `encode::push_string_token`): a value that never repeats, an id, costs
 /// the index one short term instead of two long ones. The index is built

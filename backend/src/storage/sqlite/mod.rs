@@ -125,13 +125,15 @@ impl SqliteStore {
             return Err(StoreError::NotOtelite(path.to_owned()));
         }
         migrations::configure(&conn).map_err(open_error)?;
+        // Before migrating: an FTS5 table keeps the tokenizer it found when
+        // first used on a connection, and an upgrade may be that first use.
+        if let Err(error) = tokenizer::register(&conn) {
+            tracing::warn!(%error, "the fast search tokenizer is not installed; indexing is slower");
+        }
         migrations::migrate(&mut conn).map_err(|error| match error {
             MigrationError::Sqlite(source) => open_error(source),
             error => StoreError::Migration(error),
         })?;
-        if let Err(error) = tokenizer::register(&conn) {
-            tracing::warn!(%error, "the fast search tokenizer is not installed; indexing is slower");
-        }
         // Checkpoints run on their own thread (see `checkpoint`).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpointer = checkpoint::Checkpointer::start(path.to_owned()).map_err(|e| {
