@@ -47,6 +47,8 @@
 //!   was lost: 503 and loss at the store with its cause, nothing twice.
 //! - `clickhouse_replication`: two replicas over ZooKeeper; a killed one
 //!   loses no acknowledged span and catches up.
+//! - `clickhouse_schema`: the current schema in one step equals what the
+//!   migrations make.
 //! - `policy`: keep/drop rules from a config file, with the official Python
 //!   SDK: drops counted by rule apart from losses, on both stores.
 //! - `orphans`: spans whose parent never arrived, counted after the grace
@@ -61,6 +63,7 @@ mod bad_input;
 mod clickhouse;
 mod clickhouse_failures;
 mod clickhouse_replication;
+mod clickhouse_schema;
 mod collector;
 mod counter_shapes;
 mod crash;
