@@ -45,6 +45,8 @@
 //! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
 //! - `clickhouse_failures`: a stopped ClickHouse, and an INSERT whose answer
 //!   was lost: 503 and loss at the store with its cause, nothing twice.
+//! - `clickhouse_copies`: copies of a batch at two receivers at once, and
+//!   one after the other, counted once at every stage.
 //! - `clickhouse_replication`: two replicas over ZooKeeper; a killed one
 //!   loses no acknowledged span and catches up.
 //! - `clickhouse_schema`: the current schema in one step equals what the
@@ -61,6 +63,7 @@ mod support;
 mod answers;
 mod bad_input;
 mod clickhouse;
+mod clickhouse_copies;
 mod clickhouse_failures;
 mod clickhouse_replication;
 mod clickhouse_schema;

@@ -23,9 +23,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("migrate-4.sql")),
     (5, include_str!("migrate-5.sql")),
     (6, include_str!("migrate-6.sql")),
+    (7, include_str!("migrate-7.sql")),
 ];
 
-pub const CURRENT_VERSION: u32 = 6;
+pub const CURRENT_VERSION: u32 = 7;
 
 /// The schema at [`CURRENT_VERSION`] in one script; its first line names
 /// the version.
@@ -64,6 +65,8 @@ const SHARDED: &[(&str, &str)] = &[
     // Beside their parents' shard: the join that reads them may run there.
     ("edge_children", "cityHash64(trace_id)"),
     ("exporter_series", "cityHash64(service, stage, series)"),
+    // A span's records on one shard, where reads take them once.
+    ("span_copies", "cityHash64(trace_id)"),
 ];
 
 /// Brings the schema to the current version. With a cluster, that is the
@@ -227,6 +230,9 @@ mod tests {
         let v6: Vec<&str> = statements(MIGRATIONS[5].1).collect();
         assert_eq!(v6.len(), 5, "{v6:?}");
         assert!(v6[4].starts_with("INSERT INTO span_attributes"), "{v6:?}");
+        let v7: Vec<&str> = statements(MIGRATIONS[6].1).collect();
+        assert_eq!(v7.len(), 1, "{v7:?}");
+        assert!(v7[0].contains("CREATE TABLE IF NOT EXISTS span_copies"));
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
     }
 
@@ -243,6 +249,6 @@ mod tests {
             .iter()
             .filter(|p| p.contains("MATERIALIZED VIEW"))
             .count();
-        assert_eq!((tables, views), (13, 7), "{made:?}");
+        assert_eq!((tables, views), (14, 7), "{made:?}");
     }
 }

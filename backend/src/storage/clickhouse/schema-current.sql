@@ -1,4 +1,4 @@
--- version 6
+-- version 7
 -- otelite's ClickHouse schema at its current version in one piece: what
 -- `schema-18.16.sql` and every `migrate-N.sql` after it make, for a new
 -- database with replicated tables (see `migrations.rs`: a replica's
@@ -201,3 +201,12 @@ CREATE TABLE IF NOT EXISTS edge_children (
     service        String,
     is_error       UInt8
 ) ENGINE = ReplacingMergeTree PARTITION BY day ORDER BY (minute, trace_id, span_id)
+;
+CREATE TABLE IF NOT EXISTS span_copies (
+    day      Date,
+    minute   Int64,
+    service  String,
+    trace_id FixedString(16),
+    span_id  FixedString(8),
+    copies   UInt64
+) ENGINE = ReplacingMergeTree PARTITION BY day ORDER BY (minute, service, trace_id, span_id)
