@@ -170,9 +170,9 @@ pub async fn stage_counts(
     // never record an empty reason). A span stored more than once (see
     // `copies`) gives back its extra copies once, at the latest minute
     // recorded for it (one writer's or another's: the same minute unless
-    // the copies arrived across a minute's edge). Live spans are taken as they come: a
-    // window can hold more taken than added, which reads as none (as on
-    // SQLite).
+    // the copies arrived across a minute's edge). Live spans are taken as
+    // they come: a window can hold more taken than added, which reads as
+    // none (as on SQLite).
     let data = client
         .query(&format!(
             "SELECT service, stage, '' AS reason, toUInt64(greatest(sum(n), 0)) AS n FROM ( \
