@@ -716,7 +716,7 @@ async fn a_version_1_database_is_upgraded_in_place() {
     let version = server
         .sql_in(&database, "SELECT max(version) FROM schema_versions")
         .await;
-    assert_eq!(version.trim(), "6");
+    assert_eq!(version.trim(), "7");
     for query in ["attribute=k=old", "attributePrefix=k=ol", "service=legacy"] {
         let found = backend.search(query).await;
         assert_eq!(found.len(), 1, "{query}: {found:?}");

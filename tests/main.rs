@@ -45,8 +45,12 @@
 //! - `clickhouse`: `--store clickhouse` answers every query as SQLite does.
 //! - `clickhouse_failures`: a stopped ClickHouse, and an INSERT whose answer
 //!   was lost: 503 and loss at the store with its cause, nothing twice.
+//! - `clickhouse_copies`: copies of a batch at two receivers at once, and
+//!   one after the other, counted once at every stage.
 //! - `clickhouse_replication`: two replicas over ZooKeeper; a killed one
 //!   loses no acknowledged span and catches up.
+//! - `clickhouse_schema`: the current schema in one step equals what the
+//!   migrations make.
 //! - `policy`: keep/drop rules from a config file, with the official Python
 //!   SDK: drops counted by rule apart from losses, on both stores.
 //! - `orphans`: spans whose parent never arrived, counted after the grace
@@ -59,8 +63,10 @@ mod support;
 mod answers;
 mod bad_input;
 mod clickhouse;
+mod clickhouse_copies;
 mod clickhouse_failures;
 mod clickhouse_replication;
+mod clickhouse_schema;
 mod collector;
 mod counter_shapes;
 mod crash;

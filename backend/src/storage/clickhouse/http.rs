@@ -19,6 +19,9 @@ use std::time::Duration;
 
 /// Longest a statement may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest an INSERT waits for the other replicas to have its rows
+/// (`insert_quorum_timeout`; ClickHouse's default is 10 minutes).
+const QUORUM_WAIT: Duration = Duration::from_secs(10);
 /// How long past its `max_execution_time` a read is waited for: ClickHouse
 /// checks the limit between blocks, and the error has to travel back.
 const READ_SLACK: Duration = Duration::from_secs(5);
@@ -225,8 +228,14 @@ impl Client {
             // A 200 only once every replica has the rows, so it survives
             // the loss of one. No block deduplication: otelite finds
             // retried spans itself, and two equal count blocks (the same
-            // counts in one minute) are both real.
-            params.push_str(&format!("&insert_quorum={replicas}&insert_deduplicate=0"));
+            // counts in one minute) are both real. A replica that dies
+            // mid-insert is still "active" in ZooKeeper until its session
+            // ends: the wait for it is bounded below `TIMEOUT`, so
+            // ClickHouse answers rather than the connection being cut.
+            params.push_str(&format!(
+                "&insert_quorum={replicas}&insert_quorum_timeout={}&insert_deduplicate=0",
+                QUORUM_WAIT.as_millis()
+            ));
         }
         self.post(&params, rows).await.map(drop)
     }

@@ -3,6 +3,14 @@
 //! is older, then N is recorded. Statements are idempotent (`IF NOT
 //! EXISTS`), so a migration cut short by a crash runs again whole, and
 //! several otelite processes may start against one database at once.
+//!
+//! A new database with replicated tables (`?replicas=N`) is created from
+//! `schema-current.sql` instead, at the current version in one step:
+//! ZooKeeper keeps one structure per table, the first replica's, and a
+//! second replica that created version 1's tables to alter them later would
+//! be refused ("Table structure in ZooKeeper is too different"). Other new
+//! databases take the migrations from version 1, as SQLite's do, so every
+//! upgrade runs in every test; an end-to-end test holds the two paths equal.
 
 use super::http::{ClickHouseError, Client, quote};
 use super::rowbinary::Reader;
@@ -15,9 +23,14 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("migrate-4.sql")),
     (5, include_str!("migrate-5.sql")),
     (6, include_str!("migrate-6.sql")),
+    (7, include_str!("migrate-7.sql")),
 ];
 
-pub const CURRENT_VERSION: u32 = 6;
+pub const CURRENT_VERSION: u32 = 7;
+
+/// The schema at [`CURRENT_VERSION`] in one script; its first line names
+/// the version.
+const CURRENT_SCHEMA: &str = include_str!("schema-current.sql");
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -52,6 +65,8 @@ const SHARDED: &[(&str, &str)] = &[
     // Beside their parents' shard: the join that reads them may run there.
     ("edge_children", "cityHash64(trace_id)"),
     ("exporter_series", "cityHash64(service, stage, series)"),
+    // A span's records on one shard, where reads take them once.
+    ("span_copies", "cityHash64(trace_id)"),
 ];
 
 /// Brings the schema to the current version. With a cluster, that is the
@@ -138,24 +153,34 @@ async fn migrate_local(client: &Client) -> Result<u32, MigrationError> {
             supported: CURRENT_VERSION,
         });
     }
+    if found == 0 && client.replicas().is_some() {
+        return apply(client, CURRENT_VERSION, CURRENT_SCHEMA).await;
+    }
     for (version, script) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
-        for statement in statements(script) {
-            match client.replicas() {
-                Some(_) => {
-                    let statement = super::replicated::replicate(statement, client.database());
-                    execute_once(client, &statement).await?;
-                }
-                None => execute_once(client, statement).await?,
-            }
-        }
-        client
-            .execute(&format!(
-                "INSERT INTO schema_versions VALUES ({version}, now())"
-            ))
-            .await?;
-        tracing::info!(version, "ClickHouse schema migrated");
+        apply(client, *version, script).await?;
     }
     Ok(CURRENT_VERSION)
+}
+
+/// Runs `script`'s statements, each replicated when the tables are (see
+/// `replicated`), then records `version`.
+async fn apply(client: &Client, version: u32, script: &str) -> Result<u32, MigrationError> {
+    for statement in statements(script) {
+        match client.replicas() {
+            Some(_) => {
+                let statement = super::replicated::replicate(statement, client.database());
+                execute_once(client, &statement).await?;
+            }
+            None => execute_once(client, statement).await?,
+        }
+    }
+    client
+        .execute(&format!(
+            "INSERT INTO schema_versions VALUES ({version}, now())"
+        ))
+        .await?;
+    tracing::info!(version, "ClickHouse schema migrated");
+    Ok(version)
 }
 
 /// The newest recorded version; 0 for a new database.
@@ -205,6 +230,25 @@ mod tests {
         let v6: Vec<&str> = statements(MIGRATIONS[5].1).collect();
         assert_eq!(v6.len(), 5, "{v6:?}");
         assert!(v6[4].starts_with("INSERT INTO span_attributes"), "{v6:?}");
+        let v7: Vec<&str> = statements(MIGRATIONS[6].1).collect();
+        assert_eq!(v7.len(), 1, "{v7:?}");
+        assert!(v7[0].contains("CREATE TABLE IF NOT EXISTS span_copies"));
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
+    }
+
+    #[test]
+    fn the_current_schema_is_at_the_current_version() {
+        let first = CURRENT_SCHEMA.lines().next();
+        assert_eq!(
+            first,
+            Some(format!("-- version {CURRENT_VERSION}").as_str())
+        );
+        let made: Vec<&str> = statements(CURRENT_SCHEMA).collect();
+        let tables = made.iter().filter(|p| p.contains("CREATE TABLE")).count();
+        let views = made
+            .iter()
+            .filter(|p| p.contains("MATERIALIZED VIEW"))
+            .count();
+        assert_eq!((tables, views), (14, 7), "{made:?}");
     }
 }

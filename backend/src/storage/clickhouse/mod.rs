@@ -18,12 +18,14 @@
 //!
 //! Across processes: service edges come from the store (`edges`: the
 //! halves of a call may reach different receivers), and every read takes
-//! a span once, so a retried batch whose copies two receivers stored at
-//! the same moment (the "already stored?" check cannot see a copy being
+//! a span once. A retried batch whose copies two receivers stored at the
+//! same moment (the "already stored?" check cannot see a copy being
 //! inserted elsewhere; within one process the single span writer rules it
-//! out) reads as stored once, but for the stage counts, which count both.
+//! out) is found by the writers' look after their INSERT (`copies`), and
+//! the stage counts take the extra copies back.
 //! The last values of exporter counters are per process.
 
+mod copies;
 mod deadline;
 mod edges;
 mod encode;

@@ -167,9 +167,12 @@ pub async fn stage_counts(
 ) -> Result<Vec<RateRow>, ClickHouseError> {
     let service = service.map_or(String::new(), |s| format!("service = {} AND", quote(s)));
     // Passed rows carry an empty reason: no loss has one (the writers
-    // never record an empty reason). Live spans are taken as they come: a
-    // window can hold more taken than added, which reads as none (as on
-    // SQLite).
+    // never record an empty reason). A span stored more than once (see
+    // `copies`) gives back its extra copies once, at the latest minute
+    // recorded for it (one writer's or another's: the same minute unless
+    // the copies arrived across a minute's edge). Live spans are taken as
+    // they come: a window can hold more taken than added, which reads as
+    // none (as on SQLite).
     let data = client
         .query(&format!(
             "SELECT service, stage, '' AS reason, toUInt64(greatest(sum(n), 0)) AS n FROM ( \
@@ -177,7 +180,14 @@ pub async fn stage_counts(
                WHERE {service} minute BETWEEN {start_minute} AND {end_minute} \
                UNION ALL \
                SELECT service, stage, -toInt64(n) AS n FROM stage_counts_taken \
-               WHERE {service} minute BETWEEN {start_minute} AND {end_minute}) \
+               WHERE {service} minute BETWEEN {start_minute} AND {end_minute} \
+               UNION ALL \
+               SELECT service, stage, -toInt64(extra) AS n FROM ( \
+                 SELECT service, max(copies) - 1 AS extra FROM span_copies \
+                 WHERE {service} minute >= {start_minute} \
+                 GROUP BY trace_id, span_id, service \
+                 HAVING max(minute) <= {end_minute}) \
+               ARRAY JOIN ['process', 'analyze', 'store'] AS stage) \
              GROUP BY service, stage \
              UNION ALL \
              SELECT service, stage, reason, sum(n) AS n FROM stage_losses \

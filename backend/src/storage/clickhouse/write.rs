@@ -2,6 +2,7 @@
 //! insert the rest into `spans_in` in one INSERT (the materialized views
 //! fill the query tables and the stage counts within it), then the spans
 //! lost before the store (invalid, dropped by a rule) into `stage_losses`,
+//! then the copies another receiver stored at the same moment (`copies`),
 //! then the service edges (`edges`). Each INSERT is synchronous: the callers hear `Ok`
 //! only after ClickHouse has written it.
 //!
@@ -78,7 +79,17 @@ pub async fn spans(
         })
         .collect();
     insert_losses(client, &lost).await?;
-    // The spans are stored: a failure past here loses edges, not spans.
+    // The spans are stored: a failure past here loses edges, or counts
+    // copies stored by another receiver at the same moment twice, but
+    // loses no span.
+    let ours: HashSet<Key> = inserted
+        .iter()
+        .chain(found.intersection(&sent))
+        .copied()
+        .collect();
+    if let Err(error) = super::copies::record(client, group, &ours).await {
+        tracing::error!(%error, "ClickHouse: cannot look for copies stored by other receivers");
+    }
     if let Err(error) = super::edges::write(client, group).await {
         tracing::error!(%error, "ClickHouse: cannot record service edges");
     }
