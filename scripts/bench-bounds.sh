@@ -6,7 +6,8 @@
 #   scripts/bench-bounds.sh SPANS CONCURRENCY SPANS_PER_REQUEST [otelite serve flags...]
 # e.g. `scripts/bench-bounds.sh 200000 8 1000` (WAL), `… 200000 8 1000
 # --max-db-size 10MB` (size cap), `… 320000 64 5000` (memory flood).
-# Needs a release build (see bench-ingest.sh); OTELITE_BIN=path runs another.
+# Needs a release build (see bench-ingest.sh); OTELITE_BIN=path runs another
+# build, LOADGEN=path another load generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 spans=$1 concurrency=$2 batch=$3
@@ -29,7 +30,7 @@ for _ in $(seq 100); do
 done
 (peak=0; while true; do s=$(files); [ "$s" -gt "$peak" ] && peak=$s && echo "$peak" >"$work/peak"; sleep 0.02; done) &
 sampler=$!
-./target/release/examples/loadgen --endpoint "http://127.0.0.1:$otlp" --gzip \
+"${LOADGEN:-./target/release/examples/loadgen}" --endpoint "http://127.0.0.1:$otlp" --gzip \
     --total "$spans" --concurrency "$concurrency" --batch "$batch" --seed 7 | tee "$work/loadgen.out"
 kill "$sampler"; wait "$sampler" 2>/dev/null || true
 sampler=

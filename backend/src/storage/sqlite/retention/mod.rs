@@ -23,6 +23,9 @@ use tokio::sync::watch;
 /// Pause between two batches of a run, so that ingest keeps most of the
 /// writer's time even when a run has much to delete.
 const PAUSE: Duration = Duration::from_millis(5);
+/// Spans deleted per batch while the data is past its room under the
+/// size cap: as many as the writer commits in one group.
+const SIZE_BATCH_SPANS: usize = super::writer::MAX_GROUP_SPANS;
 const TRUNCATE_TRIES: usize = 20;
 const TRUNCATE_RETRY: Duration = Duration::from_millis(100);
 
@@ -195,9 +198,13 @@ async fn shrink_to(
         "database over its size limit: deleting the oldest traces"
     );
     while used > target && !*stop.borrow() {
+        // Ingest writes up to a group commit between two of these batches:
+        // batches as large keep deletion abreast of ingest at full speed,
+        // where `BATCH_SPANS` fell behind and the cap's last resort
+        // refused most writes.
         let (deleted, now_used) = store
             .run_job(|conn| {
-                let deleted = delete::delete_batch(conn, i64::MAX, BATCH_SPANS)?;
+                let deleted = delete::delete_batch(conn, i64::MAX, SIZE_BATCH_SPANS)?;
                 Ok::<_, rusqlite::Error>((deleted, delete::used_bytes(conn)?))
             })
             .await??;
