@@ -92,6 +92,38 @@ impl WriterThread {
     }
 }
 
+/// The writer's connection to `path`: the file created if missing, another
+/// program's file refused before anything in it changes, settings, the
+/// fast tokenizer, and the schema brought to the current version.
+fn open_writer_connection(path: &Path) -> Result<Connection, StoreError> {
+    let open_error = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    create_private(path).map_err(|source| StoreError::Create {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut conn = Connection::open(path).map_err(open_error)?;
+    // Another program's file is refused before anything in it changes
+    // (the journal mode included); a writer elsewhere is waited for.
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if migrations::contents(&conn).map_err(open_error)? == migrations::Contents::Foreign {
+        return Err(StoreError::NotOtelite(path.to_owned()));
+    }
+    migrations::configure(&conn).map_err(open_error)?;
+    // Before migrating: an FTS5 table keeps the tokenizer it found when
+    // first used on a connection, and an upgrade may be that first use.
+    if let Err(error) = tokenizer::register(&conn) {
+        tracing::warn!(%error, "the fast search tokenizer is not installed; indexing is slower");
+    }
+    migrations::migrate(&mut conn).map_err(|error| match error {
+        MigrationError::Sqlite(source) => open_error(source),
+        error => StoreError::Migration(error),
+    })?;
+    Ok(conn)
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the database at `path` and
     /// starts the writer with room for `limits` waiting requests and spans.
@@ -109,31 +141,7 @@ impl SqliteStore {
         // Before anything in the file is read or changed: another server
         // on it would migrate and write beside this one.
         let lock = lock::lock(path)?;
-        let open_error = |source| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        };
-        create_private(path).map_err(|source| StoreError::Create {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut conn = Connection::open(path).map_err(open_error)?;
-        // Another program's file is refused before anything in it changes
-        // (the journal mode included); a writer elsewhere is waited for.
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        if migrations::contents(&conn).map_err(open_error)? == migrations::Contents::Foreign {
-            return Err(StoreError::NotOtelite(path.to_owned()));
-        }
-        migrations::configure(&conn).map_err(open_error)?;
-        // Before migrating: an FTS5 table keeps the tokenizer it found when
-        // first used on a connection, and an upgrade may be that first use.
-        if let Err(error) = tokenizer::register(&conn) {
-            tracing::warn!(%error, "the fast search tokenizer is not installed; indexing is slower");
-        }
-        migrations::migrate(&mut conn).map_err(|error| match error {
-            MigrationError::Sqlite(source) => open_error(source),
-            error => StoreError::Migration(error),
-        })?;
+        let conn = open_writer_connection(path)?;
         // Checkpoints run on their own thread (see `checkpoint`).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpointer = checkpoint::Checkpointer::start(path.to_owned()).map_err(|e| {

@@ -410,6 +410,35 @@ async fn a_prefix_is_found_by_the_newest_groups_or_else_by_the_index()
     Ok(())
 }
 
+/// The writer's connection indexes through otelite's tokenizer on a new
+/// file and on one that an upgrade rebuilt the index of: FTS5 keeps the
+/// tokenizer a table first found on a connection, and the built-in one
+/// gives the same tokens, only slower, so nothing else would tell.
+#[test]
+fn the_writer_indexes_through_the_fast_tokenizer_after_any_upgrade()
+-> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let old = dir.path().join("v9.db");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/databases/v9.db"
+        ),
+        &old,
+    )?;
+    for path in [dir.path().join("new.db"), old] {
+        let conn = open_writer_connection(&path)?;
+        let before = tokenizer::FAST_TEXTS.with(std::cell::Cell::get);
+        conn.execute(
+            "INSERT INTO group_terms (rowid, tokens) VALUES (1000000, 'k2 sabc')",
+            [],
+        )?;
+        let after = tokenizer::FAST_TEXTS.with(std::cell::Cell::get);
+        assert_eq!(after, before + 1, "{}", path.display());
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn operations_and_read_only_open() -> Result<(), Box<dyn std::error::Error>> {
     let (dir, store, writer) = seeded().await?;

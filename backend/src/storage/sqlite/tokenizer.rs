@@ -162,6 +162,13 @@ unsafe extern "C" fn delete(tokenizer: *mut ffi::Fts5Tokenizer) {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Texts this thread split on the fast path: FTS5 tokenizes on the
+    /// thread that writes or queries, so a test sees its own.
+    pub static FAST_TEXTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 type TokenCallback =
     unsafe extern "C" fn(*mut c_void, c_int, *const c_char, c_int, c_int, c_int) -> c_int;
 
@@ -187,6 +194,8 @@ unsafe extern "C" fn tokenize(
         };
         match (on_token, words(bytes)) {
             (Some(on_token), Some(words)) => {
+                #[cfg(test)]
+                FAST_TEXTS.with(|texts| texts.set(texts.get() + 1));
                 for (start, end) in words {
                     let rc = on_token(
                         context,
