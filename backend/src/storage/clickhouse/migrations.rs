@@ -15,9 +15,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("migrate-4.sql")),
     (5, include_str!("migrate-5.sql")),
     (6, include_str!("migrate-6.sql")),
+    (8, include_str!("migrate-8.sql")),
 ];
 
-pub const CURRENT_VERSION: u32 = 6;
+pub const CURRENT_VERSION: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -52,6 +53,7 @@ const SHARDED: &[(&str, &str)] = &[
     // Beside their parents' shard: the join that reads them may run there.
     ("edge_children", "cityHash64(trace_id)"),
     ("exporter_series", "cityHash64(service, stage, series)"),
+    ("span_minutes", "rand()"),
 ];
 
 /// Brings the schema to the current version. With a cluster, that is the
@@ -148,6 +150,9 @@ async fn migrate_local(client: &Client) -> Result<u32, MigrationError> {
                 None => execute_once(client, statement).await?,
             }
         }
+        if *version == 8 {
+            super::granules::shrink(client).await?;
+        }
         client
             .execute(&format!(
                 "INSERT INTO schema_versions VALUES ({version}, now())"
@@ -205,6 +210,9 @@ mod tests {
         let v6: Vec<&str> = statements(MIGRATIONS[5].1).collect();
         assert_eq!(v6.len(), 5, "{v6:?}");
         assert!(v6[4].starts_with("INSERT INTO span_attributes"), "{v6:?}");
+        let v8: Vec<&str> = statements(MIGRATIONS[6].1).collect();
+        assert_eq!(v8.len(), 3, "{v8:?}");
+        assert!(v8[0].contains("CREATE TABLE IF NOT EXISTS span_minutes"));
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
     }
 }
