@@ -6,6 +6,11 @@
 //! window's days), and the trace must overlap the window; with filters, the
 //! start of its newest matching span, which must start in the window. The
 //! cursor is `(key, trace id)`, as for SQLite.
+//!
+//! A filtered search first reads the window's newest part: over `spans`,
+//! from the newest minutes `span_minutes` counts enough spans in (see
+//! `minutes`), over attributes from its newest matching spans; it widens
+//! when that part holds less than a page.
 
 use super::encode::{LAST_DAY, day_of};
 use super::http::{ClickHouseError, Client, hex_literal, quote};
