@@ -716,7 +716,19 @@ async fn a_version_1_database_is_upgraded_in_place() {
     let version = server
         .sql_in(&database, "SELECT max(version) FROM schema_versions")
         .await;
-    assert_eq!(version.trim(), "7");
+    assert_eq!(version.trim(), "8");
+    let engine = server
+        .sql_in(
+            &database,
+            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() \
+             AND name LIKE 'spans_by_trace%'",
+        )
+        .await;
+    assert_eq!(
+        engine.trim(),
+        "MergeTree PARTITION BY day ORDER BY (trace_id, start_ns) SETTINGS index_granularity = 256",
+        "one trace table, rebuilt with small granules"
+    );
     for query in ["attribute=k=old", "attributePrefix=k=ol", "service=legacy"] {
         let found = backend.search(query).await;
         assert_eq!(found.len(), 1, "{query}: {found:?}");
@@ -734,6 +746,8 @@ async fn a_version_1_database_is_upgraded_in_place() {
         )
         .await;
     assert_eq!(in_search.trim(), "3", "trace A in the search table once");
+    let spans = backend.trace(&a).await.map(|spans| spans.len());
+    assert_eq!(spans, Some(3), "trace A through the rebuilt trace table");
     let rates = backend
         .wait_for_rates("frontend", |r| r.n("store") == Some(3))
         .await;

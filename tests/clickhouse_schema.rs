@@ -39,7 +39,7 @@ async fn the_current_schema_is_what_the_migrations_make() {
     }
 
     let (expected, found) = (objects(&from_migrations).await, objects(&in_one_step).await);
-    assert_eq!(found.len(), 21, "{found:#?}");
+    assert_eq!(found.len(), 23, "{found:#?}");
     for (migrated, current) in expected.iter().zip(&found) {
         assert_eq!(
             current, migrated,

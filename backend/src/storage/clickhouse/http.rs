@@ -158,6 +158,14 @@ impl Client {
             .map(drop)
     }
 
+    /// A statement that may run longer than [`TIMEOUT`] (a migration's copy).
+    pub async fn execute_within(&self, sql: &str, limit: Duration) -> Result<(), ClickHouseError> {
+        let params = format!("database={}", self.database);
+        self.post_within(&params, Bytes::copy_from_slice(sql.as_bytes()), limit)
+            .await
+            .map(drop)
+    }
+
     /// Creates the database unless it exists.
     pub async fn create_database(&self) -> Result<(), ClickHouseError> {
         let sql = format!("CREATE DATABASE IF NOT EXISTS {}", self.database);

@@ -24,9 +24,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("migrate-5.sql")),
     (6, include_str!("migrate-6.sql")),
     (7, include_str!("migrate-7.sql")),
+    (8, include_str!("migrate-8.sql")),
 ];
 
-pub const CURRENT_VERSION: u32 = 7;
+pub const CURRENT_VERSION: u32 = 8;
 
 /// The schema at [`CURRENT_VERSION`] in one script; its first line names
 /// the version.
@@ -67,6 +68,7 @@ const SHARDED: &[(&str, &str)] = &[
     ("exporter_series", "cityHash64(service, stage, series)"),
     // A span's records on one shard, where reads take them once.
     ("span_copies", "cityHash64(trace_id)"),
+    ("span_minutes", "rand()"),
 ];
 
 /// Brings the schema to the current version. With a cluster, that is the
@@ -157,14 +159,25 @@ async fn migrate_local(client: &Client) -> Result<u32, MigrationError> {
         return apply(client, CURRENT_VERSION, CURRENT_SCHEMA).await;
     }
     for (version, script) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
-        apply(client, *version, script).await?;
+        run(client, script).await?;
+        if *version == 8 {
+            super::granules::shrink(client).await?;
+        }
+        record(client, *version).await?;
     }
     Ok(CURRENT_VERSION)
 }
 
-/// Runs `script`'s statements, each replicated when the tables are (see
-/// `replicated`), then records `version`.
+/// Runs `script`'s statements, then records `version`.
 async fn apply(client: &Client, version: u32, script: &str) -> Result<u32, MigrationError> {
+    run(client, script).await?;
+    record(client, version).await?;
+    Ok(version)
+}
+
+/// Runs `script`'s statements, each replicated when the tables are (see
+/// `replicated`).
+async fn run(client: &Client, script: &str) -> Result<(), MigrationError> {
     for statement in statements(script) {
         match client.replicas() {
             Some(_) => {
@@ -174,13 +187,18 @@ async fn apply(client: &Client, version: u32, script: &str) -> Result<u32, Migra
             None => execute_once(client, statement).await?,
         }
     }
+    Ok(())
+}
+
+/// Records that the schema is at `version`.
+async fn record(client: &Client, version: u32) -> Result<(), MigrationError> {
     client
         .execute(&format!(
             "INSERT INTO schema_versions VALUES ({version}, now())"
         ))
         .await?;
     tracing::info!(version, "ClickHouse schema migrated");
-    Ok(version)
+    Ok(())
 }
 
 /// The newest recorded version; 0 for a new database.
@@ -233,6 +251,9 @@ mod tests {
         let v7: Vec<&str> = statements(MIGRATIONS[6].1).collect();
         assert_eq!(v7.len(), 1, "{v7:?}");
         assert!(v7[0].contains("CREATE TABLE IF NOT EXISTS span_copies"));
+        let v8: Vec<&str> = statements(MIGRATIONS[7].1).collect();
+        assert_eq!(v8.len(), 3, "{v8:?}");
+        assert!(v8[0].contains("CREATE TABLE IF NOT EXISTS span_minutes"));
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
     }
 
@@ -249,6 +270,6 @@ mod tests {
             .iter()
             .filter(|p| p.contains("MATERIALIZED VIEW"))
             .count();
-        assert_eq!((tables, views), (14, 7), "{made:?}");
+        assert_eq!((tables, views), (15, 8), "{made:?}");
     }
 }

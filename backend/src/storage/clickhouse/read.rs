@@ -19,24 +19,15 @@ fn corrupt(what: &str, error: impl std::fmt::Display) -> ClickHouseError {
 
 /// One page of a trace's stored spans (see `storage::trace_page`); `None`
 /// when there are none. ClickHouse sorts and cuts the page (the table is
-/// ordered by trace and start), and a second query counts the whole trace.
+/// ordered by trace and start). A first page that holds the whole trace
+/// is its own totals; otherwise a second query counts the whole trace
+/// (each query is a round trip, most of a small trace's time).
 pub async fn trace_page(
     client: &Client,
     trace_id: &TraceId,
     request: PageRequest,
 ) -> Result<Option<TracePage>, ClickHouseError> {
     let trace = hex_literal(&trace_id.0);
-    let totals = client
-        .query(&format!(
-            "SELECT uniqExact(span_id), min(start_ns), max(greatest(end_ns, start_ns)) \
-             FROM spans_by_trace WHERE trace_id = {trace}"
-        ))
-        .await?;
-    let mut reader = Reader::new(&totals);
-    let (span_count, start_ns, end_ns) = (reader.u64()?, reader.u64()?, reader.u64()?);
-    if span_count == 0 {
-        return Ok(None);
-    }
     let after = match request.after {
         Some(key) => format!(
             " AND (start_ns > {start} OR (start_ns = {start} AND span_id > {id}))",
@@ -58,6 +49,14 @@ pub async fn trace_page(
     let (mut spans, more) = decode_spans(&data, limit)?;
     spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
     let next = more.then(|| spans.last().map(SpanKey::of)).flatten();
+    let totals = if request.after.is_none() && !more {
+        totals_of(&spans)
+    } else {
+        totals(client, &trace).await?
+    };
+    let Some((span_count, start_ns, end_ns)) = totals else {
+        return Ok(None);
+    };
     Ok(Some(TracePage {
         spans,
         span_count,
@@ -65,6 +64,29 @@ pub async fn trace_page(
         end_ns,
         next,
     }))
+}
+
+/// Span count, start and end of a whole trace read in one page.
+fn totals_of(spans: &[Span]) -> Option<(u64, u64, u64)> {
+    let start = spans.iter().map(|s| s.start_time_unix_nano).min()?;
+    let end = spans
+        .iter()
+        .map(|s| s.end_time_unix_nano.max(s.start_time_unix_nano))
+        .max()?;
+    Some((spans.len() as u64, start, end))
+}
+
+/// Span count, start and end of the trace, `None` when it has no spans.
+async fn totals(client: &Client, trace: &str) -> Result<Option<(u64, u64, u64)>, ClickHouseError> {
+    let data = client
+        .query(&format!(
+            "SELECT uniqExact(span_id), min(start_ns), max(greatest(end_ns, start_ns)) \
+             FROM spans_by_trace WHERE trace_id = {trace}"
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    let (span_count, start_ns, end_ns) = (reader.u64()?, reader.u64()?, reader.u64()?);
+    Ok((span_count > 0).then_some((span_count, start_ns, end_ns)))
 }
 
 /// Rows of `span_id, resource, scope, body` into model spans, at most

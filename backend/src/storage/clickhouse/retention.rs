@@ -24,6 +24,7 @@ const TABLES: &[&str] = &[
     "span_attributes",
     "request_edges",
     "edge_children",
+    "span_minutes",
 ];
 
 /// Runs the policy every minute until `stop` turns true.

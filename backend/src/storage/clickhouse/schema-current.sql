@@ -1,4 +1,4 @@
--- version 7
+-- version 8
 -- otelite's ClickHouse schema at its current version in one piece: what
 -- `schema-18.16.sql` and every `migrate-N.sql` after it make, for a new
 -- database with replicated tables (see `migrations.rs`: a replica's
@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS spans_by_trace (
     scope          String,
     body           String
 ) ENGINE = MergeTree PARTITION BY day ORDER BY (trace_id, start_ns)
+SETTINGS index_granularity = 256
 ;
 CREATE MATERIALIZED VIEW IF NOT EXISTS spans_by_trace_mv TO spans_by_trace AS
 SELECT day, trace_id, span_id, parent_span_id, service, name, start_ns, end_ns, status_code,
@@ -210,3 +211,15 @@ CREATE TABLE IF NOT EXISTS span_copies (
     span_id  FixedString(8),
     copies   UInt64
 ) ENGINE = ReplacingMergeTree PARTITION BY day ORDER BY (minute, service, trace_id, span_id)
+;
+CREATE TABLE IF NOT EXISTS span_minutes (
+    day     Date,
+    service String,
+    name    String,
+    minute  Int64,
+    spans   UInt64
+) ENGINE = SummingMergeTree(spans) PARTITION BY day ORDER BY (service, minute, name)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS span_minutes_mv TO span_minutes AS
+SELECT day, service, name, toInt64(intDiv(start_ns, 60000000000)) AS minute, count() AS spans
+FROM spans_in GROUP BY day, service, name, minute

@@ -6,6 +6,11 @@
 //! window's days), and the trace must overlap the window; with filters, the
 //! start of its newest matching span, which must start in the window. The
 //! cursor is `(key, trace id)`, as for SQLite.
+//!
+//! A filtered search first reads the window's newest part: over `spans`,
+//! from the newest minutes `span_minutes` counts enough spans in (see
+//! `minutes`), over attributes from its newest matching spans; it widens
+//! when that part holds less than a page.
 
 use super::encode::{LAST_DAY, day_of};
 use super::http::{ClickHouseError, Client, hex_literal, quote};
@@ -43,6 +48,8 @@ pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, Cl
             };
             if source.one_pass {
                 filtered(client, query, &whole).await?
+            } else if source.table == "spans" {
+                by_minutes(client, query, &days, whole).await?
             } else {
                 let newest = newest_first(query, start, end, source.table, &conditions);
                 let found = filtered(client, query, &newest).await?;
@@ -224,6 +231,41 @@ struct Newest {
     lower: Option<String>,
 }
 
+/// A search over `spans`: the windows holding the newest 10, 80 and 640
+/// spans per trace wanted (of the service and operation, counted in
+/// `span_minutes`) in turn, until one holds a page; else the whole window.
+async fn by_minutes(
+    client: &Client,
+    query: &TraceQuery,
+    days: &str,
+    whole: Newest,
+) -> Result<Vec<(TraceId, i64)>, ClickHouseError> {
+    let upper = upper_end(query, whole.end);
+    let spans = query.limit.saturating_mul(SPANS_PER_TRACE_TRIED).max(1) as u64;
+    let starts = super::minutes::window_starts(client, query, days, whole.start, upper, spans);
+    for lower in starts.await? {
+        let newest = Newest {
+            lower: Some(lower.to_string()),
+            table: whole.table.clone(),
+            conditions: whole.conditions.clone(),
+            ..whole
+        };
+        let found = filtered(client, query, &newest).await?;
+        if found.len() == query.limit {
+            return Ok(found);
+        }
+    }
+    filtered(client, query, &whole).await
+}
+
+/// The newest start a page can hold: the window's end, or the cursor's key.
+fn upper_end(query: &TraceQuery, end: u64) -> u64 {
+    match &query.cursor {
+        Some(cursor) => end.min(cursor.key.max(0) as u64),
+        None => end,
+    }
+}
+
 /// The first try of a filtered search: the window cut to the newest
 /// matching spans, up to [`SPANS_PER_TRACE_TRIED`] per trace wanted (at or
 /// before the cursor's key). 18.16 cannot read a table in its order to stop
@@ -235,10 +277,7 @@ fn newest_first(
     table: String,
     conditions: &str,
 ) -> Newest {
-    let upper = match &query.cursor {
-        Some(cursor) => end.min(cursor.key.max(0) as u64),
-        None => end,
-    };
+    let upper = upper_end(query, end);
     let spans = query.limit.saturating_mul(SPANS_PER_TRACE_TRIED).max(1);
     let lower = format!(
         "(SELECT min(s) FROM (SELECT start_ns AS s FROM {table} WHERE {conditions} \

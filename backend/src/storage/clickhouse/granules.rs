@@ -1,0 +1,102 @@
+//! Schema version 8's second half: `spans_by_trace` rebuilt with 256-row
+//! granules. A trace is a handful of rows, but with ClickHouse's default
+//! 8 192 rows per mark a lookup decompressed the bodies of a whole granule
+//! in every part (38 000 rows, 18 MB at 1 M spans); a page of search
+//! summaries (20 traces) read a third of the table.
+//!
+//! 18.16 cannot change a table's granularity, so a new table takes the
+//! name (`RENAME`, which the materialized view writing `TO spans_by_trace`
+//! follows by name) and the old one's rows are copied in, then it is
+//! dropped. Each step is checked first, so a migration cut short runs
+//! again: before the swap it starts over; after it, the copy runs again
+//! (its rows twice, which every read of the table takes once).
+
+use super::http::{ClickHouseError, Client, quote};
+use super::rowbinary::Reader;
+
+/// Rows per mark of `spans_by_trace`: a trace's bodies are one compressed
+/// block or two (a span's body is about 350 bytes), and the marks of 10 M
+/// spans (39 000 per column) stay small in memory.
+const GRANULE: u32 = 256;
+const TABLE: &str = "spans_by_trace";
+const NEW: &str = "spans_by_trace_256";
+const OLD: &str = "spans_by_trace_8192";
+/// One day's copy: about a minute per 10 M spans on two busy cores.
+const COPY_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Swaps in the small-granule table if not done yet, then moves the old
+/// table's rows into it.
+pub async fn shrink(client: &Client) -> Result<(), ClickHouseError> {
+    let granules = format!("index_granularity = {GRANULE}");
+    if !engine(client, TABLE).await?.contains(&granules) {
+        // A table left by a run cut short before the swap may be empty or
+        // half-filled by the view: it is made again.
+        client
+            .execute(&format!("DROP TABLE IF EXISTS {NEW}"))
+            .await?;
+        let create = format!(
+            "CREATE TABLE {NEW} AS {TABLE} ENGINE = MergeTree PARTITION BY day \
+             ORDER BY (trace_id, start_ns) SETTINGS {granules}"
+        );
+        let create = match client.replicas() {
+            Some(_) => super::replicated::replicate(&create, client.database()),
+            None => create,
+        };
+        client.execute(&create).await?;
+        client
+            .execute(&format!("RENAME TABLE {TABLE} TO {OLD}, {NEW} TO {TABLE}"))
+            .await?;
+    }
+    if !engine(client, OLD).await?.is_empty() {
+        // A day at a time, each dropped once copied: a run cut short
+        // copies again at most the day it was at.
+        for day in days(client, OLD).await? {
+            let day = quote(&day);
+            client
+                .execute_within(
+                    &format!("INSERT INTO {TABLE} SELECT * FROM {OLD} WHERE day = {day}"),
+                    COPY_LIMIT,
+                )
+                .await?;
+            client
+                .execute(&format!("ALTER TABLE {OLD} DROP PARTITION {day}"))
+                .await?;
+        }
+        client.execute(&format!("DROP TABLE {OLD}")).await?;
+    }
+    Ok(())
+}
+
+/// The day partitions a table holds, as `'2026-12-04'` reads them.
+async fn days(client: &Client, table: &str) -> Result<Vec<String>, ClickHouseError> {
+    let data = client
+        .query(&format!(
+            "SELECT DISTINCT partition FROM system.parts WHERE active AND database = {} \
+             AND table = {} ORDER BY partition",
+            quote(client.database()),
+            quote(table)
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    let mut out = Vec::new();
+    while !reader.is_empty() {
+        out.push(reader.string()?);
+    }
+    Ok(out)
+}
+
+/// The table's engine with its settings; empty when there is no such table.
+async fn engine(client: &Client, table: &str) -> Result<String, ClickHouseError> {
+    let data = client
+        .query(&format!(
+            "SELECT engine_full FROM system.tables WHERE database = {} AND name = {}",
+            quote(client.database()),
+            quote(table)
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    if reader.is_empty() {
+        return Ok(String::new());
+    }
+    reader.string()
+}
