@@ -67,6 +67,9 @@ for s in 0 1; do
     ch[s]=$(pgrep -P "${ch[$s]}" || echo "${ch[$s]}")
 done
 q() { curl -sf --data-binary "$2" "http://127.0.0.1:${http[$1]}/"; } # shard, SQL
+# What each server did over the run (cumulative counters; the difference is taken).
+events() { q "$1" "SELECT event, value FROM system.events WHERE event IN
+    ('InsertQuery', 'SelectQuery', 'Merge', 'InsertedRows') ORDER BY event FORMAT TSV"; }
 
 # Receiver s talks to shard s (its own zone's node, as in production).
 otelite=(); endpoint=()
@@ -87,7 +90,9 @@ done
 
 echo "$(nproc) cores for everything: 2 clickhouse-server, 2 otelite and 2 loadgen processes (nice), beside whatever else runs ($(cut -d' ' -f1-3 /proc/loadavg) load before the run)"
 o0=(); c0=()
-for s in 0 1; do o0+=("$(cpu_ticks "${otelite[$s]}")"); c0+=("$(cpu_ticks "${ch[$s]}")"); done
+for s in 0 1; do
+    o0+=("$(cpu_ticks "${otelite[$s]}")"); c0+=("$(cpu_ticks "${ch[$s]}")"); events "$s" >"$work/events$s.0"
+done
 start=$(date +%s%N)
 loadgens=()
 for s in 0 1; do
@@ -110,7 +115,7 @@ for _ in $(seq 1 120); do
     [ "$quiet" -ge 5 ] && break
     sleep 1
 done
-c1=(); for s in 0 1; do c1+=("$(cpu_ticks "${ch[$s]}")"); done
+c1=(); for s in 0 1; do c1+=("$(cpu_ticks "${ch[$s]}")"); events "$s" >"$work/events$s.1"; done
 
 accepted=0
 for s in 0 1; do
@@ -135,6 +140,8 @@ for s in 0 1; do
     echo "shard $s: $rows spans ($(( rows * 100 / accepted )) %)," \
         "clickhouse-server CPU $(per_span $((c1[s] - c0[s])) "$rows") µs/span it holds," \
         "$bytes bytes on disk = $(( bytes / rows )) per span (after OPTIMIZE FINAL)"
+    echo "shard $s over the run:" $(awk 'NR == FNR { before[$1] = $2; next } { printf "%s %d, ", $1, $2 - before[$1] }' \
+        "$work/events$s.0" "$work/events$s.1")
 done
 echo "clickhouse-server, both: $(per_span $((c1[0] - c0[0] + c1[1] - c0[1])) "$accepted") µs/span" \
     "(until system.merges stayed empty for 5 s on both)"
