@@ -41,6 +41,9 @@ ch=$!; pids+=("$ch")
 until curl -sf "http://127.0.0.1:$http/ping" >/dev/null; do sleep 0.2; done
 ch_pid=$(pgrep -P "$ch" || echo "$ch")
 q() { curl -sf --data-binary "$1" "http://127.0.0.1:$http/"; }
+# What the server did over a run (cumulative counters; the difference is taken).
+events() { q "SELECT event, value FROM system.events WHERE event IN
+    ('InsertQuery', 'SelectQuery', 'Merge', 'InsertedRows') ORDER BY event FORMAT TSV"; }
 
 run() { # name, otelite flags...
     local name=$1; shift
@@ -51,7 +54,7 @@ run() { # name, otelite flags...
     local endpoint
     endpoint=$(grep -o 'OTLP/HTTP listening on [^ ]*' "$work/$name.out" | awk '{print $4}')
     local o0 c0 o1 c1
-    o0=$(cpu_ticks "$otelite"); c0=$(cpu_ticks "$ch_pid")
+    o0=$(cpu_ticks "$otelite"); c0=$(cpu_ticks "$ch_pid"); events >"$work/events.0"
     ./target/release/examples/loadgen --endpoint "$endpoint" --total "$spans" \
         --concurrency "$concurrency" --batch "$batch" --seed 7 | tee "$work/$name.loadgen"
     o1=$(cpu_ticks "$otelite")
@@ -62,9 +65,11 @@ run() { # name, otelite flags...
         [ "$quiet" -ge 5 ] && break
         sleep 1
     done
-    c1=$(cpu_ticks "$ch_pid")
+    c1=$(cpu_ticks "$ch_pid"); events >"$work/events.1"
     echo "$name: otelite CPU $(( (o1 - o0) * 1000000 / hz / spans )) µs/span," \
         "clickhouse-server CPU $(( (c1 - c0) * 1000000 / hz / spans )) µs/span"
+    echo "clickhouse-server over the run:" $(awk 'NR == FNR { before[$1] = $2; next } { printf "%s %d, ", $1, $2 - before[$1] }' \
+        "$work/events.0" "$work/events.1")
     kill "$otelite"; wait "$otelite" 2>/dev/null || true
 }
 
