@@ -8,14 +8,11 @@
 
 use super::encode::{Rows, day_of_minute};
 use super::failed::Key;
-use super::http::{ClickHouseError, Client, hex_literal};
+use super::http::{ClickHouseError, Client};
 use super::rowbinary::{Reader, Writer};
 use crate::stage::minute_of;
 use otelite_model::{SpanId, TraceId};
 use std::collections::{HashMap, HashSet};
-
-/// Trace ids per query: keeps the SQL under `max_query_size`.
-const IDS_PER_QUERY: usize = 2000;
 
 /// Writes to `span_copies` the spans of `ours` (those this group inserted)
 /// that `spans_by_trace` holds more than once, each with its service, the
@@ -60,20 +57,12 @@ async fn copied(
     client: &Client,
     ours: &HashSet<Key>,
 ) -> Result<HashMap<Key, u64>, ClickHouseError> {
-    let traces: Vec<TraceId> = ours
-        .iter()
-        .map(|(trace, _)| *trace)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
     let mut found = HashMap::new();
-    for chunk in traces.chunks(IDS_PER_QUERY) {
-        let list: Vec<String> = chunk.iter().map(|t| hex_literal(&t.0)).collect();
+    for list in super::write::trace_lists(ours.iter().map(|(trace, _)| *trace)) {
         let data = client
             .query(&format!(
                 "SELECT trace_id, span_id, count() AS copies FROM spans_by_trace \
-                 WHERE trace_id IN ({}) GROUP BY trace_id, span_id HAVING copies > 1",
-                list.join(",")
+                 WHERE trace_id IN ({list}) GROUP BY trace_id, span_id HAVING copies > 1"
             ))
             .await?;
         let mut reader = Reader::new(&data);

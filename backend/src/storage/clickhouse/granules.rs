@@ -77,12 +77,7 @@ async fn days(client: &Client, table: &str) -> Result<Vec<String>, ClickHouseErr
             quote(table)
         ))
         .await?;
-    let mut reader = Reader::new(&data);
-    let mut out = Vec::new();
-    while !reader.is_empty() {
-        out.push(reader.string()?);
-    }
-    Ok(out)
+    Reader::new(&data).strings_to_end()
 }
 
 /// The table's engine with its settings; empty when there is no such table.

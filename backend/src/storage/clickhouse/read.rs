@@ -139,12 +139,7 @@ pub async fn services(client: &Client) -> Result<Vec<String>, ClickHouseError> {
     let data = client
         .query("SELECT DISTINCT service FROM operations ORDER BY service")
         .await?;
-    let mut reader = Reader::new(&data);
-    let mut out = Vec::new();
-    while !reader.is_empty() {
-        out.push(reader.string()?);
-    }
-    Ok(out)
+    Reader::new(&data).strings_to_end()
 }
 
 /// Operation names of a service with their span kinds, sorted.

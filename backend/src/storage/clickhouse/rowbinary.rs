@@ -118,6 +118,15 @@ impl<'a> Reader<'a> {
             .map_err(|e| ClickHouseError::Decode(format!("a string that is not UTF-8: {e}")))
     }
 
+    /// Every remaining row of a one-column `String` answer.
+    pub fn strings_to_end(&mut self) -> Result<Vec<String>, ClickHouseError> {
+        let mut out = Vec::new();
+        while !self.is_empty() {
+            out.push(self.string()?);
+        }
+        Ok(out)
+    }
+
     fn leb128(&mut self) -> Result<u64, ClickHouseError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {

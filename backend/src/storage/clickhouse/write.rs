@@ -23,8 +23,8 @@ use otelite_model::{SpanId, TraceId};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-/// Trace ids per "already stored?" query: keeps the SQL under ClickHouse's
-/// `max_query_size` (256 KiB).
+/// Trace ids per query that lists them ("already stored?", copies): keeps
+/// the SQL under ClickHouse's `max_query_size` (256 KiB).
 const IDS_PER_QUERY: usize = 2000;
 
 /// Attempts at a group's INSERT: a second one rides out a dropped
@@ -191,13 +191,8 @@ type Count = (String, Stage, i64, u64);
 
 /// Which of `keys` are in `spans_by_trace`.
 async fn stored_among(client: &Client, keys: &[Key]) -> Result<HashSet<Key>, ClickHouseError> {
-    let traces: Vec<TraceId> = keys
-        .iter()
-        .map(|(trace, _)| *trace)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let mut found = stored_in_traces(client, &traces).await?;
+    let lists = trace_lists(keys.iter().map(|(trace, _)| *trace));
+    let mut found = stored_in_traces(client, &lists).await?;
     let wanted: HashSet<&Key> = keys.iter().collect();
     found.retain(|key| wanted.contains(key));
     Ok(found)
@@ -208,28 +203,36 @@ async fn stored_already(
     client: &Client,
     group: &[&Rows],
 ) -> Result<HashSet<(TraceId, SpanId)>, ClickHouseError> {
-    let traces: Vec<TraceId> = group
+    let traces = group
         .iter()
         .flat_map(|rows| &rows.spans)
-        .map(|s| s.facts.trace_id)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    stored_in_traces(client, &traces).await
+        .map(|s| s.facts.trace_id);
+    stored_in_traces(client, &trace_lists(traces)).await
 }
 
-/// The (trace, span) ids stored in these traces.
+/// The distinct ids of `traces` as SQL lists, one per query of the form
+/// `… WHERE trace_id IN (list)`: at most `IDS_PER_QUERY` each.
+pub(super) fn trace_lists(traces: impl Iterator<Item = TraceId>) -> Vec<String> {
+    let distinct: Vec<TraceId> = traces.collect::<HashSet<_>>().into_iter().collect();
+    distinct
+        .chunks(IDS_PER_QUERY)
+        .map(|chunk| {
+            let ids: Vec<String> = chunk.iter().map(|t| hex_literal(&t.0)).collect();
+            ids.join(",")
+        })
+        .collect()
+}
+
+/// The (trace, span) ids stored in the traces of `lists` (`trace_lists`).
 async fn stored_in_traces(
     client: &Client,
-    traces: &[TraceId],
+    lists: &[String],
 ) -> Result<HashSet<(TraceId, SpanId)>, ClickHouseError> {
     let mut found = HashSet::new();
-    for chunk in traces.chunks(IDS_PER_QUERY) {
-        let list: Vec<String> = chunk.iter().map(|t| hex_literal(&t.0)).collect();
+    for list in lists {
         let data = client
             .query(&format!(
-                "SELECT trace_id, span_id FROM spans_by_trace WHERE trace_id IN ({})",
-                list.join(",")
+                "SELECT trace_id, span_id FROM spans_by_trace WHERE trace_id IN ({list})"
             ))
             .await?;
         let mut reader = Reader::new(&data);

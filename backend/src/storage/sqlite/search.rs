@@ -52,9 +52,10 @@ pub fn search_page(conn: &Connection, query: &TraceQuery) -> Result<Page, StoreE
 struct Filters<'q> {
     query: &'q TraceQuery,
     /// FTS5 terms (or one parenthesised alternative), all of which a
-    /// candidate's document must hold.
+    /// candidate's document must hold, but the prefix queries.
     terms: Vec<String>,
-    /// Which of `terms` are prefix queries (see `traces_by_groups`).
+    /// FTS5 prefix queries the document must match too, kept apart since
+    /// a search first tries without them (see `traces_by_groups`).
     prefix_terms: Vec<String>,
     /// Conditions on one span: with more than one, or with one the group
     /// row cannot settle, candidates are checked span by span.
@@ -78,8 +79,8 @@ impl<'q> Filters<'q> {
         let prefix_terms: Vec<String> = (query.attribute_prefixes.iter())
             .map(|(key, prefix)| encode::prefix_query(key, prefix))
             .collect();
-        terms.extend(prefix_terms.iter().cloned());
         let mut span_conditions = terms.len()
+            + prefix_terms.len()
             + usize::from(query.min_duration_ns.is_some())
             + usize::from(query.max_duration_ns.is_some())
             + usize::from(query.status.is_some());
@@ -93,7 +94,7 @@ impl<'q> Filters<'q> {
                 .all(|(_, prefix)| prefix.len() <= encode::HEAD_BYTES)
             && query.max_duration_ns.is_none()
             && query.status.is_none();
-        if !terms.is_empty()
+        if !(terms.is_empty() && prefix_terms.is_empty())
             && let Some(service) = &query.service
         {
             terms.push(encode::service_token(service));
@@ -252,13 +253,10 @@ fn traces_by_groups(
     query: &TraceQuery,
     filters: &Filters,
 ) -> Result<Vec<(TraceId, i64)>, StoreError> {
-    let all: Vec<&str> = filters.terms.iter().map(String::as_str).collect();
+    let others: Vec<&str> = filters.terms.iter().map(String::as_str).collect();
     if !filters.prefix_terms.is_empty() {
-        let others: Vec<&str> = (all.iter().copied())
-            .filter(|term| !filters.prefix_terms.iter().any(|p| p == term))
-            .collect();
         let scan = Pass {
-            terms: others,
+            terms: others.clone(),
             check_every_group: true,
             budget: Some(PREFIX_SCAN_GROUPS),
         };
@@ -266,6 +264,10 @@ fn traces_by_groups(
             return Ok(found);
         }
     }
+    let all = others
+        .into_iter()
+        .chain(filters.prefix_terms.iter().map(String::as_str))
+        .collect();
     let pass = Pass {
         terms: all,
         check_every_group: false,
