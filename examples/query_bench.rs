@@ -5,6 +5,8 @@
 //! (`OTELITE_CLICKHOUSE_URL=http://127.0.0.1:8123/bench` runs it against the
 //! ClickHouse store instead of a temporary SQLite file.)
 //!
+//! `OTELITE_BENCH_QUERIES=search,trace` runs only the queries whose names
+//! hold one of those words (the baseline always runs).
 //! `OTELITE_BENCH_DB=PATH` runs the queries on a database seeded by an
 //! earlier run with the same span count, without seeding again.
 //!
@@ -166,6 +168,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("dependencies", same("/api/otelite/dependencies")),
         ("rates", same("/api/rates")),
     ];
+    // OTELITE_BENCH_QUERIES=rates,errors runs only the queries whose names
+    // hold one of these words (and the baseline, always first).
+    let only: Option<Vec<String>> = std::env::var("OTELITE_BENCH_QUERIES")
+        .ok()
+        .map(|list| list.split(',').map(str::to_owned).collect());
+    let queries: Vec<(&str, Vec<String>)> = queries
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (name, _))| {
+            *i == 0
+                || only
+                    .as_ref()
+                    .is_none_or(|words| words.iter().any(|w| name.contains(w.as_str())))
+        })
+        .map(|(_, query)| query)
+        .collect();
     let mut baseline_p50 = None;
     println!(
         "{:<32} {:>10} {:>10} {:>10} {:>12}",

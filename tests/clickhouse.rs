@@ -716,7 +716,7 @@ async fn a_version_1_database_is_upgraded_in_place() {
     let version = server
         .sql_in(&database, "SELECT max(version) FROM schema_versions")
         .await;
-    assert_eq!(version.trim(), "8");
+    assert_eq!(version.trim(), "9");
     let engine = server
         .sql_in(
             &database,
@@ -987,4 +987,117 @@ async fn a_batch_sent_to_both_receivers_at_once_is_read_once() {
         "every span stored at least twice: {stored}"
     );
     answers_about_five_traces(&receivers).await;
+}
+
+/// Trace `n` of the windows test: its spans, each with its start (ms after
+/// the base) for the test's own ordering.
+fn window_trace(n: u8) -> Vec<SpanSpec> {
+    use span::SpanKind::{Internal, Server};
+    let start_ms = u64::from(n) * 20_000;
+    let spec = |id, parent, start_ms, attributes| SpanSpec {
+        trace: [n; 16],
+        id,
+        parent,
+        name: "step",
+        kind: if parent.is_none() { Server } else { Internal },
+        start_ms,
+        duration_ms: 2,
+        error: id == 2 && n.is_multiple_of(4),
+        attributes,
+    };
+    let tier = if n.is_multiple_of(3) { "gold" } else { "silver" };
+    let mut spans = vec![
+        spec(1, None, start_ms, vec![text("user", &format!("u-{n}"))]),
+        spec(2, Some(1), start_ms + 5, vec![text("tier", tier)]),
+    ];
+    // Every fifth trace has a span in the last minute: it is in the newest
+    // windows without starting there, and newer there than the traces that
+    // do start there.
+    if n.is_multiple_of(5) {
+        spans.push(spec(3, Some(1), 1_250_000, Vec::new()));
+    }
+    spans
+}
+
+/// The trace ids (hex) of traces `1..=60` that have a span meeting `matches`,
+/// ordered as a search answers: by `key` (ms), newest first.
+fn expected_order(matches: impl Fn(u8, &SpanSpec) -> bool, by_start: bool) -> Vec<String> {
+    let mut keyed: Vec<(u64, u8)> = (1..=60u8)
+        .filter_map(|n| {
+            let spans = window_trace(n);
+            let matching = spans.iter().filter(|s| matches(n, s)).map(|s| s.start_ms);
+            let newest = matching.max()?;
+            let start = spans.iter().map(|s| s.start_ms).min()?;
+            Some((if by_start { start } else { newest }, n))
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| b.cmp(a));
+    keyed
+        .into_iter()
+        .map(|(_, n)| hex::encode([n; 16]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_search_tried_on_the_newest_minutes_pages_as_the_whole_window() {
+    let server = crate::support::clickhouse::shared().await;
+    let url = server.otelite_url(&crate::support::clickhouse::database("windows"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("unused.db");
+    let clickhouse = blocking(move || {
+        ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url])
+    })
+    .await;
+    // 60 traces, one every 20 s over 20 minutes, sent a minute's worth at a time.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let base = (now - 30 * 60_000_000_000) / 60_000_000_000 * 60_000_000_000;
+    for first in (1..=60u8).step_by(3) {
+        let spans = (first..first + 3)
+            .flat_map(window_trace)
+            .map(|spec| span(base, spec))
+            .collect();
+        post(&clickhouse.otlp_url(), "/v1/traces", request("shop", spans)).await;
+    }
+
+    // Two traces a page: each try reads the newest minutes holding 20
+    // spans, then 160; the last pages need the whole window.
+    let any = |_: u8, _: &SpanSpec| true;
+    let cases: [(&str, Vec<String>); 4] = [
+        ("", expected_order(any, true)),
+        (
+            "&error=true",
+            expected_order(|n, s| n % 4 == 0 && s.id == 2, true),
+        ),
+        (
+            "&attribute=tier=gold",
+            expected_order(|n, s| n % 3 == 0 && s.id == 2, false),
+        ),
+        (
+            "&attributePrefix=user=u-1",
+            expected_order(
+                |n, s| s.id == 1 && format!("u-{n}").starts_with("u-1"),
+                false,
+            ),
+        ),
+    ];
+    for (filter, want) in cases {
+        let mut got = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..40 {
+            let (status, body) =
+                get(clickhouse.query_url(&format!("/api/otelite/search?limit=2{filter}{cursor}")))
+                    .await;
+            assert_eq!(status, 200, "{body}");
+            for trace in body["traces"].as_array().into_iter().flatten() {
+                got.push(trace["traceId"].as_str().unwrap_or_default().to_owned());
+            }
+            match body["nextCursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "pages of {filter:?}");
+    }
 }

@@ -7,9 +7,9 @@ use crate::analyze::{AnalyzedSpan, SpanFacts};
 use crate::stage::{Stage, minute_of};
 use crate::storage::{Ingest, Lost};
 use otelite_model::otlp;
-use otelite_model::{AnyValue, KeyValue, Resource, Scope};
+use otelite_model::{AnyValue, KeyValue, Resource, Scope, SpanId, TraceId};
 use prost::Message;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The columns `SpanRows::row` writes, in its order. `received_day` and
@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub const SPAN_COLUMNS: &str = "day, trace_id, span_id, parent_span_id, service, name, kind, \
     start_ns, end_ns, duration_ns, status_code, is_root, attr_keys, attr_values, \
     resource_attr_keys, resource_attr_values, resource, scope, body, \
-    received_day, received_minute, attr_strings, resource_attr_strings";
+    received_day, received_minute, attr_strings, resource_attr_strings, parent_in_request";
 
 /// A batch ready for the ClickHouse writer.
 #[derive(Debug)]
@@ -36,6 +36,9 @@ pub struct Rows {
 #[derive(Debug)]
 pub struct EncodedSpan {
     pub facts: SpanFacts,
+    /// Its parent is in the same request, so stored by the same INSERT:
+    /// never an orphan (see `migrate-9.sql`).
+    parent_in_request: bool,
     kind: u8,
     status_code: u8,
     attributes: Searchable,
@@ -71,6 +74,11 @@ impl Rows {
             lost: ingest.lost,
             received_ns: ingest.received_ns,
         };
+        let ids: HashSet<(TraceId, SpanId)> = ingest
+            .spans
+            .iter()
+            .map(|s| (s.facts.trace_id, s.facts.span_id))
+            .collect();
         for AnalyzedSpan { facts, span } in ingest.spans {
             let resource = *resources
                 .entry(Arc::as_ptr(&span.resource))
@@ -86,7 +94,11 @@ impl Rows {
                     .push(otlp::scope_to_otlp(&span.scope).encode_to_vec());
                 rows.scopes.len() - 1
             });
+            let parent_in_request = facts
+                .parent_span_id
+                .is_some_and(|parent| ids.contains(&(facts.trace_id, parent)));
             rows.spans.push(EncodedSpan {
+                parent_in_request,
                 kind: span.kind.as_i32().clamp(0, 255) as u8,
                 status_code: span.status.code.as_i32().clamp(0, 255) as u8,
                 attributes: searchable(&span.attributes),
@@ -133,6 +145,7 @@ impl Rows {
         out.i64(minute);
         out.u8_array(&span.attributes.strings);
         out.u8_array(&resource.attributes.strings);
+        out.u8(u8::from(span.parent_in_request));
     }
 }
 

@@ -25,9 +25,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("migrate-6.sql")),
     (7, include_str!("migrate-7.sql")),
     (8, include_str!("migrate-8.sql")),
+    (9, include_str!("migrate-9.sql")),
 ];
 
-pub const CURRENT_VERSION: u32 = 8;
+pub const CURRENT_VERSION: u32 = 9;
 
 /// The schema at [`CURRENT_VERSION`] in one script; its first line names
 /// the version.
@@ -254,6 +255,9 @@ mod tests {
         let v8: Vec<&str> = statements(MIGRATIONS[7].1).collect();
         assert_eq!(v8.len(), 3, "{v8:?}");
         assert!(v8[0].contains("CREATE TABLE IF NOT EXISTS span_minutes"));
+        let v9: Vec<&str> = statements(MIGRATIONS[8].1).collect();
+        assert_eq!(v9.len(), 3, "{v9:?}");
+        assert!(v9[1].contains("WHERE is_root = 0 AND parent_in_request = 0"));
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(CURRENT_VERSION));
     }
 

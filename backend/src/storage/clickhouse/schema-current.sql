@@ -1,4 +1,4 @@
--- version 8
+-- version 9
 -- otelite's ClickHouse schema at its current version in one piece: what
 -- `schema-18.16.sql` and every `migrate-N.sql` after it make, for a new
 -- database with replicated tables (see `migrations.rs`: a replica's
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS spans_in (
     received_day          Date,
     received_minute       Int64,
     attr_strings          Array(UInt8),
-    resource_attr_strings Array(UInt8)
+    resource_attr_strings Array(UInt8),
+    parent_in_request     UInt8 DEFAULT 0
 ) ENGINE = Null
 ;
 CREATE TABLE IF NOT EXISTS spans (
@@ -155,10 +156,10 @@ CREATE TABLE IF NOT EXISTS span_parents (
     arrived         UInt32
 ) ENGINE = MergeTree PARTITION BY day ORDER BY (received_minute, service, trace_id)
 ;
-CREATE MATERIALIZED VIEW IF NOT EXISTS span_parents_mv TO span_parents AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS span_parents_mv_2 TO span_parents AS
 SELECT day, trace_id, span_id, parent_span_id, service, received_minute,
        toUInt32(now()) AS arrived
-FROM spans_in WHERE is_root = 0
+FROM spans_in WHERE is_root = 0 AND parent_in_request = 0
 ;
 CREATE TABLE IF NOT EXISTS span_attributes (
     day         Date,

@@ -7,10 +7,10 @@
 //! start of its newest matching span, which must start in the window. The
 //! cursor is `(key, trace id)`, as for SQLite.
 //!
-//! A filtered search first reads the window's newest part: over `spans`,
-//! from the newest minutes `span_minutes` counts enough spans in (see
-//! `minutes`), over attributes from its newest matching spans; it widens
-//! when that part holds less than a page.
+//! A search first reads the window's newest part, from the newest minutes
+//! `span_minutes` counts enough spans in (see `minutes`), and widens when
+//! that part holds less than a page: over `spans` or the attribute table
+//! with filters, and without them over the traces that have a span there.
 
 use super::encode::{LAST_DAY, day_of};
 use super::http::{ClickHouseError, Client, hex_literal, quote};
@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 const ERROR: i32 = 2;
 
-/// How many of the newest matching spans the first try reads, per trace
-/// wanted: when they hold a page of traces, the page is exact (see
-/// [`filtered`]); when not, the whole window is read.
+/// How many of the newest spans the first try reads, per trace wanted:
+/// when they hold a page of traces, the page is exact (see [`Pass::page`]);
+/// when not, wider windows are read.
 const SPANS_PER_TRACE_TRIED: usize = 10;
 
 pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, ClickHouseError> {
@@ -35,30 +35,16 @@ pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, Cl
         date_literal(day_of(start)),
         date_literal(day_of(end))
     );
+    let window = Window { start, end };
     let found = match Source::of(query, &days, start, end) {
-        None => whole_traces(client, query, start, end).await?,
-        Some(source) => {
-            let conditions = source.conditions.join(" AND ");
-            let whole = Newest {
-                table: source.table.clone(),
-                conditions: conditions.clone(),
-                start,
-                end,
-                lower: None,
-            };
-            if source.one_pass {
-                filtered(client, query, &whole).await?
-            } else if source.table == "spans" {
-                by_minutes(client, query, &days, whole).await?
-            } else {
-                let newest = newest_first(query, start, end, source.table, &conditions);
-                let found = filtered(client, query, &newest).await?;
-                if found.len() < query.limit {
-                    filtered(client, query, &whole).await?
-                } else {
-                    found
-                }
-            }
+        None => newest_windows(client, query, &days, window, &Pass::Traces, &Pass::Traces).await?,
+        Some(Source {
+            first,
+            one_pass: true,
+            ..
+        }) => first.page(client, query, window, None).await?,
+        Some(Source { first, last, .. }) => {
+            newest_windows(client, query, &days, window, &first, &last).await?
         }
     };
     let next = match found.last() {
@@ -73,57 +59,173 @@ pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, Cl
     Ok(Page { traces, next })
 }
 
-/// Without span filters: every trace overlapping the window, keyed by its
-/// start.
-async fn whole_traces(
-    client: &Client,
-    query: &TraceQuery,
+/// The search's time window, in unix nanoseconds.
+#[derive(Clone, Copy)]
+struct Window {
     start: u64,
     end: u64,
-) -> Result<Vec<(TraceId, i64)>, ClickHouseError> {
-    let errors = if query.error_only {
-        "AND errors > 0"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT trace_id, min(start_ns) AS sort_key, max(end_ns) AS trace_end, \
-         sum(status_code = {ERROR}) AS errors FROM spans WHERE day <= {} \
-         GROUP BY trace_id HAVING trace_end >= {start} AND sort_key <= {end} {errors} {} \
-         ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
-        date_literal(day_of(end)),
-        after(query.cursor.as_ref()),
-        query.limit
-    );
-    let data = client.query(&sql).await?;
-    let mut reader = Reader::new(&data);
-    let mut found = Vec::new();
-    while !reader.is_empty() {
-        let trace_id = TraceId(reader.fixed()?);
-        let key = reader.u64()?;
-        // The trace's end and errors: read for the HAVING only.
-        reader.u64()?;
-        reader.u64()?;
-        found.push((trace_id, i64::try_from(key).unwrap_or(i64::MAX)));
-    }
-    Ok(found)
 }
 
-/// A filtered search's spans: the table to read (or a subquery with
-/// `trace_id` and `start_ns` per span) and the conditions a span must meet
-/// there.
+/// How one try of a search finds its traces.
+enum Pass {
+    /// Spans of `table` (or a subquery with `trace_id` and `start_ns` per
+    /// span) that meet `conditions`: a trace is keyed by the start of its
+    /// newest such span, which must start in the window.
+    Spans { table: String, conditions: String },
+    /// Without span filters: every trace overlapping the window, keyed by
+    /// its start.
+    Traces,
+}
+
+impl Pass {
+    /// The page of traces, newest first past the cursor, among those whose
+    /// key is `lower` or later (any key with `None`). With `lower`, every
+    /// trace left out has a key below `lower` or below each one found: a
+    /// full page is the page of the whole window.
+    async fn page(
+        &self,
+        client: &Client,
+        query: &TraceQuery,
+        window: Window,
+        lower: Option<Lower>,
+    ) -> Result<Vec<(TraceId, i64)>, ClickHouseError> {
+        let sql = match self {
+            Pass::Spans { table, conditions } => {
+                matching_spans_sql(query, table, conditions, window, lower.map(|l| l.start_ns))
+            }
+            Pass::Traces => whole_traces_sql(query, window, lower),
+        };
+        let data = client.query(&sql).await?;
+        let mut reader = Reader::new(&data);
+        let mut found = Vec::new();
+        while !reader.is_empty() {
+            let trace_id = TraceId(reader.fixed()?);
+            let key = reader.u64()?;
+            found.push((trace_id, i64::try_from(key).unwrap_or(i64::MAX)));
+        }
+        Ok(found)
+    }
+}
+
+/// Where a try of a search starts reading, and how many traces it may
+/// look up at most (without span filters).
+#[derive(Clone, Copy)]
+struct Lower {
+    start_ns: u64,
+    traces: usize,
+}
+
+/// A search over the windows holding the newest 10, 80 and 640 spans per
+/// trace wanted (of the service and operation, counted in `span_minutes`)
+/// with `first`, in turn, until one holds a page; else the whole window
+/// with `last`.
+async fn newest_windows(
+    client: &Client,
+    query: &TraceQuery,
+    days: &str,
+    window: Window,
+    first: &Pass,
+    last: &Pass,
+) -> Result<Vec<(TraceId, i64)>, ClickHouseError> {
+    let upper = upper_end(query, window.end);
+    let spans = query.limit.saturating_mul(SPANS_PER_TRACE_TRIED).max(1) as u64;
+    let starts = super::minutes::window_starts(client, query, days, window.start, upper, spans);
+    // Without span filters, each try looks up the newest 2 traces per
+    // trace wanted, 10 with errors (1 in 5 traces has one in the query
+    // benchmark), then 8 times as many as the try before.
+    let per_trace = if query.error_only { 10 } else { 2 };
+    let mut traces = query.limit.saturating_add(1).saturating_mul(per_trace);
+    for start_ns in starts.await? {
+        let lower = Lower { start_ns, traces };
+        traces = traces.saturating_mul(8);
+        let found = first.page(client, query, window, Some(lower)).await?;
+        if found.len() == query.limit {
+            return Ok(found);
+        }
+    }
+    last.page(client, query, window, None).await
+}
+
+/// Traces keyed by their newest matching span, newest first, past the
+/// cursor; with `lower`, only spans from `lower` on are read, so a trace
+/// found has its exact key.
+fn matching_spans_sql(
+    query: &TraceQuery,
+    table: &str,
+    conditions: &str,
+    Window { start, end }: Window,
+    lower: Option<u64>,
+) -> String {
+    let lower = lower.map_or(String::new(), |lower| format!("AND start_ns >= {lower}"));
+    format!(
+        "SELECT trace_id, max(start_ns) AS sort_key FROM {table} \
+         WHERE {conditions} AND start_ns BETWEEN {start} AND {end} {lower} \
+         GROUP BY trace_id HAVING 1 {} ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
+        after(query.cursor.as_ref()),
+        query.limit
+    )
+}
+
+/// Every trace overlapping the window, keyed by its start (its earliest
+/// span in the window's days).
+///
+/// With `lower`, only traces with a span from `lower` on are candidates,
+/// and only the newest of them by that span (`lower.traces`, past the
+/// cursor) are looked up in the trace-ordered copy for their whole start.
+/// A trace whose start is `lower` or later has its first span there, so
+/// its key is exact and it ranks among the candidates as in the whole
+/// window; a candidate that started before `lower` is left out by its
+/// key. So when the candidates hold a page, it is the whole window's.
+fn whole_traces_sql(
+    query: &TraceQuery,
+    Window { start, end }: Window,
+    lower: Option<Lower>,
+) -> String {
+    let errors = if query.error_only {
+        format!("AND sum(status_code = {ERROR}) > 0")
+    } else {
+        String::new()
+    };
+    let after = after(query.cursor.as_ref());
+    let last_day = format!("day <= {}", date_literal(day_of(end)));
+    let (from, from_lower) = match lower {
+        None => (format!("spans WHERE {last_day}"), String::new()),
+        Some(Lower { start_ns, traces }) => (
+            format!(
+                "spans_by_trace WHERE {last_day} AND trace_id IN (SELECT trace_id FROM ( \
+                 SELECT trace_id, min(start_ns) AS sort_key FROM spans \
+                 WHERE day BETWEEN {} AND {} AND start_ns BETWEEN {start_ns} AND {end} \
+                 GROUP BY trace_id HAVING 1 {after} \
+                 ORDER BY sort_key DESC, trace_id DESC LIMIT {traces}))",
+                date_literal(day_of(start_ns)),
+                date_literal(day_of(end))
+            ),
+            format!("AND sort_key >= {start_ns}"),
+        ),
+    };
+    format!(
+        "SELECT trace_id, min(start_ns) AS sort_key FROM {from} \
+         GROUP BY trace_id HAVING max(end_ns) >= {start} AND sort_key <= {end} {from_lower} \
+         {errors} {after} ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
+        query.limit
+    )
+}
+
+/// A filtered search's spans: where its windows are tried first, where
+/// the whole window is searched, and whether there are no first tries.
 struct Source {
-    table: String,
-    conditions: Vec<String>,
+    first: Pass,
+    last: Pass,
     /// Read the window in one pass, without trying its newest part first.
     one_pass: bool,
 }
 
 impl Source {
     /// `None` without span filters. With one attribute, the attribute table
-    /// (its key and value are the primary key's prefix); with more, the
-    /// spans of that table that have them all; otherwise `spans` (ordered
-    /// by service).
+    /// (its key and value are the primary key's prefix; for a prefix, the
+    /// newest windows are read from `spans` first, as a range of values has
+    /// no order by time); with more, the spans of that table that have
+    /// them all; otherwise `spans` (ordered by service).
     fn of(query: &TraceQuery, days: &str, start: u64, end: u64) -> Option<Source> {
         let columns = column_filters(query);
         let exact = query.attributes.iter().map(|(k, v)| Match::Exact(k, v));
@@ -131,43 +233,71 @@ impl Source {
             .attribute_prefixes
             .iter()
             .map(|(k, p)| Match::Prefix(k, p));
-        let matches: Vec<String> = exact
-            .chain(prefixes)
-            .map(|m| m.on_attribute_row())
-            .collect();
+        let matches: Vec<Match> = exact.chain(prefixes).collect();
         let mut conditions = vec![days.to_owned()];
         conditions.extend(columns.iter().cloned());
-        match matches.len() {
-            0 if columns.is_empty() => None,
-            0 => Some(Source {
-                table: "spans".to_owned(),
-                conditions,
+        let spans = |conditions: &[String]| Pass::Spans {
+            table: "spans".to_owned(),
+            conditions: conditions.join(" AND "),
+        };
+        let attributes = |conditions: &[String]| Pass::Spans {
+            table: "span_attributes".to_owned(),
+            conditions: conditions.join(" AND "),
+        };
+        match matches.as_slice() {
+            [] if columns.is_empty() => None,
+            [] => Some(Source {
+                first: spans(&conditions),
+                last: spans(&conditions),
                 one_pass: false,
             }),
-            1 => {
-                conditions.extend(matches);
+            [single] => {
+                let first = match single {
+                    Match::Prefix(key, prefix) => {
+                        let mut on_spans = conditions.clone();
+                        on_spans.push(prefix_on_span_row(key, prefix));
+                        spans(&on_spans)
+                    }
+                    Match::Exact(..) => {
+                        let mut on_rows = conditions.clone();
+                        on_rows.push(single.on_attribute_row());
+                        attributes(&on_rows)
+                    }
+                };
+                conditions.push(single.on_attribute_row());
                 Some(Source {
-                    table: "span_attributes".to_owned(),
-                    conditions,
+                    first,
+                    last: attributes(&conditions),
                     one_pass: false,
                 })
             }
             _ => {
                 // One pass over the rows of any of the attributes (each a
                 // primary-key range), a span kept when it has every one.
-                let any: Vec<String> = matches.iter().map(|m| format!("({m})")).collect();
-                let every: Vec<String> = matches.iter().map(|m| format!("max({m})")).collect();
+                let any: Vec<String> = matches
+                    .iter()
+                    .map(|m| format!("({})", m.on_attribute_row()))
+                    .collect();
+                let every: Vec<String> = matches
+                    .iter()
+                    .map(|m| format!("max({})", m.on_attribute_row()))
+                    .collect();
                 conditions.push(format!("({})", any.join(" OR ")));
+                let table = format!(
+                    "(SELECT trace_id, span_start AS start_ns FROM \
+                     (SELECT trace_id, any(start_ns) AS span_start FROM span_attributes \
+                     WHERE {} AND start_ns BETWEEN {start} AND {end} \
+                     GROUP BY trace_id, span_id HAVING {}))",
+                    conditions.join(" AND "),
+                    every.join(" AND ")
+                );
+                let pass = || Pass::Spans {
+                    table: table.clone(),
+                    conditions: "1".to_owned(),
+                };
                 Some(Source {
-                    table: format!(
-                        "(SELECT trace_id, span_start AS start_ns FROM \
-                         (SELECT trace_id, any(start_ns) AS span_start FROM span_attributes \
-                         WHERE {} AND start_ns BETWEEN {start} AND {end} \
-                         GROUP BY trace_id, span_id HAVING {}))",
-                        conditions.join(" AND "),
-                        every.join(" AND ")
-                    ),
-                    conditions: vec!["1".to_owned()],
+                    first: pass(),
+                    last: pass(),
                     one_pass: true,
                 })
             }
@@ -208,6 +338,21 @@ impl Match<'_> {
     }
 }
 
+/// A prefix condition on a `spans` row: any of its string attributes, or
+/// its resource's, with the key and a value starting with the prefix.
+fn prefix_on_span_row(key: &str, prefix: &str) -> String {
+    let test = format!(
+        "(k, v, s) -> k = {} AND substring(v, 1, {}) = {} AND s = 1",
+        quote(key),
+        prefix.len(),
+        quote(prefix)
+    );
+    format!(
+        "(arrayExists({test}, attr_keys, attr_values, attr_strings) \
+         OR arrayExists({test}, resource_attr_keys, resource_attr_values, resource_attr_strings))"
+    )
+}
+
 /// The least string above every string starting with `prefix`, when its
 /// last character is ASCII below DEL (the common case; otherwise the
 /// substring test alone bounds the range).
@@ -221,113 +366,12 @@ fn prefix_bound(prefix: &str) -> Option<String> {
     Some(bound)
 }
 
-/// A filtered search over part of the window: spans starting from `lower`
-/// (from the whole window when `None`) to `end`.
-struct Newest {
-    table: String,
-    conditions: String,
-    start: u64,
-    end: u64,
-    lower: Option<String>,
-}
-
-/// A search over `spans`: the windows holding the newest 10, 80 and 640
-/// spans per trace wanted (of the service and operation, counted in
-/// `span_minutes`) in turn, until one holds a page; else the whole window.
-async fn by_minutes(
-    client: &Client,
-    query: &TraceQuery,
-    days: &str,
-    whole: Newest,
-) -> Result<Vec<(TraceId, i64)>, ClickHouseError> {
-    let upper = upper_end(query, whole.end);
-    let spans = query.limit.saturating_mul(SPANS_PER_TRACE_TRIED).max(1) as u64;
-    let starts = super::minutes::window_starts(client, query, days, whole.start, upper, spans);
-    for lower in starts.await? {
-        let newest = Newest {
-            lower: Some(lower.to_string()),
-            table: whole.table.clone(),
-            conditions: whole.conditions.clone(),
-            ..whole
-        };
-        let found = filtered(client, query, &newest).await?;
-        if found.len() == query.limit {
-            return Ok(found);
-        }
-    }
-    filtered(client, query, &whole).await
-}
-
 /// The newest start a page can hold: the window's end, or the cursor's key.
 fn upper_end(query: &TraceQuery, end: u64) -> u64 {
     match &query.cursor {
         Some(cursor) => end.min(cursor.key.max(0) as u64),
         None => end,
     }
-}
-
-/// The first try of a filtered search: the window cut to the newest
-/// matching spans, up to [`SPANS_PER_TRACE_TRIED`] per trace wanted (at or
-/// before the cursor's key). 18.16 cannot read a table in its order to stop
-/// early, but the cut is a range of the primary key's start column.
-fn newest_first(
-    query: &TraceQuery,
-    start: u64,
-    end: u64,
-    table: String,
-    conditions: &str,
-) -> Newest {
-    let upper = upper_end(query, end);
-    let spans = query.limit.saturating_mul(SPANS_PER_TRACE_TRIED).max(1);
-    let lower = format!(
-        "(SELECT min(s) FROM (SELECT start_ns AS s FROM {table} WHERE {conditions} \
-         AND start_ns BETWEEN {start} AND {upper} ORDER BY start_ns DESC LIMIT {spans}))"
-    );
-    Newest {
-        table,
-        conditions: conditions.to_owned(),
-        start,
-        end,
-        lower: Some(lower),
-    }
-}
-
-/// Traces keyed by their newest matching span, newest first, past the
-/// cursor. With `lower`, a trace found has a matching span from `lower`
-/// on, so its key is exact, and every trace left out has a key below
-/// `lower`, below each one found: a full page is the page of the whole
-/// window.
-async fn filtered(
-    client: &Client,
-    query: &TraceQuery,
-    newest: &Newest,
-) -> Result<Vec<(TraceId, i64)>, ClickHouseError> {
-    let Newest {
-        table,
-        conditions,
-        start,
-        end,
-        lower,
-    } = newest;
-    let lower = lower
-        .as_ref()
-        .map_or(String::new(), |lower| format!("AND start_ns >= {lower}"));
-    let sql = format!(
-        "SELECT trace_id, max(start_ns) AS sort_key FROM {table} \
-         WHERE {conditions} AND start_ns BETWEEN {start} AND {end} {lower} \
-         GROUP BY trace_id HAVING 1 {} ORDER BY sort_key DESC, trace_id DESC LIMIT {}",
-        after(query.cursor.as_ref()),
-        query.limit
-    );
-    let data = client.query(&sql).await?;
-    let mut reader = Reader::new(&data);
-    let mut found = Vec::new();
-    while !reader.is_empty() {
-        let trace_id = TraceId(reader.fixed()?);
-        let key = reader.u64()?;
-        found.push((trace_id, i64::try_from(key).unwrap_or(i64::MAX)));
-    }
-    Ok(found)
 }
 
 /// A `Date` literal (`'2026-11-26'`) for days since 1970: 18.16 compares a
