@@ -1005,7 +1005,11 @@ fn window_trace(n: u8) -> Vec<SpanSpec> {
         error: id == 2 && n.is_multiple_of(4),
         attributes,
     };
-    let tier = if n.is_multiple_of(3) { "gold" } else { "silver" };
+    let tier = if n.is_multiple_of(3) {
+        "gold"
+    } else {
+        "silver"
+    };
     let mut spans = vec![
         spec(1, None, start_ms, vec![text("user", &format!("u-{n}"))]),
         spec(2, Some(1), start_ms + 5, vec![text("tier", tier)]),
@@ -1100,4 +1104,110 @@ async fn a_search_tried_on_the_newest_minutes_pages_as_the_whole_window() {
         }
         assert_eq!(got, want, "pages of {filter:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn version_9_keeps_only_spans_whose_parent_is_missing_as_orphan_candidates() {
+    use span::SpanKind::{Internal, Server};
+    let server = crate::support::clickhouse::shared().await;
+    let database = crate::support::clickhouse::database("waiting");
+    let url = server.otelite_url(&database);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let start = || {
+        let (db, url) = (dir.path().join("unused.db"), url.clone());
+        blocking(move || {
+            ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url])
+        })
+    };
+    let receiver = start().await;
+    // One request: a root, its child, and a child whose parent never comes.
+    let spec = |id, parent, kind| SpanSpec {
+        trace: [0x77; 16],
+        id,
+        parent,
+        name: "step",
+        kind,
+        start_ms: u64::from(id),
+        duration_ms: 1,
+        error: false,
+        attributes: vec![],
+    };
+    let spans = [
+        spec(1, None, Server),
+        spec(2, Some(1), Internal),
+        spec(3, Some(9), Internal),
+    ];
+    let base = recent_base();
+    let body = request("shop", spans.into_iter().map(|s| span(base, s)).collect());
+    post(&receiver.otlp_url(), "/v1/traces", body).await;
+    let candidates = || async {
+        server
+            .sql_in(
+                &database,
+                "SELECT groupUniqArray(lower(hex(span_id))) FROM span_parents",
+            )
+            .await
+            .trim()
+            .to_owned()
+    };
+    let three = hex::encode([3u8; 8]);
+    assert_eq!(
+        candidates().await,
+        format!("['{three}']"),
+        "a child of its request's root is no candidate"
+    );
+
+    // Before version 9 every span with a parent was a row: the child of the
+    // root is put back as the old view wrote it, and the database is
+    // marked version 8, so the next start runs version 9 again.
+    drop(receiver);
+    let two = hex::encode([2u8; 8]);
+    server
+        .sql_in(
+            &database,
+            &format!(
+                "INSERT INTO span_parents VALUES (toDate(now()), unhex('{}'), unhex('{two}'), \
+                 unhex('{}'), 'shop', 0, toUInt32(now()) - 600)",
+                hex::encode([0x77u8; 16]),
+                hex::encode([1u8; 8])
+            ),
+        )
+        .await;
+    server.sql_in(&database, "DROP TABLE schema_versions").await;
+    server
+        .sql_in(
+            &database,
+            "CREATE TABLE schema_versions (version UInt32, applied_at DateTime) ENGINE = TinyLog",
+        )
+        .await;
+    server
+        .sql_in(
+            &database,
+            "INSERT INTO schema_versions SELECT toUInt32(number + 1), now() FROM system.numbers LIMIT 8",
+        )
+        .await;
+    assert_eq!(
+        candidates().await.len(),
+        format!("['{three}','{two}']").len()
+    );
+
+    let receiver = start().await;
+    assert_eq!(
+        candidates().await,
+        format!("['{three}']"),
+        "a stored parent's child dropped"
+    );
+    let version = server
+        .sql_in(&database, "SELECT max(version) FROM schema_versions")
+        .await;
+    assert_eq!(version.trim(), "9");
+    let left = server
+        .sql_in(
+            &database,
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() \
+             AND name LIKE 'span_parents_%' AND engine != 'MaterializedView'",
+        )
+        .await;
+    assert_eq!(left.trim(), "0", "the tables of the move are gone");
+    drop(receiver);
 }

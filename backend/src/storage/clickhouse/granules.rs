@@ -68,7 +68,7 @@ pub async fn shrink(client: &Client) -> Result<(), ClickHouseError> {
 }
 
 /// The day partitions a table holds, as `'2026-12-04'` reads them.
-async fn days(client: &Client, table: &str) -> Result<Vec<String>, ClickHouseError> {
+pub(super) async fn days(client: &Client, table: &str) -> Result<Vec<String>, ClickHouseError> {
     let data = client
         .query(&format!(
             "SELECT DISTINCT partition FROM system.parts WHERE active AND database = {} \
@@ -81,7 +81,7 @@ async fn days(client: &Client, table: &str) -> Result<Vec<String>, ClickHouseErr
 }
 
 /// The table's engine with its settings; empty when there is no such table.
-async fn engine(client: &Client, table: &str) -> Result<String, ClickHouseError> {
+pub(super) async fn engine(client: &Client, table: &str) -> Result<String, ClickHouseError> {
     let data = client
         .query(&format!(
             "SELECT engine_full FROM system.tables WHERE database = {} AND name = {}",

@@ -7,9 +7,9 @@
 -- `NOT IN` over 900 000 pairs took about 1.1 s at 1 M spans). The writer
 -- now says whether the parent is in the request, and only the other
 -- spans become candidates. An older writer's rows have the column's
--- default, 0: they stay candidates, as before. Rows stored before this
--- version stay too (the count is the same, only slower, until retention
--- drops their days).
+-- default, 0: they stay candidates, as before. Of the rows stored before
+-- this version, only those whose parent is not stored are kept
+-- (`waiting.rs`, after this script).
 ALTER TABLE spans_in ADD COLUMN parent_in_request UInt8 DEFAULT 0
 ;
 CREATE MATERIALIZED VIEW IF NOT EXISTS span_parents_mv_2 TO span_parents AS

@@ -161,8 +161,10 @@ async fn migrate_local(client: &Client) -> Result<u32, MigrationError> {
     }
     for (version, script) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
         run(client, script).await?;
-        if *version == 8 {
-            super::granules::shrink(client).await?;
+        match version {
+            8 => super::granules::shrink(client).await?,
+            9 => super::waiting::keep_waiting(client).await?,
+            _ => {}
         }
         record(client, *version).await?;
     }

@@ -41,6 +41,7 @@ mod replicated;
 pub mod retention;
 mod rowbinary;
 mod search;
+mod waiting;
 mod write;
 
 pub use encode::Rows;

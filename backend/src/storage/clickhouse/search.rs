@@ -37,15 +37,12 @@ pub async fn search_page(client: &Client, query: &TraceQuery) -> Result<Page, Cl
     );
     let window = Window { start, end };
     let found = match Source::of(query, &days, start, end) {
-        None => newest_windows(client, query, &days, window, &Pass::Traces, &Pass::Traces).await?,
+        None => newest_windows(client, query, &days, window, &Pass::Traces).await?,
         Some(Source {
-            first,
+            pass,
             one_pass: true,
-            ..
-        }) => first.page(client, query, window, None).await?,
-        Some(Source { first, last, .. }) => {
-            newest_windows(client, query, &days, window, &first, &last).await?
-        }
+        }) => pass.page(client, query, window, None).await?,
+        Some(Source { pass, .. }) => newest_windows(client, query, &days, window, &pass).await?,
     };
     let next = match found.last() {
         Some((trace_id, key)) if found.len() == query.limit => Some(Cursor {
@@ -117,15 +114,13 @@ struct Lower {
 
 /// A search over the windows holding the newest 10, 80 and 640 spans per
 /// trace wanted (of the service and operation, counted in `span_minutes`)
-/// with `first`, in turn, until one holds a page; else the whole window
-/// with `last`.
+/// in turn, until one holds a page; else over the whole window.
 async fn newest_windows(
     client: &Client,
     query: &TraceQuery,
     days: &str,
     window: Window,
-    first: &Pass,
-    last: &Pass,
+    pass: &Pass,
 ) -> Result<Vec<(TraceId, i64)>, ClickHouseError> {
     let upper = upper_end(query, window.end);
     let spans = query.limit.saturating_mul(SPANS_PER_TRACE_TRIED).max(1) as u64;
@@ -138,12 +133,12 @@ async fn newest_windows(
     for start_ns in starts.await? {
         let lower = Lower { start_ns, traces };
         traces = traces.saturating_mul(8);
-        let found = first.page(client, query, window, Some(lower)).await?;
+        let found = pass.page(client, query, window, Some(lower)).await?;
         if found.len() == query.limit {
             return Ok(found);
         }
     }
-    last.page(client, query, window, None).await
+    pass.page(client, query, window, None).await
 }
 
 /// Traces keyed by their newest matching span, newest first, past the
@@ -211,21 +206,19 @@ fn whole_traces_sql(
     )
 }
 
-/// A filtered search's spans: where its windows are tried first, where
-/// the whole window is searched, and whether there are no first tries.
+/// A filtered search's spans, and whether the window is searched whole at
+/// once.
 struct Source {
-    first: Pass,
-    last: Pass,
+    pass: Pass,
     /// Read the window in one pass, without trying its newest part first.
     one_pass: bool,
 }
 
 impl Source {
     /// `None` without span filters. With one attribute, the attribute table
-    /// (its key and value are the primary key's prefix; for a prefix, the
-    /// newest windows are read from `spans` first, as a range of values has
-    /// no order by time); with more, the spans of that table that have
-    /// them all; otherwise `spans` (ordered by service).
+    /// (its key and value are the primary key's prefix, then the start, so
+    /// a window is a range of each value); with more, the spans of that
+    /// table that have them all; otherwise `spans` (ordered by service).
     fn of(query: &TraceQuery, days: &str, start: u64, end: u64) -> Option<Source> {
         let columns = column_filters(query);
         let exact = query.attributes.iter().map(|(k, v)| Match::Exact(k, v));
@@ -236,40 +229,19 @@ impl Source {
         let matches: Vec<Match> = exact.chain(prefixes).collect();
         let mut conditions = vec![days.to_owned()];
         conditions.extend(columns.iter().cloned());
-        let spans = |conditions: &[String]| Pass::Spans {
-            table: "spans".to_owned(),
-            conditions: conditions.join(" AND "),
-        };
-        let attributes = |conditions: &[String]| Pass::Spans {
-            table: "span_attributes".to_owned(),
-            conditions: conditions.join(" AND "),
+        let windowed = |table: &str, conditions: &[String]| Source {
+            pass: Pass::Spans {
+                table: table.to_owned(),
+                conditions: conditions.join(" AND "),
+            },
+            one_pass: false,
         };
         match matches.as_slice() {
             [] if columns.is_empty() => None,
-            [] => Some(Source {
-                first: spans(&conditions),
-                last: spans(&conditions),
-                one_pass: false,
-            }),
+            [] => Some(windowed("spans", &conditions)),
             [single] => {
-                let first = match single {
-                    Match::Prefix(key, prefix) => {
-                        let mut on_spans = conditions.clone();
-                        on_spans.push(prefix_on_span_row(key, prefix));
-                        spans(&on_spans)
-                    }
-                    Match::Exact(..) => {
-                        let mut on_rows = conditions.clone();
-                        on_rows.push(single.on_attribute_row());
-                        attributes(&on_rows)
-                    }
-                };
                 conditions.push(single.on_attribute_row());
-                Some(Source {
-                    first,
-                    last: attributes(&conditions),
-                    one_pass: false,
-                })
+                Some(windowed("span_attributes", &conditions))
             }
             _ => {
                 // One pass over the rows of any of the attributes (each a
@@ -291,13 +263,11 @@ impl Source {
                     conditions.join(" AND "),
                     every.join(" AND ")
                 );
-                let pass = || Pass::Spans {
-                    table: table.clone(),
-                    conditions: "1".to_owned(),
-                };
                 Some(Source {
-                    first: pass(),
-                    last: pass(),
+                    pass: Pass::Spans {
+                        table,
+                        conditions: "1".to_owned(),
+                    },
                     one_pass: true,
                 })
             }
@@ -336,21 +306,6 @@ impl Match<'_> {
             }
         }
     }
-}
-
-/// A prefix condition on a `spans` row: any of its string attributes, or
-/// its resource's, with the key and a value starting with the prefix.
-fn prefix_on_span_row(key: &str, prefix: &str) -> String {
-    let test = format!(
-        "(k, v, s) -> k = {} AND substring(v, 1, {}) = {} AND s = 1",
-        quote(key),
-        prefix.len(),
-        quote(prefix)
-    );
-    format!(
-        "(arrayExists({test}, attr_keys, attr_values, attr_strings) \
-         OR arrayExists({test}, resource_attr_keys, resource_attr_values, resource_attr_strings))"
-    )
 }
 
 /// The least string above every string starting with `prefix`, when its
