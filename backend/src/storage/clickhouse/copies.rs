@@ -62,7 +62,7 @@ async fn copied(
         let data = client
             .query(&format!(
                 "SELECT trace_id, span_id, count() AS copies FROM spans_by_trace \
-                 WHERE trace_id IN ({list}) GROUP BY trace_id, span_id HAVING copies > 1"
+                 PREWHERE trace_id IN ({list}) GROUP BY trace_id, span_id HAVING copies > 1"
             ))
             .await?;
         let mut reader = Reader::new(&data);

@@ -187,11 +187,11 @@ fn whole_traces_sql(
         None => (format!("spans WHERE {last_day}"), String::new()),
         Some(Lower { start_ns, traces }) => (
             format!(
-                "spans_by_trace WHERE {last_day} AND trace_id IN (SELECT trace_id FROM ( \
+                "spans_by_trace PREWHERE trace_id IN (SELECT trace_id FROM ( \
                  SELECT trace_id, min(start_ns) AS sort_key FROM spans \
                  WHERE day BETWEEN {} AND {} AND start_ns BETWEEN {start_ns} AND {end} \
                  GROUP BY trace_id HAVING 1 {after} \
-                 ORDER BY sort_key DESC, trace_id DESC LIMIT {traces}))",
+                 ORDER BY sort_key DESC, trace_id DESC LIMIT {traces})) WHERE {last_day}",
                 date_literal(day_of(start_ns)),
                 date_literal(day_of(end))
             ),
@@ -412,7 +412,7 @@ async fn summaries(client: &Client, ids: &[TraceId]) -> Result<Vec<TraceSummary>
     let data = client
         .query(&format!(
             "SELECT trace_id, span_id, parent_span_id, service, name, start_ns, end_ns, \
-             status_code, is_root FROM spans_by_trace WHERE trace_id IN ({}) \
+             status_code, is_root FROM spans_by_trace PREWHERE trace_id IN ({}) \
              ORDER BY trace_id, start_ns, span_id",
             list.join(",")
         ))

@@ -232,7 +232,7 @@ async fn stored_in_traces(
     for list in lists {
         let data = client
             .query(&format!(
-                "SELECT trace_id, span_id FROM spans_by_trace WHERE trace_id IN ({list})"
+                "SELECT trace_id, span_id FROM spans_by_trace PREWHERE trace_id IN ({list})"
             ))
             .await?;
         let mut reader = Reader::new(&data);
