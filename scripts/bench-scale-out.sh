@@ -49,6 +49,8 @@ for s in 0 1; do
     <user_files_path>$dir/uf/</user_files_path><format_schema_path>$dir/fs/</format_schema_path>
     <users_config>users.xml</users_config><default_profile>default</default_profile>
     <default_database>default</default_database><mark_cache_size>268435456</mark_cache_size>
+    <!-- As the stock config.xml of the clickhouse-server package: 18.16 reads through this cache by default (use_uncompressed_cache = 1), and trace lookups depend on it. -->
+    <uncompressed_cache_size>8589934592</uncompressed_cache_size>
     <timezone>UTC</timezone>
     <remote_servers>$cluster</remote_servers>
 </yandex>
