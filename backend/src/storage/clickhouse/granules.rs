@@ -12,7 +12,7 @@
 //! (its rows twice, which every read of the table takes once).
 
 use super::http::{ClickHouseError, Client, quote};
-use super::rowbinary::Reader;
+use super::rebuild::{days, engine, swap_in};
 
 /// Rows per mark of `spans_by_trace`: a trace's bodies are one compressed
 /// block or two (a span's body is about 350 bytes), and the marks of 10 M
@@ -29,23 +29,9 @@ const COPY_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
 pub async fn shrink(client: &Client) -> Result<(), ClickHouseError> {
     let granules = format!("index_granularity = {GRANULE}");
     if !engine(client, TABLE).await?.contains(&granules) {
-        // A table left by a run cut short before the swap may be empty or
-        // half-filled by the view: it is made again.
-        client
-            .execute(&format!("DROP TABLE IF EXISTS {NEW}"))
-            .await?;
-        let create = format!(
-            "CREATE TABLE {NEW} AS {TABLE} ENGINE = MergeTree PARTITION BY day \
-             ORDER BY (trace_id, start_ns) SETTINGS {granules}"
-        );
-        let create = match client.replicas() {
-            Some(_) => super::replicated::replicate(&create, client.database()),
-            None => create,
-        };
-        client.execute(&create).await?;
-        client
-            .execute(&format!("RENAME TABLE {TABLE} TO {OLD}, {NEW} TO {TABLE}"))
-            .await?;
+        let engine =
+            format!("MergeTree PARTITION BY day ORDER BY (trace_id, start_ns) SETTINGS {granules}");
+        swap_in(client, TABLE, NEW, OLD, &engine).await?;
     }
     if !engine(client, OLD).await?.is_empty() {
         // A day at a time, each dropped once copied: a run cut short
@@ -65,33 +51,4 @@ pub async fn shrink(client: &Client) -> Result<(), ClickHouseError> {
         client.execute(&format!("DROP TABLE {OLD}")).await?;
     }
     Ok(())
-}
-
-/// The day partitions a table holds, as `'2026-12-04'` reads them.
-pub(super) async fn days(client: &Client, table: &str) -> Result<Vec<String>, ClickHouseError> {
-    let data = client
-        .query(&format!(
-            "SELECT DISTINCT partition FROM system.parts WHERE active AND database = {} \
-             AND table = {} ORDER BY partition",
-            quote(client.database()),
-            quote(table)
-        ))
-        .await?;
-    Reader::new(&data).strings_to_end()
-}
-
-/// The table's engine with its settings; empty when there is no such table.
-pub(super) async fn engine(client: &Client, table: &str) -> Result<String, ClickHouseError> {
-    let data = client
-        .query(&format!(
-            "SELECT engine_full FROM system.tables WHERE database = {} AND name = {}",
-            quote(client.database()),
-            quote(table)
-        ))
-        .await?;
-    let mut reader = Reader::new(&data);
-    if reader.is_empty() {
-        return Ok(String::new());
-    }
-    reader.string()
 }

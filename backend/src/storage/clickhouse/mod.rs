@@ -37,6 +37,7 @@ mod minutes;
 mod orphans;
 mod read;
 mod reader;
+mod rebuild;
 mod replicated;
 pub mod retention;
 mod rowbinary;

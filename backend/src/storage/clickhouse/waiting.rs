@@ -11,8 +11,8 @@
 //! row changes no answer. A run cut short copies a day again at most, and
 //! the count takes each span once.
 
-use super::granules::{days, engine};
 use super::http::{ClickHouseError, Client, quote};
+use super::rebuild::{days, engine, swap_in};
 use super::rowbinary::Reader;
 
 const TABLE: &str = "span_parents";
@@ -28,25 +28,9 @@ const SLICE_ROWS: u64 = 2_000_000;
 /// Swaps in an empty table if not done yet, then moves the old table's
 /// waiting spans into it.
 pub async fn keep_waiting(client: &Client) -> Result<(), ClickHouseError> {
-    if engine(client, OLD).await?.is_empty() && !engine(client, NEW).await?.is_empty() {
-        // A table left by a run cut short before the swap: made again.
-        client
-            .execute(&format!("DROP TABLE IF EXISTS {NEW}"))
-            .await?;
-    }
     if engine(client, OLD).await?.is_empty() {
-        let create = format!(
-            "CREATE TABLE {NEW} AS {TABLE} ENGINE = MergeTree PARTITION BY day \
-             ORDER BY (received_minute, service, trace_id)"
-        );
-        let create = match client.replicas() {
-            Some(_) => super::replicated::replicate(&create, client.database()),
-            None => create,
-        };
-        client.execute(&create).await?;
-        client
-            .execute(&format!("RENAME TABLE {TABLE} TO {OLD}, {NEW} TO {TABLE}"))
-            .await?;
+        let engine = "MergeTree PARTITION BY day ORDER BY (received_minute, service, trace_id)";
+        swap_in(client, TABLE, NEW, OLD, engine).await?;
     }
     for day in days(client, OLD).await? {
         let day = quote(&day);
