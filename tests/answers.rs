@@ -231,6 +231,42 @@ async fn a_trace_past_the_cap_is_answered_in_pages(store: Store) {
         .await;
     assert_eq!(body["data"][0]["warnings"], Value::Null);
 
+    // Several traces in one answer share the cap in the order asked (read
+    // a few at once): two small ones whole (6 of 7 spans), the big one cut
+    // to the one span left, and the last one not read.
+    let (second, last) = (trace_id(0x5b), trace_id(0x5c));
+    for id in [second, last] {
+        let body = request(id, base, 0..3, 3);
+        let reply = backend
+            .post("/v1/traces", "application/x-protobuf", None, body)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    let asked = [small, second, id, last].map(hex::encode);
+    let (status, body) = backend
+        .get_json(&format!("/api/traces?traceID={}", asked.join("&traceID=")))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sizes: Vec<(String, usize)> = body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|t| {
+            let spans = t["spans"].as_array().map_or(0, Vec::len);
+            (t["traceID"].as_str().unwrap_or_default().to_owned(), spans)
+        })
+        .collect();
+    let want: Vec<(String, usize)> = asked[..3].iter().cloned().zip([3, 3, 1]).collect();
+    assert_eq!(sizes, want, "{body}");
+    assert_eq!(ids(&body["data"][2]["spans"], "spanID"), seen[..1]);
+    assert_eq!(body["errors"][0]["traceID"], asked[3].as_str(), "{body}");
+    assert!(
+        body["errors"][0]["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("not read")),
+        "{body}"
+    );
+
     // `otelite trace` pages through the server's pages, and reads the file.
     let server = backend.query_url("");
     let mut sources = vec![vec!["--server".to_owned(), server]];

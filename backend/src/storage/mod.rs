@@ -37,6 +37,7 @@ pub use write::{QueueLimits, Stored, WriteHealth};
 
 use crate::analyze::AnalyzedSpan;
 use crate::stage::Stage;
+use futures_util::future::join_all;
 use otelite_model::{SpanKind, TraceId};
 use retention::{Policy, Totals};
 use sqlite::SqliteStore;
@@ -190,6 +191,9 @@ pub trait TraceStore: TraceReader {
 /// A background task's future, for `tokio::spawn`.
 pub type Background = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// Traces [`Storage::traces`] reads at once.
+const TRACES_AT_ONCE: usize = 4;
+
 /// A handle to the store `otelite serve` opened; cheap to clone.
 #[derive(Clone)]
 pub struct Storage(Arc<dyn TraceStore>);
@@ -206,21 +210,35 @@ impl Storage {
 
     /// The first pages of these traces, in the given order, within
     /// `budget` spans in all: each trace gets at most what the budget has
-    /// left, and once it is spent the remaining ids are not read.
+    /// left, and once it is spent the remaining ids are not read. Traces
+    /// are read [`TRACES_AT_ONCE`] at a time (on ClickHouse each is a round
+    /// trip: a Jaeger search's 20 traces took 20 in a row), each with what
+    /// the budget had left before them, then cut to what the ones before it
+    /// left; so at most that many budgets of spans are held at once.
     pub async fn traces(&self, ids: Vec<TraceId>, budget: usize) -> Result<Traces, StoreError> {
         let mut out = Traces::default();
         let mut left = budget;
-        for id in ids {
+        for chunk in ids.chunks(TRACES_AT_ONCE) {
             if left == 0 {
-                out.not_read.push(id);
+                out.not_read.extend_from_slice(chunk);
                 continue;
             }
-            match self.trace_page(id, PageRequest::first(left)).await? {
-                Some(page) => {
-                    left = left.saturating_sub(page.spans.len());
-                    out.found.push(page);
+            let reads = chunk
+                .iter()
+                .map(|id| self.trace_page(*id, PageRequest::first(left)));
+            for (id, page) in chunk.iter().zip(join_all(reads).await) {
+                if left == 0 {
+                    out.not_read.push(*id);
+                    continue;
                 }
-                None => out.missing.push(id),
+                match page? {
+                    Some(mut page) => {
+                        page.cut_to(left);
+                        left = left.saturating_sub(page.spans.len());
+                        out.found.push(page);
+                    }
+                    None => out.missing.push(*id),
+                }
             }
         }
         Ok(out)

@@ -79,6 +79,15 @@ impl TracePage {
     pub fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
     }
+
+    /// Cut to its first `limit` spans: the page a request with that limit
+    /// gets (the same totals, the next page after its last span).
+    pub fn cut_to(&mut self, limit: usize) {
+        if self.spans.len() > limit {
+            self.spans.truncate(limit);
+            self.next = self.spans.last().map(SpanKey::of);
+        }
+    }
 }
 
 /// Picks a page out of a trace's spans offered one by one in any order: it
