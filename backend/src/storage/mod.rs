@@ -80,6 +80,16 @@ pub trait TraceReader: Send + Sync + 'static {
     /// One page of a trace's stored spans, by start time then span id;
     /// `None` when there are none.
     fn trace_page(&self, trace_id: TraceId, page: PageRequest) -> StoreFuture<Option<TracePage>>;
+    /// The first page of each of these traces (at most `limit` spans), in
+    /// the order asked. By default each trace's own read, all at once; a
+    /// store may answer them together.
+    fn first_pages(&self, ids: Vec<TraceId>, limit: usize) -> StoreFuture<Vec<Option<TracePage>>> {
+        let reads: Vec<_> = ids
+            .into_iter()
+            .map(|id| self.trace_page(id, PageRequest::first(limit)))
+            .collect();
+        Box::pin(async move { join_all(reads).await.into_iter().collect() })
+    }
     /// Newest traces first, one page.
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page>;
     /// The service graph between two times (unix ns).
@@ -127,6 +137,10 @@ impl<T: ReadsThrough> TraceReader for T {
 
     fn trace_page(&self, trace_id: TraceId, page: PageRequest) -> StoreFuture<Option<TracePage>> {
         self.reader().trace_page(trace_id, page)
+    }
+
+    fn first_pages(&self, ids: Vec<TraceId>, limit: usize) -> StoreFuture<Vec<Option<TracePage>>> {
+        self.reader().first_pages(ids, limit)
     }
 
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
@@ -211,10 +225,11 @@ impl Storage {
     /// The first pages of these traces, in the given order, within
     /// `budget` spans in all: each trace gets at most what the budget has
     /// left, and once it is spent the remaining ids are not read. Traces
-    /// are read [`TRACES_AT_ONCE`] at a time (on ClickHouse each is a round
-    /// trip: a Jaeger search's 20 traces took 20 in a row), each with what
+    /// are read [`TRACES_AT_ONCE`] at a time (a Jaeger search's 20 traces
+    /// took 20 round trips to ClickHouse in a row), each with what
     /// the budget had left before them, then cut to what the ones before it
-    /// left; so at most that many budgets of spans are held at once.
+    /// left; so at most that many budgets of spans are held at once. On
+    /// ClickHouse the traces of a chunk are one query (`first_pages`).
     pub async fn traces(&self, ids: Vec<TraceId>, budget: usize) -> Result<Traces, StoreError> {
         let mut out = Traces::default();
         let mut left = budget;
@@ -223,15 +238,13 @@ impl Storage {
                 out.not_read.extend_from_slice(chunk);
                 continue;
             }
-            let reads = chunk
-                .iter()
-                .map(|id| self.trace_page(*id, PageRequest::first(left)));
-            for (id, page) in chunk.iter().zip(join_all(reads).await) {
+            let pages = self.0.first_pages(chunk.to_vec(), left).await?;
+            for (id, page) in chunk.iter().zip(pages) {
                 if left == 0 {
                     out.not_read.push(*id);
                     continue;
                 }
-                match page? {
+                match page {
                     Some(mut page) => {
                         page.cut_to(left);
                         left = left.saturating_sub(page.spans.len());

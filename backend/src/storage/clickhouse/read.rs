@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as P
 use otelite_model::otlp;
 use otelite_model::{Span, SpanKind, TraceId};
 use prost::Message;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> ClickHouseError {
     ClickHouseError::Decode(format!("a stored {what} does not decode: {error}"))
@@ -94,17 +94,106 @@ async fn totals(client: &Client, trace: &str) -> Result<Option<(u64, u64, u64)>,
     Ok((span_count > 0).then_some((span_count, start_ns, end_ns)))
 }
 
+/// The first pages of several traces, at most `limit` spans each, in the
+/// order asked, from one query: ClickHouse cuts each trace at `limit + 1`
+/// rows. A trace cut there may hold more (or copies of one span took
+/// rows): it is read alone, as `trace_page` reads it.
+pub async fn first_pages(
+    client: &Client,
+    ids: &[TraceId],
+    limit: usize,
+) -> Result<Vec<Option<TracePage>>, ClickHouseError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = ids.iter().map(|id| hex_literal(&id.0)).collect();
+    let rows_per_trace = limit.max(1).saturating_add(1);
+    let data = client
+        .query(&format!(
+            "SELECT trace_id, span_id, resource, scope, body FROM spans_by_trace \
+             PREWHERE trace_id IN ({}) ORDER BY trace_id, start_ns, span_id \
+             LIMIT {rows_per_trace} BY trace_id",
+            list.join(",")
+        ))
+        .await?;
+    let mut reader = Reader::new(&data);
+    let mut by_trace: HashMap<[u8; 16], Vec<Row>> = HashMap::new();
+    while !reader.is_empty() {
+        let trace_id = reader.fixed::<16>()?;
+        by_trace
+            .entry(trace_id)
+            .or_default()
+            .push(Row::read(&mut reader)?);
+    }
+    let mut pages = Vec::with_capacity(ids.len());
+    for id in ids {
+        let page = match by_trace.remove(&id.0) {
+            None => None,
+            Some(rows) if rows.len() >= rows_per_trace => {
+                trace_page(client, id, PageRequest::first(limit)).await?
+            }
+            Some(rows) => {
+                // Every row of the trace: the page is the whole trace.
+                let (mut spans, _) = decode_rows(rows, limit)?;
+                spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
+                totals_of(&spans).map(|(span_count, start_ns, end_ns)| TracePage {
+                    spans,
+                    span_count,
+                    start_ns,
+                    end_ns,
+                    next: None,
+                })
+            }
+        };
+        pages.push(page);
+    }
+    Ok(pages)
+}
+
+/// One stored span's row: its id and encoded resource, scope and body.
+struct Row<'a> {
+    span_id: [u8; 8],
+    resource: &'a [u8],
+    scope: &'a [u8],
+    body: &'a [u8],
+}
+
+impl<'a> Row<'a> {
+    fn read(reader: &mut Reader<'a>) -> Result<Self, ClickHouseError> {
+        Ok(Row {
+            span_id: reader.fixed()?,
+            resource: reader.bytes()?,
+            scope: reader.bytes()?,
+            body: reader.bytes()?,
+        })
+    }
+}
+
 /// Rows of `span_id, resource, scope, body` into model spans, at most
 /// `limit` of them, and whether rows were left over.
 fn decode_spans(data: &[u8], limit: usize) -> Result<(Vec<Span>, bool), ClickHouseError> {
     let mut reader = Reader::new(data);
+    let mut rows = Vec::new();
+    while !reader.is_empty() {
+        rows.push(Row::read(&mut reader)?);
+    }
+    decode_rows(rows, limit)
+}
+
+/// Rows into model spans, at most `limit` of them, and whether rows were
+/// left over.
+fn decode_rows(rows: Vec<Row>, limit: usize) -> Result<(Vec<Span>, bool), ClickHouseError> {
     let mut request = ExportTraceServiceRequest::default();
     let mut seen: HashSet<[u8; 8]> = HashSet::new();
     // Consecutive spans of one resource and scope share a group.
     let mut last: Option<(&[u8], &[u8])> = None;
-    while !reader.is_empty() {
-        let span_id = reader.fixed::<8>()?;
-        let (resource, scope, body) = (reader.bytes()?, reader.bytes()?, reader.bytes()?);
+    for Row {
+        span_id,
+        resource,
+        scope,
+        body,
+    } in rows
+    {
         if !seen.insert(span_id) {
             continue; // stored twice by a race between two receivers
         }

@@ -64,6 +64,10 @@ impl TraceReader for ClickHouseReader {
         self.answer(move |client| async move { read::trace_page(&client, &trace_id, page).await })
     }
 
+    fn first_pages(&self, ids: Vec<TraceId>, limit: usize) -> StoreFuture<Vec<Option<TracePage>>> {
+        self.answer(move |client| async move { read::first_pages(&client, &ids, limit).await })
+    }
+
     fn search_page(&self, query: TraceQuery) -> StoreFuture<Page> {
         self.answer(move |client| async move { search::search_page(&client, &query).await })
     }
