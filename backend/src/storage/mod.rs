@@ -238,7 +238,7 @@ impl Storage {
                 out.not_read.extend_from_slice(chunk);
                 continue;
             }
-            let pages = self.0.first_pages(chunk.to_vec(), left).await?;
+            let pages = self.first_pages(chunk.to_vec(), left).await?;
             for (id, page) in chunk.iter().zip(pages) {
                 if left == 0 {
                     out.not_read.push(*id);
