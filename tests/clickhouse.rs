@@ -186,6 +186,13 @@ fn counters(now_ns: u64) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// `otelite serve --store clickhouse --clickhouse-url URL`, with `db` as
+/// its (unused) SQLite path.
+fn serve(db: std::path::PathBuf, url: &str) -> impl Future<Output = ServeProcess> + use<> {
+    let url = url.to_owned();
+    blocking(move || ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url]))
+}
+
 async fn post(otlp: &str, path: &str, body: Vec<u8>) {
     let reply = reqwest::Client::new()
         .post(format!("{otlp}{path}"))
@@ -315,11 +322,7 @@ async fn clickhouse_answers_every_query_as_sqlite_does() {
     let database = crate::support::clickhouse::database("compare");
     let url = server.otelite_url(&database);
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("unused.db");
-    let clickhouse = blocking(move || {
-        ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url])
-    })
-    .await;
+    let clickhouse = serve(dir.path().join("unused.db"), &url).await;
     let sqlite = Backend::start().await;
     let (base, now) = send_to_both(&sqlite, &clickhouse).await;
 
@@ -480,10 +483,7 @@ async fn two_receivers_in_front_of_two_shards_store_and_answer_alike() {
     let dir = tempfile::tempdir().expect("temp dir");
     let start = |server: &ClickHouseServer| {
         let url = format!("{}?cluster=otelite", server.otelite_url("e2e"));
-        let db = dir.path().join("unused.db");
-        blocking(move || {
-            ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url])
-        })
+        serve(dir.path().join("unused.db"), &url)
     };
     let receivers = [start(&one).await, start(&two).await];
     let base = SystemTime::now()
@@ -762,15 +762,9 @@ async fn two_receivers(tag: &str) -> ([ServeProcess; 2], tempfile::TempDir, Stri
     let database = crate::support::clickhouse::database(tag);
     let url = server.otelite_url(&database);
     let dir = tempfile::tempdir().expect("temp dir");
-    let start = |name: &str| {
-        let (db, url) = (dir.path().join(name), url.clone());
-        blocking(move || {
-            ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url])
-        })
-    };
     // One after the other: the first creates the schema.
-    let first = start("one.db").await;
-    let second = start("two.db").await;
+    let first = serve(dir.path().join("one.db"), &url).await;
+    let second = serve(dir.path().join("two.db"), &url).await;
     ([first, second], dir, database)
 }
 
@@ -1047,11 +1041,7 @@ async fn a_search_tried_on_the_newest_minutes_pages_as_the_whole_window() {
     let server = crate::support::clickhouse::shared().await;
     let url = server.otelite_url(&crate::support::clickhouse::database("windows"));
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("unused.db");
-    let clickhouse = blocking(move || {
-        ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url])
-    })
-    .await;
+    let clickhouse = serve(dir.path().join("unused.db"), &url).await;
     // 60 traces, one every 20 s over 20 minutes, sent a minute's worth at a time.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1113,12 +1103,7 @@ async fn version_9_keeps_only_spans_whose_parent_is_missing_as_orphan_candidates
     let database = crate::support::clickhouse::database("waiting");
     let url = server.otelite_url(&database);
     let dir = tempfile::tempdir().expect("temp dir");
-    let start = || {
-        let (db, url) = (dir.path().join("unused.db"), url.clone());
-        blocking(move || {
-            ServeProcess::start(&db, &["--store", "clickhouse", "--clickhouse-url", &url])
-        })
-    };
+    let start = || serve(dir.path().join("unused.db"), &url);
     let receiver = start().await;
     // One request: a root, its child, and a child whose parent never comes.
     let spec = |id, parent, kind| SpanSpec {

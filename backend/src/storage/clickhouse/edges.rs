@@ -17,7 +17,7 @@ use super::rowbinary::{Reader, Writer};
 use crate::stage::minute_of;
 use crate::storage::Dependency;
 use otelite_model::{SpanId, TraceId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Calls and errors of one parent → child pair in one minute.
 type Sums = BTreeMap<(String, String, i64), (u64, u64)>;
@@ -75,20 +75,15 @@ pub async fn write(client: &Client, group: &[&Rows]) -> Result<(), ClickHouseErr
 /// The calls between services within one request, by the child's start
 /// minute, and the spans whose parent is not in the request.
 fn of_request(rows: &Rows) -> (Sums, Vec<&super::encode::EncodedSpan>) {
-    let services: HashMap<(TraceId, SpanId), &str> = rows
-        .spans
-        .iter()
-        .map(|s| ((s.facts.trace_id, s.facts.span_id), s.facts.service()))
-        .collect();
     let mut sums = Sums::new();
     let mut orphans = Vec::new();
     for span in &rows.spans {
         let facts = &span.facts;
-        let Some(parent) = facts.parent_span_id else {
+        if facts.parent_span_id.is_none() {
             continue;
-        };
-        match services.get(&(facts.trace_id, parent)) {
-            Some(&parent) if parent != facts.service() => {
+        }
+        match rows.parent_in_request(span).map(|p| p.facts.service()) {
+            Some(parent) if parent != facts.service() => {
                 let key = (
                     parent.to_owned(),
                     facts.service().to_owned(),

@@ -9,7 +9,7 @@ use crate::storage::{Ingest, Lost};
 use otelite_model::otlp;
 use otelite_model::{AnyValue, KeyValue, Resource, Scope, SpanId, TraceId};
 use prost::Message;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The columns `SpanRows::row` writes, in its order. `received_day` and
@@ -36,9 +36,10 @@ pub struct Rows {
 #[derive(Debug)]
 pub struct EncodedSpan {
     pub facts: SpanFacts,
-    /// Its parent is in the same request, so stored by the same INSERT:
-    /// never an orphan (see `migrate-9.sql`).
-    parent_in_request: bool,
+    /// Where its parent is among the request's spans: such a span is stored
+    /// by the same INSERT as its parent, never an orphan (`migrate-9.sql`),
+    /// and its service edge is decided from the request alone (`edges`).
+    parent_in_request: Option<usize>,
     kind: u8,
     status_code: u8,
     attributes: Searchable,
@@ -74,10 +75,11 @@ impl Rows {
             lost: ingest.lost,
             received_ns: ingest.received_ns,
         };
-        let ids: HashSet<(TraceId, SpanId)> = ingest
+        let index: HashMap<(TraceId, SpanId), usize> = ingest
             .spans
             .iter()
-            .map(|s| (s.facts.trace_id, s.facts.span_id))
+            .enumerate()
+            .map(|(i, s)| ((s.facts.trace_id, s.facts.span_id), i))
             .collect();
         for AnalyzedSpan { facts, span } in ingest.spans {
             let resource = *resources
@@ -96,7 +98,7 @@ impl Rows {
             });
             let parent_in_request = facts
                 .parent_span_id
-                .is_some_and(|parent| ids.contains(&(facts.trace_id, parent)));
+                .and_then(|parent| index.get(&(facts.trace_id, parent)).copied());
             rows.spans.push(EncodedSpan {
                 parent_in_request,
                 kind: span.kind.as_i32().clamp(0, 255) as u8,
@@ -117,6 +119,11 @@ impl Rows {
 
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
+    }
+
+    /// The span's parent when it came in the same request.
+    pub fn parent_in_request(&self, span: &EncodedSpan) -> Option<&EncodedSpan> {
+        span.parent_in_request.and_then(|i| self.spans.get(i))
     }
 
     /// Appends one span's row, in `SPAN_COLUMNS` order.
@@ -145,7 +152,7 @@ impl Rows {
         out.i64(minute);
         out.u8_array(&span.attributes.strings);
         out.u8_array(&resource.attributes.strings);
-        out.u8(u8::from(span.parent_in_request));
+        out.u8(u8::from(span.parent_in_request.is_some()));
     }
 }
 
