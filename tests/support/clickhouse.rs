@@ -37,11 +37,24 @@ fn server_binary() -> PathBuf {
 }
 
 /// A port free right now (the server binds it a moment later).
+/// A free loopback port below Linux's ephemeral range (32768 and up), so
+/// that no outgoing connection or `bind(0)` of another test takes it while
+/// a stopped server is down: [`ClickHouseServer::start_again`] needs its
+/// ports back.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Another process (a second test binary) starts elsewhere in the range.
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..COUNT {
+        let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT;
+        let port = u16::try_from(FIRST + offset).expect("ports below 32000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT)
 }
 
 impl ClickHouseServer {
@@ -51,13 +64,14 @@ impl ClickHouseServer {
     }
 
     /// Starts replica `replica` of shard `01`, its replicated tables kept in
-    /// the ZooKeeper on `zookeeper_port`. A replica whose ZooKeeper session
-    /// ends (it died) counts as gone after 3 s, so quorum inserts fail
-    /// fast rather than wait for it.
+    /// the ZooKeeper on `zookeeper_port`. A replica that died counts as
+    /// gone once its ZooKeeper session ends, after 5 s, so quorum inserts
+    /// fail fast rather than wait for it; shorter, and a busy CI's pauses
+    /// could end a live replica's session.
     pub async fn start_replica(zookeeper_port: u16, replica: &str) -> Self {
         let extra = format!(
             "<zookeeper><node><host>127.0.0.1</host><port>{zookeeper_port}</port></node>\
-             <session_timeout_ms>3000</session_timeout_ms></zookeeper>\
+             <session_timeout_ms>5000</session_timeout_ms></zookeeper>\
              <macros><shard>01</shard><replica>{replica}</replica></macros>\
              <interserver_http_host>127.0.0.1</interserver_http_host>\
              <interserver_http_port>{}</interserver_http_port>",

@@ -429,12 +429,25 @@ pub fn assert_rate(rates: &ServiceRates, stage: &str, numerator: u64, denominato
 
 /// Calls `fetch` until `done` accepts its value or [`WAIT`] passes; returns
 /// the last value either way.
-pub async fn eventually<T, F, Fut>(mut fetch: F, done: impl Fn(&T) -> bool) -> T
+pub async fn eventually<T, F, Fut>(fetch: F, done: impl Fn(&T) -> bool) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = T>,
 {
-    let deadline = Instant::now() + WAIT;
+    eventually_within(WAIT, fetch, done).await
+}
+
+/// [`eventually`] with a limit of its own.
+pub async fn eventually_within<T, F, Fut>(
+    limit: Duration,
+    mut fetch: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         let value = fetch().await;
         if done(&value) || Instant::now() > deadline {
@@ -456,10 +469,24 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = T>,
 {
-    let value = eventually(fetch, &done).await;
+    wait_until_within(WAIT, what, fetch, done).await
+}
+
+/// [`wait_until`] with a limit of its own.
+pub async fn wait_until_within<T: std::fmt::Debug, F, Fut>(
+    limit: Duration,
+    what: &str,
+    fetch: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let value = eventually_within(limit, fetch, &done).await;
     assert!(
         done(&value),
-        "{what}: not within {WAIT:?}, last seen {value:?}"
+        "{what}: not within {limit:?}, last seen {value:?}"
     );
     value
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 const START_WAIT: Duration = Duration::from_secs(60);
+/// Longest one `ruok` is waited for.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
 const CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
 
 pub struct ZooKeeper {
@@ -56,17 +58,13 @@ impl ZooKeeper {
 
     /// Until `ruok` is answered `imok`.
     async fn wait_ready(&mut self) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let deadline = Instant::now() + START_WAIT;
         loop {
-            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
-                let mut answer = String::new();
-                if stream.write_all(b"ruok").await.is_ok()
-                    && stream.read_to_string(&mut answer).await.is_ok()
-                    && answer == "imok"
-                {
-                    return;
-                }
+            // A ZooKeeper still starting can accept a connection and never
+            // answer it: each try is bounded.
+            let answer = tokio::time::timeout(PROBE_WAIT, ask(self.port, b"ruok")).await;
+            if matches!(answer, Ok(Some(ref text)) if text == "imok") {
+                return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("ZooKeeper exited ({status})");
@@ -85,4 +83,16 @@ impl Drop for ZooKeeper {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends a four-letter word; the whole answer, if the connection takes it.
+async fn ask(port: u16, word: &[u8]) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream.write_all(word).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    Some(answer)
 }
