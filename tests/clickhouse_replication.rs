@@ -17,10 +17,10 @@ use std::time::Duration;
 const SPANS_PER_BATCH: u8 = 5;
 
 /// How long the replicas get to be whole again once the killed one is back
-/// (about 0.3 s on an idle machine here). A write the kill cut short can
-/// leave a quorum unfinished, which refuses every later write until the
-/// part is on both replicas: ClickHouse's background fetches, which a busy
-/// CI slows down.
+/// (0.2–0.3 s on an idle machine here). A write the kill cut short can
+/// leave a quorum unfinished, and every later write is refused until
+/// ClickHouse's background fetch has put that part on both replicas; a
+/// busy CI slows those fetches down.
 const RECOVERY: Duration = Duration::from_secs(180);
 
 async fn backend_on(url: String) -> Backend {

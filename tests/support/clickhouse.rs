@@ -36,11 +36,10 @@ fn server_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/sbin/clickhouse-server"))
 }
 
-/// A port free right now (the server binds it a moment later).
-/// A free loopback port below Linux's ephemeral range (32768 and up), so
-/// that no outgoing connection or `bind(0)` of another test takes it while
-/// a stopped server is down: [`ClickHouseServer::start_again`] needs its
-/// ports back.
+/// A loopback port free right now (the server binds it a moment later),
+/// below Linux's ephemeral range (32768 and up), so that no outgoing
+/// connection or `bind(0)` of another test takes it while a stopped server
+/// is down: [`ClickHouseServer::start_again`] needs its ports back.
 fn free_port() -> u16 {
     const FIRST: u32 = 20_000;
     const COUNT: u32 = 12_000;

@@ -154,7 +154,7 @@ pub async fn read(
     } else {
         // FINAL merges the sorted parts and keeps each (minute, parent,
         // child, request) once, as the grouping above does, without
-        // hashing every row's strings: 97 against 270 ms at 810 000 rows.
+        // hashing every row's strings: a third of the time at 810 000 rows.
         format!(
             "SELECT parent, child, sum(calls), sum(errors) FROM request_edges FINAL \
              WHERE {minutes} GROUP BY parent, child"
