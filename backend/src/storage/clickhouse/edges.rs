@@ -133,16 +133,13 @@ pub async fn read(
         minute_of(start_ns),
         minute_of(end_ns)
     );
+    let clustered = client.cluster().is_some();
     // GLOBAL on a cluster only: the parents may sit on any shard's
     // Distributed table (a plain JOIN or IN there is refused), but on one
     // server it turns the IN set into a temporary table that the primary
     // key cannot use (every span read: 110 ms against 6 ms at 1 M spans).
-    let global = if client.cluster().is_some() {
-        "GLOBAL "
-    } else {
-        ""
-    };
-    let per_request = if client.cluster().is_some() {
+    let global = if clustered { "GLOBAL " } else { "" };
+    let per_request = if clustered {
         // Copies of a request may sit on different shards (rows go to a
         // random one): grouped by request across them.
         format!(

@@ -51,15 +51,12 @@ pub async fn trace_page(
             limit.saturating_add(1)
         ))
         .await?;
-    let (mut spans, more) = decode_spans(&data, limit)?;
-    spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
+    let (spans, more) = decode_spans(&data, limit)?;
+    if request.after.is_none() && !more {
+        return Ok(whole_page(spans));
+    }
     let next = more.then(|| spans.last().map(SpanKey::of)).flatten();
-    let totals = if request.after.is_none() && !more {
-        totals_of(&spans)
-    } else {
-        totals(client, &trace).await?
-    };
-    let Some((span_count, start_ns, end_ns)) = totals else {
+    let Some((span_count, start_ns, end_ns)) = totals(client, &trace).await? else {
         return Ok(None);
     };
     Ok(Some(TracePage {
@@ -71,14 +68,21 @@ pub async fn trace_page(
     }))
 }
 
-/// Span count, start and end of a whole trace read in one page.
-fn totals_of(spans: &[Span]) -> Option<(u64, u64, u64)> {
-    let start = spans.iter().map(|s| s.start_time_unix_nano).min()?;
-    let end = spans
+/// A trace read whole in one page, its totals taken from its spans;
+/// `None` when it has none.
+fn whole_page(spans: Vec<Span>) -> Option<TracePage> {
+    let start_ns = spans.iter().map(|s| s.start_time_unix_nano).min()?;
+    let end_ns = spans
         .iter()
         .map(|s| s.end_time_unix_nano.max(s.start_time_unix_nano))
         .max()?;
-    Some((spans.len() as u64, start, end))
+    Some(TracePage {
+        span_count: spans.len() as u64,
+        spans,
+        start_ns,
+        end_ns,
+        next: None,
+    })
 }
 
 /// Span count, start and end of the trace, `None` when it has no spans.
@@ -132,18 +136,8 @@ pub async fn first_pages(
             Some(rows) if rows.len() >= rows_per_trace => {
                 trace_page(client, id, PageRequest::first(limit)).await?
             }
-            Some(rows) => {
-                // Every row of the trace: the page is the whole trace.
-                let (mut spans, _) = decode_rows(rows, limit)?;
-                spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
-                totals_of(&spans).map(|(span_count, start_ns, end_ns)| TracePage {
-                    spans,
-                    span_count,
-                    start_ns,
-                    end_ns,
-                    next: None,
-                })
-            }
+            // Every row of the trace: the page is the whole trace.
+            Some(rows) => whole_page(decode_rows(rows, limit)?.0),
         };
         pages.push(page);
     }
@@ -169,8 +163,8 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Rows of `span_id, resource, scope, body` into model spans, at most
-/// `limit` of them, and whether rows were left over.
+/// Rows of `span_id, resource, scope, body` into model spans in trace
+/// order, at most `limit` of them, and whether rows were left over.
 fn decode_spans(data: &[u8], limit: usize) -> Result<(Vec<Span>, bool), ClickHouseError> {
     let mut reader = Reader::new(data);
     let mut rows = Vec::new();
@@ -180,8 +174,8 @@ fn decode_spans(data: &[u8], limit: usize) -> Result<(Vec<Span>, bool), ClickHou
     decode_rows(rows, limit)
 }
 
-/// Rows into model spans, at most `limit` of them, and whether rows were
-/// left over.
+/// Rows into model spans in trace order, at most `limit` of them, and
+/// whether rows were left over.
 fn decode_rows(rows: Vec<Row>, limit: usize) -> Result<(Vec<Span>, bool), ClickHouseError> {
     let mut request = ExportTraceServiceRequest::default();
     let mut seen: HashSet<[u8; 8]> = HashSet::new();
@@ -220,12 +214,15 @@ fn decode_rows(rows: Vec<Row>, limit: usize) -> Result<(Vec<Span>, bool), ClickH
     convert(request).map(|spans| (spans, false))
 }
 
+/// The spans of `request`, by start time then span id.
 fn convert(request: ExportTraceServiceRequest) -> Result<Vec<Span>, ClickHouseError> {
     let converted = otlp::from_otlp(request);
     if let Some(invalid) = converted.rejected.first() {
         return Err(corrupt("span", invalid));
     }
-    Ok(converted.spans)
+    let mut spans = converted.spans;
+    spans.sort_by_key(|s| (s.start_time_unix_nano, s.span_id));
+    Ok(spans)
 }
 
 /// Names of the services that sent spans, sorted.
