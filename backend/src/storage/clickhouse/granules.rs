@@ -12,7 +12,7 @@
 //! (its rows twice, which every read of the table takes once).
 
 use super::http::{ClickHouseError, Client, quote};
-use super::rebuild::{days, engine, swap_in};
+use super::rebuild::{COPY_LIMIT, days, engine, swap_in};
 
 /// Rows per mark of `spans_by_trace`: a trace's bodies are one compressed
 /// block or two (a span's body is about 350 bytes), and the marks of 10 M
@@ -21,8 +21,6 @@ const GRANULE: u32 = 256;
 const TABLE: &str = "spans_by_trace";
 const NEW: &str = "spans_by_trace_256";
 const OLD: &str = "spans_by_trace_8192";
-/// One day's copy: about a minute per 10 M spans on two busy cores.
-const COPY_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Swaps in the small-granule table if not done yet, then moves the old
 /// table's rows into it.

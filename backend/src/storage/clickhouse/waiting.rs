@@ -12,14 +12,12 @@
 //! the count takes each span once.
 
 use super::http::{ClickHouseError, Client, quote};
-use super::rebuild::{days, engine, swap_in};
+use super::rebuild::{COPY_LIMIT, days, engine, swap_in};
 use super::rowbinary::Reader;
 
 const TABLE: &str = "span_parents";
 const OLD: &str = "span_parents_before_9";
 const NEW: &str = "span_parents_9";
-/// One slice's look-up of its parents: about 2 s here.
-const COPY_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Rows of the old table per slice. Measured peaks of ClickHouse's memory
 /// for one statement at 10 M spans: a 5.8 M-row day at once 898 MB, in
 /// thirds 706 MB each; a 3.2 M-row day in halves 226 MB each.
